@@ -1,0 +1,325 @@
+"""The query AST: what the parser produces and the planner/executor consume.
+
+Every node is a frozen dataclass with a ``pos`` (character offset into the source text, -1 when
+synthesised) so that runtime errors can point back at the query. ``to_dict`` gives the JSON form
+printed by ``tessera explain``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Union
+
+# --- property paths -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Key:
+    """One dotted path segment (``metadata``, or ``kubernetes.io/name`` after unescaping ``\\.``)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Index:
+    """A ``[n]`` list index segment."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class Wildcard:
+    """A ``[*]`` segment: fan out over every element of a list."""
+
+
+Segment = Union[Key, Index, Wildcard]
+
+
+# --- expressions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Literal:
+    """A string, number, boolean or null literal (``NULL`` -> None)."""
+
+    value: Any
+    pos: int = -1
+
+
+@dataclass(frozen=True)
+class ListLiteral:
+    """``[a, b, c]``."""
+
+    items: tuple["Expr", ...]
+    pos: int = -1
+
+
+@dataclass(frozen=True)
+class MapLiteral:
+    """``{key: value, "quoted key": value}``: node properties, CREATE bodies, SET values."""
+
+    items: tuple[tuple[str, "Expr"], ...]
+    pos: int = -1
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A bare variable reference: ``d`` in ``RETURN d``, or an alias in ``ORDER BY name``."""
+
+    name: str
+    pos: int = -1
+
+
+@dataclass(frozen=True)
+class Property:
+    """``var.seg.seg[0].seg[*]``: a path into the resource bound to ``var``.
+
+    ``text`` is the source spelling (``d.metadata.name``), used as the default column name.
+    """
+
+    var: str
+    path: tuple[Segment, ...]
+    text: str
+    pos: int = -1
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    """``datetime()``, ``datetime("2024-01-01T00:00:00Z")``, ``duration("PT1H")``, ``search(..)``.
+
+    ``name`` is lower-cased.
+    """
+
+    name: str
+    args: tuple["Expr", ...]
+    pos: int = -1
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """``COUNT{p}``, ``SUM{p.x}``, ``count(p)``, ``avg(..)``, ``min``, ``max``, ``collect``.
+
+    ``func`` is lower-case: count, sum, avg, min, max, collect. ``braces`` records the spelling
+    (``COUNT{x}`` versus ``count(x)``) for explain output only; semantics are identical.
+    """
+
+    func: str
+    arg: "Expr"
+    distinct: bool = False
+    braces: bool = True
+    pos: int = -1
+
+
+@dataclass(frozen=True)
+class Binary:
+    """Arithmetic: ``+`` or ``-`` (datetime() - duration("P7D"), numbers)."""
+
+    op: str
+    left: "Expr"
+    right: "Expr"
+    pos: int = -1
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``left OP right`` with OP one of: = != <> < > <= >= =~ CONTAINS STARTS_WITH ENDS_WITH IN.
+
+    ``<>`` is normalised to ``!=``; ``STARTS WITH`` to ``STARTS_WITH``.
+    """
+
+    op: str
+    left: "Expr"
+    right: "Expr"
+    pos: int = -1
+
+
+@dataclass(frozen=True)
+class IsNull:
+    """``expr IS NULL`` / ``expr IS NOT NULL`` (negated=True)."""
+
+    expr: "Expr"
+    negated: bool = False
+    pos: int = -1
+
+
+@dataclass(frozen=True)
+class Not:
+    """``NOT expr``."""
+
+    expr: "Expr"
+    pos: int = -1
+
+
+@dataclass(frozen=True)
+class And:
+    """``a AND b AND c`` (the comma in WHERE also means AND)."""
+
+    items: tuple["Expr", ...]
+    pos: int = -1
+
+
+@dataclass(frozen=True)
+class Or:
+    """``a OR b OR c``."""
+
+    items: tuple["Expr", ...]
+    pos: int = -1
+
+
+@dataclass(frozen=True)
+class PatternPredicate:
+    """A sub-pattern used as a boolean in WHERE: ``(d)->(:Service)``; wrap in Not for ``NOT``.
+
+    The parser guarantees exactly one node of the pattern is a bare reference to a MATCH
+    variable (no kind, no properties) and the other nodes are anonymous.
+    """
+
+    pattern: "PathPattern"
+    pos: int = -1
+
+
+Expr = Union[
+    Literal,
+    ListLiteral,
+    MapLiteral,
+    Variable,
+    Property,
+    FunctionCall,
+    Aggregate,
+    Binary,
+    Comparison,
+    IsNull,
+    Not,
+    And,
+    Or,
+    PatternPredicate,
+]
+
+
+# --- patterns -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodePattern:
+    """``(var:Kind {props})``; var, kind and props are each optional.
+
+    ``kind`` keeps the user's spelling (resolved to a real kind by the engine). ``props`` is the
+    MapLiteral of the braces, or None.
+    """
+
+    var: str | None
+    kind: str | None
+    props: MapLiteral | None = None
+    pos: int = -1
+
+
+@dataclass(frozen=True)
+class RelPattern:
+    """The link between two nodes: ``->``, ``<-``, ``--``, or ``-[r:TYPE {props}]->``.
+
+    direction: "right" (a->b), "left" (a<-b) or "both" (a--b).
+    """
+
+    direction: str
+    var: str | None = None
+    type: str | None = None
+    props: MapLiteral | None = None
+    pos: int = -1
+
+
+@dataclass(frozen=True)
+class PathPattern:
+    """A chain: nodes[0] rels[0] nodes[1] rels[1] nodes[2] ... (len(rels) == len(nodes) - 1)."""
+
+    nodes: tuple[NodePattern, ...]
+    rels: tuple[RelPattern, ...] = ()
+    pos: int = -1
+
+
+# --- clauses --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReturnItem:
+    """One RETURN item. ``text`` is the source text of the expression (default column name)."""
+
+    expr: Expr
+    alias: str | None
+    text: str
+    pos: int = -1
+
+    @property
+    def column(self) -> str:
+        """The output column name: the alias if given, else the expression's source text."""
+        return self.alias if self.alias is not None else self.text
+
+
+@dataclass(frozen=True)
+class OrderItem:
+    """One ORDER BY key: an alias (Variable), a path (Property) or any expression."""
+
+    expr: Expr
+    descending: bool = False
+    text: str = ""
+    pos: int = -1
+
+
+@dataclass(frozen=True)
+class SetItem:
+    """``var.path = value`` in SET."""
+
+    target: Property
+    value: Expr
+    pos: int = -1
+
+
+@dataclass(frozen=True)
+class Query:
+    """A whole statement.
+
+    contexts: from a leading ``IN ctx1, ctx2``.
+    match: the MATCH patterns (empty for a bare CREATE).
+    where: the WHERE expression, or None.
+    create: CREATE patterns; set: SET items; delete: DELETE variables.
+    returns: RETURN items (empty when there is no RETURN); distinct: RETURN DISTINCT.
+    order_by / skip / limit: row shaping after RETURN. ``at``: ``AT "<time>"`` (recordings).
+    """
+
+    match: tuple[PathPattern, ...] = ()
+    where: Expr | None = None
+    create: tuple[PathPattern, ...] = ()
+    set: tuple[SetItem, ...] = ()
+    delete: tuple[str, ...] = ()
+    returns: tuple[ReturnItem, ...] = ()
+    distinct: bool = False
+    order_by: tuple[OrderItem, ...] = ()
+    skip: int | None = None
+    limit: int | None = None
+    contexts: tuple[str, ...] = ()
+    at: str | None = None
+
+    @property
+    def is_mutation(self) -> bool:
+        """True when the statement would CREATE, SET or DELETE anything."""
+        return bool(self.create or self.set or self.delete)
+
+
+def to_dict(node: Any) -> Any:
+    """Convert an AST node (or tuple/list/scalar) into plain JSON-able data for ``explain``.
+
+    Args:
+        node: any AST node, tuple of nodes, or scalar.
+    Returns:
+        dicts with a ``"type"`` key naming the node class; tuples become lists.
+    """
+    if is_dataclass(node) and not isinstance(node, type):
+        out: dict[str, Any] = {"type": type(node).__name__}
+        for f in fields(node):
+            out[f.name] = to_dict(getattr(node, f.name))
+        return out
+    if isinstance(node, (list, tuple)):
+        return [to_dict(x) for x in node]
+    return node
+
+
+__all__ = [name for name in dir() if not name.startswith("_")] + ["field"]

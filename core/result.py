@@ -1,0 +1,46 @@
+"""The result of running a query: rows for the tabular formats, a subgraph for the graph views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class GraphNode:
+    """A matched resource: id is ``source/kind/namespace/name`` (namespace empty if cluster-scoped)."""
+
+    id: str
+    kind: str
+    name: str
+    namespace: str
+    variables: list[str] = field(default_factory=list)
+    source: str = ""
+
+
+@dataclass
+class GraphEdge:
+    """A matched relationship between two GraphNode ids (from the pattern's left node to right)."""
+
+    source: str
+    target: str
+    type: str
+
+
+@dataclass
+class Result:
+    """Rows plus the matched subgraph.
+
+    columns: ordered column names (RETURN aliases or expression text).
+    rows: one dict per result row, keyed by column; values are JSON-able (whole resources are
+        dicts). A RETURN of nothing (mutations) gives no columns.
+    nodes / edges: the subgraph of every resource and relationship taking part in a match.
+    cyphernetes: the Cyphernetes-shaped data map (``{var: [...], "aggregate": {...}}``).
+    """
+
+    columns: list[str] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    nodes: list[GraphNode] = field(default_factory=list)
+    edges: list[GraphEdge] = field(default_factory=list)
+    cyphernetes: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
