@@ -1,5 +1,253 @@
-"""The facade every front end calls. The CLI, dashboard and shell use only these functions."""
+"""The facade every front end calls. The CLI, dashboard and shell use only these functions.
+
+Sources are plugins found through the ``tessera.sources`` entry point group, so a third party
+can add one without touching this package.
+"""
 
 from __future__ import annotations
 
-# Signatures are fixed in docs/architecture.md; bodies land with the engine.
+import sys
+from typing import Any, TextIO
+
+from tessera.core.errors import QueryError, SourceUnavailable, TesseraError, UsageError
+from tessera.core.result import Result
+
+
+def _source_plugin(name: str) -> Any:
+    """Load a source class registered under the ``tessera.sources`` entry point group."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="tessera.sources"):
+        if ep.name == name:
+            return ep.load()
+    raise SourceUnavailable(f"no source plugin named '{name}' is installed")
+
+
+def open_sources(
+    specs: list[str] | tuple[str, ...] = (),
+    *,
+    contexts: list[str] | tuple[str, ...] = (),
+    kubeconfig: str | None = None,
+    stdin: TextIO | None = None,
+) -> list[Any]:
+    """Open the sources a command names.
+
+    Args:
+        specs: ``-s`` values: a file, a directory, ``-`` (stdin) or ``demo`` (the bundled cluster).
+            Several manifest specs merge into one source, so relationships cross files.
+        contexts: kube contexts (``--context``), each a live source; none and no specs means the
+            kubeconfig's current context.
+        kubeconfig: path to a kubeconfig (else KUBECONFIG, else ~/.kube/config).
+        stdin: the stream ``-`` reads.
+    Returns:
+        a list of sources (objects implementing plugins/sources/base.py's protocol).
+    """
+    sources: list[Any] = []
+    if specs:
+        if list(specs).count("-") > 1:
+            raise UsageError("stdin ('-') can be given as a source only once")
+        manifests = _source_plugin("manifests")
+        parts = []
+        for spec in specs:
+            if spec == "demo":
+                parts.append(_source_plugin("demo")())
+            else:
+                parts.append(manifests(spec, stdin=stdin if spec == "-" else None))
+        from tessera.core.union import UnionSource
+
+        sources.append(parts[0] if len(parts) == 1 else UnionSource(parts))
+    if contexts or not specs:
+        kube = _source_plugin("kubernetes")
+        for ctx in contexts or [None]:
+            sources.append(kube(context=ctx, kubeconfig=kubeconfig))
+    return sources
+
+
+def _rules() -> list:
+    from tessera.core import config
+    from tessera.core.rules import all_rules
+
+    path = config.relationships_file()
+    return all_rules(path if path.exists() else None)
+
+
+def parse_query(text: str):
+    """Parse and validate query text; raises ParseError / QueryError with positions."""
+    from tessera.core.query.parser import parse
+    from tessera.core.query.validate import validate
+
+    query = parse(text)
+    validate(query, text)
+    return query
+
+
+def _default_namespace(source: Any) -> str | None:
+    return getattr(source, "default_namespace", None)
+
+
+def run_query(
+    text: str,
+    sources: list[Any],
+    *,
+    namespace: str | None = None,
+    all_namespaces: bool = False,
+    shape: str = "rows",
+) -> Result:
+    """Parse and run a query over one or more sources.
+
+    Args:
+        text: the query.
+        sources: from open_sources(); a leading ``IN a, b`` picks sources by name (kube contexts
+            not yet open are opened with the same kubeconfig).
+        namespace: restrict to one namespace; default: the source's own default (the kube
+            context's namespace; all namespaces for manifests).
+        all_namespaces: every namespace (``-A``).
+        shape: "rows" (Cypher rows + subgraph) or "cyphernetes" (the ``-o cyphernetes`` map).
+    Returns:
+        a Result; with several sources, rows gain a leading ``context`` column.
+    Raises:
+        ParseError, QueryError, SourceUnavailable, NotAuthorized, SourceTimeout.
+    """
+    from tessera.core.kinds import KindRegistry
+    from tessera.core.query.engine import Engine, EngineContext
+
+    if namespace is not None and all_namespaces:
+        raise UsageError("-n/--namespace and -A/--all-namespaces are mutually exclusive")
+    query = parse_query(text)
+    targets = _pick_sources(query.contexts, sources)
+    rules = _rules()
+    results: list[tuple[str, Result]] = []
+    failures: list[TesseraError] = []
+    for source in targets:
+        scope = None if all_namespaces else (namespace if namespace is not None else _default_namespace(source))
+        try:
+            registry = KindRegistry(source.kinds())
+            engine = Engine(EngineContext(source=source, registry=registry, rules=rules, namespace=scope))
+            results.append((source.name, engine.run(query, shape=shape)))
+        except SourceUnavailable as exc:
+            if len(targets) == 1:
+                raise
+            failures.append(exc)
+    if not results:
+        raise failures[0]
+    if len(results) == 1:
+        result = results[0][1]
+    else:
+        result = _merge(results, shape)
+    result.warnings.extend(f.one_line() for f in failures)
+    return result
+
+
+def _pick_sources(contexts: tuple[str, ...], sources: list[Any]) -> list[Any]:
+    if not contexts:
+        return sources
+    by_name = {s.name: s for s in sources}
+    picked = []
+    for ctx in contexts:
+        if ctx in by_name:
+            picked.append(by_name[ctx])
+            continue
+        live = [s for s in sources if getattr(s, "writable", False)]
+        if not live:
+            raise QueryError(
+                f"IN {ctx}: no source named '{ctx}'",
+                hint=f"sources here: {', '.join(by_name) or 'none'}",
+            )
+        kube = _source_plugin("kubernetes")
+        picked.append(kube(context=ctx, kubeconfig=getattr(live[0], "kubeconfig", None)))
+    return picked
+
+
+def _merge(results: list[tuple[str, Result]], shape: str) -> Result:
+    merged = Result()
+    if shape == "cyphernetes":
+        for name, res in results:
+            for key, value in res.cyphernetes.items():
+                if key == "aggregate":
+                    merged.cyphernetes.setdefault("aggregate", {}).update(
+                        {f"{name}_{k}": v for k, v in value.items()}
+                    )
+                else:
+                    merged.cyphernetes[f"{name}_{key}"] = value
+        return merged
+    merged.columns = ["context"] + results[0][1].columns
+    for name, res in results:
+        merged.rows.extend({"context": name, **row} for row in res.rows)
+        merged.nodes.extend(res.nodes)
+        merged.edges.extend(res.edges)
+    return merged
+
+
+def explain(text: str) -> dict:
+    """The parsed plan of a query as JSON-able data (``tessera explain``).
+
+    Returns:
+        ``{"query": <AST as dicts>, "mutation": bool, "contexts": [...]}``.
+    Raises:
+        ParseError / QueryError on a bad query.
+    """
+    from tessera.core.query.ast import to_dict
+
+    query = parse_query(text)
+    return {"query": to_dict(query), "mutation": query.is_mutation, "contexts": list(query.contexts)}
+
+
+def list_kinds(sources: list[Any]) -> list[dict]:
+    """Every kind each source offers, with all the names it answers to.
+
+    Returns:
+        rows of {source, kind, group, version, plural, singular, short_names, namespaced}.
+    """
+    rows = []
+    for source in sources:
+        for k in sorted(source.kinds(), key=lambda k: (k.kind, k.group)):
+            rows.append(
+                {
+                    "source": source.name,
+                    "kind": k.kind,
+                    "group": k.group,
+                    "version": k.version,
+                    "plural": k.plural,
+                    "singular": k.singular or k.kind.lower(),
+                    "short_names": list(k.short_names),
+                    "namespaced": k.namespaced,
+                }
+            )
+    return rows
+
+
+def info() -> dict:
+    """Paths, versions and sources found, for ``tessera info``."""
+    from importlib.metadata import PackageNotFoundError, entry_points, version
+
+    from tessera.core import config
+
+    def ver(pkg: str) -> str | None:
+        try:
+            return version(pkg)
+        except PackageNotFoundError:
+            return None
+
+    contexts: list[str] = []
+    current = None
+    try:
+        from tessera.plugins.sources.kubernetes import available_contexts
+
+        contexts, current = available_contexts()
+    except TesseraError:
+        pass
+    return {
+        "version": ver("tessera"),
+        "python": sys.version.split()[0],
+        "paths": {
+            "data_home": str(config.data_home()),
+            "config_dir": str(config.config_dir()),
+            "relationships_file": str(config.relationships_file()),
+            "macros_file": str(config.macros_file()),
+            "kubeconfig": str(config.kubeconfig_path()),
+        },
+        "kube_contexts": contexts,
+        "current_context": current,
+        "source_plugins": sorted(ep.name for ep in entry_points(group="tessera.sources")),
+        "libraries": {p: ver(p) for p in ("typer", "rich", "PyYAML", "orjson", "kubernetes", "platformdirs")},
+    }

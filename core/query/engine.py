@@ -1,0 +1,554 @@
+"""The executor: resolve kinds, fetch candidates (filters pushed down), hash-join relationships,
+filter, then project rows (Cypher semantics) or the Cyphernetes-shaped map.
+
+Plan of one run:
+1. name every node (anonymous ones get ``_anonN``) and resolve kinds; kindless nodes expand to
+   every kind a rule links to their neighbour's kind;
+2. one list request per (kind, namespace, name, labels), deduplicated, fetched concurrently;
+3. WHERE conjuncts over a single variable filter its candidates before any join; sub-patterns
+   (``(d)->(:Service)``) become semi-join sets computed once;
+4. each MATCH path is enumerated left to right through hash joins (core/query/joins.py);
+   connected paths are joined on their shared variables; separate components are combined as
+   a cross product for rows, and kept apart for the Cyphernetes shape (as Cyphernetes does).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from tessera.core.errors import QueryError
+from tessera.core.kinds import KindInfo
+from tessera.core.query import ast
+from tessera.core.query.evaluate import Evaluator
+from tessera.core.query.joins import namespace_of, rule_pairs
+from tessera.core.relationships import Rule
+from tessera.core.result import GraphEdge, GraphNode, Result
+
+Binding = dict[str, dict]  # variable -> resource
+
+
+@dataclass
+class NodePlan:
+    """One distinct pattern variable: its kinds, pushed-down filters and candidate resources."""
+
+    name: str
+    anonymous: bool
+    kinds: list[KindInfo] = field(default_factory=list)
+    kind_spelling: str | None = None
+    name_filter: str | None = None
+    namespace: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    fields: list[tuple[tuple[str, ...], Any]] = field(default_factory=list)
+    candidates: list[dict] = field(default_factory=list)
+    pos: int = -1
+
+
+@dataclass
+class EngineContext:
+    """What one run needs from outside: the source, its kinds, the rules, the namespace scope."""
+
+    source: Any
+    registry: Any
+    rules: list[Rule]
+    namespace: str | None  # None: all namespaces
+
+
+class Engine:
+    """Runs one parsed query against one source.
+
+    Args:
+        ctx: the source, its kind registry, relationship rules and namespace scope.
+    """
+
+    def __init__(self, ctx: EngineContext):
+        self.ctx = ctx
+        self.kind_of: dict[int, KindInfo] = {}
+        self.nodes: dict[str, NodePlan] = {}
+        self._anon = 0
+        self._fetch_cache: dict[tuple, list[dict]] = {}
+        self._rules_by_pair: dict[tuple[str, str], list[Rule]] = {}
+        for rule in ctx.rules:
+            self._rules_by_pair.setdefault((rule.kind_a.lower(), rule.kind_b.lower()), []).append(rule)
+
+    # ------------------------------------------------------------------ planning
+
+    def _node(self, pattern: ast.NodePattern) -> str:
+        if pattern.var is None:
+            self._anon += 1
+            name = f"_anon{self._anon}"
+            self.nodes[name] = NodePlan(name=name, anonymous=True, pos=pattern.pos)
+        else:
+            name = pattern.var
+            self.nodes.setdefault(name, NodePlan(name=name, anonymous=False, pos=pattern.pos))
+        plan = self.nodes[name]
+        if pattern.kind is not None:
+            if plan.kind_spelling is not None and plan.kind_spelling.lower() != pattern.kind.lower():
+                resolved = self._resolve(pattern.kind)
+                if {k.kind for k in plan.kinds} != {resolved.kind}:
+                    raise QueryError(
+                        f"variable '{name}' is given two kinds: {plan.kind_spelling} and {pattern.kind}"
+                    )
+            plan.kind_spelling = pattern.kind
+            plan.kinds = [self._resolve(pattern.kind)]
+        if pattern.props is not None:
+            self._apply_props(plan, pattern.props)
+        return name
+
+    def _resolve(self, spelling: str) -> KindInfo:
+        return self.ctx.registry.resolve(spelling)
+
+    def _apply_props(self, plan: NodePlan, props: ast.MapLiteral) -> None:
+        for key, value_expr in props.items:
+            value = _literal(value_expr)
+            if key == "name" and not isinstance(value, dict):
+                plan.name_filter = str(value)
+            elif key == "namespace" and not isinstance(value, dict):
+                plan.namespace = str(value)
+            elif isinstance(value, dict):
+                for path, leaf in _flatten(value, (key,)):
+                    plan.fields.append((path, leaf))
+            else:
+                plan.labels[key] = value if isinstance(value, str) else _label_text(value)
+        if plan.name_filter is not None and plan.labels:
+            # Cyphernetes refuses this too: a name identifies one object already.
+            raise QueryError(
+                f"node '{plan.name}': the 'name' selector can be used by itself or combined with "
+                f"'namespace', but not with other label selectors ({', '.join(plan.labels)})",
+                hint="drop the labels, or match them in WHERE",
+            )
+
+    def _neighbours(self, paths: Iterable[tuple[list[str], list[ast.RelPattern]]]) -> dict[str, list]:
+        out: dict[str, list] = {}
+        for names, rels in paths:
+            for i, rel in enumerate(rels):
+                out.setdefault(names[i], []).append((names[i + 1], rel))
+                out.setdefault(names[i + 1], []).append((names[i], rel))
+        return out
+
+    def _expand_kindless(self, paths: list[tuple[list[str], list[ast.RelPattern]]]) -> None:
+        neighbours = self._neighbours(paths)
+        kindless = [n for n, p in self.nodes.items() if not p.kinds and n in _names_in(paths)]
+        for name in kindless:
+            near = neighbours.get(name, [])
+            if not near:
+                raise QueryError(
+                    f"kindless nodes may only be used in a relationship: give '{name}' a kind",
+                    hint="e.g. (x:Pod), or relate it: (d:Deployment)->(x)",
+                )
+            allowed: set[str] | None = None
+            for other, rel in near:
+                other_plan = self.nodes[other]
+                if not other_plan.kinds:
+                    raise QueryError(
+                        "chaining two unknown nodes (kindless-to-kindless) is not supported - at least "
+                        f"one node in a relationship must have a known kind ('{name}' and '{other}')"
+                    )
+                linked = set()
+                for k in other_plan.kinds:
+                    linked |= self._linked_kinds(k.kind, rel.type)
+                allowed = linked if allowed is None else allowed & linked
+            kinds = []
+            for kind_name in sorted(allowed or ()):
+                info = self._kind_by_name(kind_name)
+                if info is not None:
+                    kinds.append(info)
+            self.nodes[name].kinds = kinds
+
+    def _linked_kinds(self, kind: str, rel_type: str | None) -> set[str]:
+        out = set()
+        for (a, b), rules in self._rules_by_pair.items():
+            for rule in rules:
+                if rel_type and rule.type.lower() != rel_type.lower():
+                    continue
+                if a == kind.lower():
+                    out.add(rule.kind_b)
+                if b == kind.lower():
+                    out.add(rule.kind_a)
+        return out
+
+    def _kind_by_name(self, kind: str) -> KindInfo | None:
+        try:
+            return self.ctx.registry.by_kind(kind)
+        except QueryError:
+            return None
+
+    # ------------------------------------------------------------------ fetching
+
+    def _requests(self, plan: NodePlan) -> list[tuple]:
+        reqs = []
+        for kind in plan.kinds:
+            ns = plan.namespace if plan.namespace is not None else self.ctx.namespace
+            if not kind.namespaced:
+                ns = None
+            labels = tuple(sorted(plan.labels.items())) if plan.labels else None
+            reqs.append((kind, ns, plan.name_filter, labels))
+        return reqs
+
+    def _fetch(self, plans: list[NodePlan]) -> None:
+        wanted: list[tuple] = []
+        for plan in plans:
+            for req in self._requests(plan):
+                if req not in self._fetch_cache and req not in wanted:
+                    wanted.append(req)
+        if wanted:
+            results = self._list_many(wanted)
+            for req, objs in zip(wanted, results):
+                for obj in objs:
+                    self.kind_of[id(obj)] = req[0]
+                self._fetch_cache[req] = objs
+        for plan in plans:
+            objs: list[dict] = []
+            for req in self._requests(plan):
+                objs.extend(self._fetch_cache[req])
+            plan.candidates = [o for o in objs if _local_match(plan, o)]
+
+    def _list_many(self, reqs: list[tuple]) -> list[list[dict]]:
+        source = self.ctx.source
+
+        def one(req: tuple) -> list[dict]:
+            kind, ns, name, labels = req
+            return source.list(kind, namespace=ns, name=name, labels=dict(labels) if labels else None)
+
+        if len(reqs) == 1 or not getattr(source, "concurrent", False):
+            return [one(r) for r in reqs]
+        with ThreadPoolExecutor(max_workers=min(8, len(reqs))) as pool:
+            return list(pool.map(one, reqs))
+
+    # ------------------------------------------------------------------ joining
+
+    def _rules_between(self, left: KindInfo, right: KindInfo, rel: ast.RelPattern) -> list[tuple[Rule, bool]]:
+        """Rules linking two kinds, each with whether ``left`` plays the rule's kind_a."""
+        out = []
+        lk, rk = left.kind.lower(), right.kind.lower()
+        for rule in self._rules_by_pair.get((lk, rk), []):
+            out.append((rule, True))
+        if lk != rk:
+            for rule in self._rules_by_pair.get((rk, lk), []):
+                out.append((rule, False))
+        if rel.type:
+            out = [(r, a) for r, a in out if r.type.lower() == rel.type.lower()]
+        return out
+
+    def adjacency(
+        self, left: NodePlan, right: NodePlan, rel: ast.RelPattern, left_objs: list[dict]
+    ) -> dict[int, list[tuple[dict, str]]]:
+        """For each left resource (by id), the related right resources and the relationship type."""
+        if rel.props is not None and rel.props.items:
+            raise QueryError("properties on relationships are not supported", hint="filter in WHERE")
+        adj: dict[int, list[tuple[dict, str]]] = {}
+        left_by_kind = _group_by_kind(left_objs, self.kind_of)
+        right_by_kind = _group_by_kind(right.candidates, self.kind_of)
+        any_rule = False
+        for lk in left.kinds:
+            for rk in right.kinds:
+                rules = self._rules_between(lk, rk, rel)
+                any_rule = any_rule or bool(rules)
+                ls, rs = left_by_kind.get(lk.kind, []), right_by_kind.get(rk.kind, [])
+                for rule, left_is_a in rules:
+                    pairs = rule_pairs(rule, ls, rs) if left_is_a else ((a, b) for b, a in rule_pairs(rule, rs, ls))
+                    for a, b in pairs:
+                        bucket = adj.setdefault(id(a), [])
+                        if all(existing is not b for existing, _ in bucket):
+                            bucket.append((b, rule.type))
+        if not any_rule and left.kinds and right.kinds and len(left.kinds) == 1 and len(right.kinds) == 1:
+            lk, rk = left.kinds[0], right.kinds[0]
+            related = sorted(self._linked_kinds(lk.kind, None))
+            raise QueryError(
+                f"no relationship{' of type ' + rel.type if rel.type else ''} between {lk.kind} and {rk.kind}",
+                hint=f"{lk.kind} relates to: {', '.join(related) or 'nothing'}",
+            )
+        return adj
+
+    def enumerate_path(self, names: list[str], rels: list[ast.RelPattern], edges: list | None = None) -> list[Binding]:
+        """All bindings of one path, in the order of the first node's candidates."""
+        first = self.nodes[names[0]]
+        rows: list[Binding] = [{names[0]: obj} for obj in first.candidates]
+        for i, rel in enumerate(rels):
+            left, right = self.nodes[names[i]], self.nodes[names[i + 1]]
+            left_objs = _unique(row[left.name] for row in rows)
+            adj = self.adjacency(left, right, rel, left_objs)
+            nxt: list[Binding] = []
+            for row in rows:
+                for obj, rtype in adj.get(id(row[left.name]), ()):
+                    bound = row.get(right.name)
+                    if bound is not None and bound is not obj:
+                        continue
+                    new = dict(row)
+                    new[right.name] = obj
+                    nxt.append(new)
+                    if edges is not None:
+                        src, dst = (row[left.name], obj) if rel.direction != "left" else (obj, row[left.name])
+                        edges.append((src, dst, rtype))
+            rows = nxt
+        return rows
+
+    # ------------------------------------------------------------------ running
+
+    def run(self, query: ast.Query, *, shape: str = "rows") -> Result:
+        """Execute ``query``; ``shape`` is "rows" (Cypher rows + subgraph) or "cyphernetes"."""
+        if query.is_mutation:
+            raise QueryError(
+                f"mutations (CREATE, SET, DELETE) are refused on source '{self.ctx.source.name}' for now",
+                hint="this release is read-only; drop the mutating clause",
+            )
+        if query.at is not None:
+            raise QueryError(
+                "AT needs a recording source (replay:FILE), which this release does not have yet"
+            )
+        if not query.match:
+            raise QueryError("a read query needs a MATCH clause")
+        paths = [([self._node(n) for n in p.nodes], list(p.rels)) for p in query.match]
+        self._expand_kindless(paths)
+        conjuncts = _conjuncts(query.where)
+        predicates = _pattern_predicates(query.where)
+        sub_paths = []
+        for pred in predicates:
+            names = [self._sub_node(n) for n in pred.pattern.nodes]
+            sub_paths.append((pred, names, list(pred.pattern.rels)))
+        self._expand_kindless([(n, r) for _, n, r in sub_paths])
+        self._fetch([self.nodes[n] for n in self.nodes])
+
+        evaluator = Evaluator()
+        for pred, names, rels in sub_paths:
+            ref = next(n for n, node in zip(names, pred.pattern.nodes) if node.var is not None)
+            matched = {id(b[ref]) for b in self.enumerate_path(names, rels)}
+            evaluator.pattern_sets[id(pred)] = (ref, matched)
+
+        # single-variable conjuncts filter candidates before joining
+        residual = []
+        for conj in conjuncts:
+            used = _variables(conj)
+            if len(used) == 1 and not _has_aggregate(conj):
+                (var,) = used
+                if var not in self.nodes:
+                    raise QueryError(f"unknown variable '{var}' in WHERE")
+                plan = self.nodes[var]
+                plan.candidates = [o for o in plan.candidates if evaluator.test(conj, {var: o})]
+            else:
+                residual.append(conj)
+
+        edges: list[tuple[dict, dict, str]] = []
+        components = self._components(paths, edges)
+        for conj in residual:
+            used = _variables(conj)
+            for comp in components:
+                if used <= comp.vars:
+                    comp.rows = [b for b in comp.rows if evaluator.test(conj, b)]
+                    break
+            else:
+                comp_rows = _cross([c.rows for c in components])
+                components = [_Component(set().union(*(c.vars for c in components)), [b for b in comp_rows if evaluator.test(conj, b)])]
+
+        if shape == "cyphernetes":
+            from tessera.core.query.cyphernetes import shape_result
+
+            return Result(cyphernetes=shape_result(query, components, evaluator))
+        from tessera.core.query.project import project_rows
+
+        bindings = _cross([c.rows for c in components])
+        result = project_rows(query, bindings, evaluator)
+        self._graph(result, bindings, edges)
+        return result
+
+    def _sub_node(self, pattern: ast.NodePattern) -> str:
+        if pattern.var is not None:
+            if pattern.var not in self.nodes:
+                raise QueryError(f"sub-pattern refers to '{pattern.var}', which MATCH does not define")
+            return pattern.var
+        return self._node(pattern)
+
+    def _components(self, paths: list, edges: list) -> list["_Component"]:
+        comps: list[_Component] = []
+        for names, rels in paths:
+            rows = self.enumerate_path(names, rels, edges)
+            vars_ = set(names)
+            joined = [c for c in comps if c.vars & vars_]
+            for c in joined:
+                shared = sorted(c.vars & vars_)
+                index: dict[tuple, list[Binding]] = {}
+                for r in c.rows:
+                    index.setdefault(tuple(id(r[v]) for v in shared), []).append(r)
+                rows = [
+                    {**left, **row}
+                    for row in rows
+                    for left in index.get(tuple(id(row[v]) for v in shared), ())
+                ]
+                vars_ |= c.vars
+                comps.remove(c)
+            comps.append(_Component(vars_, rows))
+        return comps
+
+    def _graph(self, result: Result, bindings: list[Binding], edges: list) -> None:
+        seen: dict[int, GraphNode] = {}
+        src = self.ctx.source.name
+        for b in bindings:
+            for var, obj in b.items():
+                node = seen.get(id(obj))
+                if node is None:
+                    kind = self.kind_of.get(id(obj))
+                    meta = obj.get("metadata") or {}
+                    node = GraphNode(
+                        id=f"{src}/{kind.kind if kind else obj.get('kind', '')}/{meta.get('namespace') or ''}/{meta.get('name', '')}",
+                        kind=kind.kind if kind else obj.get("kind", ""),
+                        name=meta.get("name", ""),
+                        namespace=meta.get("namespace") or "",
+                        source=src,
+                    )
+                    seen[id(obj)] = node
+                if not var.startswith("_anon") and var not in node.variables:
+                    node.variables.append(var)
+        pairs = set()
+        for a, b, t in edges:
+            if id(a) in seen and id(b) in seen:
+                key = (seen[id(a)].id, seen[id(b)].id, t)
+                if key not in pairs:
+                    pairs.add(key)
+                    result.edges.append(GraphEdge(*key))
+        result.nodes = sorted(seen.values(), key=lambda n: n.id)
+        result.edges.sort(key=lambda e: (e.source, e.target, e.type))
+
+
+@dataclass
+class _Component:
+    vars: set[str]
+    rows: list[Binding]
+
+
+def _cross(parts: list[list[Binding]]) -> list[Binding]:
+    rows: list[Binding] = [{}]
+    for part in parts:
+        rows = [{**a, **b} for a in rows for b in part]
+    return rows
+
+
+def _unique(objs: Iterable[dict]) -> list[dict]:
+    seen: set[int] = set()
+    out = []
+    for o in objs:
+        if id(o) not in seen:
+            seen.add(id(o))
+            out.append(o)
+    return out
+
+
+def _group_by_kind(objs: list[dict], kind_of: dict[int, KindInfo]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for o in objs:
+        k = kind_of.get(id(o))
+        out.setdefault(k.kind if k else o.get("kind", ""), []).append(o)
+    return out
+
+
+def _names_in(paths: list) -> set[str]:
+    return {n for names, _ in paths for n in names}
+
+
+def _literal(expr: ast.Expr) -> Any:
+    if isinstance(expr, ast.Literal):
+        return expr.value
+    if isinstance(expr, ast.MapLiteral):
+        return {k: _literal(v) for k, v in expr.items}
+    if isinstance(expr, ast.ListLiteral):
+        return [_literal(v) for v in expr.items]
+    raise QueryError("node properties must be literal values")
+
+
+def _label_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _flatten(value: dict, prefix: tuple[str, ...]) -> Iterable[tuple[tuple[str, ...], Any]]:
+    for k, v in value.items():
+        if isinstance(v, dict) and v:
+            yield from _flatten(v, prefix + (k,))
+        else:
+            yield prefix + (k,), v
+
+
+def _local_match(plan: NodePlan, obj: dict) -> bool:
+    meta = obj.get("metadata") or {}
+    if plan.name_filter is not None and meta.get("name") != plan.name_filter:
+        return False
+    if plan.namespace is not None and meta.get("namespace") and meta.get("namespace") != plan.namespace:
+        return False
+    if plan.labels:
+        labels = meta.get("labels") or {}
+        if any(labels.get(k) != v for k, v in plan.labels.items()):
+            return False
+    for path, want in plan.fields:
+        cur: Any = obj
+        for key in path:
+            cur = cur.get(key) if isinstance(cur, dict) else None
+        if cur != want:
+            return False
+    return True
+
+
+def _conjuncts(expr: ast.Expr | None) -> list[ast.Expr]:
+    if expr is None:
+        return []
+    if isinstance(expr, ast.And):
+        out = []
+        for item in expr.items:
+            out.extend(_conjuncts(item))
+        return out
+    return [expr]
+
+
+def _walk(expr: Any) -> Iterable[Any]:
+    yield expr
+    if isinstance(expr, (ast.And, ast.Or)):
+        for i in expr.items:
+            yield from _walk(i)
+    elif isinstance(expr, (ast.Not, ast.IsNull)):
+        yield from _walk(expr.expr)
+    elif isinstance(expr, (ast.Comparison, ast.Binary)):
+        yield from _walk(expr.left)
+        yield from _walk(expr.right)
+    elif isinstance(expr, ast.FunctionCall):
+        for a in expr.args:
+            yield from _walk(a)
+    elif isinstance(expr, ast.Aggregate):
+        yield from _walk(expr.arg)
+    elif isinstance(expr, ast.ListLiteral):
+        for i in expr.items:
+            yield from _walk(i)
+
+
+def _variables(expr: ast.Expr) -> set[str]:
+    out: set[str] = set()
+    for node in _walk(expr):
+        if isinstance(node, ast.Property):
+            out.add(node.var)
+        elif isinstance(node, ast.Variable):
+            out.add(node.name)
+        elif isinstance(node, ast.PatternPredicate):
+            out |= {n.var for n in node.pattern.nodes if n.var}
+    return out
+
+
+def _has_aggregate(expr: ast.Expr) -> bool:
+    return any(isinstance(n, ast.Aggregate) for n in _walk(expr))
+
+
+def _pattern_predicates(expr: ast.Expr | None) -> list[ast.PatternPredicate]:
+    if expr is None:
+        return []
+    return [n for n in _walk(expr) if isinstance(n, ast.PatternPredicate)]
+
+
+def variables_of(expr: ast.Expr) -> set[str]:
+    """The variables an expression refers to (public for projection code)."""
+    return _variables(expr)
+
+
+def namespace_scope(default: str | None, all_namespaces: bool) -> str | None:
+    """None means every namespace."""
+    return None if all_namespaces else default
+
+
+__all__ = ["Engine", "EngineContext", "NodePlan", "namespace_of", "variables_of"]

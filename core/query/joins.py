@@ -1,0 +1,158 @@
+"""Hash joins on relationship rules: which resources of two kinds are related, without all-pairs.
+
+Each rule is joined by its first criterion through a hash index on one side (exact values, or
+label pairs for selectors); the remaining criteria are checked only on the candidate pairs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from functools import lru_cache
+from itertools import chain
+from typing import Any, Callable, Iterable, Iterator
+
+from tessera.core.relationships import Criterion, Rule
+
+PathFn = Callable[[Any], list]
+
+
+@lru_cache(maxsize=512)
+def path_fn(path: str) -> PathFn:
+    """A compiled getter for a rule field path (``metadata.ownerReferences[].name``)."""
+    from tessera.core.paths import compile_path, parse_path
+
+    return compile_path(parse_path(path))
+
+
+def namespace_of(obj: dict) -> str:
+    """metadata.namespace, or "" for cluster-scoped resources."""
+    meta = obj.get("metadata") or {}
+    return meta.get("namespace") or ""
+
+
+def _hashable(values: Iterable[Any]) -> list:
+    return [v for v in values if isinstance(v, (str, int, float, bool))]
+
+
+def _selector_matches(selector: Any, labels: dict) -> bool:
+    """A Kubernetes LabelSelector (matchLabels + matchExpressions) against a label map."""
+    if not isinstance(selector, dict):
+        return False
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, vals = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if op == "In" and labels.get(key) not in vals:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in vals:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def criterion_holds(crit: Criterion, a: dict, b: dict) -> bool:
+    """Check one criterion on a candidate pair (a of rule.kind_a, b of rule.kind_b)."""
+    if crit.comparison == "exact":
+        left = set(_hashable(path_fn(crit.field_a)(a)))
+        return any(v in left for v in _hashable(path_fn(crit.field_b)(b)))
+    labels = next(iter(path_fn(crit.field_a)(a)), None) or {}
+    selector = next(iter(path_fn(crit.field_b)(b)), None)
+    if not isinstance(labels, dict):
+        return False
+    if crit.comparison == "contains_all":
+        return isinstance(selector, dict) and bool(selector) and all(
+            labels.get(k) == v for k, v in selector.items()
+        )
+    if crit.comparison == "label_selector":
+        return _selector_matches(selector, labels)
+    raise ValueError(f"unknown comparison {crit.comparison!r}")
+
+
+def rule_pairs(rule: Rule, a_objs: list[dict], b_objs: list[dict]) -> Iterator[tuple[dict, dict]]:
+    """Every (a, b) pair satisfying ``rule``, found through a hash index on its first criterion.
+
+    Args:
+        rule: the relationship rule.
+        a_objs: candidate resources of rule.kind_a; b_objs: of rule.kind_b.
+    Yields:
+        related pairs, each once, in a_objs order then b_objs order.
+    """
+    if not a_objs or not b_objs or not rule.criteria:
+        return
+    first, rest = rule.criteria[0], rule.criteria[1:]
+    for a, b in _first_criterion_pairs(rule, first, a_objs, b_objs):
+        if all(criterion_holds(c, a, b) for c in rest):
+            yield a, b
+
+
+def _first_criterion_pairs(
+    rule: Rule, crit: Criterion, a_objs: list[dict], b_objs: list[dict]
+) -> Iterator[tuple[dict, dict]]:
+    same_ns = rule.same_namespace
+    if crit.comparison == "exact":
+        get_a, get_b = path_fn(crit.field_a), path_fn(crit.field_b)
+        index: dict[Any, list[dict]] = defaultdict(list)
+        any_ns: dict[Any, list[dict]] = defaultdict(list)  # for cluster-scoped a
+        for b in b_objs:
+            ns = namespace_of(b) if same_ns else ""
+            for v in set(_hashable(get_b(b))):
+                index[(ns, v)].append(b)
+                if same_ns:
+                    any_ns[v].append(b)
+        for a in a_objs:
+            a_ns = namespace_of(a) if same_ns else ""
+            seen: set[int] = set()
+            for v in _hashable(get_a(a)):
+                if same_ns and not a_ns:
+                    bucket: Iterable[dict] = any_ns.get(v, ())
+                else:
+                    bucket = chain(index.get((a_ns, v), ()), index.get(("", v), ()) if a_ns else ())
+                for b in bucket:
+                    if id(b) not in seen:
+                        seen.add(id(b))
+                        yield a, b
+        return
+    # Selector comparisons: index the labelled side (a) by (namespace, key, value).
+    get_labels, get_selector = path_fn(crit.field_a), path_fn(crit.field_b)
+    by_pair: dict[tuple, list[dict]] = defaultdict(list)
+    by_ns: dict[str, list[dict]] = defaultdict(list)
+    order = {id(a): i for i, a in enumerate(a_objs)}
+    for a in a_objs:
+        labels = next(iter(get_labels(a)), None)
+        ns = namespace_of(a) if same_ns else ""
+        by_ns[ns].append(a)
+        if isinstance(labels, dict):
+            for k, v in labels.items():
+                by_pair[(ns, k, v)].append(a)
+    out: list[tuple[dict, dict]] = []
+    for b in b_objs:
+        selector = next(iter(get_selector(b)), None)
+        if not isinstance(selector, dict):
+            continue
+        ns = namespace_of(b) if same_ns else ""
+        if crit.comparison == "contains_all":
+            required = selector
+            if not required:
+                continue
+        else:
+            required = selector.get("matchLabels") or {}
+        if required:
+            postings = sorted((by_pair.get((ns, k, v), []) for k, v in required.items()), key=len)
+            candidates = postings[0]
+            others = [set(map(id, p)) for p in postings[1:]]
+            matched = [a for a in candidates if all(id(a) in o for o in others)]
+        else:
+            matched = list(by_ns.get(ns, []))
+        if crit.comparison == "label_selector":
+            matched = [
+                a for a in matched if _selector_matches(selector, next(iter(get_labels(a)), None) or {})
+            ]
+        for a in matched:
+            out.append((a, b))
+    out.sort(key=lambda pair: order[id(pair[0])])
+    yield from out
+
