@@ -35,8 +35,8 @@ class ParseError(QueryError):
 
     Attributes:
         line, column: 1-based position of the offending token.
-        found: the offending token's text ("end of input" at EOF).
-        expected: human description of what would have been valid there.
+        found: the offending token, quoted (``"RETURN"``; ``""`` at end of input).
+        expected: what would have been valid there ("" when the message says it all).
         source: the full query text (used to draw the caret).
     """
 
@@ -51,11 +51,15 @@ class ParseError(QueryError):
         super().__init__(message)
 
     def one_line(self) -> str:
-        """``line L, column C: MESSAGE: found X, expected Y``."""
-        return (
-            f"parse error at line {self.line}, column {self.column}: {self.message}: "
-            f"found {self.found}, expected {self.expected}"
-        )
+        """``parse error at line L, column C: [MESSAGE: ]expected X, got "tok"``.
+
+        Without an ``expected`` part: ``parse error at line L, column C: MESSAGE (at "tok")``.
+        """
+        where = f"parse error at line {self.line}, column {self.column}: "
+        if self.expected:
+            lead = f"{self.message}: " if self.message else ""
+            return f"{where}{lead}expected {self.expected}, got {self.found}"
+        return f"{where}{self.message} (at {self.found})"
 
     def caret(self) -> str:
         """The offending source line with a caret under the offending column."""
@@ -90,3 +94,10 @@ class NotAuthorized(TesseraError):
     """The source refused us (exit 5)."""
 
     exit_code = EXIT_UNAUTHORIZED
+
+
+class InputError(UsageError):
+    """A file we were given cannot be read as what it claims to be (bad YAML, bad relationships.yaml).
+
+    The message names the file and line at fault (``path:line: what``), exit 2.
+    """

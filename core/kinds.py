@@ -52,3 +52,116 @@ class KindInfo:
         if not self.group:
             out |= {f"{b}.{self.version}" for b in base}
         return out
+
+
+class KindRegistry:
+    """Resolves user spellings of kinds to KindInfo, case-insensitively.
+
+    Args:
+        kinds: every kind a source offers (a later duplicate of the same group/kind is ignored).
+    """
+
+    def __init__(self, kinds: list[KindInfo]):
+        self._kinds: list[KindInfo] = []
+        seen: set[tuple[str, str]] = set()
+        for k in kinds:
+            if (k.group, k.kind) not in seen:
+                seen.add((k.group, k.kind))
+                self._kinds.append(k)
+        self._by_name: dict[str, list[KindInfo]] = {}
+        for k in self._kinds:
+            for name in k.names():
+                self._by_name.setdefault(name, []).append(k)
+        self._by_kind: dict[str, list[KindInfo]] = {}
+        for k in self._kinds:
+            self._by_kind.setdefault(k.kind.lower(), []).append(k)
+
+    def all(self) -> list[KindInfo]:
+        """Every kind, in the order given."""
+        return list(self._kinds)
+
+    def resolve(self, name: str) -> KindInfo:
+        """The kind a spelling names (``po``, ``Pods``, ``deployments.apps``, ``core.Endpoints``).
+
+        Raises:
+            QueryError: unknown (with close matches) or ambiguous (with the qualified choices).
+        """
+        from tessera.core.errors import QueryError
+
+        matches = self._by_name.get(name.lower(), [])
+        if len(matches) > 1:
+            # Core-group kinds win over same-named kinds elsewhere only when the spelling is the
+            # exact Kind name of exactly one of them; otherwise the user must qualify.
+            exact = [k for k in matches if k.kind == name]
+            core = [k for k in matches if not k.group]
+            if len(core) == 1 and len(exact) != 1:
+                matches = core
+            elif len(exact) == 1:
+                matches = exact
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            choices = ", ".join(sorted(k.qualified for k in matches))
+            raise QueryError(
+                f'kind "{name}" is ambiguous: it could be {choices}',
+                hint="write the group-qualified name",
+            )
+        import difflib
+
+        close = difflib.get_close_matches(name.lower(), list(self._by_name), n=3, cutoff=0.75)
+        hint = f"did you mean {', '.join(close)}?" if close else "run `tessera kinds` to list the kinds"
+        raise QueryError(f'resource "{name}" not found', hint=hint)
+
+    def by_kind(self, kind: str, group: str | None = None) -> KindInfo:
+        """The KindInfo for an exact Kind name (``ReplicaSet``), as relationship rules name kinds.
+
+        Raises:
+            QueryError when this source does not offer that kind.
+        """
+        from tessera.core.errors import QueryError
+
+        matches = self._by_kind.get(kind.lower(), [])
+        if group is not None:
+            matches = [k for k in matches if k.group == group]
+        if not matches:
+            raise QueryError(f'resource "{kind}" not found', hint="run `tessera kinds` to list the kinds")
+        core = [k for k in matches if not k.group]
+        return core[0] if core else matches[0]
+
+    def has_kind(self, kind: str) -> bool:
+        """True when some group offers this exact Kind name."""
+        return kind.lower() in self._by_kind
+
+
+def kinds_from_crds(objs: list[dict]) -> list[KindInfo]:
+    """KindInfo for every CustomResourceDefinition among ``objs`` (its storage version).
+
+    Args:
+        objs: resources; only ``kind: CustomResourceDefinition`` ones are read.
+    Returns:
+        one KindInfo per CRD.
+    """
+    out: list[KindInfo] = []
+    for obj in objs:
+        if obj.get("kind") != "CustomResourceDefinition":
+            continue
+        spec = obj.get("spec") or {}
+        names = spec.get("names") or {}
+        versions = spec.get("versions") or []
+        version = next((v.get("name") for v in versions if v.get("storage")), None)
+        version = version or next((v.get("name") for v in versions if v.get("served")), None)
+        version = version or spec.get("version") or "v1"
+        if not names.get("kind") or not spec.get("group"):
+            continue
+        out.append(
+            KindInfo(
+                group=spec["group"],
+                version=version,
+                kind=names["kind"],
+                plural=names.get("plural") or names["kind"].lower() + "s",
+                singular=names.get("singular") or names["kind"].lower(),
+                short_names=tuple(names.get("shortNames") or ()),
+                namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+            )
+        )
+    return out

@@ -60,6 +60,9 @@ class MapLiteral:
 
     items: tuple[tuple[str, "Expr"], ...]
     pos: int = -1
+    # ``{..., ...}``: ended with a ``...`` placeholder (Cyphernetes' docs write it; it parses, but
+    # a query that would write an open map is refused).
+    open: bool = False
 
 
 @dataclass(frozen=True)

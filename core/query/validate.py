@@ -1,0 +1,103 @@
+"""Semantic checks after parsing: every variable used is bound, aliases are unique, aggregates
+are not nested. These are QueryErrors (exit 1) that point at the line and column at fault.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from tessera.core.errors import QueryError
+from tessera.core.query import ast
+
+
+def _where(text: str, pos: int) -> str:
+    if pos < 0:
+        return ""
+    before = text[:pos]
+    line = before.count("\n") + 1
+    column = pos - (before.rfind("\n") + 1) + 1
+    return f" at line {line}, column {column}"
+
+
+def walk(expr: ast.Expr | None) -> Iterator[ast.Expr]:
+    """Every expression node inside ``expr`` (itself included), depth first.
+
+    Args:
+        expr: an expression, or None.
+    Returns:
+        an iterator over the nodes; sub-patterns are yielded but not entered.
+    """
+    if expr is None:
+        return
+    yield expr
+    children: tuple = ()
+    if isinstance(expr, (ast.And, ast.Or, ast.ListLiteral)):
+        children = expr.items
+    elif isinstance(expr, ast.MapLiteral):
+        children = tuple(v for _, v in expr.items)
+    elif isinstance(expr, ast.Not):
+        children = (expr.expr,)
+    elif isinstance(expr, ast.IsNull):
+        children = (expr.expr,)
+    elif isinstance(expr, (ast.Comparison, ast.Binary)):
+        children = (expr.left, expr.right)
+    elif isinstance(expr, ast.FunctionCall):
+        children = expr.args
+    elif isinstance(expr, ast.Aggregate):
+        children = (expr.arg,)
+    for child in children:
+        yield from walk(child)
+
+
+def _used_vars(expr: ast.Expr | None) -> Iterator[tuple[str, int]]:
+    for node in walk(expr):
+        if isinstance(node, ast.Variable):
+            yield node.name, node.pos
+        elif isinstance(node, ast.Property):
+            yield node.var, node.pos
+
+
+def validate(query: ast.Query, text: str) -> None:
+    """Check a parsed query makes sense before anything is fetched.
+
+    Args:
+        query: the parsed Query.
+        text: its source (for positions in messages).
+    Raises:
+        QueryError naming the problem, where it is, and how to fix it.
+    """
+    nodes = {n.var for p in query.match + query.create for n in p.nodes if n.var}
+    rels = {r.var for p in query.match + query.create for r in p.rels if r.var}
+    bound = nodes | rels
+    hint = f"variables here: {', '.join(sorted(bound))}" if bound else "name a node in MATCH, e.g. (p:Pod)"
+
+    def check(expr: ast.Expr | None, clause: str, extra: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        for name, pos in _used_vars(expr):
+            if name not in bound and name not in extra:
+                raise QueryError(f"unknown variable '{name}' in {clause}{_where(text, pos)}", hint=hint)
+
+    check(query.where, "WHERE")
+    aliases: set[str] = set()
+    for item in query.returns:
+        check(item.expr, "RETURN")
+        for node in walk(item.expr):
+            if isinstance(node, ast.Aggregate):
+                if any(isinstance(inner, ast.Aggregate) for inner in list(walk(node.arg))):
+                    raise QueryError(f"aggregates cannot be nested{_where(text, node.pos)}")
+        if item.column in aliases:
+            raise QueryError(
+                f"column '{item.column}' is returned twice{_where(text, item.pos)}", hint="give one of them an AS alias"
+            )
+        aliases.add(item.column)
+    for key in query.order_by:
+        check(key.expr, "ORDER BY", {i.alias for i in query.returns if i.alias} | {i.text for i in query.returns})
+    for item in query.set:
+        check(item.target, "SET")
+        check(item.value, "SET")
+    for name in query.delete:
+        if name not in nodes:
+            raise QueryError(f"unknown variable '{name}' in DELETE", hint=hint)
+    for pattern in query.match:
+        for node in pattern.nodes:
+            if node.var and node.var in rels:
+                raise QueryError(f"'{node.var}' names both a node and a relationship{_where(text, node.pos)}")
