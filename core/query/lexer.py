@@ -48,6 +48,10 @@ class Token:
         return '""' if self.kind == EOF else '"' + self.text.replace('"', '\\"') + '"'
 
 
+def _digit(ch: str) -> bool:
+    return "0" <= ch <= "9"
+
+
 def _is_ident_start(ch: str) -> bool:
     return ch.isalpha() or ch == "_"
 
@@ -88,7 +92,7 @@ def tokenize(text: str) -> list[Token]:
         if ch in "\"'":
             i = _string(text, i, tokens)
             continue
-        if ch.isdigit() or (ch == "." and i + 1 < n and text[i + 1].isdigit() and _number_allowed(tokens)):
+        if _digit(ch) or (ch == "." and i + 1 < n and _digit(text[i + 1]) and _number_allowed(tokens)):
             i = _number(text, i, tokens)
             continue
         if _is_ident_start(ch) or ch == "\\":
@@ -146,22 +150,22 @@ def _string(text: str, start: int, tokens: list[Token]) -> int:
 
 def _number(text: str, start: int, tokens: list[Token]) -> int:
     i, n = start, len(text)
-    while i < n and text[i].isdigit():
+    while i < n and _digit(text[i]):
         i += 1
     is_float = False
-    if i + 1 < n and text[i] == "." and text[i + 1].isdigit():
+    if i + 1 < n and text[i] == "." and _digit(text[i + 1]):
         is_float = True
         i += 1
-        while i < n and text[i].isdigit():
+        while i < n and _digit(text[i]):
             i += 1
     if i < n and text[i] in "eE":
         j = i + 1
         if j < n and text[j] in "+-":
             j += 1
-        if j < n and text[j].isdigit():
+        if j < n and _digit(text[j]):
             is_float = True
             i = j
-            while i < n and text[i].isdigit():
+            while i < n and _digit(text[i]):
                 i += 1
     if i < n and _is_ident_start(text[i]):
         # ``5m`` or ``10Gi`` is an identifier-ish word, not a number followed by a name.

@@ -1,0 +1,46 @@
+# The two README commands: `make demo` and `make test`. Both set everything up themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+TSR := $(BIN)/tessera
+
+.PHONY: setup demo test bench docs clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q
+
+# A short tour over the bundled demo cluster (plugins/sources/demo/).
+demo: $(STAMP)
+	@echo "== Which pods are not running, and why?"
+	$(TSR) query -s demo -o table "MATCH (p:Pod) WHERE p.status.phase != \"Running\" OR p.status.containerStatuses[*].restartCount > 3 RETURN p.metadata.namespace AS ns, p.metadata.name AS pod, p.status.phase AS phase ORDER BY ns, pod"
+	@echo "== Pods per deployment (Deployment -> ReplicaSet -> Pod)"
+	$(TSR) query -s demo -o table "MATCH (d:Deployment)->(:ReplicaSet)->(p:Pod) RETURN d.metadata.namespace AS ns, d.metadata.name AS deployment, COUNT{p} AS pods ORDER BY ns, deployment"
+	@echo "== CPU and memory requested per namespace"
+	$(TSR) query -s demo -o table "MATCH (p:Pod) RETURN p.metadata.namespace AS ns, SUM{p.spec.containers[*].resources.requests.cpu} AS cpu, SUM{p.spec.containers[*].resources.requests.memory} AS memory ORDER BY ns"
+	@echo "== Services with no pods behind them"
+	$(TSR) query -s demo -o table "MATCH (s:Service) WHERE NOT (s)->(:Pod) RETURN s.metadata.namespace AS ns, s.metadata.name AS service"
+	@echo "== What an ingress routes to, as a tree"
+	$(TSR) query -s demo -o tree "MATCH (i:Ingress)->(s:Service)->(p:Pod) RETURN i, s, p"
+	@echo "== The same query as JSON lines, for pipelines"
+	$(TSR) query -s demo -o jsonl --limit 3 "MATCH (d:Deployment) RETURN d.metadata.name AS name, d.spec.replicas AS replicas ORDER BY replicas DESC, name"
+	@echo "== A parse error shows where and what was expected (exit 1 is expected here)"
+	-$(TSR) query -s demo "MATCH (d:Deployment RETURN d"
+	@echo "== Tour done. Try: $(TSR) query -s demo 'MATCH (x)->(d:Deployment) RETURN x.kind, d.metadata.name'"
+
+bench: $(STAMP)
+	$(BIN)/python bench/query_join.py
+
+# Regenerate completions/ and man/ (tests/test_docs_current.py fails when they are stale).
+docs: $(STAMP)
+	$(BIN)/python -m tessera.cli.docgen --write
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,116 @@
+"""The ``tessera`` (alias ``tsr``) command: a typer app whose commands are thin shells over
+tessera.core.api. ``run`` turns every error into one ``tessera: ...`` line on stderr and a typed
+exit code (see tessera.core.errors), never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from tessera.cli import info as info_cmd
+from tessera.cli import kinds as kinds_cmd
+from tessera.cli import query as query_cmd
+from tessera.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, ParseError, TesseraError
+
+app = typer.Typer(
+    name="tessera",
+    help="Live graph queries over Kubernetes clusters and manifests, in a Cypher dialect.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"tessera {version('tessera')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """Live graph queries over Kubernetes clusters and manifests, in a Cypher dialect."""
+
+
+query_cmd.register(app)
+kinds_cmd.register(app)
+info_cmd.register(app)
+
+
+def print_error(err: TesseraError) -> None:
+    """One ``tessera: ...`` line on stderr; a parse error adds the source line and a caret."""
+    print(f"tessera: {err.one_line()}", file=sys.stderr)
+    if isinstance(err, ParseError):
+        for line in err.caret().split("\n"):
+            print(f"  {line}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: sys.argv[1:]).
+
+    Returns:
+        the process exit code.
+    """
+    from typer import exceptions as typer_exc
+    from typer._click import exceptions as click_exc
+    from typer.main import get_command
+
+    command = get_command(app)
+    if os.environ.get("_TESSERA_COMPLETE"):
+        # Shell completion (completions/ scripts call us with this variable set).
+        from typer._completion_classes import completion_init
+
+        completion_init()
+    try:
+        rv = command.main(args=argv, prog_name="tessera", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except TesseraError as err:
+        print_error(err)
+        return err.exit_code
+    except typer_exc.Exit as exc:
+        return exc.exit_code
+    except typer_exc.Abort:
+        return EXIT_INTERRUPTED
+    except click_exc.NoArgsIsHelpError as exc:
+        print(exc.format_message(), file=sys.stderr)
+        return EXIT_USAGE
+    except click_exc.ClickException as exc:
+        print(f"tessera: {exc.format_message()}", file=sys.stderr)
+        return exc.exit_code if exc.exit_code else EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as cat does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # a bug: still one line, the traceback only on request
+        if os.environ.get("TESSERA_DEBUG"):
+            raise
+        print(
+            f"tessera: internal error: {type(exc).__name__}: {exc} (set TESSERA_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

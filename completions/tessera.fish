@@ -1,0 +1,1 @@
+complete --command tessera --no-files --arguments "(env _TESSERA_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) tessera)" --condition "env _TESSERA_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) tessera"

@@ -1,0 +1,60 @@
+"""Where Tessera keeps things. Every path has an environment override (as posting does).
+
+- data home: ``$TESSERA_HOME``, else the platform data dir (``~/.local/share/tessera`` on Linux);
+  holds relationships.yaml, macros and (later) the store.
+- config dir: ``$TESSERA_CONFIG_DIR``, else the platform config dir.
+- kubeconfig: ``--kubeconfig``, else the first path in ``$KUBECONFIG``, else ``~/.kube/config``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def data_home() -> Path:
+    """The data home directory (not created here)."""
+    env = os.environ.get("TESSERA_HOME")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_path
+
+    return user_data_path("tessera", appauthor=False)
+
+
+def config_dir() -> Path:
+    """The configuration directory (not created here)."""
+    env = os.environ.get("TESSERA_CONFIG_DIR")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_config_path
+
+    return user_config_path("tessera", appauthor=False)
+
+
+def relationships_file() -> Path:
+    """User relationship rules: ``<data home>/relationships.yaml``."""
+    return data_home() / "relationships.yaml"
+
+
+def macros_file() -> Path:
+    """User macros: ``<data home>/macros.txt``."""
+    return data_home() / "macros.txt"
+
+
+def kubeconfig_path(explicit: str | None = None) -> Path:
+    """The kubeconfig in use.
+
+    Args:
+        explicit: a ``--kubeconfig`` value, which wins.
+    Returns:
+        the path (which may not exist).
+    """
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        first = next((p for p in env.split(os.pathsep) if p), None)
+        if first:
+            return Path(first).expanduser()
+    return Path.home() / ".kube" / "config"

@@ -1,0 +1,190 @@
+"""The parser against the Cyphernetes corpus, hand-written cases, and hypothesis fuzzing."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tessera.core.errors import ParseError, QueryError
+from tessera.core.query import ast
+from tessera.core.query.parser import parse
+
+LANGUAGE_DOC = Path(__file__).resolve().parents[1] / "docs" / "language.md"
+
+
+def _corpus(conformance_dir: Path) -> list[dict]:
+    with open(conformance_dir / "cyphernetes-queries.jsonl", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def _deliberately_accepted() -> set[str]:
+    """Sources listed in docs/language.md's "Deliberately accepted" section."""
+    text = LANGUAGE_DOC.read_text(encoding="utf-8")
+    section = text.split("## Deliberately accepted", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"`([^`]+:\d+)`", section))
+
+
+def test_every_ok_query_parses(conformance_dir):
+    failures = []
+    rows = [r for r in _corpus(conformance_dir) if r["expect"] == "ok"]
+    assert len(rows) == 287
+    for row in rows:
+        try:
+            parse(row["query"])
+        except ParseError as err:
+            failures.append(f"{row['source']}: {err.one_line()}")
+    assert failures == []
+
+
+def test_every_error_query_fails_or_is_documented(conformance_dir):
+    accepted_doc = _deliberately_accepted()
+    rows = [r for r in _corpus(conformance_dir) if r["expect"] == "error"]
+    assert len(rows) == 60
+    undocumented = []
+    used = set()
+    for row in rows:
+        try:
+            parse(row["query"])
+        except ParseError as err:
+            line = err.one_line()
+            assert re.match(r"parse error at line \d+, column \d+: ", line), line
+            assert "^" in err.caret()
+            continue
+        if row["source"] in accepted_doc:
+            used.add(row["source"])
+        else:
+            undocumented.append(row["source"])
+    assert undocumented == []
+    # The doc lists nothing that actually fails (it would be stale).
+    assert accepted_doc == used
+
+
+def test_parse_error_shape():
+    with pytest.raises(ParseError) as info:
+        parse("MATCH (p:Pod)\nWHERE p.metadata.name = \nRETURN p")
+    err = info.value
+    assert (err.line, err.column) == (3, 1)
+    assert err.one_line() == 'parse error at line 3, column 1: expected value, got "RETURN"'
+    assert err.caret() == "RETURN p\n^"
+
+
+def test_unclosed_node_and_eof():
+    with pytest.raises(ParseError) as info:
+        parse("MATCH (p:Pod")
+    assert 'expected ) or {, got ""' in info.value.one_line()
+
+
+def test_nothing_is_skipped():
+    for bad in ["MATCH (p:Pod) RETURN p p", "MATCH (p:Pod) RETURN p ?", "MATCH (p:Pod) RETURN p LIMIT 1 LIMIT 2",
+                "MATCH (a) RETURN a; MATCH (b) RETURN b", "MATCH (p:Pod) WHERE p.a = 1 1 RETURN p",
+                "MATCH (p:Pod) /* open RETURN p", "MATCH (p:Pod) RETURN \"unterminated"]:
+        with pytest.raises(ParseError):
+            parse(bad)
+
+
+def test_extensions():
+    q = parse(
+        "IN prod, kind-staging MATCH (p:Pod)-[r:OWNS]->(rs:ReplicaSet) "
+        "WHERE (p.a = 1 OR p.b STARTS WITH 'x') AND p.c ENDS WITH \"y\" AND p.d IS NOT NULL "
+        "AND p.e IN [1, 2] AND NOT (p)->(:Service) "
+        "RETURN DISTINCT avg(p.x) AS a, MIN{p.y}, max(p.z), collect(p.metadata.name) AS names "
+        "ORDER BY a DESC SKIP 1 LIMIT 2;"
+    )
+    assert q.contexts == ("prod", "kind-staging")
+    assert q.distinct and q.skip == 1 and q.limit == 2
+    assert [i.expr.func for i in q.returns] == ["avg", "min", "max", "collect"]
+    assert q.match[0].rels[0] == ast.RelPattern("right", "r", "OWNS", None, pos=q.match[0].rels[0].pos)
+    where = q.where
+    assert isinstance(where, ast.And) and isinstance(where.items[0], ast.Or)
+    assert isinstance(where.items[-1], ast.Not) and isinstance(where.items[-1].expr, ast.PatternPredicate)
+
+
+def test_paths_escapes_and_indexes():
+    q = parse(r'MATCH (p:Pod) WHERE p.metadata.labels.app\.kubernetes\.io/name = "x" RETURN p.spec.containers[*].image, p.spec.containers[0].name')
+    prop = q.where.left
+    assert prop.path == (ast.Key("metadata"), ast.Key("labels"), ast.Key("app.kubernetes.io/name"))
+    assert q.returns[0].expr.path[2] == ast.Wildcard()
+    assert q.returns[1].expr.path[2] == ast.Index(0)
+    assert q.returns[0].text == "p.spec.containers[*].image"
+
+
+def test_subpattern_rules():
+    base = "MATCH (d:Deployment) WHERE {} RETURN d"
+    cases = {
+        "(x)->(:ReplicaSet)": "pattern must reference exactly one variable from the MATCH clause",
+        "(d)->(r:ReplicaSet)->(d)": "found 2",
+        "(d:Pod)->(:ReplicaSet)": "reference node cannot have a kind",
+        '(d {name: "x"})->(:ReplicaSet)': "reference node cannot have properties",
+        "NOT (d)->(e:ReplicaSet)": "node 'e' in WHERE pattern must not specify a variable name",
+    }
+    for pattern, message in cases.items():
+        with pytest.raises(ParseError, match=re.escape(message)):
+            parse(base.format(pattern))
+
+
+def test_mutations_parse():
+    q = parse('MATCH (d:Deployment {name: "x"}) SET d.spec.replicas = 3, d.metadata.labels.a = "b" RETURN d')
+    assert q.is_mutation and len(q.set) == 2
+    assert parse("MATCH (p:Pod) DELETE p").delete == ("p",)
+    assert parse('CREATE (d:Deployment {"metadata": {"name": "x"}})').create
+
+
+# --- fuzzing ----------------------------------------------------------------------------------
+
+_FRAGMENTS = ["MATCH", "(", ")", "p", ":", "Pod", "->", "<-", "-", "[", "]", "{", "}", "WHERE", "RETURN", "=",
+              '"x"', "'y'", "1", "2.5", ",", ".", "metadata", "name", "AND", "OR", "NOT", "IS", "NULL", "IN",
+              "COUNT", "SUM", "ORDER", "BY", "LIMIT", "SKIP", "AS", "*", ";", "//c\n", "/*", "*/", "\\.", "$",
+              "STARTS", "WITH", "SET", "DELETE", "CREATE", "datetime", "duration", "=~", "<>", "\n", " "]
+
+
+def _outcome(text: str) -> None:
+    try:
+        parse(text)
+    except QueryError as err:
+        assert isinstance(err, ParseError)
+        err.one_line()
+        err.caret()
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=80))
+def test_fuzz_random_text(text):
+    _outcome(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_FRAGMENTS), max_size=30))
+def test_fuzz_token_soup(parts):
+    _outcome(" ".join(parts))
+    _outcome("".join(parts))
+
+
+@pytest.fixture(scope="module")
+def corpus_queries(conformance_dir):
+    return [r["query"] for r in _corpus(conformance_dir)]
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzz_corpus_mutations(corpus_queries, data):
+    query = data.draw(st.sampled_from(corpus_queries))
+    op = data.draw(st.sampled_from(["delete", "insert", "replace", "truncate", "swap"]))
+    i = data.draw(st.integers(0, max(0, len(query) - 1)))
+    j = data.draw(st.integers(i, min(len(query), i + 8)))
+    piece = data.draw(st.sampled_from(_FRAGMENTS + [data.draw(st.text(max_size=3))]))
+    if op == "delete":
+        mutated = query[:i] + query[j:]
+    elif op == "insert":
+        mutated = query[:i] + piece + query[i:]
+    elif op == "replace":
+        mutated = query[:i] + piece + query[j:]
+    elif op == "truncate":
+        mutated = query[:i]
+    else:
+        mutated = query[j:] + query[:i]
+    _outcome(mutated)
