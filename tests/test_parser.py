@@ -188,3 +188,9 @@ def test_fuzz_corpus_mutations(corpus_queries, data):
     else:
         mutated = query[j:] + query[:i]
     _outcome(mutated)
+
+
+def test_list_items_are_not_conditions():
+    q = parse('MATCH (d:Deployment) WHERE d.metadata.name IN ["web", "idle"], d.spec.replicas > 1 RETURN d')
+    assert isinstance(q.where, ast.And) and len(q.where.items) == 2
+    assert [i.value for i in q.where.items[0].right.items] == ["web", "idle"]

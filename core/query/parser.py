@@ -428,12 +428,14 @@ class _Parser:
     def list_literal(self, item) -> ast.ListLiteral:
         start = self.expect_sym("[")
         items = []
+        saved, self.in_where = self.in_where, False  # commas here separate items, not conditions
         if not self.is_sym("]"):
             while True:
                 items.append(item())
                 if not self.is_sym(","):
                     break
                 self.advance()
+        self.in_where = saved
         self.expect_sym("]", ", or ]")
         return ast.ListLiteral(tuple(items), pos=start.pos)
 

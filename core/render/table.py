@@ -1,0 +1,47 @@
+"""The table format: a rich table, one row per result row."""
+
+from __future__ import annotations
+
+from typing import Any, TextIO
+
+from tessera.core.render.data import cell_text
+
+
+def write_table(result: Any, out: TextIO, *, color: bool = False, width: int | None = None) -> None:
+    """Write rows as a rich table; an empty result prints ``(no rows)``.
+
+    Args:
+        result: the Result.
+        out: the stream.
+        color: ANSI styles on headers and borders.
+        width: the table width (default: the terminal width when ``out`` is one, else 120).
+    """
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(
+        file=out,
+        color_system="auto" if color else None,
+        force_terminal=color,
+        no_color=not color,
+        width=width or (None if _isatty(out) else 120),
+        highlight=False,
+        soft_wrap=False,
+    )
+    if not result.rows:
+        console.print("(no rows)", markup=False)
+        return
+    table = Table(show_lines=False, header_style="bold cyan" if color else None, box=None)
+    for col in result.columns:
+        table.add_column(Text(col), overflow="fold")
+    for row in result.rows:
+        table.add_row(*(Text(cell_text(row.get(c))) for c in result.columns))
+    console.print(table)
+
+
+def _isatty(out: TextIO) -> bool:
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):
+        return False
