@@ -51,7 +51,7 @@ def write_jsonl(result: Any, out: TextIO) -> None:
     import orjson
 
     for row in ordered_rows(result):
-        out.write(orjson.dumps(row, default=_default).decode() + "\n")
+        out.write(orjson.dumps(row, default=_default, option=orjson.OPT_UTC_Z).decode() + "\n")
 
 
 def write_json(result: Any, out: TextIO) -> None:

@@ -7,6 +7,7 @@ only the matches. Namespaced objects without a namespace get ``default``, as kub
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -67,6 +68,19 @@ class ManifestSource:
         if self._objects is not None:
             return self._objects
         objects: list[dict] = []
+        # Millions of fresh dicts would trigger many useless cyclic-GC passes while parsing.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._read_all(objects)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        self._objects = objects
+        self._build_index()
+        return objects
+
+    def _read_all(self, objects: list[dict]) -> None:
         if self.spec == "-":
             stream = self._stdin or sys.stdin
             data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
@@ -78,9 +92,6 @@ class ManifestSource:
                 except OSError as exc:
                     raise SourceUnavailable(f"cannot read {file}: {exc.strerror}") from None
                 objects.extend(parse_documents(data, str(file)))
-        self._objects = objects
-        self._build_index()
-        return objects
 
     def _build_index(self) -> None:
         from tessera.core.builtin_kinds import BUILTIN_KINDS

@@ -1,0 +1,124 @@
+"""The manifest source: files, directories, stdin, Lists, kubectl dumps, CRDs, errors."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from tessera.core.errors import InputError, SourceUnavailable
+from tessera.core.kinds import KindRegistry
+from tessera.plugins.sources.manifests import ManifestSource
+
+POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels: {{app: {app}}}
+"""
+
+
+def kinds(src):
+    return KindRegistry(src.kinds())
+
+
+def test_multi_doc_yaml_and_default_namespace(tmp_path):
+    f = tmp_path / "a.yaml"
+    f.write_text(POD.format(name="a", app="x") + "---\n" + POD.format(name="b", app="y")
+                 + "---\n# empty\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n")
+    src = ManifestSource(str(f))
+    pods = src.list(kinds(src).resolve("po"))
+    assert [p["metadata"]["name"] for p in pods] == ["a", "b"]
+    assert {p["metadata"]["namespace"] for p in pods} == {"default"}
+    ns = src.list(kinds(src).resolve("ns"))
+    assert "namespace" not in ns[0]["metadata"]
+
+
+def test_directory_recursive_skips_hidden(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "sub" / "a.yml").write_text(POD.format(name="a", app="x"))
+    (tmp_path / ".git" / "b.yaml").write_text(POD.format(name="hidden", app="x"))
+    (tmp_path / "notes.txt").write_text("not yaml: [")
+    src = ManifestSource(str(tmp_path))
+    assert [p["metadata"]["name"] for p in src.list(kinds(src).resolve("pod"))] == ["a"]
+
+
+def test_kubectl_json_list_and_filters(tmp_path):
+    dump = {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1", "namespace": "shop", "labels": {"app": "web"}}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p2", "namespace": "other", "labels": {"app": "db"}}},
+    ]}
+    f = tmp_path / "dump.json"
+    f.write_text(json.dumps(dump))
+    src = ManifestSource(str(f))
+    pod = kinds(src).resolve("Pod")
+    assert len(src.list(pod)) == 2
+    assert [p["metadata"]["name"] for p in src.list(pod, namespace="shop")] == ["p1"]
+    assert [p["metadata"]["name"] for p in src.list(pod, labels={"app": "db"})] == ["p2"]
+    assert [p["metadata"]["name"] for p in src.list(pod, name="p1")] == ["p1"]
+    assert src.list(kinds(src).resolve("deployments.apps"))[0]["metadata"]["name"] == "web"
+
+
+def test_typed_list_items_get_kind(tmp_path):
+    f = tmp_path / "pods.json"
+    f.write_text(json.dumps({"apiVersion": "v1", "kind": "PodList", "items": [{"metadata": {"name": "p", "namespace": "n"}}]}))
+    src = ManifestSource(str(f))
+    (p,) = src.list(kinds(src).resolve("pods"))
+    assert p["kind"] == "Pod" and p["apiVersion"] == "v1"
+
+
+def test_stdin():
+    src = ManifestSource("-", stdin=io.StringIO(POD.format(name="s", app="x")))
+    assert src.name == "stdin"
+    assert src.list(kinds(src).resolve("pods"))[0]["metadata"]["name"] == "s"
+
+
+def test_crd_kinds_and_unknown_kinds(tmp_path):
+    f = tmp_path / "crd.yaml"
+    f.write_text("""apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.acme.io}
+spec:
+  group: acme.io
+  scope: Namespaced
+  names: {kind: Widget, plural: widgets, singular: widget, shortNames: [wd]}
+  versions: [{name: v1beta1, served: true, storage: true}]
+---
+apiVersion: acme.io/v1beta1
+kind: Widget
+metadata: {name: w1, namespace: x}
+---
+apiVersion: other.io/v1
+kind: Gadget
+metadata: {name: g1}
+""")
+    src = ManifestSource(str(f))
+    reg = kinds(src)
+    assert reg.resolve("wd").kind == "Widget"
+    assert src.list(reg.resolve("widgets.acme.io"))[0]["metadata"]["name"] == "w1"
+    gadget = reg.resolve("gadget")
+    assert gadget.group == "other.io" and not gadget.namespaced
+
+
+def test_bad_yaml_names_file_and_line(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: [unclosed\n")
+    with pytest.raises(InputError) as info:
+        ManifestSource(str(f)).kinds()
+    assert str(info.value).startswith(f"{f}:5:1: invalid YAML")
+    assert info.value.exit_code == 2
+
+
+def test_bad_json_names_file_and_line(tmp_path):
+    f = tmp_path / "bad.json"
+    f.write_text('{"kind": "List",\n "items": [}\n')
+    with pytest.raises(InputError, match=r"bad\.json:2:\d+: invalid JSON"):
+        ManifestSource(str(f)).kinds()
+
+
+def test_missing_path():
+    with pytest.raises(SourceUnavailable, match="no such file or directory"):
+        ManifestSource("/nonexistent/x.yaml").kinds()
