@@ -10,7 +10,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TESSERA_SHARED", REPO.parent / "shared"))
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["kube_emulator"]
 
 
 @pytest.fixture(scope="session")
