@@ -1,0 +1,147 @@
+"""The tessera command as a user runs it: formats, flags, errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+TSR = [sys.executable, "-m", "tessera.cli.main"]
+
+
+def run(*args, stdin=None, env=None):
+    return subprocess.run([*TSR, *args], input=stdin, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+
+
+def test_version():
+    proc = run("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("tessera 0.")
+
+
+def test_default_format_in_a_pipe_is_jsonl():
+    proc = run("query", "-s", "demo", "MATCH (d:Deployment) RETURN d.metadata.name AS n ORDER BY n LIMIT 2")
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line) for line in proc.stdout.splitlines()] == [{"n": "ads"}, {"n": "auth"}]
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "jsonl", "yaml", "csv", "cyphernetes", "tree", "graph", "dot", "mermaid"])
+def test_every_format_runs(fmt):
+    proc = run("query", "-s", "demo", "-o", fmt, "MATCH (d:Deployment {name: \"frontend\"})->(rs:ReplicaSet) RETURN d.metadata.name AS d, rs.metadata.name AS rs")
+    assert proc.returncode == 0, proc.stderr
+    assert "frontend" in proc.stdout
+    assert proc.stderr == ""
+
+
+def test_limit_and_color_flags():
+    proc = run("query", "-s", "demo", "-o", "table", "--color", "always", "--limit", "1", "MATCH (p:Pod) RETURN p.metadata.name AS n ORDER BY n")
+    assert "\x1b[" in proc.stdout and proc.stdout.count("\n") <= 3
+    proc = run("query", "-s", "demo", "-o", "table", "--color", "auto", "MATCH (p:Pod) RETURN p.metadata.name AS n LIMIT 1",
+               env={"NO_COLOR": "1"})
+    assert "\x1b[" not in proc.stdout
+
+
+def test_query_from_file_and_stdin(tmp_path):
+    f = tmp_path / "q.cypher"
+    f.write_text("// count pods\nMATCH (p:Pod) RETURN count(p) AS pods;\n")
+    assert json.loads(run("query", "-s", "demo", "-f", str(f)).stdout) == {"pods": 31}
+    assert json.loads(run("query", "-s", "demo", "-f", "-", stdin=f.read_text()).stdout) == {"pods": 31}
+
+
+def test_manifests_from_stdin():
+    doc = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: x}\n"
+    proc = run("query", "-s", "-", "MATCH (c:cm) RETURN c.metadata.name AS n", stdin=doc)
+    assert json.loads(proc.stdout) == {"n": "a"}
+
+
+def test_parse_error_has_position_token_expectation_and_caret():
+    proc = run("query", "-s", "demo", "MATCH (d:Deployment)\nWHERE d.spec.replicas >\nRETURN d")
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert lines[0] == 'tessera: parse error at line 3, column 1: expected value, got "RETURN"'
+    assert lines[1:] == ["  RETURN d", "  ^"]
+
+
+@pytest.mark.parametrize("args, code, text", [
+    (["query", "-s", "demo", "MATCH (x:Nope) RETURN x"], 1, 'resource "Nope" not found'),
+    (["query", "-s", "/nonexistent", "MATCH (p:Pod) RETURN p"], 3, "no such file or directory"),
+    (["query", "-s", "demo", "-n", "a", "-A", "MATCH (p:Pod) RETURN p"], 2, "cannot be used together"),
+    (["query", "-s", "demo"], 2, "no query given"),
+    (["query", "-s", "demo", "-o", "xml", "MATCH (p:Pod) RETURN p"], 2, "'xml' is not a format"),
+    (["query", "-s", "demo", "MATCH (p:Pod) RETURN q"], 1, "unknown variable 'q' in RETURN"),
+    (["nosuchcommand"], 2, "No such command"),
+])
+def test_errors_are_one_line_with_typed_exit_codes(args, code, text):
+    proc = run(*args)
+    assert proc.returncode == code, proc.stderr
+    assert proc.stderr.startswith("tessera: ") and text in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stdout == ""
+
+
+def test_explain():
+    proc = run("explain", "MATCH (p:Pod) WHERE p.status.phase = \"Failed\" RETURN p.metadata.name")
+    plan = json.loads(proc.stdout)
+    assert plan["mutation"] is False and plan["query"]["type"] == "Query"
+    assert plan["query"]["where"]["op"] == "="
+    bad = run("explain", "MATCH (p:Pod")
+    assert bad.returncode == 1 and bad.stderr.startswith("tessera: parse error at line 1, column 13")
+
+
+def test_kinds_over_manifests():
+    rows = [json.loads(x) for x in run("kinds", "-s", "demo").stdout.splitlines()]
+    cert = next(r for r in rows if r["kind"] == "Certificate")
+    assert cert["group"] == "cert-manager.io" and cert["short_names"] == "cert,certs"
+    assert any(r["kind"] == "Deployment" and r["short_names"] == "deploy" for r in rows)
+
+
+def test_ambiguous_kind_lists_choices(tmp_path):
+    crds = ""
+    for group in ("a.io", "b.io"):
+        crds += f"""---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: widgets.{group}}}
+spec: {{group: {group}, scope: Namespaced, names: {{kind: Widget, plural: widgets}}, versions: [{{name: v1, served: true, storage: true}}]}}
+"""
+    f = tmp_path / "crds.yaml"
+    f.write_text(crds)
+    proc = run("query", "-s", str(f), "MATCH (w:widget) RETURN w")
+    assert proc.returncode == 1
+    assert "ambiguous" in proc.stderr and "widgets.a.io, widgets.b.io" in proc.stderr
+    assert run("query", "-s", str(f), "MATCH (w:widgets.b.io) RETURN w").returncode == 0
+
+
+def test_user_relationships_file(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "relationships.yaml").write_text("""relationships:
+  - from: Certificate
+    to: Secret
+    type: CERT_STORED_IN
+    match:
+      - {from: spec.secretName, to: metadata.name, compare: exact}
+""")
+    proc = run("query", "-s", "demo", "-o", "jsonl", "MATCH (c:Certificate)->(s:Secret) RETURN c.metadata.name AS c, s.metadata.name AS s ORDER BY c",
+               env={"TESSERA_HOME": str(home)})
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(x) for x in proc.stdout.splitlines()] == [{"c": "gateway-tls", "s": "gateway-tls"}, {"c": "shop-tls", "s": "shop-tls"}]
+    (home / "relationships.yaml").write_text("relationships:\n  - from: Certificate\n    to: Secret\n    typo: X\n")
+    bad = run("query", "-s", "demo", "MATCH (c:Certificate) RETURN c", env={"TESSERA_HOME": str(home)})
+    assert bad.returncode == 2 and "relationships.yaml:4" in bad.stderr
+
+
+def test_info_prints_paths(tmp_path):
+    info = json.loads(run("info", env={"TESSERA_HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "none")}).stdout)
+    assert info["paths"]["data_home"] == str(tmp_path)
+    assert info["paths"]["relationships_file"] == str(tmp_path / "relationships.yaml")
+    assert "manifests" in info["source_plugins"] and info["version"]
+
+
+def test_broken_pipe_is_quiet():
+    proc = subprocess.run(f"{sys.executable} -m tessera.cli.main query -s demo 'MATCH (p:Pod) RETURN p' | head -c 10",
+                          shell=True, capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in proc.stderr and "Broken" not in proc.stderr

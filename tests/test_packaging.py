@@ -1,0 +1,89 @@
+"""Packaging and boundaries: the wheel installs and runs; core/ never imports a front end; start-up
+stays light (heavy libraries are imported only by the commands that need them)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FRONT_ENDS = {"typer", "textual", "prompt_toolkit", "click"}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module.split(".")[0])
+            if node.module.startswith("tessera.cli"):
+                out.add("tessera.cli")
+    return out
+
+
+def test_core_and_plugins_never_import_front_ends():
+    offenders = []
+    for folder in ("core", "plugins"):
+        for path in (REPO / folder).rglob("*.py"):
+            bad = _imports(path) & (FRONT_ENDS | {"tessera.cli"})
+            if bad:
+                offenders.append(f"{path.relative_to(REPO)}: {sorted(bad)}")
+    assert offenders == []
+
+
+def test_importing_core_api_loads_no_front_end_or_heavy_library():
+    code = ("import sys, tessera.core.api, tessera.core.query.engine, tessera.core.render, "
+            "tessera.plugins.sources.manifests, tessera.plugins.sources.kubernetes; "
+            "print(sorted(m for m in ('typer','textual','prompt_toolkit','kubernetes','rich') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_manifest_query_does_not_import_kubernetes(tmp_path):
+    f = tmp_path / "cm.yaml"
+    f.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
+    code = ("import sys\nfrom tessera.cli.main import main\n"
+            f"rc = main(['query', '-s', {str(f)!r}, '-o', 'jsonl', 'MATCH (c:cm) RETURN c.metadata.name'])\n"
+            "print('kubernetes' in sys.modules, 'rich' in sys.modules, rc, file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stderr.strip() == "False False 0", proc.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(REPO)],
+                   check=True, capture_output=True, text=True)
+    (whl,) = out.glob("tessera-*.whl")
+    return whl
+
+
+def test_wheel_contents(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for expected in ("tessera/cli/main.py", "tessera/core/query/parser.py", "tessera/plugins/sources/manifests.py",
+                     "tessera/plugins/sources/demo/shop.yaml"):
+        assert expected in names
+    assert not any(n.startswith(("tests/", "cli/", "core/")) for n in names)
+
+
+def test_wheel_installs_into_a_fresh_venv_and_runs(wheel, tmp_path):
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True, system_site_packages=False)
+    py = env_dir / "bin" / "python"
+    # Dependencies come from the constraints file, so the fresh venv gets exactly what we test with.
+    subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    "-c", str(REPO / "constraints.txt"), str(wheel)], check=True, capture_output=True, text=True)
+    for script in ("tessera", "tsr"):
+        proc = subprocess.run([str(env_dir / "bin" / script), "--version"], capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode == 0 and proc.stdout.startswith("tessera 0.1"), proc.stderr
+    proc = subprocess.run([str(env_dir / "bin" / "tessera"), "query", "-s", "demo", "-o", "jsonl",
+                           "MATCH (c:Certificate) RETURN count(c) AS n"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.stdout.strip() == '{"n":3}', proc.stderr
