@@ -145,3 +145,8 @@ def test_broken_pipe_is_quiet():
     proc = subprocess.run(f"{sys.executable} -m tessera.cli.main query -s demo 'MATCH (p:Pod) RETURN p' | head -c 10",
                           shell=True, capture_output=True, text=True, timeout=60)
     assert "Traceback" not in proc.stderr and "Broken" not in proc.stderr
+
+
+def test_namespace_relates_to_every_namespaced_kind_in_it():
+    proc = run("query", "-s", "demo", "-o", "jsonl", 'MATCH (n:Namespace {name: "payments"})->(d:Deployment) RETURN d.metadata.name AS d ORDER BY d')
+    assert [json.loads(x)["d"] for x in proc.stdout.splitlines()] == ["fraud-detector", "ledger", "payments-api"]

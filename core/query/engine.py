@@ -162,6 +162,8 @@ class Engine:
             for rule in rules:
                 if rel_type and rule.type.lower() != rel_type.lower():
                     continue
+                if rule.kind_b == "*":
+                    continue  # a kindless neighbour of a Namespace would be every kind there is
                 if a == kind.lower():
                     out.add(rule.kind_b)
                 if b == kind.lower():
@@ -227,6 +229,11 @@ class Engine:
         if lk != rk:
             for rule in self._rules_by_pair.get((rk, lk), []):
                 out.append((rule, False))
+        # kind_b "*" (Namespace -> every namespaced resource in it)
+        if right.namespaced:
+            out.extend((rule, True) for rule in self._rules_by_pair.get((lk, "*"), []))
+        if left.namespaced:
+            out.extend((rule, False) for rule in self._rules_by_pair.get((rk, "*"), []))
         if rel.type:
             out = [(r, a) for r, a in out if r.type.lower() == rel.type.lower()]
         return out
