@@ -13,8 +13,23 @@ from tessera.core.errors import QueryError, SourceUnavailable, TesseraError, Usa
 from tessera.core.result import Result
 
 
+# The bundled sources, loaded without scanning every installed distribution's entry points (that
+# scan costs more start-up time than the rest of a small query). Third-party sources still come
+# from the ``tessera.sources`` entry point group.
+_BUNDLED_SOURCES = {
+    "manifests": ("tessera.plugins.sources.manifests", "ManifestSource"),
+    "demo": ("tessera.plugins.sources.demo", "DemoSource"),
+    "kubernetes": ("tessera.plugins.sources.kubernetes", "KubernetesSource"),
+}
+
+
 def _source_plugin(name: str) -> Any:
-    """Load a source class registered under the ``tessera.sources`` entry point group."""
+    """Load a source class: a bundled one, else one registered under ``tessera.sources``."""
+    if name in _BUNDLED_SOURCES:
+        import importlib
+
+        module, attr = _BUNDLED_SOURCES[name]
+        return getattr(importlib.import_module(module), attr)
     from importlib.metadata import entry_points
 
     for ep in entry_points(group="tessera.sources"):

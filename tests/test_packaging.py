@@ -87,3 +87,12 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(wheel, tmp_path):
     proc = subprocess.run([str(env_dir / "bin" / "tessera"), "query", "-s", "demo", "-o", "jsonl",
                            "MATCH (c:Certificate) RETURN count(c) AS n"], capture_output=True, text=True, cwd=tmp_path)
     assert proc.stdout.strip() == '{"n":3}', proc.stderr
+
+
+def test_bundled_sources_match_their_entry_points():
+    from importlib.metadata import entry_points
+
+    from tessera.core.api import _BUNDLED_SOURCES
+
+    declared = {ep.name: tuple(ep.value.split(":")) for ep in entry_points(group="tessera.sources")}
+    assert {k: declared[k] for k in _BUNDLED_SOURCES} == _BUNDLED_SOURCES
