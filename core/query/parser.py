@@ -294,16 +294,20 @@ class _Parser:
 
     def path(self, context: str) -> ast.PathPattern:
         start = self.tok
-        nodes = [self.node()]
-        rels = []
+        path = self._chain(self.node(), start)
+        if context == "MATCH" and not path.rels and path.nodes[0].var is None:
+            raise self.fail_at("standalone anonymous nodes are not allowed; name the node, e.g. (p:Pod)", start)
+        return path
+
+    def _chain(self, first: ast.NodePattern, start: Token) -> ast.PathPattern:
+        """The relationships and nodes that follow ``first``, as one path."""
+        nodes, rels = [first], []
         while True:
             rel = self.rel()
             if rel is None:
                 break
             rels.append(rel)
             nodes.append(self.node())
-        if context == "MATCH" and not rels and nodes[0].var is None:
-            raise self.fail_at("standalone anonymous nodes are not allowed; name the node, e.g. (p:Pod)", start)
         return ast.PathPattern(tuple(nodes), tuple(rels), pos=start.pos)
 
     def node(self) -> ast.NodePattern:
@@ -613,15 +617,7 @@ class _Parser:
         except ParseError:
             is_pattern = False
         if is_pattern:
-            nodes, rels = [node], []
-            while True:
-                rel = self.rel()
-                if rel is None:
-                    break
-                rels.append(rel)
-                nodes.append(self.node())
-            pattern = ast.PathPattern(tuple(nodes), tuple(rels), pos=start.pos)
-            return ast.PatternPredicate(pattern, pos=start.pos)
+            return ast.PatternPredicate(self._chain(node, start), pos=start.pos)
         self.i = start_index
         self.advance()
         saved, self.in_where = self.in_where, False
