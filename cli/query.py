@@ -23,17 +23,31 @@ QueryArg = Annotated[Optional[str], typer.Argument(metavar="QUERY", help="The qu
 QueryFile = Annotated[
     Optional[str], typer.Option("--file", "-f", metavar="FILE", help="Read the query from FILE ('-' for stdin).", show_default=False)
 ]
+QueryFiles = Annotated[
+    Optional[list[str]],
+    typer.Option("--file", "-f", metavar="FILE",
+                 help="Read the query from FILE ('-' for stdin); with --watch, repeat to follow several queries.",
+                 show_default=False),
+]
+Watch = Annotated[bool, typer.Option("--watch", "-w", help="Keep running: print row changes as JSONL (a live table on a terminal).")]
+Interval = Annotated[
+    Optional[float],
+    typer.Option("--interval", metavar="SECONDS", min=0.1, show_default=False,
+                 help="With --watch, also re-run every SECONDS (needed for sources that cannot watch, such as files)."),
+]
 
 
 @output_options
 def query(
     text: QueryArg = None,
-    file: QueryFile = None,
+    file: QueryFiles = None,
     source: Sources = None,
     namespace: Namespace = None,
     all_namespaces: AllNamespaces = False,
     context: Contexts = None,
     kubeconfig: Kubeconfig = None,
+    watch: Watch = False,
+    interval: Interval = None,
     *,
     out: OutputSettings,
 ) -> None:
@@ -45,14 +59,29 @@ def query(
     from tessera.core.errors import UsageError
 
     specs = source or []
-    if file == "-" and "-" in specs:
+    files = file or []
+    if "-" in files and "-" in specs:
         raise UsageError("stdin can carry the query (-f -) or a source (-s -), not both")
     if namespace is not None and all_namespaces:
         raise UsageError("-n/--namespace and -A/--all-namespaces cannot be used together")
-    text = read_query(text, file)
+    if interval is not None and not watch:
+        raise UsageError("--interval needs --watch")
+    if len(files) > 1 and not watch:
+        raise UsageError("several -f files need --watch", hint="run one query at a time, or follow them with --watch")
+    texts = [read_query(text, None)] if text is not None and not files else [read_query(text, f) for f in files or [None]]
     fmt = out.format()
-    api.parse_query(text)  # fail fast on a bad query before any source is opened
-    sources = api.open_sources(specs, contexts=context or [], kubeconfig=kubeconfig, stdin=sys.stdin)
+    parsed = [api.parse_query(t) for t in texts]  # fail fast on a bad query before any source is opened
+    contexts = list(context or [])
+    for q in parsed:
+        contexts += [c for c in q.contexts if c not in contexts and not specs]
+    sources = api.open_sources(specs, contexts=contexts, kubeconfig=kubeconfig, stdin=sys.stdin)
+    if watch:
+        from tessera.cli.watch import watch_queries
+
+        watch_queries(texts, sources, out, interval=interval,
+                      run_options={"namespace": namespace, "all_namespaces": all_namespaces})
+        return
+    text = texts[0]
     with _progress(out, "querying"):
         result = api.run_query(
             text,

@@ -188,6 +188,7 @@ def _merge(results: list[tuple[str, Result]], shape: str) -> Result:
     merged.columns = ["context"] + results[0][1].columns
     for name, res in results:
         merged.rows.extend({"context": name, **row} for row in res.rows)
+        merged.keys.extend(f"{name} {key}" for key in res.keys)
         merged.nodes.extend(res.nodes)
         merged.edges.extend(res.edges)
     return merged

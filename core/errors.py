@@ -101,3 +101,16 @@ class InputError(UsageError):
 
     The message names the file and line at fault (``path:line: what``), exit 2.
     """
+
+
+class WatchExpired(TesseraError):
+    """A watch's resourceVersion is too old (HTTP 410 Gone): the watcher must list again.
+
+    Internal to watch caches; never reaches the user.
+    """
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class ReadOnly(TesseraError):
+    """A write was asked of a source or a mode that refuses writes (exit 1)."""

@@ -36,6 +36,8 @@ class Result:
         dicts). A RETURN of nothing (mutations) gives no columns.
     nodes / edges: the subgraph of every resource and relationship taking part in a match.
     cyphernetes: the Cyphernetes-shaped data map (``{var: [...], "aggregate": {...}}``).
+    keys: one identity per row (the resources it binds, or its grouping values), used by live
+        queries to tell a changed row from a new one.
     """
 
     columns: list[str] = field(default_factory=list)
@@ -44,3 +46,4 @@ class Result:
     edges: list[GraphEdge] = field(default_factory=list)
     cyphernetes: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)

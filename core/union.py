@@ -35,3 +35,9 @@ class UnionSource:
             if any((k.group, k.kind) == (kind.group, kind.kind) for k in part.kinds()):
                 out.extend(part.list(kind, namespace=namespace, name=name, labels=labels))
         return out
+
+    def refresh(self) -> None:
+        """Refresh every part that can re-read its data."""
+        for part in self.parts:
+            if callable(getattr(part, "refresh", None)):
+                part.refresh()

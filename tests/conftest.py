@@ -35,3 +35,12 @@ def realworld_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"real-world manifests absent: {path} not found")
     return path
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets its own data home and config dir (subprocesses inherit them)."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("TESSERA_HOME", str(home / "data"))
+    monkeypatch.setenv("TESSERA_CONFIG_DIR", str(home / "config"))
+    return home

@@ -12,6 +12,7 @@ kubernetes package, kubectl subprocesses) talk to it over real HTTP.
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import yaml
 
 import kmock
 from kmock._internal import rendering
+from kmock._internal.k8s import KubernetesObjectConflictError
 
 from tessera.core.builtin_kinds import BUILTIN_KINDS
 
@@ -87,13 +89,73 @@ def _field_matches(selector: str, obj: dict) -> bool:
     return True
 
 
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge_patch(out.get(key), value)
+    return out
+
+
+def _json_patch(doc: dict, ops: list[dict]) -> dict:
+    """RFC 6902 JSON patch (add, replace, remove, test); raises ValueError on a bad path."""
+    doc = copy.deepcopy(doc)
+    for op in ops:
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
+        parent: Any = doc
+        for part in parts[:-1]:
+            parent = parent[int(part)] if isinstance(parent, list) else parent[part]
+        last = parts[-1]
+        kind = op["op"]
+        if isinstance(parent, list):
+            index = len(parent) if last == "-" else int(last)
+            if kind == "add":
+                parent.insert(index, op["value"])
+            elif kind == "replace":
+                parent[index] = op["value"]
+            elif kind == "remove":
+                del parent[index]
+            elif kind == "test" and parent[index] != op["value"]:
+                raise ValueError(f"test failed at {op['path']}")
+        else:
+            if kind in ("add", "replace"):
+                if kind == "replace" and last not in parent:
+                    raise ValueError(f"no value at {op['path']}")
+                parent[last] = op["value"]
+            elif kind == "remove":
+                del parent[last]
+            elif kind == "test" and parent.get(last) != op["value"]:
+                raise ValueError(f"test failed at {op['path']}")
+    return doc
+
+
+def _res_key(resource: Any) -> str:
+    return f"{resource.group}/{resource.version}/{resource.plural}" if resource.group else f"{resource.version}/{resource.plural}"
+
+
 @attrs.define(kw_only=True)
 class TesseraEmulator(kmock.KubernetesEmulator):
-    """kmock's emulator plus list kinds, selectors, 403s and a request log."""
+    """kmock's discovery and routing, with a store that behaves like an API server's.
+
+    Every write gets the next resourceVersion and is kept in a history, so watches resume from a
+    resourceVersion; ``compact()`` drops the history, after which older watches get 410 Gone.
+    """
 
     log: list[dict[str, Any]] = attrs.field(factory=list, init=False)
     forbidden: set[str] = attrs.field(factory=set, init=False)
     kinds: dict[tuple[str, str], tuple[str, str]] = attrs.field(factory=dict, init=False)
+    store: dict[tuple[str, str | None, str], dict] = attrs.field(factory=dict, init=False)
+    history: list[tuple[int, str, str, dict]] = attrs.field(factory=list, init=False)
+    history_floor: int = attrs.field(default=0, init=False)
+    rv: int = attrs.field(default=0, init=False)
+    token: str | None = attrs.field(default=None, init=False)
+    changed: Any = attrs.field(default=None, init=False)
+    closing: bool = attrs.field(default=False, init=False)
 
     async def _serve_version(self, request: rendering.Request) -> rendering.Payload:
         payload = await super()._serve_version(request)
@@ -101,29 +163,181 @@ class TesseraEmulator(kmock.KubernetesEmulator):
         payload["groupVersion"] = payload["groupVersion"].lstrip("/")
         return payload
 
-    async def _serve_list(self, request: rendering.Request) -> rendering.Payload:
+    async def _handle(self, request: rendering.Request):  # type: ignore[override]
+        # Skip kmock's own object tracking: this class keeps the store (with resourceVersions).
+        if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
+            if request.resource is not None or request.url.path.startswith("/api"):
+                raise _Unauthorized()
+        return await kmock.KubernetesScaffold._handle(self, request)
+
+    # --- store ------------------------------------------------------------------------------
+
+    def _kind(self, resource: Any) -> tuple[str, str]:
+        group, version = (resource.group or ""), resource.version
+        kind, _ = self.kinds.get((group, resource.plural), (resource.plural.capitalize(), ""))
+        return kind, (f"{group}/{version}" if group else version)
+
+    async def put(self, key: str, event: str, obj: dict) -> dict:
+        """Apply one change, stamping the next resourceVersion, and wake the watchers."""
+        if self.changed is None:
+            self.changed = asyncio.Condition()
+        meta = obj.setdefault("metadata", {})
+        skey = (key, meta.get("namespace"), meta["name"])
+        self.rv += 1
+        obj = copy.deepcopy(obj)
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+        if event == "DELETED":
+            self.store.pop(skey, None)
+        else:
+            self.store[skey] = obj
+        self.history.append((self.rv, key, event, obj))
+        async with self.changed:
+            self.changed.notify_all()
+        return obj
+
+    def _check_known(self, request: rendering.Request) -> None:
         res = request.resource
-        if res is not None and res.plural in self.forbidden:
-            raise _Forbidden(
-                message=f'{res.plural} is forbidden: User "tester" cannot list resource "{res.plural}"'
-            )
-        payload = await super()._serve_list(request)
+        if not any(r == res for r in self._get_resources()):
+            raise kmock.KubernetesResourceNotFoundError()
+        if res.plural in self.forbidden:
+            verb = {"WATCH": "watch", "LIST": "list"}.get(str(request.action.value) if request.action else "", "access")
+            raise _Forbidden(message=f'{res.plural} is forbidden: User "tester" cannot {verb} resource "{res.plural}"')
+
+    def _selected(self, request: rendering.Request, key: str, obj: dict) -> bool:
+        meta = obj.get("metadata") or {}
+        if request.namespace is not None and meta.get("namespace") != request.namespace:
+            return False
         query = dict(request.params)
-        items = payload["items"]
-        if query.get("labelSelector"):
-            items = [o for o in items if selector_matches(query["labelSelector"], (o.get("metadata") or {}).get("labels") or {})]
-        if query.get("fieldSelector"):
-            items = [o for o in items if _field_matches(query["fieldSelector"], o)]
-        group, version = (res.group or ""), res.version
-        kind, _ = self.kinds.get((group, res.plural), (res.plural.capitalize(), ""))
-        api_version = f"{group}/{version}" if group else version
-        items = sorted(items, key=lambda o: ((o.get("metadata") or {}).get("namespace") or "", o["metadata"]["name"]))
-        return {
-            "kind": f"{kind}List",
-            "apiVersion": api_version,
-            "metadata": {"resourceVersion": "1"},
-            "items": [{"apiVersion": api_version, "kind": kind, **o} for o in items],
-        }
+        if query.get("labelSelector") and not selector_matches(query["labelSelector"], meta.get("labels") or {}):
+            return False
+        if query.get("fieldSelector") and not _field_matches(query["fieldSelector"], obj):
+            return False
+        return True
+
+    def _typed(self, resource: Any, obj: dict) -> dict:
+        kind, api_version = self._kind(resource)
+        return {"apiVersion": api_version, "kind": kind, **{k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}}
+
+    # --- verbs ------------------------------------------------------------------------------
+
+    async def _serve_list(self, request: rendering.Request) -> rendering.Payload:
+        self._check_known(request)
+        res = request.resource
+        key = _res_key(res)
+        items = [o for (k, _, _), o in self.store.items() if k == key and self._selected(request, key, o)]
+        items.sort(key=lambda o: ((o.get("metadata") or {}).get("namespace") or "", o["metadata"]["name"]))
+        query = dict(request.params)
+        meta: dict[str, Any] = {"resourceVersion": str(self.rv)}
+        if query.get("limit"):
+            start = int(query.get("continue") or 0)
+            stop = start + int(query["limit"])
+            if stop < len(items):
+                meta["continue"] = str(stop)
+            items = items[start:stop]
+        kind, api_version = self._kind(res)
+        return {"kind": f"{kind}List", "apiVersion": api_version, "metadata": meta,
+                "items": [self._typed(res, o) for o in items]}
+
+    async def _serve_watch(self, request: rendering.Request):  # type: ignore[override]
+        self._check_known(request)
+        if self.changed is None:
+            self.changed = asyncio.Condition()
+        yield b""
+        res = request.resource
+        key = _res_key(res)
+        query = dict(request.params)
+        deadline = asyncio.get_running_loop().time() + float(query.get("timeoutSeconds") or 1800)
+        since_text = query.get("resourceVersion") or "0"
+        if since_text == "0":
+            since = self.rv
+            for (k, _, _), obj in list(self.store.items()):
+                if k == key and self._selected(request, key, obj):
+                    yield {"type": "ADDED", "object": self._typed(res, obj)}
+        else:
+            since = int(since_text)
+            if since < self.history_floor:
+                yield {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                       "code": 410, "reason": "Expired", "message": f"too old resource version: {since} ({self.history_floor})"}}
+                return
+        index = 0
+        while True:
+            while index < len(self.history) and self.history[index][0] <= since:
+                index += 1
+            while index < len(self.history):
+                rv, k, event, obj = self.history[index]
+                index += 1
+                since = rv
+                if k == key and self._selected(request, key, obj):
+                    yield {"type": event, "object": self._typed(res, obj)}
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0 or self.closing:
+                return
+            async with self.changed:
+                try:
+                    await asyncio.wait_for(self.changed.wait(), timeout=min(remaining, 5))
+                except asyncio.TimeoutError:
+                    pass
+            if since < self.history_floor or self.closing:
+                return
+
+    async def _serve_fetch(self, request: rendering.Request) -> rendering.Payload:
+        self._check_known(request)
+        obj = self.store.get((_res_key(request.resource), request.namespace, request.name))
+        if obj is None:
+            raise kmock.KubernetesObjectNotFoundError()
+        return self._typed(request.resource, obj)
+
+    def _dry(self, request: rendering.Request) -> bool:
+        return dict(request.params).get("dryRun") == "All"
+
+    async def _serve_create(self, request: rendering.Request) -> rendering.Payload:
+        self._check_known(request)
+        obj = copy.deepcopy(request.data or {})
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("name"):
+            raise _Invalid(message="metadata.name: Required value")
+        if request.namespace:
+            meta["namespace"] = request.namespace
+        key = _res_key(request.resource)
+        if (key, meta.get("namespace"), meta["name"]) in self.store:
+            raise KubernetesObjectConflictError(message=f'"{meta["name"]}" already exists')
+        meta.setdefault("uid", f"uid-{self.rv + 1}")
+        meta.setdefault("creationTimestamp", "2026-11-23T00:00:00Z")
+        if self._dry(request):
+            return self._typed(request.resource, obj)
+        return self._typed(request.resource, await self.put(key, "ADDED", obj))
+
+    async def _serve_update(self, request: rendering.Request) -> rendering.Payload:
+        self._check_known(request)
+        key = _res_key(request.resource)
+        current = self.store.get((key, request.namespace, request.name))
+        if current is None:
+            raise kmock.KubernetesObjectNotFoundError()
+        ctype = request.headers.get("Content-Type", "")
+        body = orjson_loads(request.body)
+        try:
+            updated = _json_patch(current, body) if "json-patch" in ctype else _merge_patch(current, body)
+        except (KeyError, IndexError, ValueError, TypeError) as exc:
+            raise _Invalid(message=f"the patch cannot be applied: {exc}") from None
+        if self._dry(request):
+            return self._typed(request.resource, updated)
+        return self._typed(request.resource, await self.put(key, "MODIFIED", updated))
+
+    async def _serve_delete(self, request: rendering.Request) -> rendering.Payload:
+        self._check_known(request)
+        key = _res_key(request.resource)
+        current = self.store.get((key, request.namespace, request.name))
+        if current is None:
+            raise kmock.KubernetesObjectNotFoundError()
+        if self._dry(request):
+            return self._typed(request.resource, current)
+        return self._typed(request.resource, await self.put(key, "DELETED", current))
+
+
+def orjson_loads(body: bytes) -> Any:
+    import json
+
+    return json.loads(body or b"null")
 
 
 @attrs.frozen
@@ -133,8 +347,25 @@ class _Forbidden(kmock.KubernetesError):
     message: str = "forbidden"
 
 
+@attrs.frozen
+class _Unauthorized(kmock.KubernetesError):
+    status: int = 401
+    reason: str = "Unauthorized"
+    message: str = "Unauthorized"
+
+
+@attrs.frozen
+class _Invalid(kmock.KubernetesError):
+    status: int = 422
+    reason: str = "Invalid"
+    message: str = "invalid"
+
+
 class Emulator:
-    """A running emulator: ``url``, ``add(obj)``, ``requests`` (the log), ``forbid(plural)``."""
+    """A running emulator: ``url``, ``add/update/remove(obj)``, ``forbid(plural)``, ``stop()/start()``.
+
+    Writes from the test thread go through the server's event loop, so watchers see them in order.
+    """
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
@@ -142,7 +373,7 @@ class Emulator:
         self.thread.start()
         self.handler: TesseraEmulator = self._call(self._start())
         self.url = str(self.server.url).rstrip("/")
-        self.requests: list[dict[str, Any]] = []
+        self.port = self.server.port
         for info in BUILTIN_KINDS:
             self.declare(info.group, info.version, info.plural, info.kind, info.namespaced, info.short_names)
 
@@ -166,18 +397,76 @@ class Emulator:
         )
         self.handler.kinds[(group, plural)] = (kind, version)
 
-    def add(self, obj: dict) -> None:
-        """Store an object (its kind must be declared)."""
+    def _key(self, obj: dict) -> str:
         api_version = obj["apiVersion"]
         group, version = api_version.rsplit("/", 1) if "/" in api_version else ("", api_version)
         plural = next(p for (g, p), (k, _) in self.handler.kinds.items() if g == group and k == obj["kind"])
-        key = f"{group}/{version}/{plural}" if group else f"{version}/{plural}"
+        return f"{group}/{version}/{plural}" if group else f"{version}/{plural}"
+
+    def add(self, obj: dict) -> dict:
+        """Store (create or replace) an object; its kind must be declared. Returns it as stored."""
+        key = self._key(obj)
         meta = obj["metadata"]
-        self.handler.objects[key, meta.get("namespace"), meta["name"]] = obj
+        event = "MODIFIED" if (key, meta.get("namespace"), meta["name"]) in self.handler.store else "ADDED"
+        return self._call(self.handler.put(key, event, obj))
+
+    update = add
+
+    def remove(self, obj: dict) -> None:
+        """Delete an object (matched by apiVersion, kind, namespace, name)."""
+        self._call(self.handler.put(self._key(obj), "DELETED", obj))
+
+    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict | None:
+        """The stored object, or None."""
+        key = self._key({"apiVersion": api_version, "kind": kind})
+        return self.handler.store.get((key, namespace, name))
+
+    def objects(self, kind: str) -> list[dict]:
+        """Every stored object of a kind."""
+        plurals = {f"{g}/{v}/{p}" if g else f"{v}/{p}" for (g, p), (k, v) in self.handler.kinds.items() if k == kind}
+        return [o for (k, _, _), o in self.handler.store.items() if k in plurals]
+
+    def compact(self) -> None:
+        """Forget the history: watches resuming from an older resourceVersion get 410 Gone."""
+        self.handler.history_floor = self.handler.rv
+        self.handler.history.clear()
+        self._wake()
+
+    def _wake(self) -> None:
+        async def wake() -> None:
+            if self.handler.changed is not None:
+                async with self.handler.changed:
+                    self.handler.changed.notify_all()
+
+        self._call(wake())
+
+    def require_token(self, token: str | None) -> None:
+        """Answer 401 to requests without ``Authorization: Bearer <token>`` (None: accept all)."""
+        self.handler.token = token
 
     def forbid(self, plural: str) -> None:
-        """Answer 403 to list calls for this resource."""
+        """Answer 403 to list and watch calls for this resource."""
         self.handler.forbidden.add(plural)
+
+    def stop(self) -> None:
+        """Stop serving (open watches are cut, new connections refused); the store is kept."""
+        # Only the HTTP server restarts; kmock's DNS interceptor chain stays as it is.
+        self.handler.closing = True
+        self._wake()
+        self._call(self.server._managed_server.close())
+        self.handler.closing = False
+
+    def start(self) -> None:
+        """Serve again on the same port after ``stop()``."""
+
+        async def again() -> None:
+            import aiohttp.test_utils
+
+            fresh = aiohttp.test_utils.RawTestServer(self.handler, host="127.0.0.1", port=self.port)
+            await fresh.start_server()
+            self.server._managed_server = fresh
+
+        self._call(again())
 
     def list_requests(self) -> list[dict[str, Any]]:
         """Every list request served so far: {path, params}."""
@@ -187,9 +476,20 @@ class Emulator:
                 out.append({"path": req.url.path, "params": dict(req.params)})
         return out
 
+    def watch_requests(self) -> list[dict[str, Any]]:
+        """Every watch request served so far: {path, params}."""
+        return [{"path": r.url.path, "params": dict(r.params)} for r in list(self.handler._requests)
+                if r.action == kmock.action.WATCH]
+
     def close(self) -> None:
+        self.handler.closing = True
+        self._wake()
+
         async def stop() -> None:
-            await self.server.__aexit__(None, None, None)
+            try:
+                await self.server.__aexit__(None, None, None)
+            except Exception:  # noqa: BLE001 - already stopped by the test
+                pass
             await self.handler.__aexit__(None, None, None)
 
         try:

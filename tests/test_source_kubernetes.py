@@ -39,12 +39,12 @@ def test_list_pushes_filters_down_in_one_call(kubeconfig, kube_api):
     before = len(kube_api.list_requests())
     items = src.list(pod, namespace="shop", labels={"app": "web"})
     calls = kube_api.list_requests()[before:]
-    assert calls == [{"path": "/api/v1/namespaces/shop/pods", "params": {"labelSelector": "app=web"}}]
+    assert calls == [{"path": "/api/v1/namespaces/shop/pods", "params": {"labelSelector": "app=web", "limit": "500"}}]
     assert sorted(i["metadata"]["name"] for i in items) == ["web-5d8f-0", "web-5d8f-1"]
     assert all(i["kind"] == "Pod" and i["apiVersion"] == "v1" for i in items)
     (one,) = src.list(pod, name="cart-5d8f-0")
     assert one["metadata"]["namespace"] == "shop"
-    assert kube_api.list_requests()[-1]["params"] == {"fieldSelector": "metadata.name=cart-5d8f-0"}
+    assert kube_api.list_requests()[-1]["params"] == {"fieldSelector": "metadata.name=cart-5d8f-0", "limit": "500"}
     assert {i["metadata"]["namespace"] for i in src.list(pod)} == {"shop", "payments"}
 
 
@@ -68,7 +68,7 @@ def test_name_and_label_pushdown_from_pattern(kubeconfig, kube_api):
     before = len(kube_api.list_requests())
     proc = tessera("query", "-o", "jsonl", 'MATCH (p:Pod {app: "web"}) RETURN p.metadata.name AS n', kubeconfig=kubeconfig)
     assert proc.returncode == 0, proc.stderr
-    assert kube_api.list_requests()[before:] == [{"path": "/api/v1/namespaces/shop/pods", "params": {"labelSelector": "app=web"}}]
+    assert kube_api.list_requests()[before:] == [{"path": "/api/v1/namespaces/shop/pods", "params": {"labelSelector": "app=web", "limit": "500"}}]
 
 
 def test_two_contexts_with_in(kubeconfig):
@@ -136,3 +136,16 @@ def test_mutations_are_refused(kubeconfig):
     proc = tessera("query", "MATCH (d:Deployment) SET d.spec.replicas = 3", kubeconfig=kubeconfig)
     assert proc.returncode == 1
     assert proc.stderr.startswith("tessera: mutations (CREATE, SET, DELETE) are refused on source 'emu-a'")
+
+
+def test_list_follows_continue_tokens(kubeconfig, kube_api, monkeypatch):
+    import tessera.plugins.sources.kubernetes as kube
+
+    monkeypatch.setattr(kube, "_PAGE", 2)
+    src = KubernetesSource(kubeconfig=str(kubeconfig))
+    pod = KindRegistry(src.kinds()).resolve("pods")
+    before = len(kube_api.list_requests())
+    items = src.list(pod)
+    calls = kube_api.list_requests()[before:]
+    assert len(items) == 4 and len({i["metadata"]["name"] for i in items}) == 4
+    assert [c["params"].get("continue") for c in calls] == [None, "2"]

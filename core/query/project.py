@@ -163,7 +163,35 @@ def project_rows(query: ast.Query, bindings: list[Binding], evaluator: Evaluator
 
             keys.append((value_of, item.descending))
         pairs = order_rows(pairs, keys)
-    rows = [r for r, _ in pairs]
     start = query.skip or 0
     end = start + query.limit if query.limit is not None else None
-    return Result(columns=columns, rows=rows[start:end])
+    pairs = pairs[start:end]
+    keyed_columns = [i.column for i in items if not isinstance(i.expr, ast.Aggregate)] if aggs else None
+    return Result(
+        columns=columns,
+        rows=[r for r, _ in pairs],
+        keys=[row_key(r, env, keyed_columns, query.distinct) for r, env in pairs],
+    )
+
+
+def row_key(row: dict, env: Binding, group_columns: list[str] | None, distinct: bool) -> str:
+    """A row's identity across re-runs of a query, so live views report changes, not churn.
+
+    Args:
+        row: the projected row.
+        env: the binding it came from.
+        group_columns: the grouping columns of an aggregate query (None when not aggregated).
+        distinct: RETURN DISTINCT (rows are identified by their content).
+    Returns:
+        the resources bound (``var=Kind/ns/name``) for plain rows; the grouping values for
+        aggregates; the whole row for DISTINCT.
+    """
+    if group_columns is not None:
+        return json.dumps([row[c] for c in group_columns], sort_keys=True, default=str)
+    if distinct:
+        return json.dumps(row, sort_keys=True, default=str)
+    parts = []
+    for var in sorted(env):
+        meta = env[var].get("metadata") or {}
+        parts.append(f"{var}={env[var].get('kind', '')}/{meta.get('namespace') or ''}/{meta.get('name', '')}")
+    return " ".join(parts)

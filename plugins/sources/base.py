@@ -43,3 +43,31 @@ class Source(Protocol):
             SourceUnavailable / NotAuthorized / SourceTimeout from tessera.core.errors.
         """
         ...
+
+
+# A watch event: ("ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK", object dict).
+WatchEvent = tuple[str, dict[str, Any]]
+
+
+@runtime_checkable
+class WatchableSource(Protocol):
+    """A source that can stream changes; watch caches (core/watch/) use it when present.
+
+    Sources without these methods are polled (``--interval``).
+    """
+
+    def list_versioned(self, kind: KindInfo, *, namespace: str | None = None) -> tuple[list[dict[str, Any]], str]:
+        """All resources of ``kind`` (in ``namespace``, or all) and the resourceVersion they are as of."""
+        ...
+
+    def watch(
+        self, kind: KindInfo, *, namespace: str | None, resource_version: str, stop: Any, timeout: float = 30.0
+    ) -> Any:
+        """Yield WatchEvents after ``resource_version`` until ``stop`` (a threading.Event) is set,
+        the server ends the stream, or ``timeout`` seconds pass with the stream open.
+
+        Raises:
+            WatchExpired when resource_version is too old (relist, then watch again);
+            SourceUnavailable / NotAuthorized / SourceTimeout as ``list`` does.
+        """
+        ...

@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import quote
 
-from tessera.core.errors import NotAuthorized, QueryError, SourceTimeout, SourceUnavailable
+from tessera.core.errors import NotAuthorized, QueryError, SourceTimeout, SourceUnavailable, WatchExpired
 from tessera.core.kinds import KindInfo
 
 _TIMEOUT = (5, 60)  # connect, read (seconds)
+_PAGE = 500  # items per list page, as kubectl uses
 
 
 def _kubeconfig_path(kubeconfig: str | None) -> Path:
@@ -81,6 +82,7 @@ class KubernetesSource:
         self._client: Any = None
         self._lock = threading.Lock()
         self._kinds: list[KindInfo] | None = None
+        self._streams: set[Any] = set()
         self.default_namespace = "default"
         self._open()
 
@@ -104,31 +106,65 @@ class KubernetesSource:
 
     # --- HTTP ----------------------------------------------------------------------------
 
-    def _get(self, path: str, query: list[tuple[str, str]] | None = None, *, what: str) -> Any:
-        """GET ``path`` and parse the JSON body, mapping every failure to a typed error."""
+    def _call(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]] | None = None,
+        *,
+        what: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: Any = _TIMEOUT,
+        stream: bool = False,
+    ) -> Any:
+        """One API call; returns the parsed JSON body (or the raw response when ``stream``).
+
+        Every failure becomes a typed error naming the context: 401/403 NotAuthorized, 404
+        QueryError, 410 WatchExpired, timeouts SourceTimeout, anything else SourceUnavailable.
+        """
         import orjson
         import urllib3
         from kubernetes.client.exceptions import ApiException
 
         try:
+            headers = {"Accept": "application/json"}
+            if body is not None:
+                headers["Content-Type"] = content_type
             method, url, headers, _, _ = self._client.param_serialize(
-                method="GET",
+                method=method,
                 resource_path=path,
                 query_params=query or [],
-                header_params={"Accept": "application/json"},
+                header_params=headers,
                 auth_settings=["BearerToken"],
             )
-            response = self._client.call_api(method, url, header_params=headers, _request_timeout=_TIMEOUT)
-            body = response.read()
+            response = self._client.call_api(
+                method, url, header_params=headers,
+                body=orjson.dumps(body) if body is not None else None,
+                _request_timeout=timeout,
+            )
             if not 200 <= response.status < 300:
-                raise ApiException(status=response.status, reason=response.reason, body=body)
-            return orjson.loads(body)
+                raise ApiException(status=response.status, reason=response.reason, body=response.read())
+            if stream:
+                return response.response
+            return orjson.loads(response.read())
         except ApiException as exc:
             message = _status_message(exc.body) or exc.reason
-            if exc.status in (401, 403):
+            if exc.status == 401:
+                raise NotAuthorized(
+                    f"context '{self.name}': the server refused our credentials (401 {message}) when trying to {what}",
+                    hint="the token or certificate may be wrong or expired; log in again",
+                ) from None
+            if exc.status == 403:
                 raise NotAuthorized(f"context '{self.name}': not allowed to {what}: {message}") from None
             if exc.status == 404:
                 raise QueryError(f"context '{self.name}': {what}: not found on the server") from None
+            if exc.status == 409:
+                raise QueryError(f"context '{self.name}': cannot {what}: {message}") from None
+            if exc.status == 410:
+                raise WatchExpired(f"context '{self.name}': {what}: {message}") from None
+            if exc.status in (400, 422):
+                raise QueryError(f"context '{self.name}': the server rejected '{what}': {message}") from None
             raise SourceUnavailable(f"context '{self.name}': {what} failed: HTTP {exc.status} {message}") from None
         except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ConnectTimeoutError, TimeoutError):
             raise SourceTimeout(
@@ -143,6 +179,9 @@ class KubernetesSource:
             ) from None
         except orjson.JSONDecodeError:
             raise SourceUnavailable(f"context '{self.name}': {what}: the server sent something that is not JSON") from None
+
+    def _get(self, path: str, query: list[tuple[str, str]] | None = None, *, what: str) -> Any:
+        return self._call("GET", path, query, what=what)
 
     # --- protocol ------------------------------------------------------------------------
 
@@ -193,6 +232,31 @@ class KubernetesSource:
         with ThreadPoolExecutor(max_workers=8) as pool:
             return [k for chunk in pool.map(fetch, versions) for k in chunk]
 
+    def _collection(self, kind: KindInfo, namespace: str | None) -> str:
+        base = "/api/v1" if not kind.group else f"/apis/{kind.group}/{kind.version}"
+        if namespace is not None and kind.namespaced:
+            return f"{base}/namespaces/{quote(namespace, safe='')}/{kind.plural}"
+        return f"{base}/{kind.plural}"
+
+    def _list_pages(self, kind: KindInfo, namespace: str | None, query: list[tuple[str, str]]) -> tuple[list[dict], str]:
+        """Follow ``continue`` tokens in pages of ``_PAGE`` items; returns items and resourceVersion."""
+        path = self._collection(kind, namespace)
+        where = f" in namespace {namespace}" if namespace and kind.namespaced else ""
+        items: list[dict] = []
+        token = None
+        while True:
+            page = list(query) + [("limit", str(_PAGE))] + ([("continue", token)] if token else [])
+            data = self._get(path, page, what=f"list {kind.qualified}{where}")
+            items.extend(data.get("items") or [])
+            meta = data.get("metadata") or {}
+            token = meta.get("continue")
+            if not token:
+                break
+        for item in items:
+            item.setdefault("apiVersion", kind.api_version)
+            item.setdefault("kind", kind.kind)
+        return items, str(meta.get("resourceVersion") or "")
+
     def list(
         self,
         kind: KindInfo,
@@ -201,24 +265,98 @@ class KubernetesSource:
         name: str | None = None,
         labels: dict[str, str] | None = None,
     ) -> list[dict[str, Any]]:
-        """One list call for ``kind`` with the filters pushed down (see base.Source)."""
-        base = "/api/v1" if not kind.group else f"/apis/{kind.group}/{kind.version}"
-        if namespace is not None and kind.namespaced:
-            path = f"{base}/namespaces/{quote(namespace, safe='')}/{kind.plural}"
-        else:
-            path = f"{base}/{kind.plural}"
+        """List ``kind`` with the filters pushed down, page by page (see base.Source)."""
         query = []
         if name is not None:
             query.append(("fieldSelector", f"metadata.name={name}"))
         if labels:
             query.append(("labelSelector", ",".join(f"{k}={v}" for k, v in sorted(labels.items()))))
-        where = f" in namespace {namespace}" if namespace and kind.namespaced else ""
-        data = self._get(path, query, what=f"list {kind.qualified}{where}")
-        items = data.get("items") or []
-        for item in items:
-            item.setdefault("apiVersion", kind.api_version)
-            item.setdefault("kind", kind.kind)
-        return items
+        return self._list_pages(kind, namespace, query)[0]
+
+    def list_versioned(self, kind: KindInfo, *, namespace: str | None = None) -> tuple[list[dict[str, Any]], str]:
+        """Every resource of ``kind`` and the resourceVersion of the list (see base.WatchableSource)."""
+        return self._list_pages(kind, namespace, [])
+
+    def watch(
+        self, kind: KindInfo, *, namespace: str | None, resource_version: str, stop: Any, timeout: float = 30.0
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Stream changes after ``resource_version`` (see base.WatchableSource).
+
+        The server closes the stream after ``timeout`` seconds; ``stop`` is checked between events.
+        """
+        import orjson
+
+        path = self._collection(kind, namespace)
+        query = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
+                 ("timeoutSeconds", str(int(timeout)))]
+        response = self._call("GET", path, query, what=f"watch {kind.qualified}", stream=True,
+                              timeout=(5, timeout + 10))
+        self._streams.add(response)
+        try:
+            buffer = b""
+            for chunk in response.stream(65536, decode_content=True):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if not line.strip():
+                        continue
+                    event = orjson.loads(line)
+                    etype, obj = event.get("type"), event.get("object") or {}
+                    if etype == "ERROR":
+                        if obj.get("code") == 410:
+                            raise WatchExpired(f"context '{self.name}': watch {kind.qualified}: {obj.get('message')}")
+                        raise SourceUnavailable(f"context '{self.name}': watch {kind.qualified}: {obj.get('message')}")
+                    obj.setdefault("apiVersion", kind.api_version)
+                    obj.setdefault("kind", kind.kind)
+                    yield etype, obj
+                if stop.is_set():
+                    return
+        except Exception as exc:  # noqa: BLE001 - map transport errors; ours pass through
+            if isinstance(exc, (WatchExpired, SourceUnavailable)) or stop.is_set():
+                if stop.is_set():
+                    return
+                raise
+            raise SourceUnavailable(f"context '{self.name}': watch {kind.qualified} was cut: {type(exc).__name__}") from None
+        finally:
+            self._streams.discard(response)
+            response.release_conn()
+
+    def close(self) -> None:
+        """Cut open watch streams, so watcher threads end promptly."""
+        for response in list(self._streams):
+            try:
+                response.shutdown()
+            except Exception:  # noqa: BLE001 - already closed
+                pass
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def create(self, kind: KindInfo, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """POST a new object (namespace from its metadata); returns the server's copy."""
+        ns = (obj.get("metadata") or {}).get("namespace")
+        query = [("dryRun", "All")] if dry_run else []
+        name = (obj.get("metadata") or {}).get("name")
+        return self._call("POST", self._collection(kind, ns), query, body=obj,
+                          what=f"create {kind.kind} {ns + '/' if ns else ''}{name}")
+
+    def patch(self, kind: KindInfo, namespace: str | None, name: str, ops: list[dict[str, Any]], *,
+              dry_run: bool = False) -> dict[str, Any]:
+        """Apply a JSON patch (RFC 6902) to one object; returns the server's copy."""
+        query = [("dryRun", "All")] if dry_run else []
+        path = f"{self._collection(kind, namespace)}/{quote(name, safe='')}"
+        return self._call("PATCH", path, query, body=ops, content_type="application/json-patch+json",
+                          what=f"patch {kind.kind} {namespace + '/' if namespace else ''}{name}")
+
+    def delete(self, kind: KindInfo, namespace: str | None, name: str, *, dry_run: bool = False) -> dict[str, Any]:
+        """DELETE one object; returns the server's answer."""
+        query = [("dryRun", "All")] if dry_run else []
+        path = f"{self._collection(kind, namespace)}/{quote(name, safe='')}"
+        return self._call("DELETE", path, query, what=f"delete {kind.kind} {namespace + '/' if namespace else ''}{name}")
+
+    def api_path(self, kind: KindInfo, namespace: str | None, name: str | None = None) -> str:
+        """The URL path of a collection or one object (for dry-run listings)."""
+        path = self._collection(kind, namespace)
+        return f"{path}/{quote(name, safe='')}" if name else path
 
 
 def _status_message(body: Any) -> str | None:

@@ -15,6 +15,7 @@ from typing import Any, Iterator, TextIO
 
 from tessera.core.errors import InputError, SourceUnavailable
 from tessera.core.kinds import KindInfo
+from tessera.core.resources import select_resources
 
 _SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -63,6 +64,13 @@ class ManifestSource:
             for name in sorted(files):
                 if not name.startswith(".") and name.endswith(_SUFFIXES):
                     yield Path(root) / name
+
+    def refresh(self) -> None:
+        """Forget what was read, so the next list reads the files again (stdin cannot be re-read)."""
+        if self.spec != "-":
+            self._objects = None
+            self._index = {}
+            self._kinds = None
 
     def _load(self) -> list[dict]:
         if self._objects is not None:
@@ -147,19 +155,7 @@ class ManifestSource:
         objs = self._index.get((kind.group, kind.kind), [])
         if namespace is None and name is None and not labels:
             return list(objs)
-        out = []
-        for obj in objs:
-            meta = obj.get("metadata") or {}
-            if namespace is not None and kind.namespaced and meta.get("namespace") != namespace:
-                continue
-            if name is not None and meta.get("name") != name:
-                continue
-            if labels:
-                have = meta.get("labels") or {}
-                if any(have.get(k) != v for k, v in labels.items()):
-                    continue
-            out.append(obj)
-        return out
+        return select_resources(objs, kind, namespace=namespace, name=name, labels=labels)
 
 
 def parse_documents(data: bytes | str, where: str) -> list[dict]:

@@ -1,0 +1,1 @@
+"""Live data: watch caches shared by everything in a process, and queries kept current over them."""

@@ -1,0 +1,47 @@
+"""A source whose ``list`` reads from shared watch caches, so re-running a query costs no API call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tessera.core.resources import select_resources
+
+
+class CachedSource:
+    """Wraps a watchable source; every list is served from the hub's cache for that kind.
+
+    Args:
+        source: a source implementing base.WatchableSource.
+        hub: the CacheHub to share (core.watch.cache.shared_hub() in front ends).
+        ready_timeout: seconds to wait for a cache's first list.
+    """
+
+    concurrent = True
+
+    def __init__(self, source: Any, hub: Any, *, ready_timeout: float = 60.0):
+        self.source = source
+        self.hub = hub
+        self.name = source.name
+        self.writable = getattr(source, "writable", False)
+        self.default_namespace = getattr(source, "default_namespace", None)
+        self._ready_timeout = ready_timeout
+
+    def __getattr__(self, attr: str) -> Any:
+        # writes, api_path, kubeconfig... go to the wrapped source
+        return getattr(self.source, attr)
+
+    def kinds(self) -> list[Any]:
+        """The wrapped source's kinds."""
+        return self.source.kinds()
+
+    def list(self, kind: Any, *, namespace: str | None = None, name: str | None = None,
+             labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Resources of ``kind`` from the cache (started and first listed on first use)."""
+        cache = self.hub.get(self.source, kind, namespace)
+        cache.wait_ready(self._ready_timeout)
+        return select_resources(cache.snapshot(), kind, namespace=namespace, name=name, labels=labels)
+
+
+def can_watch(source: Any) -> bool:
+    """True when the source streams changes (list_versioned and watch)."""
+    return callable(getattr(source, "list_versioned", None)) and callable(getattr(source, "watch", None))

@@ -1,0 +1,165 @@
+"""Queries kept current: re-run over the watch caches on every change (or on an interval for
+sources that cannot watch) and report row-level changes.
+
+A row's identity is the set of resources it binds (or its grouping values for aggregates, see
+core/query/project.py row_key), so a pod whose phase changes is one ``changed`` row, not a
+removal and an addition.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+from tessera.core.errors import TesseraError
+
+
+def now_rfc3339() -> str:
+    """The current UTC time as RFC 3339 with milliseconds and a Z."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def keyed_rows(result: Any) -> dict[str, dict]:
+    """Rows by identity; repeated identities (possible with SKIP/LIMIT ties) get ``#n`` suffixes."""
+    out: dict[str, dict] = {}
+    keys = result.keys if len(result.keys) == len(result.rows) else [None] * len(result.rows)
+    for i, (key, row) in enumerate(zip(keys, result.rows)):
+        key = key if key is not None else str(i)
+        unique, n = key, 1
+        while unique in out:
+            n += 1
+            unique = f"{key}#{n}"
+        out[unique] = row
+    return out
+
+
+def diff_rows(old: dict[str, dict], new: dict[str, dict], ts: str) -> list[dict]:
+    """The changes from ``old`` to ``new`` (both from keyed_rows).
+
+    Returns:
+        ``{"op": "added"|"removed"|"changed", "key", "row", "ts"}`` dicts: removals first, then
+        additions and changes in ``new``'s order (a removed row carries its last value).
+    """
+    changes = [{"op": "removed", "key": k, "row": row, "ts": ts} for k, row in old.items() if k not in new]
+    for key, row in new.items():
+        before = old.get(key)
+        if before is None:
+            changes.append({"op": "added", "key": key, "row": row, "ts": ts})
+        elif before != row:
+            changes.append({"op": "changed", "key": key, "row": row, "ts": ts})
+    return changes
+
+
+class LiveQuery:
+    """One query over live sources, re-evaluated when told to.
+
+    Args:
+        text: the query.
+        sources: sources to run over (wrap watchable ones in CachedSource first).
+        run_options: namespace / all_namespaces passed to api.run_query.
+    """
+
+    def __init__(self, text: str, sources: list[Any], **run_options: Any):
+        from tessera.core import api
+
+        self.text = text
+        self.query = api.parse_query(text)
+        self.sources = sources
+        self.options = run_options
+        self.rows: dict[str, dict] = {}
+        self.result: Any = None
+        self.error: TesseraError | None = None
+        self.runs = 0
+
+    def refresh(self) -> list[dict]:
+        """Run the query again and return the row changes since the last run.
+
+        A failing run keeps the previous rows and records ``error`` (a live view shows it and
+        carries on); the error is raised only if the very first run fails.
+        """
+        from tessera.core import api
+
+        try:
+            result = api.run_query(self.text, self.sources, **self.options)
+        except TesseraError as exc:
+            self.error = exc
+            if self.runs == 0:
+                raise
+            return []
+        self.error = None
+        self.runs += 1
+        self.result = result
+        new = keyed_rows(result)
+        changes = diff_rows(self.rows, new, now_rfc3339())
+        self.rows = new
+        return changes
+
+
+def follow(
+    queries: list[LiveQuery],
+    *,
+    hub: Any = None,
+    interval: float | None = None,
+    stop: threading.Event | None = None,
+    debounce: float = 0.02,
+) -> Iterator[tuple[int, list[dict]]]:
+    """Yield ``(query index, changes)`` as the queries' results change, forever or until ``stop``.
+
+    The first yield per query is its whole initial result as ``added`` rows. With a hub, a
+    change in any cache wakes every query (re-evaluation reads only memory); changes arriving
+    within ``debounce`` seconds are folded into one evaluation. With ``interval``, queries are
+    also re-run every ``interval`` seconds (for sources that cannot watch).
+    """
+    stop = stop or threading.Event()
+    wake = threading.Event()
+    if hub is not None:
+        hub.subscribe(lambda _cache: wake.set())
+    for i, q in enumerate(queries):
+        yield i, q.refresh()
+    while not stop.is_set():
+        woke = wake.wait(interval if interval is not None else 1.0)
+        if stop.is_set():
+            return
+        if not woke and interval is None:
+            continue
+        if woke and debounce:
+            time.sleep(debounce)
+        wake.clear()
+        if not woke:
+            _reload(queries)
+        for i, q in enumerate(queries):
+            changes = q.refresh()
+            if changes:
+                yield i, changes
+
+
+def _reload(queries: list[LiveQuery]) -> None:
+    """Let polled sources (files) read their data again before an interval re-run."""
+    seen = set()
+    for q in queries:
+        for s in q.sources:
+            if id(s) not in seen and callable(getattr(s, "refresh", None)):
+                seen.add(id(s))
+                s.refresh()
+
+
+def open_live(sources: list[Any], hub: Any) -> tuple[list[Any], bool]:
+    """Wrap the watchable sources in CachedSource.
+
+    Returns:
+        (sources to query, whether every source can watch).
+    """
+    from tessera.core.watch.cached_source import CachedSource, can_watch
+
+    out, all_watch = [], True
+    for s in sources:
+        if can_watch(s):
+            out.append(CachedSource(s, hub))
+        else:
+            all_watch = False
+            out.append(s)
+    return out, all_watch
+
+

@@ -1,0 +1,235 @@
+"""Watch caches and live queries against the emulator: changes, restarts, 410 Gone, relationships."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tessera.core.kinds import KindRegistry
+from tessera.core.watch.cache import CacheHub, WatchCache, wait_quiet
+from tessera.core.watch.cached_source import CachedSource
+from tessera.core.watch.live import LiveQuery, diff_rows, follow, keyed_rows
+from tessera.plugins.sources.kubernetes import KubernetesSource
+
+
+def pod(name, ns="shop", rs="web-5d8f", phase="Running", labels=None):
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "uid": f"u-{name}",
+                         "labels": labels or {"app": "web", "pod-template-hash": "5d8f"},
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs,
+                                              "uid": f"rs-{ns}-web", "controller": True}]},
+            "spec": {"containers": [{"name": "web", "image": "acme/web:1"}]}, "status": {"phase": phase}}
+
+
+def names(cache):
+    return sorted(o["metadata"]["name"] for o in cache.snapshot())
+
+
+def emulator_names(emu, ns="shop"):
+    return sorted(o["metadata"]["name"] for o in emu.objects("Pod") if o["metadata"]["namespace"] == ns)
+
+
+@pytest.fixture
+def source(kubeconfig):
+    src = KubernetesSource(kubeconfig=str(kubeconfig))
+    yield src
+    src.close()
+
+
+@pytest.fixture
+def pods_cache(source):
+    kind = KindRegistry(source.kinds()).resolve("pods")
+    cache = WatchCache(source, kind, "shop", watch_timeout=30, backoff=(0.05, 0.3)).start()
+    cache.wait_ready(10)
+    yield cache
+    cache.stop()
+    source.close()
+
+
+def test_cache_sees_added_modified_deleted(pods_cache, kube_api):
+    assert names(pods_cache) == ["cart-5d8f-0", "web-5d8f-0", "web-5d8f-1"]
+    kube_api.add(pod("web-5d8f-2"))
+    assert wait_quiet(lambda: "web-5d8f-2" in names(pods_cache), 5)
+    kube_api.update(pod("web-5d8f-2", phase="Failed"))
+    assert wait_quiet(lambda: any(o["status"]["phase"] == "Failed" for o in pods_cache.snapshot()), 5)
+    kube_api.remove(pod("web-5d8f-0"))
+    assert wait_quiet(lambda: "web-5d8f-0" not in names(pods_cache), 5)
+    kube_api.add(pod("other", ns="payments"))  # another namespace: not this cache's business
+    time.sleep(0.2)
+    assert names(pods_cache) == emulator_names(kube_api)
+    assert pods_cache.list_calls == 1 and pods_cache.events == 3
+
+
+def test_restart_mid_watch_resumes_without_duplicates_or_losses(pods_cache, kube_api):
+    seen = []
+    pods_cache.subscribe(lambda c: seen.append(c.version))
+    kube_api.stop()
+    # changes while the watcher cannot connect
+    kube_api.add(pod("web-5d8f-7"))
+    kube_api.update(pod("web-5d8f-1", phase="Pending"))
+    kube_api.remove(pod("cart-5d8f-0", rs="cart-5d8f"))
+    time.sleep(0.5)
+    kube_api.start()
+    assert wait_quiet(lambda: names(pods_cache) == emulator_names(kube_api), 10)
+    assert pods_cache.list_calls == 1, "resumed from the resourceVersion, no relist"
+    assert pods_cache.events == 3, "each change applied exactly once"
+    assert pods_cache.errors >= 1
+    by_name = {o["metadata"]["name"]: o for o in pods_cache.snapshot()}
+    assert by_name["web-5d8f-1"]["status"]["phase"] == "Pending"
+    resumed = [w["params"]["resourceVersion"] for w in kube_api.watch_requests()]
+    assert len(resumed) >= 2 and resumed[-1] != "0"
+
+
+def test_410_gone_relists(pods_cache, kube_api):
+    kube_api.stop()
+    kube_api.add(pod("web-5d8f-8"))
+    kube_api.compact()  # the resourceVersion the cache holds is now too old
+    kube_api.start()
+    assert wait_quiet(lambda: "web-5d8f-8" in names(pods_cache), 10)
+    assert pods_cache.list_calls == 2
+    kube_api.add(pod("web-5d8f-9"))
+    assert wait_quiet(lambda: "web-5d8f-9" in names(pods_cache), 5)
+    assert names(pods_cache) == emulator_names(kube_api)
+
+
+def test_hub_shares_one_cache_per_kind_and_namespace(source, kube_api):
+    hub = CacheHub()
+    try:
+        kinds = KindRegistry(source.kinds())
+        a = hub.get(source, kinds.resolve("pods"), None)
+        b = hub.get(source, kinds.resolve("po"), None)
+        c = hub.get(source, kinds.resolve("pods"), "shop")  # served by the all-namespaces cache
+        assert a is b is c
+        nodes = hub.get(source, kinds.resolve("nodes"), "shop")
+        assert nodes.namespace is None  # cluster-scoped
+    finally:
+        hub.close()
+
+
+def test_live_query_follows_relationships(source, kube_api):
+    hub = CacheHub(backoff=(0.05, 0.3))
+    try:
+        live = LiveQuery("MATCH (d:Deployment)->(rs:ReplicaSet)->(p:Pod) RETURN d.metadata.name AS d, p.metadata.name AS p",
+                         [CachedSource(source, hub)], namespace="shop")
+        first = live.refresh()
+        assert {(c["op"], c["row"]["p"]) for c in first} == {("added", "web-5d8f-0"), ("added", "web-5d8f-1"),
+                                                              ("added", "cart-5d8f-0")}
+        before = len(kube_api.list_requests())
+        kube_api.add(pod("web-5d8f-5"))
+        assert wait_quiet(lambda: any(c.events for c in hub.caches()), 5)
+        changes = live.refresh()
+        assert changes == [{"op": "added", "key": changes[0]["key"], "row": {"d": "web", "p": "web-5d8f-5"},
+                            "ts": changes[0]["ts"]}]
+        assert "p=Pod/shop/web-5d8f-5" in changes[0]["key"]
+        kube_api.remove(pod("web-5d8f-0"))
+        wait_quiet(lambda: sum(c.events for c in hub.caches()) >= 2, 5)
+        assert [(c["op"], c["row"]["p"]) for c in live.refresh()] == [("removed", "web-5d8f-0")]
+        assert kube_api.list_requests()[before:] == [], "refreshes read the cache, not the API"
+    finally:
+        hub.close()
+
+
+def test_aggregate_rows_change_in_place():
+    class R:
+        def __init__(self, rows, keys):
+            self.rows, self.keys = rows, keys
+
+    old = keyed_rows(R([{"d": "web", "n": 2}], ['["web"]']))
+    new = keyed_rows(R([{"d": "web", "n": 3}, {"d": "api", "n": 1}], ['["web"]', '["api"]']))
+    ops = [(c["op"], c["row"]) for c in diff_rows(old, new, "t")]
+    assert ops == [("changed", {"d": "web", "n": 3}), ("added", {"d": "api", "n": 1})]
+
+
+def test_follow_yields_initial_then_changes(source, kube_api):
+    hub = CacheHub(backoff=(0.05, 0.3))
+    stop = threading.Event()
+    try:
+        live = LiveQuery("MATCH (d:Deployment) RETURN d.metadata.name AS name, d.spec.replicas AS replicas",
+                         [CachedSource(source, hub)], namespace="shop")
+        stream = follow([live], hub=hub, stop=stop)
+        index, initial = next(stream)
+        assert index == 0 and sorted(c["row"]["name"] for c in initial) == ["cart", "web"]
+        dep = kube_api.get("apps/v1", "Deployment", "shop", "web")
+        dep = {**dep, "spec": {**dep["spec"], "replicas": 5}}
+        kube_api.update(dep)
+        index, changes = next(stream)
+        assert [(c["op"], c["row"]) for c in changes] == [("changed", {"name": "web", "replicas": 5})]
+    finally:
+        stop.set()
+        hub.close()
+
+
+def _read_json_lines(proc, count, timeout=20):
+    """Up to ``count`` JSON lines from the process, never blocking past ``timeout``."""
+    import queue
+
+    lines = getattr(proc, "_lines", None)
+    if lines is None:
+        lines = proc._lines = queue.Queue()
+
+        def pump():
+            for line in proc.stdout:
+                lines.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
+    out = []
+    deadline = time.monotonic() + timeout
+    while len(out) < count:
+        try:
+            out.append(json.loads(lines.get(timeout=max(0.01, deadline - time.monotonic()))))
+        except queue.Empty:
+            break
+    return out
+
+
+def test_cli_watch_emits_jsonl_changes(kubeconfig, kube_api):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tessera.cli.main", "query", "--watch", "--kubeconfig", str(kubeconfig),
+         "MATCH (rs:ReplicaSet)->(p:Pod) RETURN p.metadata.name AS pod, p.status.phase AS phase"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        initial = _read_json_lines(proc, 3)
+        assert sorted(c["row"]["pod"] for c in initial) == ["cart-5d8f-0", "web-5d8f-0", "web-5d8f-1"]
+        assert {c["op"] for c in initial} == {"added"} and all(c["ts"].endswith("Z") for c in initial)
+        kube_api.add(pod("web-5d8f-3"))
+        (added,) = _read_json_lines(proc, 1)
+        assert added["op"] == "added" and added["row"] == {"pod": "web-5d8f-3", "phase": "Running"}
+        kube_api.update(pod("web-5d8f-3", phase="Failed"))
+        (changed,) = _read_json_lines(proc, 1)
+        assert changed["op"] == "changed" and changed["row"]["phase"] == "Failed" and changed["key"] == added["key"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_cli_watch_files_need_interval(tmp_path):
+    from tessera.plugins.sources.demo import DEMO_DIR
+
+    r = subprocess.run([sys.executable, "-m", "tessera.cli.main", "query", "--watch", "-s", str(DEMO_DIR),
+                        "MATCH (d:Deployment) RETURN d.metadata.name"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "cannot be watched" in r.stderr and "--interval" in r.stderr
+
+
+def test_cli_watch_interval_polls_files(tmp_path):
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: x}\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tessera.cli.main", "query", "--watch", "--interval", "0.2", "-s", str(manifest),
+         "MATCH (c:ConfigMap) RETURN c.metadata.name AS name"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert [c["row"] for c in _read_json_lines(proc, 1)] == [{"name": "a"}]
+        manifest.write_text(manifest.read_text() + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: x}\n")
+        (change,) = _read_json_lines(proc, 1)
+        assert change["op"] == "added" and change["row"] == {"name": "b"}
+    finally:
+        proc.terminate()
+        proc.wait(10)
