@@ -29,6 +29,9 @@ QueryFiles = Annotated[
                  help="Read the query from FILE ('-' for stdin); with --watch, repeat to follow several queries.",
                  show_default=False),
 ]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the exact API calls a mutation would make; change nothing.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before a mutation (a terminal asks by default).")]
+ReadOnlyFlag = Annotated[bool, typer.Option("--read-only", help="Refuse every write (also: read_only = true in config.toml).")]
 Watch = Annotated[bool, typer.Option("--watch", "-w", help="Keep running: print row changes as JSONL (a live table on a terminal).")]
 Interval = Annotated[
     Optional[float],
@@ -48,6 +51,9 @@ def query(
     kubeconfig: Kubeconfig = None,
     watch: Watch = False,
     interval: Interval = None,
+    dry_run: DryRun = False,
+    yes: Yes = False,
+    read_only: ReadOnlyFlag = False,
     *,
     out: OutputSettings,
 ) -> None:
@@ -75,6 +81,17 @@ def query(
     for q in parsed:
         contexts += [c for c in q.contexts if c not in contexts and not specs]
     sources = api.open_sources(specs, contexts=contexts, kubeconfig=kubeconfig, stdin=sys.stdin)
+    if parsed[0].is_mutation:
+        if watch:
+            raise UsageError("--watch cannot follow a mutation")
+        from tessera.cli.mutate import run_mutation
+        from tessera.core import config
+
+        run_mutation(texts[0], sources, out, dry_run=dry_run, yes=yes, read_only=read_only or config.read_only(),
+                     run_options={"namespace": namespace, "all_namespaces": all_namespaces})
+        return
+    if dry_run:
+        raise UsageError("--dry-run applies to mutations (CREATE, SET, DELETE) only")
     if watch:
         from tessera.cli.watch import watch_queries
 

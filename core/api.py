@@ -153,6 +153,53 @@ def run_query(
     return result
 
 
+def plan_mutation(
+    text: str,
+    sources: list[Any],
+    *,
+    namespace: str | None = None,
+    all_namespaces: bool = False,
+    read_only: bool = False,
+) -> list[Any]:
+    """The API calls a CREATE / SET / DELETE statement would make, without making them.
+
+    Args:
+        text: the mutating query.
+        sources: from open_sources(); ``IN`` picks among them as for reads.
+        namespace / all_namespaces: the MATCH scope, as in run_query; new objects without a
+            namespace go to ``namespace`` or the context's default.
+        read_only: refuse (read-only mode: the flag or the config setting).
+    Returns:
+        core.mutate.ApiCall objects, in the order apply_mutation sends them.
+    Raises:
+        ReadOnly for files, recordings or read-only mode; QueryError for a bad target path.
+    """
+    from tessera.core.kinds import KindRegistry
+    from tessera.core.mutate import check_writable, plan_mutation as plan
+    from tessera.core.query.engine import Engine, EngineContext
+
+    query = parse_query(text)
+    if not query.is_mutation:
+        raise QueryError("not a mutation: there is no CREATE, SET or DELETE")
+    targets = _pick_sources(query.contexts, sources)
+    rules = _rules()
+    calls = []
+    for source in targets:
+        check_writable(source, read_only=read_only)
+        scope = None if all_namespaces else (namespace if namespace is not None else _default_namespace(source))
+        registry = KindRegistry(source.kinds())
+        engine = Engine(EngineContext(source=source, registry=registry, rules=rules, namespace=scope))
+        calls.extend(plan(query, engine))
+    return calls
+
+
+def apply_mutation(calls: list[Any]) -> list[dict]:
+    """Send planned calls (see plan_mutation); returns the server's copy of each object written."""
+    from tessera.core.mutate import apply
+
+    return apply(calls)
+
+
 def _pick_sources(contexts: tuple[str, ...], sources: list[Any]) -> list[Any]:
     if not contexts:
         return sources

@@ -58,3 +58,38 @@ def kubeconfig_path(explicit: str | None = None) -> Path:
         if first:
             return Path(first).expanduser()
     return Path.home() / ".kube" / "config"
+
+
+def config_file() -> Path:
+    """User settings: ``<config dir>/config.toml``."""
+    return config_dir() / "config.toml"
+
+
+def settings() -> dict:
+    """The settings in config.toml (empty when there is none).
+
+    Raises:
+        InputError naming the file when it is not valid TOML.
+    """
+    import tomllib
+
+    from tessera.core.errors import InputError
+
+    path = config_file()
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: {exc}", hint="fix the file or remove it") from None
+
+
+def read_only() -> bool:
+    """Read-only mode: ``TESSERA_READ_ONLY=1`` or ``read_only = true`` in config.toml."""
+    env = os.environ.get("TESSERA_READ_ONLY", "").lower()
+    if env in ("1", "true", "yes", "on"):
+        return True
+    if env in ("0", "false", "no", "off"):
+        return False
+    return bool(settings().get("read_only", False))

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from tessera.core.errors import QueryError
+from tessera.core.errors import NotAuthorized, QueryError
 from tessera.core.kinds import KindInfo
 from tessera.core.query import ast
 from tessera.core.query.evaluate import Evaluator
@@ -68,6 +68,8 @@ class Engine:
         self.nodes: dict[str, NodePlan] = {}
         self._anon = 0
         self._fetch_cache: dict[tuple, list[dict]] = {}
+        self.warnings: list[str] = []
+        self._expanded: set[tuple[str, str]] = set()
         self._rules_by_pair: dict[tuple[str, str], list[Rule]] = {}
         for rule in ctx.rules:
             self._rules_by_pair.setdefault((rule.kind_a.lower(), rule.kind_b.lower()), []).append(rule)
@@ -155,6 +157,7 @@ class Engine:
                 if info is not None:
                     kinds.append(info)
             self.nodes[name].kinds = kinds
+            self._expanded.update((k.group, k.kind) for k in kinds)
 
     def _linked_kinds(self, kind: str, rel_type: str | None) -> set[str]:
         out = set()
@@ -211,7 +214,14 @@ class Engine:
 
         def one(req: tuple) -> list[dict]:
             kind, ns, name, labels = req
-            return source.list(kind, namespace=ns, name=name, labels=dict(labels) if labels else None)
+            try:
+                return source.list(kind, namespace=ns, name=name, labels=dict(labels) if labels else None)
+            except NotAuthorized as exc:
+                if (kind.group, kind.kind) not in self._expanded:
+                    raise
+                # A kindless node tries every linked kind; RBAC hiding one must not sink the query.
+                self.warnings.append(f"skipped {kind.kind} (forbidden): {exc.one_line()}")
+                return []
 
         if len(reqs) == 1 or not getattr(source, "concurrent", False):
             return [one(r) for r in reqs]
@@ -294,18 +304,38 @@ class Engine:
     # ------------------------------------------------------------------ running
 
     def run(self, query: ast.Query, *, shape: str = "rows") -> Result:
-        """Execute ``query``; ``shape`` is "rows" (Cypher rows + subgraph) or "cyphernetes"."""
+        """Execute a read ``query``; ``shape`` is "rows" (Cypher rows + subgraph) or "cyphernetes"."""
         if query.is_mutation:
-            raise QueryError(
-                f"mutations (CREATE, SET, DELETE) are refused on source '{self.ctx.source.name}' for now",
-                hint="this release is read-only; drop the mutating clause",
-            )
-        if query.at is not None:
-            raise QueryError(
-                "AT needs a recording source (replay:FILE), which this release does not have yet"
-            )
+            raise QueryError("mutations run through core.mutate (tessera query plans and applies them)")
         if not query.match:
             raise QueryError("a read query needs a MATCH clause")
+        components, evaluator, edges = self.match(query)
+        if shape == "cyphernetes":
+            from tessera.core.query.cyphernetes import shape_result
+
+            return Result(cyphernetes=shape_result(query, components, evaluator), warnings=self.warnings)
+        from tessera.core.query.project import project_rows
+
+        bindings = _cross([c.rows for c in components])
+        result = project_rows(query, bindings, evaluator)
+        self._graph(result, bindings, edges)
+        result.warnings.extend(self.warnings)
+        return result
+
+    def match(self, query: ast.Query) -> tuple[list["_Component"], Evaluator, list]:
+        """Run MATCH and WHERE: the connected components of matches, the evaluator used, and the
+        matched edges. Mutations use the components' bindings as their targets."""
+        if query.at is not None and not hasattr(self.ctx.source, "set_at"):
+            raise QueryError(
+                f"AT needs a recording source (replay:FILE); '{self.ctx.source.name}' is not one",
+                hint="query a recording: -s replay:FILE (or -s replay:demo)",
+            )
+        if query.at is not None:
+            from tessera.core.recording import parse_time
+
+            self.ctx.source.set_at(parse_time(query.at))
+        if not query.match:
+            return [_Component(set(), [{}])], Evaluator(), []
         paths = [([self._node(n) for n in p.nodes], list(p.rels)) for p in query.match]
         self._expand_kindless(paths)
         conjuncts = _conjuncts(query.where)
@@ -348,16 +378,7 @@ class Engine:
                 comp_rows = _cross([c.rows for c in components])
                 components = [_Component(set().union(*(c.vars for c in components)), [b for b in comp_rows if evaluator.test(conj, b)])]
 
-        if shape == "cyphernetes":
-            from tessera.core.query.cyphernetes import shape_result
-
-            return Result(cyphernetes=shape_result(query, components, evaluator))
-        from tessera.core.query.project import project_rows
-
-        bindings = _cross([c.rows for c in components])
-        result = project_rows(query, bindings, evaluator)
-        self._graph(result, bindings, edges)
-        return result
+        return components, evaluator, edges
 
     def _sub_node(self, pattern: ast.NodePattern) -> str:
         if pattern.var is not None:

@@ -140,7 +140,7 @@ class KubernetesSource:
             )
             response = self._client.call_api(
                 method, url, header_params=headers,
-                body=orjson.dumps(body) if body is not None else None,
+                body=body,
                 _request_timeout=timeout,
             )
             if not 200 <= response.status < 300:

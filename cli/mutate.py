@@ -1,0 +1,69 @@
+"""Mutations from ``tessera query``: plan, show (``--dry-run``), confirm on a terminal, apply."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from tessera.cli.options import OutputSettings, emit
+
+
+def run_mutation(text: str, sources: list[Any], out: OutputSettings, *, dry_run: bool, yes: bool, read_only: bool,
+                 run_options: dict[str, Any]) -> None:
+    """Plan a CREATE / SET / DELETE, then print the calls (dry run) or confirm and apply them.
+
+    Args:
+        text: the mutating query.
+        sources: opened sources (writes are refused on files and recordings).
+        out: output settings for the rows describing what was written.
+        dry_run: print each request as JSON (context, method, path, body) and stop.
+        yes: skip the confirmation a terminal otherwise asks for.
+        read_only: refuse all writes.
+        run_options: namespace / all_namespaces.
+    """
+    from tessera.core import api
+    from tessera.core.errors import TesseraError
+    from tessera.core.result import Result
+
+    calls = api.plan_mutation(text, sources, read_only=read_only, **run_options)
+    if not calls:
+        if not out.quiet:
+            print("tessera: nothing to change: the MATCH found no resources", file=sys.stderr)
+        return
+    if dry_run:
+        for call in calls:
+            print(json.dumps(call.request(), sort_keys=False))
+        return
+    if not yes and sys.stdin.isatty() and sys.stderr.isatty():
+        _confirm(calls)
+    result = Result(columns=["context", "op", "kind", "namespace", "name"])
+    for call in calls:
+        try:
+            api.apply_mutation([call])
+        except TesseraError as exc:
+            emit(result, out)
+            raise type(exc)(f"{exc.message} (after {len(result.rows)} of {len(calls)} changes were made)",
+                            hint=exc.hint) from None
+        result.rows.append({"context": call.source.name, "op": {"create": "created", "patch": "patched",
+                            "delete": "deleted"}[call.verb], "kind": call.kind.kind, "namespace": call.namespace,
+                            "name": call.name})
+    emit(result, out)
+
+
+def _confirm(calls: list[Any]) -> None:
+    """List what would change on stderr and ask; raises ReadOnly-style refusal on no."""
+    from rich.console import Console
+    from rich.prompt import Confirm
+
+    from tessera.core.errors import TesseraError
+
+    console = Console(stderr=True, highlight=False)
+    console.print(f"[bold]{len(calls)} change(s):[/bold]")
+    for call in calls:
+        console.print(f"  {call.verb:<6} {call.target()}  [dim]({call.source.name})[/dim]", markup=True)
+        if call.verb == "patch":
+            for op in call.body:
+                console.print(f"         {op['path']} = {json.dumps(op['value'])}", markup=False)
+    if not Confirm.ask("Apply?", console=console, default=False):
+        raise TesseraError("cancelled: nothing was changed")
