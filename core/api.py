@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from tessera.core.errors import QueryError, SourceUnavailable, TesseraError, UsageError
+from tessera.core.errors import QueryError, SourceUnavailable, TesseraError, UnknownKind, UsageError
 from tessera.core.result import Result
 
 
@@ -131,24 +131,29 @@ def run_query(
     query = parse_query(text)
     targets = _pick_sources(query.contexts, sources)
     rules = _rules()
-    results: list[tuple[str, Result]] = []
-    failures: list[TesseraError] = []
-    for source in targets:
+
+    def one(source: Any) -> Result:
         scope = None if all_namespaces else (namespace if namespace is not None else _default_namespace(source))
-        try:
+        for attempt in (1, 2):
             registry = KindRegistry(source.kinds())
             engine = Engine(EngineContext(source=source, registry=registry, rules=rules, namespace=scope))
-            results.append((source.name, engine.run(query, shape=shape)))
-        except SourceUnavailable as exc:
-            if len(targets) == 1:
-                raise
-            failures.append(exc)
+            try:
+                return engine.run(query, shape=shape)
+            except UnknownKind:
+                # Kinds may come from a discovery cache a few minutes old; a new CRD is not in it.
+                if attempt == 2 or not getattr(source, "kinds_cached", False):
+                    raise
+                source.rediscover()
+        raise AssertionError("unreachable")
+
+    if len(targets) == 1:
+        results = [(targets[0].name, one(targets[0]))]
+        failures: list[TesseraError] = []
+    else:
+        results, failures = _run_each(targets, one)
     if not results:
         raise failures[0]
-    if len(results) == 1:
-        result = results[0][1]
-    else:
-        result = _merge(results, shape)
+    result = results[0][1] if len(targets) == 1 else _merge(results, shape)
     result.warnings.extend(f.one_line() for f in failures)
     return result
 
@@ -198,6 +203,26 @@ def apply_mutation(calls: list[Any]) -> list[dict]:
     from tessera.core.mutate import apply
 
     return apply(calls)
+
+
+def _run_each(targets: list[Any], one: Any) -> tuple[list[tuple[str, Result]], list[TesseraError]]:
+    """Run ``one(source)`` for every source at once; a source that cannot answer (unreachable,
+    timed out, refused) becomes a failure, so the others still answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tessera.core.errors import NotAuthorized, SourceTimeout
+
+    def attempt(source: Any) -> tuple[str, Result | TesseraError]:
+        try:
+            return source.name, one(source)
+        except (SourceUnavailable, SourceTimeout, NotAuthorized) as exc:
+            return source.name, exc
+
+    with ThreadPoolExecutor(max_workers=min(8, len(targets))) as pool:
+        outcomes = list(pool.map(attempt, targets))
+    results = [(name, r) for name, r in outcomes if isinstance(r, Result)]
+    failures = [r for _, r in outcomes if isinstance(r, TesseraError)]
+    return results, failures
 
 
 def _pick_sources(contexts: tuple[str, ...], sources: list[Any]) -> list[Any]:
@@ -307,6 +332,8 @@ def info() -> dict:
             "config_dir": str(config.config_dir()),
             "relationships_file": str(config.relationships_file()),
             "macros_file": str(config.macros_file()),
+            "config_file": str(config.config_file()),
+            "cache_dir": str(config.cache_dir()),
             "kubeconfig": str(config.kubeconfig_path()),
         },
         "kube_contexts": contexts,

@@ -93,3 +93,24 @@ def read_only() -> bool:
     if env in ("0", "false", "no", "off"):
         return False
     return bool(settings().get("read_only", False))
+
+
+def cache_dir() -> Path:
+    """Disposable caches (API discovery): ``$TESSERA_CACHE_DIR``, else ``<data home>/cache`` when
+    TESSERA_HOME is set, else the platform cache dir."""
+    env = os.environ.get("TESSERA_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    if os.environ.get("TESSERA_HOME"):
+        return data_home() / "cache"
+    from platformdirs import user_cache_path
+
+    return user_cache_path("tessera", appauthor=False)
+
+
+def discovery_ttl() -> float:
+    """Seconds a context's discovered kinds stay fresh on disk (``TESSERA_DISCOVERY_TTL``, default 300)."""
+    try:
+        return float(os.environ.get("TESSERA_DISCOVERY_TTL", "300"))
+    except ValueError:
+        return 300.0

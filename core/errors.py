@@ -30,6 +30,10 @@ class QueryError(TesseraError):
     """A query that parses but cannot run: unknown kind, bad path, refused mutation..."""
 
 
+class UnknownKind(QueryError):
+    """A kind name no source offers (the hint lists the closest names)."""
+
+
 class ParseError(QueryError):
     """A syntax error, with its position.
 

@@ -86,7 +86,7 @@ class KindRegistry:
         Raises:
             QueryError: unknown (with close matches) or ambiguous (with the qualified choices).
         """
-        from tessera.core.errors import QueryError
+        from tessera.core.errors import QueryError, UnknownKind
 
         matches = self._by_name.get(name.lower(), [])
         if len(matches) > 1:
@@ -110,7 +110,7 @@ class KindRegistry:
 
         close = difflib.get_close_matches(name.lower(), list(self._by_name), n=3, cutoff=0.75)
         hint = f"did you mean {', '.join(close)}?" if close else "run `tessera kinds` to list the kinds"
-        raise QueryError(f'resource "{name}" not found', hint=hint)
+        raise UnknownKind(f'resource "{name}" not found', hint=hint)
 
     def by_kind(self, kind: str, group: str | None = None) -> KindInfo:
         """The KindInfo for an exact Kind name (``ReplicaSet``), as relationship rules name kinds.
@@ -118,7 +118,7 @@ class KindRegistry:
         Raises:
             QueryError when this source does not offer that kind.
         """
-        from tessera.core.errors import QueryError
+        from tessera.core.errors import QueryError, UnknownKind
 
         matches = self._by_kind.get(kind.lower(), [])
         if group is not None:

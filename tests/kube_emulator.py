@@ -476,6 +476,10 @@ class Emulator:
                 out.append({"path": req.url.path, "params": dict(req.params)})
         return out
 
+    def paths(self) -> list[str]:
+        """The URL path of every request served so far."""
+        return [r.url.path for r in list(self.handler._requests)]
+
     def watch_requests(self) -> list[dict[str, Any]]:
         """Every watch request served so far: {path, params}."""
         return [{"path": r.url.path, "params": dict(r.params)} for r in list(self.handler._requests)

@@ -83,6 +83,7 @@ class KubernetesSource:
         self._lock = threading.Lock()
         self._kinds: list[KindInfo] | None = None
         self._streams: set[Any] = set()
+        self.kinds_cached = False
         self.default_namespace = "default"
         self._open()
 
@@ -186,11 +187,28 @@ class KubernetesSource:
     # --- protocol ------------------------------------------------------------------------
 
     def kinds(self) -> list[KindInfo]:
-        """Every listable resource from discovery (preferred versions; subresources skipped)."""
+        """Every listable resource from discovery (preferred versions; subresources skipped),
+        cached on disk per context for TESSERA_DISCOVERY_TTL seconds (default 300)."""
         with self._lock:
             if self._kinds is None:
-                self._kinds = self._discover()
+                from tessera.core import discovery_cache
+                from tessera.core.config import discovery_ttl
+
+                self._kinds = discovery_cache.load(self.name, self._server, discovery_ttl())
+                self.kinds_cached = self._kinds is not None
+                if self._kinds is None:
+                    self._kinds = self._discover()
+                    discovery_cache.save(self.name, self._server, self._kinds)
             return self._kinds
+
+    def rediscover(self) -> None:
+        """Drop the discovered kinds (memory and disk cache): the next kinds() asks the server."""
+        with self._lock:
+            self._kinds = None
+            self.kinds_cached = False
+        from tessera.core import discovery_cache
+
+        discovery_cache.forget(self.name, self._server)
 
     def _discover(self) -> list[KindInfo]:
         from concurrent.futures import ThreadPoolExecutor
