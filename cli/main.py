@@ -14,6 +14,7 @@ import typer
 from tessera.cli import info as info_cmd
 from tessera.cli import kinds as kinds_cmd
 from tessera.cli import query as query_cmd
+from tessera.cli import record as record_cmd
 from tessera.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, ParseError, TesseraError
 
 app = typer.Typer(
@@ -48,6 +49,7 @@ def root(
 query_cmd.register(app)
 kinds_cmd.register(app)
 info_cmd.register(app)
+record_cmd.register(app)
 
 
 def print_error(err: TesseraError) -> None:

@@ -23,10 +23,13 @@ FORMAT_NAMES = ("table", "json", "jsonl", "yaml", "csv", "cyphernetes", "tree", 
 Sources = Annotated[
     Optional[list[str]],
     typer.Option(
-        "--source", "-s", metavar="SOURCE", help="Manifest file, directory (recursive), '-' for stdin, or 'demo'. Repeatable.",
+        "--source", "-s", metavar="SOURCE",
+        help="Manifest file, directory (recursive), '-' for stdin, 'demo', or replay:FILE / replay:demo (a recording). Repeatable.",
         show_default=False,
     ),
 ]
+Speed = Annotated[float, typer.Option("--speed", metavar="X", min=0.001, help="Play recordings X times as fast.")]
+Loop = Annotated[bool, typer.Option("--loop", help="Play recordings again from the start when they end.")]
 Namespace = Annotated[Optional[str], typer.Option("--namespace", "-n", metavar="NS", help="Only this namespace.", show_default=False)]
 AllNamespaces = Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")]
 Contexts = Annotated[

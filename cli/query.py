@@ -13,7 +13,9 @@ from tessera.cli.options import (
     Kubeconfig,
     Namespace,
     OutputSettings,
+    Loop,
     Sources,
+    Speed,
     emit,
     output_options,
     read_query,
@@ -51,6 +53,8 @@ def query(
     kubeconfig: Kubeconfig = None,
     watch: Watch = False,
     interval: Interval = None,
+    speed: Speed = 1.0,
+    loop: Loop = False,
     dry_run: DryRun = False,
     yes: Yes = False,
     read_only: ReadOnlyFlag = False,
@@ -80,7 +84,7 @@ def query(
     contexts = list(context or [])
     for q in parsed:
         contexts += [c for c in q.contexts if c not in contexts and not specs]
-    sources = api.open_sources(specs, contexts=contexts, kubeconfig=kubeconfig, stdin=sys.stdin)
+    sources = api.open_sources(specs, contexts=contexts, kubeconfig=kubeconfig, stdin=sys.stdin, speed=speed, loop=loop)
     if parsed[0].is_mutation:
         if watch:
             raise UsageError("--watch cannot follow a mutation")

@@ -20,6 +20,7 @@ _BUNDLED_SOURCES = {
     "manifests": ("tessera.plugins.sources.manifests", "ManifestSource"),
     "demo": ("tessera.plugins.sources.demo", "DemoSource"),
     "kubernetes": ("tessera.plugins.sources.kubernetes", "KubernetesSource"),
+    "replay": ("tessera.plugins.sources.replay", "ReplaySource"),
 }
 
 
@@ -44,20 +45,30 @@ def open_sources(
     contexts: list[str] | tuple[str, ...] = (),
     kubeconfig: str | None = None,
     stdin: TextIO | None = None,
+    speed: float = 1.0,
+    loop: bool = False,
 ) -> list[Any]:
     """Open the sources a command names.
 
     Args:
-        specs: ``-s`` values: a file, a directory, ``-`` (stdin) or ``demo`` (the bundled cluster).
+        specs: ``-s`` values: a file, a directory, ``-`` (stdin), ``demo`` (the bundled cluster)
+            or ``replay:FILE`` / ``replay:demo`` (a recording, each its own source).
             Several manifest specs merge into one source, so relationships cross files.
         contexts: kube contexts (``--context``), each a live source; none and no specs means the
             kubeconfig's current context.
         kubeconfig: path to a kubeconfig (else KUBECONFIG, else ~/.kube/config).
         stdin: the stream ``-`` reads.
+        speed, loop: how recordings play (recording seconds per second; start over at the end).
     Returns:
         a list of sources (objects implementing plugins/sources/base.py's protocol).
     """
     sources: list[Any] = []
+    replays = [s for s in specs if s.startswith("replay:")]
+    for spec in replays:
+        if not spec[len("replay:"):]:
+            raise UsageError("replay: needs a recording file", hint="-s replay:FILE, or -s replay:demo")
+        sources.append(_source_plugin("replay")(spec[len("replay:"):], speed=speed, loop=loop))
+    specs = [s for s in specs if not s.startswith("replay:")]
     if specs:
         if list(specs).count("-") > 1:
             raise UsageError("stdin ('-') can be given as a source only once")
@@ -71,7 +82,7 @@ def open_sources(
         from tessera.core.union import UnionSource
 
         sources.append(parts[0] if len(parts) == 1 else UnionSource(parts))
-    if contexts or not specs:
+    if contexts or not (specs or replays):
         kube = _source_plugin("kubernetes")
         for ctx in contexts or [None]:
             sources.append(kube(context=ctx, kubeconfig=kubeconfig))

@@ -27,5 +27,11 @@ def test_completion_runtime_answers(tmp_path):
 
 def test_man_pages_render():
     pages = docgen.man_pages()
-    assert set(pages) == {"tessera.1", "tessera-query.1", "tessera-explain.1", "tessera-kinds.1", "tessera-info.1"}
+    from typer.main import get_command
+
+    from tessera.cli.main import app
+
+    commands = get_command(app).commands
+    assert {"query", "explain", "kinds", "info", "record"} <= set(commands)
+    assert set(pages) == {"tessera.1"} | {f"tessera-{name}.1" for name in commands}
     assert "\\-\\-all\\-namespaces" in pages["tessera-query.1"]

@@ -4,6 +4,7 @@ stays light (heavy libraries are imported only by the commands that need them)."
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 import venv
@@ -69,7 +70,8 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_contents(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in ("tessera/cli/main.py", "tessera/core/query/parser.py", "tessera/plugins/sources/manifests.py",
-                     "tessera/plugins/sources/demo/shop.yaml"):
+                     "tessera/plugins/sources/demo/shop.yaml", "tessera/plugins/sources/demo/recording.jsonl.gz",
+                     "tessera/core/watch/cache.py"):
         assert expected in names
     assert not any(n.startswith(("tests/", "cli/", "core/")) for n in names)
 
@@ -87,6 +89,10 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(wheel, tmp_path):
     proc = subprocess.run([str(env_dir / "bin" / "tessera"), "query", "-s", "demo", "-o", "jsonl",
                            "MATCH (c:Certificate) RETURN count(c) AS n"], capture_output=True, text=True, cwd=tmp_path)
     assert proc.stdout.strip() == '{"n":3}', proc.stderr
+    proc = subprocess.run([str(env_dir / "bin" / "tessera"), "query", "-s", "replay:demo", "-o", "jsonl",
+                           'AT "2026-11-01T09:05:00Z" MATCH (d:Deployment) RETURN count(d) AS n'],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["n"] > 0, proc.stderr
 
 
 def test_bundled_sources_match_their_entry_points():

@@ -57,6 +57,7 @@ class WatchCache:
         self.error: TesseraError | None = None
         self.ready = threading.Event()
         self._listeners: list[Callable[["WatchCache"], None]] = []
+        self._event_listeners: list[Callable[[str, dict], None]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watch_timeout = watch_timeout
@@ -79,6 +80,11 @@ class WatchCache:
     def subscribe(self, listener: Callable[["WatchCache"], None]) -> None:
         """Call ``listener(cache)`` from the watcher thread after every change."""
         self._listeners.append(listener)
+
+    def subscribe_events(self, listener: Callable[[str, dict], None]) -> None:
+        """Call ``listener(type, obj)`` for every change, in order: the first list as ADDED, watch
+        events as they come, and a relist (after 410 Gone) as the ADDED/MODIFIED/DELETED it implies."""
+        self._event_listeners.append(listener)
 
     def snapshot(self) -> list[dict]:
         """The current objects (a consistent copy of the list, objects shared read-only)."""
@@ -142,14 +148,21 @@ class WatchCache:
     def _replace(self, items: list[dict], rv: str) -> None:
         fresh = {_key(o): o for o in items}
         with self._lock:
-            changed = fresh.keys() != self.objects.keys() or any(
-                _rv(o) != _rv(self.objects[k]) or _rv(o) is None for k, o in fresh.items()
-            )
+            old = self.objects
+            implied = [("DELETED", o) for k, o in old.items() if k not in fresh]
+            for k, o in fresh.items():
+                if k not in old:
+                    implied.append(("ADDED", o))
+                elif _rv(o) != _rv(old[k]) or _rv(o) is None:
+                    implied.append(("MODIFIED", o))
+            changed = bool(implied)
             self.objects = fresh
             self.resource_version = rv
             if changed or self.list_calls == 1:
                 self.version += 1
         if changed:
+            for etype, obj in implied:
+                self._emit(etype, obj)
             self._notify()
 
     def _apply(self, etype: str, obj: dict) -> None:
@@ -176,7 +189,12 @@ class WatchCache:
                 self.resource_version = rv
             self.version += 1
             self.events += 1
+        self._emit(etype, obj)
         self._notify()
+
+    def _emit(self, etype: str, obj: dict) -> None:
+        for listener in list(self._event_listeners):
+            listener(etype, obj)
 
     def _notify(self) -> None:
         for listener in list(self._listeners):

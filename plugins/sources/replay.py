@@ -17,6 +17,7 @@ from typing import Any, Iterator
 from tessera.core.errors import UsageError, WatchExpired
 from tessera.core.kinds import KindInfo
 from tessera.core.recording import Recording, load_recording, object_key
+from tessera.core.resources import select_resources
 
 DEMO_RECORDING = Path(__file__).resolve().parent / "demo" / "recording.jsonl.gz"
 
@@ -153,7 +154,7 @@ class ReplaySource:
     ) -> list[dict[str, Any]]:
         """Resources of ``kind`` at the replay clock, filtered by namespace, name and labels (see base.Source)."""
         objs, _, _ = self._snapshot(kind)
-        return _filter(objs, kind, namespace, name, labels)
+        return select_resources(objs, kind, namespace=namespace, name=name, labels=labels)
 
     def list_versioned(self, kind: KindInfo, *, namespace: str | None = None) -> tuple[list[dict[str, Any]], str]:
         """Resources of ``kind`` at the replay clock and the version to watch from.
@@ -162,7 +163,7 @@ class ReplaySource:
             (objects, resourceVersion): the version is the index of the last event applied.
         """
         objs, cycle, count = self._snapshot(kind)
-        return _filter(objs, kind, namespace, None, None), self._version(cycle, count)
+        return select_resources(objs, kind, namespace=namespace), self._version(cycle, count)
 
     def watch(
         self,
@@ -225,30 +226,6 @@ class ReplaySource:
                 elif self.loop and rec.duration > 0:
                     wait = min(wait, (rec.end - when).total_seconds() / self.speed)
             stop.wait(max(wait, 0.001))
-
-
-def _filter(
-    objs: list[dict[str, Any]],
-    kind: KindInfo,
-    namespace: str | None,
-    name: str | None,
-    labels: dict[str, str] | None,
-) -> list[dict[str, Any]]:
-    if namespace is None and name is None and not labels:
-        return objs
-    out = []
-    for obj in objs:
-        meta = obj.get("metadata") or {}
-        if namespace is not None and kind.namespaced and meta.get("namespace") != namespace:
-            continue
-        if name is not None and meta.get("name") != name:
-            continue
-        if labels:
-            have = meta.get("labels") or {}
-            if any(have.get(k) != v for k, v in labels.items()):
-                continue
-        out.append(obj)
-    return out
 
 
 __all__ = ["DEMO_RECORDING", "ReplaySource"]
