@@ -31,6 +31,11 @@ demo: $(STAMP)
 	$(TSR) query -s demo -o tree "MATCH (i:Ingress)->(s:Service)->(p:Pod) RETURN i, s, p"
 	@echo "== The same query as JSON lines, for pipelines"
 	$(TSR) query -s demo -o jsonl --limit 3 "MATCH (d:Deployment) RETURN d.metadata.name AS name, d.spec.replicas AS replicas ORDER BY replicas DESC, name"
+	@echo "== The demo recording: the crash-looping ledger pod at 09:00 and at 09:08"
+	$(TSR) query -s replay:demo -o table "AT \"2026-11-01T09:00:00Z\" MATCH (p:Pod) WHERE p.metadata.name STARTS WITH \"ledger\" RETURN p.metadata.name AS pod, p.status.containerStatuses[0].restartCount AS restarts"
+	$(TSR) query -s replay:demo -o table "AT \"2026-11-01T09:08:00Z\" MATCH (p:Pod) WHERE p.metadata.name STARTS WITH \"ledger\" RETURN p.metadata.name AS pod, p.status.containerStatuses[0].restartCount AS restarts"
+	@echo "== Five seconds of the recording played live at 60x (row changes as JSON lines)"
+	-timeout 5 $(TSR) query --watch -s replay:demo --speed 60 "MATCH (d:Deployment) WHERE d.metadata.namespace = \"payments\" RETURN d.metadata.name AS deployment, d.spec.replicas AS replicas" | cat
 	@echo "== A parse error shows where and what was expected (exit 1 is expected here)"
 	-$(TSR) query -s demo "MATCH (d:Deployment RETURN d"
 	@echo "== Tour done. Try: $(TSR) query -s demo 'MATCH (x)->(d:Deployment) RETURN x.kind, d.metadata.name'"

@@ -22,14 +22,14 @@ def watch_queries(texts: list[str], sources: list[Any], out: OutputSettings, *, 
     """
     from tessera.core.errors import UsageError
     from tessera.core.watch.cache import shared_hub
-    from tessera.core.watch.live import LiveQuery, follow, open_live
+    from tessera.core.watch.cached_source import can_watch
+    from tessera.core.watch.live import LiveQuery
 
     hub = shared_hub()
-    live_sources, all_watch = open_live(sources, hub)
-    if not all_watch and interval is None:
-        names = ", ".join(s.name for s in sources if not hasattr(s, "hub"))
+    if interval is None and not all(can_watch(s) for s in sources):
+        names = ", ".join(s.name for s in sources if not can_watch(s))
         raise UsageError(f"source {names} cannot be watched", hint="add --interval SECONDS to re-run it periodically")
-    queries = [LiveQuery(t, live_sources, **run_options) for t in texts]
+    queries = [LiveQuery(t, sources, hub, **run_options) for t in texts]
     fmt = out.format()
     redraw = fmt == "table" and sys.stdout.isatty()
     try:

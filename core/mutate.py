@@ -86,6 +86,10 @@ def plan_mutation(query: ast.Query, engine: Any) -> list[ApiCall]:
     """
     from tessera.core.query.engine import _cross
 
+    for expr in [n.props for p in query.create for n in p.nodes] + [i.value for i in query.set]:
+        if isinstance(expr, ast.MapLiteral) and _is_open(expr):
+            raise QueryError("a map ending in '...' is a placeholder from the docs; write every key to write it",
+                             hint='e.g. {"k": "v", "k2": "v2"}')
     components, evaluator, _ = engine.match(query)
     bindings = _cross([c.rows for c in components])
     source = engine.ctx.source
@@ -120,6 +124,10 @@ def plan_mutation(query: ast.Query, engine: Any) -> list[ApiCall]:
             meta = obj.get("metadata") or {}
             calls.append(ApiCall("delete", source, kind, meta.get("namespace"), meta.get("name", ""), before=obj))
     return calls
+
+
+def _is_open(expr: ast.MapLiteral) -> bool:
+    return expr.open or any(isinstance(v, ast.MapLiteral) and _is_open(v) for _, v in expr.items)
 
 
 def apply(calls: list[ApiCall]) -> list[dict]:

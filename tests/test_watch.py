@@ -233,3 +233,46 @@ def test_cli_watch_interval_polls_files(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_follow_reruns_only_queries_whose_kinds_changed(source, kube_api):
+    hub = CacheHub(backoff=(0.05, 0.3))
+    stop = threading.Event()
+    try:
+        pods = LiveQuery("MATCH (p:Pod) RETURN p.metadata.name AS name", [source], hub, namespace="shop")
+        nodes = LiveQuery("MATCH (n:Node) RETURN n.metadata.name AS name", [source], hub)
+        stream = follow([pods, nodes], hub=hub, stop=stop)
+        next(stream), next(stream)
+        kube_api.add(pod("web-5d8f-4"))
+        index, changes = next(stream)
+        assert index == 0 and [c["row"]["name"] for c in changes] == ["web-5d8f-4"]
+        assert pods.runs == 2 and nodes.runs == 1, "the Node query did not re-run for a Pod change"
+    finally:
+        stop.set()
+        hub.close()
+
+
+@pytest.mark.skipif(__import__("shutil").which("tmux") is None, reason="tmux is not installed")
+def test_watch_on_a_terminal_redraws_a_table_in_place(tmp_path):
+    import shutil
+    import uuid
+
+    session = f"tsr-{uuid.uuid4().hex[:8]}"
+    socket_name = f"tsr-{uuid.uuid4().hex[:8]}"
+    tmux = [shutil.which("tmux"), "-L", socket_name]
+    cmd = (f"TESSERA_HOME={tmp_path} {sys.executable} -m tessera.cli.main query --watch -s replay:demo --speed 100 "
+           "'MATCH (p:Pod) WHERE p.metadata.namespace = \"payments\" RETURN p.metadata.name AS pod, "
+           "p.status.containerStatuses[0].restartCount AS restarts'")
+    subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd], check=True)
+    try:
+        def screen():
+            return subprocess.run([*tmux, "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+
+        assert wait_quiet(lambda: "restarts" in screen(), 20), screen()
+        first = screen()
+        assert "live" in first and "rows" in first and "pod" in first
+        assert first.count("restarts") == 1, "the table is redrawn in place, not appended"
+        assert wait_quiet(lambda: screen() != first, 20), "the table changes as the recording plays"
+        assert screen().count("restarts") == 1
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)

@@ -10,6 +10,9 @@ from tessera.core.resources import select_resources
 class CachedSource:
     """Wraps a watchable source; every list is served from the hub's cache for that kind.
 
+    ``touched`` collects the (source, group, kind) keys read, so a live query is re-run only
+    when one of its own kinds changes.
+
     Args:
         source: a source implementing base.WatchableSource.
         hub: the CacheHub to share (core.watch.cache.shared_hub() in front ends).
@@ -25,6 +28,7 @@ class CachedSource:
         self.writable = getattr(source, "writable", False)
         self.default_namespace = getattr(source, "default_namespace", None)
         self._ready_timeout = ready_timeout
+        self.touched: set[tuple[str, str, str]] = set()
 
     def __getattr__(self, attr: str) -> Any:
         # writes, api_path, kubeconfig... go to the wrapped source
@@ -37,6 +41,7 @@ class CachedSource:
     def list(self, kind: Any, *, namespace: str | None = None, name: str | None = None,
              labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Resources of ``kind`` from the cache (started and first listed on first use)."""
+        self.touched.add((self.source.name, kind.group, kind.kind))
         cache = self.hub.get(self.source, kind, namespace)
         cache.wait_ready(self._ready_timeout)
         return select_resources(cache.snapshot(), kind, namespace=namespace, name=name, labels=labels)

@@ -57,21 +57,35 @@ class LiveQuery:
 
     Args:
         text: the query.
-        sources: sources to run over (wrap watchable ones in CachedSource first).
+        sources: sources to run over; with a hub, watchable ones are read through its caches.
+        hub: the CacheHub to share (None: query the sources directly each time).
         run_options: namespace / all_namespaces passed to api.run_query.
     """
 
-    def __init__(self, text: str, sources: list[Any], **run_options: Any):
+    def __init__(self, text: str, sources: list[Any], hub: Any = None, **run_options: Any):
         from tessera.core import api
+        from tessera.core.watch.cached_source import CachedSource, can_watch
 
         self.text = text
         self.query = api.parse_query(text)
-        self.sources = sources
+        # Own wrappers (over shared caches) record which kinds this query reads.
+        self.sources = [CachedSource(s, hub) if hub is not None and can_watch(s) else s for s in sources]
         self.options = run_options
         self.rows: dict[str, dict] = {}
         self.result: Any = None
         self.error: TesseraError | None = None
         self.runs = 0
+
+    def reads(self, keys: set[tuple[str, str, str]]) -> bool:
+        """True when the query read any of these (source, group, kind) caches last time (or
+        cannot tell: it has not run successfully, or reads a source that is not cached)."""
+        touched: set = set()
+        for s in self.sources:
+            t = getattr(s, "touched", None)
+            if t is None:
+                return True
+            touched |= t
+        return self.runs == 0 or self.error is not None or bool(touched & keys)
 
     def refresh(self) -> list[dict]:
         """Run the query again and return the row changes since the last run.
@@ -114,8 +128,16 @@ def follow(
     """
     stop = stop or threading.Event()
     wake = threading.Event()
+    dirty: set[tuple[str, str, str]] = set()
+    lock = threading.Lock()
+
+    def changed(cache: Any) -> None:
+        with lock:
+            dirty.add((cache.source.name, cache.kind.group, cache.kind.kind))
+        wake.set()
+
     if hub is not None:
-        hub.subscribe(lambda _cache: wake.set())
+        hub.subscribe(changed)
     for i, q in enumerate(queries):
         yield i, q.refresh()
     while not stop.is_set():
@@ -127,9 +149,14 @@ def follow(
         if woke and debounce:
             time.sleep(debounce)
         wake.clear()
+        with lock:
+            keys = set(dirty)
+            dirty.clear()
         if not woke:
             _reload(queries)
         for i, q in enumerate(queries):
+            if woke and not q.reads(keys):
+                continue
             changes = q.refresh()
             if changes:
                 yield i, changes
@@ -143,23 +170,3 @@ def _reload(queries: list[LiveQuery]) -> None:
             if id(s) not in seen and callable(getattr(s, "refresh", None)):
                 seen.add(id(s))
                 s.refresh()
-
-
-def open_live(sources: list[Any], hub: Any) -> tuple[list[Any], bool]:
-    """Wrap the watchable sources in CachedSource.
-
-    Returns:
-        (sources to query, whether every source can watch).
-    """
-    from tessera.core.watch.cached_source import CachedSource, can_watch
-
-    out, all_watch = [], True
-    for s in sources:
-        if can_watch(s):
-            out.append(CachedSource(s, hub))
-        else:
-            all_watch = False
-            out.append(s)
-    return out, all_watch
-
-
