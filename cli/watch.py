@@ -62,10 +62,8 @@ def _warn(query: Any, out: OutputSettings) -> None:
         return
     if query.error is not None:
         print(f"tessera: warning: {query.error.one_line()}", file=sys.stderr)
-    if query.result is not None:
-        for warning in query.result.warnings:
-            print(f"tessera: warning: {warning}", file=sys.stderr)
-        query.result.warnings.clear()
+    for warning in query.take_warnings():
+        print(f"tessera: warning: {warning}", file=sys.stderr)
 
 
 def _redraw_loop(queries: list[Any], hub: Any, interval: float | None, out: OutputSettings) -> None:

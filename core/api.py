@@ -134,9 +134,6 @@ def run_query(
     Raises:
         ParseError, QueryError, SourceUnavailable, NotAuthorized, SourceTimeout.
     """
-    from tessera.core.kinds import KindRegistry
-    from tessera.core.query.engine import Engine, EngineContext
-
     if namespace is not None and all_namespaces:
         raise UsageError("-n/--namespace and -A/--all-namespaces are mutually exclusive")
     query = parse_query(text)
@@ -144,10 +141,8 @@ def run_query(
     rules = _rules()
 
     def one(source: Any) -> Result:
-        scope = None if all_namespaces else (namespace if namespace is not None else _default_namespace(source))
         for attempt in (1, 2):
-            registry = KindRegistry(source.kinds())
-            engine = Engine(EngineContext(source=source, registry=registry, rules=rules, namespace=scope))
+            engine = engine_for(source, namespace=namespace, all_namespaces=all_namespaces, rules=rules)
             try:
                 return engine.run(query, shape=shape)
             except UnknownKind:
@@ -190,9 +185,7 @@ def plan_mutation(
     Raises:
         ReadOnly for files, recordings or read-only mode; QueryError for a bad target path.
     """
-    from tessera.core.kinds import KindRegistry
     from tessera.core.mutate import check_writable, plan_mutation as plan
-    from tessera.core.query.engine import Engine, EngineContext
 
     query = parse_query(text)
     if not query.is_mutation:
@@ -202,9 +195,7 @@ def plan_mutation(
     calls = []
     for source in targets:
         check_writable(source, read_only=read_only)
-        scope = None if all_namespaces else (namespace if namespace is not None else _default_namespace(source))
-        registry = KindRegistry(source.kinds())
-        engine = Engine(EngineContext(source=source, registry=registry, rules=rules, namespace=scope))
+        engine = engine_for(source, namespace=namespace, all_namespaces=all_namespaces, rules=rules)
         calls.extend(plan(query, engine))
     return calls
 
@@ -214,6 +205,22 @@ def apply_mutation(calls: list[Any]) -> list[dict]:
     from tessera.core.mutate import apply
 
     return apply(calls)
+
+
+def engine_for(source: Any, *, namespace: str | None = None, all_namespaces: bool = False,
+               rules: list | None = None) -> Any:
+    """A query engine over one source with the namespace scope run_query would use.
+
+    Returns:
+        a core.query.engine.Engine (one per run: it keeps per-run state).
+    """
+    from tessera.core.kinds import KindRegistry
+    from tessera.core.query.engine import Engine, EngineContext
+
+    scope = None if all_namespaces else (namespace if namespace is not None else _default_namespace(source))
+    registry = KindRegistry(source.kinds())
+    return Engine(EngineContext(source=source, registry=registry, rules=_rules() if rules is None else rules,
+                                namespace=scope))
 
 
 def _run_each(targets: list[Any], one: Any) -> tuple[list[tuple[str, Result]], list[TesseraError]]:

@@ -191,7 +191,12 @@ class Engine:
             reqs.append((kind, ns, plan.name_filter, labels))
         return reqs
 
-    def _fetch(self, plans: list[NodePlan]) -> None:
+    def _fetch(self, plans: list[NodePlan], restrict: dict[str, list[dict]] | None = None) -> None:
+        restrict = restrict or {}
+        for plan in plans:
+            if plan.name in restrict:
+                self._take(plan, restrict[plan.name])
+        plans = [p for p in plans if p.name not in restrict]
         wanted: list[tuple] = []
         for plan in plans:
             for req in self._requests(plan):
@@ -208,6 +213,22 @@ class Engine:
             for req in self._requests(plan):
                 objs.extend(self._fetch_cache[req])
             plan.candidates = [o for o in objs if _local_match(plan, o)]
+
+    def _take(self, plan: NodePlan, objs: list[dict]) -> None:
+        """Bind ``plan`` to exactly these resources, as far as its kinds, scope and filters allow."""
+        kinds = {(k.group, k.kind): k for k in plan.kinds}
+        ns = plan.namespace if plan.namespace is not None else self.ctx.namespace
+        plan.candidates = []
+        for obj in objs:
+            api_version = obj.get("apiVersion") or ""
+            kind = kinds.get((api_version.rsplit("/", 1)[0] if "/" in api_version else "", obj.get("kind")))
+            if kind is None:
+                continue
+            if kind.namespaced and ns is not None and (obj.get("metadata") or {}).get("namespace") != ns:
+                continue
+            if _local_match(plan, obj):
+                self.kind_of[id(obj)] = kind
+                plan.candidates.append(obj)
 
     def _list_many(self, reqs: list[tuple]) -> list[list[dict]]:
         source = self.ctx.source
@@ -322,9 +343,17 @@ class Engine:
         result.warnings.extend(self.warnings)
         return result
 
-    def match(self, query: ast.Query) -> tuple[list["_Component"], Evaluator, list]:
+    def match(
+        self, query: ast.Query, restrict: dict[str, list[dict]] | None = None
+    ) -> tuple[list["_Component"], Evaluator, list]:
         """Run MATCH and WHERE: the connected components of matches, the evaluator used, and the
-        matched edges. Mutations use the components' bindings as their targets."""
+        matched edges. Mutations use the components' bindings as their targets.
+
+        Args:
+            query: the parsed query.
+            restrict: variable -> the only resources it may bind (live queries re-match only what
+                changed); nothing is listed for that variable.
+        """
         if query.at is not None and not hasattr(self.ctx.source, "set_at"):
             raise QueryError(
                 f"AT needs a recording source (replay:FILE); '{self.ctx.source.name}' is not one",
@@ -345,7 +374,7 @@ class Engine:
             names = [self._sub_node(n) for n in pred.pattern.nodes]
             sub_paths.append((pred, names, list(pred.pattern.rels)))
         self._expand_kindless([(n, r) for _, n, r in sub_paths])
-        self._fetch([self.nodes[n] for n in self.nodes])
+        self._fetch([self.nodes[n] for n in self.nodes], restrict)
 
         evaluator = Evaluator()
         for pred, names, rels in sub_paths:

@@ -212,6 +212,7 @@ class CacheHub:
         self._caches: dict[tuple[str, str, str, str | None], WatchCache] = {}
         self._lock = threading.Lock()
         self._listeners: list[Callable[[WatchCache], None]] = []
+        self._event_listeners: list[Callable[[WatchCache, str, dict], None]] = []
         self._options = cache_options
 
     def get(self, source: Any, kind: Any, namespace: str | None) -> WatchCache:
@@ -227,6 +228,8 @@ class CacheHub:
             cache = self._caches.get(base + (None,)) or self._caches.get(base + (ns,))
             if cache is None:
                 cache = WatchCache(source, kind, ns, **self._options)
+                for listener in self._event_listeners:
+                    cache.subscribe_events(lambda t, o, c=cache, f=listener: f(c, t, o))
                 for listener in self._listeners:
                     cache.subscribe(listener)
                 self._caches[base + (ns,)] = cache
@@ -239,6 +242,14 @@ class CacheHub:
             self._listeners.append(listener)
             for cache in self._caches.values():
                 cache.subscribe(listener)
+
+    def subscribe_events(self, listener: Callable[[WatchCache, str, dict], None]) -> None:
+        """Call ``listener(cache, type, obj)`` for every change in any cache, present or future
+        (before the cache's plain listeners are told)."""
+        with self._lock:
+            self._event_listeners.append(listener)
+            for cache in self._caches.values():
+                cache.subscribe_events(lambda t, o, c=cache, f=listener: f(c, t, o))
 
     def caches(self) -> list[WatchCache]:
         """Every cache created so far."""

@@ -47,6 +47,27 @@ class CachedSource:
         return select_resources(cache.snapshot(), kind, namespace=namespace, name=name, labels=labels)
 
 
+    def current(self, oids: set[tuple[str, str, str, str]]) -> list[dict[str, Any]]:
+        """The cached objects now bearing these identities ((group, kind, namespace, name));
+        identities of deleted objects give nothing."""
+        out = []
+        wanted: dict[tuple[str, str], list[tuple[str | None, str]]] = {}
+        for group, kind, ns, name in oids:
+            wanted.setdefault((group, kind), []).append((ns or None, name))
+        for cache in self.hub.caches():
+            if cache.source is not self.source:
+                continue
+            keys = wanted.get((cache.kind.group, cache.kind.kind))
+            if not keys:
+                continue
+            objects = cache.objects
+            for key in keys:
+                obj = objects.get(key)
+                if obj is not None:
+                    out.append(obj)
+        return out
+
+
 def can_watch(source: Any) -> bool:
     """True when the source streams changes (list_versioned and watch)."""
     return callable(getattr(source, "list_versioned", None)) and callable(getattr(source, "watch", None))

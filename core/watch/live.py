@@ -70,11 +70,39 @@ class LiveQuery:
         self.query = api.parse_query(text)
         # Own wrappers (over shared caches) record which kinds this query reads.
         self.sources = [CachedSource(s, hub) if hub is not None and can_watch(s) else s for s in sources]
+        self.incremental = None
+        if len(self.sources) == 1 and not self.query.contexts and isinstance(self.sources[0], CachedSource):
+            from tessera.core.watch.incremental import IncrementalQuery, eligible
+
+            if eligible(self.query):
+                source = self.sources[0]
+                self.incremental = IncrementalQuery(
+                    self.query,
+                    lambda: api.engine_for(source, namespace=run_options.get("namespace"),
+                                           all_namespaces=run_options.get("all_namespaces", False)),
+                    source.current,
+                )
         self.options = run_options
         self.rows: dict[str, dict] = {}
-        self.result: Any = None
+        self._result: Any = None
         self.error: TesseraError | None = None
         self.runs = 0
+
+    @property
+    def result(self) -> Any:
+        """The current Result (None before the first successful run); built on demand after
+        incremental updates, which only report changes."""
+        if self._result is None and self.incremental is not None and self.runs:
+            self._result = self.incremental.result()
+        return self._result
+
+    def take_warnings(self) -> list[str]:
+        """Warnings of the last full evaluation not yet taken (each is reported once)."""
+        if self._result is None:
+            return []
+        out = list(self._result.warnings)
+        self._result.warnings.clear()
+        return out
 
     def reads(self, keys: set[tuple[str, str, str]]) -> bool:
         """True when the query read any of these (source, group, kind) caches last time (or
@@ -87,8 +115,13 @@ class LiveQuery:
             touched |= t
         return self.runs == 0 or self.error is not None or bool(touched & keys)
 
-    def refresh(self) -> list[dict]:
+    def refresh(self, changed: dict[str, set] | None = None) -> list[dict]:
         """Run the query again and return the row changes since the last run.
+
+        Args:
+            changed: source name -> identities (core.watch.incremental.oid) of the resources that
+                changed since the last run; lets an incremental query update only what they touch.
+                None: evaluate in full.
 
         A failing run keeps the previous rows and records ``error`` (a live view shows it and
         carries on); the error is raised only if the very first run fails.
@@ -96,7 +129,16 @@ class LiveQuery:
         from tessera.core import api
 
         try:
-            result = api.run_query(self.text, self.sources, **self.options)
+            if self.incremental is not None and changed is not None and self.runs and self.error is None:
+                changes = self.incremental.apply(changed.get(self.sources[0].name, set()), now_rfc3339())
+                self._result = None
+                self.runs += 1
+                self.rows = self.incremental.rows_by_key
+                return changes
+            if self.incremental is None:
+                result = api.run_query(self.text, self.sources, **self.options)
+            else:
+                result = self.incremental.full()
         except TesseraError as exc:
             self.error = exc
             if self.runs == 0:
@@ -104,7 +146,7 @@ class LiveQuery:
             return []
         self.error = None
         self.runs += 1
-        self.result = result
+        self._result = result
         new = keyed_rows(result)
         changes = diff_rows(self.rows, new, now_rfc3339())
         self.rows = new
@@ -117,7 +159,7 @@ def follow(
     hub: Any = None,
     interval: float | None = None,
     stop: threading.Event | None = None,
-    debounce: float = 0.02,
+    debounce: float = 0.01,
 ) -> Iterator[tuple[int, list[dict]]]:
     """Yield ``(query index, changes)`` as the queries' results change, forever or until ``stop``.
 
@@ -126,18 +168,24 @@ def follow(
     within ``debounce`` seconds are folded into one evaluation. With ``interval``, queries are
     also re-run every ``interval`` seconds (for sources that cannot watch).
     """
+    from tessera.core.watch.incremental import oid
+
     stop = stop or threading.Event()
     wake = threading.Event()
     dirty: set[tuple[str, str, str]] = set()
+    changed_oids: dict[str, set] = {}
     lock = threading.Lock()
 
-    def changed(cache: Any) -> None:
+    def changed(cache: Any, _etype: str, obj: dict) -> None:
+        if not cache.ready.is_set():
+            return  # a first list: the queries' first full run reads it whole
         with lock:
             dirty.add((cache.source.name, cache.kind.group, cache.kind.kind))
+            changed_oids.setdefault(cache.source.name, set()).add(oid(obj))
         wake.set()
 
     if hub is not None:
-        hub.subscribe(changed)
+        hub.subscribe_events(changed)
     for i, q in enumerate(queries):
         yield i, q.refresh()
     while not stop.is_set():
@@ -152,12 +200,14 @@ def follow(
         with lock:
             keys = set(dirty)
             dirty.clear()
+            oids = dict(changed_oids)
+            changed_oids.clear()
         if not woke:
             _reload(queries)
         for i, q in enumerate(queries):
             if woke and not q.reads(keys):
                 continue
-            changes = q.refresh()
+            changes = q.refresh(oids if woke else None)
             if changes:
                 yield i, changes
 
