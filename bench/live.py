@@ -114,15 +114,8 @@ WATCH_QUERIES = [
 ]
 TAGGED_QUERY = 2
 
-NAMESPACES = [
-    "default", "payments", "checkout", "catalog", "identity",
-    "search", "observability", "ingress", "data", "platform",
-]
-APPS = [
-    "api", "web", "worker", "cart", "orders", "billing", "auth", "search", "indexer", "gateway",
-    "notifier", "scheduler", "reports", "profile", "inventory", "shipping", "pricing", "ledger",
-    "metrics", "cache",
-]
+from query_join import APPS, NAMESPACES  # noqa: E402 - the same generated cluster shape as the file bench
+
 ALNUM = "bcdfghjklmnpqrstvwxz2456789"
 TIERS = ["frontend", "backend", "batch"]
 
