@@ -52,7 +52,11 @@ def run_mutation(text: str, sources: list[Any], out: OutputSettings, *, dry_run:
 
 
 def _confirm(calls: list[Any]) -> None:
-    """List what would change on stderr and ask; raises ReadOnly-style refusal on no."""
+    """List what would change on stderr and ask (default no).
+
+    Raises:
+        TesseraError ("cancelled", exit 1) when the answer is no.
+    """
     from rich.console import Console
     from rich.prompt import Confirm
 

@@ -503,6 +503,18 @@ class Emulator:
             self.thread.join(timeout=5)
 
 
+def wait_quiet(predicate, timeout: float) -> bool:
+    """Poll ``predicate`` every 10 ms until true or ``timeout`` seconds; returns its last value."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
 def write_kubeconfig(path: Path, contexts: dict[str, tuple[str, str]], current: str) -> Path:
     """A kubeconfig with one cluster+context per entry: name -> (server url, namespace)."""
     config = {

@@ -8,7 +8,8 @@ import random
 import pytest
 
 from tessera.core import api
-from tessera.core.watch.cache import CacheHub, wait_quiet
+from kube_emulator import wait_quiet
+from tessera.core.watch.cache import CacheHub
 from tessera.core.watch.incremental import eligible, oid
 from tessera.core.watch.live import LiveQuery, diff_rows, keyed_rows
 from tessera.plugins.sources.kubernetes import KubernetesSource

@@ -12,7 +12,8 @@ import time
 import pytest
 
 from tessera.core.kinds import KindRegistry
-from tessera.core.watch.cache import CacheHub, WatchCache, wait_quiet
+from kube_emulator import wait_quiet
+from tessera.core.watch.cache import CacheHub, WatchCache
 from tessera.core.watch.cached_source import CachedSource
 from tessera.core.watch.live import LiveQuery, diff_rows, follow, keyed_rows
 from tessera.plugins.sources.kubernetes import KubernetesSource

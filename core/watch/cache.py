@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from typing import Any, Callable
 
 from tessera.core.errors import TesseraError, WatchExpired
@@ -284,13 +283,3 @@ def shared_hub() -> CacheHub:
     if _HUB is None:
         _HUB = CacheHub()
     return _HUB
-
-
-def wait_quiet(predicate: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``predicate`` every 10 ms until true or ``timeout`` seconds; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()

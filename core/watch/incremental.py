@@ -51,15 +51,15 @@ class IncrementalQuery:
     Args:
         query: a parsed query for which ``eligible`` holds.
         make_engine: returns a fresh Engine over the (cached) source for each match.
-        current: returns the current objects for a set of identities (CachedSource.current).
+        lookup: returns the current objects for a set of identities (CachedSource.current).
     """
 
-    def __init__(self, query: ast.Query, make_engine: Callable[[], Any], current: Callable[[set], list[dict]]):
+    def __init__(self, query: ast.Query, make_engine: Callable[[], Any], lookup: Callable[[set], list[dict]]):
         from tessera.core.query.evaluate import Evaluator
 
         self.query = query
         self.make_engine = make_engine
-        self.current = current
+        self.lookup = lookup
         self.evaluator = Evaluator()
         self.items = list(query.returns)
         self.aggs = [i for i in self.items if isinstance(i.expr, ast.Aggregate)]
@@ -121,7 +121,7 @@ class IncrementalQuery:
             if not kinds & kinds_changed:
                 continue
             if now is None:
-                now = self.current(changed)
+                now = self.lookup(changed)
             for binding in self._match({var: now}):
                 fresh.setdefault(self._bkey(binding), binding)
         for bkey, binding in fresh.items():

@@ -329,11 +329,13 @@ class KubernetesSource:
                     yield etype, obj
                 if stop.is_set():
                     return
-        except Exception as exc:  # noqa: BLE001 - map transport errors; ours pass through
-            if isinstance(exc, (WatchExpired, SourceUnavailable)) or stop.is_set():
-                if stop.is_set():
-                    return
-                raise
+        except (WatchExpired, SourceUnavailable):
+            if stop.is_set():
+                return
+            raise
+        except Exception as exc:  # noqa: BLE001 - a cut stream surfaces as many transport errors
+            if stop.is_set():
+                return  # close() cut it on purpose
             raise SourceUnavailable(f"context '{self.name}': watch {kind.qualified} was cut: {type(exc).__name__}") from None
         finally:
             self._streams.discard(response)
