@@ -42,6 +42,8 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/query_join.py
+	$(BIN)/python bench/events.py
+	$(BIN)/python bench/live.py
 
 # Regenerate completions/ and man/ (tests/test_docs_current.py fails when they are stale).
 docs: $(STAMP)

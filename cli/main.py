@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from tessera.cli import events as events_cmd
 from tessera.cli import info as info_cmd
 from tessera.cli import kinds as kinds_cmd
 from tessera.cli import query as query_cmd
@@ -42,14 +43,24 @@ def root(
         Optional[bool],
         typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = None,
+    correlation: Annotated[
+        Optional[str],
+        typer.Option("--correlation", metavar="ID", show_default=False,
+                     help="Correlation id carried by every event this command writes (default: a new one per command)."),
+    ] = None,
 ) -> None:
     """Live graph queries over Kubernetes clusters and manifests, in a Cypher dialect."""
+    if correlation is not None:
+        from tessera.core.events import set_correlation
+
+        set_correlation(correlation)
 
 
 query_cmd.register(app)
 kinds_cmd.register(app)
 info_cmd.register(app)
 record_cmd.register(app)
+events_cmd.register(app)
 
 
 def print_error(err: TesseraError) -> None:

@@ -1,0 +1,158 @@
+"""The event log: append, filters, follow, verify (tampering of each kind), prune, correlation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tessera.core import events
+from tessera.core.errors import UsageError
+from tessera.core.store import db
+
+TSR = [sys.executable, "-m", "tessera.cli.main"]
+
+
+def tessera(*args, stdin=None):
+    return subprocess.run([*TSR, *args], capture_output=True, text=True, timeout=60, input=stdin)
+
+
+@pytest.fixture
+def conn(tmp_path):
+    c = db.connect(tmp_path / "e.db")
+    events.append_many(c, [(f"svc.{s}.{a}", {"n": i}) for i, (s, a) in enumerate(
+        [("web", "deploy"), ("web", "scale"), ("api", "deploy"), ("api.v2", "deploy")])])
+    return c
+
+
+def test_subject_wildcards(conn):
+    def subjects(pattern):
+        return [e.subject for e in events.read(conn, pattern=pattern)]
+
+    assert subjects("svc.*.deploy") == ["svc.web.deploy", "svc.api.deploy"]
+    assert subjects("svc.>") == ["svc.web.deploy", "svc.web.scale", "svc.api.deploy", "svc.api.v2.deploy"]
+    assert subjects("svc.api.>") == ["svc.api.deploy", "svc.api.v2.deploy"]
+    assert subjects("svc.web") == []
+    assert subjects(">") == subjects("svc.>")
+    with pytest.raises(UsageError, match="token 2"):
+        events.read(conn, pattern="svc.>.x")
+
+
+def test_filters_since_until_after_seq_correlation(conn):
+    events.append(conn, "late.one", 1, correlation="corr-1")
+    assert [e.seq for e in events.read(conn, after_seq=3)] == [4, 5]
+    assert [e.seq for e in events.read(conn, correlation="corr-1")] == [5]
+    assert events.read(conn, since=events.parse_when("1h", flag="--since"))[0].seq == 1
+    assert events.read(conn, until="2000-01-01T00:00:00.000Z") == []
+    assert events.parse_when("2026-11-23T10:00:00+01:00", flag="--since") == "2026-11-23T09:00:00.000Z"
+    with pytest.raises(UsageError, match="--since 'yesterday'"):
+        events.parse_when("yesterday", flag="--since")
+
+
+def _tamper(conn, sql, *args):
+    conn.execute(sql, args)
+
+
+@pytest.mark.parametrize("how, seq", [
+    ("modified", 2),
+    ("deleted", 3),
+    ("inserted", 4),  # the forged entry links correctly; the one after it no longer does
+    ("reordered", 2),
+])
+def test_verify_detects_tampering(conn, how, seq):
+    assert events.verify(conn).ok
+    if how == "modified":
+        _tamper(conn, "UPDATE events SET data = '{\"n\": 99}' WHERE seq = 2")
+    elif how == "deleted":
+        _tamper(conn, "DELETE FROM events WHERE seq = 2")
+    elif how == "inserted":
+        # shift the tail up and slip a forged entry in at seq 3
+        conn.execute("UPDATE events SET seq = seq + 100 WHERE seq >= 3")
+        conn.execute("UPDATE events SET seq = seq - 99 WHERE seq >= 103")
+        prev = conn.execute("SELECT hash FROM events WHERE seq = 2").fetchone()[0]
+        h = events.entry_hash(prev, 3, "forged", "2026-01-01T00:00:00.000Z", "svc.x", "event", "n", "c", "{}")
+        conn.execute("INSERT INTO events VALUES (3, 'forged', '2026-01-01T00:00:00.000Z', 'svc.x', 'event', 'n', 'c', '{}', ?, ?)",
+                     (prev, h))
+    elif how == "reordered":
+        conn.execute("UPDATE events SET seq = 100 WHERE seq = 2")
+        conn.execute("UPDATE events SET seq = 2 WHERE seq = 3")
+        conn.execute("UPDATE events SET seq = 3 WHERE seq = 100")
+    verdict = events.verify(conn)
+    assert not verdict.ok and verdict.seq == seq, verdict
+
+
+def test_verify_cli_names_the_seq(tmp_path):
+    for i in range(3):
+        assert tessera("events", "publish", "a.b", json.dumps({"i": i})).returncode == 0
+    assert tessera("events", "verify").stdout.strip() == "ok: 3 events, chain intact"
+    conn = db.connect()
+    conn.execute("UPDATE events SET subject = 'a.c' WHERE seq = 2")
+    r = tessera("events", "verify")
+    assert r.returncode == 1
+    assert r.stderr.startswith("tessera: event log broken at seq 2: seq 2 was modified")
+
+
+def test_prune_keeps_the_chain_verifiable(conn):
+    conn.execute("UPDATE events SET time = '2020-01-01T00:00:00.000Z' WHERE seq <= 2")
+    # the times were edited, so re-chain to make a valid old log first
+    prev = events.GENESIS
+    for seq, eid, t, s, ty, a, c, d in conn.execute("SELECT seq, id, time, subject, type, actor, correlation, data FROM events ORDER BY seq").fetchall():
+        h = events.entry_hash(prev, seq, eid, t, s, ty, a, c, d)
+        conn.execute("UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, h, seq))
+        prev = h
+    assert events.verify(conn).ok
+    assert events.prune(conn, older_than=events.parse_when("30d", flag="--older-than")) == 2
+    assert [e.seq for e in events.read(conn)] == [3, 4]
+    assert events.verify(conn).ok
+    events.append(conn, "after.prune", 1)
+    assert events.verify(conn).ok and events.last_seq(conn) == 5
+    conn.execute("UPDATE events SET data = '1' WHERE seq = 3")
+    assert events.verify(conn).seq == 3
+
+
+def test_publish_validates_and_reads_stdin():
+    r = tessera("events", "publish", "a.b", "{nope")
+    assert r.returncode == 2 and r.stderr.startswith("tessera: DATA is not valid JSON")
+    r = tessera("events", "publish", "a..b", "1")
+    assert r.returncode == 2 and "bad subject 'a..b'" in r.stderr
+    r = tessera("events", "publish", "deploy.web", "-", stdin='{"image": "web:2"}')
+    assert r.returncode == 0 and json.loads(r.stdout)["data"] == {"image": "web:2"}
+
+
+def test_one_invocation_one_correlation():
+    a = json.loads(tessera("events", "publish", "x.y", "1").stdout)
+    b = json.loads(tessera("events", "publish", "x.y", "2").stdout)
+    assert a["correlation"] != b["correlation"]
+    c = json.loads(tessera("--correlation", "deploy-42", "events", "publish", "x.y", "3").stdout)
+    assert c["correlation"] == "deploy-42"
+    rows = [json.loads(x) for x in tessera("events", "tail", "--correlation", "deploy-42").stdout.splitlines()]
+    assert [r["data"] for r in rows] == [3]
+
+
+def test_tail_table_and_jsonl():
+    tessera("events", "publish", "t.one", '{"a": 1}')
+    r = tessera("events", "tail", "-o", "table", "t.*")
+    assert "t.one" in r.stdout and '{"a":1}' in r.stdout
+    r = tessera("events", "tail", "--limit", "1", "-o", "jsonl")
+    assert len(r.stdout.splitlines()) == 1
+
+
+def test_tail_follow_sees_another_process():
+    proc = subprocess.Popen([*TSR, "events", "tail", "-f", "live.>"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        tessera("events", "publish", "other.thing", "0")
+        tessera("events", "publish", "live.one", '{"k": 1}')
+        line = {}
+        reader = threading.Thread(target=lambda: line.update(json.loads(proc.stdout.readline())), daemon=True)
+        reader.start()
+        reader.join(20)
+        assert line.get("subject") == "live.one" and line["data"] == {"k": 1}
+    finally:
+        proc.terminate()
+        proc.wait(10)
