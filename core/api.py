@@ -347,6 +347,7 @@ def info() -> dict:
         "python": sys.version.split()[0],
         "paths": {
             "data_home": str(config.data_home()),
+            "database": str(config.database_path()),
             "config_dir": str(config.config_dir()),
             "relationships_file": str(config.relationships_file()),
             "macros_file": str(config.macros_file()),

@@ -32,6 +32,11 @@ def config_dir() -> Path:
     return user_config_path("tessera", appauthor=False)
 
 
+def database_path() -> Path:
+    """The store: ``<data home>/tessera.db``."""
+    return data_home() / "tessera.db"
+
+
 def relationships_file() -> Path:
     """User relationship rules: ``<data home>/relationships.yaml``."""
     return data_home() / "relationships.yaml"

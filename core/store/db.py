@@ -72,9 +72,9 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 def db_path() -> Path:
     """``<data home>/tessera.db``."""
-    from tessera.core.config import data_home
+    from tessera.core.config import database_path
 
-    return data_home() / "tessera.db"
+    return database_path()
 
 
 def connect(path: Path | str | None = None, *, migrate_to: int | None = None) -> sqlite3.Connection:
