@@ -14,6 +14,7 @@ import typer
 from tessera.cli import events as events_cmd
 from tessera.cli import info as info_cmd
 from tessera.cli import kinds as kinds_cmd
+from tessera.cli import notebook as notebook_cmd
 from tessera.cli import query as query_cmd
 from tessera.cli import record as record_cmd
 from tessera.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, ParseError, TesseraError
@@ -60,6 +61,7 @@ query_cmd.register(app)
 kinds_cmd.register(app)
 info_cmd.register(app)
 record_cmd.register(app)
+notebook_cmd.register(app)
 events_cmd.register(app)
 
 

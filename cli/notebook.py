@@ -1,0 +1,519 @@
+"""``tessera notebook ...`` and ``tessera cell ...``: notebooks of query, markdown, sql and events
+cells kept in the store (tessera.core.notebook). Addresses are NAME or NAME/N (the N-th cell)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Any, Optional
+
+import typer
+
+from tessera.cli.options import (
+    AllNamespaces,
+    Contexts,
+    Kubeconfig,
+    Namespace,
+    OutputSettings,
+    Sources,
+    emit,
+    output_options,
+)
+
+_SETTINGS = dict(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
+                 context_settings={"help_option_names": ["-h", "--help"]})
+notebook_app = typer.Typer(name="notebook", help="Notebooks: create, list, show, run, import and export them.", **_SETTINGS)
+cell_app = typer.Typer(name="cell", help="Cells of a notebook: add, edit, remove, move, set attributes, split and merge rows.",
+                       **_SETTINGS)
+
+NotebookArg = Annotated[str, typer.Argument(metavar="NOTEBOOK", help="A notebook name.", show_default=False)]
+AddressArg = Annotated[str, typer.Argument(metavar="NOTEBOOK[/N]", help="A notebook, or its N-th cell.", show_default=False)]
+CellArg = Annotated[str, typer.Argument(metavar="NOTEBOOK/N", help="The N-th cell of a notebook (reading order, from 1).",
+                                        show_default=False)]
+TextArg = Annotated[Optional[str], typer.Argument(metavar="TEXT", help="The cell's source text.", show_default=False)]
+TextFile = Annotated[Optional[str], typer.Option("--file", "-f", metavar="FILE", help="Read the source from FILE ('-' for stdin).",
+                                                 show_default=False)]
+CellSources = Annotated[Optional[list[str]], typer.Option(
+    "--source", "-s", metavar="SOURCE", show_default=False,
+    help="A source the cell queries (as tessera query -s: file, directory, demo, replay:FILE). Repeatable.")]
+TypeOpt = Annotated[Optional[str], typer.Option("--type", "-t", metavar="TYPE", show_default=False,
+                                                help="Cell type: query (default), markdown, sql, events, or a plugin's.")]
+ViewOpt = Annotated[Optional[str], typer.Option("--view", metavar="VIEW", show_default=False,
+                                                help="How the cell shows its rows: table, json, yaml, tree or graph.")]
+RefreshOpt = Annotated[Optional[str], typer.Option("--refresh", metavar="POLICY", show_default=False,
+                                                   help="manual, watch, or every:N (N seconds).")]
+TitleOpt = Annotated[Optional[str], typer.Option("--title", metavar="TEXT", help="A title.", show_default=False)]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first (a terminal asks by default).")]
+
+
+def _conn() -> Any:
+    from tessera.core.store.db import connect
+
+    return connect()
+
+
+def _note(message: str) -> None:
+    print(f"tessera: {message}", file=sys.stderr)
+
+
+def _read_text(text: str | None, file: str | None) -> str | None:
+    from tessera.core.errors import UsageError
+
+    if text is not None and file is not None:
+        raise UsageError("give the text as an argument or with -f, not both")
+    if file is None:
+        return text
+    if file == "-":
+        return sys.stdin.read()
+    try:
+        with open(file, encoding="utf-8", newline="") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {file}: {exc.strerror}") from None
+
+
+# --- notebook -----------------------------------------------------------------------------------
+
+
+@notebook_app.command("new")
+def new(name: NotebookArg, title: TitleOpt = None) -> None:
+    """Create an empty notebook.
+
+    Example: tessera notebook new ops --title "Operations"
+    """
+    from tessera.core.notebook import store
+
+    store.create(_conn(), name, title or "")
+    _note(f"created notebook {name}")
+
+
+@notebook_app.command("list")
+@output_options
+def list_(*, out: OutputSettings) -> None:
+    """List the notebooks: name, title, cells, rows, last change."""
+    from tessera.core.notebook import store
+    from tessera.core.result import Result
+
+    rows = store.list_notebooks(_conn())
+    emit(Result(columns=["name", "title", "cells", "rows", "updated"],
+                rows=[{k: r[k] for k in ("name", "title", "cells", "rows", "updated")} for r in rows]), out)
+
+
+@notebook_app.command("show")
+@output_options
+def show(address: AddressArg, *, out: OutputSettings) -> None:
+    """Show a notebook's cells (or one cell): number, row, id, type, view, refresh, title, first line.
+
+    -o json (or yaml) prints the whole document: title, rows, cells with their full source.
+    """
+    import json
+
+    from tessera.core.notebook import store
+    from tessera.core.result import Result
+
+    addr = store.parse_address(address)
+    nb = store.load(_conn(), addr.name)
+    fmt = out.format()
+    if fmt in ("json", "yaml"):
+        data = nb.cell(addr.cell) if addr.cell else {"name": nb.name, **nb.to_dict()}
+        if fmt == "json":
+            print(json.dumps(data, indent=2, ensure_ascii=False))
+        else:
+            import yaml
+
+            print(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), end="")
+        return
+    cells = nb.cells()
+    if addr.cell:
+        nb.cell(addr.cell)
+        cells = [cells[addr.cell - 1]]
+    rows = [{"cell": f"{nb.name}/{c['number']}", "row": c["row"], "id": c["id"], "type": c["type"], "view": c["view"],
+             "refresh": c["refresh"], "title": c["title"], "sources": ",".join(c["sources"]),
+             "source": c["source"] if fmt != "table" else (c["source"].split("\n")[0] + (" …" if "\n" in c["source"] else ""))}
+            for c in cells]
+    if fmt == "table" and not out.quiet:
+        rows_n = len(nb.layout())
+        print(f"{nb.name}: {nb.title or '(no title)'} ({len(nb)} cell{'s' if len(nb) != 1 else ''}"
+              f" in {rows_n} row{'s' if rows_n != 1 else ''})")
+    emit(Result(columns=["cell", "row", "id", "type", "view", "refresh", "title", "sources", "source"], rows=rows), out)
+
+
+@notebook_app.command("rm")
+def rm(name: NotebookArg, yes: Yes = False) -> None:
+    """Remove a notebook (its updates and stored results; its events stay in the log)."""
+    from tessera.core.errors import TesseraError
+    from tessera.core.notebook import store
+
+    conn = _conn()
+    addr = store.parse_address(name, cell=False)
+    nb = store.load(conn, addr.name)
+    if not yes and sys.stdin.isatty() and sys.stderr.isatty():
+        if not typer.confirm(f"Remove notebook {nb.name} ({len(nb)} cells)?", default=False, err=True):
+            raise TesseraError("cancelled: nothing was removed")
+    store.remove(conn, addr.name)
+    _note(f"removed notebook {addr.name}")
+
+
+@notebook_app.command("rename")
+def rename(old: NotebookArg, new: Annotated[str, typer.Argument(metavar="NEW", help="The new name.")]) -> None:
+    """Rename a notebook (its history and results follow it)."""
+    from tessera.core.notebook import store
+
+    store.rename(_conn(), store.parse_address(old, cell=False).name, new)
+    _note(f"renamed notebook {old} to {new}")
+
+
+@notebook_app.command("title")
+def title(name: NotebookArg, text: Annotated[str, typer.Argument(metavar="TITLE", help="The new title.")]) -> None:
+    """Set a notebook's title."""
+    from tessera.core.notebook import store
+
+    if not store.set_title(_conn(), store.parse_address(name, cell=False).name, text):
+        _note("no change")
+
+
+@notebook_app.command("history")
+@output_options
+def history(name: NotebookArg, *, out: OutputSettings) -> None:
+    """The notebook's changes from the event log, oldest first (renames included)."""
+    from tessera.core.notebook import store
+    from tessera.core.result import Result
+
+    found = store.history(_conn(), store.parse_address(name, cell=False).name)
+    rows = []
+    for e in found:
+        data = {k: v for k, v in e.data.items() if k not in ("notebook", "notebook_id")}
+        rows.append({"seq": e.seq, "time": e.time, "action": e.subject.rsplit(".", 1)[-1], "subject": e.subject,
+                     "correlation": e.correlation, "data": data})
+    emit(Result(columns=["seq", "time", "action", "subject", "correlation", "data"], rows=rows), out)
+
+
+@notebook_app.command("run")
+@output_options
+def run(
+    address: AddressArg,
+    source: Sources = None,
+    namespace: Namespace = None,
+    all_namespaces: AllNamespaces = False,
+    context: Contexts = None,
+    kubeconfig: Kubeconfig = None,
+    *,
+    out: OutputSettings,
+) -> None:
+    """Run a notebook's cells (or cell N) once and print their rows, each with its cell id.
+
+    Query cells without sources of their own use -s / --context (default: the current kube
+    context). When a cell's rows differ from its previous run, the event
+    query.<notebook>.<cell id>.changed records the row changes.
+    Example: tessera notebook run ops -o jsonl
+    """
+    from tessera.core.errors import TesseraError, UsageError
+    from tessera.core.notebook import store
+    from tessera.core.notebook.cells import CellContext, run_notebook
+    from tessera.core.result import Result
+
+    if namespace is not None and all_namespaces:
+        raise UsageError("-n/--namespace and -A/--all-namespaces cannot be used together")
+    addr = store.parse_address(address)
+    conn = _conn()
+    ctx = CellContext(conn, default_sources=source or [], contexts=context or [], kubeconfig=kubeconfig,
+                      namespace=namespace, all_namespaces=all_namespaces, stdin=sys.stdin)
+    failures: list[tuple[str, TesseraError]] = []
+
+    def failed(cell: dict, err: TesseraError) -> None:
+        where = f"{addr.name}/{cell['number']} ({cell['id']})"
+        failures.append((where, err))
+        _note(f"{where}: {err.one_line()}")
+
+    runs = run_notebook(conn, addr.name, addr.cell, context=ctx, on_error=failed)
+    fmt = out.format()
+    if out.output is None and fmt == "table" or fmt in ("table", "tree", "graph", "dot", "mermaid", "cyphernetes"):
+        for r in runs:
+            print(f"── {addr.name}/{r.cell['number']} {r.cell['title'] or r.cell['type']} ({r.cell['id']})")
+            view = r.cell["view"] if out.output is None else fmt
+            sub = OutputSettings(view, out.color, out.limit, out.quiet)
+            emit(r.result, sub)
+    elif fmt in ("jsonl", "csv"):
+        # one Result per cell (JSONL lines carry only their cell's columns); csv needs one header
+        results = [_with_cell(r, out.limit) for r in runs]
+        if fmt == "csv":
+            columns = [c for res in results for c in res.columns]
+            results = [Result(columns=list(dict.fromkeys(columns)), rows=[row for res in results for row in res.rows],
+                              warnings=[w for res in results for w in res.warnings])]
+        for res in results:
+            emit(res, OutputSettings(fmt, out.color, None, out.quiet))
+    else:  # json, yaml: one document holding every row
+        from tessera.core.render.data import plain
+
+        results = [_with_cell(r, out.limit) for r in runs]
+        rows = plain([row for res in results for row in res.rows])
+        if fmt == "json":
+            import json
+
+            print(json.dumps(rows, indent=2, ensure_ascii=False, default=str))
+        else:
+            import yaml
+
+            yaml.safe_dump(rows, sys.stdout, sort_keys=False, allow_unicode=True, default_flow_style=False)
+        if not out.quiet:
+            for res in results:
+                for warning in res.warnings:
+                    _note(f"warning: {warning}")
+    if failures:
+        where, err = failures[0]
+        total = len(runs) + len(failures)
+        raise type(err)(f"{len(failures)} of {total} cells failed; first: {where}: {err.message}", hint=err.hint)
+
+
+def _with_cell(run: Any, limit: int | None) -> Any:
+    from tessera.core.result import Result
+
+    columns = ["cell"] + [c for c in run.result.columns if c != "cell"]
+    rows = [{"cell": run.cell["id"], **{c: row.get(c) for c in run.result.columns}} for row in run.result.rows[:limit]]
+    return Result(columns=columns, rows=rows, warnings=list(run.result.warnings))
+
+
+@notebook_app.command("import")
+def import_(
+    file: Annotated[str, typer.Argument(metavar="FILE", help="A .ipynb or .md file ('-' for stdin, with --format and --name).")],
+    name: Annotated[Optional[str], typer.Option("--name", metavar="NAME", help="The notebook's name (default: the file name).",
+                                                show_default=False)] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-F", metavar="FORMAT", show_default=False,
+                                               help="ipynb or markdown (default: from the file's extension).")] = None,
+) -> None:
+    """Create a notebook from a Jupyter notebook (.ipynb) or the fenced markdown format (.md)."""
+    import re
+    from pathlib import Path
+
+    from tessera.core.errors import UsageError
+    from tessera.core.notebook import store
+
+    fmt = _format(fmt, file)
+    if name is None:
+        if file == "-":
+            raise UsageError("importing from stdin needs --name")
+        name = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(file).stem).strip("-_") or "notebook"
+    store.check_name(name)
+    text = _read_text(None, file)
+    nb = _importer(fmt)(text, name=name, where=file)
+    store.create(_conn(), name, notebook=nb, action="imported", details={"format": fmt, "file": file})
+    _note(f"imported {file} as notebook {name} ({len(nb)} cells)")
+
+
+@notebook_app.command("export")
+def export(
+    name: NotebookArg,
+    file: Annotated[Optional[str], typer.Argument(metavar="[FILE]", help="Where to write (default: stdout).",
+                                                  show_default=False)] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-F", metavar="FORMAT", show_default=False,
+                                               help="ipynb or markdown (default: from FILE's extension, else markdown).")] = None,
+) -> None:
+    """Write a notebook as .ipynb (nbformat 4) or fenced markdown; both import back unchanged."""
+    from tessera.core.errors import UsageError
+    from tessera.core.notebook import store
+
+    fmt = _format(fmt, file or "-", default="markdown")
+    nb = store.load(_conn(), store.parse_address(name, cell=False).name)
+    if fmt == "ipynb":
+        from tessera.core.notebook.ipynb import export_ipynb
+
+        text = export_ipynb(nb)
+    else:
+        from tessera.core.notebook.markdown import export_markdown
+
+        text = export_markdown(nb)
+    if file is None or file == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        with open(file, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {file}: {exc.strerror}") from None
+
+
+def _format(fmt: str | None, file: str, default: str | None = None) -> str:
+    from tessera.core.errors import UsageError
+
+    aliases = {"ipynb": "ipynb", "jupyter": "ipynb", "markdown": "markdown", "md": "markdown"}
+    if fmt is not None:
+        if fmt not in aliases:
+            raise UsageError(f"'{fmt}' is not a notebook format; choose ipynb or markdown")
+        return aliases[fmt]
+    lower = file.lower()
+    if lower.endswith(".ipynb"):
+        return "ipynb"
+    if lower.endswith((".md", ".markdown")):
+        return "markdown"
+    if default:
+        return default
+    raise UsageError(f"cannot tell the format of '{file}'", hint="use --format ipynb or --format markdown")
+
+
+def _importer(fmt: str) -> Any:
+    if fmt == "ipynb":
+        from tessera.core.notebook.ipynb import import_ipynb
+
+        return import_ipynb
+    from tessera.core.notebook.markdown import import_markdown
+
+    return import_markdown
+
+
+# --- cell ---------------------------------------------------------------------------------------
+
+
+@cell_app.command("add")
+def add(
+    name: NotebookArg,
+    text: TextArg = None,
+    file: TextFile = None,
+    type: TypeOpt = None,
+    view: ViewOpt = None,
+    refresh: RefreshOpt = None,
+    source: CellSources = None,
+    title: TitleOpt = None,
+    after: Annotated[Optional[int], typer.Option("--after", metavar="N", min=0, show_default=False,
+                                                 help="Put the new row after the row holding cell N (0: first).")] = None,
+) -> None:
+    """Add a cell in a row of its own (at the end, or --after N); prints its address NOTEBOOK/N.
+
+    Example: tessera cell add ops -s demo --title Pods 'MATCH (p:Pod) RETURN p.metadata.name'
+    """
+    from tessera.core.notebook import store
+
+    addr = store.parse_address(name, cell=False)
+    attrs: dict[str, Any] = {"type": type or "query", "view": view or "table", "refresh": refresh or "manual",
+                             "sources": source or [], "title": title or ""}
+    cid, number = store.add_cell(_conn(), addr.name, _read_text(text, file) or "", after=after, **attrs)
+    print(f"{addr.name}/{number}")
+    _note(f"added cell {addr.name}/{number} ({cid})")
+
+
+@cell_app.command("edit")
+def edit(address: CellArg, text: TextArg = None, file: TextFile = None) -> None:
+    """Replace a cell's source with TEXT (or -f FILE); without either, open $VISUAL / $EDITOR on it."""
+    from tessera.core.notebook import store
+
+    addr = store.parse_address(address, cell=True)
+    conn = _conn()
+    new_text = _read_text(text, file)
+    if new_text is not None:
+        changed = store.edit_cell(conn, addr.name, addr.cell, new_text)  # type: ignore[arg-type]
+    else:
+        base = store.load(conn, addr.name)
+        cell = base.cell(addr.cell)  # type: ignore[arg-type]
+        edited = _edit_in_editor(cell["source"], cell["type"])
+        changed = store.edit_cell(conn, addr.name, addr.cell, edited, base=base)  # type: ignore[arg-type]
+    _note(f"edited {addr}" if changed else "no change")
+
+
+def _edit_in_editor(text: str, kind: str) -> str:
+    """Open the editor on ``text`` in a temporary file; the file's content when it exits.
+
+    The file gets a final newline (editors add one); one final newline is taken off again.
+    """
+    import shlex
+    import subprocess
+    import tempfile
+
+    from tessera.core.errors import UsageError
+
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    suffix = {"query": ".cypher", "sql": ".sql", "markdown": ".md"}.get(kind, ".txt")
+    fd, path = tempfile.mkstemp(prefix="tessera-cell-", suffix=suffix)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text + "\n")
+        try:
+            proc = subprocess.run([*shlex.split(editor), path])
+        except OSError as exc:
+            raise UsageError(f"cannot start the editor '{editor}': {exc.strerror}", hint="set $EDITOR") from None
+        if proc.returncode != 0:
+            raise UsageError(f"the editor exited with status {proc.returncode}; nothing was changed")
+        with open(path, encoding="utf-8", newline="") as fh:
+            out = fh.read()
+    finally:
+        os.unlink(path)
+    return out[:-1] if out.endswith("\n") else out
+
+
+@cell_app.command("rm")
+def rm_cell(address: CellArg) -> None:
+    """Remove a cell (a row of 4 left with 3 becomes a row of 2 and a row of 1)."""
+    from tessera.core.notebook import store
+
+    addr = store.parse_address(address, cell=True)
+    gone = store.remove_cell(_conn(), addr.name, addr.cell)  # type: ignore[arg-type]
+    _note(f"removed cell {addr} ({gone['id']})")
+
+
+@cell_app.command("move")
+def move(address: CellArg, to: Annotated[int, typer.Argument(metavar="TO", help="The position to move it to (from 1).")]) -> None:
+    """Move a cell to position TO in reading order; rows keep their sizes, cells between shift by one."""
+    from tessera.core.notebook import store
+
+    addr = store.parse_address(address, cell=True)
+    if store.move_cell(_conn(), addr.name, addr.cell, to):  # type: ignore[arg-type]
+        _note(f"moved {addr} to {addr.name}/{to}")
+    else:
+        _note("no change")
+
+
+@cell_app.command("set")
+def set_(
+    address: CellArg,
+    type: TypeOpt = None,
+    view: ViewOpt = None,
+    refresh: RefreshOpt = None,
+    source: CellSources = None,
+    no_sources: Annotated[bool, typer.Option("--no-sources", help="Clear the cell's sources (use the run's defaults).")] = False,
+    title: TitleOpt = None,
+) -> None:
+    """Set a cell's attributes: --type, --view, --refresh, -s (replaces the sources), --title.
+
+    Example: tessera cell set ops/2 --view graph --refresh every:30
+    """
+    from tessera.core.errors import UsageError
+    from tessera.core.notebook import store
+
+    addr = store.parse_address(address, cell=True)
+    attrs: dict[str, Any] = {k: v for k, v in (("type", type), ("view", view), ("refresh", refresh), ("title", title))
+                             if v is not None}
+    if source and no_sources:
+        raise UsageError("-s and --no-sources cannot be used together")
+    if source:
+        attrs["sources"] = source
+    if no_sources:
+        attrs["sources"] = []
+    if not attrs:
+        raise UsageError("nothing to set", hint="give --type, --view, --refresh, -s, --no-sources or --title")
+    changes = store.set_cell(_conn(), addr.name, addr.cell, **attrs)  # type: ignore[arg-type]
+    _note(f"set {', '.join(changes)} of {addr}" if changes else "no change")
+
+
+@cell_app.command("split")
+def split(address: CellArg) -> None:
+    """Split the row holding cell N: a row of 2 becomes two rows of 1, a row of 4 two rows of 2."""
+    from tessera.core.notebook import store
+
+    addr = store.parse_address(address, cell=True)
+    done = store.split_row(_conn(), addr.name, addr.cell)  # type: ignore[arg-type]
+    _note(f"split row {done['row']} of {addr.name}")
+
+
+@cell_app.command("merge")
+def merge(address: CellArg) -> None:
+    """Merge the row holding cell N with the next row: 1 + 1 makes a row of 2, 2 + 2 a row of 4."""
+    from tessera.core.notebook import store
+
+    addr = store.parse_address(address, cell=True)
+    done = store.merge_rows(_conn(), addr.name, addr.cell)  # type: ignore[arg-type]
+    _note(f"merged rows {done['row']} and {done['row'] + 1} of {addr.name}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the notebook and cell command groups to ``app``."""
+    app.add_typer(notebook_app, name="notebook")
+    app.add_typer(cell_app, name="cell")

@@ -1,0 +1,346 @@
+"""Notebooks in the store: each is a row of ``notebooks`` plus its binary CRDT updates in
+``notebook_updates`` (applied in id order to load it).
+
+Every change runs in one ``transaction(conn)`` (``BEGIN IMMEDIATE``): load the document, apply
+the edit, store the edit's binary diff (``doc.get_update(state_before)``), compact when a
+notebook has more than ``COMPACT_AFTER`` updates (all of them replaced by one full-state update),
+and append the event ``notebook.<name>.<action>`` — so two processes editing the same notebook
+are serialised by SQLite's write lock and neither loses the other's change, and no change is
+stored without its event (or the other way round).
+
+Addresses: ``NAME`` (a notebook) or ``NAME/N`` (its N-th cell in reading order, from 1).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from tessera.core import events
+from tessera.core.errors import QueryError, UsageError
+from tessera.core.notebook.model import Notebook
+from tessera.core.store.db import transaction
+
+COMPACT_AFTER = 50
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+ACTIONS = ("created", "imported", "renamed", "removed", "titled", "cell_added", "cell_edited", "cell_removed",
+           "cell_moved", "cell_set", "row_split", "row_merged")
+
+
+@dataclass(frozen=True)
+class Address:
+    """A parsed address: the notebook name and, for ``NAME/N``, the cell number."""
+
+    name: str
+    cell: int | None = None
+
+    def __str__(self) -> str:
+        return self.name if self.cell is None else f"{self.name}/{self.cell}"
+
+
+def check_name(name: str) -> str:
+    """A notebook name: a letter or digit, then letters, digits, ``_`` and ``-``.
+
+    Raises:
+        UsageError naming the rule.
+    """
+    if not NAME_RE.match(name or ""):
+        raise UsageError(f"bad notebook name '{name}': use letters, digits, _ and - (starting with a letter or digit)")
+    return name
+
+
+def parse_address(text: str, *, cell: bool | None = None) -> Address:
+    """Parse ``NAME`` or ``NAME/N``.
+
+    Args:
+        cell: True when a cell address is required, False when only a notebook name is accepted,
+            None for either.
+    Raises:
+        UsageError for a malformed address or the wrong kind of address.
+    """
+    parts = (text or "").split("/")
+    usage = "use NAME for a notebook or NAME/N for its N-th cell (N from 1)"
+    if len(parts) > 2 or not parts[0]:
+        raise UsageError(f"bad address '{text}': {usage}")
+    name = parts[0]
+    if not NAME_RE.match(name):
+        raise UsageError(f"bad address '{text}': '{name}' is not a notebook name (letters, digits, _ and -)")
+    number = None
+    if len(parts) == 2:
+        if not parts[1].isdigit() or int(parts[1]) < 1:
+            raise UsageError(f"bad address '{text}': the cell number must be a whole number from 1 ({usage})")
+        number = int(parts[1])
+    if cell is True and number is None:
+        raise UsageError(f"'{text}' names a notebook; this command needs a cell: {name}/N")
+    if cell is False and number is not None:
+        raise UsageError(f"'{text}' names a cell; this command takes a notebook name: {name}")
+    return Address(name, number)
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _names(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT name FROM notebooks ORDER BY name")]
+
+
+def _record(conn: sqlite3.Connection, name: str) -> tuple[str, str, str, str]:
+    row = conn.execute("SELECT id, name, created, updated FROM notebooks WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        names = _names(conn)
+        if names:
+            shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+            raise QueryError(f"notebook '{name}' not found (notebooks: {shown})")
+        raise QueryError(f"notebook '{name}' not found (there are no notebooks yet)",
+                         hint="create one with: tessera notebook new NAME")
+    return row
+
+
+def exists(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM notebooks WHERE name = ?", (name,)).fetchone() is not None
+
+
+def notebook_id(conn: sqlite3.Connection, name: str) -> str:
+    """The notebook's stable id (kept across renames); raises QueryError when there is none."""
+    return _record(conn, name)[0]
+
+
+def _load_by_id(conn: sqlite3.Connection, nid: str, name: str) -> Notebook:
+    updates = [r[0] for r in conn.execute("SELECT data FROM notebook_updates WHERE notebook_id = ? ORDER BY id", (nid,))]
+    nb = Notebook.from_updates(updates, name=name)
+    nb.id = nid  # type: ignore[attr-defined]
+    return nb
+
+
+def load(conn: sqlite3.Connection, name: str) -> Notebook:
+    """The notebook named ``name`` (all its stored updates applied); ``.id`` is its stable id.
+
+    Raises:
+        QueryError "notebook 'x' not found (notebooks: a, b)".
+    """
+    nid, name, _, _ = _record(conn, name)
+    return _load_by_id(conn, nid, name)
+
+
+def list_notebooks(conn: sqlite3.Connection) -> list[dict]:
+    """Every notebook: name, title, cells, rows, created, updated (by name)."""
+    out = []
+    for nid, name, created, updated in conn.execute("SELECT id, name, created, updated FROM notebooks ORDER BY name").fetchall():
+        nb = _load_by_id(conn, nid, name)
+        out.append({"name": name, "title": nb.title, "cells": len(nb), "rows": len(nb.layout()),
+                    "created": created, "updated": updated})
+    return out
+
+
+def history(conn: sqlite3.Connection, name: str) -> list[events.Event]:
+    """The notebook's change events, oldest first (by its id, so events from before a rename
+    are included)."""
+    nid = notebook_id(conn, name)
+    return [e for e in events.read(conn, pattern="notebook.>")
+            if isinstance(e.data, dict) and e.data.get("notebook_id") == nid]
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def _store_update(conn: sqlite3.Connection, nid: str, nb: Notebook, update: bytes, when: str) -> None:
+    conn.execute("INSERT INTO notebook_updates(notebook_id, data, time) VALUES (?, ?, ?)", (nid, update, when))
+    count = conn.execute("SELECT count(*) FROM notebook_updates WHERE notebook_id = ?", (nid,)).fetchone()[0]
+    if count > COMPACT_AFTER:
+        compact(conn, nid, nb, when)
+    conn.execute("UPDATE notebooks SET updated = ? WHERE id = ?", (when, nid))
+
+
+def compact(conn: sqlite3.Connection, nid: str, nb: Notebook, when: str | None = None) -> None:
+    """Replace every stored update of the notebook by one full-state update (the caller's
+    transaction, or its own)."""
+    with transaction(conn):
+        conn.execute("DELETE FROM notebook_updates WHERE notebook_id = ?", (nid,))
+        conn.execute("INSERT INTO notebook_updates(notebook_id, data, time) VALUES (?, ?, ?)",
+                     (nid, nb.full_update(), when or events.now()))
+
+
+def _event(conn: sqlite3.Connection, name: str, nid: str, action: str, details: dict) -> events.Event:
+    return events.append(conn, f"notebook.{name}.{action}", {"notebook": name, "notebook_id": nid, **details})
+
+
+def create(conn: sqlite3.Connection, name: str, title: str = "", *, notebook: Notebook | None = None,
+           action: str = "created", details: dict | None = None) -> Notebook:
+    """Create a notebook (empty, or holding ``notebook``'s content, for imports).
+
+    Raises:
+        UsageError for a bad name; QueryError "notebook 'x' already exists".
+    """
+    check_name(name)
+    nb = notebook if notebook is not None else Notebook(name=name)
+    nb.name = name
+    if notebook is None and title:
+        nb.set_title(title)
+    when = events.now()
+    nid = uuid.uuid4().hex
+    with transaction(conn):
+        if exists(conn, name):
+            raise QueryError(f"notebook '{name}' already exists", hint="pick another name, or remove it with: tessera notebook rm " + name)
+        conn.execute("INSERT INTO notebooks(id, name, created, updated) VALUES (?, ?, ?, ?)", (nid, name, when, when))
+        conn.execute("INSERT INTO notebook_updates(notebook_id, data, time) VALUES (?, ?, ?)", (nid, nb.full_update(), when))
+        _event(conn, name, nid, action, {"title": nb.title, "cells": len(nb), **(details or {})})
+    nb.id = nid  # type: ignore[attr-defined]
+    return nb
+
+
+def change(conn: sqlite3.Connection, name: str, action: str, edit: Callable[[Notebook], dict | None]) -> tuple[Notebook, dict | None]:
+    """Apply ``edit`` to the notebook and persist it with its event, in one transaction.
+
+    Args:
+        action: the event's last subject token (cell_added, cell_set, ...).
+        edit: changes the Notebook and returns the event details, or None when nothing changed
+            (then nothing is stored and no event is written).
+    Returns:
+        (the notebook after the edit, the details or None).
+    """
+    with transaction(conn):
+        nb = load(conn, name)
+        before = nb.state()
+        details = edit(nb)
+        if details is None:
+            return nb, None
+        update = nb.update_since(before)
+        when = events.now()
+        _store_update(conn, nb.id, nb, update, when)  # type: ignore[attr-defined]
+        _event(conn, nb.name, nb.id, action, details)  # type: ignore[attr-defined]
+    return nb, details
+
+
+def rename(conn: sqlite3.Connection, old: str, new: str) -> None:
+    """Rename a notebook (its id, history and cell results stay)."""
+    check_name(new)
+    with transaction(conn):
+        nid = notebook_id(conn, old)
+        if old == new:
+            return
+        if exists(conn, new):
+            raise QueryError(f"notebook '{new}' already exists")
+        conn.execute("UPDATE notebooks SET name = ?, updated = ? WHERE id = ?", (new, events.now(), nid))
+        _event(conn, new, nid, "renamed", {"from": old, "to": new})
+
+
+def remove(conn: sqlite3.Connection, name: str) -> None:
+    """Delete a notebook with its updates and stored cell results (its events stay in the log)."""
+    with transaction(conn):
+        nb = load(conn, name)
+        conn.execute("DELETE FROM notebooks WHERE id = ?", (nb.id,))  # type: ignore[attr-defined]
+        _event(conn, name, nb.id, "removed", {"title": nb.title, "cells": len(nb)})  # type: ignore[attr-defined]
+
+
+# --- the edits, as named operations (the CLI and other front ends call these) ----------------
+
+
+def add_cell(conn: sqlite3.Connection, name: str, source: str = "", **attrs: Any) -> tuple[str, int]:
+    """Add a cell (see Notebook.add_cell); returns (id, number). The type must be registered."""
+    from tessera.core.notebook.cells import cell_type
+
+    cell_type(attrs.get("type", "query"))
+    out: dict = {}
+
+    def edit(nb: Notebook) -> dict:
+        cid, number = nb.add_cell(source=source, **attrs)
+        out.update(id=cid, number=number)
+        return {"cell": cid, "number": number, "row": nb.row_of(number), **{k: v for k, v in nb.cell(number).items() if k != "id"}}
+
+    change(conn, name, "cell_added", edit)
+    return out["id"], out["number"]
+
+
+def edit_cell(conn: sqlite3.Connection, name: str, number: int, text: str, *, base: Notebook | None = None) -> bool:
+    """Replace cell N's source; returns False (and records nothing) when it is unchanged.
+
+    Args:
+        base: the notebook as it was when the edit began (``cell edit`` with ``$EDITOR``): the
+            edit is merged three-way with the cell's current text (model.merge_text), so changes
+            others made to the cell meanwhile are kept, and the cell is found by id even if it
+            moved.
+    """
+    if base is None:
+        def edit(nb: Notebook) -> dict | None:
+            before = nb.cell(number)["source"]
+            if not nb.edit_source(number, text):
+                return None
+            return {"cell": nb.cell(number)["id"], "number": number, "before": before, "source": text}
+    else:
+        from tessera.core.notebook.model import merge_text
+
+        cid, base_text = base.cell(number)["id"], base.cell(number)["source"]
+
+        def edit(nb: Notebook) -> dict | None:
+            n = nb.number_of(cid)
+            before = nb.cell(n)["source"]
+            if not nb.edit_source(n, merge_text(base_text, before, text)):
+                return None
+            return {"cell": cid, "number": n, "before": before, "source": nb.cell(n)["source"]}
+
+    return change(conn, name, "cell_edited", edit)[1] is not None
+
+
+def set_cell(conn: sqlite3.Connection, name: str, number: int, **attrs: Any) -> dict:
+    """Set attributes of cell N; returns ``{attr: [before, after]}`` (empty: nothing changed)."""
+    if "type" in attrs:
+        from tessera.core.notebook.cells import cell_type
+
+        cell_type(attrs["type"])
+
+    def edit(nb: Notebook) -> dict | None:
+        changes = nb.set_attrs(number, **attrs)
+        return {"cell": nb.cell(number)["id"], "number": number, "changes": changes} if changes else None
+
+    details = change(conn, name, "cell_set", edit)[1]
+    return details["changes"] if details else {}
+
+
+def remove_cell(conn: sqlite3.Connection, name: str, number: int) -> dict:
+    """Remove cell N; returns the removed cell."""
+    def edit(nb: Notebook) -> dict:
+        gone = nb.remove_cell(number)
+        return {"cell": gone["id"], "number": number, "removed": gone}
+
+    return change(conn, name, "cell_removed", edit)[1]["removed"]  # type: ignore[index]
+
+
+def move_cell(conn: sqlite3.Connection, name: str, number: int, to: int) -> bool:
+    """Move cell N to position TO (reading order; row sizes kept)."""
+    def edit(nb: Notebook) -> dict | None:
+        cid = nb.cell(number)["id"]
+        if not nb.move_cell(number, to):
+            return None
+        return {"cell": cid, "from": number, "to": to, "layout": nb.layout()}
+
+    return change(conn, name, "cell_moved", edit)[1] is not None
+
+
+def split_row(conn: sqlite3.Connection, name: str, number: int) -> dict:
+    """Split the row holding cell N (2 -> 1 + 1, 4 -> 2 + 2)."""
+    def edit(nb: Notebook) -> dict:
+        row, kept, moved = nb.split_row(number)
+        return {"row": row, "cells": kept, "new_row": moved, "layout": nb.layout()}
+
+    return change(conn, name, "row_split", edit)[1]  # type: ignore[return-value]
+
+
+def merge_rows(conn: sqlite3.Connection, name: str, number: int) -> dict:
+    """Merge the row holding cell N with the next row (1 + 1 -> 2, 2 + 2 -> 4)."""
+    def edit(nb: Notebook) -> dict:
+        row, ids = nb.merge_rows(number)
+        return {"row": row, "cells": ids, "layout": nb.layout()}
+
+    return change(conn, name, "row_merged", edit)[1]  # type: ignore[return-value]
+
+
+def set_title(conn: sqlite3.Connection, name: str, title: str) -> bool:
+    """Set the notebook's title; False when it was already that."""
+    def edit(nb: Notebook) -> dict | None:
+        before = nb.set_title(title)
+        return None if before == title else {"before": before, "title": title}
+
+    return change(conn, name, "titled", edit)[1] is not None

@@ -1,0 +1,390 @@
+"""Notebooks: the CRDT model, persistence with compaction, addresses, events for every change, the
+CLI (including $EDITOR), and two processes editing at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tessera.core import events
+from tessera.core.errors import QueryError, UsageError
+from tessera.core.notebook import store
+from tessera.core.notebook.model import Notebook
+from tessera.core.store.db import connect
+
+
+def tsr(*args: str, input: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tessera.cli.main", *args], capture_output=True, text=True,
+                          input=input, env={**os.environ, **(env or {})}, timeout=120)
+
+
+@pytest.fixture
+def conn():
+    c = connect()
+    yield c
+    c.close()
+
+
+def subjects(conn, name="ops"):
+    return [e.subject for e in events.read(conn, pattern=f"notebook.{name}.>")]
+
+
+# --- the model --------------------------------------------------------------------------------
+
+
+def test_model_rows_split_merge_and_numbering():
+    nb = Notebook(name="t")
+    ids = [nb.add_cell(source=f"q{i}")[0] for i in range(5)]
+    assert nb.layout() == [[i] for i in ids]
+    assert nb.merge_rows(1) == (1, ids[:2])
+    nb.merge_rows(3)
+    nb.merge_rows(1)
+    assert nb.layout() == [ids[:4], [ids[4]]]
+    assert [c["number"] for c in nb.cells()] == [1, 2, 3, 4, 5]
+    assert [c["row"] for c in nb.cells()] == [1, 1, 1, 1, 2]
+    with pytest.raises(UsageError, match=r"cannot merge row 1 \(4 cells\) with row 2 \(1 cell\)"):
+        nb.merge_rows(1)
+    with pytest.raises(UsageError, match="last row"):
+        nb.merge_rows(5)
+    assert nb.split_row(2) == (1, ids[:2], ids[2:4])
+    assert nb.layout() == [ids[:2], ids[2:4], [ids[4]]]
+    nb.split_row(3)
+    assert nb.layout() == [ids[:2], [ids[2]], [ids[3]], [ids[4]]]
+    with pytest.raises(UsageError, match="holds one cell"):
+        nb.split_row(3)
+    with pytest.raises(UsageError, match=r"cannot merge row 1 \(2 cells\) with row 2 \(1 cell\)"):
+        nb.merge_rows(1)
+
+
+def test_model_move_keeps_row_sizes_and_cell_content():
+    nb = Notebook(name="t")
+    ids = [nb.add_cell(source=f"q{i}", title=f"T{i}", view="json")[0] for i in range(4)]
+    nb.merge_rows(1)
+    nb.merge_rows(3)
+    assert nb.move_cell(1, 4)
+    assert nb.layout() == [[ids[1], ids[2]], [ids[3], ids[0]]]
+    moved = nb.cell(4)
+    assert moved == {"id": ids[0], "type": "query", "title": "T0", "view": "json", "refresh": "manual", "sources": [],
+                     "source": "q0"}
+    assert not nb.move_cell(2, 2)
+
+
+def test_model_remove_from_a_row_of_four_rebalances():
+    nb = Notebook(name="t")
+    ids = [nb.add_cell()[0] for _ in range(4)]
+    nb.merge_rows(1), nb.merge_rows(3), nb.merge_rows(1)
+    assert nb.remove_cell(2)["id"] == ids[1]
+    assert nb.layout() == [[ids[0], ids[2]], [ids[3]]]
+    nb.remove_cell(3)
+    nb.remove_cell(1)
+    nb.remove_cell(1)
+    assert nb.layout() == [] and len(nb) == 0
+
+
+def test_model_text_edits_are_minimal_and_unicode_safe():
+    nb = Notebook(name="t")
+    nb.add_cell(source="MATCH (p:Pod) — é😀 RETURN p")
+    state = nb.state()
+    assert nb.edit_source(1, "MATCH (p:Pod) — é😀 WHERE true RETURN p.metadata.name")
+    assert nb.cell(1)["source"] == "MATCH (p:Pod) — é😀 WHERE true RETURN p.metadata.name"
+    # a concurrent edit of the same text from another replica merges with this one
+    other = Notebook.from_updates([nb.full_update()])
+    s2 = other.state()
+    other.edit_source(1, "-- top\n" + other.cell(1)["source"])
+    nb.doc.apply_update(other.update_since(s2))
+    assert nb.cell(1)["source"] == "-- top\nMATCH (p:Pod) — é😀 WHERE true RETURN p.metadata.name"
+    assert len(nb.update_since(state)) > 0
+    assert not nb.edit_source(1, nb.cell(1)["source"])
+
+
+@pytest.mark.parametrize("attrs, message", [
+    ({"view": "pie"}, "not a view"),
+    ({"refresh": "every:0"}, "not a refresh policy"),
+    ({"refresh": "hourly"}, "not a refresh policy"),
+    ({"title": "a\nb"}, "one line"),
+    ({"colour": "red"}, "unknown cell attribute"),
+])
+def test_model_rejects_bad_attributes(attrs, message):
+    nb = Notebook(name="t")
+    nb.add_cell()
+    with pytest.raises(UsageError, match=message):
+        nb.set_attrs(1, **attrs)
+
+
+def test_to_dict_shape():
+    nb = Notebook(name="t")
+    nb.set_title("Board")
+    cid, _ = nb.add_cell("sql", "SELECT 1", view="json", refresh="every:30", sources=["demo"], title="One")
+    assert nb.to_dict() == {"title": "Board", "rows": [{"cells": [
+        {"id": cid, "type": "sql", "title": "One", "view": "json", "refresh": "every:30", "sources": ["demo"],
+         "source": "SELECT 1"}]}]}
+    assert cid.startswith("c") and len(cid) == 7
+
+
+# --- store and events -------------------------------------------------------------------------
+
+
+def test_every_change_is_persisted_with_its_event(conn):
+    store.create(conn, "ops", "Ops")
+    store.add_cell(conn, "ops", "MATCH (p:Pod) RETURN p", sources=["demo"], title="Pods")
+    store.add_cell(conn, "ops", "notes", type="markdown")
+    store.add_cell(conn, "ops", "SELECT 1", type="sql")
+    store.edit_cell(conn, "ops", 1, "MATCH (p:Pod) RETURN p.metadata.name")
+    store.set_cell(conn, "ops", 2, title="Notes")
+    store.merge_rows(conn, "ops", 1)
+    store.move_cell(conn, "ops", 3, 1)
+    store.split_row(conn, "ops", 1)
+    store.remove_cell(conn, "ops", 2)
+    store.set_title(conn, "ops", "Operations")
+    assert subjects(conn) == [f"notebook.ops.{a}" for a in (
+        "created", "cell_added", "cell_added", "cell_added", "cell_edited", "cell_set", "row_merged", "cell_moved",
+        "row_split", "cell_removed", "titled")]
+    # a fresh connection sees exactly the same document
+    other = connect()
+    nb = store.load(other, "ops")
+    assert nb.title == "Operations"
+    assert [(c["type"], c["source"]) for c in nb.cells()] == [("sql", "SELECT 1"), ("markdown", "notes")]
+    edited = [e for e in events.read(conn, pattern="notebook.ops.cell_edited")][0]
+    assert edited.data["before"] == "MATCH (p:Pod) RETURN p" and edited.data["source"].endswith("p.metadata.name")
+    assert edited.data["notebook"] == "ops" and edited.data["number"] == 1 and edited.data["cell"].startswith("c")
+    set_event = events.read(conn, pattern="notebook.ops.cell_set")[0]
+    assert set_event.data["changes"] == {"title": ["", "Notes"]}
+
+
+def test_no_op_changes_store_nothing_and_emit_nothing(conn):
+    store.create(conn, "ops")
+    store.add_cell(conn, "ops", "x")
+    before = (subjects(conn), conn.execute("SELECT count(*) FROM notebook_updates").fetchone()[0])
+    assert store.edit_cell(conn, "ops", 1, "x") is False
+    assert store.set_cell(conn, "ops", 1, view="table") == {}
+    assert store.move_cell(conn, "ops", 1, 1) is False
+    assert store.set_title(conn, "ops", "") is False
+    assert (subjects(conn), conn.execute("SELECT count(*) FROM notebook_updates").fetchone()[0]) == before
+
+
+def test_failed_change_rolls_back_everything(conn):
+    store.create(conn, "ops")
+    store.add_cell(conn, "ops", "x")
+    n_events = events.last_seq(conn)
+    with pytest.raises(UsageError):
+        store.merge_rows(conn, "ops", 1)
+    with pytest.raises(QueryError):
+        store.remove_cell(conn, "ops", 5)
+    assert events.last_seq(conn) == n_events
+    assert len(store.load(conn, "ops")) == 1
+
+
+def test_compaction_keeps_the_document(conn, monkeypatch):
+    monkeypatch.setattr(store, "COMPACT_AFTER", 10)
+    store.create(conn, "ops")
+    for i in range(25):
+        store.add_cell(conn, "ops", f"q{i}")
+    for i in range(1, 26, 3):
+        store.edit_cell(conn, "ops", i, f"edited {i}")
+    count = conn.execute("SELECT count(*) FROM notebook_updates").fetchone()[0]
+    assert 1 <= count <= 10
+    nb = store.load(conn, "ops")
+    assert len(nb) == 25
+    assert nb.cell(4)["source"] == "edited 4" and nb.cell(5)["source"] == "q4"
+
+
+def test_compaction_happens_at_the_default_threshold(conn):
+    store.create(conn, "ops")
+    for i in range(store.COMPACT_AFTER + 5):
+        store.add_cell(conn, "ops", f"q{i}")
+    count = conn.execute("SELECT count(*) FROM notebook_updates").fetchone()[0]
+    assert count < store.COMPACT_AFTER
+    assert len(store.load(conn, "ops")) == store.COMPACT_AFTER + 5
+
+
+def test_names_duplicates_and_not_found(conn):
+    store.create(conn, "a")
+    store.create(conn, "b-2_x")
+    with pytest.raises(QueryError, match="notebook 'a' already exists"):
+        store.create(conn, "a")
+    for bad in ("-a", "a b", "a.b", "", "é"):
+        with pytest.raises(UsageError, match="bad notebook name"):
+            store.create(conn, bad)
+    with pytest.raises(QueryError, match=r"notebook 'zz' not found \(notebooks: a, b-2_x\)"):
+        store.load(conn, "zz")
+    store.add_cell(conn, "a", "x")
+    store.add_cell(conn, "a", "y")
+    store.add_cell(conn, "a", "z")
+    with pytest.raises(QueryError, match="notebook 'a' has 3 cells; there is no cell 7"):
+        store.edit_cell(conn, "a", 7, "q")
+
+
+def test_not_found_with_no_notebooks(conn):
+    with pytest.raises(QueryError, match="there are no notebooks yet"):
+        store.load(conn, "x")
+
+
+@pytest.mark.parametrize("text, kind, message", [
+    ("a/b/c", None, "bad address 'a/b/c'"),
+    ("a/", None, "the cell number must be a whole number"),
+    ("a/0", None, "the cell number must be a whole number"),
+    ("a/x", None, "the cell number must be a whole number"),
+    ("/3", None, "bad address '/3'"),
+    ("a b/1", None, "is not a notebook name"),
+    ("ops", True, "'ops' names a notebook; this command needs a cell: ops/N"),
+    ("ops/2", False, "'ops/2' names a cell; this command takes a notebook name: ops"),
+])
+def test_bad_addresses(text, kind, message):
+    with pytest.raises(UsageError) as info:
+        store.parse_address(text, cell=kind)
+    assert message in info.value.message
+
+
+def test_addresses_parse():
+    assert store.parse_address("ops") == store.Address("ops", None)
+    assert store.parse_address("ops/12", cell=True) == store.Address("ops", 12)
+    assert str(store.parse_address("ops/3")) == "ops/3"
+
+
+def test_rename_remove_list_and_history(conn):
+    store.create(conn, "ops", "Ops")
+    store.add_cell(conn, "ops", "x")
+    store.rename(conn, "ops", "prod")
+    with pytest.raises(QueryError, match="not found"):
+        store.load(conn, "ops")
+    store.add_cell(conn, "prod", "y")
+    hist = store.history(conn, "prod")
+    assert [e.subject for e in hist] == ["notebook.ops.created", "notebook.ops.cell_added", "notebook.prod.renamed",
+                                         "notebook.prod.cell_added"]
+    assert [e.seq for e in hist] == sorted(e.seq for e in hist)
+    assert hist[2].data["from"] == "ops" and hist[2].data["to"] == "prod"
+    store.create(conn, "other")
+    with pytest.raises(QueryError, match="already exists"):
+        store.rename(conn, "prod", "other")
+    assert [n["name"] for n in store.list_notebooks(conn)] == ["other", "prod"]
+    assert store.list_notebooks(conn)[1]["cells"] == 2
+    nid = store.notebook_id(conn, "prod")
+    store.remove(conn, "prod")
+    assert conn.execute("SELECT count(*) FROM notebook_updates WHERE notebook_id = ?", (nid,)).fetchone()[0] == 0
+    assert events.read(conn, pattern="notebook.prod.removed")[0].data["cells"] == 2
+    # a new notebook with a removed one's name starts a fresh history
+    store.create(conn, "prod")
+    assert [e.subject for e in store.history(conn, "prod")] == ["notebook.prod.created"]
+
+
+def test_unknown_cell_type_is_refused(conn):
+    store.create(conn, "ops")
+    with pytest.raises(UsageError, match=r"no cell type 'pie' \(types: query, markdown, sql, events"):
+        store.add_cell(conn, "ops", "x", type="pie")
+
+
+def test_editor_edit_merges_with_a_change_made_meanwhile(conn):
+    store.create(conn, "ops")
+    store.add_cell(conn, "ops", "line one\nline two")
+    store.add_cell(conn, "ops", "other")
+    base = store.load(conn, "ops")  # the editor opens on cell 1
+    store.edit_cell(conn, "ops", 1, "line one\nline two\nline three")  # someone else appends meanwhile
+    store.move_cell(conn, "ops", 1, 2)  # and moves the cell
+    assert store.edit_cell(conn, "ops", 1, "LINE ONE\nline two", base=base)
+    assert store.load(conn, "ops").cell(2)["source"] == "LINE ONE\nline two\nline three"
+
+
+# --- the CLI ----------------------------------------------------------------------------------
+
+
+def test_cli_lifecycle_and_errors():
+    assert tsr("notebook", "new", "ops", "--title", "Ops board").returncode == 0
+    dup = tsr("notebook", "new", "ops")
+    assert dup.returncode == 1 and dup.stderr.startswith("tessera: notebook 'ops' already exists")
+    add = tsr("cell", "add", "ops", "-s", "demo", "--title", "Deps", "MATCH (d:Deployment) RETURN d.metadata.name AS n")
+    assert add.returncode == 0 and add.stdout == "ops/1\n", add.stderr
+    assert tsr("cell", "add", "ops", "-t", "markdown", "-f", "-", input="# Notes\n").stdout == "ops/2\n"
+    assert tsr("cell", "merge", "ops/1").returncode == 0
+    shown = json.loads(tsr("notebook", "show", "ops", "-o", "json").stdout)
+    assert shown["title"] == "Ops board" and len(shown["rows"]) == 1
+    assert [c["type"] for c in shown["rows"][0]["cells"]] == ["query", "markdown"]
+    assert shown["rows"][0]["cells"][1]["source"] == "# Notes\n"
+    lines = [json.loads(x) for x in tsr("notebook", "show", "ops", "-o", "jsonl").stdout.splitlines()]
+    assert [x["cell"] for x in lines] == ["ops/1", "ops/2"] and lines[0]["title"] == "Deps"
+    assert tsr("cell", "set", "ops/1", "--view", "json", "--refresh", "every:10").returncode == 0
+    assert json.loads(tsr("notebook", "show", "ops/1", "-o", "json").stdout)["refresh"] == "every:10"
+    for args, code, message in [
+        (("notebook", "show", "nope"), 1, "tessera: notebook 'nope' not found (notebooks: ops)"),
+        (("cell", "edit", "ops/7", "x"), 1, "tessera: notebook 'ops' has 2 cells; there is no cell 7"),
+        (("cell", "rm", "ops"), 2, "tessera: 'ops' names a notebook; this command needs a cell: ops/N"),
+        (("cell", "rm", "a/b/c"), 2, "tessera: bad address 'a/b/c'"),
+        (("cell", "split", "ops/1"), 0, ""),
+        (("cell", "merge", "ops/2"), 2, "tessera: row 2 is the last row"),
+        (("cell", "set", "ops/1", "--view", "pie"), 2, "tessera: 'pie' is not a view"),
+        (("cell", "set", "ops/1"), 2, "tessera: nothing to set"),
+        (("notebook", "new", "bad name"), 2, "tessera: bad notebook name 'bad name'"),
+        (("notebook", "rename", "ops", "prod"), 0, ""),
+    ]:
+        proc = tsr(*args)
+        assert proc.returncode == code, (args, proc.stderr)
+        if message:
+            assert proc.stderr.startswith(message) and proc.stderr.count("\n") == 1, (args, proc.stderr)
+    listed = [json.loads(x) for x in tsr("notebook", "list").stdout.splitlines()]
+    assert [(x["name"], x["cells"], x["rows"]) for x in listed] == [("prod", 2, 2)]
+    hist = [json.loads(x) for x in tsr("notebook", "history", "prod").stdout.splitlines()]
+    assert [h["action"] for h in hist] == ["created", "cell_added", "cell_added", "row_merged", "cell_set",
+                                           "row_split", "renamed"]
+    assert tsr("notebook", "rm", "prod").returncode == 0
+    assert tsr("notebook", "list").stdout == ""
+
+
+def test_cli_cell_edit_opens_the_editor(tmp_path):
+    script = tmp_path / "fake-editor"
+    log = tmp_path / "seen"
+    script.write_text(textwrap.dedent(f"""\
+        #!{sys.executable}
+        import sys
+        path = sys.argv[1]
+        text = open(path).read()
+        open({str(log)!r}, "w").write(text)
+        open(path, "w").write(text.replace("count", "COUNT") + "// edited\\n")
+        """))
+    script.chmod(0o755)
+    tsr("notebook", "new", "ops")
+    tsr("cell", "add", "ops", "MATCH (p:Pod) RETURN count(p)")
+    proc = tsr("cell", "edit", "ops/1", env={"EDITOR": str(script), "VISUAL": ""})
+    assert proc.returncode == 0 and "edited ops/1" in proc.stderr, proc.stderr
+    assert log.read_text() == "MATCH (p:Pod) RETURN count(p)\n"  # the file ends with a newline, as editors like
+    assert json.loads(tsr("notebook", "show", "ops/1", "-o", "json").stdout)["source"] == \
+        "MATCH (p:Pod) RETURN COUNT(p)\n// edited"
+    conn = connect()
+    assert events.read(conn, pattern="notebook.ops.cell_edited")[0].data["source"].endswith("// edited")
+    # an editor that leaves the text alone changes nothing; a failing one reports and changes nothing
+    assert "no change" in tsr("cell", "edit", "ops/1", env={"EDITOR": "true", "VISUAL": ""}).stderr
+    failing = tsr("cell", "edit", "ops/1", env={"EDITOR": "false", "VISUAL": ""})
+    assert failing.returncode == 2 and "the editor exited with status 1" in failing.stderr
+    assert len(events.read(conn, pattern="notebook.ops.cell_edited")) == 1
+
+
+def test_two_processes_adding_cells_concurrently_lose_nothing(tmp_path):
+    assert tsr("notebook", "new", "race").returncode == 0
+    code = textwrap.dedent("""\
+        import sys
+        from tessera.core.store.db import connect
+        from tessera.core.notebook import store
+        conn = connect()
+        who = sys.argv[1]
+        for i in range(15):
+            store.add_cell(conn, "race", f"{who}-{i}")
+            if i % 5 == 4:  # read-modify-write inside the change's transaction
+                store.change(conn, "race", "cell_edited",
+                             lambda nb: nb.edit_source(1, nb.cell(1)["source"] + who) and {"cell": nb.cell(1)["id"]})
+        """)
+    procs = [subprocess.Popen([sys.executable, "-c", code, who], stderr=subprocess.PIPE, text=True) for who in "AB"]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    conn = connect()
+    nb = store.load(conn, "race")
+    sources = [c["source"] for c in nb.cells()]
+    assert len(sources) == 30
+    assert {s.rstrip("AB") for s in sources} == {f"{w}-{i}" for w in "AB" for i in range(15)}
+    assert len(events.read(conn, pattern="notebook.race.cell_added")) == 30
+    assert len(events.read(conn, pattern="notebook.race.cell_edited")) == 6
+    assert sorted(sources[0][len(sources[0].rstrip("AB")):]) == sorted("AAABBB")
+    assert events.verify(conn).ok
