@@ -59,7 +59,7 @@ def _page(name: str, command, ctx) -> str:
         lines.append(".SH COMMANDS")
         for sub in subcommands:
             lines += [".TP", f"\\fB{_roff(sub)}\\fR", _roff((subcommands[sub].help or "").strip().split("\n")[0])]
-            lines += [f"See \\fBtessera\\-{_roff(sub)}\\fR(1)."]
+            lines += [f"See \\fB{_roff(name)}\\-{_roff(sub)}\\fR(1)."]
     lines += [
         ".SH EXIT STATUS",
         "0 ok, 1 query or runtime error, 2 usage, 3 source unavailable, 4 timeout, 5 not authorized,"
@@ -71,18 +71,22 @@ def _page(name: str, command, ctx) -> str:
 
 
 def man_pages() -> dict[str, str]:
-    """File name -> roff text: ``tessera.1`` and ``tessera-<command>.1`` for each command."""
+    """File name -> roff text: ``tessera.1``, ``tessera-<command>.1`` for each command, and
+    ``tessera-<group>-<command>.1`` for the commands of a group (``tessera-notebook-new.1``)."""
     from typer._click import Context
     from typer.main import get_command
 
     from tessera.cli.main import app
 
     root = get_command(app)
-    root_ctx = Context(root, info_name="tessera")
-    pages = {"tessera.1": _page("tessera", root, root_ctx)}
-    for name, command in sorted(root.commands.items()):
-        ctx = Context(command, info_name=f"tessera {name}", parent=root_ctx)
-        pages[f"tessera-{name}.1"] = _page(f"tessera-{name}", command, ctx)
+    pages: dict[str, str] = {}
+
+    def add(name: str, command, ctx) -> None:
+        pages[f"{name}.1"] = _page(name, command, ctx)
+        for sub, child in sorted((getattr(command, "commands", None) or {}).items()):
+            add(f"{name}-{sub}", child, Context(child, info_name=f"{ctx.info_name} {sub}", parent=ctx))
+
+    add("tessera", root, Context(root, info_name="tessera"))
     return pages
 
 

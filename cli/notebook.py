@@ -197,10 +197,15 @@ def run(
     all_namespaces: AllNamespaces = False,
     context: Contexts = None,
     kubeconfig: Kubeconfig = None,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep the cells current by their refresh policy and print row changes as JSONL.")] = False,
     *,
     out: OutputSettings,
 ) -> None:
     """Run a notebook's cells (or cell N) once and print their rows, each with its cell id.
+
+    With --watch, cells keep running by their refresh policy (watch: on every change of what
+    they read; every:N: every N seconds) and each row change is printed as a JSON line
+    {"cell", "op", "key", "row", "ts"}; the changes are also recorded as events.
 
     Query cells without sources of their own use -s / --context (default: the current kube
     context). When a cell's rows differ from its previous run, the event
@@ -225,6 +230,9 @@ def run(
         failures.append((where, err))
         _note(f"{where}: {err.one_line()}")
 
+    if watch:
+        _watch(conn, addr, ctx, failed)
+        return
     runs = run_notebook(conn, addr.name, addr.cell, context=ctx, on_error=failed)
     fmt = out.format()
     if out.output is None and fmt == "table" or fmt in ("table", "tree", "graph", "dot", "mermaid", "cyphernetes"):
@@ -263,6 +271,30 @@ def run(
         where, err = failures[0]
         total = len(runs) + len(failures)
         raise type(err)(f"{len(failures)} of {total} cells failed; first: {where}: {err.message}", hint=err.hint)
+
+
+def _watch(conn, addr, ctx, failed) -> None:
+    """``notebook run --watch``: JSONL row changes, each with its cell id, until interrupted."""
+    import threading
+
+    import orjson
+
+    from tessera.core.notebook.live import watch_notebook
+    from tessera.core.watch.cache import shared_hub
+
+    hub = shared_hub()
+    write = sys.stdout.buffer.write
+
+    def changed(cell: dict, changes: list[dict]) -> None:
+        for change in changes:
+            write(orjson.dumps({"cell": cell["id"], **change}, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+        sys.stdout.flush()
+
+    try:
+        watch_notebook(conn, addr.name, ctx, hub=hub, stop=threading.Event(), number=addr.cell,
+                       on_changes=changed, on_error=failed)
+    finally:
+        hub.close()
 
 
 def _with_cell(run: Any, limit: int | None) -> Any:

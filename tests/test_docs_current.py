@@ -31,7 +31,19 @@ def test_man_pages_render():
 
     from tessera.cli.main import app
 
+    def names(prefix, command):
+        yield f"{prefix}.1"
+        for sub, child in (getattr(command, "commands", None) or {}).items():
+            yield from names(f"{prefix}-{sub}", child)
+
     commands = get_command(app).commands
-    assert {"query", "explain", "kinds", "info", "record"} <= set(commands)
-    assert set(pages) == {"tessera.1"} | {f"tessera-{name}.1" for name in commands}
+    assert {"query", "explain", "kinds", "info", "record", "events", "notebook", "cell"} <= set(commands)
+    assert set(pages) == set(names("tessera", get_command(app)))
+    assert "tessera-notebook-new.1" in pages and "tessera-events-tail.1" in pages
+    # every page a COMMANDS section points to exists
+    import re
+
+    for text in pages.values():
+        for ref in re.findall(r"See \\fB(.+?)\\fR\(1\)", text):
+            assert ref.replace("\\-", "-") + ".1" in pages, ref
     assert "\\-\\-all\\-namespaces" in pages["tessera-query.1"]

@@ -71,7 +71,8 @@ def test_wheel_contents(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in ("tessera/cli/main.py", "tessera/core/query/parser.py", "tessera/plugins/sources/manifests.py",
                      "tessera/plugins/sources/demo/shop.yaml", "tessera/plugins/sources/demo/recording.jsonl.gz",
-                     "tessera/core/watch/cache.py"):
+                     "tessera/core/watch/cache.py", "tessera/core/store/db.py", "tessera/core/events.py",
+                     "tessera/core/notebook/model.py", "tessera/plugins/cells/sql.py"):
         assert expected in names
     assert not any(n.startswith(("tests/", "cli/", "core/")) for n in names)
 

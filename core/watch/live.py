@@ -153,6 +153,46 @@ class LiveQuery:
         return changes
 
 
+class ChangeCollector:
+    """Gathers what changed in a hub's caches between two rounds of evaluation.
+
+    ``wait(timeout)`` blocks until a change (or the timeout), lets ``debounce`` seconds of
+    further changes accumulate, and returns (woke, changed (source, group, kind) keys, changed
+    resource identities by source name). Events from a cache's first list are ignored: the
+    first full run of each query reads that list whole.
+    """
+
+    def __init__(self, hub: Any = None, debounce: float = 0.01):
+        self.wake = threading.Event()
+        self.debounce = debounce
+        self._keys: set[tuple[str, str, str]] = set()
+        self._oids: dict[str, set] = {}
+        self._lock = threading.Lock()
+        if hub is not None:
+            hub.subscribe_events(self._changed)
+
+    def _changed(self, cache: Any, _etype: str, obj: dict) -> None:
+        from tessera.core.watch.incremental import oid
+
+        if not cache.ready.is_set():
+            return
+        with self._lock:
+            self._keys.add((cache.source.name, cache.kind.group, cache.kind.kind))
+            self._oids.setdefault(cache.source.name, set()).add(oid(obj))
+        self.wake.set()
+
+    def wait(self, timeout: float | None) -> tuple[bool, set, dict[str, set]]:
+        """Wait for changes; returns (woke, keys, identities) and starts a new round."""
+        woke = self.wake.wait(timeout)
+        if woke and self.debounce:
+            time.sleep(self.debounce)
+        self.wake.clear()
+        with self._lock:
+            keys, oids = self._keys, self._oids
+            self._keys, self._oids = set(), {}
+        return woke, keys, oids
+
+
 def follow(
     queries: list[LiveQuery],
     *,
@@ -164,44 +204,21 @@ def follow(
     """Yield ``(query index, changes)`` as the queries' results change, forever or until ``stop``.
 
     The first yield per query is its whole initial result as ``added`` rows. With a hub, a
-    change in any cache wakes every query (re-evaluation reads only memory); changes arriving
-    within ``debounce`` seconds are folded into one evaluation. With ``interval``, queries are
-    also re-run every ``interval`` seconds (for sources that cannot watch).
+    change in a cache re-evaluates the queries that read its kind (from memory, incrementally
+    where possible); changes arriving within ``debounce`` seconds are folded into one round.
+    With ``interval``, queries are also re-run in full every ``interval`` seconds (for sources
+    that cannot watch).
     """
-    from tessera.core.watch.incremental import oid
-
     stop = stop or threading.Event()
-    wake = threading.Event()
-    dirty: set[tuple[str, str, str]] = set()
-    changed_oids: dict[str, set] = {}
-    lock = threading.Lock()
-
-    def changed(cache: Any, _etype: str, obj: dict) -> None:
-        if not cache.ready.is_set():
-            return  # a first list: the queries' first full run reads it whole
-        with lock:
-            dirty.add((cache.source.name, cache.kind.group, cache.kind.kind))
-            changed_oids.setdefault(cache.source.name, set()).add(oid(obj))
-        wake.set()
-
-    if hub is not None:
-        hub.subscribe_events(changed)
+    collector = ChangeCollector(hub, debounce)
     for i, q in enumerate(queries):
         yield i, q.refresh()
     while not stop.is_set():
-        woke = wake.wait(interval if interval is not None else 1.0)
+        woke, keys, oids = collector.wait(interval if interval is not None else 1.0)
         if stop.is_set():
             return
         if not woke and interval is None:
             continue
-        if woke and debounce:
-            time.sleep(debounce)
-        wake.clear()
-        with lock:
-            keys = set(dirty)
-            dirty.clear()
-            oids = dict(changed_oids)
-            changed_oids.clear()
         if not woke:
             _reload(queries)
         for i, q in enumerate(queries):
