@@ -36,6 +36,16 @@ demo: $(STAMP)
 	$(TSR) query -s replay:demo -o table "AT \"2026-11-01T09:08:00Z\" MATCH (p:Pod) WHERE p.metadata.name STARTS WITH \"ledger\" RETURN p.metadata.name AS pod, p.status.containerStatuses[0].restartCount AS restarts"
 	@echo "== Five seconds of the recording played live at 60x (row changes as JSON lines)"
 	-timeout 5 $(TSR) query --watch -s replay:demo --speed 60 "MATCH (d:Deployment) WHERE d.metadata.namespace = \"payments\" RETURN d.metadata.name AS deployment, d.spec.replicas AS replicas" | cat
+	@echo "== A notebook of two cells side by side, in a throwaway data home; every change is an event"
+	@home=$$(mktemp -d) && export TESSERA_HOME=$$home && \
+	$(TSR) notebook new ops --title "Ops" && \
+	$(TSR) cell add ops -s demo --title Deployments "MATCH (d:Deployment) RETURN d.metadata.namespace AS ns, count(d) AS deployments" && \
+	$(TSR) cell add ops -s demo --title Phases "MATCH (p:Pod) RETURN p.status.phase AS phase, count(p) AS pods" && \
+	$(TSR) cell merge ops/1 && \
+	$(TSR) notebook run ops -o jsonl && \
+	$(TSR) notebook export ops - | head -8 && \
+	$(TSR) events tail -o table 'notebook.>' && \
+	$(TSR) events verify; rm -rf $$home
 	@echo "== A parse error shows where and what was expected (exit 1 is expected here)"
 	-$(TSR) query -s demo "MATCH (d:Deployment RETURN d"
 	@echo "== Tour done. Try: $(TSR) query -s demo 'MATCH (x)->(d:Deployment) RETURN x.kind, d.metadata.name'"
