@@ -18,15 +18,19 @@ def run_mutation(text: str, sources: list[Any], out: OutputSettings, *, dry_run:
         sources: opened sources (writes are refused on files and recordings).
         out: output settings for the rows describing what was written.
         dry_run: print each request as JSON (context, method, path, body) and stop.
+        (With RETURN, the output is the RETURN rows over the written objects; without, one row
+        per object written.)
         yes: skip the confirmation a terminal otherwise asks for.
         read_only: refuse all writes.
         run_options: namespace / all_namespaces.
     """
     from tessera.core import api
     from tessera.core.errors import TesseraError
+    from tessera.core.mutate import written_key
     from tessera.core.result import Result
 
-    calls = api.plan_mutation(text, sources, read_only=read_only, **run_options)
+    plans = api.plan_mutation(text, sources, read_only=read_only, **run_options)
+    calls = [call for plan in plans for call in plan.calls]
     if not calls:
         if not out.quiet:
             print("tessera: nothing to change: the MATCH found no resources", file=sys.stderr)
@@ -37,18 +41,25 @@ def run_mutation(text: str, sources: list[Any], out: OutputSettings, *, dry_run:
         return
     if not yes and sys.stdin.isatty() and sys.stderr.isatty():
         _confirm(calls)
-    result = Result(columns=["context", "op", "kind", "namespace", "name"])
+    done = Result(columns=["context", "op", "kind", "namespace", "name"])
+    written: dict[int, dict] = {}
     for call in calls:
         try:
-            api.apply_mutation([call])
+            written[written_key(call)] = api.apply_mutation(call)
         except TesseraError as exc:
-            emit(result, out)
-            raise type(exc)(f"{exc.message} (after {len(result.rows)} of {len(calls)} changes were made)",
+            emit(done, out)
+            raise type(exc)(f"{exc.message} (after {len(done.rows)} of {len(calls)} changes were made)",
                             hint=exc.hint) from None
-        result.rows.append({"context": call.source.name, "op": {"create": "created", "patch": "patched",
-                            "delete": "deleted"}[call.verb], "kind": call.kind.kind, "namespace": call.namespace,
-                            "name": call.name})
-    emit(result, out)
+        done.rows.append({"context": call.source.name, "op": {"create": "created", "patch": "patched",
+                          "delete": "deleted"}[call.verb], "kind": call.kind.kind, "namespace": call.namespace,
+                          "name": call.name})
+    query = api.parse_query(text)
+    if not query.returns:
+        emit(done, out)
+        return
+    # RETURN after a write shows the matches as the server has them now
+    results = [(plan.source.name, plan.returned(written, query)) for plan in plans]
+    emit(results[0][1] if len(results) == 1 else api.merge_results(results), out)
 
 
 def _confirm(calls: list[Any]) -> None:

@@ -172,7 +172,7 @@ def plan_mutation(
     all_namespaces: bool = False,
     read_only: bool = False,
 ) -> list[Any]:
-    """The API calls a CREATE / SET / DELETE statement would make, without making them.
+    """What a CREATE / SET / DELETE statement would do, without doing it.
 
     Args:
         text: the mutating query.
@@ -181,7 +181,8 @@ def plan_mutation(
             namespace go to ``namespace`` or the context's default.
         read_only: refuse (read-only mode: the flag or the config setting).
     Returns:
-        core.mutate.ApiCall objects, in the order apply_mutation sends them.
+        one core.mutate.MutationPlan per source: its ApiCalls (``plan.calls``, in the order
+        they are sent) and the matches, for a RETURN after the write.
     Raises:
         ReadOnly for files, recordings or read-only mode; QueryError for a bad target path.
     """
@@ -192,19 +193,19 @@ def plan_mutation(
         raise QueryError("not a mutation: there is no CREATE, SET or DELETE")
     targets = _pick_sources(query.contexts, sources)
     rules = _rules()
-    calls = []
+    plans = []
     for source in targets:
         check_writable(source, read_only=read_only)
         engine = engine_for(source, namespace=namespace, all_namespaces=all_namespaces, rules=rules)
-        calls.extend(plan(query, engine))
-    return calls
+        plans.append(plan(query, engine))
+    return plans
 
 
-def apply_mutation(calls: list[Any]) -> list[dict]:
-    """Send planned calls (see plan_mutation); returns the server's copy of each object written."""
+def apply_mutation(call: Any) -> dict:
+    """Send one planned call (see plan_mutation); returns the server's copy of the object."""
     from tessera.core.mutate import apply
 
-    return apply(calls)
+    return apply(call)
 
 
 def engine_for(source: Any, *, namespace: str | None = None, all_namespaces: bool = False,
@@ -261,6 +262,11 @@ def _pick_sources(contexts: tuple[str, ...], sources: list[Any]) -> list[Any]:
         kube = _source_plugin("kubernetes")
         picked.append(kube(context=ctx, kubeconfig=getattr(live[0], "kubeconfig", None)))
     return picked
+
+
+def merge_results(results: list[tuple[str, Result]]) -> Result:
+    """Rows of several sources as one Result with a leading ``context`` column."""
+    return _merge(results, "rows")
 
 
 def _merge(results: list[tuple[str, Result]], shape: str) -> Result:

@@ -73,14 +73,34 @@ def check_writable(source: Any, *, read_only: bool) -> None:
         )
 
 
-def plan_mutation(query: ast.Query, engine: Any) -> list[ApiCall]:
+@dataclass
+class MutationPlan:
+    """What a mutating statement will do on one source: the calls, in the order they are sent,
+    and the matches they came from (for a RETURN after the write)."""
+
+    source: Any
+    calls: list[ApiCall]
+    bindings: list[dict]
+    evaluator: Any
+
+    def returned(self, written: dict[int, dict], query: ast.Query) -> Any:
+        """The RETURN rows over the matches, each resource replaced by the server's copy after
+        the write (``written`` maps id(resource before) -> copy); a Result."""
+        from tessera.core.query.project import project_rows
+
+        after = [{var: written.get(id(obj), obj) for var, obj in b.items()} for b in self.bindings]
+        return project_rows(query, after, self.evaluator)
+
+
+def plan_mutation(query: ast.Query, engine: Any) -> MutationPlan:
     """The API calls a CREATE / SET / DELETE statement makes on the engine's source.
 
     Args:
         query: a parsed mutating query.
         engine: a core.query.engine.Engine bound to one writable source.
     Returns:
-        the calls in order: creates, then patches (one per object, all its SET paths), then deletes.
+        a MutationPlan: creates first, then patches (one per object, all its SET paths), then
+        deletes.
     Raises:
         QueryError for a path that cannot be set, an unsupported CREATE relationship...
     """
@@ -123,28 +143,25 @@ def plan_mutation(query: ast.Query, engine: Any) -> list[ApiCall]:
             kind = engine.kind_of.get(id(obj)) or engine.ctx.registry.by_kind(obj.get("kind", ""))
             meta = obj.get("metadata") or {}
             calls.append(ApiCall("delete", source, kind, meta.get("namespace"), meta.get("name", ""), before=obj))
-    return calls
+    return MutationPlan(source, calls, bindings, evaluator)
 
 
 def _is_open(expr: ast.MapLiteral) -> bool:
     return expr.open or any(isinstance(v, ast.MapLiteral) and _is_open(v) for _, v in expr.items)
 
 
-def apply(calls: list[ApiCall]) -> list[dict]:
-    """Send the calls in order; stops at the first failure (earlier writes stay done).
+def apply(call: ApiCall) -> dict:
+    """Send one call; returns the server's copy of the object (the deleted object for a delete)."""
+    if call.verb == "create":
+        return call.source.create(call.kind, call.body)
+    if call.verb == "patch":
+        return call.source.patch(call.kind, call.namespace, call.name, call.body)
+    return call.source.delete(call.kind, call.namespace, call.name)
 
-    Returns:
-        the server's copy of every object written (the deleted object for a delete).
-    """
-    out = []
-    for call in calls:
-        if call.verb == "create":
-            out.append(call.source.create(call.kind, call.body))
-        elif call.verb == "patch":
-            out.append(call.source.patch(call.kind, call.namespace, call.name, call.body))
-        else:
-            out.append(call.source.delete(call.kind, call.namespace, call.name))
-    return out
+
+def written_key(call: ApiCall) -> int:
+    """The id under which a call's resource sits in the plan's bindings (see MutationPlan.returned)."""
+    return id(call.before if call.before is not None else call.after)
 
 
 # --- SET -------------------------------------------------------------------------------------

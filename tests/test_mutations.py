@@ -155,3 +155,18 @@ def test_terminal_lists_and_confirms(kubeconfig, kube_api):
     assert deployment(kube_api)["spec"]["replicas"] == 2, "declined: nothing changed"
     r = tessera('MATCH (d:Deployment {name: "web"}) SET d.spec.replicas = 7', "--yes", kubeconfig=kubeconfig)
     assert r.returncode == 0 and deployment(kube_api)["spec"]["replicas"] == 7
+
+
+def test_return_after_a_write_shows_the_written_objects(kubeconfig, kube_api):
+    r = tessera('MATCH (d:Deployment) WHERE d.metadata.name = "web" SET d.spec.replicas = 5 '
+                'RETURN d.metadata.name AS name, d.spec.replicas AS replicas', "-o", "json", kubeconfig=kubeconfig)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [{"name": "web", "replicas": 5}]
+    r = tessera('CREATE (c:ConfigMap {name: "made", data: {k: "v"}}) RETURN c.metadata.namespace AS ns, c.data.k AS k',
+                "-o", "json", kubeconfig=kubeconfig)
+    assert json.loads(r.stdout) == [{"ns": "shop", "k": "v"}]
+    r = tessera("-o", "json", "-A", 'IN emu-a, emu-b MATCH (d:Deployment) WHERE d.metadata.name STARTS WITH "cart" '
+                'SET d.spec.paused = true RETURN d.metadata.name AS name, d.spec.paused AS paused', kubeconfig=kubeconfig)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [{"context": "emu-a", "name": "cart", "paused": True},
+                                    {"context": "emu-b", "name": "cart-b", "paused": True}]
