@@ -234,10 +234,14 @@ _COLUMNS = "seq, id, time, subject, type, actor, correlation, data, prev_hash, h
 
 def read(conn: sqlite3.Connection, *, pattern: str | None = None, since: str | None = None,
          until: str | None = None, after_seq: int | None = None, correlation: str | None = None,
-         limit: int | None = None) -> list[Event]:
+         limit: int | None = None, data_equals: dict[str, Any] | None = None) -> list[Event]:
     """Events in seq order matching every filter given (pattern with ``*``/``>``; since and
-    until as stored times, inclusive; after_seq exclusive)."""
+    until as stored times, inclusive; after_seq exclusive; data_equals: top-level data fields
+    with these values, compared in SQL)."""
     where, args = [], []
+    for key, value in (data_equals or {}).items():
+        where.append("json_extract(data, ?) = ?")
+        args += [f'$."{key}"', value]
     if pattern:
         check_subject(pattern, pattern=True)
         prefix = _like_prefix(pattern)

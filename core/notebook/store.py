@@ -138,9 +138,7 @@ def list_notebooks(conn: sqlite3.Connection) -> list[dict]:
 def history(conn: sqlite3.Connection, name: str) -> list[events.Event]:
     """The notebook's change events, oldest first (by its id, so events from before a rename
     are included)."""
-    nid = notebook_id(conn, name)
-    return [e for e in events.read(conn, pattern="notebook.>")
-            if isinstance(e.data, dict) and e.data.get("notebook_id") == nid]
+    return events.read(conn, pattern="notebook.>", data_equals={"notebook_id": notebook_id(conn, name)})
 
 
 # --- writing ----------------------------------------------------------------------------------
