@@ -18,6 +18,7 @@ from tessera.cli.options import (
     Sources,
     emit,
     output_options,
+    read_text,
 )
 
 _SETTINGS = dict(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -54,22 +55,6 @@ def _conn() -> Any:
 
 def _note(message: str) -> None:
     print(f"tessera: {message}", file=sys.stderr)
-
-
-def _read_text(text: str | None, file: str | None) -> str | None:
-    from tessera.core.errors import UsageError
-
-    if text is not None and file is not None:
-        raise UsageError("give the text as an argument or with -f, not both")
-    if file is None:
-        return text
-    if file == "-":
-        return sys.stdin.read()
-    try:
-        with open(file, encoding="utf-8", newline="") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise UsageError(f"cannot read {file}: {exc.strerror}") from None
 
 
 # --- notebook -----------------------------------------------------------------------------------
@@ -326,7 +311,7 @@ def import_(
             raise UsageError("importing from stdin needs --name")
         name = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(file).stem).strip("-_") or "notebook"
     store.check_name(name)
-    text = _read_text(None, file)
+    text = read_text(None, file)
     nb = _importer(fmt)(text, name=name, where=file)
     store.create(_conn(), name, notebook=nb, action="imported", details={"format": fmt, "file": file})
     _note(f"imported {file} as notebook {name} ({len(nb)} cells)")
@@ -418,7 +403,7 @@ def add(
     addr = store.parse_address(name, cell=False)
     attrs: dict[str, Any] = {"type": type or "query", "view": view or "table", "refresh": refresh or "manual",
                              "sources": source or [], "title": title or ""}
-    cid, number = store.add_cell(_conn(), addr.name, _read_text(text, file) or "", after=after, **attrs)
+    cid, number = store.add_cell(_conn(), addr.name, read_text(text, file) or "", after=after, **attrs)
     print(f"{addr.name}/{number}")
     _note(f"added cell {addr.name}/{number} ({cid})")
 
@@ -430,7 +415,7 @@ def edit(address: CellArg, text: TextArg = None, file: TextFile = None) -> None:
 
     addr = store.parse_address(address, cell=True)
     conn = _conn()
-    new_text = _read_text(text, file)
+    new_text = read_text(text, file)
     if new_text is not None:
         changed = store.edit_cell(conn, addr.name, addr.cell, new_text)  # type: ignore[arg-type]
     else:

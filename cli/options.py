@@ -169,22 +169,32 @@ def emit(result: Any, out: OutputSettings) -> None:
             print(f"tessera: warning: {warning}", file=sys.stderr)
 
 
+def read_text(text: str | None, file: str | None) -> str | None:
+    """The text given as an argument, or read from ``-f FILE`` (``-`` = stdin); None when neither.
+
+    Raises:
+        UsageError when both are given or the file cannot be read.
+    """
+    if text is not None and file is not None:
+        raise UsageError("give the text as an argument or with -f, not both")
+    if file is None:
+        return text
+    if file == "-":
+        return sys.stdin.read()
+    try:
+        with open(file, encoding="utf-8", newline="") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {file}: {exc.strerror}") from None
+
+
 def read_query(query: str | None, file: str | None) -> str:
     """The query text from the argument or ``-f FILE`` (``-`` = stdin).
 
     Raises:
         UsageError when both or neither are given, or the file cannot be read.
     """
-    if query is not None and file is not None:
-        raise UsageError("give the query as an argument or with -f, not both")
-    if file is None:
-        if query is None:
-            raise UsageError("no query given", hint="pass it as an argument or with -f FILE (- for stdin)")
-        return query
-    if file == "-":
-        return sys.stdin.read()
-    try:
-        with open(file, encoding="utf-8") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise UsageError(f"cannot read query file {file}: {exc.strerror}") from None
+    text = read_text(query, file)
+    if text is None:
+        raise UsageError("no query given", hint="pass it as an argument or with -f FILE (- for stdin)")
+    return text
