@@ -120,6 +120,7 @@ def test_kinds_command_over_live(kubeconfig):
     assert pod["short_names"] == "po" and pod["source"] == "emu-a"
 
 
+@pytest.mark.skipif(__import__("shutil").which("kubectl") is None, reason="kubectl is not installed")
 def test_kubectl_talks_to_the_emulator(kubeconfig):
     proc = subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), "get", "pods", "-n", "shop", "-l", "app=web", "-o", "json"],
                           capture_output=True, text=True, timeout=60)
