@@ -67,6 +67,7 @@ def _warn(query: Any, out: OutputSettings) -> None:
 
 
 def _redraw_loop(queries: list[Any], hub: Any, interval: float | None, out: OutputSettings) -> None:
+    import dataclasses
     import io
     import time
 
@@ -83,7 +84,7 @@ def _redraw_loop(queries: list[Any], hub: Any, interval: float | None, out: Outp
             if q.result is not None:
                 result = q.result
                 if out.limit is not None:
-                    result.rows = result.rows[: out.limit]
+                    result = dataclasses.replace(result, rows=result.rows[: out.limit])
                 write_table(result, buffer, color=out.use_color(), width=_width())
             buffer.write("\n")
         sys.stdout.write("\x1b[H\x1b[2J" + buffer.getvalue())

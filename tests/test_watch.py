@@ -68,8 +68,6 @@ def test_cache_sees_added_modified_deleted(pods_cache, kube_api):
 
 
 def test_restart_mid_watch_resumes_without_duplicates_or_losses(pods_cache, kube_api):
-    seen = []
-    pods_cache.subscribe(lambda c: seen.append(c.version))
     kube_api.stop()
     # changes while the watcher cannot connect
     kube_api.add(pod("web-5d8f-7"))
@@ -277,3 +275,38 @@ def test_watch_on_a_terminal_redraws_a_table_in_place(tmp_path):
         assert screen().count("restarts") == 1
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True)
+
+
+def test_follow_reports_a_query_that_starts_failing_once():
+    from tessera.core.builtin_kinds import BUILTIN_KINDS
+    from tessera.core.errors import SourceUnavailable
+
+    class Flaky:
+        name, writable, default_namespace = "flaky", False, None
+
+        def __init__(self):
+            self.calls = 0
+
+        def kinds(self):
+            return list(BUILTIN_KINDS)
+
+        def list(self, kind, **_):
+            self.calls += 1
+            if 1 < self.calls < 6:
+                raise SourceUnavailable("flaky went away")
+            name = "a" if self.calls == 1 else "b"
+            return [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "x"}}]
+
+    flaky = Flaky()
+    live = LiveQuery("MATCH (c:ConfigMap) RETURN c.metadata.name AS name", [flaky])
+    stop = threading.Event()
+    stream = follow([live], interval=0.05, stop=stop)
+    index, initial = next(stream)
+    assert index == 0 and [(c["op"], c["key"], c["row"]) for c in initial] == [("added", "c=ConfigMap/x/a", {"name": "a"})]
+    index, changes = next(stream)
+    assert (index, changes) == (0, []) and "flaky went away" in live.error.one_line()
+    assert live.rows == {"c=ConfigMap/x/a": {"name": "a"}}, "the last rows are kept"
+    index, changes = next(stream)  # four failures in a row are reported once; then it recovers
+    assert [(c["op"], c["row"]) for c in changes] == [("removed", {"name": "a"}), ("added", {"name": "b"})]
+    assert live.error is None and flaky.calls == 6
+    stop.set()

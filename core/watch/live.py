@@ -10,15 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from tessera.core.errors import TesseraError
-
-
-def now_rfc3339() -> str:
-    """The current UTC time as RFC 3339 with milliseconds and a Z."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from tessera.core.times import now
 
 
 def keyed_rows(result: Any) -> dict[str, dict]:
@@ -130,7 +125,7 @@ class LiveQuery:
 
         try:
             if self.incremental is not None and changed is not None and self.runs and self.error is None:
-                changes = self.incremental.apply(changed.get(self.sources[0].name, set()), now_rfc3339())
+                changes = self.incremental.apply(changed.get(self.sources[0].name, set()), now())
                 self._result = None
                 self.runs += 1
                 self.rows = self.incremental.rows_by_key
@@ -148,7 +143,7 @@ class LiveQuery:
         self.runs += 1
         self._result = result
         new = keyed_rows(result)
-        changes = diff_rows(self.rows, new, now_rfc3339())
+        changes = diff_rows(self.rows, new, now())
         self.rows = new
         return changes
 
@@ -207,7 +202,8 @@ def follow(
     change in a cache re-evaluates the queries that read its kind (from memory, incrementally
     where possible); changes arriving within ``debounce`` seconds are folded into one round.
     With ``interval``, queries are also re-run in full every ``interval`` seconds (for sources
-    that cannot watch).
+    that cannot watch). A query that starts failing yields ``(index, [])`` once, with its
+    ``error`` set; it keeps its last rows.
     """
     stop = stop or threading.Event()
     collector = ChangeCollector(hub, debounce)
@@ -224,8 +220,10 @@ def follow(
         for i, q in enumerate(queries):
             if woke and not q.reads(keys):
                 continue
+            failing = q.error
             changes = q.refresh(oids if woke else None)
-            if changes:
+            # a new failure is news too (with no row changes): front ends show q.error
+            if changes or (q.error is not None and (failing is None or failing.one_line() != q.error.one_line())):
                 yield i, changes
 
 
