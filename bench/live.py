@@ -294,27 +294,22 @@ def bench_join(tessera: list[str], kubeconfig: Path, workdir: Path, repeat: int,
     kubectl_cmd = (f"set -o pipefail; kubectl --kubeconfig {shlex.quote(str(kubeconfig))} get deploy,rs,pods -A -o json"
                    f" | jq -c -f {shlex.quote(str(jq_file))}")
     shell_cmd = ["bash", "-c", kubectl_cmd]
-    t_times, k_times = [], []
-    t_rows = k_rows = None
+    commands = {"tessera": tessera_cmd, "kubectl_jq": shell_cmd}
+    times: dict[str, list[float]] = {side: [] for side in commands}
+    rows: dict[str, list | None] = {side: None for side in commands}
     errors: dict[str, str] = {}
     for i in range(repeat):
         # alternate the order so neither side always runs on a warmer machine
-        for side in (("tessera", "kubectl") if i % 2 == 0 else ("kubectl", "tessera")):
-            if side == "tessera":
-                dt, proc = timed(tessera_cmd, env)
-                if proc.returncode != 0:
-                    errors["tessera"] = f"exit {proc.returncode}: {(proc.stderr.strip().splitlines() or [''])[-1]}"
-                    continue
-                t_times.append(dt)
-                t_rows = rows_of(proc.stdout)
-            else:
-                dt, proc = timed(shell_cmd, env)
-                if proc.returncode != 0:
-                    errors["kubectl_jq"] = f"exit {proc.returncode}: {(proc.stderr.strip().splitlines() or [''])[-1]}"
-                    continue
-                k_times.append(dt)
-                k_rows = rows_of(proc.stdout)
-        log(f"join run {i + 1}/{repeat}: tessera {_fmt(t_times)} s, kubectl|jq {_fmt(k_times)} s")
+        for side in (list(commands) if i % 2 == 0 else list(commands)[::-1]):
+            dt, proc = timed(commands[side], env)
+            if proc.returncode != 0:
+                errors[side] = f"exit {proc.returncode}: {(proc.stderr.strip().splitlines() or [''])[-1]}"
+                continue
+            times[side].append(dt)
+            rows[side] = rows_of(proc.stdout)
+        log(f"join run {i + 1}/{repeat}: tessera {_fmt(times['tessera'])} s, kubectl|jq {_fmt(times['kubectl_jq'])} s")
+    t_times, k_times = times["tessera"], times["kubectl_jq"]
+    t_rows, k_rows = rows["tessera"], rows["kubectl_jq"]
     tm, km = median(t_times), median(k_times)
     out = {
         "tessera_median_s": tm, "kubectl_jq_median_s": km,

@@ -53,12 +53,11 @@ def run_mutation(text: str, sources: list[Any], out: OutputSettings, *, dry_run:
         done.rows.append({"context": call.source.name, "op": {"create": "created", "patch": "patched",
                           "delete": "deleted"}[call.verb], "kind": call.kind.kind, "namespace": call.namespace,
                           "name": call.name})
-    query = api.parse_query(text)
-    if not query.returns:
+    if not plans[0].query.returns:
         emit(done, out)
         return
     # RETURN after a write shows the matches as the server has them now
-    results = [(plan.source.name, plan.returned(written, query)) for plan in plans]
+    results = [(plan.source.name, plan.returned(written)) for plan in plans]
     emit(results[0][1] if len(results) == 1 else api.merge_results(results), out)
 
 

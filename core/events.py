@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator
 
 from tessera.core.errors import InputError, UsageError
+from tessera.core.times import format_time, now
 
 GENESIS = "0" * 64
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-:@$%+=~]+$")
@@ -127,11 +128,6 @@ def _like_prefix(pattern: str) -> str | None:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def now() -> str:
-    """The current UTC time, RFC 3339 with milliseconds."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def parse_when(text: str, *, flag: str) -> str:
     """A ``--since``/``--until`` value: a duration back from now (``90s``, ``15m``, ``2h``, ``7d``,
     ``1h30m``) or an RFC 3339 time; returned as the stored time format.
@@ -153,7 +149,7 @@ def parse_when(text: str, *, flag: str) -> str:
             ) from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return format_time(when)
 
 
 # --- the chain ------------------------------------------------------------------------------

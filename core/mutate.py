@@ -79,17 +79,18 @@ class MutationPlan:
     and the matches they came from (for a RETURN after the write)."""
 
     source: Any
+    query: ast.Query
     calls: list[ApiCall]
     bindings: list[dict]
     evaluator: Any
 
-    def returned(self, written: dict[int, dict], query: ast.Query) -> Any:
+    def returned(self, written: dict[int, dict]) -> Any:
         """The RETURN rows over the matches, each resource replaced by the server's copy after
         the write (``written`` maps id(resource before) -> copy); a Result."""
         from tessera.core.query.project import project_rows
 
         after = [{var: written.get(id(obj), obj) for var, obj in b.items()} for b in self.bindings]
-        return project_rows(query, after, self.evaluator)
+        return project_rows(self.query, after, self.evaluator)
 
 
 def plan_mutation(query: ast.Query, engine: Any) -> MutationPlan:
@@ -143,7 +144,7 @@ def plan_mutation(query: ast.Query, engine: Any) -> MutationPlan:
             kind = engine.kind_of.get(id(obj)) or engine.ctx.registry.by_kind(obj.get("kind", ""))
             meta = obj.get("metadata") or {}
             calls.append(ApiCall("delete", source, kind, meta.get("namespace"), meta.get("name", ""), before=obj))
-    return MutationPlan(source, calls, bindings, evaluator)
+    return MutationPlan(source, query, calls, bindings, evaluator)
 
 
 def _is_open(expr: ast.MapLiteral) -> bool:

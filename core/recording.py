@@ -21,6 +21,7 @@ from typing import IO, Any
 import orjson
 
 from tessera.core.errors import InputError, QueryError, SourceUnavailable
+from tessera.core.times import format_time
 
 FORMAT = "tessera/1"
 EVENT_TYPES = ("ADDED", "MODIFIED", "DELETED")
@@ -77,20 +78,6 @@ def _bad_time(text: Any) -> QueryError:
         f"AT: '{text}' is not an RFC 3339 time",
         hint="write a UTC time like 2026-11-01T09:05:00Z or one with an offset like 2026-11-01T10:05:00+01:00",
     )
-
-
-def format_time(when: datetime) -> str:
-    """``when`` as RFC 3339 UTC with milliseconds (``2026-11-23T10:00:00.000Z``).
-
-    Args:
-        when: an aware datetime (a naive one is taken as UTC).
-    Returns:
-        the text written in recordings.
-    """
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    when = when.astimezone(timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
 def _utc(when: datetime) -> datetime:

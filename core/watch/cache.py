@@ -47,7 +47,6 @@ class WatchCache:
         self.kind = kind
         self.namespace = namespace
         self.objects: dict[Key, dict] = {}
-        self.version = 0
         self.resource_version = ""
         self.list_calls = 0
         self.watch_calls = 0
@@ -55,7 +54,6 @@ class WatchCache:
         self.errors = 0
         self.error: TesseraError | None = None
         self.ready = threading.Event()
-        self._listeners: list[Callable[["WatchCache"], None]] = []
         self._event_listeners: list[Callable[[str, dict], None]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -75,10 +73,6 @@ class WatchCache:
     def stop(self) -> None:
         """Stop watching; the thread ends at the next event or when its stream closes."""
         self._stop.set()
-
-    def subscribe(self, listener: Callable[["WatchCache"], None]) -> None:
-        """Call ``listener(cache)`` from the watcher thread after every change."""
-        self._listeners.append(listener)
 
     def subscribe_events(self, listener: Callable[[str, dict], None]) -> None:
         """Call ``listener(type, obj)`` for every change, in order: the first list as ADDED, watch
@@ -154,15 +148,10 @@ class WatchCache:
                     implied.append(("ADDED", o))
                 elif _rv(o) != _rv(old[k]) or _rv(o) is None:
                     implied.append(("MODIFIED", o))
-            changed = bool(implied)
             self.objects = fresh
             self.resource_version = rv
-            if changed or self.list_calls == 1:
-                self.version += 1
-        if changed:
-            for etype, obj in implied:
-                self._emit(etype, obj)
-            self._notify()
+        for etype, obj in implied:
+            self._emit(etype, obj)
 
     def _apply(self, etype: str, obj: dict) -> None:
         rv = (obj.get("metadata") or {}).get("resourceVersion")
@@ -186,21 +175,12 @@ class WatchCache:
                 self.objects[key] = obj
             if rv:
                 self.resource_version = rv
-            self.version += 1
             self.events += 1
         self._emit(etype, obj)
-        self._notify()
 
     def _emit(self, etype: str, obj: dict) -> None:
         for listener in list(self._event_listeners):
             listener(etype, obj)
-
-    def _notify(self) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(self)
-            except Exception:  # noqa: BLE001 - one broken listener must not stop the watch
-                pass
 
 
 class CacheHub:
@@ -210,7 +190,6 @@ class CacheHub:
     def __init__(self, **cache_options: Any):
         self._caches: dict[tuple[str, str, str, str | None], WatchCache] = {}
         self._lock = threading.Lock()
-        self._listeners: list[Callable[[WatchCache], None]] = []
         self._event_listeners: list[Callable[[WatchCache, str, dict], None]] = []
         self._options = cache_options
 
@@ -229,22 +208,12 @@ class CacheHub:
                 cache = WatchCache(source, kind, ns, **self._options)
                 for listener in self._event_listeners:
                     cache.subscribe_events(lambda t, o, c=cache, f=listener: f(c, t, o))
-                for listener in self._listeners:
-                    cache.subscribe(listener)
                 self._caches[base + (ns,)] = cache
                 cache.start()
             return cache
 
-    def subscribe(self, listener: Callable[[WatchCache], None]) -> None:
-        """Call ``listener(cache)`` after a change in any cache, present or future."""
-        with self._lock:
-            self._listeners.append(listener)
-            for cache in self._caches.values():
-                cache.subscribe(listener)
-
     def subscribe_events(self, listener: Callable[[WatchCache, str, dict], None]) -> None:
-        """Call ``listener(cache, type, obj)`` for every change in any cache, present or future
-        (before the cache's plain listeners are told)."""
+        """Call ``listener(cache, type, obj)`` for every change in any cache, present or future."""
         with self._lock:
             self._event_listeners.append(listener)
             for cache in self._caches.values():

@@ -137,20 +137,14 @@ class IncrementalQuery:
         return " ".join(f"{var}={o[1]}/{o[2]}/{o[3]}" for var, o in zip(self.var_names, bkey))
 
     def _changes(self, touched: list[tuple[str, dict | None]], ts: str) -> list[dict]:
-        removed, rest = [], []
-        for key, row in touched:
-            before = self.rows_by_key.get(key)
-            if row is None:
-                if before is not None:
-                    del self.rows_by_key[key]
-                    removed.append({"op": "removed", "key": key, "row": before, "ts": ts})
-            elif before is None:
-                self.rows_by_key[key] = row
-                rest.append({"op": "added", "key": key, "row": row, "ts": ts})
-            elif before != row:
-                self.rows_by_key[key] = row
-                rest.append({"op": "changed", "key": key, "row": row, "ts": ts})
-        return removed + rest
+        """The changes among the touched rows (row None: gone); ``rows_by_key`` follows them."""
+        from tessera.core.watch.live import diff_rows
+
+        now = dict(touched)
+        old = {k: self.rows_by_key.pop(k) for k in now if k in self.rows_by_key}
+        new = {k: row for k, row in now.items() if row is not None}
+        self.rows_by_key.update(new)
+        return diff_rows(old, new, ts)
 
     # --- bookkeeping ------------------------------------------------------------------------
 
