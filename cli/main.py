@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from tessera.cli import dash as dash_cmd
 from tessera.cli import events as events_cmd
 from tessera.cli import info as info_cmd
 from tessera.cli import kinds as kinds_cmd
@@ -63,6 +64,7 @@ info_cmd.register(app)
 record_cmd.register(app)
 notebook_cmd.register(app)
 events_cmd.register(app)
+dash_cmd.register(app)
 
 
 def print_error(err: TesseraError) -> None:

@@ -91,7 +91,7 @@ class CellContext:
     conn: the store connection; db_path: the store file (sql cells open it read-only);
     notebook: the notebook's name; default_sources / contexts / kubeconfig / namespace /
     all_namespaces: for query cells without sources of their own (like ``tessera query``'s
-    flags); stdin: what a ``-`` source reads.
+    flags); stdin: what a ``-`` source reads; speed / loop: how ``replay:`` sources play.
     """
 
     conn: sqlite3.Connection
@@ -103,6 +103,8 @@ class CellContext:
     namespace: str | None = None
     all_namespaces: bool = False
     stdin: TextIO | None = None
+    speed: float = 1.0
+    loop: bool = False
     _opened: dict = field(default_factory=dict)
 
     def sources_for(self, specs: list[str]) -> list[Any]:
@@ -113,7 +115,8 @@ class CellContext:
         key = tuple(specs)
         if key not in self._opened:
             self._opened[key] = api.open_sources(specs, contexts=self.contexts if not specs else [],
-                                                 kubeconfig=self.kubeconfig, stdin=self.stdin)
+                                                 kubeconfig=self.kubeconfig, stdin=self.stdin,
+                                                 speed=self.speed, loop=self.loop)
         return self._opened[key]
 
     def store_path(self) -> str:

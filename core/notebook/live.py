@@ -4,67 +4,458 @@
   evaluated incrementally, see core/watch/); over other sources, and for sql/events cells, they
   are re-run every WATCH_FALLBACK seconds;
 - ``every:N`` cells are re-run every N seconds (files are read again);
-- ``manual`` cells run once.
+- ``manual`` cells run once (and again when asked: ``run_now``).
+
+``NotebookSession`` does this for every long-running front end (``notebook run --watch``,
+``tessera dash``, ``tessera pane``): it owns one worker thread with its own store connection,
+publishes a ``PaneState`` per cell, takes commands (run now, pause, resume, reload) from any
+thread, and follows edits made to the notebook elsewhere (another process, the dashboard's own
+editor) by watching the notebook's stored updates.
 
 Every change is recorded with cells.record_result, so it lands in ``cell_results`` and as a
-``query.<notebook>.<cell>.changed`` event, exactly as ``notebook run`` records it.
+``query.<notebook>.<cell>.changed`` event, exactly as ``notebook run`` records it. A session may
+space those records out (``record_every``): the dashboard shows each change at once, and the
+event then carries the diff since the previous record.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 WATCH_FALLBACK = 2.0
+# Views drawn from the matched subgraph, which only full evaluations produce.
+GRAPH_VIEWS = ("tree", "graph")
+
+
+@dataclass(frozen=True)
+class PaneState:
+    """What a front end shows for one cell; replaced (never mutated) on every change.
+
+    cell: the cell's dict (id, number, row, type, source, view, refresh, sources, title).
+    status: ``starting``, ``live`` (kept current by watch or a timer), ``idle`` (manual: ran
+        once), ``paused``, ``error`` or ``static`` (a cell that does not run, such as markdown).
+    result: the last good Result (kept while the cell is failing or paused), or None.
+    error: the one-line error of the last evaluation, or None.
+    refreshed: when the last evaluation succeeded (RFC 3339), or None.
+    sources: the sources it reads, as ``-s`` specs or context names, for the pane's header.
+    version: bumped on every change, so a front end can skip redrawing what it has drawn.
+    """
+
+    cell: dict
+    status: str = "starting"
+    result: Any = None
+    error: str | None = None
+    refreshed: str | None = None
+    sources: tuple[str, ...] = ()
+    version: int = 0
+
+    @property
+    def rows(self) -> int:
+        """The number of result rows (0 before the first result)."""
+        return len(self.result.rows) if self.result is not None else 0
 
 
 @dataclass
-class LiveCell:
-    """One cell being kept current: a LiveQuery (cache-driven) or a period in seconds (or neither:
-    run once)."""
+class _LiveCell:
+    """The worker's own record of a cell being kept current."""
 
     cell: dict
-    live: Any = None
+    live: Any = None          # a LiveQuery (cache-driven), or None
     period: float | None = None
-    due: float = 0.0
+    due: float = float("inf")
+    paused: bool = False
+    plan_key: tuple = ()
+    record_due: float | None = None  # a result not yet recorded (record_every)
+    last_record: float = 0.0
 
 
-def plan_cells(cells: list[dict], context: Any, hub: Any) -> list[LiveCell]:
-    """How each runnable cell will be kept current (see the module docstring)."""
-    from tessera.core.notebook.cells import cell_type
-    from tessera.core.notebook.model import refresh_seconds
-    from tessera.core.watch.cached_source import can_watch
-    from tessera.core.watch.live import LiveQuery
+def _plan_key(cell: dict) -> tuple:
+    """What, when it changes, means the cell must be planned and run again (not just redrawn)."""
+    return (cell["type"], cell.get("source", ""), tuple(cell.get("sources") or ()), cell.get("refresh") or "manual",
+            cell.get("view") in GRAPH_VIEWS)
 
-    out = []
-    for cell in cells:
-        if not getattr(cell_type(cell["type"]), "runnable", True):
-            continue
-        policy = cell.get("refresh") or "manual"
-        seconds = refresh_seconds(policy)
-        if policy == "watch" and cell["type"] == "query":
-            sources = context.sources_for(cell.get("sources") or [])
-            if all(can_watch(s) for s in sources):
-                live = LiveQuery(cell["source"], sources, hub, namespace=context.namespace,
-                                 all_namespaces=context.all_namespaces)
-                out.append(LiveCell(cell, live=live))
+
+def _source_names(sources: list[Any]) -> tuple[str, ...]:
+    return tuple(getattr(s, "name", "?") or "?" for s in sources)
+
+
+@dataclass
+class SessionOptions:
+    """How a session opens sources and records results.
+
+    default_sources / contexts / kubeconfig / namespace / all_namespaces: as ``tessera query``'s
+    flags, for cells without sources of their own. speed / loop: how recordings replay. stdin:
+    what a ``-`` source reads.
+    record_every: at most one record (cell_results row and ``changed`` event) per cell per this
+    many seconds; 0 records every change.
+    """
+
+    default_sources: list[str] = field(default_factory=list)
+    contexts: list[str] = field(default_factory=list)
+    kubeconfig: str | None = None
+    namespace: str | None = None
+    all_namespaces: bool = False
+    speed: float = 1.0
+    loop: bool = False
+    record_every: float = 0.0
+    stdin: Any = None
+
+
+class NotebookSession:
+    """A notebook's cells kept current on a worker thread.
+
+    Args:
+        db_path: the store file (the worker opens its own connection).
+        name: the notebook.
+        options: SessionOptions.
+        number: only this cell (``tessera pane NB/N``); None: every cell.
+        hub: the CacheHub to share (None: a new one, closed with the session).
+        on_update: called from the worker with the new PaneState after every change of a pane.
+        on_layout: called from the worker after the notebook's layout or cells changed (and once
+            after the first load), with the session.
+        on_changes: called from the worker with (cell, row changes) after each recorded change.
+        on_error: called from the worker with (cell, TesseraError) when an evaluation fails.
+    """
+
+    def __init__(self, db_path: str, name: str, options: SessionOptions | None = None, *, number: int | None = None,
+                 hub: Any = None, on_update: Callable[[PaneState], None] | None = None,
+                 on_layout: Callable[["NotebookSession"], None] | None = None,
+                 on_changes: Callable[[dict, list[dict]], None] | None = None,
+                 on_error: Callable[[dict, Exception], None] | None = None):
+        self.db_path = db_path
+        self.name = name
+        self.options = options or SessionOptions()
+        self.number = number
+        self._own_hub = hub is None
+        self.hub = hub
+        self.on_update = on_update or (lambda pane: None)
+        self.on_layout = on_layout or (lambda session: None)
+        self.on_changes = on_changes
+        self.on_error = on_error
+        self.title = ""
+        self.notebook_id: str | None = None
+        self.layout: list[list[str]] = []
+        self.panes: dict[str, PaneState] = {}
+        self.failure: Exception | None = None  # why the worker stopped, if it failed
+        self.loaded = threading.Event()
+        self._stop = threading.Event()
+        self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self._collector: Any = None
+        self._thread: threading.Thread | None = None
+
+    # --- commands (any thread) -------------------------------------------------------------
+
+    def start(self) -> "NotebookSession":
+        """Start the worker thread; returns the session."""
+        self._thread = threading.Thread(target=self._thread_main, name=f"tessera-session-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the worker (recording what is still unrecorded) and wait for it."""
+        self._stop.set()
+        self._wake()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def run_now(self, cell_id: str) -> None:
+        """Evaluate the cell again in full (a paused cell too, once)."""
+        self._command("run", cell_id)
+
+    def pause(self, cell_id: str) -> None:
+        """Stop following the cell's changes; its last result stays on show."""
+        self._command("pause", cell_id)
+
+    def resume(self, cell_id: str) -> None:
+        """Follow the cell again, starting with a full evaluation."""
+        self._command("resume", cell_id)
+
+    def reload(self) -> None:
+        """Read the notebook again now (after an edit made through the store)."""
+        self._command("reload", None)
+
+    def _command(self, what: str, cell_id: str | None) -> None:
+        self._commands.put((what, cell_id))
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._collector is not None:
+            self._collector.wake.set()
+
+    # --- the worker ------------------------------------------------------------------------
+
+    def _thread_main(self) -> None:
+        try:
+            self.run()
+        except Exception as exc:  # reported to the front end, which decides how to show it
+            self.failure = exc
+            self.loaded.set()
+            self.on_layout(self)
+
+    def run(self) -> None:
+        """Run the session in this thread until ``stop`` (``notebook run --watch`` calls it
+        directly; ``start`` calls it on a worker thread)."""
+        from tessera.core.notebook.cells import CellContext
+        from tessera.core.store import db
+        from tessera.core.watch.cache import CacheHub
+        from tessera.core.watch.live import ChangeCollector
+
+        if self.hub is None:
+            self.hub = CacheHub()
+        conn = db.connect(self.db_path)
+        o = self.options
+        self._context = CellContext(conn, notebook=self.name, db_path=self.db_path,
+                                    default_sources=list(o.default_sources), contexts=list(o.contexts),
+                                    kubeconfig=o.kubeconfig, namespace=o.namespace, all_namespaces=o.all_namespaces,
+                                    stdin=o.stdin, speed=o.speed, loop=o.loop)
+        self._conn = conn
+        self._collector = ChangeCollector(self.hub)
+        self._cells: dict[str, _LiveCell] = {}
+        self._mark = None
+        try:
+            self._load(first=True)
+            self.loaded.set()
+            while not self._stop.is_set():
+                self._round()
+            self._flush_records()
+        finally:
+            if self._own_hub:
+                self.hub.close()
+            conn.close()
+
+    def _round(self) -> None:
+        now = time.monotonic()
+        dues = [lc.due for lc in self._cells.values() if not lc.paused]
+        dues += [lc.record_due for lc in self._cells.values() if lc.record_due is not None]
+        timeout = min([max(0.0, d - now) for d in dues] + [1.0])
+        woke, keys, oids = self._collector.wait(timeout)
+        if self._stop.is_set():
+            return
+        self._do_commands()
+        self._follow_edits()
+        if woke and keys:
+            for lc in list(self._cells.values()):
+                if lc.live is not None and not lc.paused and lc.live.reads(keys):
+                    self._evaluate(lc, oids)
+        now = time.monotonic()
+        for lc in list(self._cells.values()):
+            if lc.period and not lc.paused and lc.due <= now:
+                self._evaluate(lc, None)
+                lc.due = now + lc.period
+            if lc.record_due is not None and lc.record_due <= now:
+                self._record(lc)
+
+    def _do_commands(self) -> None:
+        while True:
+            try:
+                what, cell_id = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if what == "reload":
+                self._mark = None
+                self._follow_edits()
                 continue
-            out.append(LiveCell(cell, period=WATCH_FALLBACK))
-        elif policy == "watch":
-            out.append(LiveCell(cell, period=WATCH_FALLBACK))
+            lc = self._cells.get(cell_id)
+            if lc is None:
+                continue
+            if what == "pause" and not lc.paused:
+                lc.paused = True
+                self._publish(lc, status="paused")
+            elif what == "resume" and lc.paused:
+                lc.paused = False
+                self._evaluate(lc, None)
+                lc.due = time.monotonic() + lc.period if lc.period else float("inf")
+            elif what == "run":
+                self._evaluate(lc, None, reload_sources=True)
+
+    def _follow_edits(self) -> None:
+        """Reload when the notebook's stored updates moved on (an edit here or elsewhere)."""
+        from tessera.core.notebook import store
+
+        mark = store.update_mark(self._conn, self.notebook_id) if self.notebook_id else None
+        if mark is not None and mark == self._mark:
+            return
+        self._load(first=False)
+
+    def _load(self, *, first: bool) -> None:
+        from tessera.core.notebook import store
+        from tessera.core.notebook.cells import cell_type
+
+        if self.notebook_id is None:
+            nb = store.load(self._conn, self.name)
+            self.notebook_id = nb.id  # type: ignore[attr-defined]
         else:
-            out.append(LiveCell(cell, period=float(seconds) if seconds else None))
-    return out
+            nb = store.load_by_id(self._conn, self.notebook_id)
+            self.name = nb.name
+            self._context.notebook = nb.name
+        self._mark = store.update_mark(self._conn, self.notebook_id)
+        cells = nb.cells()
+        if self.number is not None:
+            nb.cell(self.number)  # a bad number raises here (and ends the session)
+            cells = [cells[self.number - 1]]
+        self.title = nb.title
+        layout = [[c["id"] for c in cells if c["row"] == r] for r in sorted({c["row"] for c in cells})]
+        fresh: dict[str, _LiveCell] = {}
+        to_run = []
+        for cell in cells:
+            old = self._cells.get(cell["id"])
+            if old is not None and old.plan_key == _plan_key(cell):
+                old.cell = cell
+                fresh[cell["id"]] = old
+                pane = self.panes.get(cell["id"])
+                if pane is not None and pane.cell != cell:
+                    self._publish(old, cell=cell)
+                continue
+            if not getattr(cell_type(cell["type"]), "runnable", True):
+                lc = _LiveCell(cell, plan_key=_plan_key(cell))
+                fresh[cell["id"]] = lc
+                self._publish(lc, status="static", cell=cell, error=None)
+                continue
+            lc = self._plan(cell)
+            if old is not None:
+                lc.paused = old.paused
+            fresh[cell["id"]] = lc
+            to_run.append(lc)
+        for cell_id in set(self._cells) - set(fresh):
+            self.panes.pop(cell_id, None)
+        for lc in to_run:
+            self._publish(lc, status="paused" if lc.paused else "starting", cell=lc.cell)
+        self._cells = fresh
+        self.layout = layout  # every cell in it has a pane by now
+        self.on_layout(self)
+        now = time.monotonic()
+        for lc in to_run:
+            if lc.paused:
+                continue
+            self._evaluate(lc, None)
+            lc.due = now + lc.period if lc.period else float("inf")
+
+    def _plan(self, cell: dict) -> _LiveCell:
+        """How the cell will be kept current (see the module docstring)."""
+        from tessera.core.errors import TesseraError
+        from tessera.core.notebook.model import refresh_seconds
+        from tessera.core.watch.cached_source import can_watch
+        from tessera.core.watch.live import LiveQuery
+
+        key = _plan_key(cell)
+        policy = cell.get("refresh") or "manual"
+        if policy == "watch" and cell["type"] == "query":
+            try:
+                sources = self._context.sources_for(cell.get("sources") or [])
+            except TesseraError:
+                return _LiveCell(cell, period=WATCH_FALLBACK, plan_key=key)  # the run reports it
+            if all(can_watch(s) for s in sources):
+                ctx = self._context
+                live = _LazyLiveQuery(lambda: LiveQuery(
+                    cell.get("source", ""), sources, self.hub, namespace=ctx.namespace,
+                    all_namespaces=ctx.all_namespaces, subgraph=cell.get("view") in GRAPH_VIEWS))
+                return _LiveCell(cell, live=live, plan_key=key)
+            return _LiveCell(cell, period=WATCH_FALLBACK, plan_key=key)
+        if policy == "watch":
+            return _LiveCell(cell, period=WATCH_FALLBACK, plan_key=key)
+        seconds = refresh_seconds(policy)
+        return _LiveCell(cell, period=float(seconds) if seconds else None, plan_key=key)
+
+    def _evaluate(self, lc: _LiveCell, changed: dict | None, *, reload_sources: bool = False) -> None:
+        from tessera.core.errors import TesseraError
+        from tessera.core.notebook.cells import run_cell
+
+        try:
+            if lc.live is not None:
+                live = lc.live.get()
+                changes = live.refresh(changed)
+                if live.error is not None:
+                    raise live.error
+                if not changes and live.runs > 1:
+                    return
+                result = live.result
+            else:
+                sources = self._context.sources_for(lc.cell.get("sources") or []) if lc.cell["type"] == "query" else []
+                if lc.period or reload_sources:
+                    for source in sources:
+                        if callable(getattr(source, "refresh", None)):
+                            source.refresh()
+                result = run_cell(lc.cell, self._context)
+        except TesseraError as err:
+            self._publish(lc, status="error", error=err.one_line())
+            if self.on_error is not None:
+                self.on_error(lc.cell, err)
+            return
+        status = "paused" if lc.paused else ("live" if lc.live is not None or lc.period else "idle")
+        self._publish(lc, status=status, result=result, error=None, refreshed=_now(), sources=self._sources_of(lc))
+        lc.record_due = time.monotonic() if not lc.last_record else max(
+            time.monotonic(), lc.last_record + self.options.record_every)
+        if lc.record_due <= time.monotonic():
+            self._record(lc)
+
+    def _sources_of(self, lc: _LiveCell) -> tuple[str, ...]:
+        if lc.cell["type"] != "query":
+            return ("store",)
+        try:
+            return _source_names(self._context.sources_for(lc.cell.get("sources") or []))
+        except Exception:
+            return tuple(lc.cell.get("sources") or ())
+
+    def _record(self, lc: _LiveCell) -> None:
+        from tessera.core.notebook.cells import record_result
+
+        lc.record_due = None
+        pane = self.panes.get(lc.cell["id"])
+        if pane is None or pane.result is None:
+            return
+        lc.last_record = time.monotonic()
+        changes = record_result(self._conn, self.name, self.notebook_id, lc.cell, pane.result)
+        if changes and self.on_changes is not None:
+            self.on_changes(lc.cell, changes)
+
+    def _flush_records(self) -> None:
+        for lc in self._cells.values():
+            if lc.record_due is not None:
+                self._record(lc)
+
+    def _publish(self, lc: _LiveCell, **changes: Any) -> None:
+        cell_id = lc.cell["id"]
+        old = self.panes.get(cell_id) or PaneState(cell=lc.cell)
+        pane = replace(old, **changes, version=old.version + 1)
+        self.panes[cell_id] = pane
+        self.on_update(pane)
+
+
+class _LazyLiveQuery:
+    """A LiveQuery built at its first evaluation, so a query that does not parse becomes the
+    pane's error (at evaluation) rather than a failure to plan."""
+
+    def __init__(self, build: Callable[[], Any]):
+        self._build = build
+        self._live: Any = None
+
+    def get(self) -> Any:
+        if self._live is None:
+            self._live = self._build()
+        return self._live
+
+    def reads(self, keys: set) -> bool:
+        return self._live is None or self._live.reads(keys)
+
+
+def _now() -> str:
+    from tessera.core.times import now
+
+    return now()
 
 
 def watch_notebook(conn: Any, name: str, context: Any, *, hub: Any, stop: Any, number: int | None = None,
                    on_changes: Callable[[dict, list[dict]], None],
                    on_error: Callable[[dict, Exception], None]) -> None:
-    """Run the notebook's cells (or cell ``number``) and keep them current until ``stop`` is set.
+    """Run the notebook's cells (or cell ``number``) and keep them current until ``stop`` is set
+    (``notebook run --watch``): a NotebookSession in this thread that records every change.
 
     Args:
-        conn: the store.
+        conn: the store (its file is opened again by the session).
         name: the notebook.
         context: a cells.CellContext (default sources, contexts, namespace...).
         hub: the CacheHub watch cells share.
@@ -75,57 +466,11 @@ def watch_notebook(conn: Any, name: str, context: Any, *, hub: Any, stop: Any, n
         on_error: called with (cell, TesseraError) when an evaluation fails; the cell keeps its
             last rows and is tried again at its next turn.
     """
-    from tessera.core.errors import TesseraError
-    from tessera.core.notebook import store
-    from tessera.core.notebook.cells import record_result, run_cell
-    from tessera.core.watch.live import ChangeCollector
-
-    nb = store.load(conn, name)
-    cells = nb.cells()
-    if number is not None:
-        nb.cell(number)  # a bad number raises here
-        cells = [cells[number - 1]]
-    context.notebook = name
-    collector = ChangeCollector(hub)
-    live_cells = plan_cells(cells, context, hub)
-
-    def evaluate(lc: LiveCell, changed: dict | None) -> None:
-        try:
-            if lc.live is not None:
-                changed_rows = lc.live.refresh(changed)
-                if lc.live.error is not None:
-                    raise lc.live.error
-                if not changed_rows and lc.live.runs > 1:
-                    return
-                result = lc.live.result
-            else:
-                for source in context.sources_for(lc.cell.get("sources") or []):
-                    if callable(getattr(source, "refresh", None)):
-                        source.refresh()
-                result = run_cell(lc.cell, context)
-        except TesseraError as err:
-            on_error(lc.cell, err)
-            return
-        changes = record_result(conn, name, nb.id, lc.cell, result)  # type: ignore[attr-defined]
-        if changes:
-            on_changes(lc.cell, changes)
-
-    now = time.monotonic()
-    for lc in live_cells:
-        evaluate(lc, None)
-        lc.due = now + lc.period if lc.period else float("inf")
-    while not stop.is_set():
-        periodic = [lc.due for lc in live_cells if lc.period]
-        timeout = max(0.0, min(periodic) - time.monotonic()) if periodic else 1.0
-        woke, keys, oids = collector.wait(min(timeout, 1.0))
-        if stop.is_set():
-            return
-        if woke:
-            for lc in live_cells:
-                if lc.live is not None and lc.live.reads(keys):
-                    evaluate(lc, oids)
-        now = time.monotonic()
-        for lc in live_cells:
-            if lc.period and lc.due <= now:
-                evaluate(lc, None)
-                lc.due = now + lc.period
+    options = SessionOptions(default_sources=list(context.default_sources), contexts=list(context.contexts),
+                             kubeconfig=context.kubeconfig, namespace=context.namespace,
+                             all_namespaces=context.all_namespaces, speed=context.speed, loop=context.loop,
+                             stdin=context.stdin)
+    session = NotebookSession(context.store_path(), name, options, number=number, hub=hub,
+                              on_changes=on_changes, on_error=on_error)
+    session._stop = stop
+    session.run()

@@ -23,8 +23,8 @@ import secrets
 from typing import Any, Iterable
 
 from tessera.core.errors import InputError, QueryError, UsageError
+from tessera.core.render.views import VIEWS
 
-VIEWS = ("table", "json", "yaml", "tree", "graph")
 ROW_SIZES = (1, 2, 4)
 ATTRS = ("type", "view", "refresh", "sources", "title")
 DEFAULTS: dict[str, Any] = {"type": "query", "view": "table", "refresh": "manual", "sources": [], "title": ""}

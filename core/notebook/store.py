@@ -115,6 +115,25 @@ def _load_by_id(conn: sqlite3.Connection, nid: str, name: str) -> Notebook:
     return nb
 
 
+def load_by_id(conn: sqlite3.Connection, nid: str) -> Notebook:
+    """The notebook with this stable id, under its current name (it may have been renamed).
+
+    Raises:
+        QueryError when it was removed.
+    """
+    row = conn.execute("SELECT name FROM notebooks WHERE id = ?", (nid,)).fetchone()
+    if row is None:
+        raise QueryError("the notebook was removed")
+    return _load_by_id(conn, nid, row[0])
+
+
+def update_mark(conn: sqlite3.Connection, nid: str) -> int | None:
+    """A number that grows with every stored change of the notebook (compaction included): a
+    cheap way for a live view to notice edits made elsewhere. None when it has been removed."""
+    row = conn.execute("SELECT max(id) FROM notebook_updates WHERE notebook_id = ?", (nid,)).fetchone()
+    return row[0] if row else None
+
+
 def load(conn: sqlite3.Connection, name: str) -> Notebook:
     """The notebook named ``name`` (all its stored updates applied); ``.id`` is its stable id.
 

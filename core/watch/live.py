@@ -54,10 +54,12 @@ class LiveQuery:
         text: the query.
         sources: sources to run over; with a hub, watchable ones are read through its caches.
         hub: the CacheHub to share (None: query the sources directly each time).
+        subgraph: keep the matched subgraph in ``result`` (for the tree and graph views): always
+            evaluate in full, since incremental evaluation tracks rows only.
         run_options: namespace / all_namespaces passed to api.run_query.
     """
 
-    def __init__(self, text: str, sources: list[Any], hub: Any = None, **run_options: Any):
+    def __init__(self, text: str, sources: list[Any], hub: Any = None, *, subgraph: bool = False, **run_options: Any):
         from tessera.core import api
         from tessera.core.watch.cached_source import CachedSource, can_watch
 
@@ -66,7 +68,8 @@ class LiveQuery:
         # Own wrappers (over shared caches) record which kinds this query reads.
         self.sources = [CachedSource(s, hub) if hub is not None and can_watch(s) else s for s in sources]
         self.incremental = None
-        if len(self.sources) == 1 and not self.query.contexts and isinstance(self.sources[0], CachedSource):
+        if (not subgraph and len(self.sources) == 1 and not self.query.contexts
+                and isinstance(self.sources[0], CachedSource)):
             from tessera.core.watch.incremental import IncrementalQuery, eligible
 
             if eligible(self.query):

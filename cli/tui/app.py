@@ -1,0 +1,428 @@
+"""``tessera dash``: a notebook as a grid of live panes (rows of 1, 2 or 4).
+
+The app is a thin shell: cells are kept current by a core NotebookSession on its own thread,
+and every edit goes through the notebook store (on a writer thread, in order), after which the
+session reloads the notebook — so an edit made here is at once visible to ``notebook show`` in
+another process, and an edit made there shows up here.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any, Callable
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Footer, Static
+
+from tessera.cli.tui.pane import CellPane
+
+# Checks for new pane states this often: changes are coalesced to at most this rate per pane.
+SYNC_SECONDS = 0.1
+
+
+class DashApp(App):
+    """The dashboard over one notebook.
+
+    Args:
+        session: a tessera.core.notebook.live.NotebookSession (not started: the app starts and
+            stops it).
+        db_path: the store file (edits open their own connection on the writer thread).
+        color: False for monochrome (NO_COLOR, --color never).
+    """
+
+    TITLE = "tessera"
+    CSS = """
+    Screen { layout: vertical; }
+    #grid { height: 1fr; }
+    .row { height: 1fr; min-height: 6; }
+    #banner { height: 1; padding: 0 1; background: $panel; }
+    #banner.-error { background: $error; color: $text; }
+    """
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("v", "cycle_view", "View"),
+        Binding("e", "edit", "Edit"),
+        Binding("r", "run_now", "Run"),
+        Binding("p", "toggle_pause", "Pause"),
+        Binding("z", "zoom", "Zoom"),
+        Binding("slash", "filter", "Filter"),
+        Binding("a", "add_cell", "Add"),
+        Binding("s", "split_row", "Split"),
+        Binding("m", "merge_row", "Merge", show=False),
+        Binding("d", "remove_cell", "Remove"),
+        Binding("left_square_bracket", "move(-1)", "Move ←", show=False),
+        Binding("right_square_bracket", "move(1)", "Move →", show=False),
+        Binding("y", "copy", "Copy"),
+        Binding("tab", "focus_next", "Next", show=False),
+        Binding("shift+tab", "focus_previous", "Previous", show=False),
+        Binding("h,left", "focus_side(-1)", "Left pane", show=False),
+        Binding("l,right", "focus_side(1)", "Right pane", show=False),
+        Binding("j,down", "scroll(1)", "Down", show=False),
+        Binding("k,up", "scroll(-1)", "Up", show=False),
+        Binding("pagedown", "scroll_page(1)", "Page down", show=False),
+        Binding("pageup", "scroll_page(-1)", "Page up", show=False),
+        Binding("g,home", "scroll_end(0)", "Top", show=False),
+        Binding("G,end", "scroll_end(1)", "Bottom", show=False),
+        Binding("escape", "unzoom", "Unzoom", show=False),
+    ]
+    ENABLE_COMMAND_PALETTE = True
+
+    def __init__(self, session: Any, db_path: str, *, color: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.session = session
+        self.db_path = db_path
+        self.color = color
+        self._layout: list[list[str]] = []
+        self._ui: dict[str, dict] = {}  # per cell: offset, needle (kept across re-layouts)
+        self._writes: queue.SimpleQueue = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write_loop, name="tessera-dash-writer", daemon=True)
+        self._completion: Any = None
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="banner")
+        yield VerticalScroll(id="grid")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if not self.color:
+            self.theme = "textual-ansi" if "textual-ansi" in self.available_themes else self.theme
+        self._writer.start()
+        self.session.start()
+        self.set_interval(SYNC_SECONDS, self._sync)
+        self._banner()
+
+    def on_unmount(self) -> None:
+        self._writes.put(None)
+        self.session.stop()
+
+    # --- keeping the screen in step with the session ---------------------------------------
+
+    def _sync(self) -> None:
+        """Re-layout when the notebook's layout changed; hand each pane its newest state."""
+        if self.session.failure is not None:
+            self._banner(f"stopped: {_one_line(self.session.failure)}", error=True)
+            return
+        layout = [list(row) for row in self.session.layout]
+        if layout != self._layout:
+            self._relayout(layout)
+            self._banner()
+        for pane in self.query(CellPane):
+            state = self.session.panes.get(pane.cell_id)
+            if state is not None:
+                pane.show_state(state)
+
+    def sync_now(self) -> None:
+        """Apply the session's current state at once (tests call this instead of waiting)."""
+        self._sync()
+
+    def _relayout(self, layout: list[list[str]]) -> None:
+        grid = self.query_one("#grid", VerticalScroll)
+        focused = self.focused.cell_id if isinstance(self.focused, CellPane) else None
+        for pane in self.query(CellPane):
+            self._ui[pane.cell_id] = {"offset": pane.row_offset, "needle": pane.needle}
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+        grid.remove_children()
+        rows = []
+        for ids in layout:
+            panes = []
+            for cell_id in ids:
+                state = self.session.panes.get(cell_id)
+                if state is None:
+                    continue
+                ui = self._ui.get(cell_id, {})
+                panes.append(CellPane(cell_id, state, row_offset=ui.get("offset", 0), needle=ui.get("needle"),
+                                      color=self.color))
+            rows.append(Horizontal(*panes, classes="row"))
+        grid.mount_all(rows)
+        self._layout = layout
+        target = focused if focused in {c for row in layout for c in row} else (layout[0][0] if layout and layout[0] else None)
+        if target is not None:
+            self.call_after_refresh(self._focus_cell, target)
+
+    def _focus_cell(self, cell_id: str) -> None:
+        for pane in self.query(CellPane):
+            if pane.cell_id == cell_id:
+                pane.focus()
+                return
+
+    def _banner(self, text: str | None = None, *, error: bool = False) -> None:
+        banner = self.query_one("#banner", Static)
+        if text is None:
+            title = self.session.title or self.session.name
+            cells = sum(len(r) for r in self._layout)
+            text = f"{self.session.name} — {title} · {cells} cells · ? for help"
+        banner.update(text)
+        banner.set_class(error, "-error")
+
+    # --- the focused pane ------------------------------------------------------------------
+
+    @property
+    def pane(self) -> CellPane | None:
+        """The focused pane, or the first one."""
+        if isinstance(self.focused, CellPane):
+            return self.focused
+        panes = list(self.query(CellPane))
+        return panes[0] if panes else None
+
+    def _number(self, pane: CellPane) -> int:
+        return int(pane.state.cell.get("number") or 0)
+
+    # --- edits through the store, in order, off the UI thread ------------------------------
+
+    def persist(self, what: str, edit: Callable[[Any], Any], then: Callable[[Any], None] | None = None) -> None:
+        """Run ``edit(conn)`` on the writer thread; ``then(result)`` back on the UI thread. An
+        error becomes a notification; the session reloads the notebook after each edit."""
+        self._writes.put((what, edit, then))
+
+    def _write_loop(self) -> None:
+        from tessera.core.errors import TesseraError
+        from tessera.core.store import db
+
+        conn = db.connect(self.db_path)
+        try:
+            while True:
+                job = self._writes.get()
+                if job is None:
+                    return
+                what, edit, then = job
+                try:
+                    result = edit(conn)
+                except TesseraError as err:
+                    self.call_from_thread(self.notify, f"{what}: {err.one_line()}", severity="error", timeout=6)
+                    continue
+                except Exception as err:  # never take the dashboard down over one edit
+                    self.call_from_thread(self.notify, f"{what}: {_one_line(err)}", severity="error", timeout=6)
+                    continue
+                self.session.reload()
+                if then is not None:
+                    self.call_from_thread(then, result)
+        finally:
+            conn.close()
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        from tessera.cli.tui.screens import HelpScreen
+
+        self.push_screen(HelpScreen(self.BINDINGS))
+
+    def action_cycle_view(self) -> None:
+        from tessera.core.notebook import store
+        from tessera.core.render.views import next_view
+
+        pane = self.pane
+        if pane is None or pane.state.cell["type"] == "markdown":
+            return
+        view = next_view(pane.view)
+        pane.set_view(view)
+        name, number = self.session.name, self._number(pane)
+        self.persist("view", lambda conn: store.set_cell(conn, name, number, view=view))
+
+    def action_run_now(self) -> None:
+        pane = self.pane
+        if pane is not None:
+            self.session.run_now(pane.cell_id)
+            self.notify(f"running cell {self._number(pane)}", timeout=1.5)
+
+    def action_toggle_pause(self) -> None:
+        pane = self.pane
+        if pane is None:
+            return
+        if pane.state.status == "paused":
+            self.session.resume(pane.cell_id)
+        else:
+            self.session.pause(pane.cell_id)
+
+    def action_zoom(self) -> None:
+        pane = self.pane
+        if pane is None:
+            return
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+        else:
+            self.screen.maximize(pane, container=False)
+        pane.refresh()
+
+    def action_unzoom(self) -> None:
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+
+    def action_scroll(self, delta: int) -> None:
+        if self.pane is not None:
+            self.pane.scroll_rows(delta)
+
+    def action_scroll_page(self, direction: int) -> None:
+        if self.pane is not None:
+            self.pane.scroll_rows(direction * max(1, self.pane.body_height() - 1))
+
+    def action_scroll_end(self, end: int) -> None:
+        if self.pane is not None:
+            self.pane.scroll_home(end=bool(end))
+
+    def action_focus_side(self, direction: int) -> None:
+        pane = self.pane
+        if pane is None:
+            return
+        for row in self._layout:
+            if pane.cell_id in row:
+                i = row.index(pane.cell_id) + direction
+                if 0 <= i < len(row):
+                    self._focus_cell(row[i])
+                return
+
+    def action_filter(self) -> None:
+        from tessera.cli.tui.screens import FilterScreen
+
+        pane = self.pane
+        if pane is None:
+            return
+
+        def done(needle: str | None) -> None:
+            if needle is not None:
+                pane.set_needle(needle)
+
+        self.push_screen(FilterScreen(pane.needle or ""), done)
+
+    def action_copy(self) -> None:
+        from tessera.core.render.views import rows_as_text
+
+        pane = self.pane
+        if pane is None:
+            return
+        st = pane.state
+        if st.status == "static" or st.result is None:
+            text = st.cell.get("source", "")
+        else:
+            text = rows_as_text(st.result, pane.view, pane.needle)
+        self.copy_to_clipboard(text)
+        self.notify(f"copied {text.count(chr(10))} lines (OSC 52)", timeout=2)
+
+    def action_edit(self) -> None:
+        from tessera.cli.tui.editor import EditScreen
+        from tessera.core.notebook import store
+
+        pane = self.pane
+        if pane is None:
+            return
+        cell = pane.state.cell
+        name, number = self.session.name, self._number(pane)
+
+        def done(text: str | None) -> None:
+            if text is None or text == cell.get("source", ""):
+                return
+            self.persist("edit", lambda conn: store.edit_cell(conn, name, number, text),
+                         lambda _: self.notify(f"cell {number} saved", timeout=1.5))
+
+        self.push_screen(EditScreen(cell, self.completion()), done)
+
+    def completion(self) -> Any:
+        """The completion helper the query editor uses (kinds and fields from the sources)."""
+        if self._completion is None:
+            from tessera.cli.tui.editor import CompletionData
+
+            self._completion = CompletionData(self.session)
+        return self._completion
+
+    def action_add_cell(self) -> None:
+        from tessera.core.notebook import store
+
+        pane = self.pane
+        name = self.session.name
+        after = self._number(pane) if pane is not None else None
+        refresh = "watch"
+
+        def add(conn: Any) -> Any:
+            return store.add_cell(conn, name, "MATCH (p:Pod) RETURN p.metadata.name AS pod, p.status.phase AS phase",
+                                  refresh=refresh, after=after)
+
+        def added(result: Any) -> None:
+            cell_id, number = result
+            self.notify(f"added cell {number}: press e to edit its query", timeout=3)
+            self._pending_focus = cell_id
+            self.set_timer(0.3, lambda: self._focus_cell(cell_id))
+
+        self.persist("add", add, added)
+
+    def action_split_row(self) -> None:
+        self._row_edit("split", "split_row")
+
+    def action_merge_row(self) -> None:
+        self._row_edit("merge", "merge_rows")
+
+    def _row_edit(self, what: str, fn: str) -> None:
+        from tessera.core.notebook import store
+
+        pane = self.pane
+        if pane is None:
+            return
+        name, number = self.session.name, self._number(pane)
+        self.persist(what, lambda conn: getattr(store, fn)(conn, name, number))
+
+    def action_remove_cell(self) -> None:
+        from tessera.cli.tui.screens import ConfirmScreen
+        from tessera.core.notebook import store
+
+        pane = self.pane
+        if pane is None:
+            return
+        name, number = self.session.name, self._number(pane)
+        title = pane.state.cell.get("title") or pane.state.cell["id"]
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.persist("remove", lambda conn: store.remove_cell(conn, name, number))
+
+        self.push_screen(ConfirmScreen(f"Remove cell {number} ({title})? y/n"), done)
+
+    def action_move(self, delta: int) -> None:
+        from tessera.core.notebook import store
+
+        pane = self.pane
+        if pane is None:
+            return
+        name, number = self.session.name, self._number(pane)
+        total = sum(len(r) for r in self._layout)
+        to = number + delta
+        if not 1 <= to <= total:
+            return
+        self.persist("move", lambda conn: store.move_cell(conn, name, number, to))
+
+    def get_system_commands(self, screen: Any) -> Any:
+        from textual.app import SystemCommand
+
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            if binding.action in ("command_palette", "quit") or binding.action.startswith(("focus", "scroll")):
+                continue
+            action = binding.action
+            yield SystemCommand(binding.description, _ACTION_HELP.get(action.split("(")[0], binding.description),
+                                lambda a=action: self.run_action(a))
+
+
+_ACTION_HELP = {
+    "help": "Show every key",
+    "cycle_view": "Show the focused pane as table, json, yaml, tree or graph",
+    "edit": "Edit the focused cell's query (Ctrl+S saves, Tab completes)",
+    "run_now": "Run the focused cell again now",
+    "toggle_pause": "Pause or resume the focused cell",
+    "zoom": "Show the focused pane full screen (again to return)",
+    "filter": "Show only rows containing some text",
+    "add_cell": "Add a query cell in a new row after this one",
+    "split_row": "Split this row (2 -> 1+1, 4 -> 2+2)",
+    "merge_row": "Merge this row with the next (1+1 -> 2, 2+2 -> 4)",
+    "remove_cell": "Remove the focused cell",
+    "move": "Move the focused cell one place",
+    "copy": "Copy the pane's result to the clipboard (OSC 52)",
+}
+
+
+def _one_line(err: BaseException) -> str:
+    one = getattr(err, "one_line", None)
+    return one() if callable(one) else f"{type(err).__name__}: {err}"

@@ -1,0 +1,205 @@
+"""Editing a cell's query in the dashboard: a text area highlighted by Tessera's own lexer
+(core/query/highlight.py) with completion of keywords, kinds and field paths
+(core/completion.py). Ctrl+S saves, Esc cancels, Tab completes."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import OptionList, Static, TextArea
+
+# Highlight classes of core/query/highlight.py -> TextArea theme style names.
+_STYLE_NAMES = {"kind": "type", "variable": "variable.builtin", "function": "function.call",
+                "punctuation": "punctuation.bracket", "macro": "keyword.function"}
+
+
+class CompletionData:
+    """Kinds and field paths for completion, fetched from the notebook's sources on a thread
+    (discovery and sampling may take a moment against a real cluster) and kept for the app's
+    life."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.kinds: list[str] = []
+        self._fields: dict[str, list[str]] = {}
+        self._sources: list[Any] | None = None
+        self._lock = threading.Lock()
+        threading.Thread(target=self._load_kinds, daemon=True).start()
+
+    def _open(self) -> list[Any]:
+        if self._sources is None:
+            from tessera.core import api
+
+            o = self.session.options
+            self._sources = api.open_sources(o.default_sources, contexts=o.contexts, kubeconfig=o.kubeconfig)
+        return self._sources
+
+    def _load_kinds(self) -> None:
+        from tessera.core import api
+
+        try:
+            kinds = api.list_kinds(self._open())
+        except Exception:  # completion is a help, never an error
+            return
+        names = set()
+        for k in kinds:
+            names.add(k.get("kind") or "")
+        self.kinds = sorted(n for n in names if n)
+
+    def fields(self, kind: str) -> list[str]:
+        """Field paths seen in up to 20 sampled objects of ``kind`` (empty if none or failing)."""
+        with self._lock:
+            if kind in self._fields:
+                return self._fields[kind]
+        from tessera.core import api
+        from tessera.core.completion import field_paths
+
+        try:
+            result = api.run_query(f"MATCH (x:{kind}) RETURN x LIMIT 20", self._open())
+            objects = [row.get("x") for row in result.rows if isinstance(row.get("x"), dict)]
+            paths = field_paths(objects)
+        except Exception:
+            paths = []
+        with self._lock:
+            self._fields[kind] = paths
+        return paths
+
+
+class QueryArea(TextArea):
+    """A TextArea highlighted with Tessera's lexer instead of a tree-sitter grammar."""
+
+    def _build_highlight_map(self) -> None:
+        from tessera.core.query.highlight import spans
+
+        self._line_cache.clear()
+        highlights = self._highlights
+        highlights.clear()
+        text = self.text
+        # spans are character offsets into the text; the map wants (row, byte column)
+        starts = [0]
+        for line in text.split("\n"):
+            starts.append(starts[-1] + len(line) + 1)
+        lines = text.split("\n")
+        try:
+            found = spans(text)
+        except Exception:
+            return
+        row = 0
+        for start, end, cls in found:
+            while row + 1 < len(starts) and starts[row + 1] <= start:
+                row += 1
+            if row >= len(lines):
+                break
+            line = lines[row]
+            a = start - starts[row]
+            b = min(end - starts[row], len(line))
+            name = _STYLE_NAMES.get(cls, cls)
+            highlights[row].append((len(line[:a].encode()), len(line[:b].encode()), name))
+
+
+class EditScreen(ModalScreen[str | None]):
+    """Edits one cell's source; dismisses with the new text (Ctrl+S) or None (Esc)."""
+
+    DEFAULT_CSS = """
+    EditScreen { align: center middle; }
+    EditScreen > Vertical { width: 90%; height: 80%; border: round $accent; background: $surface; }
+    EditScreen QueryArea { height: 1fr; }
+    EditScreen OptionList { height: auto; max-height: 8; display: none; }
+    EditScreen OptionList.-shown { display: block; }
+    EditScreen #edit-help { height: 1; color: $text-muted; }
+    """
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save"),
+        Binding("escape", "cancel", "Cancel"),
+        Binding("tab", "complete", "Complete", priority=True),
+    ]
+
+    def __init__(self, cell: dict, completion: CompletionData | None = None) -> None:
+        super().__init__()
+        self.cell = cell
+        self.completion = completion
+        self._candidates: list[str] = []
+        self._start = 0
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(f"cell {self.cell.get('number')} · {self.cell.get('title') or self.cell['type']} — "
+                         "Ctrl+S save · Esc cancel · Tab complete", id="edit-help", markup=False)
+            area = QueryArea(self.cell.get("source", ""), soft_wrap=True, show_line_numbers=True, tab_behavior="focus")
+            area.theme = "monokai" if self.app.color else "css"
+            yield area
+            yield OptionList(id="completions")
+
+    def on_mount(self) -> None:
+        area = self.query_one(QueryArea)
+        area.focus()
+        area.move_cursor(area.document.end)
+
+    def action_save(self) -> None:
+        self.dismiss(self.query_one(QueryArea).text)
+
+    def action_cancel(self) -> None:
+        options = self.query_one(OptionList)
+        if options.has_class("-shown"):
+            options.remove_class("-shown")
+            self.query_one(QueryArea).focus()
+            return
+        self.dismiss(None)
+
+    def action_complete(self) -> None:
+        """Complete the word at the cursor: insert the only candidate, else list them."""
+        options = self.query_one(OptionList)
+        if options.has_class("-shown") and options.highlighted is not None:
+            self._insert(self._candidates[options.highlighted])
+            return
+        area = self.query_one(QueryArea)
+        text = area.text
+        cursor = _offset(text, area.cursor_location)
+        start, candidates = self.candidates(text, cursor)
+        self._start = start
+        if not candidates:
+            self.notify("no completions", timeout=1)
+            return
+        if len(candidates) == 1:
+            self._insert(candidates[0])
+            return
+        self._candidates = candidates[:50]
+        options.clear_options()
+        options.add_options(self._candidates)
+        options.highlighted = 0
+        options.add_class("-shown")
+        options.focus()
+
+    def candidates(self, text: str, cursor: int) -> tuple[int, list[str]]:
+        """What may go at ``cursor``: (where the replaced word starts, candidates)."""
+        from tessera.core.completion import complete
+
+        data = self.completion
+        return complete(text, cursor, kinds=data.kinds if data else [], fields=data.fields if data else None)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self._insert(self._candidates[event.option_index])
+
+    def _insert(self, word: str) -> None:
+        area = self.query_one(QueryArea)
+        area.replace(word, _location(area.text, self._start), area.cursor_location)
+        self.query_one(OptionList).remove_class("-shown")
+        area.focus()
+
+
+def _offset(text: str, location: tuple[int, int]) -> int:
+    """A (row, column) location as a character offset."""
+    row, col = location
+    lines = text.split("\n")
+    return sum(len(line) + 1 for line in lines[:row]) + col
+
+
+def _location(text: str, offset: int) -> tuple[int, int]:
+    """A character offset as a (row, column) location."""
+    before = text[:offset].split("\n")
+    return len(before) - 1, len(before[-1])

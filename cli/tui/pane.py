@@ -1,0 +1,150 @@
+"""One cell as a dashboard pane: a bordered window whose title is the cell's number, title and
+status, whose subtitle is its source, view, row count and last refresh, and whose body is the
+visible part of its result (tessera.core.render.views)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widget import Widget
+
+STATUS_MARK = {"live": "●", "idle": "○", "paused": "‖", "error": "✖", "starting": "…", "static": "¶"}
+STATUS_STYLE = {"live": "green", "idle": "", "paused": "yellow", "error": "red", "starting": "dim", "static": "dim"}
+
+
+class CellPane(Widget, can_focus=True):
+    """A cell's pane. The app hands it PaneStates (``show_state``); scrolling and the row filter are
+    the pane's own (``offset``, ``needle``) and survive re-layouts through the app."""
+
+    DEFAULT_CSS = """
+    CellPane {
+        width: 1fr;
+        height: 1fr;
+        min-width: 16;
+        border: round $panel-lighten-2;
+        border-title-align: left;
+        border-subtitle-align: right;
+        padding: 0 1;
+    }
+    CellPane:focus {
+        border: round $accent;
+    }
+    CellPane.-error {
+        border: round $error;
+    }
+    CellPane.-error:focus {
+        border: double $error;
+    }
+    """
+
+    def __init__(self, cell_id: str, state: Any, *, row_offset: int = 0, needle: str | None = None,
+                 color: bool = True) -> None:
+        from tessera.core.render.views import ViewCache
+
+        super().__init__(id=f"cell-{cell_id}")
+        self.cell_id = cell_id
+        self.state = state
+        self.row_offset = row_offset
+        self.needle = needle
+        self.color = color
+        self._views = ViewCache()
+        self._drawn_version = -1
+        self._update_chrome()
+
+    # --- state ---------------------------------------------------------------------------
+
+    def show_state(self, state: Any) -> None:
+        """Take a new PaneState and redraw if it differs from the one drawn."""
+        if state is self.state and state.version == self._drawn_version:
+            return
+        self.state = state
+        self._update_chrome()
+        self.refresh()
+
+    @property
+    def view(self) -> str:
+        return self.state.cell.get("view") or "table"
+
+    def set_view(self, view: str) -> None:
+        """Show another view at once (the app persists it; the session confirms later)."""
+        self.state = _with_cell(self.state, view=view)
+        self.row_offset = 0
+        self._update_chrome()
+        self.refresh()
+
+    def set_needle(self, needle: str | None) -> None:
+        """Filter rows to those containing ``needle`` (None or "" clears it)."""
+        self.needle = needle or None
+        self.row_offset = 0
+        self._update_chrome()
+        self.refresh()
+
+    def scroll_rows(self, delta: int) -> None:
+        """Scroll the body by ``delta`` lines (rows in the table view); clamped when drawn."""
+        self.row_offset = max(0, self.row_offset + delta)
+        self.refresh()
+
+    def scroll_home(self, end: bool = False) -> None:
+        self.row_offset = 10**9 if end else 0
+        self.refresh()
+
+    def body_height(self) -> int:
+        return max(1, self.content_region.height)
+
+    def _update_chrome(self) -> None:
+        st = self.state
+        cell = st.cell
+        mark = STATUS_MARK.get(st.status, "?")
+        style = STATUS_STYLE.get(st.status, "") if self.color else ""
+        title = cell.get("title") or ""
+        head = Text()
+        head.append(f"{mark} ", style=style)
+        head.append(f"{cell.get('number', '?')} ", style="bold" if self.color else "")
+        head.append(title or cell["type"])
+        head.append(f" {st.status}", style=style or "")
+        self.border_title = head
+        parts = []
+        if st.sources:
+            parts.append(",".join(st.sources))
+        if cell["type"] != "markdown":
+            parts.append(self.view)
+            parts.append(f"{st.rows} rows" if not self.needle else f"/{self.needle}/")
+        parts.append(cell.get("refresh") or "manual")
+        if st.refreshed:
+            parts.append(st.refreshed[11:19])
+        self.border_subtitle = " · ".join(parts)
+        self.set_class(st.status == "error", "-error")
+
+    # --- drawing -------------------------------------------------------------------------
+
+    def render(self) -> Any:
+        from rich.console import Group
+
+        from tessera.core.render.views import markdown, window
+
+        st = self.state
+        self._drawn_version = st.version
+        if st.status == "static":
+            return markdown(st.cell.get("source", ""))
+        height = self.body_height()
+        parts: list[Any] = []
+        if st.error:
+            parts.append(Text(st.error, style="bold red" if self.color else "bold", overflow="fold"))
+            height -= min(height - 1, 1 + len(st.error) // max(1, self.content_region.width))
+        if st.result is None:
+            if not st.error:
+                parts.append(Text("waiting for the first result…" if st.status == "starting" else "(no result yet)",
+                                  style="dim"))
+            return Group(*parts)
+        win = window(st.result, self.view, height=height, offset=self.row_offset, needle=self.needle, cache=self._views,
+                     color=self.color)
+        self.row_offset = win.offset
+        parts.append(win.renderable)
+        return Group(*parts)
+
+
+def _with_cell(state: Any, **changes: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(state, cell={**state.cell, **changes})

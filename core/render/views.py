@@ -1,0 +1,181 @@
+"""A result as a pane shows it: one of the cell views (table, json, yaml, tree, graph), filtered,
+and cut to the window of lines the pane has room for.
+
+Live panes redraw often and results can hold 10,000 rows, so only the visible window is turned
+into rich renderables; the full text of the json/yaml/tree/graph views is built once per
+(result, view, filter) and kept in a ``ViewCache``. Front ends (the Textual dashboard, ``tessera
+pane``) share this module, so a cell looks the same everywhere.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from tessera.core.render.data import cell_text, plain
+
+VIEWS = ("table", "json", "yaml", "tree", "graph")
+
+
+def next_view(view: str) -> str:
+    """The view after ``view`` in VIEWS (wrapping round)."""
+    return VIEWS[(VIEWS.index(view) + 1) % len(VIEWS)] if view in VIEWS else VIEWS[0]
+
+
+def filter_rows(result: Any, needle: str | None) -> list[dict]:
+    """The rows of ``result`` having a cell whose text contains ``needle`` (case-insensitive);
+    every row when there is no needle."""
+    if not needle:
+        return result.rows
+    low = needle.lower()
+    cols = result.columns
+    return [row for row in result.rows if any(low in cell_text(row.get(c)).lower() for c in cols)]
+
+
+@dataclass
+class Window:
+    """A view cut to fit: ``renderable`` (a rich renderable of at most ``height`` lines),
+    ``total`` (lines or rows the whole view has), ``shown`` (rows after the filter, for the
+    header) and ``offset`` (the first line shown, clamped)."""
+
+    renderable: Any
+    total: int
+    shown: int
+    offset: int
+
+
+class ViewCache:
+    """The full text lines of a view, built once per (result, view, filter)."""
+
+    def __init__(self) -> None:
+        self._result: Any = None  # held, so its id cannot be reused by a newer result
+        self._key: tuple | None = None
+        self._value: Any = None
+
+    def _get(self, result: Any, key: tuple, build: Any) -> Any:
+        if result is not self._result or key != self._key:
+            self._value = build()
+            self._result, self._key = result, key
+        return self._value
+
+    def lines(self, result: Any, view: str, needle: str | None) -> tuple[list[str], int]:
+        """The view's lines and the number of rows they show."""
+        return self._get(result, (view, needle), lambda: _view_lines(result, view, needle))
+
+    def rows(self, result: Any, needle: str | None) -> list[dict]:
+        """The filtered rows (the table view), kept like ``lines``."""
+        return self._get(result, ("rows", needle), lambda: filter_rows(result, needle))
+
+
+def _view_lines(result: Any, view: str, needle: str | None) -> tuple[list[str], int]:
+    from tessera.core.result import Result
+
+    rows = filter_rows(result, needle)
+    if view in ("json", "yaml"):
+        shaped = [{c: plain(r.get(c)) for c in result.columns} for r in rows]
+        if view == "json":
+            text = json.dumps(shaped, indent=2, ensure_ascii=False, default=str)
+        else:
+            import yaml
+
+            text = yaml.safe_dump(shaped, sort_keys=False, allow_unicode=True, width=1000) if shaped else "[]\n"
+        return text.rstrip("\n").split("\n"), len(rows)
+    if view in ("tree", "graph"):
+        from tessera.core.render import graph
+
+        out = io.StringIO()
+        getattr(graph, f"write_{view}")(result, out)
+        lines = out.getvalue().rstrip("\n").split("\n")
+        if needle:
+            low = needle.lower()
+            lines = [line for line in lines if low in line.lower()]
+        return lines, len(rows) if not isinstance(result, Result) or result.nodes else 0
+    raise ValueError(view)
+
+
+def window(result: Any, view: str, *, height: int, offset: int = 0, needle: str | None = None,
+           cache: ViewCache | None = None, color: bool = True) -> Window:
+    """The part of ``result`` a pane of ``height`` lines shows from line ``offset``.
+
+    Args:
+        result: a Result.
+        view: one of VIEWS.
+        height: lines available (the table view spends one on its header).
+        offset: the first row (table) or line (other views) to show; clamped to the end.
+        needle: keep only rows (lines, for tree and graph) containing this text.
+        cache: where the full text of the views is kept between calls.
+        color: syntax colours for json/yaml and a bold header for tables.
+    Returns:
+        a Window.
+    """
+    from rich.text import Text
+
+    cache = cache or ViewCache()
+    height = max(1, height)
+    if view == "table" or view not in VIEWS:
+        rows = cache.rows(result, needle)
+        body = max(1, height - 1)
+        offset = max(0, min(offset, len(rows) - body))
+        return Window(_table(result.columns, rows[offset:offset + body], color), len(rows), len(rows), offset)
+    lines, shown = cache.lines(result, view, needle)
+    offset = max(0, min(offset, len(lines) - height))
+    part = "\n".join(lines[offset:offset + height])
+    if color and view in ("json", "yaml"):
+        from rich.syntax import Syntax
+
+        renderable: Any = Syntax(part, view, theme="ansi_dark", background_color="default", word_wrap=False)
+    else:
+        renderable = Text(part)
+    return Window(_NoWrap(renderable), len(lines), shown, offset)
+
+
+def _table(columns: list[str], rows: list[dict], color: bool) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    if not columns:
+        return Text("(no columns)")
+    table = Table(box=None, expand=False, pad_edge=False, show_edge=False, collapse_padding=True,
+                  header_style="bold" if color else "")
+    for col in columns:
+        table.add_column(Text(col), no_wrap=True, overflow="ellipsis")
+    for row in rows:
+        table.add_row(*(Text(cell_text(row.get(c))) for c in columns))
+    if not rows:
+        from rich.console import Group
+
+        return Group(table, Text("(no rows)", style="dim" if color else ""))
+    return table
+
+
+class _NoWrap:
+    """Lines cut at the pane's edge with an ellipsis, never wrapped (a pane is a window)."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        yield from console.render(self.inner, options.update(no_wrap=True, overflow="ellipsis"))
+
+
+def markdown(text: str) -> Any:
+    """A markdown cell's text as a rich renderable."""
+    from rich.markdown import Markdown
+
+    return Markdown(text or "")
+
+
+def rows_as_text(result: Any, view: str, needle: str | None = None) -> str:
+    """The whole view as plain text (what ``copy`` puts on the clipboard): the table as TSV, the
+    other views as their full text."""
+    if view == "table" or view not in VIEWS:
+        rows = filter_rows(result, needle)
+        cols = result.columns
+        lines = ["\t".join(cols)] + ["\t".join(cell_text(r.get(c)) for c in cols) for r in rows]
+        return "\n".join(lines) + "\n"
+    lines, _ = _view_lines(result, view, needle)
+    return "\n".join(lines) + "\n"
+
+
