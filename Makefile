@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TSR := $(BIN)/tessera
 
-.PHONY: setup demo test bench docs clean
+.PHONY: setup demo tour test bench docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,18 @@ setup: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
-# A short tour over the bundled demo cluster (plugins/sources/demo/).
+# The dashboard over the bundled demo workspace, in a throwaway data home: the demo notebook
+# (plugins/sources/demo/dashboard.md, 7 cells in rows of 1, 2 and 4) over the demo recording,
+# replayed at 10x and looped so panes change live. Without a terminal `tessera dash` runs the
+# notebook once and prints JSON lines instead.
+DEMO_SPEED ?= 10
 demo: $(STAMP)
+	@home=$$(mktemp -d) && trap 'rm -rf "$$home"' EXIT && export TESSERA_HOME=$$home && \
+	$(TSR) notebook import plugins/sources/demo/dashboard.md --name demo && \
+	$(TSR) dash demo --speed $(DEMO_SPEED) --loop
+
+# A tour of single commands over the bundled demo cluster (plugins/sources/demo/).
+tour: $(STAMP)
 	@echo "== Which pods are not running, and why?"
 	$(TSR) query -s demo -o table "MATCH (p:Pod) WHERE p.status.phase != \"Running\" OR p.status.containerStatuses[*].restartCount > 3 RETURN p.metadata.namespace AS ns, p.metadata.name AS pod, p.status.phase AS phase ORDER BY ns, pod"
 	@echo "== Pods per deployment (Deployment -> ReplicaSet -> Pod)"

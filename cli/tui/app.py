@@ -56,6 +56,7 @@ class DashApp(App):
         Binding("d", "remove_cell", "Remove"),
         Binding("left_square_bracket", "move(-1)", "Move ←", show=False),
         Binding("right_square_bracket", "move(1)", "Move →", show=False),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("y", "copy", "Copy"),
         Binding("tab", "focus_next", "Next", show=False),
         Binding("shift+tab", "focus_previous", "Previous", show=False),
@@ -80,7 +81,7 @@ class DashApp(App):
         self._ui: dict[str, dict] = {}  # per cell: offset, needle (kept across re-layouts)
         self._writes: queue.SimpleQueue = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, name="tessera-dash-writer", daemon=True)
-        self._completion: Any = None
+        self._completion: dict[tuple, Any] = {}
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -320,15 +321,16 @@ class DashApp(App):
             self.persist("edit", lambda conn: store.edit_cell(conn, name, number, text),
                          lambda _: self.notify(f"cell {number} saved", timeout=1.5))
 
-        self.push_screen(EditScreen(cell, self.completion()), done)
+        self.push_screen(EditScreen(cell, self.completion(cell.get("sources") or [])), done)
 
-    def completion(self) -> Any:
-        """The completion helper the query editor uses (kinds and fields from the sources)."""
-        if self._completion is None:
-            from tessera.cli.tui.editor import CompletionData
+    def completion(self, specs: list[str]) -> Any:
+        """The completion data (kinds, fields) for cells reading these sources."""
+        from tessera.cli.tui.editor import CompletionData
 
-            self._completion = CompletionData(self.session)
-        return self._completion
+        key = tuple(specs)
+        if key not in self._completion:
+            self._completion[key] = CompletionData(list(specs), self.session.options)
+        return self._completion[key]
 
     def action_add_cell(self) -> None:
         from tessera.core.notebook import store
@@ -408,18 +410,19 @@ class DashApp(App):
 
 _ACTION_HELP = {
     "help": "Show every key",
-    "cycle_view": "Show the focused pane as table, json, yaml, tree or graph",
-    "edit": "Edit the focused cell's query (Ctrl+S saves, Tab completes)",
+    "cycle_view": "Cycle the view: table, json, yaml, tree, graph",
+    "edit": "Edit the query (Ctrl+S saves, Tab completes)",
     "run_now": "Run the focused cell again now",
     "toggle_pause": "Pause or resume the focused cell",
-    "zoom": "Show the focused pane full screen (again to return)",
+    "zoom": "Zoom the focused pane full screen (again: back)",
     "filter": "Show only rows containing some text",
     "add_cell": "Add a query cell in a new row after this one",
     "split_row": "Split this row (2 -> 1+1, 4 -> 2+2)",
     "merge_row": "Merge this row with the next (1+1 -> 2, 2+2 -> 4)",
-    "remove_cell": "Remove the focused cell",
-    "move": "Move the focused cell one place",
-    "copy": "Copy the pane's result to the clipboard (OSC 52)",
+    "quit": "Quit",
+    "remove_cell": "Remove the focused cell (asks first)",
+    "move": "Move the focused cell one place back ([) or on (])",
+    "copy": "Copy the pane's rows to the clipboard (OSC 52)",
 }
 
 

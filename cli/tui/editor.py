@@ -19,12 +19,18 @@ _STYLE_NAMES = {"kind": "type", "variable": "variable.builtin", "function": "fun
 
 
 class CompletionData:
-    """Kinds and field paths for completion, fetched from the notebook's sources on a thread
+    """Kinds and field paths for completion over one set of sources, fetched on a thread
     (discovery and sampling may take a moment against a real cluster) and kept for the app's
-    life."""
+    life.
 
-    def __init__(self, session: Any) -> None:
-        self.session = session
+    Args:
+        specs: the cell's ``-s`` specs (empty: the session's defaults).
+        options: the session's SessionOptions (contexts, kubeconfig, defaults).
+    """
+
+    def __init__(self, specs: list[str], options: Any) -> None:
+        self.specs = list(specs)
+        self.options = options
         self.kinds: list[str] = []
         self._fields: dict[str, list[str]] = {}
         self._sources: list[Any] | None = None
@@ -35,8 +41,10 @@ class CompletionData:
         if self._sources is None:
             from tessera.core import api
 
-            o = self.session.options
-            self._sources = api.open_sources(o.default_sources, contexts=o.contexts, kubeconfig=o.kubeconfig)
+            o = self.options
+            specs = self.specs or o.default_sources
+            self._sources = api.open_sources(specs, contexts=o.contexts if not specs else [], kubeconfig=o.kubeconfig,
+                                             speed=o.speed, loop=o.loop)
         return self._sources
 
     def _load_kinds(self) -> None:

@@ -50,6 +50,7 @@ class CellPane(Widget, can_focus=True):
         self.color = color
         self._views = ViewCache()
         self._drawn_version = -1
+        self._view_override: str | None = None
         self._update_chrome()
 
     # --- state ---------------------------------------------------------------------------
@@ -58,17 +59,20 @@ class CellPane(Widget, can_focus=True):
         """Take a new PaneState and redraw if it differs from the one drawn."""
         if state is self.state and state.version == self._drawn_version:
             return
+        if self._view_override is not None and state.cell.get("view") == self._view_override:
+            self._view_override = None  # the saved view has come back from the store
         self.state = state
         self._update_chrome()
         self.refresh()
 
     @property
     def view(self) -> str:
-        return self.state.cell.get("view") or "table"
+        return self._view_override or self.state.cell.get("view") or "table"
 
     def set_view(self, view: str) -> None:
-        """Show another view at once (the app persists it; the session confirms later)."""
-        self.state = _with_cell(self.state, view=view)
+        """Show another view at once; it wins over the states that arrive until the session
+        reports the saved view back (the app persists it)."""
+        self._view_override = view
         self.row_offset = 0
         self._update_chrome()
         self.refresh()
@@ -143,8 +147,3 @@ class CellPane(Widget, can_focus=True):
         parts.append(win.renderable)
         return Group(*parts)
 
-
-def _with_cell(state: Any, **changes: Any) -> Any:
-    from dataclasses import replace
-
-    return replace(state, cell={**state.cell, **changes})

@@ -6,7 +6,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
@@ -19,15 +19,17 @@ def key_label(key: str) -> str:
 
 
 class HelpScreen(ModalScreen[None]):
-    """Every key of the dashboard, with what it does. Any key closes it."""
+    """Every key of the dashboard, with what it does; scrolls when the terminal is short. Esc,
+    q or ? closes it."""
 
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Vertical {
+    HelpScreen > VerticalScroll {
         width: 76; max-width: 95%; height: auto; max-height: 95%;
         border: round $accent; padding: 0 1; background: $surface;
     }
     """
+    BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
 
     def __init__(self, bindings: list[Binding]) -> None:
         super().__init__()
@@ -41,19 +43,24 @@ class HelpScreen(ModalScreen[None]):
         table = Table(box=None, show_header=False, pad_edge=False)
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
+        keys: dict[str, list[str]] = {}
         for b in self.bindings_shown:
-            if b.action.startswith(("focus", "scroll", "unzoom")):
-                continue
-            table.add_row(key_label(b.key), _ACTION_HELP.get(b.action.split("(")[0], b.description))
+            if not b.action.startswith(("focus", "scroll", "unzoom")):
+                keys.setdefault(b.action.split("(")[0], []).append(key_label(b.key))
+        for action, labels in keys.items():
+            table.add_row(" ".join(dict.fromkeys(labels)), _ACTION_HELP.get(action, action))
         table.add_row("Ctrl+P", "Command palette: every action, searchable")
-        table.add_row("Tab, Shift+Tab", "Next / previous pane")
-        table.add_row("j k ↑ ↓, PgUp PgDn, g G", "Scroll the focused pane")
-        with Vertical():
-            yield Static("[b]tessera dash — keys[/b]  (any key closes)")
+        table.add_row("Tab", "Next pane (Shift+Tab: previous; h/l: left/right)")
+        table.add_row("j k ↑ ↓", "Scroll the focused pane (PgUp/PgDn, g/G: top/end)")
+        table.add_row("mouse", "Click a pane to focus it")
+        with VerticalScroll():
+            yield Static("[b]tessera dash — keys[/b]  (Esc closes, ↑↓ scroll)")
             yield Static(table)
 
-    def on_key(self, event: Any) -> None:
-        event.stop()
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).focus()
+
+    def action_close(self) -> None:
         self.dismiss(None)
 
 

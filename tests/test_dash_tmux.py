@@ -1,0 +1,92 @@
+"""End to end: ``tessera dash`` on the bundled demo workspace in a real terminal (tmux), driven
+with send-keys and read with capture-pane — including a change from the replayed recording."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+TESSERA = str(Path(sys.executable).parent / "tessera")
+DEMO_NOTEBOOK = Path(__file__).resolve().parents[1] / "plugins" / "sources" / "demo" / "dashboard.md"
+
+
+class Tmux:
+    """A private tmux server (its own socket) holding one session."""
+
+    def __init__(self) -> None:
+        self.socket = f"tessera-test-{uuid.uuid4().hex[:8]}"
+
+    def __call__(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], check=True, capture_output=True, text=True).stdout
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", "t")
+
+    def wait_for(self, pattern: str, timeout: float = 15.0) -> str:
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            text = self.screen()
+            if re.search(pattern, text):
+                return text
+            time.sleep(0.1)
+        raise AssertionError(f"{pattern!r} did not appear; the screen was:\n{text}")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+
+
+@pytest.fixture
+def tmux():
+    t = Tmux()
+    yield t
+    t.close()
+
+
+def test_dash_on_the_demo_workspace(tmux):
+    home = os.environ["TESSERA_HOME"]
+    subprocess.run([TESSERA, "notebook", "import", str(DEMO_NOTEBOOK), "--name", "demo"], check=True,
+                   capture_output=True)
+    # COLUMNS/LINES from the test's environment would override the pane's real size
+    command = f"env -u COLUMNS -u LINES TESSERA_HOME={home} {TESSERA} dash demo --speed 10; echo EXIT=$?; sleep 60"
+    tmux("new-session", "-d", "-s", "t", "-x", "120", "-y", "40", command)
+    text = tmux.wait_for(r"(?s)Pods in trouble.*Deployments.*Pods by phase.*Ingress routes.*payments wiring")
+    # the recording starts with payments-api at 2 replicas...
+    tmux.wait_for(r"payments-api\s+2\s+2")
+    tmux("send-keys", "-t", "t", "?")
+    tmux.wait_for(r"Cycle the view")
+    tmux("send-keys", "-t", "t", "Escape")
+    time.sleep(0.3)  # an Escape followed at once by a key reads as Alt+key
+    tmux("send-keys", "-t", "t", "v")  # the first pane as json
+    tmux.wait_for(r'"pod": "')
+    # ...and scales it to 4 about 65 recording seconds in (6.5 s at --speed 10)
+    tmux.wait_for(r"payments-api\s+4\s+4", timeout=30)
+    tmux("send-keys", "-t", "t", "q")
+    tmux.wait_for(r"EXIT=0")
+    assert "Traceback" not in tmux.screen()
+    shown = subprocess.run([TESSERA, "notebook", "show", "demo", "-o", "json"], check=True, capture_output=True,
+                           text=True).stdout
+    first = json.loads(shown)["rows"][0]["cells"][0]
+    assert first["id"] == "trouble" and first["view"] == "json"  # the key press was saved through the store
+
+
+def test_dash_without_a_terminal_runs_once():
+    subprocess.run([TESSERA, "notebook", "import", str(DEMO_NOTEBOOK), "--name", "demo"], check=True,
+                   capture_output=True)
+    done = subprocess.run([TESSERA, "dash", "demo"], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert {r["cell"] for r in rows} >= {"trouble", "deploys", "phases", "requests", "routes", "payments"}
+    assert any(r.get("deployment") == "payments-api" for r in rows)
