@@ -111,7 +111,10 @@ def dash(
     from tessera.core.notebook.live import NotebookSession
 
     session = NotebookSession(str(config.database_path()), name, options)
-    DashApp(session, str(config.database_path()), color=color).run()
+    app = DashApp(session, str(config.database_path()), color=color)
+    app.run()
+    if app._exception is not None:  # a bug in the app: cli/main.py reports it as one line
+        raise app._exception
 
 
 def register(app: typer.Typer) -> None:

@@ -16,8 +16,11 @@ from tessera.cli import events as events_cmd
 from tessera.cli import info as info_cmd
 from tessera.cli import kinds as kinds_cmd
 from tessera.cli import notebook as notebook_cmd
+from tessera.cli import pane as pane_cmd
 from tessera.cli import query as query_cmd
 from tessera.cli import record as record_cmd
+from tessera.cli import shell_cmd
+from tessera.cli import tmux as tmux_cmd
 from tessera.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, ParseError, TesseraError
 
 app = typer.Typer(
@@ -65,6 +68,9 @@ record_cmd.register(app)
 notebook_cmd.register(app)
 events_cmd.register(app)
 dash_cmd.register(app)
+pane_cmd.register(app)
+tmux_cmd.register(app)
+shell_cmd.register(app)
 
 
 def print_error(err: TesseraError) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from tessera.cli.options import OutputSettings, emit
 
 
 def run_mutation(text: str, sources: list[Any], out: OutputSettings, *, dry_run: bool, yes: bool, read_only: bool,
-                 run_options: dict[str, Any]) -> None:
+                 run_options: dict[str, Any], ask: Callable[[str], bool] | None = None) -> None:
     """Plan a CREATE / SET / DELETE, then print the calls (dry run) or confirm and apply them.
 
     Args:
@@ -23,6 +23,8 @@ def run_mutation(text: str, sources: list[Any], out: OutputSettings, *, dry_run:
         yes: skip the confirmation a terminal otherwise asks for.
         read_only: refuse all writes.
         run_options: namespace / all_namespaces.
+        ask: how to ask the yes/no question (the shell asks through its own prompt); given, it
+            is asked even when stdin is not a terminal. Default: a rich prompt on a terminal.
     """
     from tessera.core import api
     from tessera.core.errors import TesseraError
@@ -39,8 +41,8 @@ def run_mutation(text: str, sources: list[Any], out: OutputSettings, *, dry_run:
         for call in calls:
             print(json.dumps(call.request(), sort_keys=False))
         return
-    if not yes and sys.stdin.isatty() and sys.stderr.isatty():
-        _confirm(calls)
+    if not yes and (ask is not None or (sys.stdin.isatty() and sys.stderr.isatty())):
+        _confirm(calls, ask)
     done = Result(columns=["context", "op", "kind", "namespace", "name"])
     written: dict[int, dict] = {}
     for call in calls:
@@ -61,8 +63,8 @@ def run_mutation(text: str, sources: list[Any], out: OutputSettings, *, dry_run:
     emit(results[0][1] if len(results) == 1 else api.merge_results(results), out)
 
 
-def _confirm(calls: list[Any]) -> None:
-    """List what would change on stderr and ask (default no).
+def _confirm(calls: list[Any], ask: Callable[[str], bool] | None = None) -> None:
+    """List what would change on stderr and ask (default no), with ``ask`` when given.
 
     Raises:
         TesseraError ("cancelled", exit 1) when the answer is no.
@@ -79,5 +81,5 @@ def _confirm(calls: list[Any]) -> None:
         if call.verb == "patch":
             for op in call.body:
                 console.print(f"         {op['path']} = {json.dumps(op['value'])}", markup=False)
-    if not Confirm.ask("Apply?", console=console, default=False):
+    if not (ask("Apply?") if ask is not None else Confirm.ask("Apply?", console=console, default=False)):
         raise TesseraError("cancelled: nothing was changed")

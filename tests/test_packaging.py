@@ -40,6 +40,28 @@ def test_core_and_plugins_never_import_front_ends():
     assert offenders == []
 
 
+def test_only_the_dashboard_and_the_shell_import_their_toolkits():
+    # As harlequin keeps its headless core and CLI free of the TUI: textual lives in cli/tui/,
+    # prompt_toolkit in cli/shell/, and nothing else imports them at all.
+    owners = {"textual": REPO / "cli" / "tui", "prompt_toolkit": REPO / "cli" / "shell"}
+    offenders = []
+    for folder in ("cli", "core", "plugins"):
+        for path in (REPO / folder).rglob("*.py"):
+            for toolkit, home in owners.items():
+                if toolkit in _imports(path) and home not in path.parents:
+                    offenders.append(f"{path.relative_to(REPO)} imports {toolkit}")
+    assert offenders == []
+
+
+def test_importing_the_cli_loads_no_terminal_ui_library():
+    code = ("import sys, tessera.cli.main, tessera.cli.shell, tessera.cli.shell.repl, tessera.core.completion, "
+            "tessera.core.macros, tessera.core.query.highlight, tessera.core.notebook.live, "
+            "tessera.core.render.views; "
+            "print(sorted(m for m in ('prompt_toolkit', 'textual', 'pygments') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
 def test_importing_core_api_loads_no_front_end_or_heavy_library():
     code = ("import sys, tessera.core.api, tessera.core.query.engine, tessera.core.render, "
             "tessera.plugins.sources.manifests, tessera.plugins.sources.kubernetes; "
@@ -72,7 +94,8 @@ def test_wheel_contents(wheel):
     for expected in ("tessera/cli/main.py", "tessera/core/query/parser.py", "tessera/plugins/sources/manifests.py",
                      "tessera/plugins/sources/demo/shop.yaml", "tessera/plugins/sources/demo/recording.jsonl.gz",
                      "tessera/core/watch/cache.py", "tessera/core/store/db.py", "tessera/core/events.py",
-                     "tessera/core/notebook/model.py", "tessera/plugins/cells/sql.py"):
+                     "tessera/core/notebook/model.py", "tessera/plugins/cells/sql.py", "tessera/cli/tui/app.py",
+                     "tessera/cli/shell/app.py", "tessera/plugins/sources/demo/dashboard.md"):
         assert expected in names
     assert not any(n.startswith(("tests/", "cli/", "core/")) for n in names)
 

@@ -102,6 +102,16 @@ class DashApp(App):
         self._writes.put(None)
         self.session.stop()
 
+    def _fatal_error(self) -> None:
+        """A bug: close without Textual's full-screen traceback; ``tessera dash`` then reports
+        the exception as one line (TESSERA_DEBUG=1 keeps Textual's traceback)."""
+        import os
+
+        if os.environ.get("TESSERA_DEBUG"):
+            super()._fatal_error()
+            return
+        self._close_messages_no_wait()
+
     # --- keeping the screen in step with the session ---------------------------------------
 
     def _sync(self) -> None:
@@ -117,6 +127,11 @@ class DashApp(App):
             state = self.session.panes.get(pane.cell_id)
             if state is not None:
                 pane.show_state(state)
+
+    def _soon(self) -> None:
+        """Look for the session's answer to a command sooner than the next regular sync."""
+        for delay in (0.02, 0.05):
+            self.set_timer(delay, self._sync)
 
     def sync_now(self) -> None:
         """Apply the session's current state at once (tests call this instead of waiting)."""
@@ -196,16 +211,24 @@ class DashApp(App):
                 try:
                     result = edit(conn)
                 except TesseraError as err:
-                    self.call_from_thread(self.notify, f"{what}: {err.one_line()}", severity="error", timeout=6)
+                    self._on_ui(self.notify, f"{what}: {err.one_line()}", severity="error", timeout=6)
                     continue
                 except Exception as err:  # never take the dashboard down over one edit
-                    self.call_from_thread(self.notify, f"{what}: {_one_line(err)}", severity="error", timeout=6)
+                    self._on_ui(self.notify, f"{what}: {_one_line(err)}", severity="error", timeout=6)
                     continue
                 self.session.reload()
+                self._on_ui(self._soon)
                 if then is not None:
-                    self.call_from_thread(then, result)
+                    self._on_ui(then, result)
         finally:
             conn.close()
+
+    def _on_ui(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run ``fn`` on the UI thread, unless the app is already closing."""
+        try:
+            self.call_from_thread(fn, *args, **kwargs)
+        except RuntimeError:
+            pass
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -230,6 +253,7 @@ class DashApp(App):
         pane = self.pane
         if pane is not None:
             self.session.run_now(pane.cell_id)
+            self._soon()
             self.notify(f"running cell {self._number(pane)}", timeout=1.5)
 
     def action_toggle_pause(self) -> None:
@@ -240,6 +264,7 @@ class DashApp(App):
             self.session.resume(pane.cell_id)
         else:
             self.session.pause(pane.cell_id)
+        self._soon()
 
     def action_zoom(self) -> None:
         pane = self.pane
@@ -321,7 +346,9 @@ class DashApp(App):
             self.persist("edit", lambda conn: store.edit_cell(conn, name, number, text),
                          lambda _: self.notify(f"cell {number} saved", timeout=1.5))
 
-        self.push_screen(EditScreen(cell, self.completion(cell.get("sources") or [])), done)
+        r = pane.region
+        self.push_screen(EditScreen(cell, self.completion(cell.get("sources") or []), (r.x, r.y, r.width, r.height)),
+                         done)
 
     def completion(self, specs: list[str]) -> Any:
         """The completion data (kinds, fields) for cells reading these sources."""

@@ -111,11 +111,20 @@ class QueryArea(TextArea):
 
 
 class EditScreen(ModalScreen[str | None]):
-    """Edits one cell's source; dismisses with the new text (Ctrl+S) or None (Esc)."""
+    """Edits one cell's source in place: the editor covers the cell's own pane (grown to at least
+    72x12 where the pane is smaller, and kept on screen). Dismisses with the new text (Ctrl+S)
+    or None (Esc).
+
+    Args:
+        cell: the cell's dict.
+        completion: kinds and fields for its sources.
+        region: where the pane is on screen (x, y, width, height); None: centred.
+    """
 
     DEFAULT_CSS = """
     EditScreen { align: center middle; }
     EditScreen > Vertical { width: 90%; height: 80%; border: round $accent; background: $surface; }
+    EditScreen.-in-place { align: left top; }
     EditScreen QueryArea { height: 1fr; }
     EditScreen OptionList { height: auto; max-height: 8; display: none; }
     EditScreen OptionList.-shown { display: block; }
@@ -127,10 +136,12 @@ class EditScreen(ModalScreen[str | None]):
         Binding("tab", "complete", "Complete", priority=True),
     ]
 
-    def __init__(self, cell: dict, completion: CompletionData | None = None) -> None:
+    def __init__(self, cell: dict, completion: CompletionData | None = None,
+                 region: tuple[int, int, int, int] | None = None) -> None:
         super().__init__()
         self.cell = cell
         self.completion = completion
+        self.anchor = region
         self._candidates: list[str] = []
         self._start = 0
 
@@ -144,6 +155,14 @@ class EditScreen(ModalScreen[str | None]):
             yield OptionList(id="completions")
 
     def on_mount(self) -> None:
+        if self.anchor is not None:
+            screen_w, screen_h = self.app.size
+            x, y, w, h = self.anchor
+            w, h = min(screen_w, max(w, 72)), min(screen_h, max(h, 12))
+            box = self.query_one(Vertical)
+            box.styles.width, box.styles.height = w, h
+            box.styles.offset = (max(0, min(x, screen_w - w)), max(0, min(y, screen_h - h)))
+            self.add_class("-in-place")
         area = self.query_one(QueryArea)
         area.focus()
         area.move_cursor(area.document.end)

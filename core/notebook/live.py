@@ -73,10 +73,10 @@ class _LiveCell:
     last_record: float = 0.0
 
 
-def _plan_key(cell: dict) -> tuple:
+def _plan_key(cell: dict, subgraph: bool) -> tuple:
     """What, when it changes, means the cell must be planned and run again (not just redrawn)."""
     return (cell["type"], cell.get("source", ""), tuple(cell.get("sources") or ()), cell.get("refresh") or "manual",
-            cell.get("view") in GRAPH_VIEWS)
+            subgraph)
 
 
 def _source_names(sources: list[Any]) -> tuple[str, ...]:
@@ -141,6 +141,7 @@ class NotebookSession:
         self.layout: list[list[str]] = []
         self.panes: dict[str, PaneState] = {}
         self.failure: Exception | None = None  # why the worker stopped, if it failed
+        self.subgraph: bool | None = None  # keep_subgraph's setting
         self.loaded = threading.Event()
         self._stop = threading.Event()
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
@@ -177,6 +178,15 @@ class NotebookSession:
     def reload(self) -> None:
         """Read the notebook again now (after an edit made through the store)."""
         self._command("reload", None)
+
+    def keep_subgraph(self, want: bool | None) -> None:
+        """Keep the matched subgraph in results (True), drop it (False), or do as each cell's
+        stored view says (None: only tree and graph views need it). A front end showing a view
+        it does not save (``tessera pane --view tree``) sets this; cells are planned again."""
+        self._command("subgraph", want)
+
+    def _wants_subgraph(self, cell: dict) -> bool:
+        return self.subgraph if self.subgraph is not None else cell.get("view") in GRAPH_VIEWS
 
     def _command(self, what: str, cell_id: str | None) -> None:
         self._commands.put((what, cell_id))
@@ -255,7 +265,9 @@ class NotebookSession:
                 what, cell_id = self._commands.get_nowait()
             except queue.Empty:
                 return
-            if what == "reload":
+            if what in ("reload", "subgraph"):
+                if what == "subgraph":
+                    self.subgraph = cell_id  # type: ignore[assignment]  (the setting, not a cell)
                 self._mark = None
                 self._follow_edits()
                 continue
@@ -267,10 +279,10 @@ class NotebookSession:
                 self._publish(lc, status="paused")
             elif what == "resume" and lc.paused:
                 lc.paused = False
-                self._evaluate(lc, None)
+                self._evaluate(lc, None, publish=True)
                 lc.due = time.monotonic() + lc.period if lc.period else float("inf")
             elif what == "run":
-                self._evaluate(lc, None, reload_sources=True)
+                self._evaluate(lc, None, reload_sources=True, publish=True)
 
     def _follow_edits(self) -> None:
         """Reload when the notebook's stored updates moved on (an edit here or elsewhere)."""
@@ -303,7 +315,8 @@ class NotebookSession:
         to_run = []
         for cell in cells:
             old = self._cells.get(cell["id"])
-            if old is not None and old.plan_key == _plan_key(cell):
+            key = _plan_key(cell, self._wants_subgraph(cell))
+            if old is not None and old.plan_key == key:
                 old.cell = cell
                 fresh[cell["id"]] = old
                 pane = self.panes.get(cell["id"])
@@ -311,7 +324,7 @@ class NotebookSession:
                     self._publish(old, cell=cell)
                 continue
             if not getattr(cell_type(cell["type"]), "runnable", True):
-                lc = _LiveCell(cell, plan_key=_plan_key(cell))
+                lc = _LiveCell(cell, plan_key=key)
                 fresh[cell["id"]] = lc
                 self._publish(lc, status="static", cell=cell, error=None)
                 continue
@@ -341,7 +354,8 @@ class NotebookSession:
         from tessera.core.watch.cached_source import can_watch
         from tessera.core.watch.live import LiveQuery
 
-        key = _plan_key(cell)
+        subgraph = self._wants_subgraph(cell)
+        key = _plan_key(cell, subgraph)
         policy = cell.get("refresh") or "manual"
         if policy == "watch" and cell["type"] == "query":
             try:
@@ -352,7 +366,7 @@ class NotebookSession:
                 ctx = self._context
                 live = _LazyLiveQuery(lambda: LiveQuery(
                     cell.get("source", ""), sources, self.hub, namespace=ctx.namespace,
-                    all_namespaces=ctx.all_namespaces, subgraph=cell.get("view") in GRAPH_VIEWS))
+                    all_namespaces=ctx.all_namespaces, subgraph=subgraph))
                 return _LiveCell(cell, live=live, plan_key=key)
             return _LiveCell(cell, period=WATCH_FALLBACK, plan_key=key)
         if policy == "watch":
@@ -360,7 +374,10 @@ class NotebookSession:
         seconds = refresh_seconds(policy)
         return _LiveCell(cell, period=float(seconds) if seconds else None, plan_key=key)
 
-    def _evaluate(self, lc: _LiveCell, changed: dict | None, *, reload_sources: bool = False) -> None:
+    def _evaluate(self, lc: _LiveCell, changed: dict | None, *, reload_sources: bool = False,
+                  publish: bool = False) -> None:
+        """Evaluate the cell (``changed``: what changed, for incremental evaluation) and publish
+        its new state — for a watch cell only when its rows changed, unless ``publish``."""
         from tessera.core.errors import TesseraError
         from tessera.core.notebook.cells import run_cell
 
@@ -370,7 +387,7 @@ class NotebookSession:
                 changes = live.refresh(changed)
                 if live.error is not None:
                     raise live.error
-                if not changes and live.runs > 1:
+                if not changes and live.runs > 1 and not publish:
                     return
                 result = live.result
             else:

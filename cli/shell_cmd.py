@@ -1,0 +1,44 @@
+"""``tessera shell``: the interactive query shell (cli/shell/); prompt_toolkit loads only when it runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tessera.cli.options import AllNamespaces, Contexts, Kubeconfig, Namespace, OutputSettings, Sources, output_options
+
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Start with dry-run on: mutations print their API calls (\\dr toggles it).")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Apply mutations without asking.")]
+ReadOnlyFlag = Annotated[bool, typer.Option("--read-only", help="Refuse every write (also: read_only = true in config.toml).")]
+
+
+@output_options
+def shell(
+    source: Sources = None,
+    namespace: Namespace = None,
+    all_namespaces: AllNamespaces = False,
+    context: Contexts = None,
+    kubeconfig: Kubeconfig = None,
+    dry_run: DryRun = False,
+    yes: Yes = False,
+    read_only: ReadOnlyFlag = False,
+    *,
+    out: OutputSettings,
+) -> None:
+    """Interactive query shell: highlighting, completion, history, macros, backslash commands.
+
+    When stdin or stdout is not a terminal, runs the statements read from stdin and exits (0, or
+    the exit code of the first failing statement). See docs/shell.md. Example: tessera shell -s demo
+    """
+    from tessera.cli.shell import run_shell
+
+    code = run_shell(specs=source or [], contexts=context or [], kubeconfig=kubeconfig, namespace=namespace,
+                     all_namespaces=all_namespaces, out=out, dry_run=dry_run, yes=yes, read_only=read_only)
+    if code:
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the shell command to ``app``."""
+    app.command("shell")(shell)

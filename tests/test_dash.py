@@ -1,0 +1,370 @@
+"""The dashboard (cli/tui/) driven with Textual's Pilot: every key action, edits persisted
+through the store, errors kept inside panes, layouts at several terminal sizes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tessera.core import config
+from tessera.core.notebook import store
+from tessera.core.notebook.markdown import import_markdown
+from tessera.core.store.db import connect
+
+pytest.importorskip("textual")
+
+DEPLOYMENTS = "MATCH (d:Deployment) RETURN d.metadata.namespace AS ns, d.metadata.name AS name ORDER BY ns, name"
+PHASES = "MATCH (p:Pod) RETURN p.status.phase AS phase, count(p) AS pods ORDER BY phase"
+
+
+def cell_md(cid: str, source: str, *, row: int, view: str = "table", refresh: str = "manual", title: str = "",
+            type_: str = "query", sources: str = "demo") -> str:
+    """One fenced cell of the markdown notebook format."""
+    fence = "cypher" if type_ == "query" else type_
+    src = f" sources={sources}" if type_ == "query" else ""
+    return (f'```{fence} {{id={cid} type={type_} view={view} refresh={refresh} row={row} title="{title}"{src}}}\n'
+            f"{source}\n```\n\n")
+
+
+def make_notebook(name: str, cells: list[str], title: str = "Test") -> None:
+    """Store a notebook built from cell_md() blocks."""
+    nb = import_markdown(f"# {title}\n\n" + "".join(cells), name=name)
+    conn = connect()
+    store.create(conn, name, title, notebook=nb)
+    conn.close()
+
+
+def notebook_cells(name: str) -> list[dict]:
+    conn = connect()
+    try:
+        return store.load(conn, name).cells()
+    finally:
+        conn.close()
+
+
+def make_app(name: str, *, color: bool = True, **options):
+    from tessera.cli.tui.app import DashApp
+    from tessera.core.notebook.live import NotebookSession, SessionOptions
+
+    session = NotebookSession(str(config.database_path()), name, SessionOptions(**options))
+    return DashApp(session, str(config.database_path()), color=color)
+
+
+async def settle(pilot, app, predicate=None, timeout: float = 10.0) -> None:
+    """Wait until every pane has left "starting" (and ``predicate()`` holds), then sync the screen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        app.sync_now()
+        panes = app.session.panes
+        ready = app.session.layout and all(
+            panes.get(c) is not None and panes[c].status != "starting" for row in app.session.layout for c in row)
+        if ready and (predicate is None or predicate()):
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"dashboard did not settle: {[(k, v.status, v.error) for k, v in panes.items()]}")
+        await pilot.pause(0.05)
+    app.sync_now()
+    await pilot.pause()
+
+
+async def until(pilot, app, predicate, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+        app.sync_now()
+    app.sync_now()
+    await pilot.pause()
+
+
+def screen_text(app) -> str:
+    """The whole screen as plain text lines."""
+    from rich.console import Console
+
+    width, height = app.size
+    lines = app.screen._compositor.render_update(full=True)  # noqa: SLF001 - the compositor's strips
+    console = Console(width=width, record=True, file=open("/dev/null", "w"), color_system=None)
+    console.print(lines)
+    return console.export_text()
+
+
+def pane(app, cell_id: str):
+    from tessera.cli.tui.pane import CellPane
+
+    return app.query_one(f"#cell-{cell_id}", CellPane)
+
+
+@pytest.fixture
+def grid_notebook():
+    """Rows of 1, 2 and 4 cells over the demo source."""
+    make_notebook("grid", [
+        cell_md("deps", DEPLOYMENTS, row=1, title="Deployments"),
+        cell_md("phases", PHASES, row=2, view="json", title="Phases"),
+        cell_md("phasesy", PHASES, row=2, view="yaml", title="Phases yaml"),
+        cell_md("svc", "MATCH (s:Service {namespace: \"shop\"})->(p:Pod) RETURN s, p", row=3, view="tree",
+                title="Shop services"),
+        cell_md("graph", "MATCH (d:Deployment {namespace: \"payments\"})->(rs:ReplicaSet) RETURN d, rs", row=3,
+                view="graph", title="Payments"),
+        cell_md("broken", "MATCH (p:Pod RETURN p", row=3, title="Broken"),
+        cell_md("notes", "Some **notes**.", row=3, type_="markdown"),
+    ])
+    return "grid"
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_layout_statuses_and_error_pane(grid_notebook):
+    async def main():
+        app = make_app(grid_notebook)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await settle(pilot, app)
+            rows = app.query(".row")
+            assert [len(r.children) for r in rows] == [1, 2, 4]
+            states = app.session.panes
+            assert states["deps"].status == "idle" and states["deps"].rows == 14
+            assert states["notes"].status == "static"
+            assert states["broken"].status == "error" and "expected" in states["broken"].error
+            text = screen_text(app)
+            assert "payments-api" in text and "Deployments" in text
+            assert '"phase": "Failed"' in text or '"phase": "Pending"' in text
+            assert "✖" in text  # the error pane's mark; the app is still up
+            assert app.is_running
+    run(main())
+
+
+def test_cycle_view_persists_through_the_store(grid_notebook):
+    async def main():
+        app = make_app(grid_notebook)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await settle(pilot, app)
+            pane(app, "deps").focus()
+            await pilot.press("v")
+            assert pane(app, "deps").view == "json"
+            await until(pilot, app, lambda: notebook_cells("grid")[0]["view"] == "json", what="the view saved")
+            assert '"name": "grafana"' in screen_text(app)
+    run(main())
+
+
+def test_edit_saves_and_reruns_and_completes(grid_notebook):
+    async def main():
+        from tessera.cli.tui.editor import EditScreen, QueryArea
+
+        app = make_app(grid_notebook)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await settle(pilot, app)
+            pane(app, "deps").focus()
+            await pilot.press("e")
+            assert isinstance(app.screen, EditScreen)
+            area = app.screen.query_one(QueryArea)
+            await until(pilot, app, lambda: app.completion(["demo"]).kinds, what="kinds for completion")
+            area.text = "MATCH (s:Deploym"
+            area.move_cursor(area.document.end)
+            await pilot.press("tab")  # one candidate: completed in place
+            assert area.text == "MATCH (s:Deployment"
+            area.text = "MATCH (s:Se"
+            area.move_cursor(area.document.end)
+            await pilot.press("tab")  # several: a list to pick from
+            options = app.screen.query_one("OptionList")
+            shown = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+            assert "Service" in shown and "Secret" in shown
+            await pilot.press("tab")  # picks the highlighted one
+            assert area.text == "MATCH (s:" + shown[0]
+            area.text = 'MATCH (s:Service) WHERE s.metadata.namespace = "shop" RETURN s.metadata.name AS svc'
+            await pilot.press("ctrl+s")
+            assert not isinstance(app.screen, EditScreen)
+            await until(pilot, app, lambda: "RETURN s.metadata.name AS svc" in notebook_cells("grid")[0]["source"],
+                        what="the edit saved")
+            await until(pilot, app, lambda: app.session.panes["deps"].result is not None
+                        and app.session.panes["deps"].result.columns == ["svc"], what="the cell re-run")
+            assert "frontend" in screen_text(app)
+    run(main())
+
+
+def test_edit_escape_discards(grid_notebook):
+    async def main():
+        from tessera.cli.tui.editor import EditScreen, QueryArea
+
+        app = make_app(grid_notebook)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await settle(pilot, app)
+            pane(app, "deps").focus()
+            await pilot.press("e")
+            app.screen.query_one(QueryArea).text = "garbage"
+            await pilot.press("escape")
+            assert not isinstance(app.screen, EditScreen)
+            await pilot.pause(0.3)
+            assert notebook_cells("grid")[0]["source"] == DEPLOYMENTS
+    run(main())
+
+
+def test_run_now_pause_resume(grid_notebook):
+    async def main():
+        app = make_app(grid_notebook)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await settle(pilot, app)
+            pane(app, "deps").focus()
+            before = app.session.panes["deps"].version
+            await pilot.press("r")
+            await until(pilot, app, lambda: app.session.panes["deps"].version > before, what="run now")
+            await pilot.press("p")
+            await until(pilot, app, lambda: app.session.panes["deps"].status == "paused", what="paused")
+            assert "paused" in screen_text(app)
+            await pilot.press("p")
+            await until(pilot, app, lambda: app.session.panes["deps"].status == "idle", what="resumed")
+    run(main())
+
+
+def test_zoom_filter_scroll_copy(grid_notebook):
+    async def main():
+        app = make_app(grid_notebook)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await settle(pilot, app)
+            p = pane(app, "deps")
+            p.focus()
+            await pilot.press("z")
+            assert app.screen.maximized is p
+            await pilot.press("z")
+            assert app.screen.maximized is None
+            await pilot.press("slash")
+            await pilot.press(*"payments", "enter")
+            assert p.needle == "payments"
+            text = screen_text(app)
+            assert "payments-api" in text and "grafana" not in text
+            await pilot.press("y")
+            assert app.clipboard.startswith("ns\tname\n") and "payments-api" in app.clipboard
+            assert "grafana" not in app.clipboard
+            await pilot.press("slash", "ctrl+u", "enter")  # an empty filter clears it
+            assert p.needle is None
+            await pilot.press("j")
+            await pilot.pause()
+            assert p.row_offset == 1
+            await pilot.press("k")
+            await pilot.pause()
+            assert p.row_offset == 0
+            await pilot.press("G")
+            await pilot.pause()
+            assert p.row_offset == 14 - (p.body_height() - 1)  # the last rows fill the pane
+            await pilot.press("g")
+            await pilot.pause()
+            assert p.row_offset == 0
+    run(main())
+
+
+def test_add_split_merge_move_remove(grid_notebook):
+    async def main():
+        app = make_app(grid_notebook)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await settle(pilot, app)
+            pane(app, "phases").focus()
+            await pilot.press("s")  # split the row of 2
+            await until(pilot, app, lambda: [len(r) for r in app.session.layout] == [1, 1, 1, 4], what="split")
+            await until(pilot, app, lambda: [len(r.children) for r in app.query(".row")] == [1, 1, 1, 4],
+                        what="re-laid out")
+            pane(app, "phases").focus()
+            await pilot.press("m")  # and merge it back
+            await until(pilot, app, lambda: [len(r) for r in app.session.layout] == [1, 2, 4], what="merge")
+            pane(app, "deps").focus()
+            await pilot.press("a")
+            await until(pilot, app, lambda: len(notebook_cells("grid")) == 8, what="a cell added")
+            assert [len(r) for r in app.session.layout] == [1, 1, 2, 4]
+            await settle(pilot, app)
+            pane(app, "phases").focus()
+            await pilot.press("right_square_bracket")
+            await until(pilot, app, lambda: [c["id"] for c in notebook_cells("grid")][2:4] == ["phasesy", "phases"],
+                        what="moved")
+            await until(pilot, app, lambda: app.query("#cell-phases"), what="re-laid out")
+            pane(app, "deps").focus()
+            await pilot.press("d", "n")  # declined
+            await pilot.pause(0.3)
+            assert len(notebook_cells("grid")) == 8
+            await pilot.press("d", "y")
+            await until(pilot, app, lambda: "deps" not in [c["id"] for c in notebook_cells("grid")], what="removed")
+            await until(pilot, app, lambda: not app.query("#cell-deps"), what="pane gone")
+    run(main())
+
+
+def test_help_palette_and_focus_keys(grid_notebook):
+    async def main():
+        from textual.command import CommandPalette
+
+        from tessera.cli.tui.screens import HelpScreen
+
+        app = make_app(grid_notebook)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await settle(pilot, app)
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            assert "Cycle the view" in screen_text(app)
+            await pilot.press("escape")
+            assert not isinstance(app.screen, HelpScreen)
+            await pilot.press("ctrl+p")
+            assert isinstance(app.screen, CommandPalette)
+            await pilot.press(*"zoom")
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await pilot.pause(0.2)
+            assert app.screen.maximized is not None
+            await pilot.press("escape")
+            pane(app, "phases").focus()
+            await pilot.press("l")
+            assert app.focused is pane(app, "phasesy")
+            await pilot.press("h")
+            assert app.focused is pane(app, "phases")
+            await pilot.press("tab")
+            assert app.focused is pane(app, "phasesy")
+            await pilot.click("#cell-deps")  # the mouse focuses a pane too
+            assert app.focused is pane(app, "deps")
+    run(main())
+
+
+def test_follows_edits_from_another_process(grid_notebook):
+    async def main():
+        app = make_app(grid_notebook)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await settle(pilot, app)
+            conn = connect()
+            store.edit_cell(conn, "grid", 1, "MATCH (n:Node) RETURN n.metadata.name AS node")
+            store.set_cell(conn, "grid", 2, title="Renamed elsewhere")
+            conn.close()
+            await until(pilot, app, lambda: (app.session.panes["deps"].result or None) is not None
+                        and app.session.panes["deps"].result.columns == ["node"], what="the external edit")
+            await until(pilot, app, lambda: "Renamed elsewhere" in screen_text(app), what="the new title")
+    run(main())
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (250, 70)])
+def test_sizes_keep_every_pane_visible(grid_notebook, size):
+    async def main():
+        app = make_app(grid_notebook)
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot, app)
+            for p in app.query("CellPane"):
+                region = p.region
+                assert region.width >= 16 and region.height >= 3, (p.id, region)
+                assert region.right <= size[0]
+            await pilot.resize_terminal(*(100, 30))
+            await pilot.pause(0.2)
+            assert all(p.region.width >= 16 for p in app.query("CellPane"))
+    run(main())
+
+
+def test_live_pane_follows_the_replay():
+    make_notebook("live", [cell_md("pods", 'MATCH (d:Deployment {name: "payments-api"}) RETURN d.spec.replicas AS n',
+                                   row=1, refresh="watch", sources="replay:demo")])
+
+    async def main():
+        app = make_app("live", speed=120.0)
+        async with app.run_test(size=(100, 20)) as pilot:
+            await settle(pilot, app)
+            first = app.session.panes["pods"].result.rows[0]["n"]
+            await until(pilot, app, lambda: app.session.panes["pods"].result.rows[0]["n"] != first, timeout=15,
+                        what="a replayed change")
+            now = app.session.panes["pods"].result.rows[0]["n"]
+            assert f"{now}" in screen_text(app)
+            assert app.session.panes["pods"].status == "live"
+    run(main())
