@@ -12,22 +12,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from tessera.cli.options import (
-    AllNamespaces,
-    Contexts,
-    Kubeconfig,
-    Loop,
-    Namespace,
-    OutputSettings,
-    Sources,
-    Speed,
-    output_options,
-)
+from tessera.cli.options import LiveFlags, OutputSettings, live_options, output_options
 
 NotebookArg = Annotated[Optional[str], typer.Argument(metavar="NOTEBOOK", show_default=False,
                                                       help="The notebook (default: the only one there is).")]
-RecordEvery = Annotated[float, typer.Option("--record-every", metavar="SECONDS", min=0.0,
-                                            help="Record a cell's changes (events, cell_results) at most this often.")]
 
 
 def resolve_notebook(conn: Any, name: str | None) -> str:
@@ -52,34 +40,12 @@ def resolve_notebook(conn: Any, name: str | None) -> str:
     raise UsageError(f"which notebook? ({', '.join(names[:20])})", hint="tessera dash NAME")
 
 
-def session_options(source: list[str] | None, context: list[str] | None, kubeconfig: str | None,
-                    namespace: str | None, all_namespaces: bool, speed: float, loop: bool,
-                    record_every: float = 1.0) -> Any:
-    """SessionOptions from the shared source flags (dash and pane take the same ones)."""
-    from tessera.core.errors import UsageError
-    from tessera.core.notebook.live import SessionOptions
-
-    if namespace is not None and all_namespaces:
-        raise UsageError("-n/--namespace and -A/--all-namespaces cannot be used together")
-    if "-" in (source or []):
-        raise UsageError("a live view cannot read stdin ('-s -')", hint="save the input to a file and use -s FILE")
-    return SessionOptions(default_sources=list(source or []), contexts=list(context or []), kubeconfig=kubeconfig,
-                          namespace=namespace, all_namespaces=all_namespaces, speed=speed, loop=loop,
-                          record_every=record_every)
-
-
 @output_options
+@live_options
 def dash(
     notebook: NotebookArg = None,
-    source: Sources = None,
-    namespace: Namespace = None,
-    all_namespaces: AllNamespaces = False,
-    context: Contexts = None,
-    kubeconfig: Kubeconfig = None,
-    speed: Speed = 1.0,
-    loop: Loop = False,
-    record_every: RecordEvery = 1.0,
     *,
+    live: LiveFlags,
     out: OutputSettings,
 ) -> None:
     """Open a notebook as a dashboard of live panes (rows of 1, 2 or 4); ? lists the keys.
@@ -93,17 +59,14 @@ def dash(
     from tessera.core.store.db import connect
 
     conn = connect()
-    name = resolve_notebook(conn, notebook)
-    options = session_options(source, context, kubeconfig, namespace, all_namespaces, speed, loop, record_every)
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    try:
+        name = resolve_notebook(conn, notebook)
+    finally:
         conn.close()
-        from tessera.cli.notebook import run as run_notebook
-
-        run_notebook(name, source=source, namespace=namespace, all_namespaces=all_namespaces, context=context,
-                     kubeconfig=kubeconfig, output=out.output or "jsonl", color=out.color, limit=out.limit,
-                     quiet=out.quiet)
+    options = live.session_options()
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        run_once(name, live, out)
         return
-    conn.close()
     color = out.use_color(sys.stdout)
     if not color:
         os.environ["NO_COLOR"] = "1"  # Textual reads it at start-up
@@ -115,6 +78,15 @@ def dash(
     app.run()
     if app._exception is not None:  # a bug in the app: cli/main.py reports it as one line
         raise app._exception
+
+
+def run_once(address: str, live: LiveFlags, out: OutputSettings) -> None:
+    """What a live front end does without a terminal: run the notebook (or cell) once and print
+    its rows as ``notebook run`` does, JSONL unless -o says otherwise."""
+    from tessera.cli.notebook import run as run_notebook
+
+    run_notebook(address, **live.run_once_flags(), output=out.output or "jsonl", color=out.color, limit=out.limit,
+                 quiet=out.quiet)
 
 
 def register(app: typer.Typer) -> None:

@@ -123,6 +123,29 @@ _EXTRA = [
 ]
 
 
+def _shared_flags(fn: Callable, name: str, extra: list[inspect.Parameter], build: Callable[..., Any]) -> Callable:
+    """Wrap ``fn`` so typer sees the ``extra`` flags in place of its parameter ``name``, which
+    receives ``build(**values of the extra flags)``."""
+    import typing
+
+    hints = typing.get_type_hints(fn, include_extras=True)
+    sig = inspect.signature(fn)
+    params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values() if p.name != name]
+    names = [p.name for p in extra]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        values = {n: kwargs.pop(n) for n in names if n in kwargs}
+        return fn(*args, **{name: build(**values)}, **kwargs)
+
+    keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in extra]
+    wrapper.__signature__ = sig.replace(parameters=params + keyword)  # type: ignore[attr-defined]
+    annotations = {p.name: p.annotation for p in params}
+    annotations.update({p.name: p.annotation for p in extra})
+    wrapper.__annotations__ = annotations
+    return wrapper
+
+
 def output_options(fn: Callable) -> Callable:
     """Decorator: add the shared output flags; the command receives ``out: OutputSettings``.
 
@@ -131,22 +154,85 @@ def output_options(fn: Callable) -> Callable:
     Returns:
         the wrapped function, with a signature typer reads.
     """
-    import typing
+    return _shared_flags(fn, "out", _EXTRA, OutputSettings)
 
-    hints = typing.get_type_hints(fn, include_extras=True)
-    sig = inspect.signature(fn)
-    params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values() if p.name != "out"]
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, output: str | None = None, color: str = "auto", limit: int | None = None,
-                quiet: bool = False, **kwargs: Any) -> Any:
-        return fn(*args, out=OutputSettings(output, color, limit, quiet), **kwargs)
+@dataclass
+class LiveFlags:
+    """The source flags of the live front ends (dash, pane, tmux)."""
 
-    wrapper.__signature__ = sig.replace(parameters=params + _EXTRA)  # type: ignore[attr-defined]
-    annotations = {p.name: p.annotation for p in params}
-    annotations.update({p.name: p.annotation for p in _EXTRA})
-    wrapper.__annotations__ = annotations
-    return wrapper
+    source: list[str] | None = None
+    namespace: str | None = None
+    all_namespaces: bool = False
+    context: list[str] | None = None
+    kubeconfig: str | None = None
+    speed: float = 1.0
+    loop: bool = False
+    record_every: float = 1.0
+
+    def session_options(self) -> Any:
+        """The SessionOptions these flags ask for.
+
+        Raises:
+            UsageError for -n with -A, and for ``-s -`` (a live view cannot read stdin).
+        """
+        from tessera.core.notebook.live import SessionOptions
+
+        if self.namespace is not None and self.all_namespaces:
+            raise UsageError("-n/--namespace and -A/--all-namespaces cannot be used together")
+        if "-" in (self.source or []):
+            raise UsageError("a live view cannot read stdin ('-s -')", hint="save the input to a file and use -s FILE")
+        return SessionOptions(default_sources=list(self.source or []), contexts=list(self.context or []),
+                              kubeconfig=self.kubeconfig, namespace=self.namespace,
+                              all_namespaces=self.all_namespaces, speed=self.speed, loop=self.loop,
+                              record_every=self.record_every)
+
+    def as_args(self) -> list[str]:
+        """Command-line flags that give another process these settings (defaults left out)."""
+        args: list[str] = []
+        for spec in self.source or []:
+            args += ["-s", spec]
+        for ctx in self.context or []:
+            args += ["--context", ctx]
+        if self.kubeconfig:
+            args += ["--kubeconfig", self.kubeconfig]
+        if self.namespace:
+            args += ["-n", self.namespace]
+        if self.all_namespaces:
+            args.append("-A")
+        if self.speed != 1.0:
+            args += ["--speed", repr(self.speed)]
+        if self.loop:
+            args.append("--loop")
+        if self.record_every != 1.0:
+            args += ["--record-every", repr(self.record_every)]
+        return args
+
+    def run_once_flags(self) -> dict[str, Any]:
+        """The flags ``notebook run`` takes (what a live front end does without a terminal)."""
+        return {"source": self.source, "namespace": self.namespace, "all_namespaces": self.all_namespaces,
+                "context": self.context, "kubeconfig": self.kubeconfig}
+
+
+RecordEvery = Annotated[float, typer.Option("--record-every", metavar="SECONDS", min=0.0,
+                                            help="Record a cell's changes (events, cell_results) at most this often.")]
+
+_LIVE = [
+    inspect.Parameter("source", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Sources),
+    inspect.Parameter("namespace", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Namespace),
+    inspect.Parameter("all_namespaces", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=AllNamespaces),
+    inspect.Parameter("context", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Contexts),
+    inspect.Parameter("kubeconfig", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Kubeconfig),
+    inspect.Parameter("speed", inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation=Speed),
+    inspect.Parameter("loop", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Loop),
+    inspect.Parameter("record_every", inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation=RecordEvery),
+]
+
+
+def live_options(fn: Callable) -> Callable:
+    """Decorator: add the live front ends' source flags (-s, -n, -A, --context, --kubeconfig,
+    --speed, --loop, --record-every); the command receives ``live: LiveFlags``."""
+    return _shared_flags(fn, "live", _LIVE, LiveFlags)
 
 
 def emit(result: Any, out: OutputSettings) -> None:

@@ -21,18 +21,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from tessera.cli.dash import RecordEvery, session_options
-from tessera.cli.options import (
-    AllNamespaces,
-    Contexts,
-    Kubeconfig,
-    Loop,
-    Namespace,
-    OutputSettings,
-    Sources,
-    Speed,
-    output_options,
-)
+from tessera.cli.dash import run_once
+from tessera.cli.options import LiveFlags, OutputSettings, live_options, output_options
 
 AddressArg = Annotated[str, typer.Argument(metavar="NB/N", show_default=False,
                                            help="The cell: NOTEBOOK/N, the N-th cell in reading order.")]
@@ -77,18 +67,12 @@ _KEYS = {
 
 
 @output_options
+@live_options
 def pane(
     address: AddressArg,
-    source: Sources = None,
-    namespace: Namespace = None,
-    all_namespaces: AllNamespaces = False,
-    context: Contexts = None,
-    kubeconfig: Kubeconfig = None,
-    speed: Speed = 1.0,
-    loop: Loop = False,
     view: ViewOption = None,
-    record_every: RecordEvery = 1.0,
     *,
+    live: LiveFlags,
     out: OutputSettings,
 ) -> None:
     """Show one cell live, full screen, without chrome (for tmux panes; see tessera tmux).
@@ -108,13 +92,9 @@ def pane(
     addr = store.parse_address(address, cell=True)
     if view is not None and view not in VIEWS:
         raise UsageError(f"'{view}' is not a view; choose from {', '.join(VIEWS)}")
-    options = session_options(source, context, kubeconfig, namespace, all_namespaces, speed, loop, record_every)
+    options = live.session_options()
     if out.output is not None or not (_isatty(sys.stdin) and _isatty(sys.stdout)):
-        from tessera.cli.notebook import run as run_notebook
-
-        run_notebook(str(addr), source=source, namespace=namespace, all_namespaces=all_namespaces, context=context,
-                     kubeconfig=kubeconfig, output=out.output or "jsonl", color=out.color, limit=out.limit,
-                     quiet=out.quiet)
+        run_once(str(addr), live, out)
         return
     from tessera.core import config
     from tessera.core.store.db import connect

@@ -17,8 +17,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from tessera.cli.dash import NotebookArg, RecordEvery, resolve_notebook, session_options
-from tessera.cli.options import AllNamespaces, Contexts, Kubeconfig, Loop, Namespace, Sources, Speed
+from tessera.cli.dash import NotebookArg, resolve_notebook
+from tessera.cli.options import LiveFlags, live_options
 
 Attach = Annotated[bool, typer.Option("--attach", "-a", help="Attach to the session (outside tmux) or switch to the "
                                                               "window (inside tmux).")]
@@ -41,21 +41,16 @@ DROP_ENV = ("_TESSERA_COMPLETE",)
 QUIET_EXITS = "0|129|130|143"
 
 
+@live_options
 def tmux(
     notebook: NotebookArg = None,
     attach: Attach = False,
     session: SessionName = None,
     window: WindowName = None,
     socket_name: SocketName = None,
-    source: Sources = None,
-    namespace: Namespace = None,
-    all_namespaces: AllNamespaces = False,
-    context: Contexts = None,
-    kubeconfig: Kubeconfig = None,
-    speed: Speed = 1.0,
-    loop: Loop = False,
-    record_every: RecordEvery = 1.0,
     color: Color = "auto",
+    *,
+    live: LiveFlags,
 ) -> None:
     """Lay a notebook out as a tmux window: one pane per cell, each running tessera pane NB/N.
 
@@ -73,7 +68,7 @@ def tmux(
 
     if color not in ("auto", "always", "never"):
         raise UsageError(f"--color: '{color}' is not one of auto, always, never")
-    session_options(source, context, kubeconfig, namespace, all_namespaces, speed, loop, record_every)  # checks flags
+    live.session_options()  # checks the flags before anything is created
     binary = shutil.which("tmux")
     if binary is None:
         raise SourceUnavailable("tmux is not installed", hint="install tmux, or run tessera pane NB/N in each terminal")
@@ -91,8 +86,7 @@ def tmux(
             session or f"tessera-{name}")
         raise UsageError("--attach needs a terminal", hint=f"leave it out, and attach later with: tmux{where}")
 
-    flags = _pane_flags(source=source, namespace=namespace, all_namespaces=all_namespaces, context=context,
-                        kubeconfig=kubeconfig, speed=speed, loop=loop, record_every=record_every, color=color)
+    flags = live.as_args() + (["--color", color] if color != "auto" else [])
     server = Tmux(binary, socket_name)
     target = build_window(server, name, cells, flags, session=session, window=window or name, inside=inside)
     print(target)
@@ -263,30 +257,6 @@ def pane_command(name: str, number: int, flags: list[str], environ: Any = None) 
     script = (f"{shlex.join(argv)}; s=$?; case $s in {QUIET_EXITS}) ;; *) "
               f"printf '\\n[tessera pane exited with status %s; press Enter to close]' \"$s\"; read _ ;; esac")
     return "sh -c " + shlex.quote(script)
-
-
-def _pane_flags(*, source: list[str] | None, namespace: str | None, all_namespaces: bool, context: list[str] | None,
-                kubeconfig: str | None, speed: float, loop: bool, record_every: float, color: str) -> list[str]:
-    flags: list[str] = []
-    for spec in source or []:
-        flags += ["-s", spec]  # relative paths still work: panes start in this directory (-c)
-    for ctx in context or []:
-        flags += ["--context", ctx]
-    if kubeconfig:
-        flags += ["--kubeconfig", kubeconfig]
-    if namespace:
-        flags += ["-n", namespace]
-    if all_namespaces:
-        flags.append("-A")
-    if speed != 1.0:
-        flags += ["--speed", repr(speed)]
-    if loop:
-        flags.append("--loop")
-    if record_every != 1.0:
-        flags += ["--record-every", repr(record_every)]
-    if color != "auto":
-        flags += ["--color", color]
-    return flags
 
 
 def register(app: typer.Typer) -> None:

@@ -4,6 +4,7 @@ through the store, errors kept inside panes, layouts at several terminal sizes."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -118,11 +119,18 @@ def run(coro):
     return asyncio.run(coro)
 
 
+@contextlib.asynccontextmanager
+async def dashboard(name: str, size: tuple[int, int] = (160, 50), **options):
+    """The dashboard over notebook ``name``, running headless and settled: yields (app, pilot)."""
+    app = make_app(name, **options)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot, app)
+        yield app, pilot
+
+
 def test_layout_statuses_and_error_pane(grid_notebook):
     async def main():
-        app = make_app(grid_notebook)
-        async with app.run_test(size=(160, 50)) as pilot:
-            await settle(pilot, app)
+        async with dashboard(grid_notebook) as (app, pilot):
             rows = app.query(".row")
             assert [len(r.children) for r in rows] == [1, 2, 4]
             states = app.session.panes
@@ -139,9 +147,7 @@ def test_layout_statuses_and_error_pane(grid_notebook):
 
 def test_cycle_view_persists_through_the_store(grid_notebook):
     async def main():
-        app = make_app(grid_notebook)
-        async with app.run_test(size=(160, 50)) as pilot:
-            await settle(pilot, app)
+        async with dashboard(grid_notebook) as (app, pilot):
             pane(app, "deps").focus()
             await pilot.press("v")
             assert pane(app, "deps").view == "json"
@@ -154,9 +160,7 @@ def test_edit_saves_and_reruns_and_completes(grid_notebook):
     async def main():
         from tessera.cli.tui.editor import EditScreen, QueryArea
 
-        app = make_app(grid_notebook)
-        async with app.run_test(size=(160, 50)) as pilot:
-            await settle(pilot, app)
+        async with dashboard(grid_notebook) as (app, pilot):
             pane(app, "deps").focus()
             await pilot.press("e")
             assert isinstance(app.screen, EditScreen)
@@ -189,9 +193,7 @@ def test_edit_escape_discards(grid_notebook):
     async def main():
         from tessera.cli.tui.editor import EditScreen, QueryArea
 
-        app = make_app(grid_notebook)
-        async with app.run_test(size=(160, 50)) as pilot:
-            await settle(pilot, app)
+        async with dashboard(grid_notebook) as (app, pilot):
             pane(app, "deps").focus()
             await pilot.press("e")
             app.screen.query_one(QueryArea).text = "garbage"
@@ -204,9 +206,7 @@ def test_edit_escape_discards(grid_notebook):
 
 def test_run_now_pause_resume(grid_notebook):
     async def main():
-        app = make_app(grid_notebook)
-        async with app.run_test(size=(160, 50)) as pilot:
-            await settle(pilot, app)
+        async with dashboard(grid_notebook) as (app, pilot):
             pane(app, "deps").focus()
             before = app.session.panes["deps"].version
             await pilot.press("r")
@@ -221,9 +221,7 @@ def test_run_now_pause_resume(grid_notebook):
 
 def test_zoom_filter_scroll_copy(grid_notebook):
     async def main():
-        app = make_app(grid_notebook)
-        async with app.run_test(size=(160, 50)) as pilot:
-            await settle(pilot, app)
+        async with dashboard(grid_notebook) as (app, pilot):
             p = pane(app, "deps")
             p.focus()
             await pilot.press("z")
@@ -257,9 +255,7 @@ def test_zoom_filter_scroll_copy(grid_notebook):
 
 def test_add_split_merge_move_remove(grid_notebook):
     async def main():
-        app = make_app(grid_notebook)
-        async with app.run_test(size=(160, 50)) as pilot:
-            await settle(pilot, app)
+        async with dashboard(grid_notebook) as (app, pilot):
             pane(app, "phases").focus()
             await pilot.press("s")  # split the row of 2
             await until(pilot, app, lambda: [len(r) for r in app.session.layout] == [1, 1, 1, 4], what="split")
@@ -294,9 +290,7 @@ def test_help_palette_and_focus_keys(grid_notebook):
 
         from tessera.cli.tui.screens import HelpScreen
 
-        app = make_app(grid_notebook)
-        async with app.run_test(size=(160, 50)) as pilot:
-            await settle(pilot, app)
+        async with dashboard(grid_notebook) as (app, pilot):
             await pilot.press("question_mark")
             assert isinstance(app.screen, HelpScreen)
             assert "Cycle the view" in screen_text(app)
@@ -324,9 +318,7 @@ def test_help_palette_and_focus_keys(grid_notebook):
 
 def test_follows_edits_from_another_process(grid_notebook):
     async def main():
-        app = make_app(grid_notebook)
-        async with app.run_test(size=(160, 50)) as pilot:
-            await settle(pilot, app)
+        async with dashboard(grid_notebook) as (app, pilot):
             conn = connect()
             store.edit_cell(conn, "grid", 1, "MATCH (n:Node) RETURN n.metadata.name AS node")
             store.set_cell(conn, "grid", 2, title="Renamed elsewhere")
@@ -340,9 +332,7 @@ def test_follows_edits_from_another_process(grid_notebook):
 @pytest.mark.parametrize("size", [(80, 24), (120, 40), (250, 70)])
 def test_sizes_keep_every_pane_visible(grid_notebook, size):
     async def main():
-        app = make_app(grid_notebook)
-        async with app.run_test(size=size) as pilot:
-            await settle(pilot, app)
+        async with dashboard(grid_notebook, size) as (app, pilot):
             for p in app.query("CellPane"):
                 region = p.region
                 assert region.width >= 16 and region.height >= 3, (p.id, region)
@@ -358,9 +348,7 @@ def test_live_pane_follows_the_replay():
                                    row=1, refresh="watch", sources="replay:demo")])
 
     async def main():
-        app = make_app("live", speed=120.0)
-        async with app.run_test(size=(100, 20)) as pilot:
-            await settle(pilot, app)
+        async with dashboard("live", (100, 20), speed=120.0) as (app, pilot):
             first = app.session.panes["pods"].result.rows[0]["n"]
             await until(pilot, app, lambda: app.session.panes["pods"].result.rows[0]["n"] != first, timeout=15,
                         what="a replayed change")
