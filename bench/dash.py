@@ -594,16 +594,12 @@ def pane_versions(session: Any) -> int:
 
 
 async def run_dash(args: argparse.Namespace, db_path: Path, out: dict) -> None:
-    from tessera.core.notebook.live import NotebookSession, SessionOptions
+    from tessera.cli.options import LiveFlags
+    from tessera.core.notebook.live import NotebookSession
 
     app_class = instrument()
-    # as `tessera dash NOTEBOOK --speed X [--loop]` builds it (--record-every defaults to 1 s)
-    try:
-        from tessera.cli.options import LiveFlags
-
-        options = LiveFlags(speed=args.speed, loop=args.loop).session_options()
-    except ImportError:
-        options = SessionOptions(speed=args.speed, loop=args.loop, record_every=1.0)
+    # exactly as `tessera dash NOTEBOOK --speed X [--loop]` builds it (the CLI's defaults)
+    options = LiveFlags(speed=args.speed, loop=args.loop).session_options()
     session = NotebookSession(str(db_path), NOTEBOOK, options)
     app = app_class(session, str(db_path), color=not args.no_color)
     gcs = GcStats()

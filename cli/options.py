@@ -169,6 +169,7 @@ class LiveFlags:
     speed: float = 1.0
     loop: bool = False
     record_every: float = 1.0
+    min_refresh: float = 1.0
 
     def session_options(self) -> Any:
         """The SessionOptions these flags ask for.
@@ -185,7 +186,7 @@ class LiveFlags:
         return SessionOptions(default_sources=list(self.source or []), contexts=list(self.context or []),
                               kubeconfig=self.kubeconfig, namespace=self.namespace,
                               all_namespaces=self.all_namespaces, speed=self.speed, loop=self.loop,
-                              record_every=self.record_every)
+                              record_every=self.record_every, min_refresh=self.min_refresh, freeze_gc=True)
 
     def as_args(self) -> list[str]:
         """Command-line flags that give another process these settings (defaults left out)."""
@@ -206,6 +207,8 @@ class LiveFlags:
             args.append("--loop")
         if self.record_every != 1.0:
             args += ["--record-every", repr(self.record_every)]
+        if self.min_refresh != 1.0:
+            args += ["--min-refresh", repr(self.min_refresh)]
         return args
 
     def run_once_flags(self) -> dict[str, Any]:
@@ -216,6 +219,9 @@ class LiveFlags:
 
 RecordEvery = Annotated[float, typer.Option("--record-every", metavar="SECONDS", min=0.0,
                                             help="Record a cell's changes (events, cell_results) at most this often.")]
+MinRefresh = Annotated[float, typer.Option("--min-refresh", metavar="SECONDS", min=0.0,
+                                           help="Re-evaluate a live cell at most this often; changes in between "
+                                                "are applied together (0: on every change).")]
 
 _LIVE = [
     inspect.Parameter("source", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Sources),
@@ -226,12 +232,13 @@ _LIVE = [
     inspect.Parameter("speed", inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation=Speed),
     inspect.Parameter("loop", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Loop),
     inspect.Parameter("record_every", inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation=RecordEvery),
+    inspect.Parameter("min_refresh", inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation=MinRefresh),
 ]
 
 
 def live_options(fn: Callable) -> Callable:
     """Decorator: add the live front ends' source flags (-s, -n, -A, --context, --kubeconfig,
-    --speed, --loop, --record-every); the command receives ``live: LiveFlags``."""
+    --speed, --loop, --record-every, --min-refresh); the command receives ``live: LiveFlags``."""
     return _shared_flags(fn, "live", _LIVE, LiveFlags)
 
 

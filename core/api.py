@@ -89,7 +89,8 @@ def open_sources(
     return sources
 
 
-def _rules() -> list:
+def relationship_rules() -> list:
+    """The relationship rules in force: the built-in ones, then the user's relationships.yaml."""
     from tessera.core import config
     from tessera.core.rules import all_rules
 
@@ -138,7 +139,7 @@ def run_query(
         raise UsageError("-n/--namespace and -A/--all-namespaces are mutually exclusive")
     query = parse_query(text)
     targets = _pick_sources(query.contexts, sources)
-    rules = _rules()
+    rules = relationship_rules()
 
     def one(source: Any) -> Result:
         for attempt in (1, 2):
@@ -192,7 +193,7 @@ def plan_mutation(
     if not query.is_mutation:
         raise QueryError("not a mutation: there is no CREATE, SET or DELETE")
     targets = _pick_sources(query.contexts, sources)
-    rules = _rules()
+    rules = relationship_rules()
     plans = []
     for source in targets:
         check_writable(source, read_only=read_only)
@@ -220,7 +221,7 @@ def engine_for(source: Any, *, namespace: str | None = None, all_namespaces: boo
 
     scope = None if all_namespaces else (namespace if namespace is not None else _default_namespace(source))
     registry = KindRegistry(source.kinds())
-    return Engine(EngineContext(source=source, registry=registry, rules=_rules() if rules is None else rules,
+    return Engine(EngineContext(source=source, registry=registry, rules=relationship_rules() if rules is None else rules,
                                 namespace=scope))
 
 

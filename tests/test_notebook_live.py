@@ -77,3 +77,82 @@ def test_watch_cells_follow_the_cluster_and_every_cells_poll_files(kubeconfig, k
     assert len(changed) == 2, "the first result and the phase change"
     assert changed[-1].data["changes"][0]["row"] == {"pod": "web-5d8f-0", "phase": "Failed"}
     assert pod_cell == ids[0]
+
+
+# --- NotebookSession: what dash and pane rely on -----------------------------------------------
+
+def _session(name, cells, **options):
+    from tessera.core import config
+    from tessera.core.notebook import store
+    from tessera.core.notebook.live import NotebookSession, SessionOptions
+
+    conn = db.connect()
+    store.create(conn, name)
+    for source, attrs in cells:
+        store.add_cell(conn, name, source, **attrs)
+    conn.close()
+    updates = []
+    session = NotebookSession(str(config.database_path()), name, SessionOptions(**options), on_update=updates.append)
+    return session, updates
+
+
+def _until(predicate, timeout=15.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _pod(name, phase="Running"):
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "shop", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "x"}]}, "status": {"phase": phase}}
+
+
+def test_session_gathers_changes_within_min_refresh_and_spaces_records(kubeconfig, kube_api):
+    query = "MATCH (p:Pod) WHERE p.metadata.name STARTS WITH \"burst-\" RETURN p.metadata.name AS pod"
+    session, updates = _session("s", [(query, {"refresh": "watch"})], kubeconfig=str(kubeconfig), min_refresh=1.5,
+                                record_every=30.0)
+    session.start()
+    try:
+        _until(lambda: session.panes and next(iter(session.panes.values())).status == "live", what="first result")
+        cell_id = next(iter(session.panes))
+        before = len([u for u in updates if u.result is not None])
+        for i in range(6):
+            kube_api.add(_pod(f"burst-{i}"))
+            time.sleep(0.05)
+        _until(lambda: session.panes[cell_id].rows == 6, what="the burst")
+        time.sleep(0.5)
+        evaluations = len([u for u in updates if u.result is not None]) - before
+        assert 1 <= evaluations <= 2, evaluations  # six changes, applied together
+        conn = db.connect()
+        assert list(events.read(conn, pattern="query.s.>")) == []  # held back by record_every
+        conn.close()
+    finally:
+        session.stop()
+    conn = db.connect()
+    changed = list(events.read(conn, pattern="query.s.>"))
+    stored = json.loads(conn.execute("SELECT rows FROM cell_results").fetchone()[0])
+    conn.close()
+    # written when the session stopped: one event with the six additions, and the rows
+    assert len(changed) == 1 and [c["op"] for c in changed[0].data["changes"]] == ["added"] * 6
+    assert sorted(r["pod"] for r in stored.values()) == [f"burst-{i}" for i in range(6)]
+
+
+def test_session_keeps_the_subgraph_on_request_and_republishes_on_resume():
+    query = 'MATCH (d:Deployment {namespace: "payments"})->(rs:ReplicaSet) RETURN d.metadata.name AS d'
+    session, _ = _session("g", [(query, {"refresh": "watch", "sources": ["replay:demo"]})])
+    session.start()
+    try:
+        _until(lambda: session.panes and next(iter(session.panes.values())).status == "live", what="first result")
+        cell_id = next(iter(session.panes))
+        assert session.panes[cell_id].result.nodes == []  # a table view: rows only
+        session.keep_subgraph(True)
+        _until(lambda: session.panes[cell_id].result is not None and session.panes[cell_id].result.nodes,
+               what="the subgraph")
+        session.pause(cell_id)
+        _until(lambda: session.panes[cell_id].status == "paused", what="paused")
+        session.resume(cell_id)  # rows unchanged: the pane must still say live again
+        _until(lambda: session.panes[cell_id].status == "live", what="resumed")
+    finally:
+        session.stop()

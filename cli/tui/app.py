@@ -87,7 +87,7 @@ class DashApp(App):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="banner")
-        yield VerticalScroll(id="grid")
+        yield VerticalScroll(id="grid", can_focus=False)
         yield Footer()
 
     def on_mount(self) -> None:

@@ -123,6 +123,12 @@ class CellPane(Widget, can_focus=True):
     # --- drawing -------------------------------------------------------------------------
 
     def render(self) -> Any:
+        try:
+            return self._render_body()
+        except Exception as exc:  # a bug drawing one pane must not take the dashboard down
+            return Text(f"cannot draw this pane: {type(exc).__name__}: {exc}", style="bold red" if self.color else "")
+
+    def _render_body(self) -> Any:
         from rich.console import Group
 
         from tessera.core.render.views import markdown, window

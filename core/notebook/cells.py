@@ -144,10 +144,21 @@ def record_result(conn: sqlite3.Connection, notebook: str, notebook_id: str, cel
     """Store a cell's new rows and, when they differ from the stored ones, append
     ``query.<notebook>.<cell id>.changed`` with the diff; one transaction.
 
-    Live runners (dashboards, refresh policies) call this after each evaluation too.
-
     Returns:
         the row changes (empty when nothing changed).
+    """
+    return record_rows(conn, notebook, notebook_id, cell, result)[0]
+
+
+def record_rows(conn: sqlite3.Connection, notebook: str, notebook_id: str, cell: dict, result: Any,
+                previous: dict[str, dict] | None = None, *, store_rows: bool = True) -> tuple[list[dict], dict[str, dict]]:
+    """record_result for live runners, which keep what they recorded last: given ``previous``
+    (the rows of their last record), the stored rows are not read back and parsed again.
+    ``store_rows=False`` appends the event only and leaves ``cell_results`` for a later record
+    (writing 10,000 rows costs far more than their diff).
+
+    Returns:
+        (the row changes, the rows now stored, keyed as keyed_rows gives them).
     """
     from tessera.core import events
     from tessera.core.store.db import transaction
@@ -156,18 +167,19 @@ def record_result(conn: sqlite3.Connection, notebook: str, notebook_id: str, cel
     new = keyed_rows(result)
     when = events.now()
     with transaction(conn):
-        old = previous_rows(conn, notebook_id, cell["id"])
+        old = previous if previous is not None else previous_rows(conn, notebook_id, cell["id"])
         changes = diff_rows(old or {}, new, when)
-        conn.execute(
-            "INSERT INTO cell_results(notebook_id, cell_id, rows, time) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(notebook_id, cell_id) DO UPDATE SET rows = excluded.rows, time = excluded.time",
-            (notebook_id, cell["id"], json.dumps(new, ensure_ascii=False, default=str), when))
+        if store_rows or previous is None:
+            conn.execute(
+                "INSERT INTO cell_results(notebook_id, cell_id, rows, time) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(notebook_id, cell_id) DO UPDATE SET rows = excluded.rows, time = excluded.time",
+                (notebook_id, cell["id"], json.dumps(new, ensure_ascii=False, default=str), when))
         if changes:
             events.append(conn, f"query.{notebook}.{cell['id']}.changed", {
                 "notebook": notebook, "notebook_id": notebook_id, "cell": cell["id"], "number": cell.get("number"),
                 "type": cell["type"], "columns": list(result.columns), "rows": len(result.rows), "changes": changes,
             })
-    return changes
+    return changes, new
 
 
 @dataclass

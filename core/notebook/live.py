@@ -27,6 +27,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 WATCH_FALLBACK = 2.0
+# A live runner appends each change's event at once (record_every), but rewrites a cell's whole
+# stored rows (cell_results) at most this often, and when it stops.
+STORE_ROWS_EVERY = 10.0
 # Views drawn from the matched subgraph, which only full evaluations produce.
 GRAPH_VIEWS = ("tree", "graph")
 
@@ -71,6 +74,12 @@ class _LiveCell:
     plan_key: tuple = ()
     record_due: float | None = None  # a result not yet recorded (record_every)
     last_record: float = 0.0
+    pending: dict | None = None  # changes seen but not yet evaluated (min_refresh), by source
+    live_due: float = float("inf")
+    last_eval: float = 0.0
+    recorded: dict | None = None  # the rows of the last record
+    rows_stored: float = 0.0  # when cell_results last got the full rows
+    rows_pending: bool = False  # recorded changes whose rows cell_results does not hold yet
 
 
 def _plan_key(cell: dict, subgraph: bool) -> tuple:
@@ -90,8 +99,14 @@ class SessionOptions:
     default_sources / contexts / kubeconfig / namespace / all_namespaces: as ``tessera query``'s
     flags, for cells without sources of their own. speed / loop: how recordings replay. stdin:
     what a ``-`` source reads.
-    record_every: at most one record (cell_results row and ``changed`` event) per cell per this
-    many seconds; 0 records every change.
+    record_every: at most one record (``changed`` event) per cell per this many seconds; 0 records
+    every change. With a spacing, the full rows in cell_results are rewritten at most every
+    STORE_ROWS_EVERY seconds (and when the session stops).
+    min_refresh: a watch cell is evaluated at most once per this many seconds; changes arriving
+    meanwhile are gathered and applied together (0: on every change, as ``query --watch``).
+    freeze_gc: once the first results are in, move everything alive (the watch caches above all)
+    out of the garbage collector's sight (gc.freeze): full collections otherwise walk every cached
+    object and pause the whole process, the screen included. For front ends that own the process.
     """
 
     default_sources: list[str] = field(default_factory=list)
@@ -102,6 +117,8 @@ class SessionOptions:
     speed: float = 1.0
     loop: bool = False
     record_every: float = 0.0
+    min_refresh: float = 0.0
+    freeze_gc: bool = False
     stdin: Any = None
 
 
@@ -229,6 +246,11 @@ class NotebookSession:
         try:
             self._load(first=True)
             self.loaded.set()
+            if self.options.freeze_gc:
+                import gc
+
+                gc.collect()
+                gc.freeze()
             while not self._stop.is_set():
                 self._round()
             self._flush_records()
@@ -239,7 +261,7 @@ class NotebookSession:
 
     def _round(self) -> None:
         now = time.monotonic()
-        dues = [lc.due for lc in self._cells.values() if not lc.paused]
+        dues = [min(lc.due, lc.live_due) for lc in self._cells.values() if not lc.paused]
         dues += [lc.record_due for lc in self._cells.values() if lc.record_due is not None]
         timeout = min([max(0.0, d - now) for d in dues] + [1.0])
         woke, keys, oids = self._collector.wait(timeout)
@@ -247,10 +269,19 @@ class NotebookSession:
             return
         self._do_commands()
         self._follow_edits()
+        now = time.monotonic()
         if woke and keys:
             for lc in list(self._cells.values()):
                 if lc.live is not None and not lc.paused and lc.live.reads(keys):
-                    self._evaluate(lc, oids)
+                    pending = lc.pending if lc.pending is not None else {}
+                    for source, ids in oids.items():
+                        pending.setdefault(source, set()).update(ids)
+                    lc.pending = pending
+                    lc.live_due = min(lc.live_due, max(now, lc.last_eval + self.options.min_refresh))
+        for lc in list(self._cells.values()):
+            if lc.pending is not None and not lc.paused and lc.live_due <= now:
+                changed, lc.pending, lc.live_due = lc.pending, None, float("inf")
+                self._evaluate(lc, changed)
         now = time.monotonic()
         for lc in list(self._cells.values()):
             if lc.period and not lc.paused and lc.due <= now:
@@ -381,6 +412,9 @@ class NotebookSession:
         from tessera.core.errors import TesseraError
         from tessera.core.notebook.cells import run_cell
 
+        lc.last_eval = time.monotonic()
+        if changed is None:
+            lc.pending, lc.live_due = None, float("inf")  # a full evaluation covers them
         try:
             if lc.live is not None:
                 live = lc.live.get()
@@ -417,22 +451,29 @@ class NotebookSession:
         except Exception:
             return tuple(lc.cell.get("sources") or ())
 
-    def _record(self, lc: _LiveCell) -> None:
-        from tessera.core.notebook.cells import record_result
+    def _record(self, lc: _LiveCell, final: bool = False) -> None:
+        from tessera.core.notebook.cells import record_rows
 
         lc.record_due = None
         pane = self.panes.get(lc.cell["id"])
         if pane is None or pane.result is None:
             return
-        lc.last_record = time.monotonic()
-        changes = record_result(self._conn, self.name, self.notebook_id, lc.cell, pane.result)
+        lc.last_record = now = time.monotonic()
+        store_rows = final or not self.options.record_every or now - lc.rows_stored >= STORE_ROWS_EVERY
+        changes, lc.recorded = record_rows(self._conn, self.name, self.notebook_id, lc.cell, pane.result, lc.recorded,
+                                           store_rows=store_rows)
+        if store_rows:
+            lc.rows_stored = now
+            lc.rows_pending = False
+        else:
+            lc.rows_pending = True
         if changes and self.on_changes is not None:
             self.on_changes(lc.cell, changes)
 
     def _flush_records(self) -> None:
         for lc in self._cells.values():
-            if lc.record_due is not None:
-                self._record(lc)
+            if lc.record_due is not None or lc.rows_pending:
+                self._record(lc, final=True)
 
     def _publish(self, lc: _LiveCell, **changes: Any) -> None:
         cell_id = lc.cell["id"]

@@ -285,7 +285,9 @@ class Engine:
                 any_rule = any_rule or bool(rules)
                 ls, rs = left_by_kind.get(lk.kind, []), right_by_kind.get(rk.kind, [])
                 for rule, left_is_a in rules:
-                    pairs = rule_pairs(rule, ls, rs) if left_is_a else ((a, b) for b, a in rule_pairs(rule, rs, ls))
+                    memo = getattr(self.ctx.source, "join_memo", None)
+                    pairs = (rule_pairs(rule, ls, rs, memo) if left_is_a
+                             else ((a, b) for b, a in rule_pairs(rule, rs, ls, memo)))
                     for a, b in pairs:
                         bucket = adj.setdefault(id(a), [])
                         if all(existing is not b for existing, _ in bucket):
@@ -299,28 +301,42 @@ class Engine:
             )
         return adj
 
-    def enumerate_path(self, names: list[str], rels: list[ast.RelPattern], edges: list | None = None) -> list[Binding]:
-        """All bindings of one path, in the order of the first node's candidates."""
-        first = self.nodes[names[0]]
-        rows: list[Binding] = [{names[0]: obj} for obj in first.candidates]
-        for i, rel in enumerate(rels):
-            left, right = self.nodes[names[i]], self.nodes[names[i + 1]]
-            left_objs = _unique(row[left.name] for row in rows)
-            adj = self.adjacency(left, right, rel, left_objs)
-            nxt: list[Binding] = []
-            for row in rows:
-                for obj, rtype in adj.get(id(row[left.name]), ()):
-                    bound = row.get(right.name)
-                    if bound is not None and bound is not obj:
-                        continue
-                    new = dict(row)
-                    new[right.name] = obj
-                    nxt.append(new)
-                    if edges is not None:
-                        src, dst = (row[left.name], obj) if rel.direction != "left" else (obj, row[left.name])
-                        edges.append((src, dst, rtype))
-            rows = nxt
+    def enumerate_path(self, names: list[str], rels: list[ast.RelPattern], edges: list | None = None,
+                       start: int = 0) -> list[Binding]:
+        """All bindings of one path, in the order of the ``start`` node's candidates.
+
+        Args:
+            names: the path's node names; rels: the relationships between them.
+            edges: where to append the matched (source, target, type) edges.
+            start: the node to walk from (forwards to the end, then backwards to the first): a
+                node with few candidates (a live query's changed resources) keeps every join small.
+        """
+        first = self.nodes[names[start]]
+        rows: list[Binding] = [{names[start]: obj} for obj in first.candidates]
+        for i in range(start, len(rels)):
+            rows = self._extend(rows, self.nodes[names[i]], self.nodes[names[i + 1]], rels[i], edges, forward=True)
+        for i in range(start - 1, -1, -1):
+            rows = self._extend(rows, self.nodes[names[i + 1]], self.nodes[names[i]], rels[i], edges, forward=False)
         return rows
+
+    def _extend(self, rows: list[Binding], known: NodePlan, new: NodePlan, rel: ast.RelPattern, edges: list | None,
+                *, forward: bool) -> list[Binding]:
+        """The bindings extended over ``rel`` from the bound node ``known`` to ``new`` (which
+        follows it in the pattern when ``forward``, else precedes it)."""
+        adj = self.adjacency(known, new, rel, _unique(row[known.name] for row in rows))
+        out: list[Binding] = []
+        for row in rows:
+            for obj, rtype in adj.get(id(row[known.name]), ()):
+                bound = row.get(new.name)
+                if bound is not None and bound is not obj:
+                    continue
+                grown = dict(row)
+                grown[new.name] = obj
+                out.append(grown)
+                if edges is not None:
+                    left, right = (row[known.name], obj) if forward else (obj, row[known.name])
+                    edges.append((left, right, rtype) if rel.direction != "left" else (right, left, rtype))
+        return out
 
     # ------------------------------------------------------------------ running
 
@@ -396,7 +412,7 @@ class Engine:
                 residual.append(conj)
 
         edges: list[tuple[dict, dict, str]] = []
-        components = self._components(paths, edges)
+        components = self._components(paths, edges, set(restrict or ()))
         for conj in residual:
             used = _variables(conj)
             for comp in components:
@@ -416,10 +432,11 @@ class Engine:
             return pattern.var
         return self._node(pattern)
 
-    def _components(self, paths: list, edges: list) -> list["_Component"]:
+    def _components(self, paths: list, edges: list, restricted: set[str] = frozenset()) -> list["_Component"]:
         comps: list[_Component] = []
         for names, rels in paths:
-            rows = self.enumerate_path(names, rels, edges)
+            start = next((i for i, n in enumerate(names) if n in restricted), 0)
+            rows = self.enumerate_path(names, rels, edges, start)
             vars_ = set(names)
             joined = [c for c in comps if c.vars & vars_]
             for c in joined:

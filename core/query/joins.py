@@ -72,41 +72,82 @@ def criterion_holds(crit: Criterion, a: dict, b: dict) -> bool:
     raise ValueError(f"unknown comparison {crit.comparison!r}")
 
 
-def rule_pairs(rule: Rule, a_objs: list[dict], b_objs: list[dict]) -> Iterator[tuple[dict, dict]]:
+class JoinMemo:
+    """The join values of resources, worked out once per resource object and field.
+
+    Live queries match the same cached objects again and again (a watch cache replaces an
+    object when it changes, never edits it), so a long-running process keeps one JoinMemo per
+    source. Entries are checked by identity; the whole memo is dropped when it grows past
+    ``limit`` entries (objects replaced long ago would otherwise stay alive in it).
+    """
+
+    def __init__(self, limit: int = 400_000):
+        self.limit = limit
+        self._values: dict[tuple[str, int], tuple[dict, list]] = {}
+
+    def values(self, field: str, obj: dict) -> list:
+        """The hashable values of ``field`` in ``obj`` (as _hashable(path_fn(field)(obj)))."""
+        key = (field, id(obj))
+        hit = self._values.get(key)
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        if len(self._values) >= self.limit:
+            self._values.clear()
+        found = _hashable(path_fn(field)(obj))
+        self._values[key] = (obj, found)
+        return found
+
+
+def rule_pairs(rule: Rule, a_objs: list[dict], b_objs: list[dict], memo: JoinMemo | None = None
+               ) -> Iterator[tuple[dict, dict]]:
     """Every (a, b) pair satisfying ``rule``, found through a hash index on its first criterion.
 
     Args:
         rule: the relationship rule.
         a_objs: candidate resources of rule.kind_a; b_objs: of rule.kind_b.
+        memo: where long-running callers keep field values between calls.
     Yields:
         related pairs, each once, in a_objs order then b_objs order.
     """
     if not a_objs or not b_objs or not rule.criteria:
         return
     first, rest = rule.criteria[0], rule.criteria[1:]
-    for a, b in _first_criterion_pairs(rule, first, a_objs, b_objs):
+    for a, b in _first_criterion_pairs(rule, first, a_objs, b_objs, memo):
         if all(criterion_holds(c, a, b) for c in rest):
             yield a, b
 
 
 def _first_criterion_pairs(
-    rule: Rule, crit: Criterion, a_objs: list[dict], b_objs: list[dict]
+    rule: Rule, crit: Criterion, a_objs: list[dict], b_objs: list[dict], memo: JoinMemo | None = None
 ) -> Iterator[tuple[dict, dict]]:
     same_ns = rule.same_namespace
     if crit.comparison == "exact":
-        get_a, get_b = path_fn(crit.field_a), path_fn(crit.field_b)
+        if memo is not None:
+            def get_a(obj: dict, field: str = crit.field_a) -> list:
+                return memo.values(field, obj)
+
+            def get_b(obj: dict, field: str = crit.field_b) -> list:
+                return memo.values(field, obj)
+        else:
+            path_a, path_b = path_fn(crit.field_a), path_fn(crit.field_b)
+
+            def get_a(obj: dict) -> list:
+                return _hashable(path_a(obj))
+
+            def get_b(obj: dict) -> list:
+                return _hashable(path_b(obj))
         index: dict[Any, list[dict]] = defaultdict(list)
         any_ns: dict[Any, list[dict]] = defaultdict(list)  # for cluster-scoped a
         for b in b_objs:
             ns = namespace_of(b) if same_ns else ""
-            for v in set(_hashable(get_b(b))):
+            for v in set(get_b(b)):
                 index[(ns, v)].append(b)
                 if same_ns:
                     any_ns[v].append(b)
         for a in a_objs:
             a_ns = namespace_of(a) if same_ns else ""
             seen: set[int] = set()
-            for v in _hashable(get_a(a)):
+            for v in get_a(a):
                 if same_ns and not a_ns:
                     bucket: Iterable[dict] = any_ns.get(v, ())
                 else:

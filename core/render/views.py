@@ -68,6 +68,63 @@ class ViewCache:
         """The filtered rows (the table view), kept like ``lines``."""
         return self._get(result, ("rows", needle), lambda: filter_rows(result, needle))
 
+    def rows_text(self, result: Any, view: str, needle: str | None) -> "RowsText":
+        """The json or yaml view's lines, made as far as they are read (see RowsText)."""
+        return self._get(result, (view, needle, "lazy"), lambda: RowsText(result, view, filter_rows(result, needle)))
+
+
+class RowsText:
+    """The json or yaml text of rows, made a row at a time as far as a window reads it: a pane
+    at the top of 10,000 rows formats the few rows it shows, not all of them.
+
+    Args:
+        result: the Result (for its columns).
+        view: ``json`` or ``yaml``.
+        rows: the (filtered) rows.
+    """
+
+    def __init__(self, result: Any, view: str, rows: list[dict]):
+        self.columns = list(result.columns)
+        self.view = view
+        self.rows = rows
+        self.lines: list[str] = ["[]"] if not rows else (["["] if view == "json" else [])
+        self._next = 0
+
+    @property
+    def done(self) -> bool:
+        return self._next >= len(self.rows)
+
+    def upto(self, n: int) -> list[str]:
+        """The lines, made until there are at least ``n`` (or all of them)."""
+        while len(self.lines) < n and not self.done:
+            row = {c: plain(self.rows[self._next].get(c)) for c in self.columns}
+            self._next += 1
+            last = self.done
+            if self.view == "json":
+                text = json.dumps(row, indent=2, ensure_ascii=False, default=str)
+                self.lines.extend("  " + line for line in text.split("\n"))
+                if not last:
+                    self.lines[-1] += ","
+                else:
+                    self.lines.append("]")
+            else:
+                self.lines.extend(_yaml_dump([row]).rstrip("\n").split("\n"))
+        return self.lines
+
+    def total(self) -> int:
+        """The number of lines: exact once all are made, else an estimate from those made."""
+        if self.done:
+            return len(self.lines)
+        return max(len(self.lines), round(len(self.lines) / max(1, self._next) * len(self.rows)))
+
+
+def _yaml_dump(data: Any) -> str:
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's is several times faster
+    return yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True, width=1000)
+
+
 
 def _view_lines(result: Any, view: str, needle: str | None) -> tuple[list[str], int]:
     from tessera.core.result import Result
@@ -78,9 +135,7 @@ def _view_lines(result: Any, view: str, needle: str | None) -> tuple[list[str], 
         if view == "json":
             text = json.dumps(shaped, indent=2, ensure_ascii=False, default=str)
         else:
-            import yaml
-
-            text = yaml.safe_dump(shaped, sort_keys=False, allow_unicode=True, width=1000) if shaped else "[]\n"
+            text = _yaml_dump(shaped) if shaped else "[]\n"
         return text.rstrip("\n").split("\n"), len(rows)
     if view in ("tree", "graph"):
         from tessera.core.render import graph
@@ -119,8 +174,16 @@ def window(result: Any, view: str, *, height: int, offset: int = 0, needle: str 
         body = max(1, height - 1)
         offset = max(0, min(offset, len(rows) - body))
         return Window(_table(result.columns, rows[offset:offset + body], color), len(rows), len(rows), offset)
-    lines, shown = cache.lines(result, view, needle)
-    offset = max(0, min(offset, len(lines) - height))
+    if view in ("json", "yaml"):
+        text = cache.rows_text(result, view, needle)
+        lines = text.upto(offset + height)
+        if len(lines) < offset + height:  # scrolled past the end: clamp to the last page
+            offset = max(0, len(lines) - height)
+        total, shown = text.total(), len(text.rows)
+    else:
+        lines, shown = cache.lines(result, view, needle)
+        offset = max(0, min(offset, len(lines) - height))
+        total = len(lines)
     part = "\n".join(lines[offset:offset + height])
     if color and view in ("json", "yaml"):
         from rich.syntax import Syntax
@@ -128,7 +191,7 @@ def window(result: Any, view: str, *, height: int, offset: int = 0, needle: str 
         renderable: Any = Syntax(part, view, theme="ansi_dark", background_color="default", word_wrap=False)
     else:
         renderable = Text(part)
-    return Window(_NoWrap(renderable), len(lines), shown, offset)
+    return Window(_NoWrap(renderable), total, shown, offset)
 
 
 def _table(columns: list[str], rows: list[dict], color: bool) -> Any:

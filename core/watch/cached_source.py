@@ -19,7 +19,8 @@ class CachedSource:
         ready_timeout: seconds to wait for a cache's first list.
     """
 
-    concurrent = True
+    # Lists are reads from memory: a thread pool per match would cost more than it saves.
+    concurrent = False
 
     def __init__(self, source: Any, hub: Any, *, ready_timeout: float = 60.0):
         self.source = source
@@ -29,6 +30,11 @@ class CachedSource:
         self.default_namespace = getattr(source, "default_namespace", None)
         self._ready_timeout = ready_timeout
         self.touched: set[tuple[str, str, str]] = set()
+        # join values of the cached objects, kept between this source's matches (the objects
+        # are replaced, never edited, when they change)
+        from tessera.core.query.joins import JoinMemo
+
+        self.join_memo = JoinMemo()
 
     def __getattr__(self, attr: str) -> Any:
         # writes, api_path, kubeconfig... go to the wrapped source

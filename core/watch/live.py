@@ -74,10 +74,11 @@ class LiveQuery:
 
             if eligible(self.query):
                 source = self.sources[0]
+                rules = api.relationship_rules()  # read once, not on every incremental match
                 self.incremental = IncrementalQuery(
                     self.query,
                     lambda: api.engine_for(source, namespace=run_options.get("namespace"),
-                                           all_namespaces=run_options.get("all_namespaces", False)),
+                                           all_namespaces=run_options.get("all_namespaces", False), rules=rules),
                     source.current,
                 )
         self.options = run_options
