@@ -24,6 +24,8 @@ def select_resources(
     Returns:
         the matching objects, in input order.
     """
+    if not labels and name is None and (namespace is None or not kind.namespaced):
+        return list(objs)  # nothing to filter (live panes list whole caches many times a second)
     out = []
     for obj in objs:
         meta = obj.get("metadata") or {}

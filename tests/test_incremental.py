@@ -22,6 +22,10 @@ QUERIES = [
     "MATCH (p:Pod)->(x) RETURN x.kind AS kind, x.metadata.name AS name, p.metadata.name AS pod",
     "MATCH (rs:ReplicaSet)->(p:Pod) WHERE rs.spec.replicas > 1 OR p.status.phase = \"Failed\" RETURN rs.metadata.name AS rs, p.metadata.name AS p",
     "MATCH (d:Deployment), (n:Node) RETURN d.metadata.name AS d, n.metadata.name AS n",
+    # plain rows in ORDER BY order: kept sorted from one change to the next (ascending keys)...
+    "MATCH (p:Pod) RETURN p.status.phase AS phase, p.metadata.name AS pod ORDER BY phase, pod",
+    # ...or sorted again (a descending key)
+    "MATCH (rs:ReplicaSet)->(p:Pod) RETURN p.metadata.name AS p, rs.spec.replicas AS n ORDER BY n DESC, p",
 ]
 
 

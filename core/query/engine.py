@@ -212,7 +212,8 @@ class Engine:
             objs: list[dict] = []
             for req in self._requests(plan):
                 objs.extend(self._fetch_cache[req])
-            plan.candidates = [o for o in objs if _local_match(plan, o)]
+            filtered = (plan.name_filter is not None or plan.namespace is not None or plan.labels or plan.fields)
+            plan.candidates = [o for o in objs if _local_match(plan, o)] if filtered else objs
 
     def _take(self, plan: NodePlan, objs: list[dict]) -> None:
         """Bind ``plan`` to exactly these resources, as far as its kinds, scope and filters allow."""

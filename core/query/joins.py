@@ -85,15 +85,15 @@ class JoinMemo:
         self.limit = limit
         self._values: dict[tuple[str, int], tuple[dict, list]] = {}
 
-    def values(self, field: str, obj: dict) -> list:
-        """The hashable values of ``field`` in ``obj`` (as _hashable(path_fn(field)(obj)))."""
+    def values(self, field: str, obj: dict) -> tuple[str, list]:
+        """``obj``'s namespace and the hashable values of ``field`` in it."""
         key = (field, id(obj))
         hit = self._values.get(key)
         if hit is not None and hit[0] is obj:
             return hit[1]
         if len(self._values) >= self.limit:
             self._values.clear()
-        found = _hashable(path_fn(field)(obj))
+        found = (namespace_of(obj), _hashable(path_fn(field)(obj)))
         self._values[key] = (obj, found)
         return found
 
@@ -123,31 +123,35 @@ def _first_criterion_pairs(
     same_ns = rule.same_namespace
     if crit.comparison == "exact":
         if memo is not None:
-            def get_a(obj: dict, field: str = crit.field_a) -> list:
+            def get_a(obj: dict, field: str = crit.field_a) -> tuple[str, list]:
                 return memo.values(field, obj)
 
-            def get_b(obj: dict, field: str = crit.field_b) -> list:
+            def get_b(obj: dict, field: str = crit.field_b) -> tuple[str, list]:
                 return memo.values(field, obj)
         else:
             path_a, path_b = path_fn(crit.field_a), path_fn(crit.field_b)
 
-            def get_a(obj: dict) -> list:
-                return _hashable(path_a(obj))
+            def get_a(obj: dict) -> tuple[str, list]:
+                return namespace_of(obj), _hashable(path_a(obj))
 
-            def get_b(obj: dict) -> list:
-                return _hashable(path_b(obj))
+            def get_b(obj: dict) -> tuple[str, list]:
+                return namespace_of(obj), _hashable(path_b(obj))
         index: dict[Any, list[dict]] = defaultdict(list)
         any_ns: dict[Any, list[dict]] = defaultdict(list)  # for cluster-scoped a
         for b in b_objs:
-            ns = namespace_of(b) if same_ns else ""
-            for v in set(get_b(b)):
+            ns, values = get_b(b)
+            if not same_ns:
+                ns = ""
+            for v in set(values):
                 index[(ns, v)].append(b)
                 if same_ns:
                     any_ns[v].append(b)
         for a in a_objs:
-            a_ns = namespace_of(a) if same_ns else ""
+            a_ns, values = get_a(a)
+            if not same_ns:
+                a_ns = ""
             seen: set[int] = set()
-            for v in get_a(a):
+            for v in values:
                 if same_ns and not a_ns:
                     bucket: Iterable[dict] = any_ns.get(v, ())
                 else:
