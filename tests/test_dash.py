@@ -256,6 +256,7 @@ def test_zoom_filter_scroll_copy(grid_notebook):
 def test_add_split_merge_move_remove(grid_notebook):
     async def main():
         async with dashboard(grid_notebook) as (app, pilot):
+            ids = [c["id"] for c in notebook_cells("grid")]
             pane(app, "phases").focus()
             await pilot.press("s")  # split the row of 2
             await until(pilot, app, lambda: [len(r) for r in app.session.layout] == [1, 1, 1, 4], what="split")
@@ -268,6 +269,8 @@ def test_add_split_merge_move_remove(grid_notebook):
             await pilot.press("a")
             await until(pilot, app, lambda: len(notebook_cells("grid")) == 8, what="a cell added")
             assert [len(r) for r in app.session.layout] == [1, 1, 2, 4]
+            added = next(c["id"] for c in notebook_cells("grid") if c["id"] not in ids)
+            await until(pilot, app, lambda: getattr(app.focused, "cell_id", None) == added, what="the new cell focused")
             await settle(pilot, app)
             pane(app, "phases").focus()
             await pilot.press("right_square_bracket")

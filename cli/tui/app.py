@@ -82,6 +82,7 @@ class DashApp(App):
         self._writes: queue.SimpleQueue = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, name="tessera-dash-writer", daemon=True)
         self._completion: dict[tuple, Any] = {}
+        self._pending_focus: str | None = None  # a cell just added, focused when its pane appears
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -158,7 +159,10 @@ class DashApp(App):
             rows.append(Horizontal(*panes, classes="row"))
         grid.mount_all(rows)
         self._layout = layout
-        target = focused if focused in {c for row in layout for c in row} else (layout[0][0] if layout and layout[0] else None)
+        shown = {c for row in layout for c in row}
+        target = focused if focused in shown else (layout[0][0] if layout and layout[0] else None)
+        if self._pending_focus in shown:  # a cell just added takes the focus once it has a pane
+            target, self._pending_focus = self._pending_focus, None
         if target is not None:
             self.call_after_refresh(self._focus_cell, target)
 
@@ -374,8 +378,10 @@ class DashApp(App):
         def added(result: Any) -> None:
             cell_id, number = result
             self.notify(f"added cell {number}: press e to edit its query", timeout=3)
-            self._pending_focus = cell_id
-            self.set_timer(0.3, lambda: self._focus_cell(cell_id))
+            if any(cell_id in row for row in self._layout):
+                self._focus_cell(cell_id)  # its pane came before this answer
+            else:
+                self._pending_focus = cell_id
 
         self.persist("add", add, added)
 

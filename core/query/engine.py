@@ -209,9 +209,9 @@ class Engine:
                     self.kind_of[id(obj)] = req[0]
                 self._fetch_cache[req] = objs
         for plan in plans:
-            objs: list[dict] = []
-            for req in self._requests(plan):
-                objs.extend(self._fetch_cache[req])
+            lists = [self._fetch_cache[req] for req in self._requests(plan)]
+            # one list is passed on as it came (a watch cache's snapshot lends its join indexes)
+            objs = lists[0] if len(lists) == 1 else [o for objs in lists for o in objs]
             filtered = (plan.name_filter is not None or plan.namespace is not None or plan.labels or plan.fields)
             plan.candidates = [o for o in objs if _local_match(plan, o)] if filtered else objs
 
@@ -277,8 +277,8 @@ class Engine:
         if rel.props is not None and rel.props.items:
             raise QueryError("properties on relationships are not supported", hint="filter in WHERE")
         adj: dict[int, list[tuple[dict, str]]] = {}
-        left_by_kind = _group_by_kind(left_objs, self.kind_of)
-        right_by_kind = _group_by_kind(right.candidates, self.kind_of)
+        left_by_kind = _group_by_kind(left_objs, left, self.kind_of)
+        right_by_kind = _group_by_kind(right.candidates, right, self.kind_of)
         any_rule = False
         for lk in left.kinds:
             for rk in right.kinds:
@@ -508,7 +508,9 @@ def _unique(objs: Iterable[dict]) -> list[dict]:
     return out
 
 
-def _group_by_kind(objs: list[dict], kind_of: dict[int, KindInfo]) -> dict[str, list[dict]]:
+def _group_by_kind(objs: list[dict], plan: NodePlan, kind_of: dict[int, KindInfo]) -> dict[str, list[dict]]:
+    if len(plan.kinds) == 1:
+        return {plan.kinds[0].kind: objs}  # as it is: a cache snapshot keeps its join indexes
     out: dict[str, list[dict]] = {}
     for o in objs:
         k = kind_of.get(id(o))

@@ -136,6 +136,10 @@ def _first_criterion_pairs(
 
             def get_b(obj: dict) -> tuple[str, list]:
                 return namespace_of(obj), _hashable(path_b(obj))
+        kept = _pairs_from_kept_index(crit.field_a, crit.field_b, same_ns, a_objs, b_objs, get_a, get_b)
+        if kept is not None:
+            yield from kept
+            return
         index: dict[Any, list[dict]] = defaultdict(list)
         any_ns: dict[Any, list[dict]] = defaultdict(list)  # for cluster-scoped a
         for b in b_objs:
@@ -201,3 +205,71 @@ def _first_criterion_pairs(
     out.sort(key=lambda pair: order[id(pair[0])])
     yield from out
 
+
+
+def _pairs_from_kept_index(
+    field_a: str, field_b: str, same_ns: bool, a_objs: list[dict], b_objs: list[dict],
+    get_a: Callable[[dict], tuple[str, list]], get_b: Callable[[dict], tuple[str, list]],
+) -> list[tuple[dict, dict]] | None:
+    """The pairs of an exact criterion from an index a watch cache keeps on one side (the side
+    that is a whole-cache snapshot; the smaller other side probes it), in the order the hash
+    join gives them; None when neither side has a current index."""
+    lend_b = getattr(b_objs, "join_index", None)
+    lend_a = getattr(a_objs, "join_index", None)
+    if lend_b is not None and (lend_a is None or len(a_objs) <= len(b_objs)):
+        with lend_b(field_b, same_ns) as index:
+            if index is not None:
+                return _probe_b_index(index, same_ns, a_objs, get_a)
+    if lend_a is not None:
+        with lend_a(field_a, same_ns) as index:
+            if index is not None:
+                return _probe_a_index(index, same_ns, a_objs, b_objs, get_a, get_b)
+    return None
+
+
+def _probe_b_index(index: Any, same_ns: bool, a_objs: list[dict],
+                   get_a: Callable[[dict], tuple[str, list]]) -> list[tuple[dict, dict]]:
+    out = []
+    for a in a_objs:
+        a_ns, values = get_a(a)
+        if not same_ns:
+            a_ns = ""
+        seen: set[int] = set()
+        for v in values:
+            if same_ns and not a_ns:
+                bucket: Iterable[dict] = index.matching_any_namespace(v)
+            else:
+                bucket = chain(index.matching(a_ns, v), index.matching("", v) if a_ns else ())
+            for b in bucket:
+                if id(b) not in seen:
+                    seen.add(id(b))
+                    out.append((a, b))
+    return out
+
+
+def _probe_a_index(index: Any, same_ns: bool, a_objs: list[dict], b_objs: list[dict],
+                   get_a: Callable[[dict], tuple[str, list]], get_b: Callable[[dict], tuple[str, list]],
+                   ) -> list[tuple[dict, dict]]:
+    # Found from the b side, then put in the order the a-side hash join yields: a's place in
+    # its list, then the first of a's values that b holds, then b's place.
+    found: dict[tuple[int, int], tuple[dict, dict, set]] = {}
+    for b_place, b in enumerate(b_objs):
+        b_ns, values = get_b(b)
+        if not same_ns:
+            b_ns = ""
+        for v in set(values):
+            if not same_ns:
+                bucket: Iterable[dict] = index.matching("", v)
+            elif not b_ns:
+                bucket = index.matching_any_namespace(v)
+            else:
+                bucket = chain(index.matching(b_ns, v), index.matching("", v))
+            for a in bucket:
+                hit = found.setdefault((id(a), b_place), (a, b, set()))
+                hit[2].add(v)
+    keyed = []
+    for (_, b_place), (a, b, shared) in found.items():
+        first = next(i for i, v in enumerate(get_a(a)[1]) if v in shared)
+        keyed.append(((index.position(a), first, b_place), a, b))
+    keyed.sort(key=lambda k: k[0])
+    return [(a, b) for _, a, b in keyed]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import random
 import threading
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from tessera.core.errors import TesseraError, WatchExpired
 
@@ -47,6 +48,8 @@ class WatchCache:
         self.kind = kind
         self.namespace = namespace
         self.objects: dict[Key, dict] = {}
+        self.version = 0  # bumped on every change of ``objects``
+        self._join_indexes: dict[tuple[str, bool], Any] = {}
         self.resource_version = ""
         self.list_calls = 0
         self.watch_calls = 0
@@ -80,9 +83,26 @@ class WatchCache:
         self._event_listeners.append(listener)
 
     def snapshot(self) -> list[dict]:
-        """The current objects (a consistent copy of the list, objects shared read-only)."""
+        """The current objects (a consistent copy of the list, objects shared read-only), as a
+        CacheSnapshot that can lend this cache's join indexes while nothing has changed."""
+        from tessera.core.query.join_index import CacheSnapshot
+
         with self._lock:
-            return list(self.objects.values())
+            return CacheSnapshot(self.objects.values(), self._lend_join_index, self.version)
+
+    @contextmanager
+    def _lend_join_index(self, field: str, same_ns: bool, version: int) -> Iterator[Any]:
+        # Held under the lock: the watcher thread waits while a join probes the index.
+        with self._lock:
+            if version != self.version:
+                yield None
+                return
+            index = self._join_indexes.get((field, same_ns))
+            if index is None:
+                from tessera.core.query.join_index import JoinIndex
+
+                index = self._join_indexes[(field, same_ns)] = JoinIndex(field, same_ns, self.objects)
+            yield index
 
     def wait_ready(self, timeout: float | None = None) -> None:
         """Block until the first list has arrived.
@@ -149,6 +169,8 @@ class WatchCache:
                 elif _rv(o) != _rv(old[k]) or _rv(o) is None:
                     implied.append(("MODIFIED", o))
             self.objects = fresh
+            self.version += 1
+            self._join_indexes.clear()  # the new list sets a new order; indexes are rebuilt on use
             self.resource_version = rv
         for etype, obj in implied:
             self._emit(etype, obj)
@@ -171,8 +193,13 @@ class WatchCache:
                         self.resource_version = rv
                     return
                 del self.objects[key]
+                for index in self._join_indexes.values():
+                    index.remove(key)
             else:
                 self.objects[key] = obj
+                for index in self._join_indexes.values():
+                    index.put(key, obj)
+            self.version += 1
             if rv:
                 self.resource_version = rv
             self.events += 1

@@ -50,7 +50,10 @@ class CachedSource:
         self.touched.add((self.source.name, kind.group, kind.kind))
         cache = self.hub.get(self.source, kind, namespace)
         cache.wait_ready(self._ready_timeout)
-        return select_resources(cache.snapshot(), kind, namespace=namespace, name=name, labels=labels)
+        snapshot = cache.snapshot()
+        if not labels and name is None and (namespace is None or not kind.namespaced or cache.namespace == namespace):
+            return snapshot  # the whole cache: joins may probe its kept indexes
+        return select_resources(snapshot, kind, namespace=namespace, name=name, labels=labels)
 
 
     def current(self, oids: set[tuple[str, str, str, str]]) -> list[dict[str, Any]]:
