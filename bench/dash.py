@@ -636,10 +636,6 @@ async def run_dash(args: argparse.Namespace, db_path: Path, out: dict) -> None:
         }
         log(f"all 8 panes painted with results {out['startup']['first_full_paint_s']} s after start; "
             f"settling {args.settle} s")
-        if args.gc_freeze:  # an experiment: what the dashboard would gain from doing this itself
-            gc.collect()
-            gc.freeze()
-            log(f"gc.freeze(): {gc.get_freeze_count()} objects moved to the permanent generation")
         await asyncio.sleep(args.settle)
         source = _replay_source(session)
 
@@ -829,8 +825,6 @@ def main() -> int:
     ap.add_argument("--sample", type=float, default=0.0, metavar="HZ",
                     help="sample every thread's stack at HZ during the steady state and the presses; adds CPU profiles to the output "
                          "(the sampler costs CPU itself: do not read cpu_share from such a run)")
-    ap.add_argument("--gc-freeze", action="store_true",
-                    help="experiment: gc.collect() + gc.freeze() after the first full paint (the app does not do this)")
     ap.add_argument("--keep", metavar="DIR", help="generate into DIR and keep it (recording, TESSERA_HOME)")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 500 pods, 5 s, 15 presses")
     args = ap.parse_args()
@@ -854,7 +848,7 @@ def main() -> int:
         "git": _git_state(),
         "options": {"seconds": args.seconds, "presses": args.presses, "speed": args.speed, "rate": args.rate,
                     "loop": args.loop, "settle": args.settle, "seed": args.seed, "size": [200, 60],
-                    "color": not args.no_color, "sample_hz": args.sample or None, "gc_freeze": args.gc_freeze},
+                    "color": not args.no_color, "sample_hz": args.sample or None},
     }
     tmp_ctx = None
     if args.keep:
