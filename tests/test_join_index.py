@@ -91,6 +91,9 @@ def test_kept_indexes_give_the_hash_join_pairs_in_its_order_through_churn():
             else:
                 nodes._apply("MODIFIED", node(rng, rng.randrange(4), version))
     assert pods._join_indexes and rss._join_indexes and nodes._join_indexes
+    for cache in (pods, rss, nodes):
+        for index in cache._join_indexes.values():  # nothing left behind by replaced objects
+            assert len(index._position) == len(index._entries) == len(cache.objects)
 
 
 def test_a_snapshot_lends_an_index_only_while_the_cache_is_unchanged():

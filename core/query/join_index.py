@@ -31,9 +31,9 @@ class JoinIndex:
         self.same_ns = same_ns
         self._get = path_fn(field)
         self._next = count()
-        # key -> (position, namespace, values): positions follow the cache's dict order (a new key
-        # goes last, a replaced object keeps its place), so sorting on them gives the list order
-        self._entries: dict[Hashable, tuple[int, str, tuple]] = {}
+        # key -> (position, namespace, values, object): positions follow the cache's dict order (a
+        # new key goes last, a replaced object keeps its place), so sorting on them gives the list order
+        self._entries: dict[Hashable, tuple[int, str, tuple, dict]] = {}
         self._position: dict[int, int] = {}  # id(object) -> position
         self._by_ns_value: dict[tuple[str, Any], dict[Hashable, dict]] = {}
         self._by_value: dict[Any, dict[Hashable, dict]] = {}
@@ -48,7 +48,7 @@ class JoinIndex:
         if old is not None:
             self._drop(key, old)
         position = old[0] if old is not None else next(self._next)
-        self._entries[key] = (position, ns, values)
+        self._entries[key] = (position, ns, values, obj)
         self._position[id(obj)] = position
         for v in values:
             self._by_ns_value.setdefault((ns, v), {})[key] = obj
@@ -61,12 +61,12 @@ class JoinIndex:
         if old is not None:
             self._drop(key, old)
 
-    def _drop(self, key: Hashable, entry: tuple[int, str, tuple]) -> None:
-        _, ns, values = entry
-        obj = None
+    def _drop(self, key: Hashable, entry: tuple[int, str, tuple, dict]) -> None:
+        _, ns, values, obj = entry
+        self._position.pop(id(obj), None)
         for v in values:
             bucket = self._by_ns_value[(ns, v)]
-            obj = bucket.pop(key)
+            bucket.pop(key)
             if not bucket:
                 del self._by_ns_value[(ns, v)]
             if self.same_ns:
@@ -74,8 +74,6 @@ class JoinIndex:
                 bucket.pop(key)
                 if not bucket:
                     del self._by_value[v]
-        if obj is not None:
-            self._position.pop(id(obj), None)
 
     def position(self, obj: dict) -> int:
         """Where ``obj`` stands in the cache's order."""

@@ -206,7 +206,6 @@ def _first_criterion_pairs(
     yield from out
 
 
-
 def _pairs_from_kept_index(
     field_a: str, field_b: str, same_ns: bool, a_objs: list[dict], b_objs: list[dict],
     get_a: Callable[[dict], tuple[str, list]], get_b: Callable[[dict], tuple[str, list]],
