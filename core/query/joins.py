@@ -140,30 +140,7 @@ def _first_criterion_pairs(
         if kept is not None:
             yield from kept
             return
-        index: dict[Any, list[dict]] = defaultdict(list)
-        any_ns: dict[Any, list[dict]] = defaultdict(list)  # for cluster-scoped a
-        for b in b_objs:
-            ns, values = get_b(b)
-            if not same_ns:
-                ns = ""
-            for v in set(values):
-                index[(ns, v)].append(b)
-                if same_ns:
-                    any_ns[v].append(b)
-        for a in a_objs:
-            a_ns, values = get_a(a)
-            if not same_ns:
-                a_ns = ""
-            seen: set[int] = set()
-            for v in values:
-                if same_ns and not a_ns:
-                    bucket: Iterable[dict] = any_ns.get(v, ())
-                else:
-                    bucket = chain(index.get((a_ns, v), ()), index.get(("", v), ()) if a_ns else ())
-                for b in bucket:
-                    if id(b) not in seen:
-                        seen.add(id(b))
-                        yield a, b
+        yield from _probe_b_index(_HashedSide(b_objs, get_b, same_ns), same_ns, a_objs, get_a)
         return
     # Selector comparisons: index the labelled side (a) by (namespace, key, value).
     get_labels, get_selector = path_fn(crit.field_a), path_fn(crit.field_b)
@@ -204,6 +181,28 @@ def _first_criterion_pairs(
             out.append((a, b))
     out.sort(key=lambda pair: order[id(pair[0])])
     yield from out
+
+
+class _HashedSide:
+    """The b side of one join hashed on the spot, probed like a kept JoinIndex."""
+
+    def __init__(self, b_objs: list[dict], get_b: Callable[[dict], tuple[str, list]], same_ns: bool):
+        self._by_ns_value: dict[tuple[str, Any], list[dict]] = defaultdict(list)
+        self._by_value: dict[Any, list[dict]] = defaultdict(list)  # for cluster-scoped a
+        for b in b_objs:
+            ns, values = get_b(b)
+            if not same_ns:
+                ns = ""
+            for v in set(values):
+                self._by_ns_value[(ns, v)].append(b)
+                if same_ns:
+                    self._by_value[v].append(b)
+
+    def matching(self, ns: str, value: Any) -> list[dict]:
+        return self._by_ns_value.get((ns, value), [])
+
+    def matching_any_namespace(self, value: Any) -> list[dict]:
+        return self._by_value.get(value, [])
 
 
 def _pairs_from_kept_index(
