@@ -25,7 +25,7 @@ def select_resources(
         the matching objects, in input order.
     """
     if not labels and name is None and (namespace is None or not kind.namespaced):
-        return list(objs)  # nothing to filter (live panes list whole caches many times a second)
+        return list(objs)  # nothing to filter
     out = []
     for obj in objs:
         meta = obj.get("metadata") or {}
