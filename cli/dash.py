@@ -16,6 +16,9 @@ from tessera.cli.options import LiveFlags, OutputSettings, live_options, output_
 
 NotebookArg = Annotated[Optional[str], typer.Argument(metavar="NOTEBOOK", show_default=False,
                                                       help="The notebook (default: the only one there is).")]
+MouseOption = Annotated[bool, typer.Option("--mouse/--no-mouse",
+                                           help="Take mouse clicks and scrolling; --no-mouse leaves the mouse to the "
+                                                "terminal (its own text selection).")]
 
 
 def resolve_notebook(conn: Any, name: str | None) -> str:
@@ -44,6 +47,7 @@ def resolve_notebook(conn: Any, name: str | None) -> str:
 @live_options
 def dash(
     notebook: NotebookArg = None,
+    mouse: MouseOption = True,
     *,
     live: LiveFlags,
     out: OutputSettings,
@@ -75,7 +79,7 @@ def dash(
 
     session = NotebookSession(str(config.database_path()), name, options)
     app = DashApp(session, str(config.database_path()), color=color)
-    app.run()
+    app.run(mouse=mouse)
     if app._exception is not None:  # a bug in the app: cli/main.py reports it as one line
         raise app._exception
 

@@ -90,3 +90,29 @@ def test_dash_without_a_terminal_runs_once():
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert {r["cell"] for r in rows} >= {"trouble", "deploys", "phases", "requests", "routes", "payments"}
     assert any(r.get("deployment") == "payments-api" for r in rows)
+
+
+@pytest.mark.parametrize("flag, tracking", [("--mouse", "1"), ("--no-mouse", "0")])
+def test_mouse_can_be_left_to_the_terminal(tmux, flag, tracking):
+    home = os.environ["TESSERA_HOME"]
+    subprocess.run([TESSERA, "notebook", "import", str(DEMO_NOTEBOOK), "--name", "demo"], check=True,
+                   capture_output=True)
+    command = f"env -u COLUMNS -u LINES TESSERA_HOME={home} {TESSERA} dash demo {flag}; echo EXIT=$?; sleep 60"
+    tmux("new-session", "-d", "-s", "t", "-x", "100", "-y", "30", command)
+    tmux.wait_for(r"monitoring\s+grafana")
+    # tmux knows whether the program in the pane asked the terminal for mouse events
+    assert tmux("display-message", "-p", "-t", "t", "#{mouse_any_flag}").strip() == tracking
+    if flag == "--mouse":
+        # a wheel notch down over the Deployments pane (an SGR mouse report, as a terminal sends it)
+        lines = tmux.screen().splitlines()
+        row = next(i for i, line in enumerate(lines) if "monitoring grafana" in re.sub(r"\s+", " ", line))
+        tmux("send-keys", "-t", "t", "-l", f"\x1b[<65;5;{row + 1}M")
+        text = tmux.wait_for(r"Deployments")
+        deadline = time.monotonic() + 10
+        while "grafana" in text and time.monotonic() < deadline:
+            time.sleep(0.1)
+            text = tmux.screen()
+        assert "grafana" not in text  # scrolled three rows: monitoring's deployments went by
+    tmux("send-keys", "-t", "t", "j", "k")  # the keys work either way
+    tmux("send-keys", "-t", "t", "q")
+    tmux.wait_for(r"EXIT=0")

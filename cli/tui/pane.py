@@ -11,6 +11,7 @@ from textual.widget import Widget
 
 STATUS_MARK = {"live": "●", "idle": "○", "paused": "‖", "error": "✖", "starting": "…", "static": "¶"}
 STATUS_STYLE = {"live": "green", "idle": "", "paused": "yellow", "error": "red", "starting": "dim", "static": "dim"}
+WHEEL_LINES = 3  # lines per mouse-wheel notch, as in most terminals and pagers
 
 
 class CellPane(Widget, can_focus=True):
@@ -88,6 +89,14 @@ class CellPane(Widget, can_focus=True):
         """Scroll the body by ``delta`` lines (rows in the table view); clamped when drawn."""
         self.row_offset = max(0, self.row_offset + delta)
         self.refresh()
+
+    def on_mouse_scroll_down(self, event: Any) -> None:
+        self.scroll_rows(WHEEL_LINES)
+        event.stop()  # the pane scrolls its own rows; the grid behind it stays put
+
+    def on_mouse_scroll_up(self, event: Any) -> None:
+        self.scroll_rows(-WHEEL_LINES)
+        event.stop()
 
     def scroll_home(self, end: bool = False) -> None:
         self.row_offset = 10**9 if end else 0

@@ -52,7 +52,7 @@ class HelpScreen(ModalScreen[None]):
         table.add_row("Ctrl+P", "Command palette: every action, searchable")
         table.add_row("Tab", "Next pane (Shift+Tab: previous; h/l: left/right)")
         table.add_row("j k ↑ ↓", "Scroll the focused pane (PgUp/PgDn, g/G: top/end)")
-        table.add_row("mouse", "Click a pane to focus it")
+        table.add_row("mouse", "Click a pane to focus it; the wheel scrolls the pane under it")
         with VerticalScroll():
             yield Static("[b]tessera dash — keys[/b]  (Esc closes, ↑↓ scroll)")
             yield Static(table)
