@@ -178,6 +178,17 @@ def test_edit_saves_and_reruns_and_completes(grid_notebook):
             assert "Service" in shown and "Secret" in shown
             await pilot.press("tab")  # picks the highlighted one
             assert area.text == "MATCH (s:" + shown[0]
+            area.text = "MATCH (s:Service) WHE"
+            area.move_cursor(area.document.end)
+            await pilot.press("tab")  # keywords
+            assert area.text == "MATCH (s:Service) WHERE"
+            area.text = "MATCH (s:Service) RETURN s.spec.clusterI"
+            area.move_cursor(area.document.end)
+            await pilot.press("tab")  # field paths sampled from the cell's own sources
+            assert area.text == "MATCH (s:Service) RETURN s.spec.clusterIP"
+            await pilot.pause()
+            styles = {name for *_, name in area._highlights[0]}
+            assert {"keyword", "type"} <= styles  # MATCH and RETURN, Service: Tessera's lexer, not plain text
             area.text = 'MATCH (s:Service) WHERE s.metadata.namespace = "shop" RETURN s.metadata.name AS svc'
             await pilot.press("ctrl+s")
             assert not isinstance(app.screen, EditScreen)
