@@ -245,7 +245,8 @@ def expand(text: str, macros: dict[str, Macro]) -> list[str]:
     return [_PARAM_REF.sub(substitute, stmt) for stmt in macro.statements]
 
 
-# Cyphernetes' default macros (cmd/cyphernetes/default_macros.txt), kept in its format. Changes:
+# Cyphernetes' default macros (cmd/cyphernetes/default_macros.txt, Copyright 2024 Avital Tamir,
+# Apache License 2.0 like this project), kept in its format. Changes made here:
 # :no used an undefined variable `n` (n.status.allocatable.cpu); :ing read the pre-v1 Ingress
 # field backend.serviceName (now backend.service.name). See docs/shell.md.
 DEFAULT_MACROS = r"""
