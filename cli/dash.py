@@ -82,6 +82,8 @@ def dash(
     app.run(mouse=mouse)
     if app._exception is not None:  # a bug in the app: cli/main.py reports it as one line
         raise app._exception
+    if app.return_code:  # ended by a signal (kill, hang-up, interrupt)
+        raise typer.Exit(app.return_code)
 
 
 def run_once(address: str, live: LiveFlags, out: OutputSettings) -> None:

@@ -23,6 +23,7 @@ import typer
 
 from tessera.cli.dash import run_once
 from tessera.cli.options import LiveFlags, OutputSettings, live_options, output_options
+from tessera.core.errors import EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_TERMINATED
 
 AddressArg = Annotated[str, typer.Argument(metavar="NB/N", show_default=False,
                                            help="The cell: NOTEBOOK/N, the N-th cell in reading order.")]
@@ -31,9 +32,6 @@ ViewOption = Annotated[Optional[str], typer.Option("--view", metavar="VIEW", sho
                                                         "(not saved in the notebook).")]
 
 EXIT_QUIT = 0
-EXIT_HANGUP = 129
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
 # At most this many redraws per second: a busy cluster can change a result far more often
 # than anyone can read it, and tmux copies every byte we write to each attached client.
 REDRAW_SECONDS = 0.1

@@ -8,7 +8,9 @@ EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
 EXIT_TIMEOUT = 4
 EXIT_UNAUTHORIZED = 5
+EXIT_HANGUP = 129  # 128 + SIGHUP: the terminal went away (full-screen front ends)
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 class TesseraError(Exception):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import shutil
 import subprocess
 import sys
@@ -116,3 +117,23 @@ def test_mouse_can_be_left_to_the_terminal(tmux, flag, tracking):
     tmux("send-keys", "-t", "t", "j", "k")  # the keys work either way
     tmux("send-keys", "-t", "t", "q")
     tmux.wait_for(r"EXIT=0")
+
+
+@pytest.mark.parametrize("signal_name, code", [("TERM", 143), ("HUP", 129), ("INT", 130)])
+def test_signals_end_the_dashboard_cleanly(tmux, signal_name, code):
+    home = os.environ["TESSERA_HOME"]
+    subprocess.run([TESSERA, "notebook", "import", str(DEMO_NOTEBOOK), "--name", "demo"], check=True,
+                   capture_output=True)
+    command = f"env -u COLUMNS -u LINES TESSERA_HOME={home} {TESSERA} dash demo; echo EXIT=$?; sleep 60"
+    tmux("new-session", "-d", "-s", "t", "-x", "100", "-y", "30", command)
+    tmux.wait_for(r"Pods in trouble")
+    shell = tmux("display-message", "-p", "-t", "t", "#{pane_pid}").strip()
+    dash = subprocess.run(["pgrep", "-P", shell], capture_output=True, text=True).stdout.split()
+    assert len(dash) == 1
+    os.kill(int(dash[0]), getattr(signal, f"SIG{signal_name}"))
+    tmux.wait_for(rf"EXIT={code}")
+    # the terminal is handed back as it was: main screen, no mouse reports, no traceback
+    assert tmux("display-message", "-p", "-t", "t", "#{alternate_on} #{mouse_any_flag}").strip() == "0 0"
+    assert "Traceback" not in tmux.screen()
+    verify = subprocess.run([TESSERA, "events", "verify"], capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stderr

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 
+import pytest
 
 from tessera.cli.options import OutputSettings
 from tessera.core import config
@@ -299,43 +300,78 @@ def test_a_broken_macro_file_does_not_stop_the_interactive_shell(capsys):
 # --- the real thing: a pseudo-terminal ------------------------------------------------------
 
 
-def test_on_a_terminal(tmp_path):
-    import fcntl
-    import struct
-    import termios
+class TerminalShell:
+    """``tessera shell -s demo`` on a pseudo-terminal of 120x40, read as a terminal would."""
 
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    env = {**os.environ, "TERM": "xterm", "NO_COLOR": ""}
-    proc = subprocess.Popen([*SHELL, "-s", "demo"], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
-    os.close(slave)
-    seen = bytearray()
+    def __init__(self) -> None:
+        import fcntl
+        import struct
+        import termios
 
-    def read_until(marker: bytes, timeout: float = 20) -> bool:
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        env = {**os.environ, "TERM": "xterm", "NO_COLOR": ""}
+        self.proc = subprocess.Popen([*SHELL, "-s", "demo"], stdin=slave, stdout=slave, stderr=slave, env=env,
+                                     close_fds=True)
+        os.close(slave)
+        self.seen = bytearray()
+
+    def read_until(self, marker: bytes, timeout: float = 20) -> bool:
         deadline = time.monotonic() + timeout
-        while marker not in seen and time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.1)
+        while marker not in self.seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.1)
             if ready:
                 try:
-                    chunk = os.read(master, 65536)
+                    chunk = os.read(self.master, 65536)
                 except OSError:
                     return False
-                seen.extend(chunk)
+                self.seen.extend(chunk)
                 if b"\x1b[6n" in chunk:  # answer the cursor-position request as a terminal does
-                    os.write(master, b"\x1b[1;1R")
-        return marker in seen
+                    os.write(self.master, b"\x1b[1;1R")
+        return marker in self.seen
 
+    def canonical(self) -> bool:
+        """Whether the terminal is in its normal (line-editing, echoing) mode."""
+        import termios
+
+        lflag = termios.tcgetattr(self.master)[3]
+        return bool(lflag & termios.ICANON) and bool(lflag & termios.ECHO)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        os.close(self.master)
+
+
+def test_on_a_terminal(tmp_path):
+    term = TerminalShell()
     try:
-        assert read_until(b"tessera(demo|all)>"), bytes(seen)
-        seen.clear()
-        os.write(master, b'MATCH (d:Deployment {name: "frontend"}) RETURN d.spec.replicas AS replicas\r')
-        assert read_until(b" 3 "), bytes(seen)  # a table on a terminal
-        os.write(master, b"\\n shop\r")
-        assert read_until(b"tessera(demo|shop)>"), bytes(seen).decode(errors="replace").replace("\r\r\n", "")
-        os.write(master, b"\\q\r")
-        assert proc.wait(timeout=20) == 0
+        assert term.read_until(b"tessera(demo|all)>"), bytes(term.seen)
+        term.seen.clear()
+        os.write(term.master, b'MATCH (d:Deployment {name: "frontend"}) RETURN d.spec.replicas AS replicas\r')
+        assert term.read_until(b" 3 "), bytes(term.seen)  # a table on a terminal
+        os.write(term.master, b"\\n shop\r")
+        assert term.read_until(b"tessera(demo|shop)>"), bytes(term.seen).decode(errors="replace")
+        os.write(term.master, b"\\q\r")
+        assert term.proc.wait(timeout=20) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
+        term.close()
     assert "\\q" in (config.data_home() / "shell_history").read_text()
+
+
+@pytest.mark.parametrize("signal_name, code", [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_kill_and_hangup_hand_the_terminal_back(signal_name, code):
+    import signal
+
+    term = TerminalShell()
+    try:
+        assert term.read_until(b"tessera(demo|all)>"), bytes(term.seen)
+        os.write(term.master, b"MATCH (d:Deploy")
+        assert term.read_until(b"Deploy")
+        assert not term.canonical()  # the prompt holds the terminal in raw mode...
+        term.proc.send_signal(getattr(signal, signal_name))
+        assert term.proc.wait(timeout=20) == code
+        assert term.canonical()  # ...and gives it back when a signal ends the shell
+        assert b"Traceback" not in term.seen
+    finally:
+        term.close()

@@ -137,6 +137,53 @@ def _continuation(width: int, line_number: int, is_soft_wrap: bool) -> str:
     return "...".rjust(width - 1) + " "
 
 
+class Ended(BaseException):
+    """A kill or hang-up ended the shell; ``code`` is the exit code to leave with. A
+    BaseException, like KeyboardInterrupt, so that nothing on the way out takes it for an error."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def end_on_signals(sessions: list[PromptSession]) -> Callable[[], None]:
+    """Make SIGTERM and SIGHUP end the shell as Ctrl-D does: a prompt on screen is closed first
+    (so the terminal leaves raw mode), then ``Ended`` carries 143 or 129 out.
+
+    Args:
+        sessions: the prompts that may be on screen.
+    Returns:
+        a function that puts the previous handlers back.
+    """
+    import signal
+
+    from tessera.core.errors import EXIT_HANGUP, EXIT_TERMINATED
+
+    def leave(app: Any, code: int) -> None:
+        if app.future is not None and not app.future.done():
+            app.exit(exception=Ended(code))
+
+    def handler(signum: int, frame: Any) -> None:
+        code = EXIT_TERMINATED if signum == signal.SIGTERM else EXIT_HANGUP
+        for session in sessions:
+            app = session.app
+            if app.loop is not None and app.future is not None and not app.future.done():
+                app.loop.call_soon_threadsafe(leave, app, code)
+                return
+        raise Ended(code)
+
+    try:
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    except ValueError:  # not the main thread: keep the default behaviour
+        return lambda: None
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
+
+
 def run_interactive(*, input: Any = None, output: Any = None, threaded: bool = True, **options: Any) -> int:
     """Prompt, run, repeat until ``\\q`` or Ctrl-D.
 
@@ -147,7 +194,7 @@ def run_interactive(*, input: Any = None, output: Any = None, threaded: bool = T
         options: Shell arguments (specs, contexts, kubeconfig, namespace, all_namespaces, out,
             dry_run, yes, read_only).
     Returns:
-        0.
+        0, or 143 / 129 when SIGTERM / SIGHUP ended it.
     """
     from tessera.cli.shell.repl import print_error
     from tessera.core.macros import load_macros, parse_macros, DEFAULT_MACROS
@@ -159,8 +206,9 @@ def run_interactive(*, input: Any = None, output: Any = None, threaded: bool = T
         print("tessera: using the built-in macros only", file=sys.stderr)
         macros = {m.name: m for m in parse_macros(DEFAULT_MACROS)}
 
+    answer_session: PromptSession = PromptSession(input=input, output=output)
+
     def ask(question: str) -> bool:
-        answer_session: PromptSession = PromptSession(input=input, output=output)
         try:
             answer = answer_session.prompt(f"{question} [y/N] ")
         except (KeyboardInterrupt, EOFError):
@@ -190,6 +238,7 @@ def run_interactive(*, input: Any = None, output: Any = None, threaded: bool = T
     )
     if not shell.out.quiet:
         print("tessera shell: \\h for help, \\q or Ctrl-D to quit", file=sys.stderr)
+    restore_signals = end_on_signals([session, answer_session])
     try:
         while not shell.done:
             try:
@@ -199,6 +248,9 @@ def run_interactive(*, input: Any = None, output: Any = None, threaded: bool = T
             except EOFError:
                 break
             shell.execute(text)
+    except Ended as ended:
+        return ended.code
     finally:
+        restore_signals()
         shell.close()
     return 0

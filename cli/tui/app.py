@@ -8,7 +8,9 @@ another process, and an edit made there shows up here.
 
 from __future__ import annotations
 
+import asyncio
 import queue
+import signal
 import threading
 from typing import Any, Callable
 
@@ -83,6 +85,7 @@ class DashApp(App):
         self._writer = threading.Thread(target=self._write_loop, name="tessera-dash-writer", daemon=True)
         self._completion: dict[tuple, Any] = {}
         self._pending_focus: str | None = None  # a cell just added, focused when its pane appears
+        self._signals: list[int] = []  # signals whose handlers on_mount installed
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -98,10 +101,34 @@ class DashApp(App):
         self.session.start()
         self.set_interval(SYNC_SECONDS, self._sync)
         self._banner()
+        self._catch_signals()
 
     def on_unmount(self) -> None:
+        self._release_signals()
         self._writes.put(None)
+        if self._writer.is_alive():
+            self._writer.join(timeout=10)  # edits still queued are written before the process ends
         self.session.stop()
+
+    def _catch_signals(self) -> None:
+        """Leave as ``q`` does (terminal restored, session stopped, edits written) on kill,
+        hang-up or an interrupt signal, with the exit code the signal's default would give."""
+        from tessera.core.errors import EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_TERMINATED
+
+        loop = asyncio.get_running_loop()
+        for sig, code in ((signal.SIGTERM, EXIT_TERMINATED), (signal.SIGHUP, EXIT_HANGUP),
+                          (signal.SIGINT, EXIT_INTERRUPTED)):
+            try:
+                loop.add_signal_handler(sig, lambda code=code: self.exit(return_code=code))
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such signal
+                continue
+            self._signals.append(sig)
+
+    def _release_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._signals:
+            loop.remove_signal_handler(sig)
+        self._signals.clear()
 
     def _fatal_error(self) -> None:
         """A bug: close without Textual's full-screen traceback; ``tessera dash`` then reports
