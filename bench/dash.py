@@ -338,7 +338,9 @@ class GcStats:
             self.longest = max(self.longest, dt)
 
     def snapshot(self) -> tuple[dict, dict, float]:
-        return dict(self.count), dict(self.seconds), self.longest
+        """Counts and seconds so far, and the longest collection since the previous snapshot."""
+        longest, self.longest = self.longest, 0.0
+        return dict(self.count), dict(self.seconds), longest
 
 
 class Sampler(threading.Thread):
@@ -684,6 +686,7 @@ async def run_dash(args: argparse.Namespace, db_path: Path, out: dict) -> None:
                                                * 1000 / COSTS.rounds, 1) if COSTS.rounds else None),
             "gc_collections": {str(g): gc1[0].get(g, 0) - gc0[0].get(g, 0) for g in (0, 1, 2)},
             "gc_s": round(sum(gc1[1].values()) - sum(gc0[1].values()), 3),
+            "longest_gc_ms": round(gc1[2] * 1000, 1),
             "session_cpu_by_cell": COSTS.report(),
             "loadavg_1m_start_end": [round(load0[0], 2), round(os.getloadavg()[0], 2)],
             "target": TARGETS["cpu_share"],
