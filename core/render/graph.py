@@ -7,7 +7,7 @@ result always prints the same text.
 from __future__ import annotations
 
 import re
-from typing import Any, TextIO
+from typing import Any, Iterator, TextIO
 
 
 def _label(node: Any) -> str:
@@ -34,11 +34,11 @@ def _nodes(result: Any) -> dict[str, Any]:
     return {n.id: n for n in sorted(result.nodes, key=lambda n: n.id)}
 
 
-def write_tree(result: Any, out: TextIO, *, color: bool = False) -> None:
-    """An indented tree from the roots (nodes nothing points at); a node seen twice is marked."""
+def tree_lines(result: Any) -> Iterator[str]:
+    """The lines of write_tree, made as they are read (a pane shows the first few of thousands)."""
     nodes = _nodes(result)
     if not nodes:
-        out.write("(no matches)\n")
+        yield "(no matches)"
         return
     children: dict[str, list] = {}
     incoming: set[str] = set()
@@ -47,42 +47,51 @@ def write_tree(result: Any, out: TextIO, *, color: bool = False) -> None:
         incoming.add(e.target)
     roots = [i for i in nodes if i not in incoming] or list(nodes)[:1]
     printed: set[str] = set()
-    lines: list[str] = []
 
-    def walk(node_id: str, prefix: str, via: str, last: bool, top: bool) -> None:
+    def walk(node_id: str, prefix: str, via: str, last: bool, top: bool) -> Iterator[str]:
         branch = "" if top else ("└── " if last else "├── ")
         node = nodes.get(node_id)
         text = _label(node) if node else node_id
         rel = f"-[{via}]-> " if via else ""
         again = node_id in printed
-        lines.append(f"{prefix}{branch}{rel}{text}{' (see above)' if again else ''}")
+        yield f"{prefix}{branch}{rel}{text}{' (see above)' if again else ''}"
         if again:
             return
         printed.add(node_id)
         kids = children.get(node_id, [])
         child_prefix = prefix if top else prefix + ("    " if last else "│   ")
         for i, e in enumerate(kids):
-            walk(e.target, child_prefix, e.type, i == len(kids) - 1, False)
+            yield from walk(e.target, child_prefix, e.type, i == len(kids) - 1, False)
 
     for root in roots:
-        walk(root, "", "", True, True)
+        yield from walk(root, "", "", True, True)
     for node_id in nodes:  # pieces of a cycle with no root
         if node_id not in printed:
-            walk(node_id, "", "", True, True)
-    out.write("\n".join(lines) + "\n")
+            yield from walk(node_id, "", "", True, True)
 
 
-def write_graph(result: Any, out: TextIO, *, color: bool = False) -> None:
-    """One line per edge (``Kind/ns/name -[TYPE]-> Kind/ns/name``), then nodes without edges."""
+def write_tree(result: Any, out: TextIO, *, color: bool = False) -> None:
+    """An indented tree from the roots (nodes nothing points at); a node seen twice is marked."""
+    out.write("\n".join(tree_lines(result)) + "\n")
+
+
+def graph_lines(result: Any) -> Iterator[str]:
+    """The lines of write_graph, made as they are read."""
     nodes = _nodes(result)
     touched: set[str] = set()
     for e in _edges(result):
         a, b = nodes.get(e.source), nodes.get(e.target)
-        out.write(f"{_short(a) if a else e.source} -[{e.type}]-> {_short(b) if b else e.target}\n")
+        yield f"{_short(a) if a else e.source} -[{e.type}]-> {_short(b) if b else e.target}"
         touched |= {e.source, e.target}
     for node_id, node in nodes.items():
         if node_id not in touched:
-            out.write(f"{_short(node)}\n")
+            yield _short(node)
+
+
+def write_graph(result: Any, out: TextIO, *, color: bool = False) -> None:
+    """One line per edge (``Kind/ns/name -[TYPE]-> Kind/ns/name``), then nodes without edges."""
+    for line in graph_lines(result):
+        out.write(line + "\n")
 
 
 def _dot_quote(text: str) -> str:

@@ -9,10 +9,9 @@ pane``) share this module, so a cell looks the same everywhere.
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from tessera.core.render.data import cell_text, plain
 
@@ -60,9 +59,9 @@ class ViewCache:
             self._result, self._key = result, key
         return self._value
 
-    def lines(self, result: Any, view: str, needle: str | None) -> tuple[list[str], int]:
-        """The view's lines and the number of rows they show."""
-        return self._get(result, (view, needle), lambda: _view_lines(result, view, needle))
+    def lines(self, result: Any, view: str, needle: str | None) -> "LazyLines":
+        """The tree or graph view's lines, made as far as they are read (see LazyLines)."""
+        return self._get(result, (view, needle), lambda: LazyLines(result, view, needle))
 
     def rows(self, result: Any, needle: str | None) -> list[dict]:
         """The filtered rows (the table view), kept like ``lines``."""
@@ -93,6 +92,11 @@ class RowsText:
     @property
     def done(self) -> bool:
         return self._next >= len(self.rows)
+
+    @property
+    def shown(self) -> int:
+        """The rows the text shows."""
+        return len(self.rows)
 
     def upto(self, n: int) -> list[str]:
         """The lines, made until there are at least ``n`` (or all of them)."""
@@ -125,28 +129,65 @@ def _yaml_dump(data: Any) -> str:
     return yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True, width=1000)
 
 
+class LazyLines:
+    """The tree or graph text of a result, made a line at a time as far as a window reads it:
+    a pane at the top of a 10,000-pod tree walks the few nodes it shows. Read like RowsText.
 
-def _view_lines(result: Any, view: str, needle: str | None) -> tuple[list[str], int]:
-    from tessera.core.result import Result
+    Args:
+        result: the Result (its matched subgraph).
+        view: ``tree`` or ``graph``.
+        needle: keep only lines containing this text (case-insensitively).
+    """
 
-    rows = filter_rows(result, needle)
+    def __init__(self, result: Any, view: str, needle: str | None):
+        from tessera.core.result import Result
+
+        self._lines = _graph_view_lines(result, view, needle)
+        self.lines: list[str] = []
+        self.done = False
+        nodes, edges = getattr(result, "nodes", None) or [], getattr(result, "edges", None) or []
+        # every node is printed at least once (tree) and every edge once (graph): a floor for
+        # the length until all is made; unknown with a filter
+        self._floor = 0 if needle else (len(nodes) if view == "tree" else len(edges))
+        self.shown = len(filter_rows(result, needle)) if not isinstance(result, Result) or nodes else 0
+
+    def upto(self, n: int) -> list[str]:
+        """The lines, made until there are at least ``n`` (or all of them)."""
+        while len(self.lines) < n and not self.done:
+            line = next(self._lines, None)
+            if line is None:
+                self.done = True
+            else:
+                self.lines.append(line)
+        return self.lines
+
+    def total(self) -> int:
+        """The number of lines: exact once all are made, else at least those made."""
+        return len(self.lines) if self.done else max(len(self.lines), self._floor)
+
+
+def _graph_view_lines(result: Any, view: str, needle: str | None) -> Iterator[str]:
+    from tessera.core.render import graph
+
+    lines = graph.tree_lines(result) if view == "tree" else graph.graph_lines(result)
+    if not needle:
+        return lines
+    low = needle.lower()
+    return (line for line in lines if low in line.lower())
+
+
+def _view_lines(result: Any, view: str, needle: str | None) -> list[str]:
+    """The whole text of a json, yaml, tree or graph view."""
     if view in ("json", "yaml"):
+        rows = filter_rows(result, needle)
         shaped = [{c: plain(r.get(c)) for c in result.columns} for r in rows]
         if view == "json":
             text = json.dumps(shaped, indent=2, ensure_ascii=False, default=str)
         else:
             text = _yaml_dump(shaped) if shaped else "[]\n"
-        return text.rstrip("\n").split("\n"), len(rows)
+        return text.rstrip("\n").split("\n")
     if view in ("tree", "graph"):
-        from tessera.core.render import graph
-
-        out = io.StringIO()
-        getattr(graph, f"write_{view}")(result, out)
-        lines = out.getvalue().rstrip("\n").split("\n")
-        if needle:
-            low = needle.lower()
-            lines = [line for line in lines if low in line.lower()]
-        return lines, len(rows) if not isinstance(result, Result) or result.nodes else 0
+        return list(_graph_view_lines(result, view, needle))
     raise ValueError(view)
 
 
@@ -174,16 +215,11 @@ def window(result: Any, view: str, *, height: int, offset: int = 0, needle: str 
         body = max(1, height - 1)
         offset = max(0, min(offset, len(rows) - body))
         return Window(_table(result.columns, rows[offset:offset + body], color), len(rows), len(rows), offset)
-    if view in ("json", "yaml"):
-        text = cache.rows_text(result, view, needle)
-        lines = text.upto(offset + height)
-        if len(lines) < offset + height:  # scrolled past the end: clamp to the last page
-            offset = max(0, len(lines) - height)
-        total, shown = text.total(), len(text.rows)
-    else:
-        lines, shown = cache.lines(result, view, needle)
-        offset = max(0, min(offset, len(lines) - height))
-        total = len(lines)
+    text = cache.rows_text(result, view, needle) if view in ("json", "yaml") else cache.lines(result, view, needle)
+    lines = text.upto(offset + height)
+    if len(lines) < offset + height:  # scrolled past the end: clamp to the last page
+        offset = max(0, len(lines) - height)
+    total, shown = text.total(), text.shown
     part = "\n".join(lines[offset:offset + height])
     if color and view in ("json", "yaml"):
         from rich.syntax import Syntax
@@ -238,7 +274,6 @@ def rows_as_text(result: Any, view: str, needle: str | None = None) -> str:
         cols = result.columns
         lines = ["\t".join(cols)] + ["\t".join(cell_text(r.get(c)) for c in cols) for r in rows]
         return "\n".join(lines) + "\n"
-    lines, _ = _view_lines(result, view, needle)
-    return "\n".join(lines) + "\n"
+    return "\n".join(_view_lines(result, view, needle)) + "\n"
 
 
