@@ -55,13 +55,22 @@ def tmux():
     t.close()
 
 
-def test_dash_on_the_demo_workspace(tmux):
-    home = os.environ["TESSERA_HOME"]
+def import_demo() -> None:
     subprocess.run([TESSERA, "notebook", "import", str(DEMO_NOTEBOOK), "--name", "demo"], check=True,
                    capture_output=True)
+
+
+def start_dash(tmux: Tmux, flags: str = "", size: tuple[int, int] = (100, 30)) -> None:
+    """``tessera dash demo FLAGS`` in a fresh tmux session; the shell then prints EXIT=code."""
+    import_demo()
     # COLUMNS/LINES from the test's environment would override the pane's real size
-    command = f"env -u COLUMNS -u LINES TESSERA_HOME={home} {TESSERA} dash demo --speed 10; echo EXIT=$?; sleep 60"
-    tmux("new-session", "-d", "-s", "t", "-x", "120", "-y", "40", command)
+    command = (f"env -u COLUMNS -u LINES TESSERA_HOME={os.environ['TESSERA_HOME']} {TESSERA} dash demo {flags}; "
+               "echo EXIT=$?; sleep 60")
+    tmux("new-session", "-d", "-s", "t", "-x", str(size[0]), "-y", str(size[1]), command)
+
+
+def test_dash_on_the_demo_workspace(tmux):
+    start_dash(tmux, "--speed 10", size=(120, 40))
     text = tmux.wait_for(r"(?s)Pods in trouble.*Deployments.*Pods by phase.*Ingress routes.*payments wiring")
     # the recording starts with payments-api at 2 replicas...
     tmux.wait_for(r"payments-api\s+2\s+2")
@@ -83,8 +92,7 @@ def test_dash_on_the_demo_workspace(tmux):
 
 
 def test_dash_without_a_terminal_runs_once():
-    subprocess.run([TESSERA, "notebook", "import", str(DEMO_NOTEBOOK), "--name", "demo"], check=True,
-                   capture_output=True)
+    import_demo()
     done = subprocess.run([TESSERA, "dash", "demo"], capture_output=True, text=True, timeout=60,
                           stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
@@ -95,11 +103,7 @@ def test_dash_without_a_terminal_runs_once():
 
 @pytest.mark.parametrize("flag, tracking", [("--mouse", "1"), ("--no-mouse", "0")])
 def test_mouse_can_be_left_to_the_terminal(tmux, flag, tracking):
-    home = os.environ["TESSERA_HOME"]
-    subprocess.run([TESSERA, "notebook", "import", str(DEMO_NOTEBOOK), "--name", "demo"], check=True,
-                   capture_output=True)
-    command = f"env -u COLUMNS -u LINES TESSERA_HOME={home} {TESSERA} dash demo {flag}; echo EXIT=$?; sleep 60"
-    tmux("new-session", "-d", "-s", "t", "-x", "100", "-y", "30", command)
+    start_dash(tmux, flag)
     tmux.wait_for(r"monitoring\s+grafana")
     # tmux knows whether the program in the pane asked the terminal for mouse events
     assert tmux("display-message", "-p", "-t", "t", "#{mouse_any_flag}").strip() == tracking
@@ -121,11 +125,7 @@ def test_mouse_can_be_left_to_the_terminal(tmux, flag, tracking):
 
 @pytest.mark.parametrize("signal_name, code", [("TERM", 143), ("HUP", 129), ("INT", 130)])
 def test_signals_end_the_dashboard_cleanly(tmux, signal_name, code):
-    home = os.environ["TESSERA_HOME"]
-    subprocess.run([TESSERA, "notebook", "import", str(DEMO_NOTEBOOK), "--name", "demo"], check=True,
-                   capture_output=True)
-    command = f"env -u COLUMNS -u LINES TESSERA_HOME={home} {TESSERA} dash demo; echo EXIT=$?; sleep 60"
-    tmux("new-session", "-d", "-s", "t", "-x", "100", "-y", "30", command)
+    start_dash(tmux)
     tmux.wait_for(r"Pods in trouble")
     shell = tmux("display-message", "-p", "-t", "t", "#{pane_pid}").strip()
     dash = subprocess.run(["pgrep", "-P", shell], capture_output=True, text=True).stdout.split()
