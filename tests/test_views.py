@@ -55,8 +55,16 @@ def test_a_filter_keeps_matching_lines(result):
 
 
 @pytest.mark.parametrize("view", ["json", "yaml"])
-def test_json_and_yaml_windows_match_the_copied_text(result, view):
-    full = rows_as_text(result, view).rstrip("\n").split("\n")
+def test_json_and_yaml_windows_match_the_whole_document(result, view):
+    import json
+
+    import yaml
+
+    rows = [{c: r.get(c) for c in result.columns} for r in result.rows]
+    whole = (json.dumps(rows, indent=2, ensure_ascii=False) if view == "json"
+             else yaml.safe_dump(rows, sort_keys=False, allow_unicode=True, width=1000))
+    full = whole.rstrip("\n").split("\n")
+    assert rows_as_text(result, view) == "\n".join(full) + "\n"  # what y copies
     cache = ViewCache()
     win = window(result, view, height=8, offset=5, cache=cache, color=False)
     assert shown(win) == full[5:13]

@@ -10,6 +10,7 @@ pane``) share this module, so a cell looks the same everywhere.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -176,21 +177,6 @@ def _graph_view_lines(result: Any, view: str, needle: str | None) -> Iterator[st
     return (line for line in lines if low in line.lower())
 
 
-def _view_lines(result: Any, view: str, needle: str | None) -> list[str]:
-    """The whole text of a json, yaml, tree or graph view."""
-    if view in ("json", "yaml"):
-        rows = filter_rows(result, needle)
-        shaped = [{c: plain(r.get(c)) for c in result.columns} for r in rows]
-        if view == "json":
-            text = json.dumps(shaped, indent=2, ensure_ascii=False, default=str)
-        else:
-            text = _yaml_dump(shaped) if shaped else "[]\n"
-        return text.rstrip("\n").split("\n")
-    if view in ("tree", "graph"):
-        return list(_graph_view_lines(result, view, needle))
-    raise ValueError(view)
-
-
 def window(result: Any, view: str, *, height: int, offset: int = 0, needle: str | None = None,
            cache: ViewCache | None = None, color: bool = True) -> Window:
     """The part of ``result`` a pane of ``height`` lines shows from line ``offset``.
@@ -274,6 +260,10 @@ def rows_as_text(result: Any, view: str, needle: str | None = None) -> str:
         cols = result.columns
         lines = ["\t".join(cols)] + ["\t".join(cell_text(r.get(c)) for c in cols) for r in rows]
         return "\n".join(lines) + "\n"
-    return "\n".join(_view_lines(result, view, needle)) + "\n"
+    if view in ("json", "yaml"):
+        text: RowsText | LazyLines = RowsText(result, view, filter_rows(result, needle))
+    else:
+        text = LazyLines(result, view, needle)
+    return "\n".join(text.upto(sys.maxsize)) + "\n"
 
 
