@@ -129,3 +129,28 @@ def test_a_relist_drops_the_indexes_and_they_follow_the_new_order():
     assert not pods._join_indexes
     p = pods.snapshot()
     assert indexed(OWNS, r, p) == plain(OWNS, r, p)
+
+
+def test_an_index_no_join_uses_is_dropped_and_rebuilt_on_demand(monkeypatch):
+    from tessera.core.watch import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "INDEX_CHECK_EVENTS", 10)
+    rng = random.Random(5)
+    pods, nodes = cache_of("Pod"), cache_of("Node")
+    for i in range(4):
+        nodes._apply("ADDED", node(rng, i, i + 1))
+    for i in range(20):
+        pods._apply("ADDED", pod(rng, i, 100 + i))
+    some_pods = pods.snapshot()[:3]  # a plain list: the join probes the nodes' index
+    indexed(RUNS_ON, some_pods, nodes.snapshot())
+    assert list(nodes._join_indexes) == [("metadata.name", False)]
+    for i in range(20, 30):  # used a moment ago: kept through a check
+        nodes._apply("ADDED", node(rng, i, 200 + i))
+    assert nodes._join_indexes
+    monkeypatch.setattr(cache_module, "INDEX_IDLE_SECONDS", 0.0)
+    for i in range(30, 40):  # idle past the limit at the next check: dropped
+        nodes._apply("ADDED", node(rng, i, 300 + i))
+    assert not nodes._join_indexes
+    n = nodes.snapshot()
+    assert indexed(RUNS_ON, some_pods, n) == plain(RUNS_ON, some_pods, n)  # asked again: rebuilt, current
+    assert nodes._join_indexes

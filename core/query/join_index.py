@@ -37,6 +37,7 @@ class JoinIndex:
         self._position: dict[int, int] = {}  # id(object) -> position
         self._by_ns_value: dict[tuple[str, Any], dict[Hashable, dict]] = {}
         self._by_value: dict[Any, dict[Hashable, dict]] = {}
+        self.lent_at = 0.0  # when a join last used it (time.monotonic(); set by the cache)
         for key, obj in objects.items():
             self.put(key, obj)
 

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from tessera.core.errors import TesseraError, WatchExpired
 
 Key = tuple[str | None, str]  # (namespace, name)
+
+# A join index no query has used for this long is dropped (looked for every INDEX_CHECK_EVENTS
+# changes): keeping it current costs every change a little, and an edited or removed query may
+# never ask for it again. A query that does is given a new one.
+INDEX_IDLE_SECONDS = 300.0
+INDEX_CHECK_EVENTS = 1000
 
 
 def _rv(obj: dict) -> int | None:
@@ -102,6 +109,7 @@ class WatchCache:
                 from tessera.core.query.join_index import JoinIndex
 
                 index = self._join_indexes[(field, same_ns)] = JoinIndex(field, same_ns, self.objects)
+            index.lent_at = time.monotonic()
             yield index
 
     def wait_ready(self, timeout: float | None = None) -> None:
@@ -203,6 +211,10 @@ class WatchCache:
             if rv:
                 self.resource_version = rv
             self.events += 1
+            if self._join_indexes and self.events % INDEX_CHECK_EVENTS == 0:
+                idle_since = time.monotonic() - INDEX_IDLE_SECONDS
+                for spec in [k for k, index in self._join_indexes.items() if index.lent_at < idle_since]:
+                    del self._join_indexes[spec]
         self._emit(etype, obj)
 
     def _emit(self, etype: str, obj: dict) -> None:
