@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 
+def filters_nothing(kind: Any, *, namespace: str | None = None, name: str | None = None,
+                    labels: dict[str, str] | None = None) -> bool:
+    """True when a list call with these filters returns every resource of ``kind``."""
+    return not labels and name is None and (namespace is None or not kind.namespaced)
+
+
 def select_resources(
     objs: Iterable[dict[str, Any]],
     kind: Any,
@@ -24,8 +30,8 @@ def select_resources(
     Returns:
         the matching objects, in input order.
     """
-    if not labels and name is None and (namespace is None or not kind.namespaced):
-        return list(objs)  # nothing to filter
+    if filters_nothing(kind, namespace=namespace, name=name, labels=labels):
+        return list(objs)
     out = []
     for obj in objs:
         meta = obj.get("metadata") or {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tessera.core.resources import select_resources
+from tessera.core.resources import filters_nothing, select_resources
 
 
 class CachedSource:
@@ -51,7 +51,9 @@ class CachedSource:
         cache = self.hub.get(self.source, kind, namespace)
         cache.wait_ready(self._ready_timeout)
         snapshot = cache.snapshot()
-        if not labels and name is None and (namespace is None or not kind.namespaced or cache.namespace == namespace):
+        if cache.namespace is not None and cache.namespace == namespace:
+            namespace = None  # a cache of that namespace alone: nothing more to filter by it
+        if filters_nothing(kind, namespace=namespace, name=name, labels=labels):
             return snapshot  # the whole cache: joins may probe its kept indexes
         return select_resources(snapshot, kind, namespace=namespace, name=name, labels=labels)
 

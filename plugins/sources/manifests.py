@@ -153,8 +153,6 @@ class ManifestSource:
         """Resources of ``kind``, filtered by namespace, name and labels (see base.Source)."""
         self._load()
         objs = self._index.get((kind.group, kind.kind), [])
-        if namespace is None and name is None and not labels:
-            return list(objs)
         return select_resources(objs, kind, namespace=namespace, name=name, labels=labels)
 
 
