@@ -9,6 +9,7 @@ either way.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from tessera.core.errors import ParseError
@@ -27,6 +28,11 @@ _SYMBOLS = (
     "(", ")", "{", "}", "[", "]", ",", ":", ".", ";", "=", "<", ">", "-", "+", "*",
 )
 
+# An integer literal may have this many digits. Python refuses to convert more than 4,300 digits
+# between text and int (in either direction, so printing such a value would fail too); 1,000
+# leaves room for a sum of them and is far beyond any Kubernetes value (int64 has 19 digits).
+MAX_INTEGER_DIGITS = 1000
+
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "\\": "\\", '"': '"', "'": "'", "/": "/"}
 
 
@@ -44,8 +50,8 @@ class Token:
     pos: int
 
     def shown(self) -> str:
-        """The token as an error message quotes it: ``"RETURN"``; ``""`` at end of input."""
-        return '""' if self.kind == EOF else '"' + self.text.replace('"', '\\"') + '"'
+        """The token as an error message quotes it: ``"RETURN"``; ``end of query`` at the end."""
+        return "end of query" if self.kind == EOF else '"' + self.text.replace('"', '\\"') + '"'
 
 
 def _digit(ch: str) -> bool:
@@ -171,8 +177,27 @@ def _number(text: str, start: int, tokens: list[Token]) -> int:
         # ``5m`` or ``10Gi`` is an identifier-ish word, not a number followed by a name.
         return _ident(text, start, tokens)
     raw = text[start:i]
-    tokens.append(Token(NUMBER, raw, float(raw) if is_float else int(raw), start))
+    tokens.append(Token(NUMBER, raw, _number_value(text, start, raw, is_float), start))
     return i
+
+
+def _number_value(text: str, start: int, raw: str, is_float: bool) -> int | float:
+    found = f'"{raw[:12]}..."' if len(raw) > 15 else f'"{raw}"'
+    if is_float:
+        value = float(raw)
+        if math.isinf(value):
+            raise ParseError(
+                "number out of range", source=text, offset=start, found=found,
+                expected="a number below 1.8e308",
+            )
+        return value
+    digits = len(raw.lstrip("0")) or 1
+    if digits > MAX_INTEGER_DIGITS:
+        raise ParseError(
+            f"integer too long ({digits} digits)", source=text, offset=start, found=found,
+            expected=f"at most {MAX_INTEGER_DIGITS} digits",
+        )
+    return int(raw.lstrip("0") or "0")  # leading zeros count towards Python's limit too
 
 
 def _ident(text: str, start: int, tokens: list[Token]) -> int:
