@@ -197,3 +197,14 @@ def test_result_graph_has_nodes_and_edges():
     kinds = sorted(n.kind for n in res.nodes)
     assert kinds == ["Deployment", "Pod", "Pod", "ReplicaSet"]
     assert len(res.edges) == 3
+
+
+def test_temporal_overflow_is_a_query_error():
+    # Python raises OverflowError here; the user gets a one-line QueryError (exit 1).
+    objs = [obj("Pod", "p", status={"startTime": "2020-01-01T00:00:00Z"})]
+    with pytest.raises(QueryError, match=r"duration 'P99999999999D' out of range"):
+        rows('MATCH (p:Pod) WHERE p.status.startTime > datetime() - duration("P99999999999D") RETURN p', objs)
+    with pytest.raises(QueryError, match="is out of range"):
+        rows('MATCH (p:Pod) WHERE p.status.startTime > datetime() - duration("P9999999D") RETURN p', objs)
+    with pytest.raises(QueryError, match="is out of range"):
+        rows('MATCH (p:Pod) WHERE p.status.startTime > datetime("0001-01-01T00:00:00Z") - duration("P1D") RETURN p', objs)

@@ -213,6 +213,14 @@ class Evaluator:
 
 
 def _arith(op: str, a: Any, b: Any) -> Any:
+    try:
+        return _arith_values(op, a, b)
+    except OverflowError:
+        shown = [str(v) if isinstance(v, timedelta) else repr(jsonable(v)) for v in (a, b)]
+        raise QueryError(f"{shown[0]} {op} {shown[1]} is out of range", hint="timestamps run from year 1 to 9999") from None
+
+
+def _arith_values(op: str, a: Any, b: Any) -> Any:
     if a is None or b is None:
         return None
     if isinstance(a, datetime) or isinstance(b, datetime):
