@@ -208,3 +208,39 @@ def test_temporal_overflow_is_a_query_error():
         rows('MATCH (p:Pod) WHERE p.status.startTime > datetime() - duration("P9999999D") RETURN p', objs)
     with pytest.raises(QueryError, match="is out of range"):
         rows('MATCH (p:Pod) WHERE p.status.startTime > datetime("0001-01-01T00:00:00Z") - duration("P1D") RETURN p', objs)
+
+
+def namespaces() -> list[dict]:
+    return [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in ("shop", "other")]
+
+
+def test_kindless_neighbour_of_a_namespace_is_every_resource_in_it():
+    out = rows('MATCH (n:Namespace {name: "shop"})->(x) RETURN x.kind AS k, x.metadata.name AS n ORDER BY k, n',
+               cluster() + namespaces())
+    shop = sorted((o["kind"], o["metadata"]["name"]) for o in cluster() if o["metadata"]["namespace"] == "shop")
+    assert [(r["k"], r["n"]) for r in out] == shop
+    assert len(shop) == 13  # 3 Deployments, 3 ReplicaSets, 5 Pods, 2 Services; nothing from "other"
+    # the Namespace rule's own type works too
+    typed = rows('MATCH (n:Namespace {name: "other"})-[:NAMESPACE_HAS_RESOURCE]->(x) RETURN x.metadata.name AS n',
+                 cluster() + namespaces())
+    assert typed == [{"n": "web-abc"}]
+
+
+def test_kindless_neighbour_of_a_namespaced_kind_includes_its_namespace_last():
+    out = rows('MATCH (d:Deployment {name: "web"})->(x) RETURN x.kind AS k, x.metadata.name AS n', cluster() + namespaces())
+    # rules naming both kinds first, then the Namespace rule (no ORDER BY: the engine's own order)
+    assert out == [{"k": "ReplicaSet", "n": "web-abc"}, {"k": "Namespace", "n": "shop"}]
+    chain = rows('MATCH (p:Pod {name: "web-abc-0"})->(x)->(d:Deployment {name: "web"}) RETURN x.kind AS k',
+                 cluster() + namespaces())
+    assert chain == [{"k": "ReplicaSet"}, {"k": "Namespace"}]
+
+
+def test_kindless_neighbour_of_a_cluster_scoped_kind_has_no_namespace():
+    objs = [{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}},
+            obj("Pod", "p", spec={"nodeName": "n1"})] + namespaces()
+    assert rows("MATCH (nd:Node)->(x) RETURN x.kind AS k, x.metadata.name AS n", objs) == [{"k": "Pod", "n": "p"}]
+
+
+def test_kindless_node_no_rule_can_reach_is_an_error_not_an_empty_answer():
+    with pytest.raises(QueryError, match="no kind is related to Deployment by NO_SUCH_TYPE, so 'x' cannot match anything"):
+        rows("MATCH (d:Deployment)-[:NO_SUCH_TYPE]->(x) RETURN x")

@@ -22,6 +22,9 @@ SYMBOL = "SYMBOL"
 EOF = "EOF"
 UNKNOWN = "UNKNOWN"
 
+# How a parse error names the end of the text, where other tokens are quoted ("RETURN").
+END_OF_QUERY = "end of query"
+
 # Longest first: the lexer tries each in order.
 _SYMBOLS = (
     "->", "<-", "<=", ">=", "<>", "!=", "=~",
@@ -51,7 +54,7 @@ class Token:
 
     def shown(self) -> str:
         """The token as an error message quotes it: ``"RETURN"``; ``end of query`` at the end."""
-        return "end of query" if self.kind == EOF else '"' + self.text.replace('"', '\\"') + '"'
+        return END_OF_QUERY if self.kind == EOF else '"' + self.text.replace('"', '\\"') + '"'
 
 
 def _digit(ch: str) -> bool:
