@@ -244,3 +244,34 @@ def test_kindless_neighbour_of_a_cluster_scoped_kind_has_no_namespace():
 def test_kindless_node_no_rule_can_reach_is_an_error_not_an_empty_answer():
     with pytest.raises(QueryError, match="no kind is related to Deployment by NO_SUCH_TYPE, so 'x' cannot match anything"):
         rows("MATCH (d:Deployment)-[:NO_SUCH_TYPE]->(x) RETURN x")
+
+
+def cyphernetes(query: str, objs=None) -> dict:
+    return api.run_query(query, [MemorySource(objs if objs is not None else cluster())], shape="cyphernetes").cyphernetes
+
+
+def test_cyphernetes_shape_when_nothing_matches():
+    # a kindless pattern: upstream merges its expanded queries and keeps only variables with rows
+    assert cyphernetes('MATCH (d:Deployment {name: "none"})->(x) RETURN d.metadata.name, x') == {}
+    # ORDER BY / SKIP / LIMIT: upstream rebuilds the map from the (no) rows
+    assert cyphernetes('MATCH (d:Deployment {name: "none"}) RETURN d.metadata.name AS n ORDER BY n') == {}
+    assert cyphernetes('MATCH (d:Deployment {name: "none"}) RETURN d LIMIT 5') == {}
+    # a pattern of two or more relationships: {} as well
+    assert cyphernetes('MATCH (d:Deployment {name: "none"})->(:ReplicaSet)->(p:Pod) RETURN d, p') == {}
+    # otherwise each returned variable is listed with no entries
+    assert cyphernetes('MATCH (d:Deployment {name: "none"}) RETURN d') == {"d": []}
+    assert cyphernetes('MATCH (d:Deployment {name: "none"})->(rs:ReplicaSet) RETURN d, rs') == {"d": [], "rs": []}
+
+
+def test_cyphernetes_aggregates_over_nothing_are_null():
+    q = ('MATCH (p:Pod {app: "none"}) RETURN COUNT{p} AS n, SUM{p.spec.containers[*].resources.requests.cpu} AS cpu, '
+         'SUM{p.spec.replicas} AS r, MIN{p.metadata.name} AS first')
+    assert cyphernetes(q) == {"p": [], "aggregate": {"n": None, "cpu": None, "r": None, "first": None}}
+    assert cyphernetes('MATCH (d:Deployment {name: "none"})->(x) RETURN SUM{x.spec.replicas} AS r') == {"aggregate": {"r": None}}
+    # rows exist but hold no value to add: null as well, never [] or 0
+    out = cyphernetes("MATCH (d:Deployment) RETURN SUM{d.spec.template.spec.containers[*].resources.requests.cpu} AS cpu, "
+                      "SUM{d.status.readyReplicas} AS ready")
+    assert out["aggregate"] == {"cpu": None, "ready": None}
+    # the rows shape keeps Cypher's answers: SUM of nothing is 0, COUNT 0
+    assert rows('MATCH (p:Pod {app: "none"}) RETURN count(p) AS n, SUM{p.spec.containers[*].resources.requests.cpu} AS cpu') == [
+        {"n": 0, "cpu": 0}]
