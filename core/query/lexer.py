@@ -69,15 +69,17 @@ def _is_ident_char(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
 
 
-def tokenize(text: str) -> list[Token]:
+def tokenize(text: str, *, check_numbers: bool = True) -> list[Token]:
     """Split query text into tokens, ending with one EOF token.
 
     Args:
         text: the query.
+        check_numbers: refuse numbers out of range (a highlighter passes False: such a number
+            is still a NUMBER token, valued None, and the tokens after it are still found).
     Returns:
         the tokens; comments and whitespace are dropped.
     Raises:
-        ParseError for an unterminated string or block comment.
+        ParseError for an unterminated string or block comment, or a number out of range.
     """
     tokens: list[Token] = []
     i, n = 0, len(text)
@@ -102,7 +104,7 @@ def tokenize(text: str) -> list[Token]:
             i = _string(text, i, tokens)
             continue
         if _digit(ch) or (ch == "." and i + 1 < n and _digit(text[i + 1]) and _number_allowed(tokens)):
-            i = _number(text, i, tokens)
+            i = _number(text, i, tokens, check_numbers)
             continue
         if _is_ident_start(ch) or ch == "\\":
             i = _ident(text, i, tokens)
@@ -157,7 +159,7 @@ def _string(text: str, start: int, tokens: list[Token]) -> int:
     )
 
 
-def _number(text: str, start: int, tokens: list[Token]) -> int:
+def _number(text: str, start: int, tokens: list[Token], check: bool = True) -> int:
     i, n = start, len(text)
     while i < n and _digit(text[i]):
         i += 1
@@ -180,7 +182,8 @@ def _number(text: str, start: int, tokens: list[Token]) -> int:
         # ``5m`` or ``10Gi`` is an identifier-ish word, not a number followed by a name.
         return _ident(text, start, tokens)
     raw = text[start:i]
-    tokens.append(Token(NUMBER, raw, _number_value(text, start, raw, is_float), start))
+    value = _number_value(text, start, raw, is_float) if check else None
+    tokens.append(Token(NUMBER, raw, value, start))
     return i
 
 
