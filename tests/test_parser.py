@@ -264,16 +264,19 @@ def test_nesting_too_deep_is_a_parse_error_at_the_offending_token(kind, depth):
     assert depth_there == MAX_NESTING, (depth_there, err.one_line())
 
 
-def test_too_deep_nesting_through_the_cli_is_a_typed_error(tmp_path):
+def test_parser_limits_through_the_cli_are_typed_errors(tmp_path):
     manifest = tmp_path / "pods.yaml"
     manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\n")
     env = dict(os.environ, NO_COLOR="1", TESSERA_HOME=str(tmp_path / "home"))
-    for text in (_nested("parentheses", 123), _nested("lists", 123), _nested("maps", 123), _nested("NOT", 2000)):
+    cases = [(_nested(kind, depth), "nesting too deep: ")
+             for kind, depth in (("parentheses", 123), ("lists", 123), ("maps", 123), ("NOT", 2000))]
+    cases.append((f"MATCH (p:Pod) WHERE p.a = {'1' * 5000} RETURN p", "integer too long (5000 digits): "))
+    for text, message in cases:
         proc = subprocess.run([TESSERA, "query", "-s", str(manifest), text], capture_output=True, text=True,
                               env=env, timeout=60)
         assert proc.returncode == 1, proc.stderr
         first = proc.stderr.splitlines()[0]
-        assert re.fullmatch(r"tessera: parse error at line 1, column \d+: nesting too deep: .*", first), first
+        assert re.match(r"tessera: parse error at line 1, column \d+: " + re.escape(message), first), first
         assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
 
 
