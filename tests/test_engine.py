@@ -275,3 +275,36 @@ def test_cyphernetes_aggregates_over_nothing_are_null():
     # the rows shape keeps Cypher's answers: SUM of nothing is 0, COUNT 0
     assert rows('MATCH (p:Pod {app: "none"}) RETURN count(p) AS n, SUM{p.spec.containers[*].resources.requests.cpu} AS cpu') == [
         {"n": 0, "cpu": 0}]
+
+
+class FailingKindSource(MemorySource):
+    """A source on which listing some kinds fails the way a live cluster can."""
+
+    def __init__(self, objects, failing: dict):
+        super().__init__(objects)
+        self.failing = failing
+
+    def list(self, kind, **kw):
+        if kind.kind in self.failing:
+            raise self.failing[kind.kind]
+        return super().list(kind, **kw)
+
+
+def test_expanded_kinds_that_cannot_be_listed_are_skipped_with_a_warning():
+    from tessera.core.errors import NotAuthorized, SourceTimeout, SourceUnavailable
+
+    failing = {"Secret": NotAuthorized("secrets is forbidden"),
+               "CSIStorageCapacity": SourceUnavailable("storage.k8s.io: HTTP 503 service unavailable"),
+               "Lease": QueryError("leases: not found on the server"),
+               "ResourceQuota": SourceTimeout("resourcequotas timed out")}
+    src = FailingKindSource(cluster() + namespaces(), failing)
+    res = api.run_query('MATCH (n:Namespace {name: "other"})->(x) RETURN x.kind AS k, x.metadata.name AS n', [src])
+    assert res.rows == [{"k": "ReplicaSet", "n": "web-abc"}]
+    assert sorted(res.warnings) == [
+        "skipped CSIStorageCapacity (cannot list it): storage.k8s.io: HTTP 503 service unavailable",
+        "skipped Lease (cannot list it): leases: not found on the server",
+        "skipped ResourceQuota (cannot list it): resourcequotas timed out",
+        "skipped Secret (forbidden): secrets is forbidden"]
+    # a kind the query names itself still fails the query
+    with pytest.raises(SourceUnavailable):
+        api.run_query("MATCH (n:Namespace)->(x) RETURN x", [FailingKindSource(cluster(), {"Namespace": SourceUnavailable("down")})])

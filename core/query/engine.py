@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from tessera.core.errors import NotAuthorized, QueryError
+from tessera.core.errors import NotAuthorized, QueryError, TesseraError
 from tessera.core.kinds import KindInfo
 from tessera.core.query import ast
 from tessera.core.query.evaluate import Evaluator
@@ -267,21 +267,31 @@ class Engine:
     def _list_many(self, reqs: list[tuple]) -> list[list[dict]]:
         source = self.ctx.source
 
+        failures: list[TesseraError] = []
+
         def one(req: tuple) -> list[dict]:
             kind, ns, name, labels = req
             try:
                 return source.list(kind, namespace=ns, name=name, labels=dict(labels) if labels else None)
-            except NotAuthorized as exc:
+            except TesseraError as exc:
                 if (kind.group, kind.kind) not in self._expanded:
                     raise
-                # A kindless node tries every linked kind; RBAC hiding one must not sink the query.
-                self.warnings.append(f"skipped {kind.kind} (forbidden): {exc.one_line()}")
+                # A kindless node tries every linked kind (every namespaced kind, next to a
+                # Namespace): RBAC hiding one, or one API the server cannot serve (an aggregated
+                # API that is down, a CRD just removed), must not sink the query.
+                failures.append(exc)
+                why = "forbidden" if isinstance(exc, NotAuthorized) else "cannot list it"
+                self.warnings.append(f"skipped {kind.kind} ({why}): {exc.one_line()}")
                 return []
 
         if len(reqs) == 1 or not getattr(source, "concurrent", False):
-            return [one(r) for r in reqs]
-        with ThreadPoolExecutor(max_workers=min(8, len(reqs))) as pool:
-            return list(pool.map(one, reqs))
+            results = [one(r) for r in reqs]
+        else:
+            with ThreadPoolExecutor(max_workers=min(8, len(reqs))) as pool:
+                results = list(pool.map(one, reqs))
+        if failures and len(failures) == len(reqs):
+            raise failures[0]  # nothing answered: the source is at fault, not one kind
+        return results
 
     # ------------------------------------------------------------------ joining
 
