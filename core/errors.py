@@ -41,7 +41,7 @@ class ParseError(QueryError):
 
     Attributes:
         line, column: 1-based position of the offending token.
-        found: the offending token, quoted (``"RETURN"``; ``""`` at end of input).
+        found: the offending token, quoted (``"RETURN"``; ``end of query`` at the end of the text).
         expected: what would have been valid there ("" when the message says it all).
         source: the full query text (used to draw the caret).
     """
