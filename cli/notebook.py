@@ -253,9 +253,20 @@ def run(
                 for warning in res.warnings:
                     _note(f"warning: {warning}")
     if failures:
-        where, err = failures[0]
-        total = len(runs) + len(failures)
-        raise type(err)(f"{len(failures)} of {total} cells failed; first: {where}: {err.message}", hint=err.hint)
+        raise _cells_failed(failures, total=len(runs) + len(failures))
+
+
+def _cells_failed(failures: list[tuple[str, Any]], *, total: int) -> Exception:
+    """The summary error of a run with failing cells: a message naming the first failure and
+    that failure's exit code. A plain TesseraError carries it, since error classes take
+    different arguments (a ParseError needs its position)."""
+    from tessera.core.errors import TesseraError
+
+    where, err = failures[0]
+    # str(err): the message; a ParseError's includes its line and column
+    summary = TesseraError(f"{len(failures)} of {total} cells failed; first: {where}: {err}", hint=err.hint)
+    summary.exit_code = err.exit_code
+    return summary
 
 
 def _watch(conn, addr, ctx, failed) -> None:
@@ -312,8 +323,18 @@ def import_(
         name = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(file).stem).strip("-_") or "notebook"
     store.check_name(name)
     text = read_text(None, file)
-    nb = _importer(fmt)(text, name=name, where=file)
+    warnings: list[str] = []
+    if fmt == "ipynb":
+        from tessera.core.notebook.ipynb import import_ipynb
+
+        nb = import_ipynb(text, name=name, where=file, warnings=warnings)
+    else:
+        from tessera.core.notebook.markdown import import_markdown
+
+        nb = import_markdown(text, name=name, where=file)
     store.create(_conn(), name, notebook=nb, action="imported", details={"format": fmt, "file": file})
+    for warning in warnings:
+        _note(f"warning: {warning}")
     _note(f"imported {file} as notebook {name} ({len(nb)} cells)")
 
 
@@ -366,16 +387,6 @@ def _format(fmt: str | None, file: str, default: str | None = None) -> str:
     if default:
         return default
     raise UsageError(f"cannot tell the format of '{file}'", hint="use --format ipynb or --format markdown")
-
-
-def _importer(fmt: str) -> Any:
-    if fmt == "ipynb":
-        from tessera.core.notebook.ipynb import import_ipynb
-
-        return import_ipynb
-    from tessera.core.notebook.markdown import import_markdown
-
-    return import_markdown
 
 
 # --- cell ---------------------------------------------------------------------------------------
