@@ -13,9 +13,11 @@ from tessera.cli.options import (
     AllNamespaces,
     Contexts,
     Kubeconfig,
+    Loop,
     Namespace,
     OutputSettings,
     Sources,
+    Speed,
     emit,
     output_options,
     read_text,
@@ -183,6 +185,8 @@ def run(
     context: Contexts = None,
     kubeconfig: Kubeconfig = None,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep the cells current by their refresh policy and print row changes as JSONL.")] = False,
+    speed: Speed = 1.0,
+    loop: Loop = False,
     *,
     out: OutputSettings,
 ) -> None:
@@ -190,7 +194,9 @@ def run(
 
     With --watch, cells keep running by their refresh policy (watch: on every change of what
     they read; every:N: every N seconds) and each row change is printed as a JSON line
-    {"cell", "op", "key", "row", "ts"}; the changes are also recorded as events.
+    {"cell", "op", "key", "row", "ts"}, starting with every current row of each cell as
+    "added" (as query --watch starts); the changes are also recorded as events. --speed and
+    --loop set how replay: sources play, as for dash and pane.
 
     Query cells without sources of their own use -s / --context (default: the current kube
     context). When a cell's rows differ from its previous run, the event
@@ -207,7 +213,7 @@ def run(
     addr = store.parse_address(address)
     conn = _conn()
     ctx = CellContext(conn, default_sources=source or [], contexts=context or [], kubeconfig=kubeconfig,
-                      namespace=namespace, all_namespaces=all_namespaces, stdin=sys.stdin)
+                      namespace=namespace, all_namespaces=all_namespaces, stdin=sys.stdin, speed=speed, loop=loop)
     failures: list[tuple[str, TesseraError]] = []
 
     def failed(cell: dict, err: TesseraError) -> None:
