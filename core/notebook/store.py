@@ -256,14 +256,16 @@ def remove(conn: sqlite3.Connection, name: str) -> None:
 
 
 def add_cell(conn: sqlite3.Connection, name: str, source: str = "", **attrs: Any) -> tuple[str, int]:
-    """Add a cell (see Notebook.add_cell); returns (id, number). The type must be registered."""
+    """Add a cell (see Notebook.add_cell; ``after`` may be a cell id); returns (id, number). The
+    type must be registered."""
     from tessera.core.notebook.cells import cell_type
 
     cell_type(attrs.get("type", "query"))
     out: dict = {}
 
     def edit(nb: Notebook) -> dict:
-        cid, number = nb.add_cell(source=source, **attrs)
+        after = attrs.get("after")
+        cid, number = nb.add_cell(source=source, **{**attrs, "after": None if after is None else _number(nb, after)})
         out.update(id=cid, number=number)
         return {"cell": cid, "number": number, "row": nb.row_of(number), **{k: v for k, v in nb.cell(number).items() if k != "id"}}
 
