@@ -428,3 +428,24 @@ def test_live_pane_follows_the_replay():
             assert f"{now}" in screen_text(app)
             assert app.session.panes["pods"].status == "live"
     run(main())
+
+
+def test_an_in_context_pane_follows_that_context_and_names_it(kubeconfig, kube_api_b):
+    query = 'IN emu-b MATCH (p:Pod) WHERE p.metadata.namespace = "payments" RETURN p.metadata.name AS pod, ' \
+            'p.status.phase AS phase'
+    conn = connect()
+    store.create(conn, "multi")
+    store.add_cell(conn, "multi", query, refresh="watch")  # no sources: the dashboard's defaults
+    cell_id = store.load(conn, "multi").ids()[0]
+    conn.close()
+
+    async def main():
+        async with dashboard("multi", (100, 16), kubeconfig=str(kubeconfig), min_refresh=0.0) as (app, pilot):
+            await until(pilot, app, lambda: "emu-b · table" in screen_text(app), timeout=60, what="the footer")
+            assert "api-b-5d8f-0" in screen_text(app) and "emu-a" not in screen_text(app)
+            pod = kube_api_b.get("v1", "Pod", "payments", "api-b-5d8f-0")
+            kube_api_b.update({**pod, "status": {"phase": "Failed"}})
+            await until(pilot, app, lambda: app.session.panes[cell_id].result.rows[0]["phase"] == "Failed",
+                        timeout=60, what="the change in emu-b")
+            await until(pilot, app, lambda: "Failed" in screen_text(app), what="the change on screen")
+    run(main())
