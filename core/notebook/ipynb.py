@@ -65,11 +65,10 @@ def _is_query(source: str) -> bool:
 
 
 def _as_markdown_code(source: str, language: str | None) -> str:
-    """Code kept as a markdown cell: a fenced block (longer than any backtick run inside)."""
-    import re
+    """Code kept as a markdown cell: a fenced block of its language."""
+    from tessera.core.notebook.markdown import fence_for
 
-    longest = max((len(m) for m in re.findall(r"`+", source)), default=0)
-    fence = "`" * max(3, longest + 1)
+    fence = fence_for(source)
     return f"{fence}{language or ''}\n{source}\n{fence}" if source else ""
 
 
