@@ -321,6 +321,10 @@ def test_editor_edit_of_a_line_changed_meanwhile_is_a_conflict_that_keeps_both(c
     assert stat.S_IMODE(os.stat(kept).st_mode) == 0o600
     assert store.load(conn, "ops").cell(1)["source"] == "MATCH (p:Pod) RETURN p LIMIT 50"
     assert len(events.read(conn, pattern="notebook.ops.cell_edited")) == 1  # only the other edit
+    store.remove_cell(conn, "ops", 1)  # a cell removed while its editor was open: the edit is kept too
+    with pytest.raises(EditConflict, match="was removed while you edited it") as caught:
+        store.edit_cell(conn, "ops", base.ids()[0], "MATCH (n) RETURN n", base_text="MATCH (p:Pod) RETURN p LIMIT 10")
+    assert open(caught.value.message.rsplit("your version is in ", 1)[1]).read() == "MATCH (n) RETURN n"
 
 
 # --- the CLI ----------------------------------------------------------------------------------

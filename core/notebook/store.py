@@ -291,8 +291,9 @@ def edit_cell(conn: sqlite3.Connection, name: str, cell: int | str, text: str, *
         base_text: the same for a front end that kept only the cell's text (the dashboard's
             editor): ``cell`` is then best given as the id.
     Raises:
-        EditConflict when the cell was changed meanwhile on the lines this edit changes:
-        nothing is stored, and ``text`` is kept in a file the message names (save_conflict).
+        EditConflict when the cell was changed meanwhile on the lines this edit changes, or
+        removed: nothing is stored, and ``text`` is kept in a file the message names
+        (save_conflict).
     """
     if base is not None:
         base_text = base.cell(_number(base, cell))["source"]
@@ -308,6 +309,11 @@ def edit_cell(conn: sqlite3.Connection, name: str, cell: int | str, text: str, *
         from tessera.core.notebook.model import MergeConflict, merge_text
 
         def edit(nb: Notebook) -> dict | None:
+            if isinstance(cell, str) and cell not in nb.ids():
+                kept = save_conflict(nb.name, {"id": cell}, text)
+                raise EditConflict(f"cell {cell} of notebook '{nb.name}' was removed while you edited it; nothing was "
+                                   f"saved, and your version is in {kept}",
+                                   hint=f"add it again: tessera cell add {nb.name} -f {kept}")
             n = _number(nb, cell)
             found = nb.cell(n)
             before = found["source"]
