@@ -214,7 +214,7 @@ class LiveFlags:
     def run_once_flags(self) -> dict[str, Any]:
         """The flags ``notebook run`` takes (what a live front end does without a terminal)."""
         return {"source": self.source, "namespace": self.namespace, "all_namespaces": self.all_namespaces,
-                "context": self.context, "kubeconfig": self.kubeconfig}
+                "context": self.context, "kubeconfig": self.kubeconfig, "speed": self.speed, "loop": self.loop}
 
 
 RecordEvery = Annotated[float, typer.Option("--record-every", metavar="SECONDS", min=0.0,

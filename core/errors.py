@@ -118,5 +118,10 @@ class WatchExpired(TesseraError):
     exit_code = EXIT_UNAVAILABLE
 
 
+class EditConflict(TesseraError):
+    """An edit made on an old copy changes lines someone else changed meanwhile (exit 1); the
+    message says where the edit was kept."""
+
+
 class ReadOnly(TesseraError):
     """A write was asked of a source or a mode that refuses writes (exit 1)."""
