@@ -50,7 +50,7 @@ Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first (a term
 def _conn() -> Any:
     from tessera.core.store.db import connect
 
-    return connect()
+    return connect(on_wait=_note)
 
 
 def _note(message: str) -> None:

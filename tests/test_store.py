@@ -68,7 +68,7 @@ def test_newer_schema_is_refused(tmp_path):
 def test_not_a_database_is_one_clear_error(tmp_path):
     path = tmp_path / "junk.db"
     path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(db.StoreError, match="cannot use the store"):
+    with pytest.raises(db.StoreDamaged, match="is damaged"):
         db.connect(path)
     r = subprocess.run([sys.executable, "-m", "tessera.cli.main", "events", "tail"], capture_output=True, text=True,
                        env={**os.environ, "TESSERA_HOME": str(tmp_path / "h")}, timeout=60)
