@@ -344,7 +344,9 @@ def export(
         sys.stdout.flush()
         return
     try:
-        with open(file, "w", encoding="utf-8", newline="") as fh:
+        from tessera.core.private_files import open_private
+
+        with open_private(file, "w", encoding="utf-8", newline="") as fh:  # cell results are cluster data
             fh.write(text)
     except OSError as exc:
         raise UsageError(f"cannot write {file}: {exc.strerror}") from None

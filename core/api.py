@@ -60,8 +60,11 @@ def open_sources(
         stdin: the stream ``-`` reads.
         speed, loop: how recordings play (recording seconds per second; start over at the end).
     Returns:
-        a list of sources (objects implementing plugins/sources/base.py's protocol).
+        a list of sources (objects implementing plugins/sources/base.py's protocol), each
+        hiding its Secrets' values unless the user opted in (core/secrets.py).
     """
+    from tessera.core.secrets import guard
+
     sources: list[Any] = []
     replays = [s for s in specs if s.startswith("replay:")]
     for spec in replays:
@@ -86,7 +89,7 @@ def open_sources(
         kube = _source_plugin("kubernetes")
         for ctx in contexts or [None]:
             sources.append(kube(context=ctx, kubeconfig=kubeconfig))
-    return sources
+    return [guard(s) for s in sources]
 
 
 def relationship_rules() -> list:
@@ -260,8 +263,10 @@ def _pick_sources(contexts: tuple[str, ...], sources: list[Any]) -> list[Any]:
                 f"IN {ctx}: no source named '{ctx}'",
                 hint=f"sources here: {', '.join(by_name) or 'none'}",
             )
+        from tessera.core.secrets import guard
+
         kube = _source_plugin("kubernetes")
-        picked.append(kube(context=ctx, kubeconfig=getattr(live[0], "kubeconfig", None)))
+        picked.append(guard(kube(context=ctx, kubeconfig=getattr(live[0], "kubeconfig", None))))
     return picked
 
 
