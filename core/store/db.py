@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -158,6 +157,8 @@ def _open(path: Path, timeout: float, on_wait: Callable[[str], None] | None) -> 
 def _create(path: Path, version: int) -> None:
     """Build a new store in a temporary file (mode 0600) and link it in as ``path``, unless
     another process got there first (then theirs is used)."""
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.new-")
     os.close(fd)
     try:
