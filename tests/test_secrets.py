@@ -214,3 +214,10 @@ def test_notebook_export_is_private_whatever_the_umask(tmp_path):
     fresh = tmp_path / "fresh.md"
     assert tsr("notebook", "export", "ops", str(fresh), umask=0).returncode == 0
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+
+
+def test_discovery_cache_is_private_whatever_the_umask(kubeconfig, kube_api, isolated_home):
+    r = tsr("kinds", "--kubeconfig", str(kubeconfig), "-o", "jsonl", umask=0)
+    assert r.returncode == 0, r.stderr
+    cached = list((isolated_home / "data" / "cache" / "discovery").glob("*.json"))
+    assert cached and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in cached)
