@@ -79,12 +79,13 @@ def holds_redacted(value: Any) -> bool:
 
 
 def refuse_redacted(value: Any, what: str) -> None:
-    """Raise QueryError when a value about to be written holds a hidden Secret value.
+    """Raise QueryError when a value about to be written holds a hidden Secret value (while
+    values are hidden: with the opt-in, the text ``<redacted>`` can only be the user's own).
 
     Args:
-        what: the write, for the message (``SET s.data.b on Secret shop/db``).
+        what: the write, for the message (``SET on Secret shop/db``).
     """
-    if holds_redacted(value):
+    if holds_redacted(value) and not secrets_shown():
         raise QueryError(
             f"{what} would write {REDACTED!r}: Secret values are hidden here, so the real value is not known",
             hint="write the value itself, or run with --show-secrets to work with real Secret values",
