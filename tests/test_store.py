@@ -269,9 +269,17 @@ def test_bad_lock_timeout_is_a_usage_error(value):
     assert r.returncode == 2 and "TESSERA_LOCK_TIMEOUT must be a number of seconds" in _one_line(r)
 
 
+def _page_size(path):
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        conn.close()
+
+
 def _damage_page(path, page):
     """Overwrite one page of a closed database (its WAL folded in) with junk."""
-    size = sqlite3.connect(path).execute("PRAGMA page_size").fetchone()[0]
+    size = _page_size(path)
     with open(path, "r+b") as fh:
         fh.seek((page - 1) * size)
         fh.write(b"\xa5" * size)
@@ -302,6 +310,14 @@ def test_damaged_database(isolated_home):
     for args in (("events", "tail"), ("events", "verify")):
         r = _tessera(*args)
         assert r.returncode == 1 and "is damaged" in _one_line(r)
+    # every page but the first (the schema still reads): every command says so in one line
+    pages = db.db_path().stat().st_size // _page_size(db.db_path())
+    for page in range(2, pages + 1):
+        _damage_page(db.db_path(), page)
+    for args in (("events", "tail"), ("events", "publish", "a.b", "1"), ("events", "verify"), ("notebook", "list"),
+                 ("notebook", "new", "ops"), ("cell", "add", "ops", "MATCH (p:Pod) RETURN p")):
+        r = _tessera(*args)
+        assert r.returncode == 1 and f"the store {db.db_path()} is damaged" in _one_line(r), args
 
 
 def test_empty_database_file_is_refused_not_recreated(isolated_home):
