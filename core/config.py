@@ -76,18 +76,20 @@ def settings() -> dict:
     Raises:
         InputError naming the file when it is not valid TOML.
     """
+    path = config_file()
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        return {}  # the usual case: no need to import the TOML parser (start-up time)
     import tomllib
 
     from tessera.core.errors import InputError
 
-    path = config_file()
-    try:
-        with open(path, "rb") as fh:
+    with fh:
+        try:
             return tomllib.load(fh)
-    except FileNotFoundError:
-        return {}
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: {exc}", hint="fix the file or remove it") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"{path}: {exc}", hint="fix the file or remove it") from None
 
 
 def read_only() -> bool:
