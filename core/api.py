@@ -334,8 +334,23 @@ def list_kinds(sources: list[Any]) -> list[dict]:
     return rows
 
 
+def _settings() -> dict:
+    """The settings in force (config.toml and TESSERA_* variables); a bad one shows its error."""
+    from tessera.core import config
+    from tessera.core.secrets import secrets_shown
+
+    out: dict = {}
+    for name, read in (("read_only", config.read_only), ("show_secrets", secrets_shown),
+                       ("store_lock_timeout", config.store_lock_timeout)):
+        try:
+            out[name] = read()
+        except TesseraError as exc:
+            out[name] = f"error: {exc.one_line()}"
+    return out
+
+
 def info() -> dict:
-    """Paths, versions and sources found, for ``tessera info``."""
+    """Paths, settings, versions and sources found, for ``tessera info``."""
     from importlib.metadata import PackageNotFoundError, entry_points, version
 
     from tessera.core import config
@@ -367,6 +382,7 @@ def info() -> dict:
             "cache_dir": str(config.cache_dir()),
             "kubeconfig": str(config.kubeconfig_path()),
         },
+        "settings": _settings(),
         "kube_contexts": contexts,
         "current_context": current,
         "source_plugins": sorted(ep.name for ep in entry_points(group="tessera.sources")),

@@ -86,6 +86,7 @@ def test_show_secrets_opt_in_flag_env_and_config(secret_file, isolated_home):
     (isolated_home / "config" / "config.toml").write_text("show_secrets = true\n")
     assert json.loads(tsr("query", *query).stdout) == shown
     assert json.loads(tsr("query", *query, env={"TESSERA_SHOW_SECRETS": "0"}).stdout) == hidden, "the variable wins"
+    assert json.loads(tsr("info").stdout)["settings"]["show_secrets"] is True
 
 
 # --- what is kept: cell results, events -----------------------------------------------------------

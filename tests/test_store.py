@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -230,6 +231,7 @@ def lock_holder(isolated_home):
 def test_locked_store_names_the_holder_and_gives_up_after_the_setting(lock_holder, isolated_home):
     (isolated_home / "config").mkdir()
     (isolated_home / "config" / "config.toml").write_text("store_lock_timeout = 0.5\n")
+    assert json.loads(_tessera("info").stdout)["settings"]["store_lock_timeout"] == 0.5
     r = _tessera("events", "publish", "lock.test", "2")
     assert r.returncode == 4
     line = _one_line(r)
