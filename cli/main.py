@@ -21,6 +21,7 @@ from tessera.cli import query as query_cmd
 from tessera.cli import record as record_cmd
 from tessera.cli import shell_cmd
 from tessera.cli import tmux as tmux_cmd
+from tessera.cli.options import ShowSecrets
 from tessera.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, ParseError, TesseraError
 
 app = typer.Typer(
@@ -53,17 +54,9 @@ def root(
         typer.Option("--correlation", metavar="ID", show_default=False,
                      help="Correlation id carried by every event this command writes (default: a new one per command)."),
     ] = None,
-    show_secrets: Annotated[
-        bool,
-        typer.Option("--show-secrets", help="Show Secret data/stringData values instead of \"<redacted>\" "
-                                            "(also: TESSERA_SHOW_SECRETS=1, show_secrets = true in config.toml)."),
-    ] = False,
+    show_secrets: ShowSecrets = False,
 ) -> None:
     """Live graph queries over Kubernetes clusters and manifests, in a Cypher dialect."""
-    if show_secrets:
-        from tessera.core.secrets import show_secrets as reveal
-
-        reveal()
     if correlation is not None:
         from tessera.core.events import set_correlation
 

@@ -40,8 +40,18 @@ Kubeconfig = Annotated[
     Optional[str], typer.Option("--kubeconfig", metavar="PATH", help="Kubeconfig path (default: $KUBECONFIG, ~/.kube/config).", show_default=False)
 ]
 
-ShowSecrets = Annotated[bool, typer.Option("--show-secrets", help="Show Secret data/stringData values instead of "
-                                           "\"<redacted>\" (also: TESSERA_SHOW_SECRETS=1, show_secrets = true in config.toml).")]
+
+def _reveal_secrets(value: bool) -> bool:
+    if value:
+        from tessera.core.secrets import show_secrets
+
+        show_secrets()  # while the flags are read: before the command opens its sources
+    return value
+
+
+ShowSecrets = Annotated[bool, typer.Option("--show-secrets", callback=_reveal_secrets,
+                                           help="Show Secret data/stringData values instead of \"<redacted>\" "
+                                                "(also: TESSERA_SHOW_SECRETS=1, show_secrets = true in config.toml).")]
 
 
 @dataclass
@@ -128,11 +138,7 @@ _EXTRA = [
 
 
 def _output_settings(show_secrets: bool = False, **values: Any) -> OutputSettings:
-    if show_secrets:
-        from tessera.core.secrets import show_secrets as reveal
-
-        reveal()  # before the command opens its sources, which hide Secret values otherwise
-    return OutputSettings(**values)
+    return OutputSettings(**values)  # --show-secrets has done its work as it was read
 
 
 def _shared_flags(fn: Callable, name: str, extra: list[inspect.Parameter], build: Callable[..., Any]) -> Callable:

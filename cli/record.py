@@ -37,10 +37,6 @@ def record(
     from tessera.core.recording import RecordingWriter
     from tessera.core.watch.record import pick_kinds, record as run_record
 
-    if show_secrets:
-        from tessera.core.secrets import show_secrets as reveal
-
-        reveal()
     if namespace is not None and all_namespaces:
         raise UsageError("-n/--namespace and -A/--all-namespaces cannot be used together")
     (source,) = api.open_sources([], contexts=[context] if context else [], kubeconfig=kubeconfig)
