@@ -49,7 +49,8 @@ def is_secret_kind(kind: Any) -> bool:
 
 
 def _is_secret(obj: Any) -> bool:
-    return isinstance(obj, dict) and obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1"
+    # the core group's apiVersion has no "/" (v1); a manifest may leave it out altogether
+    return isinstance(obj, dict) and obj.get("kind") == "Secret" and "/" not in str(obj.get("apiVersion") or "")
 
 
 def redact(obj: dict[str, Any]) -> dict[str, Any]:

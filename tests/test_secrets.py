@@ -63,6 +63,11 @@ def test_query_output_hides_secret_values_in_every_format(secret_file):
         r = tsr("query", "-s", str(secret_file), "-o", fmt, "MATCH (s:Secret) RETURN s, s.data.password AS p")
         assert r.returncode == 0, r.stderr
         assert PASSWORD not in r.stdout and "plain-token" not in r.stdout, fmt
+    # a manifest that leaves out apiVersion is still a core Secret
+    bare = secret_file.with_name("bare.yaml")
+    bare.write_text(f"kind: Secret\nmetadata: {{name: bare, namespace: shop}}\ndata: {{password: {PASSWORD}}}\n")
+    r = tsr("query", "-s", str(bare), "-o", "jsonl", "MATCH (s:Secret) RETURN s.data AS data")
+    assert json.loads(r.stdout) == {"data": {"password": "<redacted>"}}
     # only Secrets are touched: a ConfigMap's data is shown as it is
     r = tsr("query", "-s", str(secret_file), "-o", "jsonl", "MATCH (c:ConfigMap) RETURN c.data.password AS p")
     assert json.loads(r.stdout) == {"p": PASSWORD}
