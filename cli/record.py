@@ -25,7 +25,7 @@ def record(
     namespace: Namespace = None,
     all_namespaces: AllNamespaces = False,
     duration: Duration = None,
-    show_secrets: ShowSecrets = False,
+    show_secrets: ShowSecrets = False,  # its callback opts in as the flags are read
 ) -> None:
     """Record a cluster's changes to FILE: the initial state as ADDED events, then every change with its time.
 
