@@ -21,6 +21,7 @@ from tessera.cli import query as query_cmd
 from tessera.cli import record as record_cmd
 from tessera.cli import shell_cmd
 from tessera.cli import tmux as tmux_cmd
+from tessera.cli.options import ShowSecrets
 from tessera.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, ParseError, TesseraError
 
 app = typer.Typer(
@@ -53,6 +54,7 @@ def root(
         typer.Option("--correlation", metavar="ID", show_default=False,
                      help="Correlation id carried by every event this command writes (default: a new one per command)."),
     ] = None,
+    show_secrets: ShowSecrets = False,
 ) -> None:
     """Live graph queries over Kubernetes clusters and manifests, in a Cypher dialect."""
     if correlation is not None:

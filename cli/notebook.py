@@ -52,7 +52,7 @@ Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first (a term
 def _conn() -> Any:
     from tessera.core.store.db import connect
 
-    return connect()
+    return connect(on_wait=_note)
 
 
 def _note(message: str) -> None:
@@ -371,7 +371,9 @@ def export(
         sys.stdout.flush()
         return
     try:
-        with open(file, "w", encoding="utf-8", newline="") as fh:
+        from tessera.core.private_files import open_private
+
+        with open_private(file, "w", encoding="utf-8", newline="") as fh:  # cell results are cluster data
             fh.write(text)
     except OSError as exc:
         raise UsageError(f"cannot write {file}: {exc.strerror}") from None

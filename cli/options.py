@@ -1,6 +1,6 @@
 """Flags shared by the data commands, declared once (as sqlite-utils does with click decorators).
 
-``output_options`` adds ``-o/--output``, ``--color``, ``--limit`` and ``-q/--quiet`` to a command
+``output_options`` adds ``-o/--output``, ``--color``, ``--limit``, ``-q/--quiet`` and ``--show-secrets`` to a command
 and hands it one ``OutputSettings``; ``emit`` renders a Result with them. The source flags
 (``-s``, ``-n``, ``-A``, ``--context``, ``--kubeconfig``) are shared Annotated types.
 """
@@ -39,6 +39,19 @@ Contexts = Annotated[
 Kubeconfig = Annotated[
     Optional[str], typer.Option("--kubeconfig", metavar="PATH", help="Kubeconfig path (default: $KUBECONFIG, ~/.kube/config).", show_default=False)
 ]
+
+
+def _reveal_secrets(value: bool) -> bool:
+    if value:
+        from tessera.core.secrets import show_secrets
+
+        show_secrets()  # while the flags are read: before the command opens its sources
+    return value
+
+
+ShowSecrets = Annotated[bool, typer.Option("--show-secrets", callback=_reveal_secrets,
+                                           help="Show Secret data/stringData values instead of \"<redacted>\" "
+                                                "(also: TESSERA_SHOW_SECRETS=1, show_secrets = true in config.toml).")]
 
 
 @dataclass
@@ -120,7 +133,12 @@ _EXTRA = [
         default=False,
         annotation=Annotated[bool, typer.Option("--quiet", "-q", help="No warnings or progress on stderr.")],
     ),
+    inspect.Parameter("show_secrets", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=ShowSecrets),
 ]
+
+
+def _output_settings(show_secrets: bool = False, **values: Any) -> OutputSettings:
+    return OutputSettings(**values)  # --show-secrets has done its work as it was read
 
 
 def _shared_flags(fn: Callable, name: str, extra: list[inspect.Parameter], build: Callable[..., Any]) -> Callable:
@@ -154,7 +172,7 @@ def output_options(fn: Callable) -> Callable:
     Returns:
         the wrapped function, with a signature typer reads.
     """
-    return _shared_flags(fn, "out", _EXTRA, OutputSettings)
+    return _shared_flags(fn, "out", _EXTRA, _output_settings)
 
 
 @dataclass
