@@ -112,7 +112,12 @@ def kube_namespaces(ctx: Any, incomplete: str) -> Pairs:
 
     Live namespaces are not asked for: that needs the kubernetes client (0.3 s to import) and
     its auth plugins, which can take seconds — too slow for a tab press."""
-    contexts, _ = _contexts(ctx)
+    from tessera.core.errors import SourceUnavailable
+
+    try:
+        contexts, _ = _contexts(ctx)
+    except SourceUnavailable:  # no kubeconfig (yet): default is still a namespace
+        contexts = []
     chosen = ctx.params.get("context") if ctx is not None else None
     if isinstance(chosen, str):
         chosen = [chosen]
