@@ -53,7 +53,7 @@ def make_app(name: str, *, color: bool = True, **options):
     return DashApp(session, str(config.database_path()), color=color)
 
 
-async def settle(pilot, app, predicate=None, timeout: float = 10.0) -> None:
+async def settle(pilot, app, predicate=None, timeout: float = 60.0) -> None:
     """Wait until every pane has left "starting" (and ``predicate()`` holds), then sync the screen."""
     deadline = time.monotonic() + timeout
     while True:
@@ -70,7 +70,7 @@ async def settle(pilot, app, predicate=None, timeout: float = 10.0) -> None:
     await pilot.pause()
 
 
-async def until(pilot, app, predicate, timeout: float = 10.0, what: str = "condition") -> None:
+async def until(pilot, app, predicate, timeout: float = 60.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

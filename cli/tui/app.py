@@ -406,7 +406,9 @@ class DashApp(App):
             cell_id, number = result
             self.notify(f"added cell {number}: press e to edit its query", timeout=3)
             if any(cell_id in row for row in self._layout):
-                self._focus_cell(cell_id)  # its pane came before this answer
+                # Its pane came before this answer. After the next refresh, as the re-layout
+                # that made the pane focuses the pane focused before; at once would be undone.
+                self.call_after_refresh(self._focus_cell, cell_id)
             else:
                 self._pending_focus = cell_id
 
