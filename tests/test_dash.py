@@ -362,9 +362,9 @@ def test_live_pane_follows_the_replay():
                                    row=1, refresh="watch", sources="replay:demo")])
 
     async def main():
-        async with dashboard("live", (100, 20), speed=120.0) as (app, pilot):
+        async with dashboard("live", (100, 20), speed=120.0, loop=True) as (app, pilot):  # looped: a late start still sees changes
             first = app.session.panes["pods"].result.rows[0]["n"]
-            await until(pilot, app, lambda: app.session.panes["pods"].result.rows[0]["n"] != first, timeout=15,
+            await until(pilot, app, lambda: app.session.panes["pods"].result.rows[0]["n"] != first, timeout=60,
                         what="a replayed change")
             now = app.session.panes["pods"].result.rows[0]["n"]
             assert f"{now}" in screen_text(app)

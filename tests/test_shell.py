@@ -350,7 +350,7 @@ class TerminalShell:
         os.close(slave)
         self.seen = bytearray()
 
-    def read_until(self, marker: bytes, timeout: float = 20) -> bool:
+    def read_until(self, marker: bytes, timeout: float = 60) -> bool:
         deadline = time.monotonic() + timeout
         while marker not in self.seen and time.monotonic() < deadline:
             ready, _, _ = select.select([self.master], [], [], 0.1)
@@ -387,7 +387,7 @@ def test_on_a_terminal(tmp_path):
         os.write(term.master, b"\\n shop\r")
         assert term.read_until(b"tessera(demo|shop)>"), bytes(term.seen).decode(errors="replace")
         os.write(term.master, b"\\q\r")
-        assert term.proc.wait(timeout=20) == 0
+        assert term.proc.wait(timeout=60) == 0
     finally:
         term.close()
     assert "\\q" in (config.data_home() / "shell_history").read_text()
@@ -404,7 +404,7 @@ def test_kill_and_hangup_hand_the_terminal_back(signal_name, code):
         assert term.read_until(b"Deploy")
         assert not term.canonical()  # the prompt holds the terminal in raw mode...
         term.proc.send_signal(getattr(signal, signal_name))
-        assert term.proc.wait(timeout=20) == code
+        assert term.proc.wait(timeout=60) == code
         assert term.canonical()  # ...and gives it back when a signal ends the shell
         assert b"Traceback" not in term.seen
     finally:
