@@ -362,7 +362,8 @@ def test_live_pane_follows_the_replay():
                                    row=1, refresh="watch", sources="replay:demo")])
 
     async def main():
-        async with dashboard("live", (100, 20), speed=120.0, loop=True) as (app, pilot):  # looped: a late start still sees changes
+        # looped: a late start (a busy machine) still sees changes
+        async with dashboard("live", (100, 20), speed=120.0, loop=True) as (app, pilot):
             first = app.session.panes["pods"].result.rows[0]["n"]
             await until(pilot, app, lambda: app.session.panes["pods"].result.rows[0]["n"] != first, timeout=60,
                         what="a replayed change")

@@ -68,7 +68,8 @@ def kubeconfig_contexts(kubeconfig: str | None = None) -> tuple[list[dict[str, s
         if not isinstance(entry, dict) or not entry.get("name"):
             continue
         fields = entry.get("context") if isinstance(entry.get("context"), dict) else {}
-        contexts.append({"name": str(entry["name"]), **{k: str(fields.get(k) or "") for k in ("cluster", "user", "namespace")}})
+        contexts.append({"name": str(entry["name"]),
+                         **{k: str(fields.get(k) or "") for k in ("cluster", "user", "namespace")}})
     current = data.get("current-context")
     return contexts, str(current) if current else None
 
