@@ -64,6 +64,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/query_join.py
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/live.py
+	$(BIN)/python bench/completion.py
+	$(BIN)/python bench/pane.py
 
 # Regenerate completions/ and man/ (tests/test_docs_current.py fails when they are stale).
 docs: $(STAMP)

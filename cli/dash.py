@@ -12,9 +12,11 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from tessera.cli import completers
 from tessera.cli.options import LiveFlags, OutputSettings, live_options, output_options
 
 NotebookArg = Annotated[Optional[str], typer.Argument(metavar="NOTEBOOK", show_default=False,
+                                                      autocompletion=completers.notebooks,
                                                       help="The notebook (default: the only one there is).")]
 MouseOption = Annotated[bool, typer.Option("--mouse/--no-mouse",
                                            help="Take mouse clicks and scrolling; --no-mouse leaves the mouse to the "

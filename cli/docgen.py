@@ -18,14 +18,10 @@ def _repo() -> Path:
 
 
 def completion_scripts() -> dict[str, str]:
-    """File name -> script text for every shell."""
-    from typer._completion_shared import get_completion_script
+    """File name -> script text for every shell (each completes both tessera and tsr)."""
+    from tessera.cli.complete_shell import scripts
 
-    out = {}
-    for shell, name in SHELLS.items():
-        script = get_completion_script(prog_name="tessera", complete_var="_TESSERA_COMPLETE", shell=shell)
-        out[name] = script.rstrip("\n") + "\n"
-    return out
+    return {SHELLS[shell]: text for shell, text in scripts().items()}
 
 
 def _roff(text: str) -> str:

@@ -96,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     command = get_command(app)
     if os.environ.get("_TESSERA_COMPLETE"):
         # Shell completion (completions/ scripts call us with this variable set).
-        from typer._completion_classes import completion_init
+        from tessera.cli.complete_shell import install_completion_classes
 
-        completion_init()
+        install_completion_classes()
     try:
         rv = command.main(args=argv, prog_name="tessera", standalone_mode=False)
         return rv if isinstance(rv, int) else 0

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from tessera.cli import completers
 from tessera.cli.options import (
     AllNamespaces,
     Contexts,
@@ -29,10 +30,12 @@ notebook_app = typer.Typer(name="notebook", help="Notebooks: create, list, show,
 cell_app = typer.Typer(name="cell", help="Cells of a notebook: add, edit, remove, move, set attributes, split and merge rows.",
                        **_SETTINGS)
 
-NotebookArg = Annotated[str, typer.Argument(metavar="NOTEBOOK", help="A notebook name.", show_default=False)]
-AddressArg = Annotated[str, typer.Argument(metavar="NOTEBOOK[/N]", help="A notebook, or its N-th cell.", show_default=False)]
+NotebookArg = Annotated[str, typer.Argument(metavar="NOTEBOOK", help="A notebook name.", show_default=False,
+                                            autocompletion=completers.notebooks)]
+AddressArg = Annotated[str, typer.Argument(metavar="NOTEBOOK[/N]", help="A notebook, or its N-th cell.", show_default=False,
+                                           autocompletion=completers.notebooks_and_cells)]
 CellArg = Annotated[str, typer.Argument(metavar="NOTEBOOK/N", help="The N-th cell of a notebook (reading order, from 1).",
-                                        show_default=False)]
+                                        show_default=False, autocompletion=completers.cells)]
 TextArg = Annotated[Optional[str], typer.Argument(metavar="TEXT", help="The cell's source text.", show_default=False)]
 TextFile = Annotated[Optional[str], typer.Option("--file", "-f", metavar="FILE", help="Read the source from FILE ('-' for stdin).",
                                                  show_default=False)]
@@ -40,10 +43,13 @@ CellSources = Annotated[Optional[list[str]], typer.Option(
     "--source", "-s", metavar="SOURCE", show_default=False,
     help="A source the cell queries (as tessera query -s: file, directory, demo, replay:FILE). Repeatable.")]
 TypeOpt = Annotated[Optional[str], typer.Option("--type", "-t", metavar="TYPE", show_default=False,
+                                                autocompletion=completers.cell_types,
                                                 help="Cell type: query (default), markdown, sql, events, or a plugin's.")]
 ViewOpt = Annotated[Optional[str], typer.Option("--view", metavar="VIEW", show_default=False,
+                                                autocompletion=completers.views,
                                                 help="How the cell shows its rows: table, json, yaml, tree or graph.")]
 RefreshOpt = Annotated[Optional[str], typer.Option("--refresh", metavar="POLICY", show_default=False,
+                                                   autocompletion=completers.refresh_policies,
                                                    help="manual, watch, or every:N (N seconds).")]
 TitleOpt = Annotated[Optional[str], typer.Option("--title", metavar="TEXT", help="A title.", show_default=False)]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first (a terminal asks by default).")]
@@ -313,6 +319,7 @@ def import_(
     name: Annotated[Optional[str], typer.Option("--name", metavar="NAME", help="The notebook's name (default: the file name).",
                                                 show_default=False)] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", "-F", metavar="FORMAT", show_default=False,
+                                               autocompletion=completers.notebook_formats,
                                                help="ipynb or markdown (default: from the file's extension).")] = None,
 ) -> None:
     """Create a notebook from a Jupyter notebook (.ipynb) or the fenced markdown format (.md)."""
@@ -350,6 +357,7 @@ def export(
     file: Annotated[Optional[str], typer.Argument(metavar="[FILE]", help="Where to write (default: stdout).",
                                                   show_default=False)] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", "-F", metavar="FORMAT", show_default=False,
+                                               autocompletion=completers.notebook_formats,
                                                help="ipynb or markdown (default: from FILE's extension, else markdown).")] = None,
 ) -> None:
     """Write a notebook as .ipynb (nbformat 4) or fenced markdown; both import back unchanged."""

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
+from tessera.cli import completers
 from tessera.core.errors import UsageError
 
 FORMAT_NAMES = ("table", "json", "jsonl", "yaml", "csv", "cyphernetes", "tree", "graph", "dot", "mermaid")
@@ -30,11 +31,13 @@ Sources = Annotated[
 ]
 Speed = Annotated[float, typer.Option("--speed", metavar="X", min=0.001, help="Play recordings X times as fast.")]
 Loop = Annotated[bool, typer.Option("--loop", help="Play recordings again from the start when they end.")]
-Namespace = Annotated[Optional[str], typer.Option("--namespace", "-n", metavar="NS", help="Only this namespace.", show_default=False)]
+Namespace = Annotated[Optional[str], typer.Option("--namespace", "-n", metavar="NS", help="Only this namespace.", show_default=False,
+                                                  autocompletion=completers.kube_namespaces)]
 AllNamespaces = Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")]
 Contexts = Annotated[
     Optional[list[str]],
-    typer.Option("--context", metavar="CTX", help="Kube context to query (repeatable; default: the current one).", show_default=False),
+    typer.Option("--context", metavar="CTX", help="Kube context to query (repeatable; default: the current one).", show_default=False,
+                 autocompletion=completers.kube_contexts),
 ]
 Kubeconfig = Annotated[
     Optional[str], typer.Option("--kubeconfig", metavar="PATH", help="Kubeconfig path (default: $KUBECONFIG, ~/.kube/config).", show_default=False)
@@ -107,6 +110,7 @@ _EXTRA = [
             Optional[str],
             typer.Option(
                 "--output", "-o", metavar="FORMAT", callback=_check_output, show_default=False,
+                autocompletion=completers.output_formats,
                 help=f"Output format: {', '.join(FORMAT_NAMES)} (default: table on a terminal, jsonl otherwise).",
             ),
         ],
@@ -116,7 +120,8 @@ _EXTRA = [
         inspect.Parameter.KEYWORD_ONLY,
         default="auto",
         annotation=Annotated[
-            str, typer.Option("--color", metavar="WHEN", callback=_check_color, help="auto (terminal and no NO_COLOR), always or never.")
+            str, typer.Option("--color", metavar="WHEN", callback=_check_color, autocompletion=completers.color_modes,
+                              help="auto (terminal and no NO_COLOR), always or never.")
         ],
     ),
     inspect.Parameter(

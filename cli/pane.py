@@ -21,13 +21,15 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from tessera.cli import completers
 from tessera.cli.dash import run_once
 from tessera.cli.options import LiveFlags, OutputSettings, live_options, output_options
 from tessera.core.errors import EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_TERMINATED
 
-AddressArg = Annotated[str, typer.Argument(metavar="NB/N", show_default=False,
+AddressArg = Annotated[str, typer.Argument(metavar="NB/N", show_default=False, autocompletion=completers.cells,
                                            help="The cell: NOTEBOOK/N, the N-th cell in reading order.")]
 ViewOption = Annotated[Optional[str], typer.Option("--view", metavar="VIEW", show_default=False,
+                                                   autocompletion=completers.views,
                                                    help="Show the cell as table, json, yaml, tree or graph "
                                                         "(not saved in the notebook).")]
 

@@ -9,11 +9,13 @@ from typing import Annotated, Optional
 
 import typer
 
+from tessera.cli import completers
 from tessera.cli.options import AllNamespaces, Kubeconfig, Namespace, ShowSecrets
 
 KindArgs = Annotated[Optional[list[str]], typer.Argument(metavar="[KIND]...", help="Kinds to record (default: every watchable kind but Secrets; named, their values are recorded as \"<redacted>\" unless --show-secrets).", show_default=False)]
 OutFile = Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="The recording to write (.gz compresses).")]
-Context = Annotated[Optional[str], typer.Option("--context", metavar="CTX", help="Kube context (default: the current one).", show_default=False)]
+Context = Annotated[Optional[str], typer.Option("--context", metavar="CTX", help="Kube context (default: the current one).", show_default=False,
+                                                autocompletion=completers.kube_contexts)]
 Duration = Annotated[Optional[float], typer.Option("--duration", metavar="SECONDS", min=0.1, help="Stop after SECONDS (default: run until Ctrl-C or SIGTERM).", show_default=False)]
 
 

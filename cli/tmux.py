@@ -17,6 +17,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from tessera.cli import completers
 from tessera.cli.dash import NotebookArg, resolve_notebook
 from tessera.cli.options import LiveFlags, live_options
 
@@ -29,7 +30,7 @@ WindowName = Annotated[Optional[str], typer.Option("--window", metavar="NAME", s
                                                    help="The window's name (default: the notebook's).")]
 SocketName = Annotated[Optional[str], typer.Option("--socket-name", "-L", metavar="NAME", show_default=False,
                                                    help="Use this tmux server socket (tmux -L NAME).")]
-Color = Annotated[str, typer.Option("--color", metavar="WHEN", help="Passed to each pane: auto, always or never.")]
+Color = Annotated[str, typer.Option("--color", metavar="WHEN", autocompletion=completers.color_modes, help="Passed to each pane: auto, always or never.")]
 
 # What the panes need from this process's environment: a tmux server gives new windows its own
 # environment (from when it started), not the client's, so the data home would be lost.

@@ -34,7 +34,7 @@ class Tmux:
     def screen(self) -> str:
         return self("capture-pane", "-p", "-t", "t")
 
-    def wait_for(self, pattern: str, timeout: float = 15.0) -> str:
+    def wait_for(self, pattern: str, timeout: float = 60.0) -> str:
         deadline = time.monotonic() + timeout
         text = ""
         while time.monotonic() < deadline:
@@ -65,23 +65,27 @@ def start_dash(tmux: Tmux, flags: str = "", size: tuple[int, int] = (100, 30)) -
     import_demo()
     # COLUMNS/LINES from the test's environment would override the pane's real size
     command = (f"env -u COLUMNS -u LINES TESSERA_HOME={os.environ['TESSERA_HOME']} {TESSERA} dash demo {flags}; "
-               "echo EXIT=$?; sleep 60")
+               "echo EXIT=$?; sleep 600")
     tmux("new-session", "-d", "-s", "t", "-x", str(size[0]), "-y", str(size[1]), command)
 
 
 def test_dash_on_the_demo_workspace(tmux):
-    start_dash(tmux, "--speed 10", size=(120, 40))
+    # Looped, so a slow start on a busy machine still sees the change: 30 s a cycle at 20x.
+    start_dash(tmux, "--speed 20 --loop", size=(120, 40))
     text = tmux.wait_for(r"(?s)Pods in trouble.*Deployments.*Pods by phase.*Ingress routes.*payments wiring")
     # the recording starts with payments-api at 2 replicas...
-    tmux.wait_for(r"payments-api\s+2\s+2")
+    tmux.wait_for(r"payments-api\s+2\s+2", timeout=90)
     tmux("send-keys", "-t", "t", "?")
     tmux.wait_for(r"Cycle the view")
     tmux("send-keys", "-t", "t", "Escape")
-    time.sleep(0.3)  # an Escape followed at once by a key reads as Alt+key
+    # the help gone: the Escape has been read (an Escape followed at once by a key reads as Alt+key)
+    deadline = time.monotonic() + 60
+    while "Cycle the view" in tmux.screen() and time.monotonic() < deadline:
+        time.sleep(0.1)
     tmux("send-keys", "-t", "t", "v")  # the first pane as json
     tmux.wait_for(r'"pod": "')
-    # ...and scales it to 4 about 65 recording seconds in (6.5 s at --speed 10)
-    tmux.wait_for(r"payments-api\s+4\s+4", timeout=30)
+    # ...and scales it to 4 about 65 recording seconds into each cycle (3.25 s at --speed 20)
+    tmux.wait_for(r"payments-api\s+4\s+4", timeout=90)
     tmux("send-keys", "-t", "t", "q")
     tmux.wait_for(r"EXIT=0")
     assert "Traceback" not in tmux.screen()
@@ -113,7 +117,7 @@ def test_mouse_can_be_left_to_the_terminal(tmux, flag, tracking):
         row = next(i for i, line in enumerate(lines) if "monitoring grafana" in re.sub(r"\s+", " ", line))
         tmux("send-keys", "-t", "t", "-l", f"\x1b[<65;5;{row + 1}M")
         text = tmux.wait_for(r"Deployments")
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while "grafana" in text and time.monotonic() < deadline:
             time.sleep(0.1)
             text = tmux.screen()

@@ -30,7 +30,7 @@ def lines_of(proc):
 
     threading.Thread(target=pump, daemon=True).start()
 
-    def take(n, timeout=20):
+    def take(n, timeout=60):
         out, deadline = [], time.monotonic() + timeout
         while len(out) < n:
             try:
@@ -67,7 +67,7 @@ def test_watch_cells_follow_the_cluster_and_every_cells_poll_files(kubeconfig, k
         assert change == {"cell": pod_cell, "op": "changed", "key": change["key"],
                           "row": {"pod": "web-5d8f-0", "phase": "Failed"}, "ts": change["ts"]}
         manifest.write_text(manifest.read_text() + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: x}\n")
-        (added,) = take(1, timeout=10)
+        (added,) = take(1)
         assert added["op"] == "added" and added["row"] == {"name": "b"}
     finally:
         proc.terminate()
@@ -96,7 +96,7 @@ def _session(name, cells, **options):
     return session, updates
 
 
-def _until(predicate, timeout=15.0, what="condition"):
+def _until(predicate, timeout=60.0, what="condition"):
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -118,13 +118,16 @@ def test_session_gathers_changes_within_min_refresh_and_spaces_records(kubeconfi
         _until(lambda: session.panes and next(iter(session.panes.values())).status == "live", what="first result")
         cell_id = next(iter(session.panes))
         before = len([u for u in updates if u.result is not None])
+        began = time.monotonic()
         for i in range(6):
             kube_api.add(_pod(f"burst-{i}"))
             time.sleep(0.05)
+        spread = time.monotonic() - began  # 0.3 s, unless the machine is busy
         _until(lambda: session.panes[cell_id].rows == 6, what="the burst")
-        time.sleep(0.5)
+        time.sleep(0.5)  # time for an evaluation too many to show
         evaluations = len([u for u in updates if u.result is not None]) - before
-        assert 1 <= evaluations <= 2, evaluations  # six changes, applied together
+        # six changes, applied together: one evaluation per 1.5 s the burst took, and one more
+        assert 1 <= evaluations <= 2 + int(spread / 1.5), (evaluations, spread)
         conn = db.connect()
         assert list(events.read(conn, pattern="query.s.>")) == []  # held back by record_every
         conn.close()

@@ -21,7 +21,7 @@ def pod(name, phase="Running"):
             "spec": {"containers": [{"name": "web", "image": "acme/web:1"}]}, "status": {"phase": phase}}
 
 
-def wait_for_file_lines(path, count, timeout=20):
+def wait_for_file_lines(path, count, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if path.exists() and len(path.read_text().splitlines()) >= count:
@@ -47,7 +47,7 @@ def test_record_then_replay_and_query_at(kubeconfig, kube_api, tmp_path):
         assert wait_for_file_lines(out, 14)
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
+        _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "recorded 13 events of 3 kinds" in err
 
@@ -113,7 +113,7 @@ def test_watch_over_the_demo_recording_sees_a_new_pod_through_relationships():
     try:
         first = json.loads(proc.stdout.readline())  # the initial rows share one timestamp
         added_later = None
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and added_later is None:
             change = json.loads(proc.stdout.readline())
             if change["op"] == "added" and change["ts"] != first["ts"]:

@@ -221,29 +221,63 @@ def test_shell_completion_of_commands_arguments_kinds_and_fields():
 
 def drive(chunks: list, pause: float = 0.1, **options) -> int:
     """Run the interactive shell, typing each chunk after a pause; a (chunk, seconds) item waits
-    that long after it (a completion needs its turn on the event loop before the next key)."""
+    that long after it; a (chunk, predicate) item waits, up to 60 s, until ``predicate(session)``
+    holds for the shell's PromptSession (a completion or the history load needs its turn on the
+    event loop before the next key, however busy the machine)."""
+    from unittest import mock
+
+    from prompt_toolkit import PromptSession
     from prompt_toolkit.input import create_pipe_input
     from prompt_toolkit.output import DummyOutput
 
-    from tessera.cli.shell.app import run_interactive
+    from tessera.cli.shell import app as shell_app
+
+    sessions: list = []
+
+    class RecordedSession(PromptSession):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            sessions.append(self)
+
+    def wait_until(predicate) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            shell_session = next((s for s in sessions if s.completer is not None), None)
+            if shell_session is not None and predicate(shell_session):
+                return
+            time.sleep(0.02)
 
     options.setdefault("out", OutputSettings(output="jsonl", color="never"))
-    with create_pipe_input() as pipe:
+    with create_pipe_input() as pipe, mock.patch.object(shell_app, "PromptSession", RecordedSession):
         def typist() -> None:
             for item in chunks:
                 chunk, wait = item if isinstance(item, tuple) else (item, pause)
                 pipe.send_text(chunk)
-                time.sleep(wait)
+                if callable(wait):
+                    wait_until(wait)
+                else:
+                    time.sleep(wait)
 
         threading.Thread(target=typist, daemon=True).start()
-        return run_interactive(input=pipe, output=DummyOutput(), threaded=False, **options)
+        return shell_app.run_interactive(input=pipe, output=DummyOutput(), threaded=False, **options)
+
+
+def menu_for(text: str):
+    """A drive() predicate: the completion menu is up with candidates for exactly ``text``."""
+    def up(session) -> bool:
+        state = session.default_buffer.complete_state
+        return state is not None and state.original_document.text == text and bool(state.completions)
+    return up
 
 
 def test_interactive_multi_line_completion_history_and_commands(capsys):
     code = drive([
         "MATCH (d:Deployment)\r",              # incomplete: Enter starts a new line
         "RETURN count(d) AS n\r",              # now it parses: Enter runs it
-        "MATCH (c:Certificate) RETURN c.spec.secretNa", ("\t", 0.8), ",\r",  # Tab completes the field
+        # Tab completes the field. It is sent once the menu from typing is up: a Tab handled before
+        # that completion has run is dropped by prompt-toolkit (one completion at a time).
+        ("MATCH (c:Certificate) RETURN c.spec.secretNa", menu_for("MATCH (c:Certificate) RETURN c.spec.secretNa")),
+        ("\t", lambda s: s.default_buffer.text.endswith("secretName")), ",\r",
         "\x1b\r",                               # (Alt-Enter on a trailing comma runs it: an error)
         "\\o json\r",
         "MATCH (n:Namespace) RETURN count(n) AS ns ORDER BY ns\r",
@@ -266,7 +300,7 @@ def test_interactive_multi_line_completion_history_and_commands(capsys):
 def test_interactive_history_is_kept_between_sessions(capsys):
     drive(["MATCH (n:Namespace) RETURN count(n) AS first\r", "MATCH (d:Deployment) RETURN count(d) AS second\r",
            "\x04"], specs=["demo"])
-    code = drive([("", 0.3),                   # the history loads in the background: let it
+    code = drive([("", lambda s: len(s.history.get_strings()) >= 2),  # the history loads in the background
                   "\x1b[A", "\r",              # Up: the previous session's last query
                   "\x12", "Names", "\r", "\r",  # Ctrl-R search, Enter accepts it, Enter runs it
                   "\x04"], specs=["demo"])
@@ -316,7 +350,7 @@ class TerminalShell:
         os.close(slave)
         self.seen = bytearray()
 
-    def read_until(self, marker: bytes, timeout: float = 20) -> bool:
+    def read_until(self, marker: bytes, timeout: float = 60) -> bool:
         deadline = time.monotonic() + timeout
         while marker not in self.seen and time.monotonic() < deadline:
             ready, _, _ = select.select([self.master], [], [], 0.1)
@@ -353,7 +387,7 @@ def test_on_a_terminal(tmp_path):
         os.write(term.master, b"\\n shop\r")
         assert term.read_until(b"tessera(demo|shop)>"), bytes(term.seen).decode(errors="replace")
         os.write(term.master, b"\\q\r")
-        assert term.proc.wait(timeout=20) == 0
+        assert term.proc.wait(timeout=60) == 0
     finally:
         term.close()
     assert "\\q" in (config.data_home() / "shell_history").read_text()
@@ -370,7 +404,7 @@ def test_kill_and_hangup_hand_the_terminal_back(signal_name, code):
         assert term.read_until(b"Deploy")
         assert not term.canonical()  # the prompt holds the terminal in raw mode...
         term.proc.send_signal(getattr(signal, signal_name))
-        assert term.proc.wait(timeout=20) == code
+        assert term.proc.wait(timeout=60) == code
         assert term.canonical()  # ...and gives it back when a signal ends the shell
         assert b"Traceback" not in term.seen
     finally:

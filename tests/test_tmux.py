@@ -37,7 +37,7 @@ class Server:
         self.socket = f"tessera-test-{uuid.uuid4().hex[:10]}"
 
     def __call__(self, *args: str) -> str:
-        proc = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10)
+        proc = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=30)
         assert proc.returncode == 0, f"tmux {' '.join(args)}: {proc.stderr}"
         return proc.stdout
 
@@ -45,7 +45,7 @@ class Server:
         out = self("list-panes", "-t", target, "-F", "#{pane_top}\t#{pane_left}\t#{pane_width}\t#{pane_height}\t#{pane_title}")
         return [line.split("\t") for line in out.splitlines()]
 
-    def wait_for_cells(self, target: str, addresses: list[str], timeout: float = 8.0) -> None:
+    def wait_for_cells(self, target: str, addresses: list[str], timeout: float = 60.0) -> None:
         """Until pane i's status line names addresses[i] with a live, idle or static mark."""
         deadline = time.monotonic() + timeout
         missing = addresses

@@ -83,14 +83,15 @@ def parse_address(text: str, *, cell: bool | None = None) -> Address:
 # --- reading ----------------------------------------------------------------------------------
 
 
-def _names(conn: sqlite3.Connection) -> list[str]:
+def notebook_names(conn: sqlite3.Connection) -> list[str]:
+    """Every notebook's name, sorted, without loading any (cheap enough for shell completion)."""
     return [r[0] for r in conn.execute("SELECT name FROM notebooks ORDER BY name")]
 
 
 def _record(conn: sqlite3.Connection, name: str) -> tuple[str, str, str, str]:
     row = conn.execute("SELECT id, name, created, updated FROM notebooks WHERE name = ?", (name,)).fetchone()
     if row is None:
-        names = _names(conn)
+        names = notebook_names(conn)
         if names:
             shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
             raise QueryError(f"notebook '{name}' not found (notebooks: {shown})")

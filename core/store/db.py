@@ -369,3 +369,25 @@ def _begin(conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
     finally:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+
+
+def connect_read_only(path: Path | str | None = None, *, timeout: float = 1.0) -> sqlite3.Connection | None:
+    """Open the store for reading only, creating and migrating nothing (for shell completion,
+    which must not make a data home appear or wait long on a writer).
+
+    Args:
+        path: the database file (default: db_path()).
+        timeout: how long to wait on a lock, in seconds.
+    Returns:
+        the connection, or None when there is no store yet or it cannot be opened.
+    """
+    path = Path(path) if path is not None else db_path()
+    if not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    except sqlite3.Error:
+        return None
+    return conn

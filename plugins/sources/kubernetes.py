@@ -37,6 +37,19 @@ def available_contexts(kubeconfig: str | None = None) -> tuple[list[str], str | 
     Raises:
         SourceUnavailable when there is no readable kubeconfig.
     """
+    contexts, current = kubeconfig_contexts(kubeconfig)
+    return [c["name"] for c in contexts], current
+
+
+def kubeconfig_contexts(kubeconfig: str | None = None) -> tuple[list[dict[str, str]], str | None]:
+    """The contexts of a kubeconfig, each ``{"name", "cluster", "user", "namespace"}`` ("" when
+    unset), and the current context's name (read with PyYAML alone: shell completion uses it).
+
+    Args:
+        kubeconfig: a path; default $KUBECONFIG, then ~/.kube/config.
+    Raises:
+        SourceUnavailable when there is no readable kubeconfig.
+    """
     import yaml
 
     path = _kubeconfig_path(kubeconfig)
@@ -48,8 +61,17 @@ def available_contexts(kubeconfig: str | None = None) -> tuple[list[str], str | 
         ) from None
     except yaml.YAMLError as exc:
         raise SourceUnavailable(f"cannot read kubeconfig {path}: {str(exc).splitlines()[0]}") from None
-    names = [c.get("name") for c in data.get("contexts") or [] if isinstance(c, dict) and c.get("name")]
-    return names, data.get("current-context")
+    if not isinstance(data, dict):
+        raise SourceUnavailable(f"cannot read kubeconfig {path}: it is not a mapping")
+    contexts = []
+    for entry in data.get("contexts") or []:
+        if not isinstance(entry, dict) or not entry.get("name"):
+            continue
+        fields = entry.get("context") if isinstance(entry.get("context"), dict) else {}
+        contexts.append({"name": str(entry["name"]),
+                         **{k: str(fields.get(k) or "") for k in ("cluster", "user", "namespace")}})
+    current = data.get("current-context")
+    return contexts, str(current) if current else None
 
 
 class KubernetesSource:
