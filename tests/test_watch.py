@@ -310,3 +310,83 @@ def test_follow_reports_a_query_that_starts_failing_once():
     assert [(c["op"], c["row"]) for c in changes] == [("removed", {"name": "a"}), ("added", {"name": "b"})]
     assert live.error is None and flaky.calls == 6
     stop.set()
+
+
+def _stderr_lines(proc):
+    """A queue of the process's stderr lines, filled by a thread."""
+    import queue
+
+    lines = getattr(proc, "_err_lines", None)
+    if lines is None:
+        lines = proc._err_lines = queue.Queue()
+
+        def pump():
+            for line in proc.stderr:
+                lines.put(line.rstrip("\n"))
+
+        threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def _wait_stderr(proc, predicate, timeout=60):
+    """The first stderr line satisfying ``predicate`` (lines before it are dropped), or fail."""
+    import queue
+
+    lines = _stderr_lines(proc)
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        seen.append(line)
+        if predicate(line):
+            return line
+    raise AssertionError(f"no such line on stderr; saw {seen}")
+
+
+def _watch_proc(kubeconfig, *args):
+    return subprocess.Popen(
+        [sys.executable, "-m", "tessera.cli.main", "query", "--watch", "--kubeconfig", str(kubeconfig), *args,
+         "MATCH (p:Pod) RETURN p.metadata.name AS pod"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_cli_watch_reports_a_lost_connection_and_the_recovery(kubeconfig, kube_api):
+    proc = _watch_proc(kubeconfig)
+    try:
+        assert len(_read_json_lines(proc, 3)) == 3
+        kube_api.stop()
+        lost = _wait_stderr(proc, lambda line: "connection lost" in line)
+        assert lost.startswith("tessera: warning: connection lost: ") and "retrying" in lost
+        assert "emu-a" in lost and kube_api.url in lost, "the warning names the context and the server"
+        kube_api.add(pod("web-5d8f-7"))  # a change made while we were away
+        kube_api.start()
+        back = _wait_stderr(proc, lambda line: "reconnected" in line)
+        assert back.startswith("tessera: reconnected to emu-a after ")
+        (added,) = _read_json_lines(proc, 1, timeout=60)
+        assert added["op"] == "added" and added["row"] == {"pod": "web-5d8f-7"}
+        assert proc.poll() is None, "the watch carries on"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_cli_watch_started_while_the_api_is_down_retries_and_says_so(kubeconfig, kube_api):
+    kube_api.stop()
+    proc = _watch_proc(kubeconfig)
+    try:
+        waiting = _wait_stderr(proc, lambda line: "retrying" in line)
+        assert waiting.startswith("tessera: warning: cannot reach the Kubernetes API at ")
+        assert "retrying with backoff until it answers" in waiting
+        assert proc.poll() is None, "the watch waits for the server instead of exiting"
+        kube_api.start()
+        _wait_stderr(proc, lambda line: line == "tessera: connected to emu-a")
+        initial = _read_json_lines(proc, 3, timeout=60)
+        assert sorted(c["row"]["pod"] for c in initial) == ["cart-5d8f-0", "web-5d8f-0", "web-5d8f-1"]
+        assert {c["op"] for c in initial} == {"added"}
+    finally:
+        proc.terminate()
+        proc.wait(10)
