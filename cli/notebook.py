@@ -13,6 +13,7 @@ from tessera.cli.options import (
     AllNamespaces,
     Contexts,
     Kubeconfig,
+    RequestTimeout,
     Namespace,
     OutputSettings,
     Sources,
@@ -182,6 +183,7 @@ def run(
     all_namespaces: AllNamespaces = False,
     context: Contexts = None,
     kubeconfig: Kubeconfig = None,
+    request_timeout: RequestTimeout = None,  # applied as it is parsed
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep the cells current by their refresh policy and print row changes as JSONL.")] = False,
     *,
     out: OutputSettings,

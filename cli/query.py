@@ -11,6 +11,7 @@ from tessera.cli.options import (
     AllNamespaces,
     Contexts,
     Kubeconfig,
+    RequestTimeout,
     Namespace,
     OutputSettings,
     Loop,
@@ -51,6 +52,7 @@ def query(
     all_namespaces: AllNamespaces = False,
     context: Contexts = None,
     kubeconfig: Kubeconfig = None,
+    request_timeout: RequestTimeout = None,  # applied as it is parsed
     watch: Watch = False,
     interval: Interval = None,
     speed: Speed = 1.0,

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tessera.cli.options import AllNamespaces, Kubeconfig, Namespace
+from tessera.cli.options import AllNamespaces, Kubeconfig, RequestTimeout, Namespace
 
 KindArgs = Annotated[Optional[list[str]], typer.Argument(metavar="[KIND]...", help="Kinds to record (default: every watchable kind but Secrets).", show_default=False)]
 OutFile = Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="The recording to write (.gz compresses).")]
@@ -22,6 +22,7 @@ def record(
     output: OutFile = ...,
     context: Context = None,
     kubeconfig: Kubeconfig = None,
+    request_timeout: RequestTimeout = None,  # applied as it is parsed
     namespace: Namespace = None,
     all_namespaces: AllNamespaces = False,
     duration: Duration = None,

@@ -59,7 +59,7 @@ def _jsonl_loop(queries: list[Any], hub: Any, interval: float | None, out: Outpu
         if out.quiet:
             continue
         faults = hub.faults()
-        for level, text in notices.update(faults, had_rows=any(q.runs for q in queries)):
+        for level, text in notices.update(hub):
             print(f"tessera: warning: {text}" if level == "warning" else f"tessera: {text}", file=sys.stderr)
         _warn(queries[index], index if many else None, errors, {f.one_line() for f in faults.values()})
 
@@ -86,18 +86,19 @@ def _redraw_loop(queries: list[Any], hub: Any, interval: float | None, out: Outp
     import time
 
     from tessera.core.render.table import write_table
-    from tessera.core.watch.live import FaultNotices, fault_notice, follow
+    from tessera.core.watch.live import FaultNotices, follow
 
     notices = FaultNotices()
     reconnected = ""
     for _index, _changes in follow(queries, hub=hub, interval=interval):
-        if any(level == "info" for level, _ in notices.update(hub.faults(), had_rows=any(q.runs for q in queries))):
+        if any(level == "info" for level, _ in notices.update(hub)):
             reconnected = f"  ·  reconnected {time.strftime('%H:%M:%S')}"
         buffer = io.StringIO()
         for q in queries:
             rows = len(q.result.rows) if q.result is not None else 0
-            if q.fault is not None:
-                status = fault_notice(q.fault, had_rows=q.runs > 0)
+            notice = q.fault_notice()
+            if notice is not None:
+                status = notice
             elif q.error:
                 status = f"error: {q.error.one_line()}"
             else:

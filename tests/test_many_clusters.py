@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 from kube_emulator import write_kubeconfig
 
 TSR = [sys.executable, "-m", "tessera.cli.main"]
@@ -104,3 +105,56 @@ def test_discovery_ttl_zero_always_asks(kubeconfig, kube_api):
     before = len(kube_api.paths())
     tessera(q, kubeconfig=kubeconfig, env={"TESSERA_DISCOVERY_TTL": "0"})
     assert "/apis" in kube_api.paths()[before:]
+
+
+@pytest.fixture
+def silent_url():
+    """A server that accepts connections (the kernel completes them) and never answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(64)
+        yield f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_a_context_that_never_answers_is_one_warning_after_the_request_timeout(tmp_path, kube_api, silent_url):
+    kc = write_kubeconfig(tmp_path / "kc", {"up": (kube_api.url, "shop"), "silent": (silent_url, "shop")}, "up")
+    r = tessera("-o", "jsonl", "--request-timeout", "1s",
+                "IN up, silent MATCH (d:Deployment) RETURN d.metadata.name AS n ORDER BY n", kubeconfig=kc)
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(x) for x in r.stdout.splitlines()] == [{"context": "up", "n": "cart"}, {"context": "up", "n": "web"}]
+    (line,) = r.stderr.splitlines()
+    assert line.startswith("tessera: warning: context 'silent': ") and "timed out" in line and "no answer in 1s" in line
+
+
+@pytest.mark.parametrize("value", ["1", "1s", "0.5", "500ms"])
+def test_request_timeout_values_and_exit_4_when_no_context_answers(tmp_path, silent_url, value):
+    kc = write_kubeconfig(tmp_path / "kc", {"silent": (silent_url, "shop")}, "silent")
+    r = tessera("--request-timeout", value, "MATCH (d:Deployment) RETURN d", kubeconfig=kc)
+    assert r.returncode == 4, r.stderr
+    (line,) = r.stderr.splitlines()
+    assert "context 'silent'" in line and "timed out" in line and "--request-timeout" in line
+
+
+def test_request_timeout_from_the_environment(tmp_path, silent_url):
+    kc = write_kubeconfig(tmp_path / "kc", {"silent": (silent_url, "shop")}, "silent")
+    r = tessera("MATCH (d:Deployment) RETURN d", kubeconfig=kc, env={"TESSERA_REQUEST_TIMEOUT": "1s"})
+    assert r.returncode == 4 and "no answer in 1s" in r.stderr
+
+
+@pytest.mark.parametrize("value", ["soon", "-1s", "1x", "s"])
+def test_bad_request_timeout_is_a_usage_error(kubeconfig, value):
+    r = tessera("--request-timeout", value, "MATCH (d:Deployment) RETURN d", kubeconfig=kubeconfig)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "duration" in r.stderr
+
+
+def test_request_timeout_zero_means_no_limit(kubeconfig):
+    r = tessera("--request-timeout", "0", "-o", "jsonl", "MATCH (d:Deployment) RETURN d.metadata.name AS n ORDER BY n",
+                kubeconfig=kubeconfig)
+    assert r.returncode == 0 and [json.loads(x)["n"] for x in r.stdout.splitlines()] == ["cart", "web"]
+
+
+def test_help_documents_request_timeout_and_exit_4():
+    r = subprocess.run([*TSR, "query", "--help"], capture_output=True, text=True, timeout=60,
+                       env={**__import__("os").environ, "COLUMNS": "200"})
+    assert "--request-timeout" in r.stdout and "exit 4" in r.stdout

@@ -264,6 +264,7 @@ class CacheHub:
         self._health_listeners: list[Callable[[str, TesseraError | None], None]] = []
         self._faults: dict[str, TesseraError] = {}  # as last told to health listeners
         self._discovery_faults: dict[str, TesseraError] = {}  # sources whose discovery is being retried
+        self._answered: set[str] = set()  # sources that answered a discovery through kinds()
         self._closed = threading.Event()
         self._options = cache_options
 
@@ -310,7 +311,7 @@ class CacheHub:
         if fault is not None:
             raise fault
         try:
-            return source.kinds()
+            kinds = source.kinds()
         except (SourceUnavailable, SourceTimeout) as exc:
             with self._lock:
                 retrying = source.name in self._discovery_faults
@@ -320,6 +321,13 @@ class CacheHub:
                                  name=f"discover-{source.name}").start()
             self._health_changed(source.name)
             raise
+        self._answered.add(source.name)
+        return kinds
+
+    def answered(self, source_name: str) -> bool:
+        """Whether the source has answered at all (a discovery here, or a cache's list)."""
+        return source_name in self._answered or any(
+            c.list_calls for c in self.caches() if c.source.name == source_name)
 
     def _retry_discovery(self, source: Any) -> None:
         from tessera.core.errors import SourceTimeout, SourceUnavailable
@@ -337,6 +345,8 @@ class CacheHub:
                 continue
             except TesseraError:
                 pass  # refused, say: the next query run reports it
+            else:
+                self._answered.add(source.name)
             with self._lock:
                 self._discovery_faults.pop(source.name, None)
             self._health_changed(source.name)

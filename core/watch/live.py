@@ -118,13 +118,19 @@ class LiveQuery:
         """Why a watched source this query reads cannot be reached now (its rows are as of the
         last time it could), or None. Set and cleared by the hub's caches as they fail and
         reconnect; ``follow`` yields when it changes."""
+        faulty = self._faulty_source()
+        return self.hub.fault(faulty) if faulty is not None else None
+
+    def fault_notice(self) -> str | None:
+        """``fault`` as front ends show it (fault_notice's wording), or None."""
+        faulty = self._faulty_source()
+        fault = self.hub.fault(faulty) if faulty is not None else None
+        return fault_notice(fault, had_rows=self.hub.answered(faulty)) if fault is not None else None
+
+    def _faulty_source(self) -> str | None:
         if self.hub is None:
             return None
-        for name in self.source_names:
-            fault = self.hub.fault(name)
-            if fault is not None:
-                return fault
-        return None
+        return next((name for name in self.source_names if self.hub.fault(name) is not None), None)
 
     def reads(self, keys: set[tuple[str, str, str]]) -> bool:
         """True when the query read any of these (source, group, kind) caches last time (or
@@ -326,25 +332,26 @@ class FaultNotices:
     them; the wording is the same everywhere."""
 
     def __init__(self) -> None:
-        self._lost: dict[str, tuple[str, float, bool]] = {}  # name -> (notice, since, had rows)
+        self._lost: dict[str, tuple[str, float, bool]] = {}  # name -> (notice, since, had answered)
 
-    def update(self, faults: dict[str, TesseraError], *, had_rows: bool) -> list[tuple[str, str]]:
+    def update(self, hub: Any) -> list[tuple[str, str]]:
         """The notices since the last call, as (``warning`` | ``info``, text).
 
         Args:
-            faults: hub.faults(): the sources that cannot be reached now.
-            had_rows: whether rows were shown before (a first connection, not a reconnection).
+            hub: the CacheHub whose faults() to report.
         """
         out = []
-        for name, fault in faults.items():
+        for name, fault in hub.faults().items():
             seen = self._lost.get(name)
-            notice = fault_notice(fault, had_rows=seen[2] if seen else had_rows)
+            answered = seen[2] if seen else hub.answered(name)
+            notice = fault_notice(fault, had_rows=answered)
             if seen is None or seen[0] != notice:
                 out.append(("warning", notice))
-                self._lost[name] = (notice, seen[1] if seen else time.monotonic(), seen[2] if seen else had_rows)
+                self._lost[name] = (notice, seen[1] if seen else time.monotonic(), answered)
+        faults = hub.faults()
         for name in [n for n in self._lost if n not in faults]:
-            _, since, before = self._lost.pop(name)
-            if before:
+            _, since, answered = self._lost.pop(name)
+            if answered:
                 out.append(("info", f"reconnected to {name} after {time.monotonic() - since:.0f}s; rows are current"))
             else:
                 out.append(("info", f"connected to {name}"))
