@@ -40,9 +40,13 @@ class PaneState:
 
     cell: the cell's dict (id, number, row, type, source, view, refresh, sources, title).
     status: ``starting``, ``live`` (kept current by watch or a timer), ``idle`` (manual: ran
-        once), ``paused``, ``error`` or ``static`` (a cell that does not run, such as markdown).
+        once), ``paused``, ``error``, ``reconnecting`` (a watched source cannot be reached: the
+        result is its last, retried with backoff) or ``static`` (a cell that does not run, such
+        as markdown).
     result: the last good Result (kept while the cell is failing or paused), or None.
     error: the one-line error of the last evaluation, or None.
+    fault: while ``reconnecting``, what is wrong and that it is being retried (one line).
+    reconnected: when a lost source last answered again (RFC 3339), or None.
     refreshed: when the last evaluation succeeded (RFC 3339), or None.
     sources: the sources it reads, as ``-s`` specs or context names, for the pane's header.
     version: bumped on every change, so a front end can skip redrawing what it has drawn.
@@ -55,6 +59,8 @@ class PaneState:
     refreshed: str | None = None
     sources: tuple[str, ...] = ()
     version: int = 0
+    fault: str | None = None
+    reconnected: str | None = None
 
     @property
     def rows(self) -> int:
@@ -269,6 +275,12 @@ class NotebookSession:
             return
         self._do_commands()
         self._follow_edits()
+        health = self._collector.take_health()
+        if health:
+            # a watched source was lost or is back: its cells say so (and, back, catch up)
+            for lc in list(self._cells.values()):
+                if lc.live is not None and not lc.paused and lc.live.reads_source(health):
+                    self._evaluate(lc, None, publish=True)
         now = time.monotonic()
         if woke and keys:
             for lc in list(self._cells.values()):
@@ -415,12 +427,19 @@ class NotebookSession:
         lc.last_eval = time.monotonic()
         if changed is None:
             lc.pending, lc.live_due = None, float("inf")  # a full evaluation covers them
+        fault = None
         try:
             if lc.live is not None:
                 live = lc.live.get()
                 changes = live.refresh(changed)
-                if live.error is not None:
+                fault = live.fault_notice()
+                if live.error is not None and fault is None:
                     raise live.error
+                pane = self.panes.get(lc.cell["id"])
+                if fault is not None or (pane is not None and pane.fault is not None):
+                    self._publish_fault(lc, fault, result=live.result)
+                    if fault is not None:
+                        return
                 if not changes and live.runs > 1 and not publish:
                     return
                 result = live.result
@@ -432,6 +451,10 @@ class NotebookSession:
                             source.refresh()
                 result = run_cell(lc.cell, self._context)
         except TesseraError as err:
+            fault = lc.live.get().fault_notice() if lc.live is not None and lc.live.built else None
+            if fault is not None:  # the source cannot be reached: retried, not an error of the cell
+                self._publish_fault(lc, fault)
+                return
             self._publish(lc, status="error", error=err.one_line())
             if self.on_error is not None:
                 self.on_error(lc.cell, err)
@@ -442,6 +465,17 @@ class NotebookSession:
             time.monotonic(), lc.last_record + self.options.record_every)
         if lc.record_due <= time.monotonic():
             self._record(lc)
+
+    def _publish_fault(self, lc: _LiveCell, fault: str | None, result: Any = None) -> None:
+        """Show the cell's source as lost (``fault``) or, fault None, as back."""
+        pane = self.panes.get(lc.cell["id"])
+        if fault is not None:
+            if pane is None or pane.fault != fault or pane.status != "reconnecting":
+                extra = {"result": result} if result is not None else {}
+                self._publish(lc, status="reconnecting", fault=fault, error=None, **extra)
+        elif pane is not None and pane.fault is not None:
+            self._publish(lc, status="live", fault=None,
+                          reconnected=_now() if pane.result is not None else pane.reconnected)
 
     def _sources_of(self, lc: _LiveCell) -> tuple[str, ...]:
         if lc.cell["type"] != "query":
@@ -496,8 +530,16 @@ class _LazyLiveQuery:
             self._live = self._build()
         return self._live
 
+    @property
+    def built(self) -> bool:
+        return self._live is not None
+
     def reads(self, keys: set) -> bool:
         return self._live is None or self._live.reads(keys)
+
+    def reads_source(self, names: set[str]) -> bool:
+        """True when the query reads any of these sources (or has not been built yet)."""
+        return self._live is None or any(name in names for name in self._live.source_names)
 
 
 def _now() -> str:
