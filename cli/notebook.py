@@ -277,9 +277,13 @@ def _watch(conn, addr, ctx, failed) -> None:
             write(orjson.dumps({"cell": cell["id"], **change}, option=orjson.OPT_NON_STR_KEYS) + b"\n")
         sys.stdout.flush()
 
+    def fault(cell: dict, notice: str | None) -> None:
+        where = f"{addr.name}/{cell['number']} ({cell['id']})"
+        _note(f"warning: {where}: {notice}" if notice else f"{where}: reconnected; rows are current")
+
     try:
         watch_notebook(conn, addr.name, ctx, hub=hub, stop=threading.Event(), number=addr.cell,
-                       on_changes=changed, on_error=failed)
+                       on_changes=changed, on_error=failed, on_fault=fault)
     finally:
         hub.close()
 

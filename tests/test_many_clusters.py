@@ -158,3 +158,36 @@ def test_help_documents_request_timeout_and_exit_4():
     r = subprocess.run([*TSR, "query", "--help"], capture_output=True, text=True, timeout=60,
                        env={**__import__("os").environ, "COLUMNS": "200"})
     assert "--request-timeout" in r.stdout and "exit 4" in r.stdout
+
+
+def test_watch_over_a_silent_context_warns_once_and_follows_the_others(tmp_path, kube_api, silent_url):
+    import threading
+    import time
+
+    from test_watch import _read_json_lines, pod
+
+    kc = write_kubeconfig(tmp_path / "kc", {"up": (kube_api.url, "shop"), "silent": (silent_url, "shop")}, "up")
+    proc = subprocess.Popen(
+        [*TSR, "query", "--watch", "--kubeconfig", str(kc), "--request-timeout", "1s",
+         "IN up, silent MATCH (p:Pod) RETURN p.metadata.name AS pod"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    errors: list[str] = []
+    threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True).start()
+    try:
+        initial = _read_json_lines(proc, 3, timeout=60)
+        assert sorted(c["row"]["pod"] for c in initial) == ["cart-5d8f-0", "web-5d8f-0", "web-5d8f-1"]
+        assert all(c["row"]["context"] == "up" for c in initial)
+        for name in ("web-5d8f-5", "web-5d8f-6", "web-5d8f-7"):  # each change re-runs the query
+            kube_api.add(pod(name))
+            (added,) = _read_json_lines(proc, 1, timeout=60)
+            assert added["op"] == "added" and added["row"] == {"context": "up", "pod": name}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    deadline = time.monotonic() + 10
+    while not any("silent" in e for e in errors) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    about_silent = [e for e in errors if "silent" in e]
+    assert len(about_silent) == 1, errors
+    assert "timed out" in about_silent[0] and "retrying" in about_silent[0]

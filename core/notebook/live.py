@@ -142,13 +142,17 @@ class NotebookSession:
             after the first load), with the session.
         on_changes: called from the worker with (cell, row changes) after each recorded change.
         on_error: called from the worker with (cell, TesseraError) when an evaluation fails.
+        on_fault: called from the worker with (cell, notice) when a source the cell watches is
+            lost (the notice says why; the cell is then ``reconnecting``), and with (cell, None)
+            when it is back.
     """
 
     def __init__(self, db_path: str, name: str, options: SessionOptions | None = None, *, number: int | None = None,
                  hub: Any = None, on_update: Callable[[PaneState], None] | None = None,
                  on_layout: Callable[["NotebookSession"], None] | None = None,
                  on_changes: Callable[[dict, list[dict]], None] | None = None,
-                 on_error: Callable[[dict, Exception], None] | None = None):
+                 on_error: Callable[[dict, Exception], None] | None = None,
+                 on_fault: Callable[[dict, str | None], None] | None = None):
         self.db_path = db_path
         self.name = name
         self.options = options or SessionOptions()
@@ -159,6 +163,7 @@ class NotebookSession:
         self.on_layout = on_layout or (lambda session: None)
         self.on_changes = on_changes
         self.on_error = on_error
+        self.on_fault = on_fault
         self.title = ""
         self.notebook_id: str | None = None
         self.layout: list[list[str]] = []
@@ -427,7 +432,7 @@ class NotebookSession:
         lc.last_eval = time.monotonic()
         if changed is None:
             lc.pending, lc.live_due = None, float("inf")  # a full evaluation covers them
-        fault = None
+        fault = None  # a watched source that cannot be reached: said, and retried by the hub
         try:
             if lc.live is not None:
                 live = lc.live.get()
@@ -436,11 +441,8 @@ class NotebookSession:
                 if live.error is not None and fault is None:
                     raise live.error
                 pane = self.panes.get(lc.cell["id"])
-                if fault is not None or (pane is not None and pane.fault is not None):
-                    self._publish_fault(lc, fault, result=live.result)
-                    if fault is not None:
-                        return
-                if not changes and live.runs > 1 and not publish:
+                news = fault != (pane.fault if pane is not None else None)
+                if not changes and live.runs > 1 and not publish and not news:
                     return
                 result = live.result
             else:
@@ -452,30 +454,35 @@ class NotebookSession:
                 result = run_cell(lc.cell, self._context)
         except TesseraError as err:
             fault = lc.live.get().fault_notice() if lc.live is not None and lc.live.built else None
-            if fault is not None:  # the source cannot be reached: retried, not an error of the cell
-                self._publish_fault(lc, fault)
+            if fault is not None:  # not the cell's error: it runs when the source answers
+                self._publish(lc, status="reconnecting", error=None, **self._fault_changes(lc, fault))
                 return
             self._publish(lc, status="error", error=err.one_line())
             if self.on_error is not None:
                 self.on_error(lc.cell, err)
             return
         status = "paused" if lc.paused else ("live" if lc.live is not None or lc.period else "idle")
-        self._publish(lc, status=status, result=result, error=None, refreshed=_now(), sources=self._sources_of(lc))
+        if fault is not None and not lc.paused:
+            status = "reconnecting"
+        self._publish(lc, status=status, result=result, error=None, refreshed=_now(), sources=self._sources_of(lc),
+                      **self._fault_changes(lc, fault))
         lc.record_due = time.monotonic() if not lc.last_record else max(
             time.monotonic(), lc.last_record + self.options.record_every)
         if lc.record_due <= time.monotonic():
             self._record(lc)
 
-    def _publish_fault(self, lc: _LiveCell, fault: str | None, result: Any = None) -> None:
-        """Show the cell's source as lost (``fault``) or, fault None, as back."""
+    def _fault_changes(self, lc: _LiveCell, fault: str | None) -> dict:
+        """The PaneState fields for the cell's source being lost (``fault``) or fine (None), and
+        on_fault told of a change."""
         pane = self.panes.get(lc.cell["id"])
+        was = pane.fault if pane is not None else None
+        if fault == was:
+            return {}
+        if self.on_fault is not None:
+            self.on_fault(lc.cell, fault)
         if fault is not None:
-            if pane is None or pane.fault != fault or pane.status != "reconnecting":
-                extra = {"result": result} if result is not None else {}
-                self._publish(lc, status="reconnecting", fault=fault, error=None, **extra)
-        elif pane is not None and pane.fault is not None:
-            self._publish(lc, status="live", fault=None,
-                          reconnected=_now() if pane.result is not None else pane.reconnected)
+            return {"fault": fault}
+        return {"fault": None, "reconnected": _now() if pane is not None and pane.result is not None else None}
 
     def _sources_of(self, lc: _LiveCell) -> tuple[str, ...]:
         if lc.cell["type"] != "query":
@@ -550,7 +557,8 @@ def _now() -> str:
 
 def watch_notebook(conn: Any, name: str, context: Any, *, hub: Any, stop: Any, number: int | None = None,
                    on_changes: Callable[[dict, list[dict]], None],
-                   on_error: Callable[[dict, Exception], None]) -> None:
+                   on_error: Callable[[dict, Exception], None],
+                   on_fault: Callable[[dict, str | None], None] | None = None) -> None:
     """Run the notebook's cells (or cell ``number``) and keep them current until ``stop`` is set
     (``notebook run --watch``): a NotebookSession in this thread that records every change.
 
@@ -565,12 +573,14 @@ def watch_notebook(conn: Any, name: str, context: Any, *, hub: Any, stop: Any, n
             (the first evaluation reports every row as added).
         on_error: called with (cell, TesseraError) when an evaluation fails; the cell keeps its
             last rows and is tried again at its next turn.
+        on_fault: called with (cell, notice) when a watched source is lost, (cell, None) when
+            it is back (see NotebookSession).
     """
     options = SessionOptions(default_sources=list(context.default_sources), contexts=list(context.contexts),
                              kubeconfig=context.kubeconfig, namespace=context.namespace,
                              all_namespaces=context.all_namespaces, speed=context.speed, loop=context.loop,
                              stdin=context.stdin)
     session = NotebookSession(context.store_path(), name, options, number=number, hub=hub,
-                              on_changes=on_changes, on_error=on_error)
+                              on_changes=on_changes, on_error=on_error, on_fault=on_fault)
     session._stop = stop
     session.run()
