@@ -191,3 +191,14 @@ def test_watch_over_a_silent_context_warns_once_and_follows_the_others(tmp_path,
     about_silent = [e for e in errors if "silent" in e]
     assert len(about_silent) == 1, errors
     assert "timed out" in about_silent[0] and "retrying" in about_silent[0]
+
+
+def test_kube_durations_parse_as_kubectl_reads_them():
+    from tessera.core.errors import UsageError
+    from tessera.core.times import parse_kube_duration
+
+    assert [parse_kube_duration(v) for v in ("0", "30", "2.5", "30s", "1m", "1m30s", "500ms", "1h", "1.5m")] == [
+        0, 30, 2.5, 30, 60, 90, 0.5, 3600, 90]
+    for bad in ("", "soon", "-1s", "1x", "m", "1 m", "inf", "nan"):
+        with pytest.raises(UsageError):
+            parse_kube_duration(bad)

@@ -390,3 +390,28 @@ def test_cli_watch_started_while_the_api_is_down_retries_and_says_so(kubeconfig,
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.skipif(__import__("shutil").which("tmux") is None, reason="tmux is not installed")
+def test_watch_on_a_terminal_shows_a_lost_connection_in_its_status_line(tmp_path, kubeconfig, kube_api):
+    import shutil
+    import uuid
+
+    session = f"tsr-{uuid.uuid4().hex[:8]}"
+    tmux = [shutil.which("tmux"), "-L", f"tsr-{uuid.uuid4().hex[:8]}"]
+    cmd = (f"TESSERA_HOME={tmp_path} {sys.executable} -m tessera.cli.main query --watch --kubeconfig {kubeconfig} "
+           "'MATCH (p:Pod) RETURN p.metadata.name AS pod'")
+    subprocess.run([*tmux, "-f", "/dev/null", "new-session", "-d", "-s", session, "-x", "200", "-y", "20", cmd],
+                   check=True)
+    try:
+        def screen():
+            return subprocess.run([*tmux, "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+
+        assert wait_quiet(lambda: "web-5d8f-0" in screen() and "live" in screen(), 60), screen()
+        kube_api.stop()
+        assert wait_quiet(lambda: "connection lost" in screen(), 60), screen()
+        assert "web-5d8f-0" in screen(), "the last rows stay"
+        kube_api.start()
+        assert wait_quiet(lambda: "reconnected" in screen() and "connection lost" not in screen(), 60), screen()
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
