@@ -415,3 +415,20 @@ def test_watch_on_a_terminal_shows_a_lost_connection_in_its_status_line(tmp_path
         assert wait_quiet(lambda: "reconnected" in screen() and "connection lost" not in screen(), 60), screen()
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True)
+
+
+def test_cli_watch_reports_a_server_that_stops_answering_and_its_recovery(kubeconfig, kube_api):
+    proc = _watch_proc(kubeconfig)
+    try:
+        assert len(_read_json_lines(proc, 3)) == 3
+        kube_api.freeze()  # connections stay open, nothing answers: only the heartbeat can tell
+        lost = _wait_stderr(proc, lambda line: "connection lost" in line)
+        assert "emu-a" in lost and "heartbeat" in lost and "timed out" in lost
+        kube_api.thaw()
+        _wait_stderr(proc, lambda line: line.startswith("tessera: reconnected to emu-a after "))
+        kube_api.add(pod("web-5d8f-8"))  # the watches work again (resumed after the hang)
+        (added,) = _read_json_lines(proc, 1, timeout=60)
+        assert added["op"] == "added" and added["row"] == {"pod": "web-5d8f-8"}
+    finally:
+        proc.terminate()
+        proc.wait(10)

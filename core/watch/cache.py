@@ -7,10 +7,12 @@ overlapping the old one) is not applied twice.
 
 Health: a cache is *faulty* from the moment a list or watch call fails, or an open watch is
 cut, until a list succeeds or the server accepts a watch again. The hub folds its caches'
-faults, and failed discoveries, into one fault per source and tells its health listeners of each
-change, so live front ends can say "connection lost" and "reconnected" as it happens (a stopped
-server is noticed at the next failed call, within the backoff; a vanished one through TCP
-keepalive on the open watch, see plugins/sources/kubernetes.py).
+faults, failed discoveries and missed heartbeats into one fault per source and tells its health
+listeners of each change, so live front ends can say "connection lost" and "reconnected" as it
+happens: a stopped server is noticed at the next failed call, within the backoff; a vanished one
+through TCP keepalive on the open watch (plugins/sources/kubernetes.py); one that keeps the
+connection and stops answering (hung, or behind a proxy) by the heartbeat, a ``ping`` every
+HEARTBEAT_SECONDS that must answer within HEARTBEAT_TIMEOUT.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ INDEX_CHECK_EVENTS = 1000
 # Retry delays after an error: the first, and the longest (doubling in between, full jitter).
 # The longest bounds how long a server that is back goes unnoticed.
 BACKOFF = (0.2, 5.0)
+# While a source's caches are healthy, the hub asks it (``source.ping``, when it has one) whether
+# it still answers: quiet watches send nothing, so a hung server would otherwise go unnoticed
+# until a watch is renewed (minutes). Detection within HEARTBEAT_SECONDS + HEARTBEAT_TIMEOUT.
+HEARTBEAT_SECONDS = 2.0
+HEARTBEAT_TIMEOUT = 3.0
 
 
 def _rv(obj: dict) -> int | None:
@@ -83,6 +90,7 @@ class WatchCache:
         self._watch_timeout = watch_timeout
         self._backoff = backoff
         self._thread: threading.Thread | None = None
+        self._renew_until = 0.0  # a watch that ends before this was cut on purpose (renew)
 
     # --- public -----------------------------------------------------------------------------
 
@@ -96,6 +104,12 @@ class WatchCache:
     def stop(self) -> None:
         """Stop watching; the thread ends at the next event or when its stream closes."""
         self._stop.set()
+
+    def renew(self) -> None:
+        """Expect the open watch to be cut in the next few seconds (the hub cuts the source's
+        streams after a hung server answers again: they may be dead) and resume from the last
+        resourceVersion at once, without counting the cut as a fault."""
+        self._renew_until = time.monotonic() + 5.0
 
     def subscribe_events(self, listener: Callable[[str, dict], None]) -> None:
         """Call ``listener(type, obj)`` for every change, in order: the first list as ADDED, watch
@@ -170,6 +184,9 @@ class WatchCache:
             except WatchExpired:
                 need_list = True
             except TesseraError as exc:
+                if time.monotonic() < self._renew_until:
+                    self._renew_until = 0.0
+                    continue
                 self._failed(exc)
                 # full jitter: spread reconnects of many caches after a server restart
                 self._stop.wait(random.uniform(0, delay))
@@ -264,6 +281,8 @@ class CacheHub:
         self._health_listeners: list[Callable[[str, TesseraError | None], None]] = []
         self._faults: dict[str, TesseraError] = {}  # as last told to health listeners
         self._discovery_faults: dict[str, TesseraError] = {}  # sources whose discovery is being retried
+        self._heartbeat_faults: dict[str, TesseraError] = {}  # sources that missed a heartbeat
+        self._heartbeats: set[str] = set()  # sources with a heartbeat thread
         self._answered: set[str] = set()  # sources that answered a discovery through kinds()
         self._closed = threading.Event()
         self._options = cache_options
@@ -286,6 +305,10 @@ class CacheHub:
                 cache.subscribe_health(lambda c: self._health_changed(c.source.name))
                 self._caches[base + (ns,)] = cache
                 cache.start()
+                if callable(getattr(source, "ping", None)) and source.name not in self._heartbeats:
+                    self._heartbeats.add(source.name)
+                    threading.Thread(target=self._heartbeat, args=(source,), daemon=True,
+                                     name=f"heartbeat-{source.name}").start()
             return cache
 
     def subscribe_events(self, listener: Callable[[WatchCache, str, dict], None]) -> None:
@@ -352,6 +375,38 @@ class CacheHub:
             self._health_changed(source.name)
             return
 
+    def _heartbeat(self, source: Any) -> None:
+        from tessera.core.errors import SourceTimeout, SourceUnavailable
+
+        name = source.name
+        while not self._closed.wait(HEARTBEAT_SECONDS):
+            with self._lock:
+                missed = self._heartbeat_faults.get(name)
+                caches = [c for c in self._caches.values() if c.source is source]
+            if missed is None and any(c.fault is not None for c in caches):
+                continue  # the caches know already; their reconnects tell when it is back
+            try:
+                source.ping(HEARTBEAT_TIMEOUT)
+            except (SourceUnavailable, SourceTimeout) as exc:
+                if self._closed.is_set():
+                    return
+                with self._lock:
+                    self._heartbeat_faults[name] = exc
+                self._health_changed(name)
+                continue
+            except TesseraError:
+                continue  # refused (401/403 on /version): it answers, which is all we ask
+            if missed is not None:
+                # back after hanging: its open watches may be dead; resume them from their last
+                # resourceVersion
+                for cache in caches:
+                    cache.renew()
+                if callable(getattr(source, "close", None)):
+                    source.close()
+                with self._lock:
+                    self._heartbeat_faults.pop(name, None)
+                self._health_changed(name)
+
     def subscribe_health(self, listener: Callable[[str, TesseraError | None], None]) -> None:
         """Call ``listener(source name, fault or None)`` whenever a source's fault changes: set
         (it cannot be reached), replaced by another message, or cleared (it answers again)."""
@@ -374,6 +429,8 @@ class CacheHub:
             if fault is None:
                 fault = next((c.fault for c in self._caches.values()
                               if c.source.name == source_name and c.fault is not None), None)
+            if fault is None:
+                fault = self._heartbeat_faults.get(source_name)
             old = self._faults.get(source_name)
             if (old is None) == (fault is None) and (old is None or old.one_line() == fault.one_line()):
                 return

@@ -134,9 +134,11 @@ class KubernetesSource:
         body: Any = None,
         content_type: str = "application/json",
         stream: bool = False,
+        limit: float | None = None,
     ) -> Any:
         """One API call, bounded by ``request_timeout`` (connecting, then each wait for the
-        server); returns the parsed JSON body (or the raw response when ``stream``).
+        server), or by ``limit`` when that is shorter; returns the parsed JSON body (or the raw
+        response when ``stream``).
 
         Every failure becomes a typed error naming the context: 401/403 NotAuthorized, 404
         QueryError, 410 WatchExpired, timeouts SourceTimeout, anything else SourceUnavailable.
@@ -145,7 +147,8 @@ class KubernetesSource:
         import urllib3
         from kubernetes.client.exceptions import ApiException
 
-        limit = self.request_timeout
+        if self.request_timeout and (limit is None or self.request_timeout < limit):
+            limit = self.request_timeout
         timeout = (min(_CONNECT_TIMEOUT, limit) if limit else _CONNECT_TIMEOUT, limit)
         try:
             headers = {"Accept": "application/json"}
@@ -187,10 +190,10 @@ class KubernetesSource:
                 raise QueryError(f"context '{self.name}': the server rejected '{what}': {message}") from None
             raise SourceUnavailable(f"context '{self.name}': {what} failed: HTTP {exc.status} {message}") from None
         except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ConnectTimeoutError, TimeoutError):
-            raise self._timed_out(what) from None
+            raise self._timed_out(what, limit) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             if "timed out" in str(exc).lower():
-                raise self._timed_out(what) from None
+                raise self._timed_out(what, limit) from None
             raise SourceUnavailable(
                 f"cannot reach the Kubernetes API at {self._server} (context {self.name})",
                 hint="check the cluster is running and --context/--kubeconfig",
@@ -198,8 +201,7 @@ class KubernetesSource:
         except orjson.JSONDecodeError:
             raise SourceUnavailable(f"context '{self.name}': {what}: the server sent something that is not JSON") from None
 
-    def _timed_out(self, what: str) -> SourceTimeout:
-        limit = self.request_timeout
+    def _timed_out(self, what: str, limit: float | None) -> SourceTimeout:
         within = f" (no answer in {limit:g}s)" if limit else ""
         return SourceTimeout(f"context '{self.name}': {what} timed out at {self._server}{within}",
                              hint="is the API server overloaded? --request-timeout sets the limit, 0 for none")
@@ -223,6 +225,15 @@ class KubernetesSource:
                     self._kinds = self._discover()
                     discovery_cache.save(self.name, self._server, self._kinds)
             return self._kinds
+
+    def ping(self, timeout: float) -> None:
+        """Ask the server for its version (``GET /version``), waiting at most ``timeout``
+        seconds: the watch caches' heartbeat (core/watch/cache.py).
+
+        Raises:
+            SourceTimeout, SourceUnavailable (or NotAuthorized) as any call does.
+        """
+        self._call("GET", "/version", what="answer a heartbeat (GET /version)", limit=timeout)
 
     def rediscover(self) -> None:
         """Drop the discovered kinds (memory and disk cache): the next kinds() asks the server."""
