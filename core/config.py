@@ -143,8 +143,13 @@ def request_timeout() -> float | None:
     """
     from tessera.core.times import parse_kube_duration
 
+    from tessera.core.errors import UsageError
+
     seconds = _request_timeout_flag
     if seconds is None:
         env = os.environ.get("TESSERA_REQUEST_TIMEOUT", "").strip()
-        seconds = parse_kube_duration(env) if env else DEFAULT_REQUEST_TIMEOUT
+        try:
+            seconds = parse_kube_duration(env) if env else DEFAULT_REQUEST_TIMEOUT
+        except UsageError as exc:
+            raise UsageError(f"TESSERA_REQUEST_TIMEOUT: {exc.message}", hint=exc.hint) from None
     return seconds or None

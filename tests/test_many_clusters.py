@@ -202,3 +202,9 @@ def test_kube_durations_parse_as_kubectl_reads_them():
     for bad in ("", "soon", "-1s", "1x", "m", "1 m", "inf", "nan"):
         with pytest.raises(UsageError):
             parse_kube_duration(bad)
+
+
+def test_a_bad_request_timeout_in_the_environment_names_the_variable(kubeconfig):
+    r = tessera("MATCH (d:Deployment) RETURN d", kubeconfig=kubeconfig, env={"TESSERA_REQUEST_TIMEOUT": "soon"})
+    assert r.returncode == 2
+    assert r.stderr.startswith("tessera: TESSERA_REQUEST_TIMEOUT: 'soon' is not a duration") and "Traceback" not in r.stderr
