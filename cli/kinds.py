@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from tessera.cli.options import Contexts, Kubeconfig, RequestTimeout, OutputSettings, Sources, emit, output_options
+from tessera.cli.options import Contexts, Kubeconfig, OutputSettings, RequestTimeout, Sources, emit, output_options
 
 
 @output_options

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tessera.cli.options import AllNamespaces, Kubeconfig, RequestTimeout, Namespace
+from tessera.cli.options import AllNamespaces, Kubeconfig, Namespace, RequestTimeout
 
 KindArgs = Annotated[Optional[list[str]], typer.Argument(metavar="[KIND]...", help="Kinds to record (default: every watchable kind but Secrets).", show_default=False)]
 OutFile = Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="The recording to write (.gz compresses).")]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tessera.cli.options import AllNamespaces, Contexts, Kubeconfig, RequestTimeout, Namespace, OutputSettings, Sources, output_options
+from tessera.cli.options import AllNamespaces, Contexts, Kubeconfig, Namespace, OutputSettings, RequestTimeout, Sources, output_options
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Start with dry-run on: mutations print their API calls (\\dr toggles it).")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Apply mutations without asking.")]
