@@ -457,7 +457,7 @@ class NotebookSession:
             if fault is not None:  # not the cell's error: it runs when the source answers
                 self._publish(lc, status="reconnecting", error=None, **self._fault_changes(lc, fault))
                 return
-            self._publish(lc, status="error", error=err.one_line())
+            self._publish(lc, status="error", error=err.one_line(), **self._fault_changes(lc, None))
             if self.on_error is not None:
                 self.on_error(lc.cell, err)
             return
