@@ -432,3 +432,30 @@ def test_cli_watch_reports_a_server_that_stops_answering_and_its_recovery(kubeco
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_hub_reports_one_fault_per_source_and_one_recovery(source, kube_api):
+    from tessera.core.kinds import KindRegistry
+
+    hub = CacheHub(backoff=(0.05, 0.3))
+    told = []
+    hub.subscribe_health(lambda name, fault: told.append((name, fault)))
+    registry = KindRegistry(source.kinds())
+    caches = [hub.get(source, registry.resolve(k), "shop") for k in ("pods", "deployments", "services")]
+    try:
+        for cache in caches:
+            cache.wait_ready(10)
+        assert hub.faults() == {} and told == []
+        kube_api.stop()
+        assert wait_quiet(lambda: all(c.fault is not None for c in caches), 30), "every cache sees the loss"
+        assert set(hub.faults()) == {"emu-a"} and all(name == "emu-a" for name, _ in told)
+        assert told and all(fault is not None for _, fault in told), "lost: no recovery is told meanwhile"
+        kube_api.start()
+        assert wait_quiet(lambda: hub.faults() == {}, 30)
+        assert told[-1] == ("emu-a", None)
+        assert [fault is None for _, fault in told].count(True) == 1, "one recovery, once every cache is back"
+        assert all(c.fault is None for c in caches)
+        before = len(told)
+    finally:
+        hub.close()
+    assert wait_quiet(lambda: len(told) > before, 0.5) is False, "closing cuts the streams without a fault"
