@@ -253,16 +253,16 @@ def follow(
     set or cleared) yields too, rows changed or not.
 
     A first run that cannot reach its sources (SourceUnavailable, SourceTimeout) does not end
-    the stream when something will try again (the hub's caches and discovery retry with
-    backoff; ``interval`` re-runs): it yields ``(index, [])`` with ``error`` set, and the
-    query's first rows come, as ``added``, once it answers. Without a hub or interval it raises.
+    the stream when something will try again (the hub retries a source it holds a fault for, its
+    caches and discovery with backoff; ``interval`` re-runs): it yields ``(index, [])`` with
+    ``error`` set, and the query's first rows come, as ``added``, once it answers. Otherwise it
+    raises.
     """
     stop = stop or threading.Event()
     collector = ChangeCollector(hub, debounce)
-    retries = hub is not None or interval is not None
     faults = [None] * len(queries)
     for i, q in enumerate(queries):
-        changes = _first_run(q, retries)
+        changes = _first_run(q, interval)
         faults[i] = _fault_text(q)
         yield i, changes
     while not stop.is_set():
@@ -279,7 +279,7 @@ def follow(
             touched = bool(health) and any(name in health for name in q.source_names)
             if waiting[i]:
                 failing = q.error
-                changes = _first_run(q, retries)
+                changes = _first_run(q, interval)
             elif (woke and q.reads(keys)) or (not woke and interval is not None) or touched:
                 failing = q.error
                 changes = q.refresh(oids if woke and not touched else None)
@@ -293,13 +293,15 @@ def follow(
                 yield i, changes
 
 
-def _first_run(q: LiveQuery, retries: bool) -> list[dict]:
+def _first_run(q: LiveQuery, interval: float | None) -> list[dict]:
     from tessera.core.errors import SourceTimeout, SourceUnavailable
 
     try:
         return q.refresh()
     except (SourceUnavailable, SourceTimeout):
-        if not retries:
+        # retried when something will try again: the hub, for a source it knows is faulty (it
+        # retries that), or the interval
+        if interval is None and q.fault is None:
             raise
         return []  # q.error says why; tried again at the next round
 
