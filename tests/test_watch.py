@@ -459,3 +459,21 @@ def test_hub_reports_one_fault_per_source_and_one_recovery(source, kube_api):
     finally:
         hub.close()
     assert wait_quiet(lambda: len(told) > before, 0.5) is False, "closing cuts the streams without a fault"
+
+
+def test_cli_watch_started_while_down_with_kinds_on_disk_waits_for_the_first_list(kubeconfig, kube_api):
+    first = subprocess.run([sys.executable, "-m", "tessera.cli.main", "query", "--kubeconfig", str(kubeconfig),
+                            "MATCH (p:Pod) RETURN p.metadata.name"], capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr  # the kinds are now in the discovery cache
+    kube_api.stop()
+    proc = _watch_proc(kubeconfig)
+    try:
+        waiting = _wait_stderr(proc, lambda line: "retrying" in line)
+        assert waiting.startswith("tessera: warning: ") and "connection lost" not in waiting, "no rows were shown"
+        assert "until it answers" in waiting
+        kube_api.start()
+        _wait_stderr(proc, lambda line: line == "tessera: connected to emu-a")
+        assert len(_read_json_lines(proc, 3, timeout=60)) == 3
+    finally:
+        proc.terminate()
+        proc.wait(10)

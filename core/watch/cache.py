@@ -283,7 +283,6 @@ class CacheHub:
         self._discovery_faults: dict[str, TesseraError] = {}  # sources whose discovery is being retried
         self._heartbeat_faults: dict[str, TesseraError] = {}  # sources that missed a heartbeat
         self._heartbeats: set[str] = set()  # sources with a heartbeat thread
-        self._answered: set[str] = set()  # sources that answered a discovery through kinds()
         self._closed = threading.Event()
         self._options = cache_options
 
@@ -334,7 +333,7 @@ class CacheHub:
         if fault is not None:
             raise fault
         try:
-            kinds = source.kinds()
+            return source.kinds()
         except (SourceUnavailable, SourceTimeout) as exc:
             with self._lock:
                 retrying = source.name in self._discovery_faults
@@ -344,13 +343,10 @@ class CacheHub:
                                  name=f"discover-{source.name}").start()
             self._health_changed(source.name)
             raise
-        self._answered.add(source.name)
-        return kinds
 
     def answered(self, source_name: str) -> bool:
-        """Whether the source has answered at all (a discovery here, or a cache's list)."""
-        return source_name in self._answered or any(
-            c.list_calls for c in self.caches() if c.source.name == source_name)
+        """Whether any cache of the source has listed (rows from it have been seen)."""
+        return any(c.list_calls for c in self.caches() if c.source.name == source_name)
 
     def _retry_discovery(self, source: Any) -> None:
         from tessera.core.errors import SourceTimeout, SourceUnavailable
@@ -368,8 +364,6 @@ class CacheHub:
                 continue
             except TesseraError:
                 pass  # refused, say: the next query run reports it
-            else:
-                self._answered.add(source.name)
             with self._lock:
                 self._discovery_faults.pop(source.name, None)
             self._health_changed(source.name)
