@@ -233,7 +233,12 @@ class KubernetesSource:
         Raises:
             SourceTimeout, SourceUnavailable (or NotAuthorized) as any call does.
         """
-        self._call("GET", "/version", what="answer a heartbeat (GET /version)", limit=timeout)
+        try:
+            self._call("GET", "/version", what="heartbeat (GET /version)", limit=timeout)
+        except SourceTimeout:
+            raise SourceTimeout(f"context '{self.name}': the API server at {self._server} stopped answering "
+                                f"(no answer to a heartbeat in {timeout:g}s)",
+                                hint="it keeps the connection open: hung, overloaded, or behind a proxy") from None
 
     def rediscover(self) -> None:
         """Drop the discovered kinds (memory and disk cache): the next kinds() asks the server."""
