@@ -68,6 +68,8 @@ def test_cache_sees_added_modified_deleted(pods_cache, kube_api):
 
 
 def test_restart_mid_watch_resumes_without_duplicates_or_losses(pods_cache, kube_api):
+    # mid-watch: the cache's first watch is open (it starts just after the first list)
+    assert wait_quiet(lambda: kube_api.watch_requests(), 10)
     kube_api.stop()
     # changes while the watcher cannot connect
     kube_api.add(pod("web-5d8f-7"))
@@ -474,6 +476,27 @@ def test_cli_watch_started_while_down_with_kinds_on_disk_waits_for_the_first_lis
         kube_api.start()
         _wait_stderr(proc, lambda line: line == "tessera: connected to emu-a")
         assert len(_read_json_lines(proc, 3, timeout=60)) == 3
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_cli_watch_says_when_a_failing_query_runs_again(tmp_path):
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: x}\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tessera.cli.main", "query", "--watch", "--interval", "0.2", "-s", str(manifest),
+         "MATCH (c:ConfigMap) RETURN c.metadata.name AS name"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert [c["row"] for c in _read_json_lines(proc, 1)] == [{"name": "a"}]
+        manifest.write_text("apiVersion: v1\nkind: [unclosed\n")
+        broken = _wait_stderr(proc, lambda line: line.startswith("tessera: warning: "))
+        assert "m.yaml" in broken
+        manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: x}\n")
+        _wait_stderr(proc, lambda line: line == "tessera: the query runs again")
+        assert proc.poll() is None
     finally:
         proc.terminate()
         proc.wait(10)

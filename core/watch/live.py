@@ -249,7 +249,7 @@ def follow(
     where possible); changes arriving within ``debounce`` seconds are folded into one round.
     With ``interval``, queries are also re-run in full every ``interval`` seconds (for sources
     that cannot watch). A query that starts failing yields ``(index, [])`` once, with its
-    ``error`` set; it keeps its last rows. A query whose source's health changes (``fault``
+    ``error`` set (and once more when it runs again); it keeps its last rows. A query whose source's health changes (``fault``
     set or cleared) yields too, rows changed or not.
 
     A first run that cannot reach its sources (SourceUnavailable, SourceTimeout) does not end
@@ -286,10 +286,10 @@ def follow(
             else:
                 continue
             fault, faults[i] = faults[i], _fault_text(q)
-            # a new failure and a change of health are news too (with no row changes): front
-            # ends show q.error and q.fault
-            if (changes or fault != faults[i]
-                    or (q.error is not None and (failing is None or failing.one_line() != q.error.one_line()))):
+            # a new failure, its end and a change of health are news too (with no row changes):
+            # front ends show q.error and q.fault
+            if (changes or fault != faults[i] or (failing is None) != (q.error is None)
+                    or (q.error is not None and failing.one_line() != q.error.one_line())):
                 yield i, changes
 
 
