@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from tessera.cli.options import Contexts, Kubeconfig, OutputSettings, Sources, emit, output_options
+from tessera.cli.options import Contexts, Kubeconfig, OutputSettings, RequestTimeout, Sources, emit, output_options
 
 
 @output_options
@@ -14,6 +14,7 @@ def kinds(
     source: Sources = None,
     context: Contexts = None,
     kubeconfig: Kubeconfig = None,
+    request_timeout: RequestTimeout = None,  # applied as it is parsed
     *,
     out: OutputSettings,
 ) -> None:

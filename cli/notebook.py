@@ -17,6 +17,7 @@ from tessera.cli.options import (
     Loop,
     Namespace,
     OutputSettings,
+    RequestTimeout,
     Sources,
     Speed,
     emit,
@@ -190,6 +191,7 @@ def run(
     all_namespaces: AllNamespaces = False,
     context: Contexts = None,
     kubeconfig: Kubeconfig = None,
+    request_timeout: RequestTimeout = None,  # applied as it is parsed
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep the cells current by their refresh policy and print row changes as JSONL.")] = False,
     speed: Speed = 1.0,
     loop: Loop = False,
@@ -298,9 +300,13 @@ def _watch(conn, addr, ctx, failed) -> None:
             write(orjson.dumps({"cell": cell["id"], **change}, option=orjson.OPT_NON_STR_KEYS) + b"\n")
         sys.stdout.flush()
 
+    def fault(cell: dict, notice: str | None) -> None:
+        where = f"{addr.name}/{cell['number']} ({cell['id']})"
+        _note(f"warning: {where}: {notice}" if notice else f"{where}: reconnected; rows are current")
+
     try:
         watch_notebook(conn, addr.name, ctx, hub=hub, stop=threading.Event(), number=addr.cell,
-                       on_changes=changed, on_error=failed)
+                       on_changes=changed, on_error=failed, on_fault=fault)
     finally:
         hub.close()
 

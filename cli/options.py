@@ -57,6 +57,28 @@ ShowSecrets = Annotated[bool, typer.Option("--show-secrets", callback=_reveal_se
                                                 "(also: TESSERA_SHOW_SECRETS=1, show_secrets = true in config.toml).")]
 
 
+def _set_request_timeout(value: str | None) -> str | None:
+    """Parse --request-timeout and make it the process's limit (every source opened after)."""
+    if value is not None:
+        from tessera.core import config
+        from tessera.core.times import parse_kube_duration
+
+        try:
+            config.set_request_timeout(parse_kube_duration(value))
+        except UsageError as exc:
+            raise typer.BadParameter(exc.one_line()) from None
+    return value
+
+
+RequestTimeout = Annotated[
+    Optional[str],
+    typer.Option("--request-timeout", metavar="DURATION", callback=_set_request_timeout, show_default=False,
+                 help="Give up on one API request after this long, as kubectl: 30s, 1m, plain seconds, "
+                      "0 for no limit (default 60s, or $TESSERA_REQUEST_TIMEOUT). A context that times out "
+                      "is a warning when others answer; exit 4 when none does."),
+]
+
+
 @dataclass
 class OutputSettings:
     """How a command prints: format (None = TTY default), color mode, row limit, quiet."""
@@ -193,6 +215,7 @@ class LiveFlags:
     loop: bool = False
     record_every: float = 1.0
     min_refresh: float = 1.0
+    request_timeout: str | None = None  # applied when parsed (RequestTimeout); kept for as_args
 
     def session_options(self) -> Any:
         """The SessionOptions these flags ask for.
@@ -232,6 +255,8 @@ class LiveFlags:
             args += ["--record-every", repr(self.record_every)]
         if self.min_refresh != 1.0:
             args += ["--min-refresh", repr(self.min_refresh)]
+        if self.request_timeout is not None:
+            args += ["--request-timeout", self.request_timeout]
         return args
 
     def run_once_flags(self) -> dict[str, Any]:
@@ -256,12 +281,14 @@ _LIVE = [
     inspect.Parameter("loop", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Loop),
     inspect.Parameter("record_every", inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation=RecordEvery),
     inspect.Parameter("min_refresh", inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation=MinRefresh),
+    inspect.Parameter("request_timeout", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=RequestTimeout),
 ]
 
 
 def live_options(fn: Callable) -> Callable:
     """Decorator: add the live front ends' source flags (-s, -n, -A, --context, --kubeconfig,
-    --speed, --loop, --record-every, --min-refresh); the command receives ``live: LiveFlags``."""
+    --request-timeout, --speed, --loop, --record-every, --min-refresh); the command receives
+    ``live: LiveFlags``."""
     return _shared_flags(fn, "live", _LIVE, LiveFlags)
 
 

@@ -39,8 +39,8 @@ EXIT_QUIT = 0
 REDRAW_SECONDS = 0.1
 
 STATUS_MARK = {"live": "●", "idle": "○", "paused": "‖", "error": "✖", "starting": "…", "static": "¶",
-               "stopped": "■"}
-STATUS_STYLE = {"live": "green", "paused": "yellow", "error": "red", "stopped": "red"}
+               "stopped": "■", "reconnecting": "↻"}
+STATUS_STYLE = {"live": "green", "paused": "yellow", "error": "red", "stopped": "red", "reconnecting": "yellow"}
 
 # Alternate screen, cursor hidden, no autowrap (a full-width last line must not scroll the
 # screen); the reverse on the way out.
@@ -450,7 +450,7 @@ class PaneScreen:
         body: list[str] = []
         summary = ""
         failure = self.session.failure
-        error = st.error or (f"stopped: {_one_line(failure)}" if failure is not None else None)
+        error = st.error or st.fault or (f"stopped: {_one_line(failure)}" if failure is not None else None)
         if body_height > 0:
             if st.status == "static":
                 body = self._render(markdown(st.cell.get("source", "")), width, body_height)
@@ -502,6 +502,8 @@ class PaneScreen:
         parts.append(cell.get("refresh") or "manual")
         if st.refreshed:
             parts.append(st.refreshed[11:19])
+        if st.reconnected and st.status != "reconnecting":
+            parts.append(f"reconnected {st.reconnected[11:19]}")
         line.append("  " + " · ".join(parts) + " ")
         line.truncate(width, overflow="ellipsis", pad=True)
         rendered = self._render(line, width, 1, no_wrap=True, overflow="ellipsis", end="")

@@ -14,6 +14,7 @@ from tessera.cli.options import (
     Namespace,
     OutputSettings,
     Loop,
+    RequestTimeout,
     Sources,
     Speed,
     emit,
@@ -51,6 +52,7 @@ def query(
     all_namespaces: AllNamespaces = False,
     context: Contexts = None,
     kubeconfig: Kubeconfig = None,
+    request_timeout: RequestTimeout = None,  # applied as it is parsed
     watch: Watch = False,
     interval: Interval = None,
     speed: Speed = 1.0,

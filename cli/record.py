@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from tessera.cli import completers
-from tessera.cli.options import AllNamespaces, Kubeconfig, Namespace, ShowSecrets
+from tessera.cli.options import AllNamespaces, Kubeconfig, Namespace, RequestTimeout, ShowSecrets
 
 KindArgs = Annotated[Optional[list[str]], typer.Argument(metavar="[KIND]...", help="Kinds to record (default: every watchable kind but Secrets; named, their values are recorded as \"<redacted>\" unless --show-secrets).", show_default=False)]
 OutFile = Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="The recording to write (.gz compresses).")]
@@ -24,6 +24,7 @@ def record(
     output: OutFile = ...,
     context: Context = None,
     kubeconfig: Kubeconfig = None,
+    request_timeout: RequestTimeout = None,  # applied as it is parsed
     namespace: Namespace = None,
     all_namespaces: AllNamespaces = False,
     duration: Duration = None,

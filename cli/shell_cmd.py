@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tessera.cli.options import AllNamespaces, Contexts, Kubeconfig, Namespace, OutputSettings, Sources, output_options
+from tessera.cli.options import AllNamespaces, Contexts, Kubeconfig, Namespace, OutputSettings, RequestTimeout, Sources, output_options
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Start with dry-run on: mutations print their API calls (\\dr toggles it).")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Apply mutations without asking.")]
@@ -20,6 +20,7 @@ def shell(
     all_namespaces: AllNamespaces = False,
     context: Contexts = None,
     kubeconfig: Kubeconfig = None,
+    request_timeout: RequestTimeout = None,  # applied as it is parsed
     dry_run: DryRun = False,
     yes: Yes = False,
     read_only: ReadOnlyFlag = False,

@@ -44,24 +44,38 @@ def watch_queries(texts: list[str], sources: list[Any], out: OutputSettings, *, 
 def _jsonl_loop(queries: list[Any], hub: Any, interval: float | None, out: OutputSettings) -> None:
     import orjson
 
-    from tessera.core.watch.live import follow
+    from tessera.core.watch.live import FaultNotices, follow
 
     many = len(queries) > 1
     write = sys.stdout.buffer.write
+    notices = FaultNotices()
+    errors: dict[int, str] = {}  # query index -> its error as printed
     for index, changes in follow(queries, hub=hub, interval=interval):
         for change in changes:
             if many:
                 change = {"query": index, **change}
             write(orjson.dumps(change, option=orjson.OPT_NON_STR_KEYS) + b"\n")
         sys.stdout.flush()
-        _warn(queries[index], out)
+        if out.quiet:
+            continue
+        faults = hub.faults()
+        for level, text in notices.update(hub):
+            print(f"tessera: warning: {text}" if level == "warning" else f"tessera: {text}", file=sys.stderr)
+        _warn(queries[index], index if many else None, errors, {f.one_line() for f in faults.values()})
 
 
-def _warn(query: Any, out: OutputSettings) -> None:
-    if out.quiet:
-        return
-    if query.error is not None:
-        print(f"tessera: warning: {query.error.one_line()}", file=sys.stderr)
+def _warn(query: Any, index: int | None, errors: dict[int, str], faults: set[str]) -> None:
+    """Print the query's new error (unless it is a fault already told) and its warnings; say
+    when a query that failed runs again."""
+    key = index or 0
+    error = query.error.one_line() if query.error is not None else None
+    if error is not None and error not in faults and errors.get(key) != error:
+        print(f"tessera: warning: {error}", file=sys.stderr)
+        errors[key] = error
+    elif error is None and key in errors:
+        del errors[key]
+        label = f"query {index}" if index is not None else "the query"
+        print(f"tessera: {label} runs again", file=sys.stderr)
     for warning in query.take_warnings():
         print(f"tessera: warning: {warning}", file=sys.stderr)
 
@@ -72,13 +86,23 @@ def _redraw_loop(queries: list[Any], hub: Any, interval: float | None, out: Outp
     import time
 
     from tessera.core.render.table import write_table
-    from tessera.core.watch.live import follow
+    from tessera.core.watch.live import FaultNotices, follow
 
+    notices = FaultNotices()
+    reconnected = ""
     for _index, _changes in follow(queries, hub=hub, interval=interval):
+        if any(level == "info" for level, _ in notices.update(hub)):
+            reconnected = f"  ·  reconnected {time.strftime('%H:%M:%S')}"
         buffer = io.StringIO()
         for q in queries:
             rows = len(q.result.rows) if q.result is not None else 0
-            status = f"error: {q.error.one_line()}" if q.error else "live"
+            notice = q.fault_notice()
+            if notice is not None:
+                status = notice
+            elif q.error:
+                status = f"error: {q.error.one_line()}"
+            else:
+                status = "live" + reconnected
             buffer.write(f"{q.text.strip().splitlines()[0][:60]}  ·  {rows} rows  ·  {status}  ·  "
                          f"{time.strftime('%H:%M:%S')}  ·  Ctrl-C to stop\n\n")
             if q.result is not None:

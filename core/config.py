@@ -148,3 +148,37 @@ def store_lock_timeout() -> float:
     if isinstance(value, bool) or not 0 <= seconds < float("inf"):
         raise error(f"{where} must be a number of seconds from 0, not {value!r}", hint="e.g. 30")
     return seconds
+
+
+# Seconds each API request may take when neither --request-timeout nor TESSERA_REQUEST_TIMEOUT
+# says otherwise. kubectl's default is no limit; a finite one keeps a hung server from hanging a
+# query (or, with several contexts, the others) for ever.
+DEFAULT_REQUEST_TIMEOUT = 60.0
+_request_timeout_flag: float | None = None
+
+
+def set_request_timeout(seconds: float) -> None:
+    """What --request-timeout said, for the rest of the process (0: no limit)."""
+    global _request_timeout_flag
+    _request_timeout_flag = seconds
+
+
+def request_timeout() -> float | None:
+    """Seconds one API request may take (None: no limit): --request-timeout, else
+    ``TESSERA_REQUEST_TIMEOUT`` (same syntax), else DEFAULT_REQUEST_TIMEOUT.
+
+    Raises:
+        UsageError when TESSERA_REQUEST_TIMEOUT is not a duration.
+    """
+    from tessera.core.times import parse_kube_duration
+
+    from tessera.core.errors import UsageError
+
+    seconds = _request_timeout_flag
+    if seconds is None:
+        env = os.environ.get("TESSERA_REQUEST_TIMEOUT", "").strip()
+        try:
+            seconds = parse_kube_duration(env) if env else DEFAULT_REQUEST_TIMEOUT
+        except UsageError as exc:
+            raise UsageError(f"TESSERA_REQUEST_TIMEOUT: {exc.message}", hint=exc.hint) from None
+    return seconds or None

@@ -17,3 +17,31 @@ def format_time(when: datetime) -> str:
 def now() -> str:
     """The current time, formatted as format_time does."""
     return format_time(datetime.now(timezone.utc))
+
+
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_kube_duration(text: str) -> float:
+    """Seconds in a duration written as kubectl's flags take it: a plain number of seconds
+    (``30``, ``2.5``) or Go's duration syntax (``30s``, ``1m``, ``1m30s``, ``500ms``, ``1h``).
+
+    Raises:
+        UsageError: anything else, or a negative duration.
+    """
+    import re
+
+    from tessera.core.errors import UsageError
+
+    raw = (text or "").strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", raw)
+        if not raw or "".join(n + u for n, u in parts) != raw:
+            raise UsageError(f"'{text}' is not a duration",
+                             hint="use seconds (30) or a unit: 30s, 1m, 1m30s, 500ms; 0 means no limit") from None
+        seconds = sum(float(n) * _GO_UNITS[u] for n, u in parts)
+    if seconds < 0 or seconds != seconds or seconds == float("inf"):
+        raise UsageError(f"'{text}' is not a duration: it must be 0 (no limit) or more")
+    return seconds

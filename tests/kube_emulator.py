@@ -168,6 +168,7 @@ class TesseraEmulator(kmock.KubernetesEmulator):
     token: str | None = attrs.field(default=None, init=False)
     changed: Any = attrs.field(default=None, init=False)
     closing: bool = attrs.field(default=False, init=False)
+    thawed: Any = attrs.field(default=None, init=False)  # an asyncio.Event while frozen
 
     async def _serve_version(self, request: rendering.Request) -> rendering.Payload:
         payload = await super()._serve_version(request)
@@ -176,6 +177,8 @@ class TesseraEmulator(kmock.KubernetesEmulator):
         return payload
 
     async def _handle(self, request: rendering.Request):  # type: ignore[override]
+        if self.thawed is not None:
+            await self.thawed.wait()  # frozen: the connection is kept, the answer never comes
         # Skip kmock's own object tracking: this class keeps the store (with resourceVersions).
         if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
             if request.resource is not None or request.url.path.startswith("/api"):
@@ -273,6 +276,8 @@ class TesseraEmulator(kmock.KubernetesEmulator):
                 return
         index = 0
         while True:
+            if self.thawed is not None:
+                await self.thawed.wait()
             while index < len(self.history) and self.history[index][0] <= since:
                 index += 1
             while index < len(self.history):
@@ -460,6 +465,25 @@ class Emulator:
         """Answer 403 to list and watch calls for this resource."""
         self.handler.forbidden.add(plural)
 
+    def freeze(self) -> None:
+        """Stop answering without closing anything, as a hung server (or a proxy in front of a dead
+        one) does: connections are accepted and kept, requests and open watches get nothing."""
+
+        async def freeze() -> None:
+            self.handler.thawed = asyncio.Event()
+
+        self._call(freeze())
+
+    def thaw(self) -> None:
+        """Answer again after ``freeze()``: waiting requests and watches carry on."""
+
+        async def thaw() -> None:
+            thawed, self.handler.thawed = self.handler.thawed, None
+            if thawed is not None:
+                thawed.set()
+
+        self._call(thaw())
+
     def stop(self) -> None:
         """Stop serving (open watches are cut, new connections refused); the store is kept."""
         # Only the HTTP server restarts; kmock's DNS interceptor chain stays as it is.
@@ -498,6 +522,7 @@ class Emulator:
                 if r.action == kmock.action.WATCH]
 
     def close(self) -> None:
+        self.thaw()  # a test that failed while frozen must not hang the shutdown
         self.handler.closing = True
         self._wake()
 

@@ -450,3 +450,25 @@ def test_an_in_context_pane_follows_that_context_and_names_it(kubeconfig, kube_a
                         timeout=60, what="the change in emu-b")
             await until(pilot, app, lambda: "Failed" in screen_text(app), what="the change on screen")
     run(main())
+
+
+def test_a_lost_connection_shows_in_the_pane_and_so_does_the_recovery(kubeconfig, kube_api):
+    make_notebook("kube", ['```cypher {id=pods type=query view=table refresh=watch row=1 title="Pods"}\n'
+                           "MATCH (p:Pod) RETURN p.metadata.name AS pod ORDER BY pod\n```\n\n"])
+
+    async def main():
+        async with dashboard("kube", (120, 20), kubeconfig=str(kubeconfig)) as (app, pilot):
+            assert app.session.panes["pods"].status == "live" and app.session.panes["pods"].rows == 3
+            kube_api.stop()
+            await until(pilot, app, lambda: app.session.panes["pods"].status == "reconnecting", timeout=60,
+                        what="the pane to say it lost the connection")
+            text = screen_text(app)
+            assert "reconnecting" in text and "connection lost" in text and "retrying" in text
+            assert "web-5d8f-0" in text, "the last rows stay on show"
+            kube_api.start()
+            await until(pilot, app, lambda: app.session.panes["pods"].status == "live", timeout=60,
+                        what="the pane to recover")
+            text = screen_text(app)
+            assert "reconnected" in text and "connection lost" not in text
+            assert app.session.panes["pods"].fault is None and app.session.panes["pods"].reconnected
+    run(main())

@@ -221,6 +221,25 @@ def test_in_context_cells_follow_that_context_and_name_it(kubeconfig, kube_api, 
         session.stop()
 
 
+def test_session_started_while_the_cluster_is_down_says_it_retries_then_shows_the_rows(kubeconfig, kube_api):
+    kube_api.stop()
+    session, updates = _session("down", [("MATCH (p:Pod) RETURN p.metadata.name AS pod", {"refresh": "watch"})],
+                                kubeconfig=str(kubeconfig))
+    session.start()
+    try:
+        _until(lambda: session.panes and next(iter(session.panes.values())).status == "reconnecting", 30,
+               "the cell to say it is retrying")
+        pane = next(iter(session.panes.values()))
+        assert "cannot reach the Kubernetes API" in pane.fault and "retrying with backoff until it answers" in pane.fault
+        assert pane.error is None and pane.result is None
+        kube_api.start()
+        _until(lambda: next(iter(session.panes.values())).status == "live", 60, "the first rows")
+        pane = next(iter(session.panes.values()))
+        assert pane.rows == 3 and pane.fault is None
+    finally:
+        session.stop()
+
+
 def test_notebook_run_watch_follows_an_in_context_cell(kubeconfig, kube_api, kube_api_b):
     tessera("notebook", "new", "ops")
     tessera("cell", "add", "ops", "--refresh", "watch",
@@ -239,3 +258,36 @@ def test_notebook_run_watch_follows_an_in_context_cell(kubeconfig, kube_api, kub
         proc.terminate()
         proc.wait(10)
     assert change["op"] == "changed" and change["row"] == {"pod": "api-b-5d8f-0", "phase": "Failed"}
+
+
+def test_notebook_run_watch_reports_a_lost_connection_and_the_recovery(kubeconfig, kube_api):
+    tessera("notebook", "new", "ops")
+    tessera("cell", "add", "ops", "--refresh", "watch", "MATCH (p:Pod) RETURN p.metadata.name AS pod")
+    proc = subprocess.Popen([*TSR, "notebook", "run", "ops", "--watch", "--kubeconfig", str(kubeconfig)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    take = lines_of(proc)
+    errors: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [errors.put(line.rstrip("\n")) for line in proc.stderr], daemon=True).start()
+
+    def next_error(predicate, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = errors.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if predicate(line):
+                return line
+        raise AssertionError("no such line on stderr")
+
+    try:
+        assert len(take(3)) == 3
+        kube_api.stop()
+        lost = next_error(lambda line: "connection lost" in line)
+        assert lost.startswith("tessera: warning: ops/1 (") and "retrying" in lost
+        kube_api.start()
+        back = next_error(lambda line: "reconnected" in line)
+        assert back.startswith("tessera: ops/1 (") and back.endswith("reconnected; rows are current")
+    finally:
+        proc.terminate()
+        proc.wait(10)

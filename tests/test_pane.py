@@ -290,3 +290,21 @@ def test_pane_imports_no_ui_toolkits(notebooks):
     modules = {line.split("|")[-1].strip() for line in imports.splitlines() if line.startswith("import time:")}
     assert "tessera.cli.pane" in modules and "rich.console" in modules
     assert not {m for m in modules if m.split(".")[0] in ("textual", "prompt_toolkit", "kubernetes")}
+
+
+@needs_tmux
+def test_pane_shows_a_lost_connection_and_the_recovery(tmux, tmp_path, kubeconfig, kube_api):
+    assert tsr("notebook", "new", "kube").returncode == 0
+    assert tsr("cell", "add", "kube", "--refresh", "watch", "--title", "Pods",
+               "MATCH (p:Pod) RETURN p.metadata.name AS pod ORDER BY pod").returncode == 0
+    target = tmux.run(pane_script(f"kube/1 --kubeconfig {kubeconfig}", tmp_path / "pid"))
+    tmux.wait_for(target, lambda s: "web-5d8f-0" in s and "kube/1 Pods live" in s, timeout=60, what="the pods")
+    kube_api.stop()
+    screen = tmux.wait_for(target, lambda s: "kube/1 Pods reconnecting" in s, timeout=60, what="the lost connection")
+    assert "connection lost" in screen and "retrying" in screen
+    assert "web-5d8f-0" in screen, "the last rows stay on show"
+    kube_api.start()
+    screen = tmux.wait_for(target, lambda s: "kube/1 Pods live" in s, timeout=60, what="the recovery")
+    assert "reconnected" in screen.rstrip("\n").split("\n")[-1] and "connection lost" not in screen
+    tmux("send-keys", "-t", target, "q")
+    assert_clean_exit(tmux, target, 0)

@@ -167,3 +167,13 @@ def test_tmux_needs_tmux(tmp_path):
     proc = tsr("tmux", "ops", env={**outside_env(), "PATH": str(tmp_path)})  # no tmux on this PATH
     assert proc.returncode == 3
     assert proc.stderr == "tessera: tmux is not installed (install tmux, or run tessera pane NB/N in each terminal)\n"
+
+
+def test_panes_get_the_request_timeout_the_window_was_given():
+    from tessera.cli.options import LiveFlags
+    from tessera.cli.tmux import pane_command
+
+    flags = LiveFlags(context=["prod"], request_timeout="5s").as_args()
+    assert flags == ["--context", "prod", "--request-timeout", "5s"]
+    assert "--request-timeout 5s" in pane_command("ops", 2, flags)
+    assert "--request-timeout" not in " ".join(LiveFlags().as_args())

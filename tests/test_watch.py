@@ -68,6 +68,8 @@ def test_cache_sees_added_modified_deleted(pods_cache, kube_api):
 
 
 def test_restart_mid_watch_resumes_without_duplicates_or_losses(pods_cache, kube_api):
+    # mid-watch: the cache's first watch is open (it starts just after the first list)
+    assert wait_quiet(lambda: kube_api.watch_requests(), 10)
     kube_api.stop()
     # changes while the watcher cannot connect
     kube_api.add(pod("web-5d8f-7"))
@@ -310,3 +312,191 @@ def test_follow_reports_a_query_that_starts_failing_once():
     assert [(c["op"], c["row"]) for c in changes] == [("removed", {"name": "a"}), ("added", {"name": "b"})]
     assert live.error is None and flaky.calls == 6
     stop.set()
+
+
+def _stderr_lines(proc):
+    """A queue of the process's stderr lines, filled by a thread."""
+    import queue
+
+    lines = getattr(proc, "_err_lines", None)
+    if lines is None:
+        lines = proc._err_lines = queue.Queue()
+
+        def pump():
+            for line in proc.stderr:
+                lines.put(line.rstrip("\n"))
+
+        threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def _wait_stderr(proc, predicate, timeout=60):
+    """The first stderr line satisfying ``predicate`` (lines before it are dropped), or fail."""
+    import queue
+
+    lines = _stderr_lines(proc)
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        seen.append(line)
+        if predicate(line):
+            return line
+    raise AssertionError(f"no such line on stderr; saw {seen}")
+
+
+def _watch_proc(kubeconfig, *args):
+    return subprocess.Popen(
+        [sys.executable, "-m", "tessera.cli.main", "query", "--watch", "--kubeconfig", str(kubeconfig), *args,
+         "MATCH (p:Pod) RETURN p.metadata.name AS pod"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_cli_watch_reports_a_lost_connection_and_the_recovery(kubeconfig, kube_api):
+    proc = _watch_proc(kubeconfig)
+    try:
+        assert len(_read_json_lines(proc, 3)) == 3
+        kube_api.stop()
+        lost = _wait_stderr(proc, lambda line: "connection lost" in line)
+        assert lost.startswith("tessera: warning: connection lost: ") and "retrying" in lost
+        assert "emu-a" in lost and kube_api.url in lost, "the warning names the context and the server"
+        kube_api.add(pod("web-5d8f-7"))  # a change made while we were away
+        kube_api.start()
+        back = _wait_stderr(proc, lambda line: "reconnected" in line)
+        assert back.startswith("tessera: reconnected to emu-a after ")
+        (added,) = _read_json_lines(proc, 1, timeout=60)
+        assert added["op"] == "added" and added["row"] == {"pod": "web-5d8f-7"}
+        assert proc.poll() is None, "the watch carries on"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_cli_watch_started_while_the_api_is_down_retries_and_says_so(kubeconfig, kube_api):
+    kube_api.stop()
+    proc = _watch_proc(kubeconfig)
+    try:
+        waiting = _wait_stderr(proc, lambda line: "retrying" in line)
+        assert waiting.startswith("tessera: warning: cannot reach the Kubernetes API at ")
+        assert "retrying with backoff until it answers" in waiting
+        assert proc.poll() is None, "the watch waits for the server instead of exiting"
+        kube_api.start()
+        _wait_stderr(proc, lambda line: line == "tessera: connected to emu-a")
+        initial = _read_json_lines(proc, 3, timeout=60)
+        assert sorted(c["row"]["pod"] for c in initial) == ["cart-5d8f-0", "web-5d8f-0", "web-5d8f-1"]
+        assert {c["op"] for c in initial} == {"added"}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.mark.skipif(__import__("shutil").which("tmux") is None, reason="tmux is not installed")
+def test_watch_on_a_terminal_shows_a_lost_connection_in_its_status_line(tmp_path, kubeconfig, kube_api):
+    import shutil
+    import uuid
+
+    session = f"tsr-{uuid.uuid4().hex[:8]}"
+    tmux = [shutil.which("tmux"), "-L", f"tsr-{uuid.uuid4().hex[:8]}"]
+    cmd = (f"TESSERA_HOME={tmp_path} {sys.executable} -m tessera.cli.main query --watch --kubeconfig {kubeconfig} "
+           "'MATCH (p:Pod) RETURN p.metadata.name AS pod'")
+    subprocess.run([*tmux, "-f", "/dev/null", "new-session", "-d", "-s", session, "-x", "200", "-y", "20", cmd],
+                   check=True)
+    try:
+        def screen():
+            return subprocess.run([*tmux, "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+
+        assert wait_quiet(lambda: "web-5d8f-0" in screen() and "live" in screen(), 60), screen()
+        kube_api.stop()
+        assert wait_quiet(lambda: "connection lost" in screen(), 60), screen()
+        assert "web-5d8f-0" in screen(), "the last rows stay"
+        kube_api.start()
+        assert wait_quiet(lambda: "reconnected" in screen() and "connection lost" not in screen(), 60), screen()
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+
+
+def test_cli_watch_reports_a_server_that_stops_answering_and_its_recovery(kubeconfig, kube_api):
+    proc = _watch_proc(kubeconfig)
+    try:
+        assert len(_read_json_lines(proc, 3)) == 3
+        kube_api.freeze()  # connections stay open, nothing answers: only the heartbeat can tell
+        lost = _wait_stderr(proc, lambda line: "connection lost" in line)
+        assert "emu-a" in lost and "stopped answering" in lost and "heartbeat" in lost
+        kube_api.thaw()
+        _wait_stderr(proc, lambda line: line.startswith("tessera: reconnected to emu-a after "))
+        kube_api.add(pod("web-5d8f-8"))  # the watches work again (resumed after the hang)
+        (added,) = _read_json_lines(proc, 1, timeout=60)
+        assert added["op"] == "added" and added["row"] == {"pod": "web-5d8f-8"}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_hub_reports_one_fault_per_source_and_one_recovery(source, kube_api):
+    from tessera.core.kinds import KindRegistry
+
+    hub = CacheHub(backoff=(0.05, 0.3))
+    told = []
+    hub.subscribe_health(lambda name, fault: told.append((name, fault)))
+    registry = KindRegistry(source.kinds())
+    caches = [hub.get(source, registry.resolve(k), "shop") for k in ("pods", "deployments", "services")]
+    try:
+        for cache in caches:
+            cache.wait_ready(10)
+        assert hub.faults() == {} and told == []
+        kube_api.stop()
+        assert wait_quiet(lambda: all(c.fault is not None for c in caches), 30), "every cache sees the loss"
+        assert set(hub.faults()) == {"emu-a"} and all(name == "emu-a" for name, _ in told)
+        assert told and all(fault is not None for _, fault in told), "lost: no recovery is told meanwhile"
+        kube_api.start()
+        assert wait_quiet(lambda: hub.faults() == {}, 30)
+        assert told[-1] == ("emu-a", None)
+        assert [fault is None for _, fault in told].count(True) == 1, "one recovery, once every cache is back"
+        assert all(c.fault is None for c in caches)
+        before = len(told)
+    finally:
+        hub.close()
+    assert wait_quiet(lambda: len(told) > before, 0.5) is False, "closing cuts the streams without a fault"
+
+
+def test_cli_watch_started_while_down_with_kinds_on_disk_waits_for_the_first_list(kubeconfig, kube_api):
+    first = subprocess.run([sys.executable, "-m", "tessera.cli.main", "query", "--kubeconfig", str(kubeconfig),
+                            "MATCH (p:Pod) RETURN p.metadata.name"], capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr  # the kinds are now in the discovery cache
+    kube_api.stop()
+    proc = _watch_proc(kubeconfig)
+    try:
+        waiting = _wait_stderr(proc, lambda line: "retrying" in line)
+        assert waiting.startswith("tessera: warning: ") and "connection lost" not in waiting, "no rows were shown"
+        assert "until it answers" in waiting
+        kube_api.start()
+        _wait_stderr(proc, lambda line: line == "tessera: connected to emu-a")
+        assert len(_read_json_lines(proc, 3, timeout=60)) == 3
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_cli_watch_says_when_a_failing_query_runs_again(tmp_path):
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: x}\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tessera.cli.main", "query", "--watch", "--interval", "0.2", "-s", str(manifest),
+         "MATCH (c:ConfigMap) RETURN c.metadata.name AS name"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert [c["row"] for c in _read_json_lines(proc, 1)] == [{"name": "a"}]
+        manifest.write_text("apiVersion: v1\nkind: [unclosed\n")
+        broken = _wait_stderr(proc, lambda line: line.startswith("tessera: warning: "))
+        assert "m.yaml" in broken
+        manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: x}\n")
+        _wait_stderr(proc, lambda line: line == "tessera: the query runs again")
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(10)

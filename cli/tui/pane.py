@@ -9,8 +9,10 @@ from typing import Any
 from rich.text import Text
 from textual.widget import Widget
 
-STATUS_MARK = {"live": "●", "idle": "○", "paused": "‖", "error": "✖", "starting": "…", "static": "¶"}
-STATUS_STYLE = {"live": "green", "idle": "", "paused": "yellow", "error": "red", "starting": "dim", "static": "dim"}
+STATUS_MARK = {"live": "●", "idle": "○", "paused": "‖", "error": "✖", "starting": "…", "static": "¶",
+               "reconnecting": "↻"}
+STATUS_STYLE = {"live": "green", "idle": "", "paused": "yellow", "error": "red", "starting": "dim", "static": "dim",
+                "reconnecting": "yellow"}
 WHEEL_LINES = 3  # lines per mouse-wheel notch, as in most terminals and pagers
 
 
@@ -126,6 +128,8 @@ class CellPane(Widget, can_focus=True):
         parts.append(cell.get("refresh") or "manual")
         if st.refreshed:
             parts.append(st.refreshed[11:19])
+        if st.reconnected and st.status != "reconnecting":
+            parts.append(f"reconnected {st.reconnected[11:19]}")
         self.border_subtitle = " · ".join(parts)
         self.set_class(st.status == "error", "-error")
 
@@ -148,11 +152,13 @@ class CellPane(Widget, can_focus=True):
             return markdown(st.cell.get("source", ""))
         height = self.body_height()
         parts: list[Any] = []
-        if st.error:
-            parts.append(Text(st.error, style="bold red" if self.color else "bold", overflow="fold"))
-            height -= min(height - 1, 1 + len(st.error) // max(1, self.content_region.width))
+        problem = st.error or st.fault
+        if problem:
+            style = ("bold red" if st.error else "bold yellow") if self.color else "bold"
+            parts.append(Text(problem, style=style, overflow="fold"))
+            height -= min(height - 1, 1 + len(problem) // max(1, self.content_region.width))
         if st.result is None:
-            if not st.error:
+            if not problem:
                 parts.append(Text("waiting for the first result…" if st.status == "starting" else "(no result yet)",
                                   style="dim"))
             return Group(*parts)

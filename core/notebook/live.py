@@ -40,9 +40,13 @@ class PaneState:
 
     cell: the cell's dict (id, number, row, type, source, view, refresh, sources, title).
     status: ``starting``, ``live`` (kept current by watch or a timer), ``idle`` (manual: ran
-        once), ``paused``, ``error`` or ``static`` (a cell that does not run, such as markdown).
+        once), ``paused``, ``error``, ``reconnecting`` (a watched source cannot be reached: the
+        result is its last, retried with backoff) or ``static`` (a cell that does not run, such
+        as markdown).
     result: the last good Result (kept while the cell is failing or paused), or None.
     error: the one-line error of the last evaluation, or None.
+    fault: while ``reconnecting``, what is wrong and that it is being retried (one line).
+    reconnected: when a lost source last answered again (RFC 3339), or None.
     refreshed: when the last evaluation succeeded (RFC 3339), or None.
     sources: the sources it reads, as ``-s`` specs or context names, for the pane's header.
     version: bumped on every change, so a front end can skip redrawing what it has drawn.
@@ -55,6 +59,8 @@ class PaneState:
     refreshed: str | None = None
     sources: tuple[str, ...] = ()
     version: int = 0
+    fault: str | None = None
+    reconnected: str | None = None
 
     @property
     def rows(self) -> int:
@@ -137,13 +143,17 @@ class NotebookSession:
             after the first load), with the session.
         on_changes: called from the worker with (cell, row changes) after each recorded change.
         on_error: called from the worker with (cell, TesseraError) when an evaluation fails.
+        on_fault: called from the worker with (cell, notice) when a source the cell watches is
+            lost (the notice says why; the cell is then ``reconnecting``), and with (cell, None)
+            when it is back.
     """
 
     def __init__(self, db_path: str, name: str, options: SessionOptions | None = None, *, number: int | None = None,
                  hub: Any = None, on_update: Callable[[PaneState], None] | None = None,
                  on_layout: Callable[["NotebookSession"], None] | None = None,
                  on_changes: Callable[[dict, list[dict]], None] | None = None,
-                 on_error: Callable[[dict, Exception], None] | None = None):
+                 on_error: Callable[[dict, Exception], None] | None = None,
+                 on_fault: Callable[[dict, str | None], None] | None = None):
         self.db_path = db_path
         self.name = name
         self.options = options or SessionOptions()
@@ -154,6 +164,7 @@ class NotebookSession:
         self.on_layout = on_layout or (lambda session: None)
         self.on_changes = on_changes
         self.on_error = on_error
+        self.on_fault = on_fault
         self.title = ""
         self.notebook_id: str | None = None
         self.layout: list[list[str]] = []
@@ -270,6 +281,12 @@ class NotebookSession:
             return
         self._do_commands()
         self._follow_edits()
+        health = self._collector.take_health()
+        if health:
+            # a watched source was lost or is back: its cells say so (and, back, catch up)
+            for lc in list(self._cells.values()):
+                if lc.live is not None and not lc.paused and lc.live.reads_source(health):
+                    self._evaluate(lc, None, publish=True)
         now = time.monotonic()
         if woke and keys:
             for lc in list(self._cells.values()):
@@ -416,13 +433,17 @@ class NotebookSession:
         lc.last_eval = time.monotonic()
         if changed is None:
             lc.pending, lc.live_due = None, float("inf")  # a full evaluation covers them
+        fault = None  # a watched source that cannot be reached: said, and retried by the hub
         try:
             if lc.live is not None:
                 live = lc.live.get()
                 changes = live.refresh(changed)
-                if live.error is not None:
+                fault = live.fault_notice()
+                if live.error is not None and fault is None:
                     raise live.error
-                if not changes and live.runs > 1 and not publish:
+                pane = self.panes.get(lc.cell["id"])
+                news = fault != (pane.fault if pane is not None else None)
+                if not changes and live.runs > 1 and not publish and not news:
                     return
                 result = live.result
             else:
@@ -433,16 +454,36 @@ class NotebookSession:
                             source.refresh()
                 result = run_cell(lc.cell, self._context)
         except TesseraError as err:
-            self._publish(lc, status="error", error=err.one_line())
+            fault = lc.live.get().fault_notice() if lc.live is not None and lc.live.built else None
+            if fault is not None:  # not the cell's error: it runs when the source answers
+                self._publish(lc, status="reconnecting", error=None, **self._fault_changes(lc, fault))
+                return
+            self._publish(lc, status="error", error=err.one_line(), **self._fault_changes(lc, None))
             if self.on_error is not None:
                 self.on_error(lc.cell, err)
             return
         status = "paused" if lc.paused else ("live" if lc.live is not None or lc.period else "idle")
-        self._publish(lc, status=status, result=result, error=None, refreshed=_now(), sources=self._sources_of(lc))
+        if fault is not None and not lc.paused:
+            status = "reconnecting"
+        self._publish(lc, status=status, result=result, error=None, refreshed=_now(), sources=self._sources_of(lc),
+                      **self._fault_changes(lc, fault))
         lc.record_due = time.monotonic() if not lc.last_record else max(
             time.monotonic(), lc.last_record + self.options.record_every)
         if lc.record_due <= time.monotonic():
             self._record(lc)
+
+    def _fault_changes(self, lc: _LiveCell, fault: str | None) -> dict:
+        """The PaneState fields for the cell's source being lost (``fault``) or fine (None), and
+        on_fault told of a change."""
+        pane = self.panes.get(lc.cell["id"])
+        was = pane.fault if pane is not None else None
+        if fault == was:
+            return {}
+        if self.on_fault is not None:
+            self.on_fault(lc.cell, fault)
+        if fault is not None:
+            return {"fault": fault}
+        return {"fault": None, "reconnected": _now() if pane is not None and pane.result is not None else None}
 
     def _sources_of(self, lc: _LiveCell) -> tuple[str, ...]:
         from tessera.core.notebook.cells import query_contexts
@@ -510,8 +551,16 @@ class _LazyLiveQuery:
             self._live = self._build()
         return self._live
 
+    @property
+    def built(self) -> bool:
+        return self._live is not None
+
     def reads(self, keys: set) -> bool:
         return self._live is None or self._live.reads(keys)
+
+    def reads_source(self, names: set[str]) -> bool:
+        """True when the query reads any of these sources (or has not been built yet)."""
+        return self._live is None or any(name in names for name in self._live.source_names)
 
 
 def _now() -> str:
@@ -522,7 +571,8 @@ def _now() -> str:
 
 def watch_notebook(conn: Any, name: str, context: Any, *, hub: Any, stop: Any, number: int | None = None,
                    on_changes: Callable[[dict, list[dict]], None],
-                   on_error: Callable[[dict, Exception], None]) -> None:
+                   on_error: Callable[[dict, Exception], None],
+                   on_fault: Callable[[dict, str | None], None] | None = None) -> None:
     """Run the notebook's cells (or cell ``number``) and keep them current until ``stop`` is set
     (``notebook run --watch``): a NotebookSession in this thread that records every change.
 
@@ -537,12 +587,14 @@ def watch_notebook(conn: Any, name: str, context: Any, *, hub: Any, stop: Any, n
             (the first evaluation reports every row as added).
         on_error: called with (cell, TesseraError) when an evaluation fails; the cell keeps its
             last rows and is tried again at its next turn.
+        on_fault: called with (cell, notice) when a watched source is lost, (cell, None) when
+            it is back (see NotebookSession).
     """
     options = SessionOptions(default_sources=list(context.default_sources), contexts=list(context.contexts),
                              kubeconfig=context.kubeconfig, namespace=context.namespace,
                              all_namespaces=context.all_namespaces, speed=context.speed, loop=context.loop,
                              stdin=context.stdin)
     session = NotebookSession(context.store_path(), name, options, number=number, hub=hub,
-                              on_changes=on_changes, on_error=on_error)
+                              on_changes=on_changes, on_error=on_error, on_fault=on_fault)
     session._stop = stop
     session.run()

@@ -4,6 +4,15 @@ back off with jitter while the source is unreachable.
 
 Objects are replaced only by newer resourceVersions, so an event seen twice (a resumed watch
 overlapping the old one) is not applied twice.
+
+Health: a cache is *faulty* from the moment a list or watch call fails, or an open watch is
+cut, until a list succeeds or the server accepts a watch again. The hub folds its caches'
+faults, failed discoveries and missed heartbeats into one fault per source and tells its health
+listeners of each change, so live front ends can say "connection lost" and "reconnected" as it
+happens: a stopped server is noticed at the next failed call, within the backoff; a vanished one
+through TCP keepalive on the open watch (plugins/sources/kubernetes.py); one that keeps the
+connection and stops answering (hung, or behind a proxy) by the heartbeat, a ``ping`` every
+HEARTBEAT_SECONDS that must answer within HEARTBEAT_TIMEOUT.
 """
 
 from __future__ import annotations
@@ -23,6 +32,14 @@ Key = tuple[str | None, str]  # (namespace, name)
 # never ask for it again. A query that does is given a new one.
 INDEX_IDLE_SECONDS = 300.0
 INDEX_CHECK_EVENTS = 1000
+# Retry delays after an error: the first, and the longest (doubling in between, full jitter).
+# The longest bounds how long a server that is back goes unnoticed.
+BACKOFF = (0.2, 5.0)
+# While a source's caches are healthy, the hub asks it (``source.ping``, when it has one) whether
+# it still answers: quiet watches send nothing, so a hung server would otherwise go unnoticed
+# until a watch is renewed (minutes). Detection within HEARTBEAT_SECONDS + HEARTBEAT_TIMEOUT.
+HEARTBEAT_SECONDS = 2.0
+HEARTBEAT_TIMEOUT = 3.0
 
 
 def _rv(obj: dict) -> int | None:
@@ -50,7 +67,7 @@ class WatchCache:
     """
 
     def __init__(self, source: Any, kind: Any, namespace: str | None, *, watch_timeout: float = 290.0,
-                 backoff: tuple[float, float] = (0.2, 10.0)):
+                 backoff: tuple[float, float] = BACKOFF):
         self.source = source
         self.kind = kind
         self.namespace = namespace
@@ -63,13 +80,17 @@ class WatchCache:
         self.events = 0
         self.errors = 0
         self.error: TesseraError | None = None
+        # set while the source cannot be reached (see the module docstring)
+        self.fault: TesseraError | None = None
         self.ready = threading.Event()
         self._event_listeners: list[Callable[[str, dict], None]] = []
+        self._health_listeners: list[Callable[["WatchCache"], None]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watch_timeout = watch_timeout
         self._backoff = backoff
         self._thread: threading.Thread | None = None
+        self._renew_until = 0.0  # a watch that ends before this was cut on purpose (renew)
 
     # --- public -----------------------------------------------------------------------------
 
@@ -84,10 +105,20 @@ class WatchCache:
         """Stop watching; the thread ends at the next event or when its stream closes."""
         self._stop.set()
 
+    def renew(self) -> None:
+        """Expect the open watch to be cut in the next few seconds (the hub cuts the source's
+        streams after a hung server answers again: they may be dead) and resume from the last
+        resourceVersion at once, without counting the cut as a fault."""
+        self._renew_until = time.monotonic() + 5.0
+
     def subscribe_events(self, listener: Callable[[str, dict], None]) -> None:
         """Call ``listener(type, obj)`` for every change, in order: the first list as ADDED, watch
         events as they come, and a relist (after 410 Gone) as the ADDED/MODIFIED/DELETED it implies."""
         self._event_listeners.append(listener)
+
+    def subscribe_health(self, listener: Callable[["WatchCache"], None]) -> None:
+        """Call ``listener(cache)`` whenever ``fault`` changes (set, replaced or cleared)."""
+        self._health_listeners.append(listener)
 
     def snapshot(self) -> list[dict]:
         """The current objects (a consistent copy of the list, objects shared read-only), as a
@@ -136,13 +167,15 @@ class WatchCache:
                 if need_list:
                     items, rv = self.source.list_versioned(self.kind, namespace=self.namespace)
                     self.list_calls += 1
+                    self._set_fault(None)
                     self._replace(items, rv)
                     need_list = False
                     self.ready.set()
                 self.watch_calls += 1
-                for etype, obj in self.source.watch(self.kind, namespace=self.namespace,
-                                                    resource_version=self.resource_version,
-                                                    stop=self._stop, timeout=self._watch_timeout):
+                stream = self.source.watch(self.kind, namespace=self.namespace, resource_version=self.resource_version,
+                                           stop=self._stop, timeout=self._watch_timeout)
+                self._set_fault(None)  # the server accepted the watch
+                for etype, obj in stream:
                     self._apply(etype, obj)
                     delay = self._backoff[0]
                     if self._stop.is_set():
@@ -151,20 +184,35 @@ class WatchCache:
             except WatchExpired:
                 need_list = True
             except TesseraError as exc:
-                self.error = exc
-                self.errors += 1
-                if self.list_calls == 0:
-                    self.ready.set()  # let waiters see the error instead of hanging
+                if time.monotonic() < self._renew_until:
+                    self._renew_until = 0.0
+                    continue
+                self._failed(exc)
                 # full jitter: spread reconnects of many caches after a server restart
                 self._stop.wait(random.uniform(0, delay))
                 delay = min(delay * 2, self._backoff[1])
             except Exception as exc:  # noqa: BLE001 - a bug in a source must not kill the thread silently
                 from tessera.core.errors import SourceUnavailable
 
-                self.error = SourceUnavailable(f"source '{self.source.name}': watch {self.kind.kind} failed: {exc}")
-                self.errors += 1
+                self._failed(SourceUnavailable(f"source '{self.source.name}': watch {self.kind.kind} failed: {exc}"))
                 self._stop.wait(delay)
                 delay = min(delay * 2, self._backoff[1])
+
+    def _failed(self, exc: TesseraError) -> None:
+        self.error = exc
+        self.errors += 1
+        if self._stop.is_set():
+            return  # closing: a cut stream is no fault
+        self._set_fault(exc)
+        if self.list_calls == 0:
+            self.ready.set()  # let waiters see the error instead of hanging
+
+    def _set_fault(self, fault: TesseraError | None) -> None:
+        if fault is None and self.fault is None:
+            return
+        self.fault = fault
+        for listener in list(self._health_listeners):
+            listener(self)
 
     def _replace(self, items: list[dict], rv: str) -> None:
         fresh = {_key(o): o for o in items}
@@ -230,6 +278,12 @@ class CacheHub:
         self._caches: dict[tuple[str, str, str, str | None], WatchCache] = {}
         self._lock = threading.Lock()
         self._event_listeners: list[Callable[[WatchCache, str, dict], None]] = []
+        self._health_listeners: list[Callable[[str, TesseraError | None], None]] = []
+        self._faults: dict[str, TesseraError] = {}  # as last told to health listeners
+        self._discovery_faults: dict[str, TesseraError] = {}  # sources whose discovery is being retried
+        self._heartbeat_faults: dict[str, TesseraError] = {}  # sources that missed a heartbeat
+        self._heartbeats: set[str] = set()  # sources with a heartbeat thread
+        self._closed = threading.Event()
         self._options = cache_options
 
     def get(self, source: Any, kind: Any, namespace: str | None) -> WatchCache:
@@ -247,8 +301,13 @@ class CacheHub:
                 cache = WatchCache(source, kind, ns, **self._options)
                 for listener in self._event_listeners:
                     cache.subscribe_events(lambda t, o, c=cache, f=listener: f(c, t, o))
+                cache.subscribe_health(lambda c: self._health_changed(c.source.name))
                 self._caches[base + (ns,)] = cache
                 cache.start()
+                if callable(getattr(source, "ping", None)) and source.name not in self._heartbeats:
+                    self._heartbeats.add(source.name)
+                    threading.Thread(target=self._heartbeat, args=(source,), daemon=True,
+                                     name=f"heartbeat-{source.name}").start()
             return cache
 
     def subscribe_events(self, listener: Callable[[WatchCache, str, dict], None]) -> None:
@@ -257,6 +316,125 @@ class CacheHub:
             self._event_listeners.append(listener)
             for cache in self._caches.values():
                 cache.subscribe_events(lambda t, o, c=cache, f=listener: f(c, t, o))
+
+    def kinds(self, source: Any) -> list[Any]:
+        """``source.kinds()``; when discovery cannot reach the source, the error is raised and
+        discovery is retried on a thread with backoff, and until it succeeds later calls raise
+        the last error at once (a live query over several contexts does not wait on a dead one
+        at every refresh). The retry's outcome is a health change of the source.
+
+        Raises:
+            the source's error (SourceUnavailable, SourceTimeout, NotAuthorized...).
+        """
+        from tessera.core.errors import SourceTimeout, SourceUnavailable
+
+        with self._lock:
+            fault = self._discovery_faults.get(source.name)
+        if fault is not None:
+            raise fault
+        try:
+            return source.kinds()
+        except (SourceUnavailable, SourceTimeout) as exc:
+            with self._lock:
+                retrying = source.name in self._discovery_faults
+                self._discovery_faults[source.name] = exc
+            if not retrying:
+                threading.Thread(target=self._retry_discovery, args=(source,), daemon=True,
+                                 name=f"discover-{source.name}").start()
+            self._health_changed(source.name)
+            raise
+
+    def answered(self, source_name: str) -> bool:
+        """Whether any cache of the source has listed (rows from it have been seen)."""
+        return any(c.list_calls for c in self.caches() if c.source.name == source_name)
+
+    def _retry_discovery(self, source: Any) -> None:
+        from tessera.core.errors import SourceTimeout, SourceUnavailable
+
+        delay = self._options.get("backoff", BACKOFF)[0]
+        longest = self._options.get("backoff", BACKOFF)[1]
+        while not self._closed.wait(random.uniform(0, delay)):
+            try:
+                source.kinds()
+            except (SourceUnavailable, SourceTimeout) as exc:
+                with self._lock:
+                    self._discovery_faults[source.name] = exc
+                self._health_changed(source.name)
+                delay = min(delay * 2, longest)
+                continue
+            except TesseraError:
+                pass  # refused, say: the next query run reports it
+            with self._lock:
+                self._discovery_faults.pop(source.name, None)
+            self._health_changed(source.name)
+            return
+
+    def _heartbeat(self, source: Any) -> None:
+        from tessera.core.errors import SourceTimeout, SourceUnavailable
+
+        name = source.name
+        while not self._closed.wait(HEARTBEAT_SECONDS):
+            with self._lock:
+                missed = self._heartbeat_faults.get(name)
+                caches = [c for c in self._caches.values() if c.source is source]
+            if missed is None and any(c.fault is not None for c in caches):
+                continue  # the caches know already; their reconnects tell when it is back
+            try:
+                source.ping(HEARTBEAT_TIMEOUT)
+            except (SourceUnavailable, SourceTimeout) as exc:
+                if self._closed.is_set():
+                    return
+                with self._lock:
+                    self._heartbeat_faults[name] = exc
+                self._health_changed(name)
+                continue
+            except TesseraError:
+                continue  # refused (401/403 on /version): it answers, which is all we ask
+            if missed is not None:
+                # back after hanging: its open watches may be dead; resume them from their last
+                # resourceVersion
+                for cache in caches:
+                    cache.renew()
+                if callable(getattr(source, "close", None)):
+                    source.close()
+                with self._lock:
+                    self._heartbeat_faults.pop(name, None)
+                self._health_changed(name)
+
+    def subscribe_health(self, listener: Callable[[str, TesseraError | None], None]) -> None:
+        """Call ``listener(source name, fault or None)`` whenever a source's fault changes: set
+        (it cannot be reached), replaced by another message, or cleared (it answers again)."""
+        with self._lock:
+            self._health_listeners.append(listener)
+
+    def fault(self, source_name: str) -> TesseraError | None:
+        """Why the source cannot be reached now (its discovery or any of its caches), or None."""
+        with self._lock:
+            return self._faults.get(source_name)
+
+    def faults(self) -> dict[str, TesseraError]:
+        """Every source that cannot be reached now, by name."""
+        with self._lock:
+            return dict(self._faults)
+
+    def _health_changed(self, source_name: str) -> None:
+        with self._lock:
+            fault = self._discovery_faults.get(source_name)
+            if fault is None:
+                fault = next((c.fault for c in self._caches.values()
+                              if c.source.name == source_name and c.fault is not None), None)
+            if fault is None:
+                fault = self._heartbeat_faults.get(source_name)
+            old = self._faults.get(source_name)
+            if (old is None) == (fault is None) and (old is None or old.one_line() == fault.one_line()):
+                return
+            if fault is None:
+                del self._faults[source_name]
+            else:
+                self._faults[source_name] = fault
+            listeners = list(self._health_listeners)
+        for listener in listeners:
+            listener(source_name, fault)
 
     def caches(self) -> list[WatchCache]:
         """Every cache created so far."""
@@ -272,7 +450,8 @@ class CacheHub:
         ]
 
     def close(self) -> None:
-        """Stop every cache and cut the sources' open streams."""
+        """Stop every cache and discovery retry, and cut the sources' open streams."""
+        self._closed.set()
         for cache in self.caches():
             cache.stop()
         closed = set()

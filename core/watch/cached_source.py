@@ -16,18 +16,21 @@ class CachedSource:
     Args:
         source: a source implementing base.WatchableSource.
         hub: the CacheHub to share (core.watch.cache.shared_hub() in front ends).
-        ready_timeout: seconds to wait for a cache's first list.
+        ready_timeout: seconds to wait for a cache's first list (None: as long as the source's
+            own requests may take when it bounds them, its ``request_timeout``; else 60).
     """
 
     # Lists are reads from memory: a thread pool per match would cost more than it saves.
     concurrent = False
 
-    def __init__(self, source: Any, hub: Any, *, ready_timeout: float = 60.0):
+    def __init__(self, source: Any, hub: Any, *, ready_timeout: float | None = None):
         self.source = source
         self.hub = hub
         self.name = source.name
         self.writable = getattr(source, "writable", False)
         self.default_namespace = getattr(source, "default_namespace", None)
+        if ready_timeout is None and not hasattr(source, "request_timeout"):
+            ready_timeout = 60.0
         self._ready_timeout = ready_timeout
         self.touched: set[tuple[str, str, str]] = set()
         # join values of the cached objects, kept between this source's matches (the objects
@@ -41,8 +44,8 @@ class CachedSource:
         return getattr(self.source, attr)
 
     def kinds(self) -> list[Any]:
-        """The wrapped source's kinds."""
-        return self.source.kinds()
+        """The wrapped source's kinds (through the hub, which retries a failed discovery)."""
+        return self.hub.kinds(self.source)
 
     def list(self, kind: Any, *, namespace: str | None = None, name: str | None = None,
              labels: dict[str, str] | None = None) -> list[dict[str, Any]]:

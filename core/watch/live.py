@@ -65,6 +65,7 @@ class LiveQuery:
 
         self.text = text
         self.query = api.parse_query(text)
+        self.hub = hub
         # Own wrappers (over shared caches) record which kinds this query reads.
         self.sources = [CachedSource(s, hub) if hub is not None and can_watch(s) else s for s in sources]
         self.incremental = None
@@ -96,12 +97,40 @@ class LiveQuery:
         return self._result
 
     def take_warnings(self) -> list[str]:
-        """Warnings of the last full evaluation not yet taken (each is reported once)."""
+        """Warnings of the last full evaluation not yet taken (each is reported once). A context
+        that did not answer is left out while it is a ``fault``: that is reported as such."""
         if self._result is None:
             return []
         out = list(self._result.warnings)
         self._result.warnings.clear()
+        if self.hub is not None:
+            known = {f.one_line() for f in self.hub.faults().values()}
+            out = [w for w in out if w not in known]
         return out
+
+    @property
+    def source_names(self) -> list[str]:
+        """The names of the sources the query reads (its ``IN`` contexts, else all given)."""
+        return list(self.query.contexts) or [s.name for s in self.sources]
+
+    @property
+    def fault(self) -> TesseraError | None:
+        """Why a watched source this query reads cannot be reached now (its rows are as of the
+        last time it could), or None. Set and cleared by the hub's caches as they fail and
+        reconnect; ``follow`` yields when it changes."""
+        faulty = self._faulty_source()
+        return self.hub.fault(faulty) if faulty is not None else None
+
+    def fault_notice(self) -> str | None:
+        """``fault`` as front ends show it (fault_notice's wording), or None."""
+        faulty = self._faulty_source()
+        fault = self.hub.fault(faulty) if faulty is not None else None
+        return fault_notice(fault, had_rows=self.hub.answered(faulty)) if fault is not None else None
+
+    def _faulty_source(self) -> str | None:
+        if self.hub is None:
+            return None
+        return next((name for name in self.source_names if self.hub.fault(name) is not None), None)
 
     def reads(self, keys: set[tuple[str, str, str]]) -> bool:
         """True when the query read any of these (source, group, kind) caches last time (or
@@ -166,9 +195,22 @@ class ChangeCollector:
         self.debounce = debounce
         self._keys: set[tuple[str, str, str]] = set()
         self._oids: dict[str, set] = {}
+        self._health: set[str] = set()
         self._lock = threading.Lock()
         if hub is not None:
             hub.subscribe_events(self._changed)
+            hub.subscribe_health(self._health_changed)
+
+    def _health_changed(self, source_name: str, _fault: Any) -> None:
+        with self._lock:
+            self._health.add(source_name)
+        self.wake.set()
+
+    def take_health(self) -> set[str]:
+        """The sources whose fault changed (lost, changed, recovered) since the last call."""
+        with self._lock:
+            out, self._health = self._health, set()
+        return out
 
     def _changed(self, cache: Any, _etype: str, obj: dict) -> None:
         from tessera.core.watch.incremental import oid
@@ -207,28 +249,66 @@ def follow(
     where possible); changes arriving within ``debounce`` seconds are folded into one round.
     With ``interval``, queries are also re-run in full every ``interval`` seconds (for sources
     that cannot watch). A query that starts failing yields ``(index, [])`` once, with its
-    ``error`` set; it keeps its last rows.
+    ``error`` set (and once more when it runs again); it keeps its last rows. A query whose source's health changes (``fault``
+    set or cleared) yields too, rows changed or not.
+
+    A first run that cannot reach its sources (SourceUnavailable, SourceTimeout) does not end
+    the stream when something will try again (the hub retries a source it holds a fault for, its
+    caches and discovery with backoff; ``interval`` re-runs): it yields ``(index, [])`` with
+    ``error`` set, and the query's first rows come, as ``added``, once it answers. Otherwise it
+    raises.
     """
     stop = stop or threading.Event()
     collector = ChangeCollector(hub, debounce)
+    faults = [None] * len(queries)
     for i, q in enumerate(queries):
-        yield i, q.refresh()
+        changes = _first_run(q, interval)
+        faults[i] = _fault_text(q)
+        yield i, changes
     while not stop.is_set():
         woke, keys, oids = collector.wait(interval if interval is not None else 1.0)
         if stop.is_set():
             return
-        if not woke and interval is None:
+        health = collector.take_health()
+        waiting = [q.runs == 0 for q in queries]
+        if not woke and interval is None and not any(waiting):
             continue
-        if not woke:
+        if not woke and interval is not None:
             _reload(queries)
         for i, q in enumerate(queries):
-            if woke and not q.reads(keys):
+            touched = bool(health) and any(name in health for name in q.source_names)
+            if waiting[i]:
+                failing = q.error
+                changes = _first_run(q, interval)
+            elif (woke and q.reads(keys)) or (not woke and interval is not None) or touched:
+                failing = q.error
+                changes = q.refresh(oids if woke and not touched else None)
+            else:
                 continue
-            failing = q.error
-            changes = q.refresh(oids if woke else None)
-            # a new failure is news too (with no row changes): front ends show q.error
-            if changes or (q.error is not None and (failing is None or failing.one_line() != q.error.one_line())):
+            fault, faults[i] = faults[i], _fault_text(q)
+            # a new failure, its end and a change of health are news too (with no row changes):
+            # front ends show q.error and q.fault
+            if (changes or fault != faults[i] or (failing is None) != (q.error is None)
+                    or (q.error is not None and failing.one_line() != q.error.one_line())):
                 yield i, changes
+
+
+def _first_run(q: LiveQuery, interval: float | None) -> list[dict]:
+    from tessera.core.errors import SourceTimeout, SourceUnavailable
+
+    try:
+        return q.refresh()
+    except (SourceUnavailable, SourceTimeout):
+        # retried when something will try again: the hub, for a source it knows is faulty (it
+        # retries that), or the interval
+        if interval is None and q.fault is None:
+            raise
+        return []  # q.error says why; tried again at the next round
+
+
+def _fault_text(q: LiveQuery) -> str | None:
+    fault = q.fault
+    return fault.one_line() if fault is not None else None
 
 
 def _reload(queries: list[LiveQuery]) -> None:
@@ -239,3 +319,42 @@ def _reload(queries: list[LiveQuery]) -> None:
             if id(s) not in seen and callable(getattr(s, "refresh", None)):
                 seen.add(id(s))
                 s.refresh()
+
+
+def fault_notice(fault: TesseraError, *, had_rows: bool) -> str:
+    """The line a front end shows while a source cannot be reached."""
+    if had_rows:
+        return f"connection lost: {fault.one_line()}; retrying with backoff, the rows shown are from before"
+    return f"{fault.one_line()}; retrying with backoff until it answers"
+
+
+class FaultNotices:
+    """What to tell a user about a hub's sources as they fail and come back: one notice when a
+    source is lost (or its error changes), one when it answers again. Front ends print or show
+    them; the wording is the same everywhere."""
+
+    def __init__(self) -> None:
+        self._lost: dict[str, tuple[str, float, bool]] = {}  # name -> (notice, since, had answered)
+
+    def update(self, hub: Any) -> list[tuple[str, str]]:
+        """The notices since the last call, as (``warning`` | ``info``, text).
+
+        Args:
+            hub: the CacheHub whose faults() to report.
+        """
+        out = []
+        for name, fault in hub.faults().items():
+            seen = self._lost.get(name)
+            answered = seen[2] if seen else hub.answered(name)
+            notice = fault_notice(fault, had_rows=answered)
+            if seen is None or seen[0] != notice:
+                out.append(("warning", notice))
+                self._lost[name] = (notice, seen[1] if seen else time.monotonic(), answered)
+        faults = hub.faults()
+        for name in [n for n in self._lost if n not in faults]:
+            _, since, answered = self._lost.pop(name)
+            if answered:
+                out.append(("info", f"reconnected to {name} after {time.monotonic() - since:.0f}s; rows are current"))
+            else:
+                out.append(("info", f"connected to {name}"))
+        return out

@@ -66,6 +66,10 @@ class WatchableSource(Protocol):
         """Yield WatchEvents after ``resource_version`` until ``stop`` (a threading.Event) is set,
         the server ends the stream, or ``timeout`` seconds pass with the stream open.
 
+        A source that talks to a server should open the stream in the call itself (raising when it
+        cannot) and return the iterator: watch caches take a returned stream as proof the server
+        answers (core/watch/cache.py health). A generator function is fine for local sources.
+
         Raises:
             WatchExpired when resource_version is too old (relist, then watch again);
             SourceUnavailable / NotAuthorized / SourceTimeout as ``list`` does.

@@ -17,8 +17,15 @@ from urllib.parse import quote
 from tessera.core.errors import NotAuthorized, QueryError, SourceTimeout, SourceUnavailable, WatchExpired
 from tessera.core.kinds import KindInfo
 
-_TIMEOUT = (5, 60)  # connect, read (seconds)
+_CONNECT_TIMEOUT = 5.0  # seconds to open a connection (at most the request timeout)
 _PAGE = 500  # items per list page, as kubectl uses
+# TCP keepalive on every connection: an idle watch whose server vanished without closing it (a
+# dead node, a dropped network) fails after about KEEPALIVE_IDLE + KEEPALIVE_INTERVAL *
+# KEEPALIVE_PROBES = 4 s, instead of when the next event is overdue (minutes). Probes are a few
+# bytes each and only flow on idle connections.
+KEEPALIVE_IDLE = 2
+KEEPALIVE_INTERVAL = 1
+KEEPALIVE_PROBES = 2
 
 
 def _kubeconfig_path(kubeconfig: str | None) -> Path:
@@ -80,6 +87,9 @@ class KubernetesSource:
     Args:
         context: the context name (default: the kubeconfig's current context).
         kubeconfig: the kubeconfig path (default: $KUBECONFIG, then ~/.kube/config).
+        request_timeout: seconds one API request may take, 0 for no limit (default:
+            config.request_timeout(), which --request-timeout sets). A watch is bounded while it
+            waits for the server to accept it; once open it may stay quiet.
     Raises:
         SourceUnavailable when the kubeconfig or the context cannot be used.
     """
@@ -87,8 +97,12 @@ class KubernetesSource:
     writable = True
     concurrent = True
 
-    def __init__(self, context: str | None = None, kubeconfig: str | None = None):
+    def __init__(self, context: str | None = None, kubeconfig: str | None = None,
+                 request_timeout: float | None = None):
+        from tessera.core.config import request_timeout as configured_timeout
+
         self.kubeconfig = str(_kubeconfig_path(kubeconfig))
+        self.request_timeout = (configured_timeout() if request_timeout is None else request_timeout) or None
         names, current = available_contexts(self.kubeconfig)
         name = context or current
         if not name:
@@ -122,6 +136,9 @@ class KubernetesSource:
         except (ConfigException, OSError, KeyError, ValueError) as exc:
             raise SourceUnavailable(f"cannot use context '{self.name}' from {self.kubeconfig}: {exc}") from None
         configuration.retries = 0
+        from kubernetes.utils.keepalive import tcp_keepalive_socket_options
+
+        configuration.socket_options = tcp_keepalive_socket_options(KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES)
         self._server = configuration.host
         self._client = client.ApiClient(configuration)
         namespace = (loader.current_context.get("context") or {}).get("namespace")
@@ -138,10 +155,12 @@ class KubernetesSource:
         what: str,
         body: Any = None,
         content_type: str = "application/json",
-        timeout: Any = _TIMEOUT,
         stream: bool = False,
+        limit: float | None = None,
     ) -> Any:
-        """One API call; returns the parsed JSON body (or the raw response when ``stream``).
+        """One API call, bounded by ``request_timeout`` (connecting, then each wait for the
+        server), or by ``limit`` when that is shorter; returns the parsed JSON body (or the raw
+        response when ``stream``).
 
         Every failure becomes a typed error naming the context: 401/403 NotAuthorized, 404
         QueryError, 410 WatchExpired, timeouts SourceTimeout, anything else SourceUnavailable.
@@ -150,6 +169,9 @@ class KubernetesSource:
         import urllib3
         from kubernetes.client.exceptions import ApiException
 
+        if self.request_timeout and (limit is None or self.request_timeout < limit):
+            limit = self.request_timeout
+        timeout = (min(_CONNECT_TIMEOUT, limit) if limit else _CONNECT_TIMEOUT, limit)
         try:
             headers = {"Accept": "application/json"}
             if body is not None:
@@ -190,18 +212,21 @@ class KubernetesSource:
                 raise QueryError(f"context '{self.name}': the server rejected '{what}': {message}") from None
             raise SourceUnavailable(f"context '{self.name}': {what} failed: HTTP {exc.status} {message}") from None
         except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ConnectTimeoutError, TimeoutError):
-            raise SourceTimeout(
-                f"context '{self.name}': {what} timed out at {self._server}", hint="is the API server overloaded?"
-            ) from None
+            raise self._timed_out(what, limit) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             if "timed out" in str(exc).lower():
-                raise SourceTimeout(f"context '{self.name}': {what} timed out at {self._server}") from None
+                raise self._timed_out(what, limit) from None
             raise SourceUnavailable(
                 f"cannot reach the Kubernetes API at {self._server} (context {self.name})",
                 hint="check the cluster is running and --context/--kubeconfig",
             ) from None
         except orjson.JSONDecodeError:
             raise SourceUnavailable(f"context '{self.name}': {what}: the server sent something that is not JSON") from None
+
+    def _timed_out(self, what: str, limit: float | None) -> SourceTimeout:
+        within = f" (no answer in {limit:g}s)" if limit else ""
+        return SourceTimeout(f"context '{self.name}': {what} timed out at {self._server}{within}",
+                             hint="is the API server overloaded? --request-timeout sets the limit, 0 for none")
 
     def _get(self, path: str, query: list[tuple[str, str]] | None = None, *, what: str) -> Any:
         return self._call("GET", path, query, what=what)
@@ -222,6 +247,20 @@ class KubernetesSource:
                     self._kinds = self._discover()
                     discovery_cache.save(self.name, self._server, self._kinds)
             return self._kinds
+
+    def ping(self, timeout: float) -> None:
+        """Ask the server for its version (``GET /version``), waiting at most ``timeout``
+        seconds: the watch caches' heartbeat (core/watch/cache.py).
+
+        Raises:
+            SourceTimeout, SourceUnavailable (or NotAuthorized) as any call does.
+        """
+        try:
+            self._call("GET", "/version", what="heartbeat (GET /version)", limit=timeout)
+        except SourceTimeout:
+            raise SourceTimeout(f"context '{self.name}': the API server at {self._server} stopped answering "
+                                f"(no answer to a heartbeat in {timeout:g}s)",
+                                hint="it keeps the connection open: hung, overloaded, or behind a proxy") from None
 
     def rediscover(self) -> None:
         """Drop the discovered kinds (memory and disk cache): the next kinds() asks the server."""
@@ -320,18 +359,27 @@ class KubernetesSource:
     def watch(
         self, kind: KindInfo, *, namespace: str | None, resource_version: str, stop: Any, timeout: float = 30.0
     ) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Stream changes after ``resource_version`` (see base.WatchableSource).
+        """Open a stream of changes after ``resource_version`` (see base.WatchableSource).
 
-        The server closes the stream after ``timeout`` seconds; ``stop`` is checked between events.
+        The request is made here (it raises when the server cannot be reached or refuses), so a
+        caller knows the server answered before any change arrives. The server closes the
+        stream after ``timeout`` seconds; ``stop`` is checked between events.
         """
-        import orjson
-
         path = self._collection(kind, namespace)
         query = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
                  ("timeoutSeconds", str(int(timeout)))]
-        response = self._call("GET", path, query, what=f"watch {kind.qualified}", stream=True,
-                              timeout=(5, timeout + 10))
+        response = self._call("GET", path, query, what=f"watch {kind.qualified}", stream=True)
         self._streams.add(response)
+        # Open, a watch may stay quiet until the server ends it: the request timeout no longer
+        # applies (keepalive notices a vanished server).
+        sock = getattr(response.connection, "sock", None)
+        if sock is not None:
+            sock.settimeout(timeout + 10)
+        return self._events(response, kind, stop)
+
+    def _events(self, response: Any, kind: KindInfo, stop: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+        import orjson
+
         try:
             buffer = b""
             for chunk in response.stream(65536, decode_content=True):
@@ -358,7 +406,8 @@ class KubernetesSource:
         except Exception as exc:  # noqa: BLE001 - a cut stream surfaces as many transport errors
             if stop.is_set():
                 return  # close() cut it on purpose
-            raise SourceUnavailable(f"context '{self.name}': watch {kind.qualified} was cut: {type(exc).__name__}") from None
+            raise SourceUnavailable(f"context '{self.name}': the watch of {kind.plural} at {self._server} was cut "
+                                    f"({type(exc).__name__})") from None
         finally:
             self._streams.discard(response)
             response.release_conn()
