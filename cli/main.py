@@ -21,7 +21,8 @@ from tessera.cli import query as query_cmd
 from tessera.cli import record as record_cmd
 from tessera.cli import shell_cmd
 from tessera.cli import tmux as tmux_cmd
-from tessera.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, ParseError, TesseraError
+from tessera.cli.messages import print_error, print_message
+from tessera.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, TesseraError
 
 app = typer.Typer(
     name="tessera",
@@ -73,14 +74,6 @@ tmux_cmd.register(app)
 shell_cmd.register(app)
 
 
-def print_error(err: TesseraError) -> None:
-    """One ``tessera: ...`` line on stderr; a parse error adds the source line and a caret."""
-    print(f"tessera: {err.one_line()}", file=sys.stderr)
-    if isinstance(err, ParseError):
-        for line in err.caret().split("\n"):
-            print(f"  {line}", file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: sys.argv[1:]).
 
@@ -108,10 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     except typer_exc.Abort:
         return EXIT_INTERRUPTED
     except click_exc.NoArgsIsHelpError as exc:
-        print(exc.format_message(), file=sys.stderr)
+        print(exc.format_message(), file=sys.stderr)  # our own help text, several lines
         return EXIT_USAGE
     except click_exc.ClickException as exc:
-        print(f"tessera: {exc.format_message()}", file=sys.stderr)
+        print_message(exc.format_message())
         return exc.exit_code if exc.exit_code else EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -123,10 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line, the traceback only on request
         if os.environ.get("TESSERA_DEBUG"):
             raise
-        print(
-            f"tessera: internal error: {type(exc).__name__}: {exc} (set TESSERA_DEBUG=1 for the traceback)",
-            file=sys.stderr,
-        )
+        print_message(f"internal error: {type(exc).__name__}: {exc} (set TESSERA_DEBUG=1 for the traceback)")
         return 1
 
 

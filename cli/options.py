@@ -258,8 +258,10 @@ def emit(result: Any, out: OutputSettings) -> None:
     render(result, fmt, sys.stdout, color=out.use_color(), width=width)
     sys.stdout.flush()
     if not out.quiet:
+        from tessera.cli.messages import print_warning
+
         for warning in result.warnings:
-            print(f"tessera: warning: {warning}", file=sys.stderr)
+            print_warning(warning)
 
 
 def read_text(text: str | None, file: str | None) -> str | None:

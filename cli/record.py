@@ -50,7 +50,9 @@ def record(
         timer.start()
     with RecordingWriter(output, context=source.name) as writer:
         counts = run_record(source, chosen, writer, stop, namespace=scope)
-    print(f"tessera: recorded {counts['events']} events of {counts['kinds']} kinds to {output}", file=sys.stderr)
+    from tessera.cli.messages import print_message
+
+    print_message(f"recorded {counts['events']} events of {counts['kinds']} kinds to {output}")
 
 
 def register(app: typer.Typer) -> None:

@@ -60,10 +60,12 @@ def _jsonl_loop(queries: list[Any], hub: Any, interval: float | None, out: Outpu
 def _warn(query: Any, out: OutputSettings) -> None:
     if out.quiet:
         return
+    from tessera.cli.messages import print_warning
+
     if query.error is not None:
-        print(f"tessera: warning: {query.error.one_line()}", file=sys.stderr)
+        print_warning(query.error.one_line())
     for warning in query.take_warnings():
-        print(f"tessera: warning: {warning}", file=sys.stderr)
+        print_warning(warning)
 
 
 def _redraw_loop(queries: list[Any], hub: Any, interval: float | None, out: OutputSettings) -> None:
