@@ -1,0 +1,112 @@
+"""Reading what a user hands us (a manifest file, stdin, a query file) with the size limit checked
+before the bytes are read, and decoding it as UTF-8 with the position of the first bad byte.
+
+The limit is ``core.config.max_input_bytes()`` (``TESSERA_MAX_INPUT_BYTES``); see docs/limits.md.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import stat
+from typing import Any, BinaryIO
+
+from tessera.core.errors import InputError, SourceUnavailable, UsageError
+
+LIMIT_SETTING = "TESSERA_MAX_INPUT_BYTES"
+
+
+def _too_large(where: str, limit: int, size: int | None, setting: str, total_of: str | None = None) -> InputError:
+    from tessera.core.config import format_bytes
+
+    amount = f"{format_bytes(size)}" if size is not None else f"more than {format_bytes(limit)}"
+    what = f"the files read from {total_of} come to {amount} with {where}" if total_of else (
+        f"{where} is {amount}" if size is not None else f"{where} holds {amount}")
+    return InputError(f"{what}, over the {format_bytes(limit)} input limit",
+                      hint=f"set {setting} to raise it, e.g. {setting}=1GiB")
+
+
+def read_path(path: str | os.PathLike, *, where: str | None = None, limit: int, used: int = 0,
+              total_of: str | None = None, setting: str = LIMIT_SETTING) -> bytes:
+    """The bytes of a file, refused before reading when it is larger than ``limit`` - ``used``.
+
+    A pipe, FIFO or character device (``<(kubectl get pods -o yaml)``, /dev/stdin) has no size
+    to check first: it is read up to the limit + 1 bytes and refused when it holds more.
+
+    Args:
+        where: the name in messages (default: ``path``).
+        used: bytes already read for the same input (a directory's earlier files).
+        total_of: that input's name, when ``used`` counts: the message gives the total.
+    Raises:
+        InputError when over the limit or when ``path`` is a directory; SourceUnavailable when it
+        cannot be opened or read (the OS reason given).
+    """
+    shown = where or str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))  # a FIFO waits for its writer, as cat does
+    except IsADirectoryError:
+        raise InputError(f"{shown} is a directory, not a file") from None
+    except OSError as exc:
+        raise SourceUnavailable(f"cannot read {shown}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise InputError(f"{shown} is a directory, not a file")
+        if stat.S_ISREG(info.st_mode) and used + info.st_size > limit:
+            raise _too_large(shown, limit, used + info.st_size, setting, total_of if used else None)
+        with os.fdopen(fd, "rb", closefd=True) as fh:
+            fd = -1
+            data = fh.read(limit - used + 1)
+    except OSError as exc:
+        raise SourceUnavailable(f"cannot read {shown}: {exc.strerror}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if used + len(data) > limit:
+        raise _too_large(shown, limit, None, setting, total_of if used else None)
+    return data
+
+
+def read_stream(stream: Any, *, where: str = "stdin", limit: int, setting: str = LIMIT_SETTING) -> bytes:
+    """Up to ``limit`` bytes of ``stream`` (stdin), refused when it holds more.
+
+    Raises:
+        UsageError when the stream is closed (``<&-``); InputError when over the limit.
+    """
+    if stream is None or getattr(stream, "closed", False):
+        raise UsageError(f"{where} is closed, so there is nothing to read", hint="pipe the input in, or name a file")
+    raw: BinaryIO | Any = getattr(stream, "buffer", stream)
+    try:
+        data = raw.read(limit + 1)
+    except OSError as exc:
+        raise SourceUnavailable(f"cannot read {where}: {exc.strerror}") from None
+    except ValueError:  # I/O on a closed file
+        raise UsageError(f"{where} is closed, so there is nothing to read", hint="pipe the input in, or name a file") from None
+    if isinstance(data, str):
+        data = data.encode("utf-8", errors="surrogateescape")
+    if len(data) > limit:
+        raise _too_large(where, limit, None, setting)
+    return data
+
+
+def decode_text(data: bytes, where: str) -> str:
+    """``data`` as text: UTF-8 (a leading byte-order mark dropped), or UTF-16 when it starts with
+    a UTF-16 byte-order mark (what Windows PowerShell redirection writes).
+
+    Raises:
+        InputError naming ``where``, the line and column of the first byte that is not UTF-8.
+    """
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputError(f"{where}: starts like UTF-16 text but is not", hint="save it as UTF-8") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = len(data[line_start:exc.start].decode("utf-8", errors="replace")) + 1
+        raise InputError(f"{where}:{line}:{column}: not UTF-8 text (byte 0x{data[exc.start]:02x})",
+                         hint="save it as UTF-8, e.g. iconv -f latin1 -t utf-8") from None
+    return text[1:] if text.startswith("\ufeff") else text
