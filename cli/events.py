@@ -94,9 +94,22 @@ def publish(
     import json
 
     from tessera.core import events
+    from tessera.core.config import format_bytes, max_event_bytes
     from tessera.core.errors import InputError
+    from tessera.core.inputs import decode_text, read_stream
 
-    text = sys.stdin.read() if data == "-" else data
+    limit = max_event_bytes()  # checked before reading or parsing the data
+    if data == "-":
+        text = decode_text(read_stream(sys.stdin, where="stdin", limit=limit, setting="TESSERA_MAX_EVENT_BYTES",
+                                       limit_name="limit for one event's data"), "stdin")
+        if not text.strip():
+            raise InputError("no event data on stdin (it was empty)", hint="pipe JSON in, or pass DATA as an argument")
+    else:
+        text = data
+        if text is not None and len(text) > limit // 4 and len(text.encode("utf-8", "surrogatepass")) > limit:
+            raise InputError(f"DATA is {format_bytes(len(text.encode('utf-8', 'surrogatepass')))}, over the "
+                             f"{format_bytes(limit)} limit for one event's data",
+                             hint="set TESSERA_MAX_EVENT_BYTES to raise it, or store the data elsewhere and publish a reference")
     value = None
     if text is not None:
         try:

@@ -267,29 +267,43 @@ def emit(result: Any, out: OutputSettings) -> None:
 def read_text(text: str | None, file: str | None) -> str | None:
     """The text given as an argument, or read from ``-f FILE`` (``-`` = stdin); None when neither.
 
+    The file is read with the input size limit (TESSERA_MAX_INPUT_BYTES) and must be UTF-8.
+
     Raises:
-        UsageError when both are given or the file cannot be read.
+        UsageError when both are given, stdin is closed, or the file cannot be read, is a
+        directory, is over the limit or is not UTF-8 (InputError, with the line and column).
     """
+    from tessera.core.config import max_input_bytes
+    from tessera.core.errors import InputError, SourceUnavailable
+    from tessera.core.inputs import decode_text, read_path, read_stream
+
     if text is not None and file is not None:
         raise UsageError("give the text as an argument or with -f, not both")
     if file is None:
         return text
+    limit = max_input_bytes()
     if file == "-":
-        return sys.stdin.read()
+        return decode_text(read_stream(sys.stdin, where="stdin", limit=limit), "stdin")
     try:
-        with open(file, encoding="utf-8", newline="") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise UsageError(f"cannot read {file}: {exc.strerror}") from None
+        data = read_path(file, limit=limit)
+    except SourceUnavailable as exc:  # a file named on the command line: a usage error (exit 2)
+        raise UsageError(exc.message, hint=exc.hint) from None
+    except InputError:
+        raise
+    return decode_text(data, file)
 
 
 def read_query(query: str | None, file: str | None) -> str:
     """The query text from the argument or ``-f FILE`` (``-`` = stdin).
 
     Raises:
-        UsageError when both or neither are given, or the file cannot be read.
+        UsageError when both or neither are given, the text is empty, or the file cannot be read.
     """
     text = read_text(query, file)
     if text is None:
         raise UsageError("no query given", hint="pass it as an argument or with -f FILE (- for stdin)")
+    if not text.strip():
+        where = "stdin" if file == "-" else file
+        raise UsageError(f"the query read from {where} is empty" if where else "the query is empty",
+                         hint="pass it as an argument or with -f FILE (- for stdin)")
     return text

@@ -16,13 +16,14 @@ from tessera.core.errors import InputError, SourceUnavailable, UsageError
 LIMIT_SETTING = "TESSERA_MAX_INPUT_BYTES"
 
 
-def _too_large(where: str, limit: int, size: int | None, setting: str, total_of: str | None = None) -> InputError:
+def _too_large(where: str, limit: int, size: int | None, setting: str, total_of: str | None = None,
+               limit_name: str = "input limit") -> InputError:
     from tessera.core.config import format_bytes
 
     amount = f"{format_bytes(size)}" if size is not None else f"more than {format_bytes(limit)}"
     what = f"the files read from {total_of} come to {amount} with {where}" if total_of else (
         f"{where} is {amount}" if size is not None else f"{where} holds {amount}")
-    return InputError(f"{what}, over the {format_bytes(limit)} input limit",
+    return InputError(f"{what}, over the {format_bytes(limit)} {limit_name}",
                       hint=f"set {setting} to raise it, e.g. {setting}=1GiB")
 
 
@@ -67,7 +68,8 @@ def read_path(path: str | os.PathLike, *, where: str | None = None, limit: int, 
     return data
 
 
-def read_stream(stream: Any, *, where: str = "stdin", limit: int, setting: str = LIMIT_SETTING) -> bytes:
+def read_stream(stream: Any, *, where: str = "stdin", limit: int, setting: str = LIMIT_SETTING,
+                limit_name: str = "input limit") -> bytes:
     """Up to ``limit`` bytes of ``stream`` (stdin), refused when it holds more.
 
     Raises:
@@ -85,7 +87,7 @@ def read_stream(stream: Any, *, where: str = "stdin", limit: int, setting: str =
     if isinstance(data, str):
         data = data.encode("utf-8", errors="surrogateescape")
     if len(data) > limit:
-        raise _too_large(where, limit, None, setting)
+        raise _too_large(where, limit, None, setting, limit_name=limit_name)
     return data
 
 
