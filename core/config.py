@@ -86,6 +86,11 @@ def settings() -> dict:
             return tomllib.load(fh)
     except FileNotFoundError:
         return {}
+    except OSError as exc:  # a directory, no permission...
+        raise InputError(f"cannot read {path}: {exc.strerror}", hint="fix the file or remove it") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+                         hint="fix the file or remove it") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: {exc}", hint="fix the file or remove it") from None
 

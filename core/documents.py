@@ -63,7 +63,13 @@ def yaml_depth_bound(text: str) -> int:
     return 2 * brackets + 2 * (lead + 1)
 
 
-def _check_yaml_depth(text: str, where: str, loader_class: Any) -> None:
+def check_yaml_depth(text: str, where: str, loader_class: Any = None) -> None:
+    """Refuse YAML nested deeper than MAX_DEPTH, before anything composes it (see the module docstring).
+
+    Raises:
+        InputError ``where:line:column: nested deeper than ...`` (or invalid YAML met on the way).
+    """
+    loader_class = loader_class or _loader_class()
     if yaml_depth_bound(text) <= MAX_DEPTH:
         return
     import yaml
@@ -128,7 +134,7 @@ def _check_aliases(root: Any, where: str, cap: int) -> None:
     if added > MAX_ALIAS_NODES:
         mark = root.start_mark
         raise InputError(f"{where}:{mark.line + 1}: aliases expand this document by more than "
-                         f"{MAX_ALIAS_NODES:,} nodes (a \"billion laughs\" document?)", hint=_HINT)
+                         f"{MAX_ALIAS_NODES:,} nodes", hint="a 'billion laughs' document? " + _HINT)
 
 
 def load_yaml_documents(text: str, where: str) -> list[Any]:
@@ -141,7 +147,7 @@ def load_yaml_documents(text: str, where: str) -> list[Any]:
     import yaml
 
     loader_class = _loader_class()
-    _check_yaml_depth(text, where, loader_class)
+    check_yaml_depth(text, where, loader_class)
     aliases = "*" in text and "&" in text  # an alias needs an anchor; most manifests have neither
     cap = len(text) + MAX_ALIAS_NODES + 1
     docs: list[Any] = []
