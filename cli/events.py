@@ -112,11 +112,17 @@ def publish(
                              hint="set TESSERA_MAX_EVENT_BYTES to raise it, or store the data elsewhere and publish a reference")
     value = None
     if text is not None:
+        from tessera.core.documents import MAX_DEPTH, check_json_depth
+
+        check_json_depth(text.encode("utf-8", "surrogatepass"), "DATA", hint=f"event data may nest {MAX_DEPTH} levels at most")  # json.loads recurses once per level
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"DATA is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
                              hint="quote strings: '\"text\"', or pass an object: '{\"k\": 1}'") from None
+        except ValueError as exc:  # an integer of more than 4,300 digits
+            raise InputError(f"DATA is not usable JSON: {str(exc).split(';')[0]}",
+                             hint="pass a long number as a string") from None
     events.check_subject(subject)
     import orjson
 

@@ -16,6 +16,7 @@ See docs/limits.md.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -29,10 +30,25 @@ _DOC_MARKER = re.compile(r"(?m)^(?:---|\.\.\.)(?=[ \t\r\n]|$)")
 _BLOCK_LEAD = re.compile(r"(?m)^[ \-?:]*")
 
 
+@functools.cache
 def _loader_class() -> Any:
+    """libyaml's safe loader, where a value its constructor cannot build (an integer of more than
+    4,300 digits, which Python refuses to convert; a date such as 2026-13-45) is a YAML error at
+    that value's line and column instead of a bare ValueError."""
     import yaml
 
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[misc, valid-type]
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep=deep)
+            except ValueError as exc:
+                problem = str(exc).split(";")[0]
+                raise yaml.constructor.ConstructorError(None, None, f"cannot read {node.tag.rsplit(':', 1)[-1]} "
+                                                        f"value: {problem}", node.start_mark) from None
+
+    return Loader
 
 
 def _yaml_error(exc: Any, where: str) -> InputError:
@@ -170,7 +186,7 @@ _ALL_BUT_BRACKETS_AND_QUOTES = bytes(c for c in range(256) if c not in b'[]{}"')
 _INNERMOST = re.compile(rb"\[\]|\{\}")
 
 
-def check_json_depth(data: bytes, where: str) -> None:
+def check_json_depth(data: bytes, where: str, *, hint: str = "Kubernetes objects are far shallower; " + _HINT) -> None:
     """Refuse valid JSON nested deeper than MAX_DEPTH (orjson itself stops only at 1024).
 
     Strings are cut out (in JSON they are unambiguous: escaped backslashes and quotes go first),
@@ -191,5 +207,4 @@ def check_json_depth(data: bytes, where: str) -> None:
             return  # unbalanced: not valid JSON, which the parser reports
         levels += 1
         if levels > MAX_DEPTH:
-            raise InputError(f"{where}: nested deeper than {MAX_DEPTH} levels",
-                             hint="Kubernetes objects are far shallower; " + _HINT)
+            raise InputError(f"{where}: nested deeper than {MAX_DEPTH} levels", hint=hint)

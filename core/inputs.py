@@ -23,8 +23,10 @@ def _too_large(where: str, limit: int, size: int | None, setting: str, total_of:
     amount = f"{format_bytes(size)}" if size is not None else f"more than {format_bytes(limit)}"
     what = f"the files read from {total_of} come to {amount} with {where}" if total_of else (
         f"{where} is {amount}" if size is not None else f"{where} holds {amount}")
+    mib = 1024 * 1024
+    enough = -(-max(size or 0, 2 * limit) // mib)  # in MiB, rounded up: at least the size, twice the limit
     return InputError(f"{what}, over the {format_bytes(limit)} {limit_name}",
-                      hint=f"set {setting} to raise it, e.g. {setting}=1GiB")
+                      hint=f"set {setting} to raise it, e.g. {setting}={enough}MiB")
 
 
 def read_path(path: str | os.PathLike, *, where: str | None = None, limit: int, used: int = 0,
@@ -53,11 +55,12 @@ def read_path(path: str | os.PathLike, *, where: str | None = None, limit: int, 
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
             raise InputError(f"{shown} is a directory, not a file")
-        if stat.S_ISREG(info.st_mode) and used + info.st_size > limit:
+        regular = stat.S_ISREG(info.st_mode)
+        if regular and used + info.st_size > limit:
             raise _too_large(shown, limit, used + info.st_size, setting, total_of if used else None)
         with os.fdopen(fd, "rb", closefd=True) as fh:
             fd = -1
-            data = fh.read(limit - used + 1)
+            data = _read_capped(fh, limit - used + 1, info.st_size if regular else None)
     except OSError as exc:
         raise SourceUnavailable(f"cannot read {shown}: {exc.strerror}") from None
     finally:
@@ -68,9 +71,48 @@ def read_path(path: str | os.PathLike, *, where: str | None = None, limit: int, 
     return data
 
 
+_CHUNK = 1024 * 1024
+
+
+def _read_capped(fh: Any, cap: int, size: int | None) -> bytes:
+    """At most ``cap`` bytes of ``fh``: in one read when its ``size`` is known, else in 1 MiB chunks,
+    so memory follows what the input holds rather than the limit (``read(n)`` allocates n bytes
+    up front)."""
+    parts: list[Any] = []
+    total = 0
+    if size is not None:
+        first = fh.read(min(size + 1, cap))
+        if len(first) <= size or len(first) >= cap:
+            return first  # the whole file (it did not grow), or already over the cap
+        parts, total = [first], len(first)
+    while total < cap:
+        chunk = fh.read(min(_CHUNK, cap - total))
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+    if parts and isinstance(parts[0], str):
+        return "".join(parts)  # type: ignore[return-value]
+    return b"".join(parts)
+
+
+def _stream_size(raw: Any) -> int | None:
+    """The bytes left in ``raw`` when it is a regular file (``< file``), else None (a pipe, a terminal)."""
+    try:
+        fd = raw.fileno()
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        return max(0, info.st_size - os.lseek(fd, 0, os.SEEK_CUR))
+    except (AttributeError, OSError, ValueError):  # io.BytesIO and friends have no file descriptor
+        return None
+
+
 def read_stream(stream: Any, *, where: str = "stdin", limit: int, setting: str = LIMIT_SETTING,
                 limit_name: str = "input limit") -> bytes:
     """Up to ``limit`` bytes of ``stream`` (stdin), refused when it holds more.
+
+    A regular file behind the stream (``< file``) is measured first and refused without reading.
 
     Raises:
         UsageError when the stream is closed (``<&-``); InputError when over the limit.
@@ -78,8 +120,11 @@ def read_stream(stream: Any, *, where: str = "stdin", limit: int, setting: str =
     if stream is None or getattr(stream, "closed", False):
         raise UsageError(f"{where} is closed, so there is nothing to read", hint="pipe the input in, or name a file")
     raw: BinaryIO | Any = getattr(stream, "buffer", stream)
+    size = _stream_size(raw)
+    if size is not None and size > limit:  # stdin redirected from a file: refused before reading it
+        raise _too_large(where, limit, size, setting, limit_name=limit_name)
     try:
-        data = raw.read(limit + 1)
+        data = _read_capped(raw, limit + 1, size)
     except OSError as exc:
         raise SourceUnavailable(f"cannot read {where}: {exc.strerror}") from None
     except ValueError:  # I/O on a closed file

@@ -106,21 +106,35 @@ class ManifestSource:
         if self.spec == "-":
             data = read_stream(self._stdin or sys.stdin, where="stdin", limit=limit)
             files = 1
-            dropped += parse_documents(data, "stdin", objects)
+            dropped += parse_documents(data, "stdin", objects, text=self._decode(data, "stdin"))
         else:
             used = 0
             for file in self._files():
                 data = read_path(file, limit=limit, used=used, total_of=self.spec)
                 used += len(data)
                 files += 1
-                dropped += parse_documents(data, str(file), objects)
+                dropped += parse_documents(data, str(file), objects, text=self._decode(data, str(file)))
         if dropped:
-            what = "List item that is not a Kubernetes object" if dropped == 1 else "List items that are not Kubernetes objects"
-            self._warnings.append(f"{self.name}: skipped {dropped} {what} (not a mapping with a kind)")
+            what = "item that is not a Kubernetes object" if dropped == 1 else "items that are not Kubernetes objects"
+            self._warnings.append(f"{self.name}: skipped {dropped} {what} (each must be a mapping with a kind, "
+                                  "and its metadata a mapping)")
         if not objects:
-            raise InputError(f"no Kubernetes objects read from {self.name}", hint=self._why_empty(files))
+            raise InputError(f"no Kubernetes objects read from {self.name}", hint=self._why_empty(files, dropped))
 
-    def _why_empty(self, files: int) -> str:
+    def _decode(self, data: bytes | str, where: str) -> str:
+        """The text of one file; bytes that are not UTF-8 mean nothing is read from this source."""
+        from tessera.core.inputs import decode_text
+
+        if isinstance(data, str):
+            return data
+        try:
+            return decode_text(data, where)
+        except InputError as exc:
+            raise InputError(f"no Kubernetes objects read from {self.name}: {exc.message}", hint=exc.hint) from None
+
+    def _why_empty(self, files: int, dropped: int) -> str:
+        if dropped:
+            return f"{dropped} item{'s' if dropped != 1 else ''} skipped: each must be a mapping with a kind, and its metadata a mapping"
         if self.spec == "-":
             return "stdin was empty or held no mapping with apiVersion and kind"
         if files == 0:
@@ -197,12 +211,13 @@ def _is_regular(path: Path) -> bool:
         return True  # let the read report why (a dangling link, no permission)
 
 
-def parse_documents(data: bytes | str, where: str, out: list[dict]) -> int:
+def parse_documents(data: bytes | str, where: str, out: list[dict], *, text: str | None = None) -> int:
     """Resources from one file's content: JSON or (multi-document) YAML, Lists flattened.
 
     Args:
         data: the file content (bytes must be UTF-8, or UTF-16 with a byte-order mark).
         where: the file name, for error messages.
+        text: ``data`` already decoded, when the caller has it.
         out: the list the resources (mappings with a ``kind``) are appended to; empty and
             non-resource documents are left out.
     Returns:
@@ -214,7 +229,8 @@ def parse_documents(data: bytes | str, where: str, out: list[dict]) -> int:
     from tessera.core.documents import check_json_depth, load_yaml_documents
     from tessera.core.inputs import decode_text
 
-    text = decode_text(data, where) if isinstance(data, bytes) else data
+    if text is None:
+        text = decode_text(data, where) if isinstance(data, bytes) else data
     stripped = text.lstrip()
     docs: list[Any]
     if stripped.startswith(("{", "[")):
@@ -231,7 +247,7 @@ def parse_documents(data: bytes | str, where: str, out: list[dict]) -> int:
             raise InputError(f"{where}:{line}:{column}: invalid JSON: {exc.msg}", hint="fix the file or leave it out") from None
         if isinstance(docs[0], list):
             docs = docs[0]
-            dropped = sum(1 for d in docs if not _is_object(d))
+            dropped = sum(1 for d in docs if not (isinstance(d, dict) and d.get("kind")))  # _flatten counts the rest
         else:
             dropped = 0
     else:
@@ -243,13 +259,21 @@ def parse_documents(data: bytes | str, where: str, out: list[dict]) -> int:
 
 
 def _is_object(value: Any) -> bool:
-    return isinstance(value, dict) and bool(value.get("kind"))
+    """A Kubernetes object: a mapping with a kind, whose metadata (if any) is a mapping."""
+    return isinstance(value, dict) and bool(value.get("kind")) and isinstance(value.get("metadata", {}), dict)
 
 
 def _flatten(doc: Any, out: list[dict]) -> int:
-    """Append ``doc`` (a List's items, in order) to ``out``; returns how many items were dropped."""
-    if not _is_object(doc):
+    """Append ``doc`` (a List's items, in order) to ``out``; returns how many objects were dropped.
+
+    A document that is not a mapping with a kind (a values file, a comment-only document) is
+    left out silently, as before; one with a kind but a metadata that is not a mapping, and a
+    List item that is not an object, count as dropped (the query engine reads metadata as a mapping).
+    """
+    if not isinstance(doc, dict) or not doc.get("kind"):
         return 0
+    if not _is_object(doc):
+        return 1
     kind = str(doc["kind"])
     items = doc.get("items")
     if kind.endswith("List") and isinstance(items, list):
