@@ -170,9 +170,10 @@ def max_event_bytes() -> int:
 
 
 def format_bytes(n: int) -> str:
-    """``n`` bytes for a message: ``256 MiB``, ``1.5 KiB``, ``300 bytes``."""
+    """``n`` bytes for a message: ``256 MiB``, ``1.5 MiB``, ``3 KiB``, ``2,000 bytes``: exact below
+    1 MiB unless a whole number of KiB, so a limit of 2000 never reads as "2.0 KiB"."""
     for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if n >= size:
+        if n >= size and (size > 1024 or n % size == 0):
             value = n / size
             return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
-    return f"{n} bytes"
+    return f"{n:,} bytes"

@@ -20,13 +20,15 @@ def _too_large(where: str, limit: int, size: int | None, setting: str, total_of:
                limit_name: str = "input limit") -> InputError:
     from tessera.core.config import format_bytes
 
-    amount = f"{format_bytes(size)}" if size is not None else f"more than {format_bytes(limit)}"
-    what = f"the files read from {total_of} come to {amount} with {where}" if total_of else (
-        f"{where} is {amount}" if size is not None else f"{where} holds {amount}")
+    the_limit = f"the {format_bytes(limit)} {limit_name}"
+    if total_of:
+        what = (f"the files read from {total_of} come to {format_bytes(size)} with {where}, over {the_limit}"
+                if size is not None else f"the files read from {total_of} come to more than {the_limit} with {where}")
+    else:
+        what = f"{where} is {format_bytes(size)}, over {the_limit}" if size is not None else f"{where} holds more than {the_limit}"
     mib = 1024 * 1024
     enough = -(-max(size or 0, 2 * limit) // mib)  # in MiB, rounded up: at least the size, twice the limit
-    return InputError(f"{what}, over the {format_bytes(limit)} {limit_name}",
-                      hint=f"set {setting} to raise it, e.g. {setting}={enough}MiB")
+    return InputError(what, hint=f"set {setting} to raise it, e.g. {setting}={enough}MiB")
 
 
 def read_path(path: str | os.PathLike, *, where: str | None = None, limit: int, used: int = 0,
