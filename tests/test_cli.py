@@ -150,3 +150,90 @@ def test_broken_pipe_is_quiet():
 def test_namespace_relates_to_every_namespaced_kind_in_it():
     proc = run("query", "-s", "demo", "-o", "jsonl", 'MATCH (n:Namespace {name: "payments"})->(d:Deployment) RETURN d.metadata.name AS d ORDER BY d')
     assert [json.loads(x)["d"] for x in proc.stdout.splitlines()] == ["fraud-detector", "ledger", "payments-api"]
+
+
+# --- files tessera reads on its own (issue 12): one typed line, never a crash ------------------
+
+
+def _one_typed_line(proc, code):
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    assert proc.stderr.startswith("tessera: ") and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr and "\x1b" not in proc.stderr
+    return proc.stderr
+
+
+def _capped(*args, env=None):
+    """``run`` with the address space capped at 2 GiB: a segfault or a memory blow-up fails the test."""
+    import resource
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, 2 * 1024**3))
+
+    proc = subprocess.run([*TSR, *args], capture_output=True, text=True, timeout=120, preexec_fn=cap,
+                          stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    return proc
+
+
+DEEP_YAML = "a: " + "{b: " * 50_000 + "1" + "}" * 50_000 + "\n"
+ALIAS_BOMB = "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 10))
+
+
+@pytest.mark.parametrize("content,expected", [
+    (DEEP_YAML, "nested deeper than 200 levels"),
+    (ALIAS_BOMB, "aliases expand this document"),
+    (b"current-context: caf\xe9\n", "kc.yaml:1:21: not UTF-8 text (byte 0xe9)"),
+    ("[1, 2]\n", "has no current context"),
+    ("contexts: 5\ncurrent-context: x\n", "no context named 'x'"),
+], ids=["deep", "alias-bomb", "not-utf8", "a-list", "contexts-not-a-list"])
+def test_hostile_kubeconfig(tmp_path, content, expected):
+    kc = tmp_path / "kc.yaml"
+    kc.write_bytes(content if isinstance(content, bytes) else content.encode())
+    err = _one_typed_line(_capped("query", "--kubeconfig", str(kc), "MATCH (p:Pod) RETURN p"), 3)
+    assert expected in err
+
+
+def test_kubeconfig_that_is_a_directory(tmp_path):
+    err = _one_typed_line(_capped("query", "--kubeconfig", str(tmp_path), "MATCH (p:Pod) RETURN p"), 3)
+    assert f"{tmp_path} is a directory" in err
+
+
+@pytest.mark.parametrize("content,expected", [
+    (DEEP_YAML, "nested deeper than 200 levels"),
+    (b"relationships: []\n# caf\xe9\n", "relationships.yaml:2:6: not UTF-8 text (byte 0xe9)"),
+], ids=["deep", "not-utf8"])
+def test_hostile_relationships_file(isolated_home, content, expected):
+    rules = isolated_home / "data" / "relationships.yaml"
+    rules.parent.mkdir(parents=True, exist_ok=True)
+    rules.write_bytes(content if isinstance(content, bytes) else content.encode())
+    err = _one_typed_line(_capped("query", "-s", "demo", "MATCH (p:Pod) RETURN p.metadata.name LIMIT 1"), 2)
+    assert expected in err
+
+
+@pytest.mark.parametrize("make,expected", [
+    (lambda p: p.write_bytes(b'title = "caf\xe9"\n'), "not UTF-8 text (byte 0xe9 at offset 12)"),
+    (lambda p: p.mkdir(), "Is a directory"),
+], ids=["not-utf8", "directory"])
+def test_hostile_config_toml(isolated_home, make, expected):
+    config = isolated_home / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    make(config / "config.toml")
+    err = _one_typed_line(_capped("query", "-s", "demo", "MATCH (p:Pod) RETURN p.metadata.name LIMIT 1"), 2)
+    assert "config.toml" in err and expected in err
+
+
+def test_print_error_escapes_control_characters_once_centrally(capsys):
+    from tessera.cli.messages import print_error, print_warning
+    from tessera.core.errors import ParseError, UsageError
+
+    print_error(UsageError("bad \x1b[2J value\nsecond line", hint="tab\there \u202eevil"))
+    print_warning("file \x1b]0;title\x07 skipped")
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and "\u202e" not in err
+    assert err.splitlines() == ["tessera: bad \\x1b[2J value\\nsecond line (tab\\there \\u202eevil)",
+                                "tessera: warning: file \\x1b]0;title\\x07 skipped"]
+    source = "MATCH (p:Pod)\n\tRETURN \x1b[1mp ++"
+    offset = source.index("++")
+    print_error(ParseError("unexpected", source=source, offset=offset, found='"++"', expected=""))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[1] == "  \tRETURN \\x1b[1mp ++" and lines[2].index("^") == lines[1].index("++")
