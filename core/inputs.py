@@ -16,8 +16,10 @@ from tessera.core.errors import InputError, SourceUnavailable, UsageError
 LIMIT_SETTING = "TESSERA_MAX_INPUT_BYTES"
 
 
-def _too_large(where: str, limit: int, size: int | None, setting: str, total_of: str | None = None,
-               limit_name: str = "input limit") -> InputError:
+def too_large(where: str, limit: int, size: int | None, setting: str = LIMIT_SETTING, total_of: str | None = None,
+              limit_name: str = "input limit") -> InputError:
+    """The error for input over ``limit``: its size (or "more than the limit" when unknown) and
+    the setting that raises it."""
     from tessera.core.config import format_bytes
 
     the_limit = f"the {format_bytes(limit)} {limit_name}"
@@ -59,7 +61,7 @@ def read_path(path: str | os.PathLike, *, where: str | None = None, limit: int, 
             raise InputError(f"{shown} is a directory, not a file")
         regular = stat.S_ISREG(info.st_mode)
         if regular and used + info.st_size > limit:
-            raise _too_large(shown, limit, used + info.st_size, setting, total_of if used else None)
+            raise too_large(shown, limit, used + info.st_size, setting, total_of if used else None)
         with os.fdopen(fd, "rb", closefd=True) as fh:
             fd = -1
             data = _read_capped(fh, limit - used + 1, info.st_size if regular else None)
@@ -69,7 +71,7 @@ def read_path(path: str | os.PathLike, *, where: str | None = None, limit: int, 
         if fd >= 0:
             os.close(fd)
     if used + len(data) > limit:
-        raise _too_large(shown, limit, None, setting, total_of if used else None)
+        raise too_large(shown, limit, None, setting, total_of if used else None)
     return data
 
 
@@ -124,7 +126,7 @@ def read_stream(stream: Any, *, where: str = "stdin", limit: int, setting: str =
     raw: BinaryIO | Any = getattr(stream, "buffer", stream)
     size = _stream_size(raw)
     if size is not None and size > limit:  # stdin redirected from a file: refused before reading it
-        raise _too_large(where, limit, size, setting, limit_name=limit_name)
+        raise too_large(where, limit, size, setting, limit_name=limit_name)
     try:
         data = _read_capped(raw, limit + 1, size)
     except OSError as exc:
@@ -134,7 +136,7 @@ def read_stream(stream: Any, *, where: str = "stdin", limit: int, setting: str =
     if isinstance(data, str):
         data = data.encode("utf-8", errors="surrogateescape")
     if len(data) > limit:
-        raise _too_large(where, limit, None, setting, limit_name=limit_name)
+        raise too_large(where, limit, None, setting, limit_name=limit_name)
     return data
 
 

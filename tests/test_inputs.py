@@ -341,3 +341,37 @@ def test_limit_from_config_toml(tmp_path, isolated_home):
     f = tmp_path / "big.yaml"
     f.write_text(POD.format(name="a") * 100)
     assert "over the 1 KiB input limit" in refused(tessera("query", "-s", str(f), Q), 2)
+
+
+# --- recordings (replay:FILE) get the same limits ---------------------------------------------------
+
+REC_HEADER = json.dumps({"recording": "tessera/1", "context": "x", "started": "2026-01-01T00:00:00Z"}) + "\n"
+
+
+def _rec_line(spec: str) -> str:
+    return ('{"ts": "2026-01-01T00:00:00Z", "type": "ADDED", "object": {"apiVersion": "v1", "kind": "Pod", '
+            '"metadata": {"name": "a", "namespace": "default"}, "spec": {"x": %s}}}\n' % spec)
+
+
+def test_recording_line_nested_too_deep_is_refused(tmp_path):
+    f = tmp_path / "deep.jsonl"
+    f.write_text(REC_HEADER + _rec_line("[" * 300 + "]" * 300))
+    err = refused(tessera("query", "-s", f"replay:{f}", "-o", "jsonl", "MATCH (p:Pod) RETURN p"), 2)
+    assert f"{f}:2: nested deeper than 200 levels" in err
+    f.write_text(REC_HEADER + _rec_line("[" * 150 + "]" * 150))
+    proc = tessera("query", "-s", f"replay:{f}", "-o", "jsonl", "MATCH (p:Pod) RETURN p.metadata.name AS n")
+    assert proc.returncode == 0 and json.loads(proc.stdout) == {"n": "a"}, proc.stderr
+
+
+def test_gzip_bomb_recording_is_refused_while_inflating(tmp_path):
+    import gzip
+
+    f = tmp_path / "bomb.jsonl.gz"
+    f.write_bytes(gzip.compress(REC_HEADER.encode() + b" " * (8 * 1024 * 1024) + b"\n", 9))  # 8 MiB from ~8 KiB
+    assert f.stat().st_size < 64 * 1024
+    err = refused(tessera("query", "-s", f"replay:{f}", Q, env={"TESSERA_MAX_INPUT_BYTES": "1MiB"}, cap_memory=True), 2)
+    assert f"{f} decompressed holds more than the 1 MiB input limit" in err and "TESSERA_MAX_INPUT_BYTES" in err
+
+
+def test_recording_that_is_a_directory(tmp_path):
+    assert f"{tmp_path} is a directory" in refused(tessera("query", "-s", f"replay:{tmp_path}", Q), 2)
