@@ -76,9 +76,20 @@ def tail(
 
 def _line(event, fmt: str, orjson) -> bytes:
     if fmt == "table":
-        data = orjson.dumps(event.data).decode()
+        data = _dumps(event.data, orjson).decode()
         return f"{event.seq:>8}  {event.time}  {event.subject}  {event.type}  {data}\n".encode()
-    return orjson.dumps(event.as_dict()) + b"\n"
+    return _dumps(event.as_dict(), orjson) + b"\n"
+
+
+def _dumps(value, orjson) -> bytes:
+    """JSON bytes; data orjson refuses (nested past its 254 levels, stored before publish capped
+    depth) is written by the json module instead, so the log stays readable."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        import json
+
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 @events_app.command("publish")

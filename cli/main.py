@@ -5,9 +5,11 @@ exit code (see tessera.core.errors), never a traceback.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -22,7 +24,7 @@ from tessera.cli import record as record_cmd
 from tessera.cli import shell_cmd
 from tessera.cli import tmux as tmux_cmd
 from tessera.cli.messages import print_error, print_message
-from tessera.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, TesseraError
+from tessera.core.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, TesseraError
 
 app = typer.Typer(
     name="tessera",
@@ -74,6 +76,49 @@ tmux_cmd.register(app)
 shell_cmd.register(app)
 
 
+class _ClosedStdout(io.TextIOBase):
+    """sys.stdout when the shell closed it (``>&-``): every write fails as a closed descriptor
+    would, so the command stops with one line instead of a NoneType error (print() to None would
+    instead drop the output silently)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: Any) -> int:
+        raise OSError(errno.EBADF, "stdout is closed")
+
+    @property
+    def buffer(self) -> "_ClosedStdout":  # binary writes fail the same way
+        return self
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _guard_standard_streams() -> None:
+    """Keep descriptors 0-2 taken when the shell closed them (``<&-``, ``>&-``, ``2>&-``): the next
+    file opened would otherwise get that number, and whatever writes "stdout" would write into it
+    (a database, a recording). The Python streams stay closed: stdin reads as closed, stdout
+    writes fail, stderr messages are dropped (as for any Unix tool started that way)."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stdout is None:
+        sys.stdout = _ClosedStdout()
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+
+
+def _write_failed(exc: OSError) -> bool:
+    """True for an error writing an already open stream (stdout on a full disk, a closed stdout)."""
+    return exc.filename is None and exc.errno in (errno.EBADF, errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: sys.argv[1:]).
 
@@ -84,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     from typer._click import exceptions as click_exc
     from typer.main import get_command
 
+    _guard_standard_streams()
     command = get_command(app)
     if os.environ.get("_TESSERA_COMPLETE"):
         # Shell completion (completions/ scripts call us with this variable set).
@@ -110,14 +156,34 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, as cat does.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _discard_stdout()
         return 0
+    except OSError as exc:
+        if _write_failed(exc):
+            _discard_stdout()  # else the flush at exit fails again and prints a second message
+            print_message(f"cannot write the output: {exc.strerror}")
+            return EXIT_ERROR
+        if exc.filename is not None:  # a file the command opened: the system's reason is the answer
+            print_message(f"{exc.filename}: {exc.strerror}")
+            return EXIT_ERROR
+        if os.environ.get("TESSERA_DEBUG"):
+            raise
+        print_message(f"internal error: {type(exc).__name__}: {exc} (set TESSERA_DEBUG=1 for the traceback)")
+        return EXIT_ERROR
     except Exception as exc:  # a bug: still one line, the traceback only on request
         if os.environ.get("TESSERA_DEBUG"):
             raise
         print_message(f"internal error: {type(exc).__name__}: {exc} (set TESSERA_DEBUG=1 for the traceback)")
         return 1
+
+
+def _discard_stdout() -> None:
+    """Point descriptor 1 at /dev/null, so what is still buffered for stdout goes nowhere quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    if isinstance(sys.stdout, _ClosedStdout):
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
 
 
 def run() -> None:

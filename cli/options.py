@@ -28,7 +28,20 @@ Sources = Annotated[
         show_default=False,
     ),
 ]
-Speed = Annotated[float, typer.Option("--speed", metavar="X", min=0.001, help="Play recordings X times as fast.")]
+MAX_FLOAT_OPTION = 1e9  # seconds (31 years) or a speed factor; past it timers overflow (OverflowError)
+
+
+def finite(value: float | None) -> float | None:
+    """A number option's callback: refuse nan, inf and values timers cannot hold (click's range
+    check lets nan through, and ``--interval inf`` crashed a timer)."""
+    import math
+
+    if value is not None and not (math.isfinite(value) and abs(value) <= MAX_FLOAT_OPTION):
+        raise typer.BadParameter(f"{value!r} is not a number tessera can use (at most {MAX_FLOAT_OPTION:.0e})")
+    return value
+
+
+Speed = Annotated[float, typer.Option("--speed", metavar="X", min=0.001, callback=finite, help="Play recordings X times as fast.")]
 Loop = Annotated[bool, typer.Option("--loop", help="Play recordings again from the start when they end.")]
 Namespace = Annotated[Optional[str], typer.Option("--namespace", "-n", metavar="NS", help="Only this namespace.", show_default=False)]
 AllNamespaces = Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")]
@@ -217,9 +230,9 @@ class LiveFlags:
                 "context": self.context, "kubeconfig": self.kubeconfig}
 
 
-RecordEvery = Annotated[float, typer.Option("--record-every", metavar="SECONDS", min=0.0,
+RecordEvery = Annotated[float, typer.Option("--record-every", metavar="SECONDS", min=0.0, callback=finite,
                                             help="Record a cell's changes (events, cell_results) at most this often.")]
-MinRefresh = Annotated[float, typer.Option("--min-refresh", metavar="SECONDS", min=0.0,
+MinRefresh = Annotated[float, typer.Option("--min-refresh", metavar="SECONDS", min=0.0, callback=finite,
                                            help="Re-evaluate a live cell at most this often; changes in between "
                                                 "are applied together (0: on every change).")]
 

@@ -8,12 +8,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from tessera.cli.options import AllNamespaces, Kubeconfig, Namespace
+from tessera.cli.options import AllNamespaces, Kubeconfig, Namespace, finite
 
 KindArgs = Annotated[Optional[list[str]], typer.Argument(metavar="[KIND]...", help="Kinds to record (default: every watchable kind but Secrets).", show_default=False)]
 OutFile = Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="The recording to write (.gz compresses).")]
 Context = Annotated[Optional[str], typer.Option("--context", metavar="CTX", help="Kube context (default: the current one).", show_default=False)]
-Duration = Annotated[Optional[float], typer.Option("--duration", metavar="SECONDS", min=0.1, help="Stop after SECONDS (default: run until Ctrl-C or SIGTERM).", show_default=False)]
+Duration = Annotated[Optional[float], typer.Option("--duration", metavar="SECONDS", min=0.1, callback=finite, help="Stop after SECONDS (default: run until Ctrl-C or SIGTERM).", show_default=False)]
 
 
 def record(

@@ -237,3 +237,52 @@ def test_print_error_escapes_control_characters_once_centrally(capsys):
     print_error(ParseError("unexpected", source=source, offset=offset, found='"++"', expected=""))
     lines = capsys.readouterr().err.splitlines()
     assert lines[1] == "  \tRETURN \\x1b[1mp ++" and lines[2].index("^") == lines[1].index("++")
+
+
+@pytest.mark.parametrize("args", [
+    ["query", "-s", "demo", "--speed", "nan", "MATCH (p:Pod) RETURN p"],
+    ["query", "-s", "demo", "--watch", "--interval", "inf", "MATCH (p:Pod) RETURN p"],
+    ["query", "-s", "demo", "--watch", "--interval", "1e300", "MATCH (p:Pod) RETURN p"],
+    ["record", "-o", "x.jsonl", "--duration", "nan"],
+], ids=["speed-nan", "interval-inf", "interval-1e300", "duration-nan"])
+def test_number_flags_refuse_nan_and_infinity(args, tmp_path):
+    proc = subprocess.run([*TSR, *args], capture_output=True, text=True, timeout=60, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert "is not a number tessera can use" in _one_typed_line(proc, 2)
+
+
+def _sh(command: str, **env):
+    """``command`` run by bash with $TSR set to the tessera command (for redirections such as >&-)."""
+    return subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "TSR": " ".join(TSR), **env})
+
+
+@pytest.mark.parametrize("redirect,reason", [(">&-", "stdout is closed"), (">/dev/full", "No space left on device")])
+@pytest.mark.parametrize("command", ["query -s demo -o json 'MATCH (p:Pod) RETURN p'", "kinds -s demo", "info"])
+def test_output_that_cannot_be_written_is_one_line(command, redirect, reason):
+    if redirect == ">/dev/full" and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    proc = _sh(f"$TSR {command} {redirect}")
+    assert f"cannot write the output: {reason}" in _one_typed_line(proc, 1)
+
+
+def test_closed_stderr_keeps_the_exit_code_and_writes_nothing_elsewhere():
+    proc = _sh("$TSR query -s demo 'MATCH (p:Pod) RETURN p ++' 2>&-")
+    assert proc.returncode == 1 and proc.stdout == ""  # print(file=None) would have put the error on stdout
+    proc = _sh("$TSR query -s demo -o table 'MATCH (p:Pod) RETURN p.metadata.name AS n LIMIT 1' 2>&-")
+    assert proc.returncode == 0 and "n" in proc.stdout
+
+
+def test_stored_event_nested_past_orjson_limits_is_still_readable():
+    from tessera.core import events
+    from tessera.core.store import db
+
+    deep: list = [1]
+    for _ in range(300):  # stored before publish capped depth at 200; orjson writes 254 levels at most
+        deep = [deep]
+    conn = db.connect()
+    events.append(conn, "old.deep", deep)
+    conn.close()
+    for fmt in ("jsonl", "json", "table"):
+        proc = run("events", "tail", "-o", fmt, "old.>")
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert json.loads(run("events", "tail", "-o", "jsonl", "old.>").stdout)["subject"] == "old.deep"
