@@ -2,9 +2,10 @@
 
 - Nesting depth: at most MAX_DEPTH levels of mappings and sequences. libyaml's composer recurses
   on the C stack and kills the process (SIGSEGV) near 50,000 levels, and deep data breaks rendering
-  further on (orjson stops at 254), so depth is checked before the document is composed: a cheap
-  scan bounds it from above, and only when that bound is over the limit are the parser's events
-  counted (iterative, so it cannot overflow) to get the exact depth.
+  further on (orjson stops at 254). A cheap scan bounds the depth from above; within MAX_DEPTH
+  nothing more is done; otherwise the composed nodes are measured (iteratively), the composing
+  done on a thread with a large stack when the bound says the default one might not do, and when
+  even that might not do, the parser's events are counted before anything is composed.
 - Aliases: a "billion laughs" document (anchors of anchors) is small on disk and astronomically
   large once expanded, which anything walking the data (the engine, a renderer) does. Before a
   document is constructed, its node graph is measured with aliases expanded (memoized, so this
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from typing import Any
 
 from tessera.core.errors import InputError
@@ -34,20 +36,26 @@ _BLOCK_LEAD = re.compile(r"(?m)^[ \-?:]*")
 def _loader_class() -> Any:
     """libyaml's safe loader, where a value its constructor cannot build (an integer of more than
     4,300 digits, which Python refuses to convert; a date such as 2026-13-45) is a YAML error at
-    that value's line and column instead of a bare ValueError."""
+    that value's line and column instead of a bare ValueError. Only those two constructors are
+    wrapped: wrapping construct_object would cost a Python call per node."""
     import yaml
 
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
     class Loader(base):  # type: ignore[misc, valid-type]
-        def construct_object(self, node: Any, deep: bool = False) -> Any:
-            try:
-                return super().construct_object(node, deep=deep)
-            except ValueError as exc:
-                problem = str(exc).split(";")[0]
-                raise yaml.constructor.ConstructorError(None, None, f"cannot read {node.tag.rsplit(':', 1)[-1]} "
-                                                        f"value: {problem}", node.start_mark) from None
+        pass
 
+    def guarded(construct: Any, what: str) -> Any:
+        def build(loader: Any, node: Any) -> Any:
+            try:
+                return construct(loader, node)
+            except (ValueError, OverflowError) as exc:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"cannot read {what} value: {str(exc).split(';')[0]}", node.start_mark) from None
+        return build
+
+    for tag, what in (("tag:yaml.org,2002:int", "int"), ("tag:yaml.org,2002:timestamp", "timestamp")):
+        Loader.add_constructor(tag, guarded(base.yaml_constructors[tag], what))
     return Loader
 
 
@@ -58,8 +66,8 @@ def _yaml_error(exc: Any, where: str) -> InputError:
     return InputError(f"{where}:{pos} invalid YAML: {problem}", hint=_HINT)
 
 
-def _too_deep(where: str, line: int, column: int, via: str = "") -> InputError:
-    return InputError(f"{where}:{line}:{column}: nested deeper than {MAX_DEPTH} levels{via}",
+def _too_deep(where: str, line: int, column: int) -> InputError:
+    return InputError(f"{where}:{line}:{column}: nested deeper than {MAX_DEPTH} levels",
                       hint="Kubernetes objects are far shallower; " + _HINT)
 
 
@@ -135,7 +143,7 @@ def _check_aliases(root: Any, where: str, cap: int) -> None:
             open_nodes.discard(key)
             if depth[key] > MAX_DEPTH:
                 mark = node.start_mark
-                raise _too_deep(where, mark.line + 1, mark.column + 1, via=" once its aliases are expanded")
+                raise _too_deep(where, mark.line + 1, mark.column + 1)
             continue
         if key in size:
             continue
@@ -153,17 +161,26 @@ def _check_aliases(root: Any, where: str, cap: int) -> None:
                          f"{MAX_ALIAS_NODES:,} nodes", hint="a 'billion laughs' document? " + _HINT)
 
 
-def load_yaml_documents(text: str, where: str) -> list[Any]:
-    """Every document of a (multi-document) YAML text, as safe_load_all would give them.
-
-    Raises:
-        InputError naming ``where`` and the line and column at fault: invalid YAML, nesting
-        deeper than MAX_DEPTH, or aliases expanding past MAX_ALIAS_NODES or into themselves.
-    """
+def _check_tree_depth(root: Any, where: str) -> None:
+    """Refuse a composed document (no aliases) nested deeper than MAX_DEPTH; iterative."""
     import yaml
 
-    loader_class = _loader_class()
-    check_yaml_depth(text, where, loader_class)
+    mapping, sequence = yaml.MappingNode, yaml.SequenceNode
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            mark = node.start_mark
+            raise _too_deep(where, mark.line + 1, mark.column + 1)
+        if isinstance(node, mapping):
+            stack.extend((part, depth + 1) for pair in node.value for part in pair if isinstance(part, (mapping, sequence)))
+        elif isinstance(node, sequence):
+            stack.extend((child, depth + 1) for child in node.value if isinstance(child, (mapping, sequence)))
+
+
+def _load(text: str, where: str, loader_class: Any, measure: bool) -> list[Any]:
+    import yaml
+
     aliases = "*" in text and "&" in text  # an alias needs an anchor; most manifests have neither
     cap = len(text) + MAX_ALIAS_NODES + 1
     docs: list[Any] = []
@@ -171,14 +188,68 @@ def load_yaml_documents(text: str, where: str) -> list[Any]:
     try:
         while loader.check_node():
             node = loader.get_node()
-            if aliases and node is not None:
-                _check_aliases(node, where, cap)
+            if node is not None and aliases:
+                _check_aliases(node, where, cap)  # measures depth too, aliases expanded
+            elif node is not None and measure:
+                _check_tree_depth(node, where)
             docs.append(loader.construct_document(node))
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, where) from None
     finally:
         loader.dispose()
     return docs
+
+
+# libyaml's composer recurses on the C stack, about 170 bytes a level: fine at 20,000 levels on a
+# thread's 8 MiB, dead near 50,000. Below SAFE_COMPOSE_DEPTH (by the scan's bound) a document is
+# composed as is and then measured on its nodes (a tenth of the cost of parsing it twice); up to
+# BIG_STACK_DEPTH it is composed on a thread with a 64 MiB stack; past that, the exact event count
+# (check_yaml_depth) runs before anything is composed.
+SAFE_COMPOSE_DEPTH = 5_000
+BIG_STACK_DEPTH = 150_000
+_BIG_STACK = 64 * 1024 * 1024
+
+
+def _on_big_stack(fn: Any, *args: Any) -> Any:
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = fn(*args)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+
+    with _STACK_SIZE_LOCK:
+        previous = threading.stack_size(_BIG_STACK)
+        try:
+            worker = threading.Thread(target=run, name="tessera-yaml", daemon=True)
+            worker.start()
+        finally:
+            threading.stack_size(previous)
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+_STACK_SIZE_LOCK = threading.Lock()  # threading.stack_size is process-wide: set and restored under it
+
+
+def load_yaml_documents(text: str, where: str) -> list[Any]:
+    """Every document of a (multi-document) YAML text, as safe_load_all would give them.
+
+    Raises:
+        InputError naming ``where`` and the line and column at fault: invalid YAML, nesting
+        deeper than MAX_DEPTH, or aliases expanding past MAX_ALIAS_NODES or into themselves.
+    """
+    loader_class = _loader_class()
+    bound = yaml_depth_bound(text)
+    if bound > BIG_STACK_DEPTH:
+        check_yaml_depth(text, where, loader_class)  # exact; afterwards the depth is known to be fine
+        bound = MAX_DEPTH
+    if bound > SAFE_COMPOSE_DEPTH:
+        return _on_big_stack(_load, text, where, loader_class, True)
+    return _load(text, where, loader_class, bound > MAX_DEPTH)
 
 
 _JSON_STRING = re.compile(rb'"[^"]*"')

@@ -103,6 +103,8 @@ def _deep_block_yaml(levels: int) -> str:
     pytest.param("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: " + "{a: " * 50_000 + "1" + "}" * 50_000 + "\n",
                  id="flow-map-in-object-50000"),
     pytest.param("- " * 50_000 + "x\n", id="block-seq-one-line-50000"),
+    pytest.param("a: " + "[" * 200_000 + "]" * 200_000 + "\n", id="flow-200000"),
+    pytest.param("a: " + "[" * 20_000 + "]" * 20_000 + "\n", id="flow-20000"),
     pytest.param(_deep_block_yaml(3_000), id="block-indent-3000"),
 ])
 def test_deeply_nested_yaml_is_refused_before_parsing(tmp_path, text):
