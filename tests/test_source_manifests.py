@@ -180,3 +180,14 @@ def test_utf8_bom_and_utf16_are_read(tmp_path):
     (tmp_path / "c.json").write_bytes(b"\xef\xbb\xbf" + json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "j"}}).encode())
     src = ManifestSource(str(tmp_path))
     assert sorted(o["metadata"]["name"] for o in src.objects()) == ["bom", "j", "utf16"]
+
+
+def test_skipped_items_are_warned_once_across_re_reads(tmp_path):
+    f = tmp_path / "l.json"
+    f.write_text(json.dumps({"kind": "List", "items": [1, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}}]}))
+    src = ManifestSource(str(f))
+    src.objects()
+    assert len(src.take_warnings()) == 1
+    src.refresh()  # what --watch --interval does each interval
+    src.objects()
+    assert src.take_warnings() == []

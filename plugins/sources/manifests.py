@@ -55,6 +55,7 @@ class ManifestSource:
         self._index: dict[tuple[str, str], list[dict]] = {}
         self._kinds: list[KindInfo] | None = None
         self._warnings: list[str] = []
+        self._warned: set[str] = set()
 
     # --- loading -------------------------------------------------------------------------
 
@@ -116,8 +117,7 @@ class ManifestSource:
                 dropped += parse_documents(data, str(file), objects, text=self._decode(data, str(file)))
         if dropped:
             what = "item that is not a Kubernetes object" if dropped == 1 else "items that are not Kubernetes objects"
-            self._warnings.append(f"{self.name}: skipped {dropped} {what} (each must be a mapping with a kind, "
-                                  "and its metadata a mapping)")
+            self._warn(f"{self.name}: skipped {dropped} {what} (each must be a mapping with a kind, and its metadata a mapping)")
         if not objects:
             raise InputError(f"no Kubernetes objects read from {self.name}", hint=self._why_empty(files, dropped))
 
@@ -141,6 +141,11 @@ class ManifestSource:
             return "the directory holds no *.yaml, *.yml or *.json file; hidden ones are skipped"
         what = "the file holds" if Path(self.spec).is_file() else f"its {files} file{'s' if files != 1 else ''} hold"
         return f"{what} no mapping with apiVersion and kind"
+
+    def _warn(self, message: str) -> None:
+        if message not in self._warned:  # a watch re-reads the files: say it once, not every interval
+            self._warned.add(message)
+            self._warnings.append(message)
 
     def take_warnings(self) -> list[str]:
         """Warnings from reading (items skipped), each handed out once."""
