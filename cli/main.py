@@ -95,11 +95,23 @@ class _ClosedStdout(io.TextIOBase):
         return False
 
 
+class _ClosedStdin(io.TextIOBase):
+    """sys.stdin when the shell closed it (``<&-``): closed, so readers (read_stream) say "stdin is
+    closed"; not a terminal, so commands that ask or draw take their non-interactive path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.close()
+
+    def isatty(self) -> bool:
+        return False
+
+
 def _guard_standard_streams() -> None:
     """Keep descriptors 0-2 taken when the shell closed them (``<&-``, ``>&-``, ``2>&-``): the next
     file opened would otherwise get that number, and whatever writes "stdout" would write into it
-    (a database, a recording). The Python streams stay closed: stdin reads as closed, stdout
-    writes fail, stderr messages are dropped (as for any Unix tool started that way)."""
+    (a database, a recording). The Python streams stay closed: stdin reads as closed (and is no
+    terminal), stdout writes fail, stderr messages are dropped (as for any Unix tool started that way)."""
     for fd in (0, 1, 2):
         try:
             os.fstat(fd)
@@ -108,6 +120,8 @@ def _guard_standard_streams() -> None:
             if null != fd:
                 os.dup2(null, fd)
                 os.close(null)
+    if sys.stdin is None:
+        sys.stdin = _ClosedStdin()
     if sys.stdout is None:
         sys.stdout = _ClosedStdout()
     if sys.stderr is None:

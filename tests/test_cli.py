@@ -286,3 +286,12 @@ def test_stored_event_nested_past_orjson_limits_is_still_readable():
         proc = run("events", "tail", "-o", fmt, "old.>")
         assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     assert json.loads(run("events", "tail", "-o", "jsonl", "old.>").stdout)["subject"] == "old.deep"
+
+
+@pytest.mark.parametrize("command,expected", [
+    ("shell", "stdin is closed, so there are no statements to read"),
+    ("query -s - 'MATCH (p:Pod) RETURN p'", "stdin is closed"),
+    ("kinds -s -", "stdin is closed"),
+], ids=["shell", "query", "kinds"])
+def test_closed_stdin_is_a_usage_error_everywhere(command, expected):
+    assert expected in _one_typed_line(_sh(f"$TSR {command} <&-"), 2)
