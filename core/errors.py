@@ -90,14 +90,23 @@ class ParseError(QueryError):
             return printable(f"{where}{lead}expected {self.expected}, got {self.found}")
         return printable(f"{where}{self.message} (at {self.found})")
 
+    CARET_WIDTH = 120  # characters of a long source line shown around the offending column
+
     def caret(self) -> str:
         """The offending source line with a caret under the offending column (two lines; control
-        characters in the line are escaped and the caret still points at the same character)."""
+        characters in the line are escaped and the caret still points at the same character). A
+        line longer than CARET_WIDTH is cut to the part around the column, with ``…`` where cut."""
         lines = self.source.split("\n")
         text = lines[self.line - 1] if self.line - 1 < len(lines) else ""
-        before = text[: self.column - 1]
-        shown = "\t".join(printable(part) for part in text.split("\t"))  # tabs kept, so the caret lines up
-        pad = "".join("\t" if ch == "\t" else " " * len(printable(ch)) for ch in before)
+        column = self.column - 1
+        start, end = 0, len(text)
+        if len(text) > self.CARET_WIDTH:
+            start = max(0, min(column - self.CARET_WIDTH // 2, len(text) - self.CARET_WIDTH))
+            end = start + self.CARET_WIDTH
+        part = text[start:end]
+        lead, tail = ("…" if start > 0 else ""), ("…" if end < len(text) else "")
+        shown = lead + "\t".join(printable(p) for p in part.split("\t")) + tail  # tabs kept, so the caret lines up
+        pad = " " * len(lead) + "".join("\t" if ch == "\t" else " " * len(printable(ch)) for ch in text[start:column])
         return f"{shown}\n{pad}^"
 
     def __str__(self) -> str:

@@ -295,3 +295,14 @@ def test_stored_event_nested_past_orjson_limits_is_still_readable():
 ], ids=["shell", "query", "kinds"])
 def test_closed_stdin_is_a_usage_error_everywhere(command, expected):
     assert expected in _one_typed_line(_sh(f"$TSR {command} <&-"), 2)
+
+
+def test_parse_error_in_a_very_long_line_shows_the_part_around_the_column(tmp_path):
+    f = tmp_path / "long.cypher"
+    f.write_text("MATCH (p:Pod) WHERE " + " OR ".join(['p.metadata.name = "x"'] * 30_000) + " RETURN p ++\n")
+    proc = run("query", "-s", "demo", "-f", str(f))
+    assert proc.returncode == 1
+    first, source, caret = proc.stderr.splitlines()
+    assert first.startswith("tessera: parse error at line 1, column ")
+    assert len(source) < 200 and source.startswith("  …") and source.endswith("RETURN p ++")
+    assert caret.index("^") == len(source) - 1  # under the second +
