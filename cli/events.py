@@ -14,7 +14,13 @@ events_app = typer.Typer(help="The event log: tail, publish, verify, prune.", no
 Pattern = Annotated[Optional[str], typer.Argument(metavar="[PATTERN]", help="Subject pattern: * is one token, > the rest (e.g. notebook.ops.>).", show_default=False)]
 Since = Annotated[Optional[str], typer.Option("--since", metavar="WHEN", help="Only events at or after WHEN: a duration back (15m, 2h, 7d) or an RFC 3339 time.", show_default=False)]
 Until = Annotated[Optional[str], typer.Option("--until", metavar="WHEN", help="Only events at or before WHEN (same forms as --since).", show_default=False)]
-AfterSeq = Annotated[Optional[int], typer.Option("--after-seq", metavar="N", min=0, help="Only events with seq greater than N.", show_default=False)]
+def _seq(value: int | None) -> int | None:
+    if value is not None and value >= 2**63:  # SQLite integers are 64-bit
+        raise typer.BadParameter(f"{value} is larger than any seq (at most {2**63 - 1})")
+    return value
+
+
+AfterSeq = Annotated[Optional[int], typer.Option("--after-seq", metavar="N", min=0, callback=_seq, help="Only events with seq greater than N.", show_default=False)]
 Correlation = Annotated[Optional[str], typer.Option("--correlation", metavar="ID", help="Only events of this correlation id (one CLI invocation).", show_default=False)]
 Follow = Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events as they are written (by any process).")]
 

@@ -138,7 +138,10 @@ def parse_when(text: str, *, flag: str) -> str:
     m = re.fullmatch(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text.strip())
     if m and any(m.groups()):
         d, h, mi, s = (int(g or 0) for g in m.groups())
-        when = datetime.now(timezone.utc) - timedelta(days=d, hours=h, minutes=mi, seconds=s)
+        try:
+            when = datetime.now(timezone.utc) - timedelta(days=d, hours=h, minutes=mi, seconds=s)
+        except OverflowError:  # 99999999999d: before year 1
+            raise UsageError(f"{flag} '{text}' reaches back past year 1", hint="e.g. 15m, 2h, 7d, or 2026-11-23T10:00:00Z") from None
     else:
         try:
             when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))

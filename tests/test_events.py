@@ -218,3 +218,12 @@ def test_append_refuses_data_python_cannot_store(conn):
     with pytest.raises(InputError, match="half of a surrogate pair"):
         events.append(conn, "s.one", {"k": "\ud800"})
     assert events.last_seq(conn) == before
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["events", "tail", "--since", "99999999999999d"], "reaches back past year 1"),
+    (["events", "prune", "--older-than", "99999999999999d"], "reaches back past year 1"),
+    (["events", "tail", "--after-seq", str(10**23)], "is larger than any seq"),
+], ids=["since", "prune", "after-seq"])
+def test_time_and_seq_flags_past_what_can_be_stored(args, expected):
+    assert expected in _refused(tessera(*args))
