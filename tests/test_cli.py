@@ -306,3 +306,9 @@ def test_parse_error_in_a_very_long_line_shows_the_part_around_the_column(tmp_pa
     assert first.startswith("tessera: parse error at line 1, column ")
     assert len(source) < 200 and source.startswith("  …") and source.endswith("RETURN p ++")
     assert caret.index("^") == len(source) - 1  # under the second +
+
+
+def test_shell_notes_echo_arguments_escaped():
+    proc = run("shell", "-s", "demo", stdin="\\n a\x1b[2Jb\nMATCH (p:Pod) RETURN count{p} AS n;\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stderr and "namespace: a\\x1b[2Jb" in proc.stderr
