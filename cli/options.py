@@ -287,7 +287,7 @@ def read_text(text: str | None, file: str | None) -> str | None:
         directory, is over the limit or is not UTF-8 (InputError, with the line and column).
     """
     from tessera.core.config import max_input_bytes
-    from tessera.core.errors import InputError, SourceUnavailable
+    from tessera.core.errors import SourceUnavailable
     from tessera.core.inputs import decode_text, read_path, read_stream
 
     if text is not None and file is not None:
@@ -301,8 +301,6 @@ def read_text(text: str | None, file: str | None) -> str | None:
         data = read_path(file, limit=limit)
     except SourceUnavailable as exc:  # a file named on the command line: a usage error (exit 2)
         raise UsageError(exc.message, hint=exc.hint) from None
-    except InputError:
-        raise
     return decode_text(data, file)
 
 
