@@ -21,9 +21,11 @@ MouseOption = Annotated[bool, typer.Option("--mouse/--no-mouse",
                                                 "terminal (its own text selection).")]
 
 
-def resolve_notebook(conn: Any, name: str | None) -> str:
+def resolve_notebook(conn: Any, name: str | None, command: str = "dash") -> str:
     """The notebook to open: ``name``, else the only notebook in the store.
 
+    Args:
+        command: the command asking (``dash``, ``tmux``), for the hint ``tessera COMMAND NAME``.
     Raises:
         QueryError when ``name`` does not exist; UsageError when none was named and there is not
         exactly one.
@@ -40,7 +42,7 @@ def resolve_notebook(conn: Any, name: str | None) -> str:
     if not names:
         raise UsageError("there are no notebooks yet", hint="create one with: tessera notebook new NAME "
                          "(or import one: tessera notebook import FILE.md)")
-    raise UsageError(f"which notebook? ({', '.join(names[:20])})", hint="tessera dash NAME")
+    raise UsageError(f"which notebook? ({', '.join(names[:20])})", hint=f"tessera {command} NAME")
 
 
 @output_options

@@ -26,9 +26,10 @@ Follow = Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new 
 
 
 def _conn():
+    from tessera.cli.messages import print_message
     from tessera.core.store.db import connect
 
-    return connect()
+    return connect(on_wait=print_message)
 
 
 @events_app.command("tail")
@@ -149,11 +150,21 @@ def publish(
 
 @events_app.command("verify")
 def verify() -> None:
-    """Check the hash chain: exit 0 with a count, or exit 1 naming the first broken seq."""
+    """Check the database file (PRAGMA quick_check), then the hash chain: exit 0 with a count, or
+    exit 1 naming the damage or the first broken seq."""
     from tessera.core import events
     from tessera.core.errors import TesseraError
+    from tessera.core.store.db import StoreDamaged, quick_check
 
-    verdict = events.verify(_conn())
+    conn = _conn()
+    problems = quick_check(conn)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise StoreDamaged(f"the store {conn.path} is damaged: PRAGMA quick_check found: {problems[0]}{more}; "
+                           "the event chain was not checked",
+                           hint="to start a new store, move the file away and keep it for recovery; the sqlite3 shell's "
+                                ".recover may save what is left")
+    verdict = events.verify(conn)
     if not verdict.ok:
         raise TesseraError(f"event log broken at seq {verdict.seq}: {verdict.problem} ({verdict.checked} entries before it are intact)")
     print(f"ok: {verdict.checked} events, chain intact")

@@ -24,6 +24,7 @@ from tessera.cli import record as record_cmd
 from tessera.cli import shell_cmd
 from tessera.cli import tmux as tmux_cmd
 from tessera.cli.messages import print_error, print_message
+from tessera.cli.options import ShowSecrets
 from tessera.core.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, TesseraError
 
 app = typer.Typer(
@@ -56,6 +57,7 @@ def root(
         typer.Option("--correlation", metavar="ID", show_default=False,
                      help="Correlation id carried by every event this command writes (default: a new one per command)."),
     ] = None,
+    show_secrets: ShowSecrets = False,
 ) -> None:
     """Live graph queries over Kubernetes clusters and manifests, in a Cypher dialect."""
     if correlation is not None:

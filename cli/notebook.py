@@ -13,9 +13,11 @@ from tessera.cli.options import (
     AllNamespaces,
     Contexts,
     Kubeconfig,
+    Loop,
     Namespace,
     OutputSettings,
     Sources,
+    Speed,
     emit,
     output_options,
     read_text,
@@ -50,7 +52,7 @@ Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first (a term
 def _conn() -> Any:
     from tessera.core.store.db import connect
 
-    return connect()
+    return connect(on_wait=_note)
 
 
 def _note(message: str) -> None:
@@ -185,6 +187,8 @@ def run(
     context: Contexts = None,
     kubeconfig: Kubeconfig = None,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep the cells current by their refresh policy and print row changes as JSONL.")] = False,
+    speed: Speed = 1.0,
+    loop: Loop = False,
     *,
     out: OutputSettings,
 ) -> None:
@@ -192,7 +196,9 @@ def run(
 
     With --watch, cells keep running by their refresh policy (watch: on every change of what
     they read; every:N: every N seconds) and each row change is printed as a JSON line
-    {"cell", "op", "key", "row", "ts"}; the changes are also recorded as events.
+    {"cell", "op", "key", "row", "ts"}, starting with every current row of each cell as
+    "added" (as query --watch starts); the changes are also recorded as events. --speed and
+    --loop set how replay: sources play, as for dash and pane.
 
     Query cells without sources of their own use -s / --context (default: the current kube
     context). When a cell's rows differ from its previous run, the event
@@ -209,7 +215,7 @@ def run(
     addr = store.parse_address(address)
     conn = _conn()
     ctx = CellContext(conn, default_sources=source or [], contexts=context or [], kubeconfig=kubeconfig,
-                      namespace=namespace, all_namespaces=all_namespaces, stdin=sys.stdin)
+                      namespace=namespace, all_namespaces=all_namespaces, stdin=sys.stdin, speed=speed, loop=loop)
     failures: list[tuple[str, TesseraError]] = []
 
     def failed(cell: dict, err: TesseraError) -> None:
@@ -255,9 +261,20 @@ def run(
                 for warning in res.warnings:
                     _note(f"warning: {warning}")
     if failures:
-        where, err = failures[0]
-        total = len(runs) + len(failures)
-        raise type(err)(f"{len(failures)} of {total} cells failed; first: {where}: {err.message}", hint=err.hint)
+        raise _cells_failed(failures, total=len(runs) + len(failures))
+
+
+def _cells_failed(failures: list[tuple[str, Any]], *, total: int) -> Exception:
+    """The summary error of a run with failing cells: a message naming the first failure and
+    that failure's exit code. A plain TesseraError carries it, since error classes take
+    different arguments (a ParseError needs its position)."""
+    from tessera.core.errors import TesseraError
+
+    where, err = failures[0]
+    # str(err): the message; a ParseError's includes its line and column
+    summary = TesseraError(f"{len(failures)} of {total} cells failed; first: {where}: {err}", hint=err.hint)
+    summary.exit_code = err.exit_code
+    return summary
 
 
 def _watch(conn, addr, ctx, failed) -> None:
@@ -314,8 +331,18 @@ def import_(
         name = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(file).stem).strip("-_") or "notebook"
     store.check_name(name)
     text = read_text(None, file)
-    nb = _importer(fmt)(text, name=name, where=file)
+    warnings: list[str] = []
+    if fmt == "ipynb":
+        from tessera.core.notebook.ipynb import import_ipynb
+
+        nb = import_ipynb(text, name=name, where=file, warnings=warnings)
+    else:
+        from tessera.core.notebook.markdown import import_markdown
+
+        nb = import_markdown(text, name=name, where=file)
     store.create(_conn(), name, notebook=nb, action="imported", details={"format": fmt, "file": file})
+    for warning in warnings:
+        _note(f"warning: {warning}")
     _note(f"imported {file} as notebook {name} ({len(nb)} cells)")
 
 
@@ -346,7 +373,9 @@ def export(
         sys.stdout.flush()
         return
     try:
-        with open(file, "w", encoding="utf-8", newline="") as fh:
+        from tessera.core.private_files import open_private
+
+        with open_private(file, "w", encoding="utf-8", newline="") as fh:  # cell results are cluster data
             fh.write(text)
     except OSError as exc:
         raise UsageError(f"cannot write {file}: {exc.strerror}") from None
@@ -368,16 +397,6 @@ def _format(fmt: str | None, file: str, default: str | None = None) -> str:
     if default:
         return default
     raise UsageError(f"cannot tell the format of '{file}'", hint="use --format ipynb or --format markdown")
-
-
-def _importer(fmt: str) -> Any:
-    if fmt == "ipynb":
-        from tessera.core.notebook.ipynb import import_ipynb
-
-        return import_ipynb
-    from tessera.core.notebook.markdown import import_markdown
-
-    return import_markdown
 
 
 # --- cell ---------------------------------------------------------------------------------------

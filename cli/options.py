@@ -1,6 +1,6 @@
 """Flags shared by the data commands, declared once (as sqlite-utils does with click decorators).
 
-``output_options`` adds ``-o/--output``, ``--color``, ``--limit`` and ``-q/--quiet`` to a command
+``output_options`` adds ``-o/--output``, ``--color``, ``--limit``, ``-q/--quiet`` and ``--show-secrets`` to a command
 and hands it one ``OutputSettings``; ``emit`` renders a Result with them. The source flags
 (``-s``, ``-n``, ``-A``, ``--context``, ``--kubeconfig``) are shared Annotated types.
 """
@@ -52,6 +52,19 @@ Contexts = Annotated[
 Kubeconfig = Annotated[
     Optional[str], typer.Option("--kubeconfig", metavar="PATH", help="Kubeconfig path (default: $KUBECONFIG, ~/.kube/config).", show_default=False)
 ]
+
+
+def _reveal_secrets(value: bool) -> bool:
+    if value:
+        from tessera.core.secrets import show_secrets
+
+        show_secrets()  # while the flags are read: before the command opens its sources
+    return value
+
+
+ShowSecrets = Annotated[bool, typer.Option("--show-secrets", callback=_reveal_secrets,
+                                           help="Show Secret data/stringData values instead of \"<redacted>\" "
+                                                "(also: TESSERA_SHOW_SECRETS=1, show_secrets = true in config.toml).")]
 
 
 @dataclass
@@ -133,7 +146,12 @@ _EXTRA = [
         default=False,
         annotation=Annotated[bool, typer.Option("--quiet", "-q", help="No warnings or progress on stderr.")],
     ),
+    inspect.Parameter("show_secrets", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=ShowSecrets),
 ]
+
+
+def _output_settings(show_secrets: bool = False, **values: Any) -> OutputSettings:
+    return OutputSettings(**values)  # --show-secrets has done its work as it was read
 
 
 def _shared_flags(fn: Callable, name: str, extra: list[inspect.Parameter], build: Callable[..., Any]) -> Callable:
@@ -167,7 +185,7 @@ def output_options(fn: Callable) -> Callable:
     Returns:
         the wrapped function, with a signature typer reads.
     """
-    return _shared_flags(fn, "out", _EXTRA, OutputSettings)
+    return _shared_flags(fn, "out", _EXTRA, _output_settings)
 
 
 @dataclass
@@ -227,7 +245,7 @@ class LiveFlags:
     def run_once_flags(self) -> dict[str, Any]:
         """The flags ``notebook run`` takes (what a live front end does without a terminal)."""
         return {"source": self.source, "namespace": self.namespace, "all_namespaces": self.all_namespaces,
-                "context": self.context, "kubeconfig": self.kubeconfig}
+                "context": self.context, "kubeconfig": self.kubeconfig, "speed": self.speed, "loop": self.loop}
 
 
 RecordEvery = Annotated[float, typer.Option("--record-every", metavar="SECONDS", min=0.0, callback=finite,

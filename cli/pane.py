@@ -400,7 +400,9 @@ class PaneScreen:
         for i, line in enumerate(lines):
             if i < len(self._lines) and self._lines[i] == line:
                 continue
-            out.append(f"\x1b[{i + 1};1H{line}\x1b[0m\x1b[K")
+            # Erase the line, then write it: erasing after a full-width line would take its last
+            # character (without autowrap the cursor stays on the last column, which EL clears).
+            out.append(f"\x1b[{i + 1};1H\x1b[2K{line}\x1b[0m")
         out.append(_END_FRAME)
         self._write("".join(out))
         self._lines = lines

@@ -8,9 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from tessera.cli.options import AllNamespaces, Kubeconfig, Namespace, finite
+from tessera.cli.options import AllNamespaces, Kubeconfig, Namespace, ShowSecrets, finite
 
-KindArgs = Annotated[Optional[list[str]], typer.Argument(metavar="[KIND]...", help="Kinds to record (default: every watchable kind but Secrets).", show_default=False)]
+KindArgs = Annotated[Optional[list[str]], typer.Argument(metavar="[KIND]...", help="Kinds to record (default: every watchable kind but Secrets; named, their values are recorded as \"<redacted>\" unless --show-secrets).", show_default=False)]
 OutFile = Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="The recording to write (.gz compresses).")]
 Context = Annotated[Optional[str], typer.Option("--context", metavar="CTX", help="Kube context (default: the current one).", show_default=False)]
 Duration = Annotated[Optional[float], typer.Option("--duration", metavar="SECONDS", min=0.1, callback=finite, help="Stop after SECONDS (default: run until Ctrl-C or SIGTERM).", show_default=False)]
@@ -24,6 +24,7 @@ def record(
     namespace: Namespace = None,
     all_namespaces: AllNamespaces = False,
     duration: Duration = None,
+    show_secrets: ShowSecrets = False,  # its callback opts in as the flags are read
 ) -> None:
     """Record a cluster's changes to FILE: the initial state as ADDED events, then every change with its time.
 

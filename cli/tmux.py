@@ -74,7 +74,7 @@ def tmux(
         raise SourceUnavailable("tmux is not installed", hint="install tmux, or run tessera pane NB/N in each terminal")
     conn = connect()
     try:
-        name = resolve_notebook(conn, notebook)
+        name = resolve_notebook(conn, notebook, "tmux")
         cells = store.load(conn, name).cells()
     finally:
         conn.close()

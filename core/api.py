@@ -60,8 +60,11 @@ def open_sources(
         stdin: the stream ``-`` reads.
         speed, loop: how recordings play (recording seconds per second; start over at the end).
     Returns:
-        a list of sources (objects implementing plugins/sources/base.py's protocol).
+        a list of sources (objects implementing plugins/sources/base.py's protocol), each
+        hiding its Secrets' values unless the user opted in (core/secrets.py).
     """
+    from tessera.core.secrets import guard
+
     sources: list[Any] = []
     replays = [s for s in specs if s.startswith("replay:")]
     for spec in replays:
@@ -86,7 +89,7 @@ def open_sources(
         kube = _source_plugin("kubernetes")
         for ctx in contexts or [None]:
             sources.append(kube(context=ctx, kubeconfig=kubeconfig))
-    return sources
+    return [guard(s) for s in sources]
 
 
 def relationship_rules() -> list:
@@ -260,8 +263,10 @@ def _pick_sources(contexts: tuple[str, ...], sources: list[Any]) -> list[Any]:
                 f"IN {ctx}: no source named '{ctx}'",
                 hint=f"sources here: {', '.join(by_name) or 'none'}",
             )
+        from tessera.core.secrets import guard
+
         kube = _source_plugin("kubernetes")
-        picked.append(kube(context=ctx, kubeconfig=getattr(live[0], "kubeconfig", None)))
+        picked.append(guard(kube(context=ctx, kubeconfig=getattr(live[0], "kubeconfig", None))))
     return picked
 
 
@@ -329,8 +334,23 @@ def list_kinds(sources: list[Any]) -> list[dict]:
     return rows
 
 
+def _settings() -> dict:
+    """The settings in force (config.toml and TESSERA_* variables); a bad one shows its error."""
+    from tessera.core import config
+    from tessera.core.secrets import secrets_shown
+
+    out: dict = {}
+    for name, read in (("read_only", config.read_only), ("show_secrets", secrets_shown),
+                       ("store_lock_timeout", config.store_lock_timeout)):
+        try:
+            out[name] = read()
+        except TesseraError as exc:
+            out[name] = f"error: {exc.one_line()}"
+    return out
+
+
 def info() -> dict:
-    """Paths, versions and sources found, for ``tessera info``."""
+    """Paths, settings, versions and sources found, for ``tessera info``."""
     from importlib.metadata import PackageNotFoundError, entry_points, version
 
     from tessera.core import config
@@ -362,6 +382,7 @@ def info() -> dict:
             "cache_dir": str(config.cache_dir()),
             "kubeconfig": str(config.kubeconfig_path()),
         },
+        "settings": _settings(),
         "kube_contexts": contexts,
         "current_context": current,
         "source_plugins": sorted(ep.name for ep in entry_points(group="tessera.sources")),

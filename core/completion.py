@@ -207,12 +207,13 @@ def is_complete(text: str) -> bool:
     stripped = text.strip()
     if not stripped or stripped[0] in "\\:" or stripped.endswith(";"):
         return True
+    from tessera.core.query.lexer import END_OF_QUERY
     from tessera.core.query.parser import parse
 
     try:
         parse(text)
     except ParseError as err:
-        if err.found == '""':
+        if err.found == END_OF_QUERY:
             return False
         return not err.expected.startswith(("a closing", "*/"))
     except TesseraError:

@@ -74,25 +74,32 @@ def settings() -> dict:
     """The settings in config.toml (empty when there is none).
 
     Raises:
-        InputError naming the file when it is not valid TOML.
+        InputError naming the file when it cannot be read (a directory, no permission), is not
+        UTF-8 or is not valid TOML.
     """
+    path = config_file()
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        return {}  # the usual case: no need to import the TOML parser (start-up time)
+    except OSError as exc:  # a directory, no permission...
+        from tessera.core.errors import InputError
+
+        raise InputError(f"cannot read {path}: {exc.strerror}", hint="fix the file or remove it") from None
     import tomllib
 
     from tessera.core.errors import InputError
 
-    path = config_file()
-    try:
-        with open(path, "rb") as fh:
+    with fh:
+        try:
             return tomllib.load(fh)
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:  # a directory, no permission...
-        raise InputError(f"cannot read {path}: {exc.strerror}", hint="fix the file or remove it") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
-                         hint="fix the file or remove it") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: {exc}", hint="fix the file or remove it") from None
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror}", hint="fix the file or remove it") from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+                             hint="fix the file or remove it") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"{path}: {exc}", hint="fix the file or remove it") from None
 
 
 def read_only() -> bool:
@@ -124,6 +131,33 @@ def discovery_ttl() -> float:
         return float(os.environ.get("TESSERA_DISCOVERY_TTL", "300"))
     except ValueError:
         return 300.0
+
+
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+
+def store_lock_timeout() -> float:
+    """Seconds a command waits for another process's write lock on the store before giving up
+    (exit 4): ``TESSERA_LOCK_TIMEOUT``, else ``store_lock_timeout`` in config.toml, else 30.
+
+    Raises:
+        UsageError (the variable) or InputError (config.toml) for a value that is not a number
+        of seconds from 0.
+    """
+    from tessera.core.errors import InputError, UsageError
+
+    env = os.environ.get("TESSERA_LOCK_TIMEOUT")
+    if env is not None and env.strip():
+        value, where, error = env.strip(), "TESSERA_LOCK_TIMEOUT", UsageError
+    else:
+        value, where, error = settings().get("store_lock_timeout", DEFAULT_LOCK_TIMEOUT), f"{config_file()}: store_lock_timeout", InputError
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if isinstance(value, bool) or not 0 <= seconds < float("inf"):
+        raise error(f"{where} must be a number of seconds from 0, not {value!r}", hint="e.g. 30")
+    return seconds
 
 
 # Sizes of input read whole into memory, checked before reading (docs/limits.md).

@@ -64,7 +64,7 @@ class ParseError(QueryError):
 
     Attributes:
         line, column: 1-based position of the offending token.
-        found: the offending token, quoted (``"RETURN"``; ``""`` at end of input).
+        found: the offending token, quoted (``"RETURN"``; ``end of query`` at the end of the text).
         expected: what would have been valid there ("" when the message says it all).
         source: the full query text (used to draw the caret).
     """
@@ -151,6 +151,11 @@ class WatchExpired(TesseraError):
     """
 
     exit_code = EXIT_UNAVAILABLE
+
+
+class EditConflict(TesseraError):
+    """An edit made on an old copy changes lines someone else changed meanwhile (exit 1); the
+    message says where the edit was kept."""
 
 
 class ReadOnly(TesseraError):

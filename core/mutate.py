@@ -14,6 +14,7 @@ from typing import Any
 
 from tessera.core.errors import QueryError, ReadOnly
 from tessera.core.query import ast
+from tessera.core.secrets import refuse_redacted
 
 _WORKLOADS = {"deployment", "statefulset", "daemonset", "replicaset", "pod", "replicationcontroller"}
 
@@ -134,6 +135,9 @@ def plan_mutation(query: ast.Query, engine: Any) -> MutationPlan:
             value = _jsonable(evaluator.value(item.value, binding))
             call.body.extend(set_operations(call.after, item.target, value))
     calls.extend(c for c in patches.values() if c.body)
+    for call in calls:
+        # a value read from a Secret is "<redacted>" (core/secrets.py): never send that as data
+        refuse_redacted(call.body, f"{call.verb.upper() if call.verb == 'create' else 'SET'} on {call.target()}")
     deleted: set[int] = set()
     for binding in bindings:
         for var in query.delete:

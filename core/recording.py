@@ -22,6 +22,7 @@ from typing import IO, Any
 import orjson
 
 from tessera.core.errors import InputError, QueryError, SourceUnavailable
+from tessera.core.private_files import open_private
 from tessera.core.times import format_time
 
 FORMAT = "tessera/1"
@@ -111,8 +112,9 @@ class RecordingWriter:
     """Writes a recording line by line, flushing each, so a killed recorder leaves a readable prefix.
 
     Args:
-        path_or_stream: a path (gzip when it ends in ``.gz``; the gzip header carries no name
-            and mtime 0, so equal content gives equal bytes) or an open stream (text or binary).
+        path_or_stream: a path (created 0600: a recording holds cluster data; gzip when it ends
+            in ``.gz``; the gzip header carries no name and mtime 0, so equal content gives
+            equal bytes) or an open stream (text or binary).
         context: the kube context (or other name) recorded.
         started: when the recording starts (default now); the header's ``started``.
     """
@@ -124,7 +126,7 @@ class RecordingWriter:
         if isinstance(path_or_stream, (str, Path)):
             path = Path(path_or_stream)
             try:
-                raw = open(path, "wb")
+                raw = open_private(path, "wb")
             except OSError as exc:
                 raise SourceUnavailable(f"cannot write {path}: {exc.strerror}") from None
             self._owned.append(raw)

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 import kmock
-from kmock._internal import rendering
+from kmock._internal import parsing, rendering
 from kmock._internal.k8s import KubernetesObjectConflictError
 
 from tessera.core.builtin_kinds import BUILTIN_KINDS
@@ -132,6 +132,18 @@ def _json_patch(doc: dict, ops: list[dict]) -> dict:
             elif kind == "test" and parent.get(last) != op["value"]:
                 raise ValueError(f"test failed at {op['path']}")
     return doc
+
+
+def _parse_path_with_namespaces(path: str, _parse=parsing.parse_path) -> parsing.ParsedPath:
+    """kmock reads ``/api/v1/namespaces[/NAME]`` as a namespace prefix with nothing after it (and
+    fails); an API server reads it as the cluster-scoped ``namespaces`` resource."""
+    parts = path.split("?", 1)[0].strip("/").split("/")
+    if parts[:3] == ["api", "v1", "namespaces"] and len(parts) <= 4:
+        return parsing.ParsedPath("", "v1", "namespaces", None, parts[3] if len(parts) == 4 else None, None)
+    return _parse(path)
+
+
+parsing.parse_path = _parse_path_with_namespaces
 
 
 def _res_key(resource: Any) -> str:

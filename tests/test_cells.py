@@ -254,6 +254,20 @@ def test_cli_notebook_run_reports_a_failing_cell_and_runs_the_others(conn):
     assert proc.stderr.strip().split("\n")[-1].startswith("tessera: 1 of 2 cells failed; first: ops/1")
 
 
+def test_cli_notebook_run_summarises_a_parse_error_like_other_errors(conn):
+    tsr("notebook", "new", "ops")
+    tsr("cell", "add", "ops", "-s", "demo", "MATCH (p:Pod RETURN p")
+    tsr("cell", "add", "ops", "-t", "sql", "SELECT 1 AS one")
+    proc = tsr("notebook", "run", "ops")
+    ids = store.load(conn, "ops").ids()
+    assert proc.returncode == 1, proc.stderr
+    assert [json.loads(x) for x in proc.stdout.splitlines()] == [{"cell": ids[1], "one": 1}]
+    first, last = proc.stderr.strip().split("\n")
+    assert first.startswith(f"tessera: ops/1 ({ids[0]}): parse error at line 1, column ")
+    assert last.startswith(f"tessera: 1 of 2 cells failed; first: ops/1 ({ids[0]}): parse error at line 1, column ")
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_cli_notebook_run_with_default_sources_and_table_views(conn):
     tsr("notebook", "new", "ops")
     tsr("cell", "add", "ops", "--title", "Certificates", "MATCH (c:Certificate) RETURN count(c) AS n")

@@ -150,6 +150,9 @@ def test_highlight_partial_input_and_commands():
     assert classes("\\o json") == [("\\o", "command"), ("json", "argument")]
     assert classes(":expose web") == [(":expose", "macro"), ("web", "argument")]
     assert spans("") == []
+    # a number the parser refuses (too many digits) is still a number, and what follows is still read
+    big = "1" * 5000
+    assert classes(f"MATCH (p:Pod) WHERE p.x = {big} RETURN p")[-3:] == [(big, "number"), ("RETURN", "keyword"), ("p", "variable")]
 
 
 @settings(max_examples=300, deadline=None)

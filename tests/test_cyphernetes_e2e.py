@@ -6,7 +6,8 @@ rules of ../shared/conformance/cyphernetes-e2e/README.md. Skips when ../shared i
 Error texts: upstream wraps its messages in call-stack prefixes ("error rewriting query: ",
 "error finding API resource >> ", "parse error: parsing first clause: "). Those name upstream's
 internal stages, not anything a user can act on, so the check strips them and requires the rest
-of the expected text in our one-line error.
+of the expected text in our one-line error. Upstream quotes the end of the text as ``got ""``;
+ours names it, ``got end of query`` (docs/language.md, "Differences from Cyphernetes").
 """
 
 from __future__ import annotations
@@ -80,9 +81,14 @@ def exact(expected, actual) -> bool:
     return expected == actual or same_number(expected, actual)
 
 
+UPSTREAM_WORDING = {'got ""': "got end of query"}
+
+
 def strip_upstream(text: str) -> str:
     for prefix in UPSTREAM_PREFIXES:
         text = text.replace(prefix, "")
+    for theirs, ours in UPSTREAM_WORDING.items():
+        text = text.replace(theirs, ours)
     return text
 
 

@@ -280,9 +280,12 @@ def test_add_split_merge_move_remove(grid_notebook):
             await pilot.press("a")
             await until(pilot, app, lambda: len(notebook_cells("grid")) == 8, what="a cell added")
             assert [len(r) for r in app.session.layout] == [1, 1, 2, 4]
-            added = next(c["id"] for c in notebook_cells("grid") if c["id"] not in ids)
+            added = next(c for c in notebook_cells("grid") if c["id"] not in ids)
+            assert added["sources"] == ["demo"]  # what the focused cell read
+            added = added["id"]
             await until(pilot, app, lambda: getattr(app.focused, "cell_id", None) == added, what="the new cell focused")
             await settle(pilot, app)
+            assert app.session.panes[added].status == "live" and app.session.panes[added].rows > 0
             pane(app, "phases").focus()
             await pilot.press("right_square_bracket")
             await until(pilot, app, lambda: [c["id"] for c in notebook_cells("grid")][2:4] == ["phasesy", "phases"],
@@ -295,6 +298,61 @@ def test_add_split_merge_move_remove(grid_notebook):
             await pilot.press("d", "y")
             await until(pilot, app, lambda: "deps" not in [c["id"] for c in notebook_cells("grid")], what="removed")
             await until(pilot, app, lambda: not app.query("#cell-deps"), what="pane gone")
+    run(main())
+
+
+def test_remove_keeps_the_focus_near_the_removed_cell(grid_notebook):
+    async def main():
+        async with dashboard(grid_notebook) as (app, pilot):
+            pane(app, "svc").focus()  # cell 4, the first of the row of 4
+            await pilot.press("d", "y")
+            await until(pilot, app, lambda: not app.query("#cell-svc"), what="pane gone")
+            await until(pilot, app, lambda: getattr(app.focused, "cell_id", None) == "graph",
+                        what="the focus on the cell now in its place")
+            pane(app, "notes").focus()  # the last cell: the focus goes to the one before
+            await pilot.press("d", "y")
+            await until(pilot, app, lambda: not app.query("#cell-notes"), what="pane gone")
+            await until(pilot, app, lambda: getattr(app.focused, "cell_id", None) == "broken", what="the new last cell")
+    run(main())
+
+
+def test_edit_left_open_while_the_cell_moves_saves_into_that_cell(grid_notebook):
+    async def main():
+        from tessera.cli.tui.editor import QueryArea
+
+        async with dashboard(grid_notebook) as (app, pilot):
+            pane(app, "deps").focus()
+            await pilot.press("e")
+            conn = connect()
+            store.move_cell(conn, "grid", 1, 3)  # another process moves the cell while the editor is open
+            conn.close()
+            await until(pilot, app, lambda: app.session.layout[0] == ["phases"], what="the move seen")
+            app.screen.query_one(QueryArea).text = DEPLOYMENTS + " LIMIT 3"
+            await pilot.press("ctrl+s")
+            await until(pilot, app, lambda: next(c for c in notebook_cells("grid") if c["id"] == "deps")["source"]
+                        == DEPLOYMENTS + " LIMIT 3", what="the edit saved into the moved cell")
+            assert notebook_cells("grid")[0]["id"] == "phases" and notebook_cells("grid")[0]["source"] == PHASES
+    run(main())
+
+
+def test_edit_of_a_line_changed_elsewhere_is_a_conflict_not_a_mix(grid_notebook):
+    async def main():
+        from tessera.cli.tui.editor import QueryArea
+
+        async with dashboard(grid_notebook) as (app, pilot):
+            pane(app, "deps").focus()
+            await pilot.press("e")
+            conn = connect()
+            store.edit_cell(conn, "grid", "deps", DEPLOYMENTS + " LIMIT 50")  # meanwhile, elsewhere
+            conn.close()
+            app.screen.query_one(QueryArea).text = DEPLOYMENTS + " LIMIT 1"
+            await pilot.press("ctrl+s")
+            await until(pilot, app, lambda: any("changed on the same lines" in n.message for n in app._notifications),
+                        what="the conflict reported")
+            (note,) = [n.message for n in app._notifications if "changed on the same lines" in n.message]
+            kept = note.split("your version is in ", 1)[1].split(" (", 1)[0]
+            assert open(kept).read() == DEPLOYMENTS + " LIMIT 1"
+            assert notebook_cells("grid")[0]["source"] == DEPLOYMENTS + " LIMIT 50"  # not "LIMIT 01"
     run(main())
 
 
@@ -369,4 +427,25 @@ def test_live_pane_follows_the_replay():
             now = app.session.panes["pods"].result.rows[0]["n"]
             assert f"{now}" in screen_text(app)
             assert app.session.panes["pods"].status == "live"
+    run(main())
+
+
+def test_an_in_context_pane_follows_that_context_and_names_it(kubeconfig, kube_api_b):
+    query = 'IN emu-b MATCH (p:Pod) WHERE p.metadata.namespace = "payments" RETURN p.metadata.name AS pod, ' \
+            'p.status.phase AS phase'
+    conn = connect()
+    store.create(conn, "multi")
+    store.add_cell(conn, "multi", query, refresh="watch")  # no sources: the dashboard's defaults
+    cell_id = store.load(conn, "multi").ids()[0]
+    conn.close()
+
+    async def main():
+        async with dashboard("multi", (100, 16), kubeconfig=str(kubeconfig), min_refresh=0.0) as (app, pilot):
+            await until(pilot, app, lambda: "emu-b · table" in screen_text(app), timeout=60, what="the footer")
+            assert "api-b-5d8f-0" in screen_text(app) and "emu-a" not in screen_text(app)
+            pod = kube_api_b.get("v1", "Pod", "payments", "api-b-5d8f-0")
+            kube_api_b.update({**pod, "status": {"phase": "Failed"}})
+            await until(pilot, app, lambda: app.session.panes[cell_id].result.rows[0]["phase"] == "Failed",
+                        timeout=60, what="the change in emu-b")
+            await until(pilot, app, lambda: "Failed" in screen_text(app), what="the change on screen")
     run(main())

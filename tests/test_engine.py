@@ -197,3 +197,114 @@ def test_result_graph_has_nodes_and_edges():
     kinds = sorted(n.kind for n in res.nodes)
     assert kinds == ["Deployment", "Pod", "Pod", "ReplicaSet"]
     assert len(res.edges) == 3
+
+
+def test_temporal_overflow_is_a_query_error():
+    # Python raises OverflowError here; the user gets a one-line QueryError (exit 1).
+    objs = [obj("Pod", "p", status={"startTime": "2020-01-01T00:00:00Z"})]
+    with pytest.raises(QueryError, match=r"duration 'P99999999999D' out of range"):
+        rows('MATCH (p:Pod) WHERE p.status.startTime > datetime() - duration("P99999999999D") RETURN p', objs)
+    with pytest.raises(QueryError, match="is out of range"):
+        rows('MATCH (p:Pod) WHERE p.status.startTime > datetime() - duration("P9999999D") RETURN p', objs)
+    with pytest.raises(QueryError, match="is out of range"):
+        rows('MATCH (p:Pod) WHERE p.status.startTime > datetime("0001-01-01T00:00:00Z") - duration("P1D") RETURN p', objs)
+
+
+def namespaces() -> list[dict]:
+    return [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in ("shop", "other")]
+
+
+def test_kindless_neighbour_of_a_namespace_is_every_resource_in_it():
+    out = rows('MATCH (n:Namespace {name: "shop"})->(x) RETURN x.kind AS k, x.metadata.name AS n ORDER BY k, n',
+               cluster() + namespaces())
+    shop = sorted((o["kind"], o["metadata"]["name"]) for o in cluster() if o["metadata"]["namespace"] == "shop")
+    assert [(r["k"], r["n"]) for r in out] == shop
+    assert len(shop) == 13  # 3 Deployments, 3 ReplicaSets, 5 Pods, 2 Services; nothing from "other"
+    # the Namespace rule's own type works too
+    typed = rows('MATCH (n:Namespace {name: "other"})-[:NAMESPACE_HAS_RESOURCE]->(x) RETURN x.metadata.name AS n',
+                 cluster() + namespaces())
+    assert typed == [{"n": "web-abc"}]
+
+
+def test_kindless_neighbour_of_a_namespaced_kind_includes_its_namespace_last():
+    out = rows('MATCH (d:Deployment {name: "web"})->(x) RETURN x.kind AS k, x.metadata.name AS n', cluster() + namespaces())
+    # rules naming both kinds first, then the Namespace rule (no ORDER BY: the engine's own order)
+    assert out == [{"k": "ReplicaSet", "n": "web-abc"}, {"k": "Namespace", "n": "shop"}]
+    chain = rows('MATCH (p:Pod {name: "web-abc-0"})->(x)->(d:Deployment {name: "web"}) RETURN x.kind AS k',
+                 cluster() + namespaces())
+    assert chain == [{"k": "ReplicaSet"}, {"k": "Namespace"}]
+
+
+def test_kindless_neighbour_of_a_cluster_scoped_kind_has_no_namespace():
+    objs = [{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}},
+            obj("Pod", "p", spec={"nodeName": "n1"})] + namespaces()
+    assert rows("MATCH (nd:Node)->(x) RETURN x.kind AS k, x.metadata.name AS n", objs) == [{"k": "Pod", "n": "p"}]
+
+
+def test_kindless_node_no_rule_can_reach_is_an_error_not_an_empty_answer():
+    with pytest.raises(QueryError, match="no kind is related to Deployment by NO_SUCH_TYPE, so 'x' cannot match anything"):
+        rows("MATCH (d:Deployment)-[:NO_SUCH_TYPE]->(x) RETURN x")
+
+
+def cyphernetes(query: str, objs=None) -> dict:
+    return api.run_query(query, [MemorySource(objs if objs is not None else cluster())], shape="cyphernetes").cyphernetes
+
+
+def test_cyphernetes_shape_when_nothing_matches():
+    # a kindless pattern: upstream merges its expanded queries and keeps only variables with rows
+    assert cyphernetes('MATCH (d:Deployment {name: "none"})->(x) RETURN d.metadata.name, x') == {}
+    # ORDER BY / SKIP / LIMIT: upstream rebuilds the map from the (no) rows
+    assert cyphernetes('MATCH (d:Deployment {name: "none"}) RETURN d.metadata.name AS n ORDER BY n') == {}
+    assert cyphernetes('MATCH (d:Deployment {name: "none"}) RETURN d LIMIT 5') == {}
+    # a pattern of two or more relationships: {} as well
+    assert cyphernetes('MATCH (d:Deployment {name: "none"})->(:ReplicaSet)->(p:Pod) RETURN d, p') == {}
+    # otherwise each returned variable is listed with no entries
+    assert cyphernetes('MATCH (d:Deployment {name: "none"}) RETURN d') == {"d": []}
+    assert cyphernetes('MATCH (d:Deployment {name: "none"})->(rs:ReplicaSet) RETURN d, rs') == {"d": [], "rs": []}
+
+
+def test_cyphernetes_aggregates_over_nothing_are_null():
+    q = ('MATCH (p:Pod {app: "none"}) RETURN COUNT{p} AS n, SUM{p.spec.containers[*].resources.requests.cpu} AS cpu, '
+         'SUM{p.spec.replicas} AS r, MIN{p.metadata.name} AS first')
+    assert cyphernetes(q) == {"p": [], "aggregate": {"n": None, "cpu": None, "r": None, "first": None}}
+    assert cyphernetes('MATCH (d:Deployment {name: "none"})->(x) RETURN SUM{x.spec.replicas} AS r') == {"aggregate": {"r": None}}
+    # rows exist but hold no value to add: null as well, never [] or 0
+    out = cyphernetes("MATCH (d:Deployment) RETURN SUM{d.spec.template.spec.containers[*].resources.requests.cpu} AS cpu, "
+                      "SUM{d.status.readyReplicas} AS ready")
+    assert out["aggregate"] == {"cpu": None, "ready": None}
+    # the rows shape keeps Cypher's answers: SUM of nothing is 0, COUNT 0
+    assert rows('MATCH (p:Pod {app: "none"}) RETURN count(p) AS n, SUM{p.spec.containers[*].resources.requests.cpu} AS cpu') == [
+        {"n": 0, "cpu": 0}]
+
+
+class FailingKindSource(MemorySource):
+    """A source on which listing some kinds fails the way a live cluster can."""
+
+    def __init__(self, objects, failing: dict):
+        super().__init__(objects)
+        self.failing = failing
+
+    def list(self, kind, **kw):
+        if kind.kind in self.failing:
+            raise self.failing[kind.kind]
+        return super().list(kind, **kw)
+
+
+def test_expanded_kinds_that_cannot_be_listed_are_skipped_with_a_warning():
+    from tessera.core.errors import NotAuthorized, SourceTimeout, SourceUnavailable
+
+    failing = {"Secret": NotAuthorized("secrets is forbidden"),
+               "CSIStorageCapacity": SourceUnavailable("storage.k8s.io: HTTP 503 service unavailable"),
+               "Lease": QueryError("leases: not found on the server"),
+               "ResourceQuota": SourceTimeout("resourcequotas timed out")}
+    src = FailingKindSource(cluster() + namespaces(), failing)
+    res = api.run_query('MATCH (n:Namespace {name: "other"})->(x) RETURN x.kind AS k, x.metadata.name AS n', [src])
+    assert res.rows == [{"k": "ReplicaSet", "n": "web-abc"}]
+    assert sorted(res.warnings) == [
+        "skipped CSIStorageCapacity (cannot list it): storage.k8s.io: HTTP 503 service unavailable",
+        "skipped Lease (cannot list it): leases: not found on the server",
+        "skipped ResourceQuota (cannot list it): resourcequotas timed out",
+        "skipped Secret (forbidden): secrets is forbidden"]
+    # a kind the query names itself still fails the query
+    with pytest.raises(SourceUnavailable):
+        api.run_query("MATCH (n:Namespace)->(x) RETURN x", [FailingKindSource(cluster(), {"Namespace": SourceUnavailable("down")})])

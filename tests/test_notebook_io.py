@@ -88,6 +88,33 @@ def test_ipynb_import_of_a_plain_jupyter_notebook():
     assert [c["id"] for c in nb.cells()] == [c.id for c in plain.cells]
 
 
+def test_ipynb_import_keeps_python_code_cells_as_markdown_with_one_warning():
+    from nbformat import v4
+
+    py = v4.new_notebook()
+    py.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    py.metadata["language_info"] = {"name": "python"}
+    py.cells = [v4.new_markdown_cell("# Analysis"), v4.new_code_cell("import pandas as pd\ndf = pd.read_csv('x')"),
+                v4.new_code_cell("MATCH (p:Pod) RETURN p"), v4.new_code_cell("")]
+    warnings: list[str] = []
+    nb = import_ipynb(nbformat.writes(py), where="a.ipynb", warnings=warnings)
+    assert [c["type"] for c in nb.cells()] == ["markdown"] * 4  # a Python notebook's code is never a query
+    assert nb.cells()[1]["source"] == "```python\nimport pandas as pd\ndf = pd.read_csv('x')\n```"
+    assert warnings == ["a.ipynb: 3 code cells of python code imported as markdown (shown, never run)"]
+
+
+def test_ipynb_import_without_a_language_keeps_non_queries_as_markdown():
+    from nbformat import v4
+
+    plain = v4.new_notebook()
+    plain.cells = [v4.new_code_cell("print('hi')"), v4.new_code_cell("MATCH (p:Pod) RETURN p")]
+    warnings: list[str] = []
+    nb = import_ipynb(nbformat.writes(plain), warnings=warnings)
+    assert [c["type"] for c in nb.cells()] == ["markdown", "query"]
+    assert nb.cells()[0]["source"] == "```\nprint('hi')\n```"
+    assert warnings == ["<ipynb>: 1 code cell of code that is not a Tessera query imported as markdown (shown, never run)"]
+
+
 @pytest.mark.parametrize("text, message", [
     ("not json", "not a valid Jupyter notebook"),
     (json.dumps({"nbformat": 4, "nbformat_minor": 5, "cells": [{"cell_type": "code"}], "metadata": {}}),
@@ -276,6 +303,24 @@ def test_cli_export_import_round_trip(tmp_path, ext):
     piped = tsr("notebook", "import", "-", "--name", "piped", "--format", fmt, input=stdout)
     assert piped.returncode == 0, piped.stderr
     assert store.load(conn, "piped").to_dict() == nb.to_dict()
+
+
+def test_cli_import_of_a_python_notebook_warns_once(tmp_path):
+    from nbformat import v4
+
+    py = v4.new_notebook(metadata={"language_info": {"name": "python"}})
+    py.cells = [v4.new_code_cell("x = 1"), v4.new_code_cell("print(x)")]
+    path = tmp_path / "analysis.ipynb"
+    path.write_text(nbformat.writes(py))
+    proc = tsr("notebook", "import", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"tessera: warning: {path}: 2 code cells of python code imported as markdown (shown, never run)",
+        f"tessera: imported {path} as notebook analysis (2 cells)"]
+    conn = connect()
+    assert [c["type"] for c in store.load(conn, "analysis").cells()] == ["markdown", "markdown"]
+    run = tsr("notebook", "run", "analysis")
+    assert run.returncode == 0 and run.stdout == "", run.stderr
 
 
 def test_cli_import_errors(tmp_path):

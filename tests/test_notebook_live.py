@@ -156,3 +156,83 @@ def test_session_keeps_the_subgraph_on_request_and_republishes_on_resume():
         _until(lambda: session.panes[cell_id].status == "live", what="resumed")
     finally:
         session.stop()
+
+
+def test_watch_starts_with_the_current_rows_even_when_the_stored_result_is_unchanged():
+    tessera("notebook", "new", "ops")
+    tessera("cell", "add", "ops", "-s", "demo",
+            'MATCH (d:Deployment {namespace: "payments"}) RETURN d.metadata.name AS name')
+    once = [json.loads(x) for x in tessera("notebook", "run", "ops").stdout.splitlines()]
+    assert once  # the stored result now holds these rows
+    proc = subprocess.Popen([*TSR, "notebook", "run", "ops", "--watch"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    take = lines_of(proc)
+    try:
+        initial = take(len(once), timeout=60)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert sorted(c["row"]["name"] for c in initial) == sorted(r["name"] for r in once)
+    assert {c["op"] for c in initial} == {"added"} and {c["cell"] for c in initial} == {once[0]["cell"]}
+    conn = db.connect()
+    assert len(events.read(conn, pattern="query.ops.>")) == 1, "the unchanged rows recorded no second event"
+    conn.close()
+
+
+def test_watch_takes_speed_and_loop_for_replays():
+    tessera("notebook", "new", "ops")
+    tessera("cell", "add", "ops", "-s", "replay:demo", "--refresh", "watch",
+            'MATCH (d:Deployment {name: "payments-api"}) RETURN d.spec.replicas AS n')
+    # The recording scales payments-api 2 -> 4 about 70 s in and back to 2 before its end (ten
+    # minutes). At 120x both come within seconds; only --loop plays them again (a third change).
+    proc = subprocess.Popen([*TSR, "notebook", "run", "ops", "--watch", "--speed", "120", "--loop"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    take = lines_of(proc)
+    try:
+        first, *changes = take(4, timeout=60)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert first["op"] == "added" and first["row"] == {"n": 2}
+    assert [(c["op"], c["row"]["n"]) for c in changes] == [("changed", 4), ("changed", 2), ("changed", 4)]
+
+
+def test_in_context_cells_follow_that_context_and_name_it(kubeconfig, kube_api, kube_api_b):
+    query = "IN emu-b MATCH (p:Pod) WHERE p.metadata.namespace = \"payments\" RETURN p.metadata.name AS pod, " \
+            "p.status.phase AS phase"
+    session, _ = _session("multi", [(query, {"refresh": "watch"})], kubeconfig=str(kubeconfig), min_refresh=0.0)
+    session.start()
+    try:
+        _until(lambda: session.panes and next(iter(session.panes.values())).status == "live", timeout=60,
+               what="first result")
+        cell_id = next(iter(session.panes))
+        pane = session.panes[cell_id]
+        assert [r["pod"] for r in pane.result.rows] == ["api-b-5d8f-0"]
+        assert pane.sources == ("emu-b",)  # the pane's footer names the context the query reads
+        pod = kube_api_b.get("v1", "Pod", "payments", "api-b-5d8f-0")
+        kube_api_b.update({**pod, "status": {"phase": "Failed"}})
+        _until(lambda: session.panes[cell_id].result.rows[0]["phase"] == "Failed", timeout=60,
+               what="the change in emu-b")
+        assert session.panes[cell_id].sources == ("emu-b",)
+    finally:
+        session.stop()
+
+
+def test_notebook_run_watch_follows_an_in_context_cell(kubeconfig, kube_api, kube_api_b):
+    tessera("notebook", "new", "ops")
+    tessera("cell", "add", "ops", "--refresh", "watch",
+            "IN emu-b MATCH (p:Pod) WHERE p.metadata.namespace = \"payments\" RETURN p.metadata.name AS pod, "
+            "p.status.phase AS phase")
+    proc = subprocess.Popen([*TSR, "notebook", "run", "ops", "--watch", "--kubeconfig", str(kubeconfig)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    take = lines_of(proc)
+    try:
+        (first,) = take(1, timeout=60)
+        assert first["row"] == {"pod": "api-b-5d8f-0", "phase": "Running"}
+        pod = kube_api_b.get("v1", "Pod", "payments", "api-b-5d8f-0")
+        kube_api_b.update({**pod, "status": {"phase": "Failed"}})
+        (change,) = take(1, timeout=60)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert change["op"] == "changed" and change["row"] == {"pod": "api-b-5d8f-0", "phase": "Failed"}

@@ -289,6 +289,44 @@ def test_editor_edit_merges_with_a_change_made_meanwhile(conn):
     assert store.load(conn, "ops").cell(2)["source"] == "LINE ONE\nline two\nline three"
 
 
+def test_merge_text_merges_other_lines_and_refuses_the_same_line():
+    from tessera.core.notebook.model import MergeConflict, merge_text
+
+    base = "MATCH (p:Pod)\nRETURN p\nLIMIT 10"
+    assert merge_text(base, "MATCH (p:Pod)\nRETURN p\nLIMIT 50", "MATCH (p:Pod)\nRETURN p.metadata.name\nLIMIT 10") == \
+        "MATCH (p:Pod)\nRETURN p.metadata.name\nLIMIT 50"
+    assert merge_text(base, "// top\n" + base, base + "\n// end") == "// top\n" + base + "\n// end"
+    assert merge_text(base, base.replace("10", "5"), base.replace("10", "5")) == base.replace("10", "5")
+    for theirs, mine in [(base.replace("10", "50"), base.replace("10", "1")),  # the same line, differently
+                         (base.replace("RETURN p\n", ""), base.replace("RETURN p", "RETURN p.kind")),  # deleted vs changed
+                         (base + "\nSKIP 1", base + "\nSKIP 2")]:  # different lines added at one place
+        with pytest.raises(MergeConflict):
+            merge_text(base, theirs, mine)
+
+
+def test_editor_edit_of_a_line_changed_meanwhile_is_a_conflict_that_keeps_both(conn):
+    import stat
+
+    from tessera.core.errors import EditConflict
+
+    store.create(conn, "ops")
+    store.add_cell(conn, "ops", "MATCH (p:Pod) RETURN p LIMIT 10")
+    base = store.load(conn, "ops")
+    store.edit_cell(conn, "ops", 1, "MATCH (p:Pod) RETURN p LIMIT 50")  # someone else, meanwhile
+    with pytest.raises(EditConflict) as caught:
+        store.edit_cell(conn, "ops", 1, "MATCH (p:Pod) RETURN p LIMIT 1", base=base)
+    assert caught.value.exit_code == 1
+    kept = caught.value.message.rsplit("your version is in ", 1)[1]
+    assert open(kept).read() == "MATCH (p:Pod) RETURN p LIMIT 1"
+    assert stat.S_IMODE(os.stat(kept).st_mode) == 0o600
+    assert store.load(conn, "ops").cell(1)["source"] == "MATCH (p:Pod) RETURN p LIMIT 50"
+    assert len(events.read(conn, pattern="notebook.ops.cell_edited")) == 1  # only the other edit
+    store.remove_cell(conn, "ops", 1)  # a cell removed while its editor was open: the edit is kept too
+    with pytest.raises(EditConflict, match="was removed while you edited it") as caught:
+        store.edit_cell(conn, "ops", base.ids()[0], "MATCH (n) RETURN n", base_text="MATCH (p:Pod) RETURN p LIMIT 10")
+    assert open(caught.value.message.rsplit("your version is in ", 1)[1]).read() == "MATCH (n) RETURN n"
+
+
 # --- the CLI ----------------------------------------------------------------------------------
 
 
@@ -359,6 +397,33 @@ def test_cli_cell_edit_opens_the_editor(tmp_path):
     failing = tsr("cell", "edit", "ops/1", env={"EDITOR": "false", "VISUAL": ""})
     assert failing.returncode == 2 and "the editor exited with status 1" in failing.stderr
     assert len(events.read(conn, pattern="notebook.ops.cell_edited")) == 1
+
+
+def test_cli_two_editor_edits_of_one_line_report_a_conflict(tmp_path):
+    # The editor stands for a person: while it is open, another process edits the same line.
+    script = tmp_path / "slow-editor"
+    script.write_text(textwrap.dedent(f"""\
+        #!{sys.executable}
+        import subprocess, sys
+        subprocess.run([{sys.executable!r}, "-m", "tessera.cli.main", "cell", "edit", "ops/1",
+                        "MATCH (p:Pod) RETURN p LIMIT 50"], check=True)
+        path = sys.argv[1]
+        text = open(path).read()
+        open(path, "w").write(text.replace("LIMIT 10", "LIMIT 1"))
+        """))
+    script.chmod(0o755)
+    tsr("notebook", "new", "ops")
+    tsr("cell", "add", "ops", "MATCH (p:Pod) RETURN p LIMIT 10")
+    proc = tsr("cell", "edit", "ops/1", env={"EDITOR": str(script), "VISUAL": ""})
+    assert proc.returncode == 1, proc.stderr
+    other, line = proc.stderr.splitlines()  # the other process's note, then ours
+    assert other == "tessera: edited ops/1"
+    assert line.startswith("tessera: cell ops/1 (") and "was changed on the same lines while you edited it" in line
+    kept = line.split("your version is in ", 1)[1].split(" (", 1)[0]
+    assert open(kept).read() == "MATCH (p:Pod) RETURN p LIMIT 1"  # as the cell would hold it
+    assert json.loads(tsr("notebook", "show", "ops/1", "-o", "json").stdout)["source"] == \
+        "MATCH (p:Pod) RETURN p LIMIT 50"
+    assert tsr("cell", "edit", "ops/1", "-f", kept).returncode == 0  # what the hint offers: keep yours
 
 
 def test_two_processes_adding_cells_concurrently_lose_nothing(tmp_path):

@@ -65,7 +65,7 @@ def test_importing_the_cli_loads_no_terminal_ui_library():
 def test_importing_core_api_loads_no_front_end_or_heavy_library():
     code = ("import sys, tessera.core.api, tessera.core.query.engine, tessera.core.render, "
             "tessera.plugins.sources.manifests, tessera.plugins.sources.kubernetes; "
-            "print(sorted(m for m in ('typer','textual','prompt_toolkit','kubernetes','rich') if m in sys.modules))")
+            "print(sorted(m for m in ('typer','textual','prompt_toolkit','kubernetes','rich','re2') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
 

@@ -143,6 +143,18 @@ def test_pane_paints_the_cell_and_quits_on_q(tmux, tmp_path):
 
 
 @needs_tmux
+def test_pane_keeps_the_last_column_of_full_width_lines(tmux, tmp_path):
+    # At 49 columns the markdown cell wraps "...ten minutes of a small" to exactly 49 characters.
+    tmux.width = 49
+    target = tmux.run(pane_script("demo/7", tmp_path / "pid"))
+    screen = tmux.wait_for(target, lambda s: "demo/7 markdown static" in s, what="the markdown cell")
+    first = screen.split("\n")[0]
+    assert first == "The demo recording replays ten minutes of a small", screen
+    tmux("send-keys", "-t", target, "q")
+    assert_clean_exit(tmux, target, 0)
+
+
+@needs_tmux
 @pytest.mark.parametrize("how, code", [("C-c", 130), ("HUP", 129), ("TERM", 143)])
 def test_pane_exits_cleanly_on_signals(tmux, tmp_path, how, code):
     pidfile = tmp_path / "pid"

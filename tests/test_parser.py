@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +15,11 @@ from hypothesis import strategies as st
 
 from tessera.core.errors import ParseError, QueryError
 from tessera.core.query import ast
-from tessera.core.query.parser import parse
+from tessera.core.query.lexer import MAX_INTEGER_DIGITS
+from tessera.core.query.parser import MAX_NESTING, parse
 
 LANGUAGE_DOC = Path(__file__).resolve().parents[1] / "docs" / "language.md"
+TESSERA = str(Path(sys.executable).with_name("tessera"))
 
 
 def _corpus(conformance_dir: Path) -> list[dict]:
@@ -76,7 +81,23 @@ def test_parse_error_shape():
 def test_unclosed_node_and_eof():
     with pytest.raises(ParseError) as info:
         parse("MATCH (p:Pod")
-    assert 'expected ) or {, got ""' in info.value.one_line()
+    assert info.value.one_line() == "parse error at line 1, column 13: expected ) or {, got end of query"
+
+
+@pytest.mark.parametrize("text", ["MATCH (p:Pod) RETURN", "MATCH (p:Pod) WHERE p.a = ", "MATCH (p:Pod)-", "MATCH",
+                                  "MATCH (p:Pod) RETURN p ORDER BY", ""])
+def test_the_end_of_the_query_is_named_not_quoted(text):
+    with pytest.raises(ParseError) as info:
+        parse(text)
+    line = info.value.one_line()
+    assert line.endswith("got end of query") and '""' not in line, line
+
+
+def test_a_second_statement_expects_the_end_of_the_query():
+    with pytest.raises(ParseError) as info:
+        parse("MATCH (a:Pod) RETURN a; MATCH (b:Pod) RETURN b")
+    assert info.value.one_line() == (
+        'parse error at line 1, column 25: one statement per query: expected end of query, got "MATCH"')
 
 
 def test_nothing_is_skipped():
@@ -194,3 +215,97 @@ def test_list_items_are_not_conditions():
     q = parse('MATCH (d:Deployment) WHERE d.metadata.name IN ["web", "idle"], d.spec.replicas > 1 RETURN d')
     assert isinstance(q.where, ast.And) and len(q.where.items) == 2
     assert [i.value for i in q.where.items[0].right.items] == ["web", "idle"]
+
+
+# --- limits: deep nesting and huge numbers are ParseErrors, never a RecursionError or ValueError
+
+def _nested(kind: str, depth: int) -> str:
+    """A query nesting ``kind`` ``depth`` levels deep."""
+    if kind == "parentheses":
+        return "MATCH (p:Pod) WHERE " + "(" * depth + "p.a = 1" + ")" * depth + " RETURN p"
+    if kind == "lists":
+        return "MATCH (p:Pod) WHERE p.a IN " + "[" * depth + "1" + "]" * depth + " RETURN p"
+    if kind == "maps":  # the node's own {…} is the first level
+        return "MATCH (p:Pod " + "{a: " * depth + "1" + "}" * depth + ") RETURN p"
+    if kind == "NOT":
+        return "MATCH (p:Pod) WHERE " + "NOT " * depth + "p.a = 1 RETURN p"
+    if kind == "functions":
+        return "MATCH (p:Pod) WHERE p.a = " + "datetime(" * depth + ")" * depth + " RETURN p"
+    raise AssertionError(kind)
+
+
+NESTINGS = ["parentheses", "lists", "maps", "NOT", "functions"]
+
+
+@pytest.mark.parametrize("kind", NESTINGS)
+def test_nesting_up_to_the_limit_parses(kind):
+    parse(_nested(kind, MAX_NESTING))
+
+
+@pytest.mark.parametrize("kind", NESTINGS)
+@pytest.mark.parametrize("depth", [MAX_NESTING + 1, 123, 5000])
+def test_nesting_too_deep_is_a_parse_error_at_the_offending_token(kind, depth):
+    text = _nested(kind, depth)
+    with pytest.raises(ParseError) as info:
+        parse(text)
+    err = info.value
+    assert err.message.startswith(f"nesting too deep: more than {MAX_NESTING} levels"), err.one_line()
+    assert err.line == 1
+    # the caret is on the first token one level too deep
+    opener = {"parentheses": "(", "lists": "[", "maps": "{", "NOT": "NOT", "functions": "datetime"}[kind]
+    assert text[err.offset:].startswith(opener)
+    before = text[:err.offset]
+    if kind == "NOT":
+        depth_there = before.count("NOT")
+    else:
+        depth_there = sum(before.count(c) for c in "([{") - sum(before.count(c) for c in ")]}")
+    if kind == "maps":
+        depth_there -= 1  # the node's own ( is not a level: patterns do not nest
+    assert depth_there == MAX_NESTING, (depth_there, err.one_line())
+
+
+def test_parser_limits_through_the_cli_are_typed_errors(tmp_path):
+    manifest = tmp_path / "pods.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\n")
+    env = dict(os.environ, NO_COLOR="1", TESSERA_HOME=str(tmp_path / "home"))
+    cases = [(_nested(kind, depth), "nesting too deep: ")
+             for kind, depth in (("parentheses", 123), ("lists", 123), ("maps", 123), ("NOT", 2000))]
+    cases.append((f"MATCH (p:Pod) WHERE p.a = {'1' * 5000} RETURN p", "integer too long (5000 digits): "))
+    for text, message in cases:
+        proc = subprocess.run([TESSERA, "query", "-s", str(manifest), text], capture_output=True, text=True,
+                              env=env, timeout=60)
+        assert proc.returncode == 1, proc.stderr
+        first = proc.stderr.splitlines()[0]
+        assert re.match(r"tessera: parse error at line 1, column \d+: " + re.escape(message), first), first
+        assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_integer_literals_have_a_digit_limit():
+    assert parse(f"MATCH (p:Pod) WHERE p.a = {'9' * MAX_INTEGER_DIGITS} RETURN p").where.right.value == int("9" * 1000)
+    assert parse(f"MATCH (p:Pod) WHERE p.a = {'0' * 5000}7 RETURN p").where.right.value == 7
+    for text in (f"MATCH (p:Pod) WHERE p.a = {'1' * 5000} RETURN p", f"MATCH (p:Pod) RETURN p LIMIT {'1' * 5000}",
+                 f"MATCH (p:Pod {{a: {'1' * (MAX_INTEGER_DIGITS + 1)}}}) RETURN p"):
+        with pytest.raises(ParseError) as info:
+            parse(text)
+        assert "integer too long" in info.value.one_line()
+        assert f"expected at most {MAX_INTEGER_DIGITS} digits" in info.value.one_line()
+        assert text[info.value.offset] == "1"
+
+
+def test_float_literals_out_of_range():
+    assert parse("MATCH (p:Pod) WHERE p.a = 1.5e300 RETURN p").where.right.value == 1.5e300
+    with pytest.raises(ParseError, match="number out of range"):
+        parse("MATCH (p:Pod) WHERE p.a = 1e999 RETURN p")
+    with pytest.raises(ParseError, match="number out of range"):
+        parse(f"MATCH (p:Pod) WHERE p.a = {'1' * 400}.5 RETURN p")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["(", "[", "{", "NOT ", "a: ", "p.a", "datetime(", "count{", ",", ")", "]", "}",
+                                 " = ", "1"]), min_size=0, max_size=40),
+       st.integers(0, 3 * MAX_NESTING), st.sampled_from(["(", "[", "{", "NOT ", "datetime("]))
+def test_fuzz_deep_nesting(parts, depth, opener):
+    # a deep run of one opener somewhere in a query, with random tokens around it
+    body = "".join(parts)
+    for head in ("MATCH (p:Pod) WHERE ", "MATCH (p:Pod {a: ", "MATCH (p:Pod) RETURN "):
+        _outcome(head + opener * depth + body + " RETURN p")

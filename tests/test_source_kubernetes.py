@@ -144,3 +144,20 @@ def test_list_follows_continue_tokens(kubeconfig, kube_api, monkeypatch):
     calls = kube_api.list_requests()[before:]
     assert len(items) == 4 and len({i["metadata"]["name"] for i in items}) == 4
     assert [c["params"].get("continue") for c in calls] == [None, "2"]
+
+
+def test_kindless_neighbours_of_a_namespace_on_a_live_cluster(kubeconfig, kube_api):
+    # Namespace -> (x): every namespaced kind discovery offers, joined on the namespace's name;
+    # (d)->(x) lists the Deployment's Namespace after its ReplicaSet and Service.
+    proc = tessera("query", "-A", "-o", "jsonl",
+                   'MATCH (n:Namespace {name: "payments"})->(x) RETURN x.kind AS k, x.metadata.name AS n ORDER BY k, n',
+                   kubeconfig=kubeconfig)
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line) for line in proc.stdout.splitlines()] == [
+        {"k": "Deployment", "n": "api"}, {"k": "Pod", "n": "api-5d8f-0"},
+        {"k": "ReplicaSet", "n": "api-5d8f"}, {"k": "Service", "n": "api"}]
+    proc = tessera("query", "-o", "jsonl", 'MATCH (d:Deployment {name: "web"})->(x) RETURN x.kind AS k, x.metadata.name AS n',
+                   kubeconfig=kubeconfig)
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line) for line in proc.stdout.splitlines()] == [
+        {"k": "ReplicaSet", "n": "web-5d8f"}, {"k": "Service", "n": "web"}, {"k": "Namespace", "n": "shop"}]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -68,7 +69,7 @@ def test_newer_schema_is_refused(tmp_path):
 def test_not_a_database_is_one_clear_error(tmp_path):
     path = tmp_path / "junk.db"
     path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(db.StoreError, match="cannot use the store"):
+    with pytest.raises(db.StoreDamaged, match="is damaged"):
         db.connect(path)
     r = subprocess.run([sys.executable, "-m", "tessera.cli.main", "events", "tail"], capture_output=True, text=True,
                        env={**os.environ, "TESSERA_HOME": str(tmp_path / "h")}, timeout=60)
@@ -138,3 +139,226 @@ def test_sigkill_mid_batch_keeps_every_committed_row(tmp_path):
     count = events.last_seq(conn)
     assert count >= committed * 1000 and count % 1000 == 0, "whole batches only"
     assert events.verify(conn).ok
+
+
+# --- what users hit: a full disk, a lock held elsewhere, a damaged or empty file ---------------
+
+
+def _tessera(*args, env=None, input=None):
+    return subprocess.run([sys.executable, "-m", "tessera.cli.main", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, input=input, timeout=120)
+
+
+def _one_line(r):
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    return r.stderr
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 512 KiB tmpfs (a real disk that fills up); skipped where mounting is not allowed."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.decode().strip()}); test_full_database covers SQLITE_FULL")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_full_disk_is_one_line_and_loses_nothing(tiny_disk):
+    env = {"TESSERA_HOME": str(tiny_disk / "home")}
+    for i in range(3):
+        assert _tessera("events", "publish", "disk.test", str(i), env=env).returncode == 0
+    filler = tiny_disk / "filler"
+    with open(filler, "wb") as fh:  # take every free block
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError:
+            pass
+    big = '"' + "x" * 100_000 + '"'
+    for args in (("events", "publish", "disk.test", big), ("events", "publish", "disk.test", "4"),
+                 ("notebook", "new", "ops")):
+        r = _tessera(*args, env=env)
+        assert r.returncode == 1
+        assert f"the disk holding the data home {tiny_disk / 'home'} is full" in _one_line(r)
+        assert "everything stored before is intact" in r.stderr
+    filler.unlink()
+    r = _tessera("events", "verify", env=env)
+    assert r.returncode == 0 and "ok: 3 events" in r.stdout
+    assert _tessera("events", "publish", "disk.test", "4", env=env).returncode == 0
+
+
+def test_full_database(tmp_path):
+    """SQLITE_FULL without a small disk: the database is capped at its current size."""
+    conn = db.connect(tmp_path / "full.db")
+    events.append_many(conn, [("full.test", {"i": i}) for i in range(50)])
+    conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
+    with pytest.raises(db.StoreFull, match="is full: nothing was written") as caught:
+        events.append_many(conn, [("full.test", {"pad": "x" * 5000, "i": i}) for i in range(20)])
+    assert caught.value.exit_code == 1
+    assert not conn.in_transaction
+    assert events.last_seq(conn) == 50 and events.verify(conn).ok
+    conn.execute("PRAGMA max_page_count = 1073741823")
+    assert events.append(conn, "full.test", 51).seq == 51
+
+
+HOLDER = textwrap.dedent("""
+    import sqlite3, sys
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    print("holding", flush=True)
+    sys.stdin.read()  # hold the write lock until the test closes our stdin
+    conn.execute("COMMIT")
+""")
+
+
+@pytest.fixture
+def lock_holder(isolated_home):
+    """A second process holding the store's write lock (BEGIN IMMEDIATE) until released."""
+    assert _tessera("events", "publish", "lock.test", "1").returncode == 0
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(db.db_path())], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "holding\n"
+    yield proc
+    proc.stdin.close()
+    proc.wait(60)
+
+
+def test_locked_store_names_the_holder_and_gives_up_after_the_setting(lock_holder, isolated_home):
+    (isolated_home / "config").mkdir()
+    (isolated_home / "config" / "config.toml").write_text("store_lock_timeout = 0.5\n")
+    assert json.loads(_tessera("info").stdout)["settings"]["store_lock_timeout"] == 0.5
+    r = _tessera("events", "publish", "lock.test", "2")
+    assert r.returncode == 4
+    line = _one_line(r)
+    assert f"the store {db.db_path()} is locked by pid {lock_holder.pid} (python -c); waited 0.5 s" in line
+    assert "store_lock_timeout" in line
+    # the environment variable wins over config.toml
+    r = _tessera("notebook", "new", "ops", env={"TESSERA_LOCK_TIMEOUT": "0.2"})
+    assert r.returncode == 4 and "waited 0.2 s" in _one_line(r)
+    lock_holder.stdin.close()
+    assert lock_holder.wait(60) == 0
+    assert _tessera("events", "publish", "lock.test", "3").returncode == 0
+    conn = db.connect()
+    assert [e.data for e in events.read(conn)] == [1, 3] and events.verify(conn).ok
+
+
+def test_locked_store_is_waited_for(lock_holder):
+    import queue
+    import threading
+
+    writer = subprocess.Popen([sys.executable, "-m", "tessera.cli.main", "events", "publish", "lock.test", "2"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "TESSERA_LOCK_TIMEOUT": "120"})
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in writer.stderr], daemon=True).start()
+    notice = lines.get(timeout=60)  # the writer says it is waiting, and for whom
+    assert f"the store is locked by pid {lock_holder.pid} (python -c); waiting up to 120 s" in notice
+    assert writer.poll() is None
+    lock_holder.stdin.close()
+    assert writer.wait(60) == 0
+    assert '"data":2' in writer.stdout.read()
+    assert [e.data for e in events.read(db.connect())] == [1, 2]
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan"])
+def test_bad_lock_timeout_is_a_usage_error(value):
+    r = _tessera("events", "tail", env={"TESSERA_LOCK_TIMEOUT": value})
+    assert r.returncode == 2 and "TESSERA_LOCK_TIMEOUT must be a number of seconds" in _one_line(r)
+
+
+def _page_size(path):
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _damage_page(path, page):
+    """Overwrite one page of a closed database (its WAL folded in) with junk."""
+    size = _page_size(path)
+    with open(path, "r+b") as fh:
+        fh.seek((page - 1) * size)
+        fh.write(b"\xa5" * size)
+
+
+def test_damaged_database(isolated_home):
+    for i in range(5):
+        assert _tessera("events", "publish", "damage.test", '"' + "x" * 3000 + '"').returncode == 0
+    conn = sqlite3.connect(db.db_path())
+    index_page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events_time'").fetchone()[0]
+    conn.close()
+    _damage_page(db.db_path(), index_page)
+    r = _tessera("events", "verify")
+    assert r.returncode == 1
+    line = _one_line(r)
+    assert f"the store {db.db_path()} is damaged: PRAGMA quick_check found: Page {index_page}:" in line
+    assert "the event chain was not checked" in line
+    # a write that meets the damaged page: one line, not a traceback
+    r = _tessera("events", "publish", "damage.test", "1")
+    assert r.returncode == 1
+    assert f"the store {db.db_path()} is damaged: database disk image is malformed" in _one_line(r)
+    assert "tessera events verify" in r.stderr
+    # damage under the events themselves: reads fail the same way
+    conn = sqlite3.connect(db.db_path())
+    table_page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events'").fetchone()[0]
+    conn.close()
+    _damage_page(db.db_path(), table_page)
+    for args in (("events", "tail"), ("events", "verify")):
+        r = _tessera(*args)
+        assert r.returncode == 1 and "is damaged" in _one_line(r)
+    # every page but the first (the schema still reads): every command says so in one line
+    pages = db.db_path().stat().st_size // _page_size(db.db_path())
+    for page in range(2, pages + 1):
+        _damage_page(db.db_path(), page)
+    for args in (("events", "tail"), ("events", "publish", "a.b", "1"), ("events", "verify"), ("notebook", "list"),
+                 ("notebook", "new", "ops"), ("cell", "add", "ops", "MATCH (p:Pod) RETURN p")):
+        r = _tessera(*args)
+        assert r.returncode == 1 and f"the store {db.db_path()} is damaged" in _one_line(r), args
+
+
+def test_empty_database_file_is_refused_not_recreated(isolated_home):
+    path = db.db_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")
+    for args in (("events", "tail"), ("events", "publish", "a.b", "1"), ("notebook", "list")):
+        r = _tessera(*args)
+        assert r.returncode == 1
+        assert f"the store {path} is empty (0 bytes)" in _one_line(r)
+    assert path.stat().st_size == 0
+    with pytest.raises(db.StoreDamaged, match="empty"):
+        db.connect(path)
+
+
+def test_store_files_are_private_whatever_the_umask(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir(mode=0o777)
+    os.chmod(home, 0o777)
+    old = os.umask(0)
+    try:
+        conn = db.connect(home / "tessera.db")
+        events.append(conn, "private.test", 1)  # the -wal and -shm files exist while it is open
+        for name in ("tessera.db", "tessera.db-wal", "tessera.db-shm"):
+            assert stat.S_IMODE(os.stat(home / name).st_mode) == 0o600, name
+        conn.close()
+        assert sorted(p.name for p in home.iterdir()) == ["tessera.db"]  # no temporary file left
+        # a store an older version left readable by others is made private when opened
+        os.chmod(home / "tessera.db", 0o644)
+        db.connect(home / "tessera.db").close()
+        assert stat.S_IMODE(os.stat(home / "tessera.db").st_mode) == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_two_processes_creating_the_store_at_once_share_one(tmp_path):
+    path = tmp_path / "race" / "tessera.db"
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), "50", name]) for name in "abcd"]
+    for p in procs:
+        assert p.wait(120) == 0
+    conn = db.connect(path)
+    assert events.last_seq(conn) == 200 and events.verify(conn).ok

@@ -154,6 +154,14 @@ def test_tmux_errors_are_one_line(tmp_path, server):
     assert "tessera-empty" not in server("list-sessions")  # refused before building anything
 
 
+def test_tmux_without_a_notebook_suggests_tmux_name(server):
+    assert tsr("notebook", "new", "a").returncode == 0
+    assert tsr("notebook", "new", "b").returncode == 0
+    proc = tsr("tmux", "-L", server.socket, env=outside_env())
+    assert proc.returncode == 2
+    assert proc.stderr == "tessera: which notebook? (a, b) (tessera tmux NAME)\n"
+
+
 def test_tmux_needs_tmux(tmp_path):
     assert tsr("notebook", "new", "ops").returncode == 0
     proc = tsr("tmux", "ops", env={**outside_env(), "PATH": str(tmp_path)})  # no tmux on this PATH

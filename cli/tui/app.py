@@ -168,6 +168,7 @@ class DashApp(App):
     def _relayout(self, layout: list[list[str]]) -> None:
         grid = self.query_one("#grid", VerticalScroll)
         focused = self.focused.cell_id if isinstance(self.focused, CellPane) else None
+        before = self._layout
         for pane in self.query(CellPane):
             self._ui[pane.cell_id] = {"offset": pane.row_offset, "needle": pane.needle}
         if self.screen.maximized is not None:
@@ -187,11 +188,16 @@ class DashApp(App):
         grid.mount_all(rows)
         self._layout = layout
         shown = {c for row in layout for c in row}
-        target = focused if focused in shown else (layout[0][0] if layout and layout[0] else None)
+        target = focused if focused in shown else _nearest(focused, before, layout)
         if self._pending_focus in shown:  # a cell just added takes the focus once it has a pane
             target, self._pending_focus = self._pending_focus, None
         if target is not None:
             self.call_after_refresh(self._focus_cell, target)
+
+    def _focus_pending(self) -> None:
+        cell_id, self._pending_focus = self._pending_focus, None
+        if cell_id is not None:
+            self._focus_cell(cell_id)
 
     def _focus_cell(self, cell_id: str) -> None:
         for pane in self.query(CellPane):
@@ -277,8 +283,8 @@ class DashApp(App):
             return
         view = next_view(pane.view)
         pane.set_view(view)
-        name, number = self.session.name, self._number(pane)
-        self.persist("view", lambda conn: store.set_cell(conn, name, number, view=view))
+        name, cell_id = self.session.name, pane.cell_id
+        self.persist("view", lambda conn: store.set_cell(conn, name, cell_id, view=view))
 
     def action_run_now(self) -> None:
         pane = self.pane
@@ -369,13 +375,15 @@ class DashApp(App):
         if pane is None:
             return
         cell = pane.state.cell
-        name, number = self.session.name, self._number(pane)
+        name, cell_id, base = self.session.name, pane.cell_id, cell.get("source", "")
 
         def done(text: str | None) -> None:
-            if text is None or text == cell.get("source", ""):
+            if text is None or text == base:
                 return
-            self.persist("edit", lambda conn: store.edit_cell(conn, name, number, text),
-                         lambda _: self.notify(f"cell {number} saved", timeout=1.5))
+            # By id, merged three-way with what the cell holds now (as cell edit with $EDITOR):
+            # the cell may have moved, or been edited elsewhere, while the editor was open.
+            self.persist("edit", lambda conn: store.edit_cell(conn, name, cell_id, text, base_text=base),
+                         lambda _: self.notify("cell saved", timeout=1.5))
 
         r = pane.region
         self.push_screen(EditScreen(cell, self.completion(cell.get("sources") or []), (r.x, r.y, r.width, r.height)),
@@ -395,20 +403,21 @@ class DashApp(App):
 
         pane = self.pane
         name = self.session.name
-        after = self._number(pane) if pane is not None else None
-        refresh = "watch"
+        after = pane.cell_id if pane is not None else None
+        # the new cell reads what the focused one reads (a markdown cell reads nothing: the defaults)
+        sources = list(pane.state.cell.get("sources") or []) if pane is not None else []
 
         def add(conn: Any) -> Any:
             return store.add_cell(conn, name, "MATCH (p:Pod) RETURN p.metadata.name AS pod, p.status.phase AS phase",
-                                  refresh=refresh, after=after)
+                                  refresh="watch", sources=sources, after=after)
 
         def added(result: Any) -> None:
             cell_id, number = result
             self.notify(f"added cell {number}: press e to edit its query", timeout=3)
+            self._pending_focus = cell_id
             if any(cell_id in row for row in self._layout):
-                self._focus_cell(cell_id)  # its pane came before this answer
-            else:
-                self._pending_focus = cell_id
+                # its pane came before this answer: focus it after the focus that re-layout set
+                self.call_after_refresh(self._focus_pending)
 
         self.persist("add", add, added)
 
@@ -424,8 +433,8 @@ class DashApp(App):
         pane = self.pane
         if pane is None:
             return
-        name, number = self.session.name, self._number(pane)
-        self.persist(what, lambda conn: getattr(store, fn)(conn, name, number))
+        name, cell_id = self.session.name, pane.cell_id
+        self.persist(what, lambda conn: getattr(store, fn)(conn, name, cell_id))
 
     def action_remove_cell(self) -> None:
         from tessera.cli.tui.screens import ConfirmScreen
@@ -434,12 +443,12 @@ class DashApp(App):
         pane = self.pane
         if pane is None:
             return
-        name, number = self.session.name, self._number(pane)
+        name, number, cell_id = self.session.name, self._number(pane), pane.cell_id
         title = pane.state.cell.get("title") or pane.state.cell["id"]
 
         def done(yes: bool | None) -> None:
             if yes:
-                self.persist("remove", lambda conn: store.remove_cell(conn, name, number))
+                self.persist("remove", lambda conn: store.remove_cell(conn, name, cell_id))
 
         self.push_screen(ConfirmScreen(f"Remove cell {number} ({title})? y/n"), done)
 
@@ -449,12 +458,12 @@ class DashApp(App):
         pane = self.pane
         if pane is None:
             return
-        name, number = self.session.name, self._number(pane)
+        name, number, cell_id = self.session.name, self._number(pane), pane.cell_id
         total = sum(len(r) for r in self._layout)
         to = number + delta
         if not 1 <= to <= total:
             return
-        self.persist("move", lambda conn: store.move_cell(conn, name, number, to))
+        self.persist("move", lambda conn: store.move_cell(conn, name, cell_id, to))
 
     def get_system_commands(self, screen: Any) -> Any:
         from textual.app import SystemCommand
@@ -484,6 +493,18 @@ _ACTION_HELP = {
     "move": "Move the focused cell one place back ([) or on (])",
     "copy": "Copy the pane's rows to the clipboard (OSC 52)",
 }
+
+
+def _nearest(gone: str | None, before: list[list[str]], after: list[list[str]]) -> str | None:
+    """The cell to focus when the focused one ``gone`` is no longer shown (removed, say): the
+    one now at its place in reading order, else the last one; the first when nothing was focused."""
+    order = [c for row in after for c in row]
+    if not order:
+        return None
+    old_order = [c for row in before for c in row]
+    if gone is None or gone not in old_order:
+        return order[0]
+    return order[min(old_order.index(gone), len(order) - 1)]
 
 
 def _one_line(err: BaseException) -> str:

@@ -107,17 +107,27 @@ class CellContext:
     loop: bool = False
     _opened: dict = field(default_factory=dict)
 
-    def sources_for(self, specs: list[str]) -> list[Any]:
-        """Open (once per run) the sources for these -s specs (none: the defaults)."""
+    def sources_for(self, specs: list[str], query_contexts: tuple[str, ...] | list[str] = ()) -> list[Any]:
+        """Open (once per run) the sources for these -s specs (none: the defaults).
+
+        Args:
+            query_contexts: the contexts the query names with ``IN`` (``query_sources`` finds
+                them). Without specs they are opened too, as ``tessera query 'IN prod ...'``
+                does, so a live cell watches them (and its pane names them).
+        """
         from tessera.core import api
 
         specs = list(specs) or list(self.default_sources)
-        key = tuple(specs)
+        contexts = [] if specs else list(self.contexts) + [c for c in query_contexts if c not in self.contexts]
+        key = (tuple(specs), tuple(contexts))
         if key not in self._opened:
-            self._opened[key] = api.open_sources(specs, contexts=self.contexts if not specs else [],
-                                                 kubeconfig=self.kubeconfig, stdin=self.stdin,
+            self._opened[key] = api.open_sources(specs, contexts=contexts, kubeconfig=self.kubeconfig, stdin=self.stdin,
                                                  speed=self.speed, loop=self.loop)
         return self._opened[key]
+
+    def query_sources(self, cell: dict) -> list[Any]:
+        """The sources a query cell reads: its own, else the defaults, plus its ``IN`` contexts."""
+        return self.sources_for(cell.get("sources") or [], query_contexts(cell.get("source", "")))
 
     def store_path(self) -> str:
         if self.db_path:
@@ -126,6 +136,18 @@ class CellContext:
             if name == "main":
                 return path
         raise UsageError("the store has no file")
+
+
+def query_contexts(text: str) -> tuple[str, ...]:
+    """The contexts a query picks with a leading ``IN a, b`` (none for a query that does not
+    parse: running it reports why)."""
+    from tessera.core import api
+    from tessera.core.errors import TesseraError
+
+    try:
+        return tuple(api.parse_query(text).contexts)
+    except TesseraError:
+        return ()
 
 
 def run_cell(cell: dict, context: CellContext) -> Any:

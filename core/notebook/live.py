@@ -80,6 +80,7 @@ class _LiveCell:
     recorded: dict | None = None  # the rows of the last record
     rows_stored: float = 0.0  # when cell_results last got the full rows
     rows_pending: bool = False  # recorded changes whose rows cell_results does not hold yet
+    reported: bool = False  # on_changes has had this cell's rows (its first report is every row)
 
 
 def _plan_key(cell: dict, subgraph: bool) -> tuple:
@@ -361,7 +362,7 @@ class NotebookSession:
                 continue
             lc = self._plan(cell)
             if old is not None:
-                lc.paused = old.paused
+                lc.paused, lc.reported = old.paused, old.reported
             fresh[cell["id"]] = lc
             to_run.append(lc)
         for cell_id in set(self._cells) - set(fresh):
@@ -390,7 +391,7 @@ class NotebookSession:
         policy = cell.get("refresh") or "manual"
         if policy == "watch" and cell["type"] == "query":
             try:
-                sources = self._context.sources_for(cell.get("sources") or [])
+                sources = self._context.query_sources(cell)
             except TesseraError:
                 return _LiveCell(cell, period=WATCH_FALLBACK, plan_key=key)  # the run reports it
             if all(can_watch(s) for s in sources):
@@ -425,7 +426,7 @@ class NotebookSession:
                     return
                 result = live.result
             else:
-                sources = self._context.sources_for(lc.cell.get("sources") or []) if lc.cell["type"] == "query" else []
+                sources = self._context.query_sources(lc.cell) if lc.cell["type"] == "query" else []
                 if lc.period or reload_sources:
                     for source in sources:
                         if callable(getattr(source, "refresh", None)):
@@ -444,10 +445,15 @@ class NotebookSession:
             self._record(lc)
 
     def _sources_of(self, lc: _LiveCell) -> tuple[str, ...]:
+        from tessera.core.notebook.cells import query_contexts
+
         if lc.cell["type"] != "query":
             return ("store",)
         try:
-            return _source_names(self._context.sources_for(lc.cell.get("sources") or []))
+            sources = self._context.query_sources(lc.cell)
+            picked = query_contexts(lc.cell.get("source", ""))
+            # IN picks some of them: the pane names what the query reads
+            return _source_names([s for s in sources if not picked or s.name in picked])
         except Exception:
             return tuple(lc.cell.get("sources") or ())
 
@@ -467,8 +473,16 @@ class NotebookSession:
             lc.rows_pending = False
         else:
             lc.rows_pending = True
-        if changes and self.on_changes is not None:
-            self.on_changes(lc.cell, changes)
+        if self.on_changes is not None:
+            if not lc.reported:
+                # The first report is every current row (as query --watch starts), even when the
+                # stored rows of an earlier run are the same and the record changed nothing.
+                from tessera.core.watch.live import diff_rows
+
+                lc.reported = True
+                changes = diff_rows({}, lc.recorded or {}, _now())
+            if changes:
+                self.on_changes(lc.cell, changes)
 
     def _flush_records(self) -> None:
         for lc in self._cells.values():

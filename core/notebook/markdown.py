@@ -59,7 +59,9 @@ def _sources(specs: list[str]) -> str:
     return json.dumps(specs, ensure_ascii=False)
 
 
-def _fence(source: str) -> str:
+def fence_for(source: str) -> str:
+    """The backtick fence for a block holding ``source``: three, or one more than the longest
+    run of backticks inside it."""
     longest = max((len(m) for m in re.findall(r"`+", source)), default=0)
     return "`" * max(3, longest + 1)
 
@@ -79,7 +81,7 @@ def export_markdown(nb: Notebook) -> str:
                 attrs.append(f"title={_quote(cell['title'])}")
             if cell["sources"]:
                 attrs.append(f"sources={_sources(cell['sources'])}")
-            fence = _fence(cell["source"])
+            fence = fence_for(cell["source"])
             body = [cell["source"]] if cell["source"] else []
             parts.append("\n".join([f"{fence}{fence_language(cell['type'])} {{{' '.join(attrs)}}}", *body, fence]))
     return "\n\n".join(parts) + "\n" if parts else ""

@@ -409,27 +409,64 @@ def _replace_text(t: Any, old: str, text: str) -> None:
         t.insert(start, inserted)
 
 
-def merge_text(base: str, theirs: str, mine: str) -> str:
-    """Three-way merge of two edits of ``base`` through a CRDT text: both edits are kept (an
-    insertion at the same place from both sides ends up side by side; a deletion wins over text
-    inside it). Used when an edit was made on an old copy (``cell edit`` with ``$EDITOR``)."""
-    from pycrdt import Doc, Text
+class MergeConflict(Exception):
+    """Both sides of a three-way merge changed the same lines (``merge_text``); the caller
+    decides what to tell the user and where the losing version goes."""
 
-    if theirs == base:
+
+def _line_hunks(base: list[str], other: list[str]) -> list[tuple[int, int, list[str]]]:
+    """The changes from ``base`` to ``other`` (lists of lines) as (start, end, new lines): the
+    base lines [start, end) are replaced by the new lines (start == end: an insertion)."""
+    from difflib import SequenceMatcher
+
+    ops = SequenceMatcher(None, base, other, autojunk=False).get_opcodes()
+    return [(i1, i2, other[j1:j2]) for tag, i1, i2, j1, j2 in ops if tag != "equal"]
+
+
+def _clash(a: tuple[int, int, list[str]], b: tuple[int, int, list[str]]) -> bool:
+    """Two hunks of the same base that cannot both apply: they change a common line, one
+    inserts inside lines the other changes, or both insert different lines at one place."""
+    if a == b:
+        return False  # the same change on both sides
+    (a1, a2, _), (b1, b2, _) = a, b
+    if a1 == a2 and b1 == b2:
+        return a1 == b1
+    if a1 == a2:
+        return b1 < a1 < b2
+    if b1 == b2:
+        return a1 < b1 < a2
+    return max(a1, b1) < min(a2, b2)
+
+
+def merge_text(base: str, theirs: str, mine: str) -> str:
+    """Three-way merge, line by line, of two edits of ``base`` (as ``git merge-file`` does): an
+    edit made on an old copy (``cell edit`` with ``$EDITOR``, the dashboard's editor) keeps the
+    changes others made meanwhile to other lines.
+
+    Raises:
+        MergeConflict when both changed the same line (or overlapping lines) differently: a
+        character-level merge there would make a text neither side wrote (``LIMIT 50`` and
+        ``LIMIT 1`` giving ``LIMIT 01``).
+    """
+    if theirs == base or mine == theirs:
         return mine
-    if mine == base or mine == theirs:
+    if mine == base:
         return theirs
-    a = Doc()
-    ta = a.get("t", type=Text)
-    ta += base
-    b = Doc()
-    b.apply_update(a.get_update())
-    tb = b.get("t", type=Text)
-    _replace_text(ta, base, theirs)
-    state = b.get_state()
-    _replace_text(tb, base, mine)
-    a.apply_update(b.get_update(state))
-    return str(ta)
+    lines = base.split("\n")
+    ours, others = _line_hunks(lines, mine.split("\n")), _line_hunks(lines, theirs.split("\n"))
+    for a in ours:
+        for b in others:
+            if _clash(a, b):
+                raise MergeConflict(f"both changed line {min(a[0], b[0]) + 1}")
+    hunks = sorted(set((i1, i2, tuple(new)) for i1, i2, new in ours + others), key=lambda h: (h[0], h[1]))
+    out: list[str] = []
+    at = 0
+    for i1, i2, new in hunks:
+        out.extend(lines[at:i1])
+        out.extend(new)
+        at = i2
+    out.extend(lines[at:])
+    return "\n".join(out)
 
 
 def _snapshot(cell: Any) -> dict:

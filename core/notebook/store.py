@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from tessera.core import events
-from tessera.core.errors import QueryError, UsageError
+from tessera.core.errors import EditConflict, QueryError, UsageError
 from tessera.core.notebook.model import Notebook
 from tessera.core.store.db import transaction
 
@@ -256,14 +256,16 @@ def remove(conn: sqlite3.Connection, name: str) -> None:
 
 
 def add_cell(conn: sqlite3.Connection, name: str, source: str = "", **attrs: Any) -> tuple[str, int]:
-    """Add a cell (see Notebook.add_cell); returns (id, number). The type must be registered."""
+    """Add a cell (see Notebook.add_cell; ``after`` may be a cell id); returns (id, number). The
+    type must be registered."""
     from tessera.core.notebook.cells import cell_type
 
     cell_type(attrs.get("type", "query"))
     out: dict = {}
 
     def edit(nb: Notebook) -> dict:
-        cid, number = nb.add_cell(source=source, **attrs)
+        after = attrs.get("after")
+        cid, number = nb.add_cell(source=source, **{**attrs, "after": None if after is None else _number(nb, after)})
         out.update(id=cid, number=number)
         return {"cell": cid, "number": number, "row": nb.row_of(number), **{k: v for k, v in nb.cell(number).items() if k != "id"}}
 
@@ -271,44 +273,100 @@ def add_cell(conn: sqlite3.Connection, name: str, source: str = "", **attrs: Any
     return out["id"], out["number"]
 
 
-def edit_cell(conn: sqlite3.Connection, name: str, number: int, text: str, *, base: Notebook | None = None) -> bool:
-    """Replace cell N's source; returns False (and records nothing) when it is unchanged.
+def _number(nb: Notebook, cell: int | str) -> int:
+    """A cell reference as its number now: a number, or a cell id (found wherever it moved)."""
+    return nb.number_of(cell) if isinstance(cell, str) else cell
+
+
+def edit_cell(conn: sqlite3.Connection, name: str, cell: int | str, text: str, *, base: Notebook | None = None,
+              base_text: str | None = None) -> bool:
+    """Replace a cell's source; returns False (and records nothing) when it is unchanged.
 
     Args:
+        cell: its number, or its id.
         base: the notebook as it was when the edit began (``cell edit`` with ``$EDITOR``): the
             edit is merged three-way with the cell's current text (model.merge_text), so changes
-            others made to the cell meanwhile are kept, and the cell is found by id even if it
-            moved.
+            others made to other lines meanwhile are kept, and the cell is found by id even if
+            it moved.
+        base_text: the same for a front end that kept only the cell's text (the dashboard's
+            editor): ``cell`` is then best given as the id.
+    Raises:
+        EditConflict when the cell was changed meanwhile on the lines this edit changes, or
+        removed: nothing is stored, and ``text`` is kept in a file the message names
+        (save_conflict).
     """
-    if base is None:
+    if base is not None:
+        base_text = base.cell(_number(base, cell))["source"]
+        cell = base.cell(_number(base, cell))["id"]
+    if base_text is None:
         def edit(nb: Notebook) -> dict | None:
-            before = nb.cell(number)["source"]
-            if not nb.edit_source(number, text):
-                return None
-            return {"cell": nb.cell(number)["id"], "number": number, "before": before, "source": text}
-    else:
-        from tessera.core.notebook.model import merge_text
-
-        cid, base_text = base.cell(number)["id"], base.cell(number)["source"]
-
-        def edit(nb: Notebook) -> dict | None:
-            n = nb.number_of(cid)
+            n = _number(nb, cell)
             before = nb.cell(n)["source"]
-            if not nb.edit_source(n, merge_text(base_text, before, text)):
+            if not nb.edit_source(n, text):
                 return None
-            return {"cell": cid, "number": n, "before": before, "source": nb.cell(n)["source"]}
+            return {"cell": nb.cell(n)["id"], "number": n, "before": before, "source": text}
+    else:
+        from tessera.core.notebook.model import MergeConflict, merge_text
+
+        def edit(nb: Notebook) -> dict | None:
+            if isinstance(cell, str) and cell not in nb.ids():
+                kept = save_conflict(nb.name, {"id": cell}, text)
+                raise EditConflict(f"cell {cell} of notebook '{nb.name}' was removed while you edited it; nothing was "
+                                   f"saved, and your version is in {kept}",
+                                   hint=f"add it again: tessera cell add {nb.name} -f {kept}")
+            n = _number(nb, cell)
+            found = nb.cell(n)
+            before = found["source"]
+            try:
+                merged = merge_text(base_text, before, text)  # type: ignore[arg-type]
+            except MergeConflict as conflict:
+                kept = save_conflict(nb.name, found, text)
+                raise EditConflict(
+                    f"cell {nb.name}/{n} ({found['id']}) was changed on the same lines while you edited it "
+                    f"({conflict}); nothing was saved, and your version is in {kept}",
+                    hint=f"compare: tessera notebook show {nb.name}/{n} -o json; keep yours: "
+                         f"tessera cell edit {nb.name}/{n} -f {kept}") from None
+            if not nb.edit_source(n, merged):
+                return None
+            return {"cell": found["id"], "number": n, "before": before, "source": nb.cell(n)["source"]}
 
     return change(conn, name, "cell_edited", edit)[1] is not None
 
 
-def set_cell(conn: sqlite3.Connection, name: str, number: int, **attrs: Any) -> dict:
-    """Set attributes of cell N; returns ``{attr: [before, after]}`` (empty: nothing changed)."""
+def save_conflict(name: str, cell: dict, text: str) -> str:
+    """Keep an edit that could not be merged: ``<data home>/conflicts/NB-CELL-TIME.EXT`` (0600,
+    in a 0700 directory, as it may hold cluster names); returns its path."""
+    import os
+    import time
+
+    from tessera.core import config
+
+    folder = config.data_home() / "conflicts"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    suffix = {"query": ".cypher", "sql": ".sql", "markdown": ".md"}.get(cell.get("type", ""), ".txt")
+    stem = f"{name}-{cell['id']}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    for n in range(1000):
+        path = folder / (stem + (f"-{n}" if n else "") + suffix)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        return str(path)
+    raise UsageError(f"cannot keep your edit: too many conflict files in {folder}")
+
+
+def set_cell(conn: sqlite3.Connection, name: str, cell: int | str, **attrs: Any) -> dict:
+    """Set attributes of a cell (its number or id); returns ``{attr: [before, after]}`` (empty:
+    nothing changed)."""
     if "type" in attrs:
         from tessera.core.notebook.cells import cell_type
 
         cell_type(attrs["type"])
 
     def edit(nb: Notebook) -> dict | None:
+        number = _number(nb, cell)
         changes = nb.set_attrs(number, **attrs)
         return {"cell": nb.cell(number)["id"], "number": number, "changes": changes} if changes else None
 
@@ -316,18 +374,20 @@ def set_cell(conn: sqlite3.Connection, name: str, number: int, **attrs: Any) -> 
     return details["changes"] if details else {}
 
 
-def remove_cell(conn: sqlite3.Connection, name: str, number: int) -> dict:
-    """Remove cell N; returns the removed cell."""
+def remove_cell(conn: sqlite3.Connection, name: str, cell: int | str) -> dict:
+    """Remove a cell (its number or id); returns the removed cell."""
     def edit(nb: Notebook) -> dict:
+        number = _number(nb, cell)
         gone = nb.remove_cell(number)
         return {"cell": gone["id"], "number": number, "removed": gone}
 
     return change(conn, name, "cell_removed", edit)[1]["removed"]  # type: ignore[index]
 
 
-def move_cell(conn: sqlite3.Connection, name: str, number: int, to: int) -> bool:
-    """Move cell N to position TO (reading order; row sizes kept)."""
+def move_cell(conn: sqlite3.Connection, name: str, cell: int | str, to: int) -> bool:
+    """Move a cell (its number or id) to position TO (reading order; row sizes kept)."""
     def edit(nb: Notebook) -> dict | None:
+        number = _number(nb, cell)
         cid = nb.cell(number)["id"]
         if not nb.move_cell(number, to):
             return None
@@ -336,19 +396,19 @@ def move_cell(conn: sqlite3.Connection, name: str, number: int, to: int) -> bool
     return change(conn, name, "cell_moved", edit)[1] is not None
 
 
-def split_row(conn: sqlite3.Connection, name: str, number: int) -> dict:
-    """Split the row holding cell N (2 -> 1 + 1, 4 -> 2 + 2)."""
+def split_row(conn: sqlite3.Connection, name: str, cell: int | str) -> dict:
+    """Split the row holding a cell (its number or id): 2 -> 1 + 1, 4 -> 2 + 2."""
     def edit(nb: Notebook) -> dict:
-        row, kept, moved = nb.split_row(number)
+        row, kept, moved = nb.split_row(_number(nb, cell))
         return {"row": row, "cells": kept, "new_row": moved, "layout": nb.layout()}
 
     return change(conn, name, "row_split", edit)[1]  # type: ignore[return-value]
 
 
-def merge_rows(conn: sqlite3.Connection, name: str, number: int) -> dict:
-    """Merge the row holding cell N with the next row (1 + 1 -> 2, 2 + 2 -> 4)."""
+def merge_rows(conn: sqlite3.Connection, name: str, cell: int | str) -> dict:
+    """Merge the row holding a cell (its number or id) with the next row (1 + 1 -> 2, 2 + 2 -> 4)."""
     def edit(nb: Notebook) -> dict:
-        row, ids = nb.merge_rows(number)
+        row, ids = nb.merge_rows(_number(nb, cell))
         return {"row": row, "cells": ids, "layout": nb.layout()}
 
     return change(conn, name, "row_merged", edit)[1]  # type: ignore[return-value]

@@ -9,7 +9,12 @@ How it differs from rows (reproducing the reference engine, minus its bugs):
   SKIP / LIMIT apply to that concatenation (nulls last ascending), deterministically;
 - aggregates fold over the distinct resources of their variable across all matches; SUM over a
   path through ``[*]`` followed by a field returns the list of values (upstream behaviour), SUM
-  over a path ending in ``[*]`` is refused.
+  over a path ending in ``[*]`` is refused;
+- when nothing matches, as upstream: every aggregate is null (never ``0`` or ``[]``), and each
+  returned variable is listed with no entries (``"d": []``), except that a variable with no
+  entries is left out (so an empty answer is ``{}``) in a query with a kindless node, a pattern of
+  two or more relationships, or ORDER BY / SKIP / LIMIT (upstream rebuilds the map from the
+  matched rows there).
 """
 
 from __future__ import annotations
@@ -81,8 +86,9 @@ def _sum(agg: ast.Aggregate, objs: list[dict], evaluator: Evaluator) -> Any:
         out: list[Any] = []
         for obj in objs:
             out.extend(evaluator.path_values(prop, obj))
-        return out
-    return aggregate("sum", [evaluator.property_value(prop, {prop.var: o}) for o in objs])
+        return out or None  # upstream turns an empty list into null
+    values = [v for v in (evaluator.property_value(prop, {prop.var: o}) for o in objs) if v is not None]
+    return aggregate("sum", values) if values else None  # upstream: no value was ever added
 
 
 def shape_result(query: ast.Query, components: list, evaluator: Evaluator) -> dict[str, Any]:
@@ -134,6 +140,13 @@ def shape_result(query: ast.Query, components: list, evaluator: Evaluator) -> di
         end = start + query.limit if query.limit is not None else None
         listed = listed[start:end]
 
+    # Upstream answers a kindless query by merging expanded queries and applies ORDER BY / SKIP /
+    # LIMIT to a table of the matched rows: both rebuild the map from rows, dropping variables
+    # without any; a pattern of several relationships ends the same way.
+    kindless = any(n.kind is None for p in query.match for n in p.nodes)
+    chained = any(len(p.rels) > 1 for p in query.match)
+    paged = bool(query.order_by) or query.skip is not None or query.limit is not None
+    rebuilt_from_rows = kindless or chained or paged
     data: dict[str, Any] = {}
     for var, var_items in by_var.items():
         seen: set[int] = set()
@@ -144,7 +157,7 @@ def shape_result(query: ast.Query, components: list, evaluator: Evaluator) -> di
                 continue
             seen.add(id(obj))
             entries.append(_entry(obj, var_items, evaluator, var))
-        if any(var in c.vars for c in components):
+        if any(var in c.vars for c in components) and (entries or not rebuilt_from_rows):
             data[var] = entries
 
     aggs = [i for i in items if isinstance(i.expr, ast.Aggregate)]
@@ -160,7 +173,9 @@ def shape_result(query: ast.Query, components: list, evaluator: Evaluator) -> di
                     if obj is not None and id(obj) not in seen:
                         seen.add(id(obj))
                         objs.append(obj)
-            if agg.func == "sum":
+            if not objs:
+                value = None  # upstream leaves an aggregate over nothing unset: null, even COUNT
+            elif agg.func == "sum":
                 value = _sum(agg, objs, evaluator)
             elif agg.func == "count":
                 value = len(objs)

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from tessera.core.errors import NotAuthorized, QueryError
+from tessera.core.errors import NotAuthorized, QueryError, TesseraError
 from tessera.core.kinds import KindInfo
 from tessera.core.query import ast
 from tessera.core.query.evaluate import Evaluator
@@ -130,6 +130,12 @@ class Engine:
         return out
 
     def _expand_kindless(self, paths: list[tuple[list[str], list[ast.RelPattern]]]) -> None:
+        """Give each kindless node every kind that a rule links to all of its neighbours' kinds.
+
+        Kinds linked by a rule naming both kinds come first (sorted), then those linked only by
+        the Namespace rule (a Namespace relates to every namespaced resource in it): rows and the
+        Cyphernetes shape list a Deployment's ReplicaSets before its Namespace.
+        """
         neighbours = self._neighbours(paths)
         kindless = [n for n, p in self.nodes.items() if not p.kinds and n in _names_in(paths)]
         for name in kindless:
@@ -140,6 +146,7 @@ class Engine:
                     hint="e.g. (x:Pod), or relate it: (d:Deployment)->(x)",
                 )
             allowed: set[str] | None = None
+            direct: set[str] | None = None  # linked to every neighbour by a rule naming both kinds
             for other, rel in near:
                 other_plan = self.nodes[other]
                 if not other_plan.kinds:
@@ -147,31 +154,57 @@ class Engine:
                         "chaining two unknown nodes (kindless-to-kindless) is not supported - at least "
                         f"one node in a relationship must have a known kind ('{name}' and '{other}')"
                     )
-                linked = set()
+                linked, by_name = set(), set()
                 for k in other_plan.kinds:
-                    linked |= self._linked_kinds(k.kind, rel.type)
+                    pair_rules, namespace_rule = self._linked_kinds(k, rel.type)
+                    linked |= pair_rules | namespace_rule
+                    by_name |= pair_rules
                 allowed = linked if allowed is None else allowed & linked
+                direct = by_name if direct is None else direct & by_name
+            allowed, direct = allowed or set(), direct or set()
+            if not allowed:
+                spelled = " or ".join(sorted({k.kind for other, _ in near for k in self.nodes[other].kinds}))
+                typed = {rel.type for _, rel in near if rel.type}
+                raise QueryError(
+                    f"no kind is related to {spelled}{' by ' + ', '.join(sorted(typed)) if typed else ''}, "
+                    f"so '{name}' cannot match anything",
+                    hint="give it a kind, or see docs/relationships.md for the relationships that exist",
+                )
             kinds = []
-            for kind_name in sorted(allowed or ()):
+            for kind_name in sorted(allowed & direct) + sorted(allowed - direct):
                 info = self._kind_by_name(kind_name)
                 if info is not None:
                     kinds.append(info)
             self.nodes[name].kinds = kinds
             self._expanded.update((k.group, k.kind) for k in kinds)
 
-    def _linked_kinds(self, kind: str, rel_type: str | None) -> set[str]:
-        out = set()
+    def _linked_kinds(self, kind: KindInfo, rel_type: str | None) -> tuple[set[str], set[str]]:
+        """The kinds rules link to ``kind``: (by rules naming both kinds, by a ``*`` rule).
+
+        A ``*`` rule (Namespace -> every namespaced kind) links a Namespace to every namespaced,
+        listable kind the source offers, and every namespaced kind to Namespace.
+        """
+        pair_rules: set[str] = set()
+        namespace_rule: set[str] = set()
+        name = kind.kind.lower()
         for (a, b), rules in self._rules_by_pair.items():
             for rule in rules:
                 if rel_type and rule.type.lower() != rel_type.lower():
                     continue
                 if rule.kind_b == "*":
-                    continue  # a kindless neighbour of a Namespace would be every kind there is
-                if a == kind.lower():
-                    out.add(rule.kind_b)
-                if b == kind.lower():
-                    out.add(rule.kind_a)
-        return out
+                    if a == name:
+                        namespace_rule |= {k.kind for k in self._namespaced_kinds()}
+                    elif kind.namespaced:
+                        namespace_rule.add(rule.kind_a)
+                    continue
+                if a == name:
+                    pair_rules.add(rule.kind_b)
+                if b == name:
+                    pair_rules.add(rule.kind_a)
+        return pair_rules, namespace_rule - pair_rules
+
+    def _namespaced_kinds(self) -> list[KindInfo]:
+        return [k for k in self.ctx.registry.all() if k.namespaced and "list" in k.verbs]
 
     def _kind_by_name(self, kind: str) -> KindInfo | None:
         try:
@@ -234,21 +267,31 @@ class Engine:
     def _list_many(self, reqs: list[tuple]) -> list[list[dict]]:
         source = self.ctx.source
 
+        failures: list[TesseraError] = []
+
         def one(req: tuple) -> list[dict]:
             kind, ns, name, labels = req
             try:
                 return source.list(kind, namespace=ns, name=name, labels=dict(labels) if labels else None)
-            except NotAuthorized as exc:
+            except TesseraError as exc:
                 if (kind.group, kind.kind) not in self._expanded:
                     raise
-                # A kindless node tries every linked kind; RBAC hiding one must not sink the query.
-                self.warnings.append(f"skipped {kind.kind} (forbidden): {exc.one_line()}")
+                # A kindless node tries every linked kind (every namespaced kind, next to a
+                # Namespace): RBAC hiding one, or one API the server cannot serve (an aggregated
+                # API that is down, a CRD just removed), must not sink the query.
+                failures.append(exc)
+                why = "forbidden" if isinstance(exc, NotAuthorized) else "cannot list it"
+                self.warnings.append(f"skipped {kind.kind} ({why}): {exc.one_line()}")
                 return []
 
         if len(reqs) == 1 or not getattr(source, "concurrent", False):
-            return [one(r) for r in reqs]
-        with ThreadPoolExecutor(max_workers=min(8, len(reqs))) as pool:
-            return list(pool.map(one, reqs))
+            results = [one(r) for r in reqs]
+        else:
+            with ThreadPoolExecutor(max_workers=min(8, len(reqs))) as pool:
+                results = list(pool.map(one, reqs))
+        if failures and len(failures) == len(reqs):
+            raise failures[0]  # nothing answered: the source is at fault, not one kind
+        return results
 
     # ------------------------------------------------------------------ joining
 
@@ -295,7 +338,7 @@ class Engine:
                             bucket.append((b, rule.type))
         if not any_rule and left.kinds and right.kinds and len(left.kinds) == 1 and len(right.kinds) == 1:
             lk, rk = left.kinds[0], right.kinds[0]
-            related = sorted(self._linked_kinds(lk.kind, None))
+            related = sorted(set().union(*self._linked_kinds(lk, None)))
             raise QueryError(
                 f"no relationship{' of type ' + rel.type if rel.type else ''} between {lk.kind} and {rk.kind}",
                 hint=f"{lk.kind} relates to: {', '.join(related) or 'nothing'}",

@@ -9,31 +9,23 @@ Semantics chosen for Kubernetes objects (see docs/language.md):
 - A missing field compared with ``!=`` is true: a pod with no phase is "not Running".
 - Ordering comparisons only hold between numbers, between strings, or between timestamps;
   a string compared with a ``datetime()`` value is parsed as an RFC 3339 timestamp.
-- ``=~`` searches (Go's MatchString, as Cyphernetes), so anchor with ``^…$`` for a full match.
+- ``=~`` searches (Go's MatchString, as Cyphernetes), so anchor with ``^…$`` for a full match; the
+  pattern is RE2 syntax and runs in linear time (core/query/regex.py).
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
 from typing import Any, Callable
 
 from tessera.core.errors import QueryError
 from tessera.core.query import ast
 from tessera.core.query.functions import call_function
+from tessera.core.query.regex import search
 
 Env = dict[str, dict]  # variable -> resource object
 
 _MISSING = object()
-
-
-@lru_cache(maxsize=256)
-def _regex(pattern: str) -> re.Pattern:
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise QueryError(f"invalid regular expression {pattern!r}: {exc}") from None
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -88,7 +80,7 @@ def _compare_scalar(op: str, a: Any, b: Any) -> bool:
         x, y = pair
         return {"<": x < y, ">": x > y, "<=": x <= y, ">=": x >= y}[op]
     if op == "=~":
-        return isinstance(a, str) and isinstance(b, str) and _regex(b).search(a) is not None
+        return isinstance(a, str) and isinstance(b, str) and search(b, a)
     if op == "CONTAINS":
         if isinstance(a, str) and isinstance(b, str):
             return b in a
@@ -221,6 +213,14 @@ class Evaluator:
 
 
 def _arith(op: str, a: Any, b: Any) -> Any:
+    try:
+        return _arith_values(op, a, b)
+    except OverflowError:
+        shown = [str(v) if isinstance(v, timedelta) else repr(jsonable(v)) for v in (a, b)]
+        raise QueryError(f"{shown[0]} {op} {shown[1]} is out of range", hint="timestamps run from year 1 to 9999") from None
+
+
+def _arith_values(op: str, a: Any, b: Any) -> Any:
     if a is None or b is None:
         return None
     if isinstance(a, datetime) or isinstance(b, datetime):

@@ -31,7 +31,10 @@ def parse_duration(text: str) -> timedelta:
             hint='use ISO 8601 like "PT1H", "P7D" or "P1DT12H"',
         )
     parts = {k: float(v) for k, v in m.groupdict().items() if v}
-    return timedelta(**parts)
+    try:
+        return timedelta(**parts)
+    except OverflowError:
+        raise QueryError(f"duration {text!r} out of range", hint="at most 999999999 days") from None
 
 
 def parse_datetime(text: str) -> datetime:

@@ -53,11 +53,11 @@ def safe_tokens(text: str) -> tuple[list[Token], list[Span]]:
     """
     tail: Span | None = None
     try:
-        tokens = tokenize(text)
+        tokens = tokenize(text, check_numbers=False)
     except ParseError as err:
         cut = err.offset
         try:
-            tokens = tokenize(text[:cut])
+            tokens = tokenize(text[:cut], check_numbers=False)
         except ParseError:
             tokens = [Token(EOF, "", None, 0)]
             cut = 0

@@ -9,6 +9,7 @@ either way.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from tessera.core.errors import ParseError
@@ -21,11 +22,19 @@ SYMBOL = "SYMBOL"
 EOF = "EOF"
 UNKNOWN = "UNKNOWN"
 
+# How a parse error names the end of the text, where other tokens are quoted ("RETURN").
+END_OF_QUERY = "end of query"
+
 # Longest first: the lexer tries each in order.
 _SYMBOLS = (
     "->", "<-", "<=", ">=", "<>", "!=", "=~",
     "(", ")", "{", "}", "[", "]", ",", ":", ".", ";", "=", "<", ">", "-", "+", "*",
 )
+
+# An integer literal may have this many digits. Python refuses to convert more than 4,300 digits
+# between text and int (in either direction, so printing such a value would fail too); 1,000
+# leaves room for a sum of them and is far beyond any Kubernetes value (int64 has 19 digits).
+MAX_INTEGER_DIGITS = 1000
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "\\": "\\", '"': '"', "'": "'", "/": "/"}
 
@@ -44,8 +53,8 @@ class Token:
     pos: int
 
     def shown(self) -> str:
-        """The token as an error message quotes it: ``"RETURN"``; ``""`` at end of input."""
-        return '""' if self.kind == EOF else '"' + self.text.replace('"', '\\"') + '"'
+        """The token as an error message quotes it: ``"RETURN"``; ``end of query`` at the end."""
+        return END_OF_QUERY if self.kind == EOF else '"' + self.text.replace('"', '\\"') + '"'
 
 
 def _digit(ch: str) -> bool:
@@ -60,15 +69,17 @@ def _is_ident_char(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
 
 
-def tokenize(text: str) -> list[Token]:
+def tokenize(text: str, *, check_numbers: bool = True) -> list[Token]:
     """Split query text into tokens, ending with one EOF token.
 
     Args:
         text: the query.
+        check_numbers: refuse numbers out of range (a highlighter passes False: such a number
+            is still a NUMBER token, valued None, and the tokens after it are still found).
     Returns:
         the tokens; comments and whitespace are dropped.
     Raises:
-        ParseError for an unterminated string or block comment.
+        ParseError for an unterminated string or block comment, or a number out of range.
     """
     tokens: list[Token] = []
     i, n = 0, len(text)
@@ -93,7 +104,7 @@ def tokenize(text: str) -> list[Token]:
             i = _string(text, i, tokens)
             continue
         if _digit(ch) or (ch == "." and i + 1 < n and _digit(text[i + 1]) and _number_allowed(tokens)):
-            i = _number(text, i, tokens)
+            i = _number(text, i, tokens, check_numbers)
             continue
         if _is_ident_start(ch) or ch == "\\":
             i = _ident(text, i, tokens)
@@ -148,7 +159,7 @@ def _string(text: str, start: int, tokens: list[Token]) -> int:
     )
 
 
-def _number(text: str, start: int, tokens: list[Token]) -> int:
+def _number(text: str, start: int, tokens: list[Token], check: bool = True) -> int:
     i, n = start, len(text)
     while i < n and _digit(text[i]):
         i += 1
@@ -171,8 +182,28 @@ def _number(text: str, start: int, tokens: list[Token]) -> int:
         # ``5m`` or ``10Gi`` is an identifier-ish word, not a number followed by a name.
         return _ident(text, start, tokens)
     raw = text[start:i]
-    tokens.append(Token(NUMBER, raw, float(raw) if is_float else int(raw), start))
+    value = _number_value(text, start, raw, is_float) if check else None
+    tokens.append(Token(NUMBER, raw, value, start))
     return i
+
+
+def _number_value(text: str, start: int, raw: str, is_float: bool) -> int | float:
+    found = f'"{raw[:12]}..."' if len(raw) > 15 else f'"{raw}"'
+    if is_float:
+        value = float(raw)
+        if math.isinf(value):
+            raise ParseError(
+                "number out of range", source=text, offset=start, found=found,
+                expected="a number below 1.8e308",
+            )
+        return value
+    digits = len(raw.lstrip("0")) or 1
+    if digits > MAX_INTEGER_DIGITS:
+        raise ParseError(
+            f"integer too long ({digits} digits)", source=text, offset=start, found=found,
+            expected=f"at most {MAX_INTEGER_DIGITS} digits",
+        )
+    return int(raw.lstrip("0") or "0")  # leading zeros count towards Python's limit too
 
 
 def _ident(text: str, start: int, tokens: list[Token]) -> int:

@@ -22,6 +22,9 @@ Grammar (keywords case-insensitive)::
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 from tessera.core.errors import ParseError
 from tessera.core.query import ast
 from tessera.core.query.lexer import EOF, IDENT, NUMBER, STRING, SYMBOL, Token, tokenize
@@ -29,6 +32,11 @@ from tessera.core.query.lexer import EOF, IDENT, NUMBER, STRING, SYMBOL, Token, 
 AGGREGATES = ("count", "sum", "avg", "min", "max", "collect")
 _CLAUSE_WORDS = {"MATCH", "WHERE", "RETURN", "SET", "DELETE", "CREATE", "ORDER", "SKIP", "OFFSET", "LIMIT"}
 _COMPARISON_SYMBOLS = {"=": "=", "!=": "!=", "<>": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">=", "=~": "=~"}
+# How deep parentheses, lists, maps, function calls and NOTs may nest. The parser (and the evaluator
+# after it) recurse once per level, about nine Python frames for a parenthesis; 64 levels stays far
+# below Python's recursion limit from any caller (CLI, shell, dashboard, tests) while no query a
+# person writes comes near it. Checked while parsing, before anything is fetched.
+MAX_NESTING = 64
 
 
 def parse(text: str) -> ast.Query:
@@ -50,6 +58,7 @@ class _Parser:
         self.tokens = tokenize(text)
         self.i = 0
         self.in_where = False
+        self.depth = 0
 
     # --- token helpers ---------------------------------------------------------------------
 
@@ -102,6 +111,20 @@ class _Parser:
             raise self.error(expected)
         return self.advance()
 
+    @contextmanager
+    def nested(self) -> Iterator[None]:
+        """One more level of nesting at the current token; too many is a ParseError there."""
+        if self.depth >= MAX_NESTING:
+            raise self.fail_at(
+                f"nesting too deep: more than {MAX_NESTING} levels of parentheses, lists, maps or NOT",
+                self.tok,
+            )
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+
     def slice_from(self, start: Token) -> str:
         """Source text from ``start`` to the end of the last consumed token."""
         last = self.tokens[self.i - 1]
@@ -142,7 +165,7 @@ class _Parser:
         if self.is_sym(";"):
             self.advance()
             if self.tok.kind != EOF:
-                raise self.error("end of input", message="one statement per query")
+                raise self.error("end of query", message="one statement per query")
         if self.tok.kind != EOF:
             raise self.error(self._after_hint(fields))
         return ast.Query(**fields)
@@ -383,6 +406,10 @@ class _Parser:
     # --- literals --------------------------------------------------------------------------
 
     def map_literal(self) -> ast.MapLiteral:
+        with self.nested():
+            return self._map_literal()
+
+    def _map_literal(self) -> ast.MapLiteral:
         start = self.expect_sym("{")
         items: list[tuple[str, ast.Expr]] = []
         is_open = False
@@ -430,6 +457,10 @@ class _Parser:
         raise self.error("value")
 
     def list_literal(self, item) -> ast.ListLiteral:
+        with self.nested():
+            return self._list_literal(item)
+
+    def _list_literal(self, item) -> ast.ListLiteral:
         start = self.expect_sym("[")
         items = []
         saved, self.in_where = self.in_where, False  # commas here separate items, not conditions
@@ -463,8 +494,9 @@ class _Parser:
 
     def not_expr(self) -> ast.Expr:
         if self.is_word("NOT"):
-            tok = self.advance()
-            return ast.Not(self.not_expr(), pos=tok.pos)
+            with self.nested():
+                tok = self.advance()
+                return ast.Not(self.not_expr(), pos=tok.pos)
         return self.comparison()
 
     def comparison(self) -> ast.Expr:
@@ -529,7 +561,8 @@ class _Parser:
         if self.is_sym("{"):
             return self.map_literal()
         if self.is_sym("("):
-            return self._paren_or_pattern()
+            with self.nested():
+                return self._paren_or_pattern()
         if tok.kind != IDENT:
             raise self.error("value")
         word = tok.text.upper()
@@ -538,9 +571,11 @@ class _Parser:
             return ast.Literal({"TRUE": True, "FALSE": False, "NULL": None}[word], pos=tok.pos)
         nxt = self.peek()
         if word.lower() in AGGREGATES and (self.is_sym("{", nxt) or self.is_sym("(", nxt)):
-            return self._aggregate()
+            with self.nested():
+                return self._aggregate()
         if self.is_sym("(", nxt):
-            return self._function()
+            with self.nested():
+                return self._function()
         if word in _CLAUSE_WORDS and not self.is_sym(".", nxt):
             raise self.error("value")
         self.advance()

@@ -1,5 +1,6 @@
 """Semantic checks after parsing: every variable used is bound, aliases are unique, aggregates
-are not nested. These are QueryErrors (exit 1) that point at the line and column at fault.
+are not nested, ``=~`` patterns written as literals compile. These are QueryErrors (exit 1) that
+point at the line and column at fault.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def validate(query: ast.Query, text: str) -> None:
                 raise QueryError(f"unknown variable '{name}' in {clause}{_where(text, pos)}", hint=hint)
 
     check(query.where, "WHERE")
+    _check_patterns(query.where, text)
     aliases: set[str] = set()
     for item in query.returns:
         check(item.expr, "RETURN")
@@ -101,3 +103,16 @@ def validate(query: ast.Query, text: str) -> None:
         for node in pattern.nodes:
             if node.var and node.var in rels:
                 raise QueryError(f"'{node.var}' names both a node and a relationship{_where(text, node.pos)}")
+
+
+def _check_patterns(where: ast.Expr | None, text: str) -> None:
+    """A literal ``=~`` pattern that RE2 refuses is an error before anything is fetched."""
+    from tessera.core.query.regex import check_pattern
+
+    for node in walk(where):
+        if isinstance(node, ast.Comparison) and node.op == "=~" and isinstance(node.right, ast.Literal):
+            if isinstance(node.right.value, str):
+                try:
+                    check_pattern(node.right.value)
+                except QueryError as err:
+                    raise QueryError(f"{err.message}{_where(text, node.right.pos)}", hint=err.hint) from None

@@ -8,15 +8,30 @@ The standard library's sqlite3 is used directly: the store needs connect, migrat
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
-from tessera.core.errors import TesseraError
+from tessera.core.errors import EXIT_TIMEOUT, TesseraError
 
 
 class StoreError(TesseraError):
-    """The database cannot be used (newer schema, corrupt, unwritable)."""
+    """The database cannot be used (newer schema, unwritable...)."""
+
+
+class StoreFull(StoreError):
+    """The disk holding the store is full (SQLITE_FULL); the failed write was rolled back."""
+
+
+class StoreLocked(StoreError):
+    """Another process held the store's write lock for longer than store_lock_timeout (exit 4)."""
+
+    exit_code = EXIT_TIMEOUT
+
+
+class StoreDamaged(StoreError):
+    """The database file is damaged (SQLITE_CORRUPT, SQLITE_NOTADB) or empty (0 bytes)."""
 
 
 # Each entry migrates from version i to i + 1; never edit one that has shipped, add a new one.
@@ -77,31 +92,209 @@ def db_path() -> Path:
     return database_path()
 
 
-def connect(path: Path | str | None = None, *, migrate_to: int | None = None) -> sqlite3.Connection:
+def connect(path: Path | str | None = None, *, migrate_to: int | None = None,
+            on_wait: Callable[[str], None] | None = None) -> sqlite3.Connection:
     """Open (creating if needed) the store and bring its schema up to date.
+
+    A new store is built in a private temporary file and linked into place, so ``tessera.db``
+    (and the -wal/-shm files SQLite gives the same mode) is 0600 whatever the umask, and a
+    0-byte ``tessera.db`` can only mean damage: it is refused, never silently re-created.
 
     Args:
         path: the database file (default: db_path(); the data home is created 0700).
         migrate_to: stop at this schema version (tests build every earlier schema with it).
+        on_wait: called with one line when a write has to wait for another process's lock
+            (the CLI prints it on stderr); the wait lasts up to config.store_lock_timeout().
     Returns:
-        a connection in autocommit mode; group writes with ``transaction(conn)``.
+        a connection in autocommit mode; group writes with ``transaction(conn)``. Every
+        SQLite failure it meets later is a StoreError too (see ``store_error``).
     Raises:
-        StoreError when the file is not a database, is from a newer Tessera, or cannot be written.
+        StoreDamaged for a damaged or empty file; StoreLocked when another process holds the
+        lock too long; StoreFull; StoreError for a newer schema or an unwritable data home.
     """
+    from tessera.core.config import store_lock_timeout
+
     path = Path(path) if path is not None else db_path()
+    timeout = store_lock_timeout()
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 30000")
+        if not path.exists():
+            _create(path, SCHEMA_VERSION if migrate_to is None else migrate_to)
+        elif path.stat().st_size == 0:
+            raise StoreDamaged(
+                f"the store {path} is empty (0 bytes): its content was lost outside Tessera, so it is not re-created over it",
+                hint="restore it from a backup, or remove the file to start a new, empty store")
+        _make_private(path)
+    except OSError as exc:
+        raise StoreError(f"cannot create the store in {path.parent}: {exc.strerror}", hint="set TESSERA_HOME") from None
+    conn = _open(path, timeout, on_wait)
+    try:
+        migrate(conn, SCHEMA_VERSION if migrate_to is None else migrate_to)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _open(path: Path, timeout: float, on_wait: Callable[[str], None] | None) -> StoreConnection:
+    try:
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False,
+                               factory=StoreConnection)
+    except sqlite3.Error as exc:
+        raise store_error(exc, path, timeout) or StoreError(f"cannot open the store {path}: {exc}") from None
+    conn.path, conn.lock_timeout, conn.on_wait = path, timeout, on_wait
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
-        migrate(conn, SCHEMA_VERSION if migrate_to is None else migrate_to)
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot use the store {path}: {exc}", hint="check the file, or move it away to start afresh") from None
-    except OSError as exc:
-        raise StoreError(f"cannot create the data home {path.parent}: {exc.strerror}", hint="set TESSERA_HOME") from None
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def _create(path: Path, version: int) -> None:
+    """Build a new store in a temporary file (mode 0600) and link it in as ``path``, unless
+    another process got there first (then theirs is used)."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.new-")
+    os.close(fd)
+    try:
+        conn = _open(Path(tmp), 30.0, None)
+        try:
+            migrate(conn, version)
+        finally:
+            conn.close()  # the last connection folds the WAL back into the file
+        try:
+            os.link(tmp, path)  # never replaces: a store another process made meanwhile wins
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.rename(tmp, path)
+    finally:
+        for leftover in (tmp, tmp + "-wal", tmp + "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
+
+
+def _make_private(path: Path) -> None:
+    """Stores made by older versions (or copied in) may be readable by others: make them 0600."""
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if file.stat().st_mode & 0o077:
+                os.chmod(file, 0o600)
+
+
+# extended result codes keep the primary code in their low byte
+_FULL, _BUSY, _LOCKED, _CORRUPT, _NOTADB = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
+                                            sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+_UNWRITABLE = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_PERM,
+               sqlite3.SQLITE_NOMEM)
+_LOW_SPACE = 1 << 20  # an I/O error with less free space than this is reported as a full disk
+
+
+def store_error(exc: sqlite3.Error, path: Path, timeout: float | None = None) -> StoreError | None:
+    """The one-line StoreError for a failure of the store's environment (disk full, locked,
+    damaged, unwritable), or None for anything else (a bug, which stays what it is)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return None
+    primary = code & 0xFF
+    if primary == _FULL or (primary == sqlite3.SQLITE_IOERR and _free_space(path) < _LOW_SPACE):
+        return StoreFull(
+            f"the disk holding the data home {path.parent} is full: nothing was written, and everything stored before is intact",
+            hint="free some space and run the command again, or set TESSERA_HOME to a disk with room")
+    if primary in (_BUSY, _LOCKED):
+        from tessera.core.store.holders import holder_text
+
+        waited = f"waited {timeout:g} s" if timeout is not None else "gave up waiting"
+        return StoreLocked(
+            f"the store {path} is locked by {holder_text(path)}; {waited} for it",
+            hint="let it finish or end it; to wait longer, set store_lock_timeout = SECONDS in config.toml "
+                 "or TESSERA_LOCK_TIMEOUT")
+    if primary in (_CORRUPT, _NOTADB):
+        return StoreDamaged(
+            f"the store {path} is damaged: {exc}",
+            hint="`tessera events verify` says what is damaged; to start a new store, move the file away and keep it for recovery")
+    if primary in _UNWRITABLE:
+        return StoreError(f"cannot use the store {path}: {exc}",
+                          hint="check the file and its directory are yours and writable, or set TESSERA_HOME")
+    return None
+
+
+def _free_space(path: Path) -> int:
+    import shutil
+
+    try:
+        return shutil.disk_usage(path.parent).free
+    except OSError:
+        return 1 << 62
+
+
+def _translating(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a cursor method so SQLite's failures of the store's environment become StoreErrors."""
+    import functools
+
+    @functools.wraps(method)
+    def call(self: StoreCursor, *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except sqlite3.Error as exc:
+            conn = self.connection
+            error = store_error(exc, conn.path, conn.lock_timeout)
+            if error is None:
+                raise
+            raise error from None
+
+    return call
+
+
+class StoreCursor(sqlite3.Cursor):
+    """A cursor of the store whose failures (disk full, locked, damaged) are StoreErrors, as they
+    happen: when a statement runs, and while its rows are read."""
+
+    execute = _translating(sqlite3.Cursor.execute)
+    executemany = _translating(sqlite3.Cursor.executemany)
+    fetchone = _translating(sqlite3.Cursor.fetchone)
+    fetchmany = _translating(sqlite3.Cursor.fetchmany)
+    fetchall = _translating(sqlite3.Cursor.fetchall)
+    __next__ = _translating(sqlite3.Cursor.__next__)
+
+
+class StoreConnection(sqlite3.Connection):
+    """A connection to the store: its statements run on StoreCursors.
+
+    Attributes (set by connect): path, lock_timeout (seconds), on_wait (or None).
+    """
+
+    path: Path
+    lock_timeout: float
+    on_wait: Callable[[str], None] | None
+
+    def cursor(self, factory: Any = None) -> Any:  # type: ignore[override]
+        return super().cursor(factory or StoreCursor)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:  # type: ignore[override]
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> Any:  # type: ignore[override]
+        return self.cursor().executemany(sql, parameters)
+
+
+def quick_check(conn: sqlite3.Connection, *, limit: int = 20) -> list[str]:
+    """SQLite's ``PRAGMA quick_check``: the problems it finds in the file's structure (at most
+    ``limit``), [] when the database is sound."""
+    try:  # a plain cursor: the damage is the answer here, not an error
+        rows = [r[0] for r in conn.cursor(sqlite3.Cursor).execute(f"PRAGMA quick_check({int(limit)})")]
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+    if rows == ["ok"]:
+        return []
+    # a row may hold several lines, under a "*** in database main ***" heading
+    return [line.strip() for row in rows for line in str(row).splitlines() if line.strip() and not line.startswith("***")]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -133,18 +326,46 @@ def _statements(script: str) -> list[str]:
 
 @contextlib.contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any exception (Ctrl-C included).
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any exception (Ctrl-C included, and
+    a COMMIT that fails, e.g. on a full disk): a change is stored whole or not at all.
 
     IMMEDIATE takes the write lock at the start, so two processes never interleave a
-    read-then-write (the event chain's last hash, a notebook's updates).
+    read-then-write (the event chain's last hash, a notebook's updates). While another process
+    holds it, we wait up to the connection's lock timeout (saying so through ``on_wait``).
     """
     if conn.in_transaction:
         yield conn  # nested: the outer transaction commits
         return
-    conn.execute("BEGIN IMMEDIATE")
+    _begin(conn)
     try:
         yield conn
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            with contextlib.suppress(StoreError, sqlite3.Error):
+                conn.execute("ROLLBACK")  # the error being raised says more than a failed rollback
         raise
-    conn.execute("COMMIT")
+
+
+_FIRST_TRY = 1.0  # seconds to wait for the lock before telling the user we are waiting
+
+
+def _begin(conn: sqlite3.Connection) -> None:
+    timeout = getattr(conn, "lock_timeout", None)
+    on_wait = getattr(conn, "on_wait", None)
+    if on_wait is None or timeout is None or timeout <= _FIRST_TRY:
+        conn.execute("BEGIN IMMEDIATE")
+        return
+    conn.execute(f"PRAGMA busy_timeout = {int(_FIRST_TRY * 1000)}")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        return
+    except StoreLocked:
+        from tessera.core.store.holders import holder_text
+
+        on_wait(f"the store is locked by {holder_text(conn.path)}; waiting up to {timeout:g} s for it "
+                "(store_lock_timeout in config.toml)")
+        conn.execute(f"PRAGMA busy_timeout = {int((timeout - _FIRST_TRY) * 1000)}")
+        conn.execute("BEGIN IMMEDIATE")
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")

@@ -20,5 +20,5 @@ class QueryCell:
         if not text.strip():
             raise QueryError(f"cell {context.notebook}/{cell.get('number', '?')} ({cell['id']}) has no query",
                              hint=f"write one with: tessera cell edit {context.notebook}/{cell.get('number', 'N')}")
-        sources = context.sources_for(cell.get("sources") or [])
+        sources = context.query_sources(cell)
         return api.run_query(text, sources, namespace=context.namespace, all_namespaces=context.all_namespaces)
