@@ -449,3 +449,22 @@ def test_an_in_context_pane_follows_that_context_and_names_it(kubeconfig, kube_a
                         timeout=60, what="the change in emu-b")
             await until(pilot, app, lambda: "Failed" in screen_text(app), what="the change on screen")
     run(main())
+
+
+def test_an_edit_error_echoing_brackets_is_shown_as_text(grid_notebook):
+    """A failed edit's message echoes user text; Textual markup in it ("[/]") must not raise MarkupError."""
+    async def main():
+        from tessera.core.errors import UsageError
+
+        def edit(conn):
+            raise UsageError("bad cell type '[/]' or '[/bold]'")
+
+        async with dashboard(grid_notebook) as (app, pilot):
+            app.persist("set type", edit)
+            await until(pilot, app, lambda: any("[/]" in str(n.message) for n in app._notifications),
+                        what="the error notified")
+            (note,) = [n for n in app._notifications if "[/]" in str(n.message)]
+            assert note.markup is False  # drawn as text: with markup, Textual raises MarkupError drawing it
+            await settle(pilot, app)
+            assert app.is_running
+    run(main())

@@ -248,10 +248,11 @@ class DashApp(App):
                 try:
                     result = edit(conn)
                 except TesseraError as err:
-                    self._on_ui(self.notify, f"{what}: {err.one_line()}", severity="error", timeout=6)
+                    # markup=False: the message echoes the user's text, and "[/]" in it would raise MarkupError
+                    self._on_ui(self.notify, f"{what}: {err.one_line()}", severity="error", timeout=6, markup=False)
                     continue
                 except Exception as err:  # never take the dashboard down over one edit
-                    self._on_ui(self.notify, f"{what}: {_one_line(err)}", severity="error", timeout=6)
+                    self._on_ui(self.notify, f"{what}: {_one_line(err)}", severity="error", timeout=6, markup=False)
                     continue
                 self.session.reload()
                 self._on_ui(self._soon)
