@@ -468,3 +468,12 @@ def test_an_edit_error_echoing_brackets_is_shown_as_text(grid_notebook):
             await settle(pilot, app)
             assert app.is_running
     run(main())
+
+
+def test_a_title_with_markup_brackets_is_shown_as_text():
+    make_notebook("brackets", [cell_md("deps", DEPLOYMENTS, row=1, title="Deployments")], title="Costs [/] and [/bold]")
+
+    async def main():
+        async with dashboard("brackets") as (app, pilot):
+            assert app.is_running and "Costs [/] and [/bold]" in screen_text(app)
+    run(main())

@@ -90,7 +90,7 @@ class DashApp(App):
     # --- life cycle ------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="banner")
+        yield Static("", id="banner", markup=False)  # it shows the notebook title and error text, user text
         yield VerticalScroll(id="grid", can_focus=False)
         yield Footer()
 
