@@ -14,15 +14,22 @@ events_app = typer.Typer(help="The event log: tail, publish, verify, prune.", no
 Pattern = Annotated[Optional[str], typer.Argument(metavar="[PATTERN]", help="Subject pattern: * is one token, > the rest (e.g. notebook.ops.>).", show_default=False)]
 Since = Annotated[Optional[str], typer.Option("--since", metavar="WHEN", help="Only events at or after WHEN: a duration back (15m, 2h, 7d) or an RFC 3339 time.", show_default=False)]
 Until = Annotated[Optional[str], typer.Option("--until", metavar="WHEN", help="Only events at or before WHEN (same forms as --since).", show_default=False)]
-AfterSeq = Annotated[Optional[int], typer.Option("--after-seq", metavar="N", min=0, help="Only events with seq greater than N.", show_default=False)]
+def _seq(value: int | None) -> int | None:
+    if value is not None and value >= 2**63:  # SQLite integers are 64-bit
+        raise typer.BadParameter(f"{value} is larger than any seq (at most {2**63 - 1})")
+    return value
+
+
+AfterSeq = Annotated[Optional[int], typer.Option("--after-seq", metavar="N", min=0, callback=_seq, help="Only events with seq greater than N.", show_default=False)]
 Correlation = Annotated[Optional[str], typer.Option("--correlation", metavar="ID", help="Only events of this correlation id (one CLI invocation).", show_default=False)]
 Follow = Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events as they are written (by any process).")]
 
 
 def _conn():
+    from tessera.cli.messages import print_message
     from tessera.core.store.db import connect
 
-    return connect(on_wait=lambda message: print(f"tessera: {message}", file=sys.stderr))
+    return connect(on_wait=print_message)
 
 
 @events_app.command("tail")
@@ -76,9 +83,20 @@ def tail(
 
 def _line(event, fmt: str, orjson) -> bytes:
     if fmt == "table":
-        data = orjson.dumps(event.data).decode()
+        data = _dumps(event.data, orjson).decode()
         return f"{event.seq:>8}  {event.time}  {event.subject}  {event.type}  {data}\n".encode()
-    return orjson.dumps(event.as_dict()) + b"\n"
+    return _dumps(event.as_dict(), orjson) + b"\n"
+
+
+def _dumps(value, orjson) -> bytes:
+    """JSON bytes; data orjson refuses (nested past its 254 levels, stored before publish capped
+    depth) is written by the json module instead, so the log stays readable."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        import json
+
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 @events_app.command("publish")
@@ -94,16 +112,35 @@ def publish(
     import json
 
     from tessera.core import events
+    from tessera.core.config import format_bytes, max_event_bytes
     from tessera.core.errors import InputError
+    from tessera.core.inputs import decode_text, read_stream
 
-    text = sys.stdin.read() if data == "-" else data
+    limit = max_event_bytes()  # checked before reading or parsing the data
+    if data == "-":
+        text = decode_text(read_stream(sys.stdin, where="stdin", limit=limit, setting="TESSERA_MAX_EVENT_BYTES",
+                                       limit_name="limit for one event's data"), "stdin")
+        if not text.strip():
+            raise InputError("no event data on stdin (it was empty)", hint="pipe JSON in, or pass DATA as an argument")
+    else:
+        text = data
+        if text is not None and len(text) > limit // 4 and len(text.encode("utf-8", "surrogatepass")) > limit:
+            raise InputError(f"DATA is {format_bytes(len(text.encode('utf-8', 'surrogatepass')))}, over the "
+                             f"{format_bytes(limit)} limit for one event's data",
+                             hint="set TESSERA_MAX_EVENT_BYTES to raise it, or store the data elsewhere and publish a reference")
     value = None
     if text is not None:
+        from tessera.core.documents import MAX_DEPTH, check_json_depth
+
+        check_json_depth(text.encode("utf-8", "surrogatepass"), "DATA", hint=f"event data may nest {MAX_DEPTH} levels at most")  # json.loads recurses once per level
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"DATA is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
                              hint="quote strings: '\"text\"', or pass an object: '{\"k\": 1}'") from None
+        except ValueError as exc:  # an integer of more than 4,300 digits
+            raise InputError(f"DATA is not usable JSON: {str(exc).split(';')[0]}",
+                             hint="pass a long number as a string") from None
     events.check_subject(subject)
     import orjson
 

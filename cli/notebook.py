@@ -63,7 +63,9 @@ def _conn() -> Any:
 
 
 def _note(message: str) -> None:
-    print(f"tessera: {message}", file=sys.stderr)
+    from tessera.cli.messages import print_message
+
+    print_message(message)
 
 
 # --- notebook -----------------------------------------------------------------------------------

@@ -29,7 +29,20 @@ Sources = Annotated[
         show_default=False,
     ),
 ]
-Speed = Annotated[float, typer.Option("--speed", metavar="X", min=0.001, help="Play recordings X times as fast.")]
+MAX_FLOAT_OPTION = 1e9  # seconds (31 years) or a speed factor; past it timers overflow (OverflowError)
+
+
+def finite(value: float | None) -> float | None:
+    """A number option's callback: refuse nan, inf and values timers cannot hold (click's range
+    check lets nan through, and ``--interval inf`` crashed a timer)."""
+    import math
+
+    if value is not None and not (math.isfinite(value) and abs(value) <= MAX_FLOAT_OPTION):
+        raise typer.BadParameter(f"{value!r} is not a number tessera can use (at most {MAX_FLOAT_OPTION:.0e})")
+    return value
+
+
+Speed = Annotated[float, typer.Option("--speed", metavar="X", min=0.001, callback=finite, help="Play recordings X times as fast.")]
 Loop = Annotated[bool, typer.Option("--loop", help="Play recordings again from the start when they end.")]
 Namespace = Annotated[Optional[str], typer.Option("--namespace", "-n", metavar="NS", help="Only this namespace.", show_default=False,
                                                   autocompletion=completers.kube_namespaces)]
@@ -265,9 +278,9 @@ class LiveFlags:
                 "context": self.context, "kubeconfig": self.kubeconfig, "speed": self.speed, "loop": self.loop}
 
 
-RecordEvery = Annotated[float, typer.Option("--record-every", metavar="SECONDS", min=0.0,
+RecordEvery = Annotated[float, typer.Option("--record-every", metavar="SECONDS", min=0.0, callback=finite,
                                             help="Record a cell's changes (events, cell_results) at most this often.")]
-MinRefresh = Annotated[float, typer.Option("--min-refresh", metavar="SECONDS", min=0.0,
+MinRefresh = Annotated[float, typer.Option("--min-refresh", metavar="SECONDS", min=0.0, callback=finite,
                                            help="Re-evaluate a live cell at most this often; changes in between "
                                                 "are applied together (0: on every change).")]
 
@@ -308,36 +321,50 @@ def emit(result: Any, out: OutputSettings) -> None:
     render(result, fmt, sys.stdout, color=out.use_color(), width=width)
     sys.stdout.flush()
     if not out.quiet:
+        from tessera.cli.messages import print_warning
+
         for warning in result.warnings:
-            print(f"tessera: warning: {warning}", file=sys.stderr)
+            print_warning(warning)
 
 
 def read_text(text: str | None, file: str | None) -> str | None:
     """The text given as an argument, or read from ``-f FILE`` (``-`` = stdin); None when neither.
 
+    The file is read with the input size limit (TESSERA_MAX_INPUT_BYTES) and must be UTF-8.
+
     Raises:
-        UsageError when both are given or the file cannot be read.
+        UsageError when both are given, stdin is closed, or the file cannot be read, is a
+        directory, is over the limit or is not UTF-8 (InputError, with the line and column).
     """
+    from tessera.core.config import max_input_bytes
+    from tessera.core.errors import SourceUnavailable
+    from tessera.core.inputs import decode_text, read_path, read_stream
+
     if text is not None and file is not None:
         raise UsageError("give the text as an argument or with -f, not both")
     if file is None:
         return text
+    limit = max_input_bytes()
     if file == "-":
-        return sys.stdin.read()
+        return decode_text(read_stream(sys.stdin, where="stdin", limit=limit), "stdin")
     try:
-        with open(file, encoding="utf-8", newline="") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise UsageError(f"cannot read {file}: {exc.strerror}") from None
+        data = read_path(file, limit=limit)
+    except SourceUnavailable as exc:  # a file named on the command line: a usage error (exit 2)
+        raise UsageError(exc.message, hint=exc.hint) from None
+    return decode_text(data, file)
 
 
 def read_query(query: str | None, file: str | None) -> str:
     """The query text from the argument or ``-f FILE`` (``-`` = stdin).
 
     Raises:
-        UsageError when both or neither are given, or the file cannot be read.
+        UsageError when both or neither are given, the text is empty, or the file cannot be read.
     """
     text = read_text(query, file)
     if text is None:
         raise UsageError("no query given", hint="pass it as an argument or with -f FILE (- for stdin)")
+    if not text.strip():
+        where = "stdin" if file == "-" else file
+        raise UsageError(f"the query read from {where} is empty" if where else "the query is empty",
+                         hint="pass it as an argument or with -f FILE (- for stdin)")
     return text

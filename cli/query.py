@@ -18,6 +18,7 @@ from tessera.cli.options import (
     Sources,
     Speed,
     emit,
+    finite,
     output_options,
     read_query,
 )
@@ -38,7 +39,7 @@ ReadOnlyFlag = Annotated[bool, typer.Option("--read-only", help="Refuse every wr
 Watch = Annotated[bool, typer.Option("--watch", "-w", help="Keep running: print row changes as JSONL (a live table on a terminal).")]
 Interval = Annotated[
     Optional[float],
-    typer.Option("--interval", metavar="SECONDS", min=0.1, show_default=False,
+    typer.Option("--interval", metavar="SECONDS", min=0.1, show_default=False, callback=finite,
                  help="With --watch, also re-run every SECONDS (needed for sources that cannot watch, such as files)."),
 ]
 

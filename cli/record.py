@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 from typing import Annotated, Optional
 
 import typer
 
 from tessera.cli import completers
-from tessera.cli.options import AllNamespaces, Kubeconfig, Namespace, RequestTimeout, ShowSecrets
+from tessera.cli.options import AllNamespaces, Kubeconfig, Namespace, RequestTimeout, ShowSecrets, finite
 
 KindArgs = Annotated[Optional[list[str]], typer.Argument(metavar="[KIND]...", help="Kinds to record (default: every watchable kind but Secrets; named, their values are recorded as \"<redacted>\" unless --show-secrets).", show_default=False)]
 OutFile = Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="The recording to write (.gz compresses).")]
 Context = Annotated[Optional[str], typer.Option("--context", metavar="CTX", help="Kube context (default: the current one).", show_default=False,
                                                 autocompletion=completers.kube_contexts)]
-Duration = Annotated[Optional[float], typer.Option("--duration", metavar="SECONDS", min=0.1, help="Stop after SECONDS (default: run until Ctrl-C or SIGTERM).", show_default=False)]
+Duration = Annotated[Optional[float], typer.Option("--duration", metavar="SECONDS", min=0.1, callback=finite, help="Stop after SECONDS (default: run until Ctrl-C or SIGTERM).", show_default=False)]
 
 
 def record(
@@ -54,7 +53,9 @@ def record(
         timer.start()
     with RecordingWriter(output, context=source.name) as writer:
         counts = run_record(source, chosen, writer, stop, namespace=scope)
-    print(f"tessera: recorded {counts['events']} events of {counts['kinds']} kinds to {output}", file=sys.stderr)
+    from tessera.cli.messages import print_message
+
+    print_message(f"recorded {counts['events']} events of {counts['kinds']} kinds to {output}")
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from tessera.cli.messages import print_message, print_warning
 from tessera.cli.options import OutputSettings
 
 
@@ -60,7 +61,7 @@ def _jsonl_loop(queries: list[Any], hub: Any, interval: float | None, out: Outpu
             continue
         faults = hub.faults()
         for level, text in notices.update(hub):
-            print(f"tessera: warning: {text}" if level == "warning" else f"tessera: {text}", file=sys.stderr)
+            (print_warning if level == "warning" else print_message)(text)
         _warn(queries[index], index if many else None, errors, {f.one_line() for f in faults.values()})
 
 
@@ -70,14 +71,14 @@ def _warn(query: Any, index: int | None, errors: dict[int, str], faults: set[str
     key = index or 0
     error = query.error.one_line() if query.error is not None else None
     if error is not None and error not in faults and errors.get(key) != error:
-        print(f"tessera: warning: {error}", file=sys.stderr)
+        print_warning(error)
         errors[key] = error
     elif error is None and key in errors:
         del errors[key]
         label = f"query {index}" if index is not None else "the query"
-        print(f"tessera: {label} runs again", file=sys.stderr)
+        print_message(f"{label} runs again")
     for warning in query.take_warnings():
-        print(f"tessera: warning: {warning}", file=sys.stderr)
+        print_warning(warning)
 
 
 def _redraw_loop(queries: list[Any], hub: Any, interval: float | None, out: OutputSettings) -> None:

@@ -74,13 +74,18 @@ def settings() -> dict:
     """The settings in config.toml (empty when there is none).
 
     Raises:
-        InputError naming the file when it is not valid TOML.
+        InputError naming the file when it cannot be read (a directory, no permission), is not
+        UTF-8 or is not valid TOML.
     """
     path = config_file()
     try:
         fh = open(path, "rb")
     except FileNotFoundError:
         return {}  # the usual case: no need to import the TOML parser (start-up time)
+    except OSError as exc:  # a directory, no permission...
+        from tessera.core.errors import InputError
+
+        raise InputError(f"cannot read {path}: {exc.strerror}", hint="fix the file or remove it") from None
     import tomllib
 
     from tessera.core.errors import InputError
@@ -88,6 +93,11 @@ def settings() -> dict:
     with fh:
         try:
             return tomllib.load(fh)
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror}", hint="fix the file or remove it") from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+                             hint="fix the file or remove it") from None
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"{path}: {exc}", hint="fix the file or remove it") from None
 
@@ -182,3 +192,56 @@ def request_timeout() -> float | None:
         except UsageError as exc:
             raise UsageError(f"TESSERA_REQUEST_TIMEOUT: {exc.message}", hint=exc.hint) from None
     return seconds or None
+
+
+# Sizes of input read whole into memory, checked before reading (docs/limits.md).
+DEFAULT_MAX_INPUT_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
+               "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
+
+
+def _size_setting(env: str, key: str, default: int) -> int:
+    """A byte count from ``$env``, else ``key`` in config.toml, else ``default``.
+
+    Raises:
+        UsageError naming the setting when the value is not a size.
+    """
+    import re
+
+    from tessera.core.errors import UsageError
+
+    raw = os.environ.get(env)
+    where = env
+    if raw is None or raw == "":
+        value = settings().get(key)
+        if value is None:
+            return default
+        raw, where = str(value), f"{key} in {config_file()}"
+    m = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", raw)
+    unit = m.group(2).lower() if m else None
+    if not m or unit not in _SIZE_UNITS or int(m.group(1)) == 0:
+        raise UsageError(f"{where} = {raw!r} is not a size", hint="a positive byte count, e.g. 536870912 or 512MiB")
+    return int(m.group(1)) * _SIZE_UNITS[unit]
+
+
+def max_input_bytes() -> int:
+    """The most bytes one source's manifests (or one query file) may hold: ``TESSERA_MAX_INPUT_BYTES``,
+    else ``max_input_bytes`` in config.toml, else 256 MiB."""
+    return _size_setting("TESSERA_MAX_INPUT_BYTES", "max_input_bytes", DEFAULT_MAX_INPUT_BYTES)
+
+
+def max_event_bytes() -> int:
+    """The most bytes one event's data may hold in ``events publish``: ``TESSERA_MAX_EVENT_BYTES``,
+    else ``max_event_bytes`` in config.toml, else 1 MiB."""
+    return _size_setting("TESSERA_MAX_EVENT_BYTES", "max_event_bytes", DEFAULT_MAX_EVENT_BYTES)
+
+
+def format_bytes(n: int) -> str:
+    """``n`` bytes for a message: ``256 MiB``, ``1.5 MiB``, ``3 KiB``, ``2,000 bytes``: exact below
+    1 MiB unless a whole number of KiB, so a limit of 2000 never reads as "2.0 KiB"."""
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size and (size > 1024 or n % size == 0):
+            value = n / size
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{n:,} bytes"

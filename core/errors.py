@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -11,6 +13,27 @@ EXIT_UNAUTHORIZED = 5
 EXIT_HANGUP = 129  # 128 + SIGHUP: the terminal went away (full-screen front ends)
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+# C0 and C1 control characters (ESC, newline, NUL...), DEL, and the Unicode bidi overrides that
+# reorder what a terminal shows. Input echoed in a message must not move the cursor, clear the
+# screen or break the message over lines, so these are shown as escapes.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match) -> str:
+    ch = match.group()
+    if ch in _NAMED:
+        return _NAMED[ch]
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x1b``, ``\\n``, ``\\t``...), so that printed
+    on a terminal it stays on one line and sends no escape sequence. Backslashes are left alone,
+    so escaping twice changes nothing."""
+    return _CONTROL.sub(_escape, text)
 
 
 class TesseraError(Exception):
@@ -24,8 +47,8 @@ class TesseraError(Exception):
         self.hint = hint
 
     def one_line(self) -> str:
-        """The message plus the hint (how to fix), on one line."""
-        return f"{self.message} ({self.hint})" if self.hint else self.message
+        """The message plus the hint (how to fix), on one line (control characters escaped)."""
+        return printable(f"{self.message} ({self.hint})" if self.hint else self.message)
 
 
 class QueryError(TesseraError):
@@ -64,15 +87,27 @@ class ParseError(QueryError):
         where = f"parse error at line {self.line}, column {self.column}: "
         if self.expected:
             lead = f"{self.message}: " if self.message else ""
-            return f"{where}{lead}expected {self.expected}, got {self.found}"
-        return f"{where}{self.message} (at {self.found})"
+            return printable(f"{where}{lead}expected {self.expected}, got {self.found}")
+        return printable(f"{where}{self.message} (at {self.found})")
+
+    CARET_WIDTH = 120  # characters of a long source line shown around the offending column
 
     def caret(self) -> str:
-        """The offending source line with a caret under the offending column."""
+        """The offending source line with a caret under the offending column (two lines; control
+        characters in the line are escaped and the caret still points at the same character). A
+        line longer than CARET_WIDTH is cut to the part around the column, with ``…`` where cut."""
         lines = self.source.split("\n")
         text = lines[self.line - 1] if self.line - 1 < len(lines) else ""
-        pad = "".join("\t" if ch == "\t" else " " for ch in text[: self.column - 1])
-        return f"{text}\n{pad}^"
+        column = self.column - 1
+        start, end = 0, len(text)
+        if len(text) > self.CARET_WIDTH:
+            start = max(0, min(column - self.CARET_WIDTH // 2, len(text) - self.CARET_WIDTH))
+            end = start + self.CARET_WIDTH
+        part = text[start:end]
+        lead, tail = ("…" if start > 0 else ""), ("…" if end < len(text) else "")
+        shown = lead + "\t".join(printable(p) for p in part.split("\t")) + tail  # tabs kept, so the caret lines up
+        pad = " " * len(lead) + "".join("\t" if ch == "\t" else " " * len(printable(ch)) for ch in text[start:column])
+        return f"{shown}\n{pad}^"
 
     def __str__(self) -> str:
         return self.one_line()

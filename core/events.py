@@ -138,7 +138,10 @@ def parse_when(text: str, *, flag: str) -> str:
     m = re.fullmatch(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text.strip())
     if m and any(m.groups()):
         d, h, mi, s = (int(g or 0) for g in m.groups())
-        when = datetime.now(timezone.utc) - timedelta(days=d, hours=h, minutes=mi, seconds=s)
+        try:
+            when = datetime.now(timezone.utc) - timedelta(days=d, hours=h, minutes=mi, seconds=s)
+        except OverflowError:  # 99999999999d: before year 1
+            raise UsageError(f"{flag} '{text}' reaches back past year 1", hint="e.g. 15m, 2h, 7d, or 2026-11-23T10:00:00Z") from None
     else:
         try:
             when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
@@ -164,10 +167,23 @@ def entry_hash(prev_hash: str, seq: int, id: str, time: str, subject: str, type:
 
 
 def _canonical(data: Any) -> str:
+    """The stored form of an event's data, refused when it is not JSON, not valid Unicode (a lone
+    surrogate such as ``"\\ud800"``) or nested deeper than Python can follow.
+
+    No size limit here: a notebook's row changes may be large; ``events publish`` refuses data
+    over ``TESSERA_MAX_EVENT_BYTES`` before it is parsed (docs/limits.md)."""
     try:
-        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InputError(f"event data is not JSON: {exc}") from None
+    except RecursionError:
+        raise InputError("event data is nested too deep to store") from None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"event data holds {text[exc.start]!r}, half of a surrogate pair, which is not text",
+                         hint="send the whole character, or its UTF-8 bytes") from None
+    return text
 
 
 def _head(conn: sqlite3.Connection) -> tuple[int, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import gzip
 import io
+import os
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -227,31 +228,44 @@ def load_recording(path: str | Path) -> Recording:
         for a missing or unknown header or a bad event line. A truncated last line, as a recorder
         killed mid-write leaves, is dropped silently.
     """
+    from tessera.core.config import max_input_bytes
+    from tessera.core.inputs import read_path
+
     where = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         raise SourceUnavailable(
             f"no such recording: {where}", hint="record one with `tessera record`, or replay the bundled 'demo'"
-        ) from None
-    except OSError as exc:
-        raise SourceUnavailable(f"cannot read {where}: {exc.strerror}") from None
+        )
+    limit = max_input_bytes()  # the file, and again what it inflates to (a gzip bomb is small on disk)
+    data = read_path(path, limit=limit)
     if where.endswith(".gz") or data[:2] == b"\x1f\x8b":
-        data = _gunzip(data, where)
+        data = _gunzip(data, where, limit)
     return parse_recording(data, where)
 
 
-def _gunzip(data: bytes, where: str) -> bytes:
+def _gunzip(data: bytes, where: str, limit: int) -> bytes:
+    """The decompressed members of ``data``, refused as soon as they pass ``limit`` bytes (a gzip
+    bomb is small on disk), so memory never holds more than the limit."""
+    from tessera.core.inputs import too_large
+
     # zlib rather than gzip.decompress: a recorder killed mid-write leaves a gzip stream with no
     # trailer, and we want everything that was flushed before that.
     out: list[bytes] = []
+    total = 0
     rest = data
     while rest:
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        pending = rest
         try:
-            out.append(d.decompress(rest))
+            while pending:
+                chunk = d.decompress(pending, limit - total + 1)
+                out.append(chunk)
+                total += len(chunk)
+                if total > limit:
+                    raise too_large(f"{where} decompressed", limit, None)
+                pending = d.unconsumed_tail
         except zlib.error as exc:
-            if out:
+            if total:
                 break
             raise InputError(f"{where}:1: not a gzip file ({exc})", hint="recordings are JSON lines, optionally gzipped") from None
         if not d.eof:
@@ -271,6 +285,8 @@ def parse_recording(data: bytes | str, where: str = "<recording>") -> Recording:
     Raises:
         InputError (``where:line: what``), as load_recording.
     """
+    from tessera.core.documents import check_json_depth
+
     raw = data.encode() if isinstance(data, str) else data
     lines = raw.split(b"\n")
     complete = raw.endswith(b"\n")
@@ -283,6 +299,7 @@ def parse_recording(data: bytes | str, where: str = "<recording>") -> Recording:
         if not line.strip():
             continue
         try:
+            check_json_depth(line, f"{where}:{lineno}", hint="fix or remove the line")  # orjson allows 1024 levels; output stops at 254
             doc = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             if i == last and not complete:

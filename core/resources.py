@@ -34,13 +34,17 @@ def select_resources(
         return list(objs)
     out = []
     for obj in objs:
-        meta = obj.get("metadata") or {}
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict):  # a hand-written file may hold anything here
+            meta = {}
         if namespace is not None and kind.namespaced and meta.get("namespace") != namespace:
             continue
         if name is not None and meta.get("name") != name:
             continue
         if labels:
-            have = meta.get("labels") or {}
+            have = meta.get("labels")
+            if not isinstance(have, dict):
+                have = {}
             if any(have.get(k) != v for k, v in labels.items()):
                 continue
         out.append(obj)

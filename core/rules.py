@@ -257,11 +257,16 @@ def load_user_rules(path: Path) -> list[Rule]:
     """
     import yaml
 
+    from tessera.core.documents import check_yaml_depth
+    from tessera.core.inputs import decode_text
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}:1: cannot read relationships file: {err}") from None
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"{path}:1: cannot read relationships file: {err.strerror}") from None
+    text = decode_text(data, str(path))  # InputError PATH:LINE:COLUMN at the first byte that is not UTF-8
+    check_yaml_depth(text, str(path))  # the composer below recurses once per level
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as err:

@@ -36,6 +36,10 @@ class UnionSource:
                 out.extend(part.list(kind, namespace=namespace, name=name, labels=labels))
         return out
 
+    def take_warnings(self) -> list[str]:
+        """Every part's reading warnings (see ManifestSource.take_warnings), each handed out once."""
+        return [w for part in self.parts if callable(getattr(part, "take_warnings", None)) for w in part.take_warnings()]
+
     def refresh(self) -> None:
         """Refresh every part that can re-read its data."""
         for part in self.parts:

@@ -150,3 +150,165 @@ def test_broken_pipe_is_quiet():
 def test_namespace_relates_to_every_namespaced_kind_in_it():
     proc = run("query", "-s", "demo", "-o", "jsonl", 'MATCH (n:Namespace {name: "payments"})->(d:Deployment) RETURN d.metadata.name AS d ORDER BY d')
     assert [json.loads(x)["d"] for x in proc.stdout.splitlines()] == ["fraud-detector", "ledger", "payments-api"]
+
+
+# --- files tessera reads on its own (issue 12): one typed line, never a crash ------------------
+
+
+def _one_typed_line(proc, code):
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    assert proc.stderr.startswith("tessera: ") and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr and "\x1b" not in proc.stderr
+    return proc.stderr
+
+
+def _capped(*args, env=None):
+    """``run`` with the address space capped at 2 GiB: a segfault or a memory blow-up fails the test."""
+    import resource
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, 2 * 1024**3))
+
+    proc = subprocess.run([*TSR, *args], capture_output=True, text=True, timeout=120, preexec_fn=cap,
+                          stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    return proc
+
+
+DEEP_YAML = "a: " + "{b: " * 50_000 + "1" + "}" * 50_000 + "\n"
+ALIAS_BOMB = "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 10))
+
+
+@pytest.mark.parametrize("content,expected", [
+    (DEEP_YAML, "nested deeper than 200 levels"),
+    (ALIAS_BOMB, "aliases expand this document"),
+    (b"current-context: caf\xe9\n", "kc.yaml:1:21: not UTF-8 text (byte 0xe9)"),
+    ("[1, 2]\n", "has no current context"),
+    ("contexts: 5\ncurrent-context: x\n", "no context named 'x'"),
+], ids=["deep", "alias-bomb", "not-utf8", "a-list", "contexts-not-a-list"])
+def test_hostile_kubeconfig(tmp_path, content, expected):
+    kc = tmp_path / "kc.yaml"
+    kc.write_bytes(content if isinstance(content, bytes) else content.encode())
+    err = _one_typed_line(_capped("query", "--kubeconfig", str(kc), "MATCH (p:Pod) RETURN p"), 3)
+    assert expected in err
+
+
+def test_kubeconfig_that_is_a_directory(tmp_path):
+    err = _one_typed_line(_capped("query", "--kubeconfig", str(tmp_path), "MATCH (p:Pod) RETURN p"), 3)
+    assert f"{tmp_path} is a directory" in err
+
+
+@pytest.mark.parametrize("content,expected", [
+    (DEEP_YAML, "nested deeper than 200 levels"),
+    (b"relationships: []\n# caf\xe9\n", "relationships.yaml:2:6: not UTF-8 text (byte 0xe9)"),
+], ids=["deep", "not-utf8"])
+def test_hostile_relationships_file(isolated_home, content, expected):
+    rules = isolated_home / "data" / "relationships.yaml"
+    rules.parent.mkdir(parents=True, exist_ok=True)
+    rules.write_bytes(content if isinstance(content, bytes) else content.encode())
+    err = _one_typed_line(_capped("query", "-s", "demo", "MATCH (p:Pod) RETURN p.metadata.name LIMIT 1"), 2)
+    assert expected in err
+
+
+@pytest.mark.parametrize("make,expected", [
+    (lambda p: p.write_bytes(b'title = "caf\xe9"\n'), "not UTF-8 text (byte 0xe9 at offset 12)"),
+    (lambda p: p.mkdir(), "Is a directory"),
+], ids=["not-utf8", "directory"])
+def test_hostile_config_toml(isolated_home, make, expected):
+    config = isolated_home / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    make(config / "config.toml")
+    err = _one_typed_line(_capped("query", "-s", "demo", "MATCH (p:Pod) RETURN p.metadata.name LIMIT 1"), 2)
+    assert "config.toml" in err and expected in err
+
+
+def test_print_error_escapes_control_characters_once_centrally(capsys):
+    from tessera.cli.messages import print_error, print_warning
+    from tessera.core.errors import ParseError, UsageError
+
+    print_error(UsageError("bad \x1b[2J value\nsecond line", hint="tab\there \u202eevil"))
+    print_warning("file \x1b]0;title\x07 skipped")
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and "\u202e" not in err
+    assert err.splitlines() == ["tessera: bad \\x1b[2J value\\nsecond line (tab\\there \\u202eevil)",
+                                "tessera: warning: file \\x1b]0;title\\x07 skipped"]
+    source = "MATCH (p:Pod)\n\tRETURN \x1b[1mp ++"
+    offset = source.index("++")
+    print_error(ParseError("unexpected", source=source, offset=offset, found='"++"', expected=""))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[1] == "  \tRETURN \\x1b[1mp ++" and lines[2].index("^") == lines[1].index("++")
+
+
+@pytest.mark.parametrize("args", [
+    ["query", "-s", "demo", "--speed", "nan", "MATCH (p:Pod) RETURN p"],
+    ["query", "-s", "demo", "--watch", "--interval", "inf", "MATCH (p:Pod) RETURN p"],
+    ["query", "-s", "demo", "--watch", "--interval", "1e300", "MATCH (p:Pod) RETURN p"],
+    ["record", "-o", "x.jsonl", "--duration", "nan"],
+], ids=["speed-nan", "interval-inf", "interval-1e300", "duration-nan"])
+def test_number_flags_refuse_nan_and_infinity(args, tmp_path):
+    proc = subprocess.run([*TSR, *args], capture_output=True, text=True, timeout=60, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert "is not a number tessera can use" in _one_typed_line(proc, 2)
+
+
+def _sh(command: str, **env):
+    """``command`` run by bash with $TSR set to the tessera command (for redirections such as >&-)."""
+    return subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "TSR": " ".join(TSR), **env})
+
+
+@pytest.mark.parametrize("redirect,reason", [(">&-", "stdout is closed"), (">/dev/full", "No space left on device")])
+@pytest.mark.parametrize("command", ["query -s demo -o json 'MATCH (p:Pod) RETURN p'", "kinds -s demo", "info"])
+def test_output_that_cannot_be_written_is_one_line(command, redirect, reason):
+    if redirect == ">/dev/full" and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    proc = _sh(f"$TSR {command} {redirect}")
+    assert f"cannot write the output: {reason}" in _one_typed_line(proc, 1)
+
+
+def test_closed_stderr_keeps_the_exit_code_and_writes_nothing_elsewhere():
+    proc = _sh("$TSR query -s demo 'MATCH (p:Pod) RETURN p ++' 2>&-")
+    assert proc.returncode == 1 and proc.stdout == ""  # print(file=None) would have put the error on stdout
+    proc = _sh("$TSR query -s demo -o table 'MATCH (p:Pod) RETURN p.metadata.name AS n LIMIT 1' 2>&-")
+    assert proc.returncode == 0 and "n" in proc.stdout
+
+
+def test_stored_event_nested_past_orjson_limits_is_still_readable():
+    from tessera.core import events
+    from tessera.core.store import db
+
+    deep: list = [1]
+    for _ in range(300):  # stored before publish capped depth at 200; orjson writes 254 levels at most
+        deep = [deep]
+    conn = db.connect()
+    events.append(conn, "old.deep", deep)
+    conn.close()
+    for fmt in ("jsonl", "json", "table"):
+        proc = run("events", "tail", "-o", fmt, "old.>")
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert json.loads(run("events", "tail", "-o", "jsonl", "old.>").stdout)["subject"] == "old.deep"
+
+
+@pytest.mark.parametrize("command,expected", [
+    ("shell", "stdin is closed, so there are no statements to read"),
+    ("query -s - 'MATCH (p:Pod) RETURN p'", "stdin is closed"),
+    ("kinds -s -", "stdin is closed"),
+], ids=["shell", "query", "kinds"])
+def test_closed_stdin_is_a_usage_error_everywhere(command, expected):
+    assert expected in _one_typed_line(_sh(f"$TSR {command} <&-"), 2)
+
+
+def test_parse_error_in_a_very_long_line_shows_the_part_around_the_column(tmp_path):
+    f = tmp_path / "long.cypher"
+    f.write_text("MATCH (p:Pod) WHERE " + " OR ".join(['p.metadata.name = "x"'] * 30_000) + " RETURN p ++\n")
+    proc = run("query", "-s", "demo", "-f", str(f))
+    assert proc.returncode == 1
+    first, source, caret = proc.stderr.splitlines()
+    assert first.startswith("tessera: parse error at line 1, column ")
+    assert len(source) < 200 and source.startswith("  …") and source.endswith("RETURN p ++")
+    assert caret.index("^") == len(source) - 1  # under the second +
+
+
+def test_shell_notes_echo_arguments_escaped():
+    proc = run("shell", "-s", "demo", stdin="\\n a\x1b[2Jb\nMATCH (p:Pod) RETURN count{p} AS n;\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stderr and "namespace: a\\x1b[2Jb" in proc.stderr

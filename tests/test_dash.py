@@ -472,3 +472,31 @@ def test_a_lost_connection_shows_in_the_pane_and_so_does_the_recovery(kubeconfig
             assert "reconnected" in text and "connection lost" not in text
             assert app.session.panes["pods"].fault is None and app.session.panes["pods"].reconnected
     run(main())
+
+
+def test_an_edit_error_echoing_brackets_is_shown_as_text(grid_notebook):
+    """A failed edit's message echoes user text; Textual markup in it ("[/]") must not raise MarkupError."""
+    async def main():
+        from tessera.core.errors import UsageError
+
+        def edit(conn):
+            raise UsageError("bad cell type '[/]' or '[/bold]'")
+
+        async with dashboard(grid_notebook) as (app, pilot):
+            app.persist("set type", edit)
+            await until(pilot, app, lambda: any("[/]" in str(n.message) for n in app._notifications),
+                        what="the error notified")
+            (note,) = [n for n in app._notifications if "[/]" in str(n.message)]
+            assert note.markup is False  # drawn as text: with markup, Textual raises MarkupError drawing it
+            await settle(pilot, app)
+            assert app.is_running
+    run(main())
+
+
+def test_a_title_with_markup_brackets_is_shown_as_text():
+    make_notebook("brackets", [cell_md("deps", DEPLOYMENTS, row=1, title="Deployments")], title="Costs [/] and [/bold]")
+
+    async def main():
+        async with dashboard("brackets") as (app, pilot):
+            assert app.is_running and "Costs [/] and [/bold]" in screen_text(app)
+    run(main())

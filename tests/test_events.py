@@ -157,3 +157,74 @@ def test_tail_follow_sees_another_process():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# --- hostile event data (issue 12): one typed line, never an internal error --------------------
+
+
+def _refused(r, code=2):
+    assert r.returncode == code, (r.returncode, r.stderr)
+    assert r.stderr.startswith("tessera: ") and len(r.stderr.splitlines()) == 1, r.stderr
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr and "\x1b" not in r.stderr
+    return r.stderr
+
+
+def test_publish_refuses_data_over_the_event_limit_before_parsing(tmp_path, monkeypatch):
+    big = '"' + "x" * (1024 * 1024) + '"'  # 1 MiB + 2 bytes of valid JSON
+    err = _refused(tessera("events", "publish", "big.one", "-", stdin=big))
+    assert "stdin holds more than the 1 MiB limit for one event's data" in err and "TESSERA_MAX_EVENT_BYTES" in err
+    monkeypatch.setenv("TESSERA_MAX_EVENT_BYTES", "100")
+    err = _refused(tessera("events", "publish", "big.one", '"' + "y" * 200 + '"'))
+    assert "DATA is 202 bytes, over the 100 bytes limit for one event's data" in err
+    f = tmp_path / "data.json"
+    f.write_text("[" + "1," * 100 + "1]")
+    with open(f) as fh:  # stdin from a file: measured before it is read
+        r = subprocess.run([*TSR, "events", "publish", "big.one", "-"], stdin=fh, capture_output=True, text=True, timeout=60)
+    assert "stdin is 203 bytes, over the 100 bytes limit" in _refused(r)
+    monkeypatch.setenv("TESSERA_MAX_EVENT_BYTES", "2MiB")
+    assert tessera("events", "publish", "big.one", "-", stdin=big).returncode == 0
+    assert [e["subject"] for e in map(json.loads, tessera("events", "tail").stdout.splitlines())] == ["big.one"]
+
+
+@pytest.mark.parametrize("data", ["[" * 100_000 + "]" * 100_000, "[" * 300 + "]" * 300, '{"a":' * 500 + "1" + "}" * 500],
+                         ids=["100000-deep", "300-deep", "500-deep-objects"])
+def test_publish_refuses_deeply_nested_data(data):
+    assert "nested deeper than 200 levels" in _refused(tessera("events", "publish", "deep.one", "-", stdin=data))
+    assert tessera("events", "tail").stdout == ""
+
+
+def test_publish_refuses_huge_integers_and_lone_surrogates():
+    assert "DATA is not usable JSON: Exceeds the limit (4300 digits)" in _refused(tessera("events", "publish", "n.one", "1" * 5000))
+    assert "half of a surrogate pair" in _refused(tessera("events", "publish", "s.one", '"\\ud800"'))
+    r = tessera("events", "publish", "s.two", '"\\ud83d\\ude00"')  # a whole pair is one character
+    assert r.returncode == 0 and json.loads(r.stdout)["data"] == "\U0001F600"
+
+
+def test_publish_empty_or_closed_stdin():
+    assert "no event data on stdin" in _refused(tessera("events", "publish", "e.one", "-", stdin=""))
+    r = subprocess.run([*TSR, "events", "publish", "e.one", "-"], capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(0))
+    assert "stdin is closed" in _refused(r)
+
+
+def test_append_refuses_data_python_cannot_store(conn):
+    from tessera.core.errors import InputError
+
+    before = events.last_seq(conn)
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(InputError, match="nested too deep"):
+        events.append(conn, "deep.one", deep)
+    with pytest.raises(InputError, match="half of a surrogate pair"):
+        events.append(conn, "s.one", {"k": "\ud800"})
+    assert events.last_seq(conn) == before
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["events", "tail", "--since", "99999999999999d"], "reaches back past year 1"),
+    (["events", "prune", "--older-than", "99999999999999d"], "reaches back past year 1"),
+    (["events", "tail", "--after-seq", str(10**23)], "is larger than any seq"),
+], ids=["since", "prune", "after-seq"])
+def test_time_and_seq_flags_past_what_can_be_stored(args, expected):
+    assert expected in _refused(tessera(*args))

@@ -122,3 +122,72 @@ def test_bad_json_names_file_and_line(tmp_path):
 def test_missing_path():
     with pytest.raises(SourceUnavailable, match="no such file or directory"):
         ManifestSource("/nonexistent/x.yaml").kinds()
+
+
+# --- limits and empty input (issue 12; the CLI contract is in test_inputs.py) ----------------------
+
+
+@pytest.mark.parametrize("stdin", ["", "   \n", "plain words\n", "---\n---\n"], ids=["empty", "blank", "text", "markers"])
+def test_stdin_with_no_objects_is_an_input_error(stdin):
+    with pytest.raises(InputError, match="no Kubernetes objects read from stdin") as info:
+        ManifestSource("-", stdin=io.StringIO(stdin)).kinds()
+    assert info.value.exit_code == 2
+
+
+def test_closed_stdin_is_a_usage_error(monkeypatch):
+    import sys
+
+    from tessera.core.errors import UsageError
+
+    stream = io.StringIO("")
+    stream.close()
+    with pytest.raises(UsageError, match="stdin is closed"):
+        ManifestSource("-", stdin=stream).kinds()
+    monkeypatch.setattr(sys, "stdin", None)  # what Python sets when started with fd 0 closed (<&-)
+    with pytest.raises(UsageError, match="stdin is closed"):
+        ManifestSource("-").kinds()
+
+
+def test_list_items_that_are_not_objects_become_one_warning_in_the_result(tmp_path):
+    from tessera.core import api
+
+    f = tmp_path / "l.yaml"
+    f.write_text("apiVersion: v1\nkind: PodList\nitems:\n- 7\n- [a]\n- {metadata: 3}\n- {metadata: {name: a}}\n")
+    src = ManifestSource(str(f))
+    result = api.run_query("MATCH (p:Pod) RETURN p.metadata.name AS n", [src])
+    assert result.rows == [{"n": "a"}]
+    assert result.warnings == [f"{f}: skipped 3 items that are not Kubernetes objects "
+                               "(each must be a mapping with a kind, and its metadata a mapping)"]
+    again = api.run_query("MATCH (p:Pod) RETURN p.metadata.name AS n", [src])
+    assert again.warnings == []  # handed out once per read
+
+
+def test_directory_limit_counts_every_file_together(tmp_path, monkeypatch):
+    for i in range(3):
+        (tmp_path / f"{i}.yaml").write_text(POD.format(name=f"p{i}", app="x"))
+    size = sum(len(POD.format(name=f"p{i}", app="x")) for i in range(3))
+    monkeypatch.setenv("TESSERA_MAX_INPUT_BYTES", str(size))
+    assert len(ManifestSource(str(tmp_path)).objects()) == 3
+    monkeypatch.setenv("TESSERA_MAX_INPUT_BYTES", str(size - 1))
+    with pytest.raises(InputError, match=rf"the files read from {tmp_path} come to {size:,} bytes with .*2\.yaml, over the"):
+        ManifestSource(str(tmp_path)).objects()
+
+
+def test_utf8_bom_and_utf16_are_read(tmp_path):
+    text = POD.format(name="bom", app="x")
+    (tmp_path / "a.yaml").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    (tmp_path / "b.yaml").write_bytes(text.replace("bom", "utf16").encode("utf-16"))
+    (tmp_path / "c.json").write_bytes(b"\xef\xbb\xbf" + json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "j"}}).encode())
+    src = ManifestSource(str(tmp_path))
+    assert sorted(o["metadata"]["name"] for o in src.objects()) == ["bom", "j", "utf16"]
+
+
+def test_skipped_items_are_warned_once_across_re_reads(tmp_path):
+    f = tmp_path / "l.json"
+    f.write_text(json.dumps({"kind": "List", "items": [1, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}}]}))
+    src = ManifestSource(str(f))
+    src.objects()
+    assert len(src.take_warnings()) == 1
+    src.refresh()  # what --watch --interval does each interval
+    src.objects()
+    assert src.take_warnings() == []

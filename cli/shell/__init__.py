@@ -32,6 +32,11 @@ def run_shell(*, interactive: bool | None = None, **options: Any) -> int:
     if interactive is None:
         interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if not interactive:
+        if sys.stdin is None or sys.stdin.closed:  # started with <&-
+            from tessera.core.errors import UsageError
+
+            raise UsageError("stdin is closed, so there are no statements to read",
+                             hint="run tessera shell in a terminal, or pipe statements in")
         shell = Shell(**options)
         try:
             return run_script(shell, sys.stdin)

@@ -212,7 +212,9 @@ class Shell:
     def _note(self, message: str) -> None:
         """Acknowledge a change of state on stderr (stdout carries only results and listings)."""
         if not self.out.quiet:
-            print(message, file=sys.stderr)
+            from tessera.core.errors import printable
+
+            print(printable(message), file=sys.stderr)  # it echoes arguments: \n NAME, \c CTX
 
     def _cmd_o(self, args: list[str]) -> None:
         if not args:

@@ -90,7 +90,7 @@ class DashApp(App):
     # --- life cycle ------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="banner")
+        yield Static("", id="banner", markup=False)  # it shows the notebook title and error text, user text
         yield VerticalScroll(id="grid", can_focus=False)
         yield Footer()
 
@@ -248,10 +248,11 @@ class DashApp(App):
                 try:
                     result = edit(conn)
                 except TesseraError as err:
-                    self._on_ui(self.notify, f"{what}: {err.one_line()}", severity="error", timeout=6)
+                    # markup=False: the message echoes the user's text, and "[/]" in it would raise MarkupError
+                    self._on_ui(self.notify, f"{what}: {err.one_line()}", severity="error", timeout=6, markup=False)
                     continue
                 except Exception as err:  # never take the dashboard down over one edit
-                    self._on_ui(self.notify, f"{what}: {_one_line(err)}", severity="error", timeout=6)
+                    self._on_ui(self.notify, f"{what}: {_one_line(err)}", severity="error", timeout=6, markup=False)
                     continue
                 self.session.reload()
                 self._on_ui(self._soon)

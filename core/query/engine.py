@@ -391,6 +391,9 @@ class Engine:
         if not query.match:
             raise QueryError("a read query needs a MATCH clause")
         components, evaluator, edges = self.match(query)
+        take_warnings = getattr(self.ctx.source, "take_warnings", None)  # e.g. List items a file reader skipped
+        if callable(take_warnings):
+            self.warnings.extend(take_warnings())
         if shape == "cyphernetes":
             from tessera.core.query.cyphernetes import shape_result
 

@@ -51,7 +51,11 @@ def write_jsonl(result: Any, out: TextIO) -> None:
     import orjson
 
     for row in ordered_rows(result):
-        out.write(orjson.dumps(row, default=_default, option=orjson.OPT_UTC_Z).decode() + "\n")
+        try:
+            line = orjson.dumps(row, default=_default, option=orjson.OPT_UTC_Z).decode()
+        except orjson.JSONEncodeError:  # nested past orjson's 254 levels (e.g. an event stored long ago)
+            line = json.dumps(plain(row), ensure_ascii=False, separators=(",", ":"), default=_default)
+        out.write(line + "\n")
 
 
 def write_json(result: Any, out: TextIO) -> None:

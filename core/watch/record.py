@@ -11,7 +11,7 @@ import threading
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from tessera.core.errors import TesseraError, UsageError
+from tessera.core.errors import TesseraError, UsageError, printable
 
 # Recorded by default: every watchable kind except Secrets, whose data a recording file would
 # leak (name Secret explicitly to record them anyway).
@@ -33,7 +33,7 @@ def pick_kinds(source: Any, names: list[str]) -> list[Any]:
 
 
 def record(source: Any, kinds: list[Any], writer: Any, stop: threading.Event, *, namespace: str | None = None,
-           warn: Callable[[str], None] = lambda m: print(f"tessera: warning: {m}", file=sys.stderr),
+           warn: Callable[[str], None] = lambda m: print(f"tessera: warning: {printable(m)}", file=sys.stderr),
            ready_timeout: float = 30.0) -> dict[str, int]:
     """Record until ``stop`` is set.
 

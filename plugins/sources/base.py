@@ -45,6 +45,9 @@ class Source(Protocol):
         ...
 
 
+# Optional: ``take_warnings() -> list[str]``, warnings from reading (e.g. List items a manifest
+# file held that are not objects), each handed out once; the engine adds them to the result.
+
 # A watch event: ("ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK", object dict).
 WatchEvent = tuple[str, dict[str, Any]]
 

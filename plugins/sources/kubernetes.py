@@ -57,21 +57,26 @@ def kubeconfig_contexts(kubeconfig: str | None = None) -> tuple[list[dict[str, s
     Raises:
         SourceUnavailable when there is no readable kubeconfig.
     """
-    import yaml
+    from tessera.core.config import max_input_bytes
+    from tessera.core.documents import load_yaml_documents
+    from tessera.core.errors import InputError
+    from tessera.core.inputs import decode_text, read_path
 
     path = _kubeconfig_path(kubeconfig)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError:
+        # The same limits as manifests (size, UTF-8, depth, aliases): a hostile file is refused
+        # here, before the kubernetes package parses it without them.
+        docs = load_yaml_documents(decode_text(read_path(path, limit=max_input_bytes()), str(path)), str(path))
+    except SourceUnavailable:
         raise SourceUnavailable(
             f"no kubeconfig at {path}", hint="pass --kubeconfig, set KUBECONFIG, or query manifests with -s"
         ) from None
-    except yaml.YAMLError as exc:
-        raise SourceUnavailable(f"cannot read kubeconfig {path}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise SourceUnavailable(f"cannot read kubeconfig {path}: it is not a mapping")
+    except InputError as exc:
+        raise SourceUnavailable(f"cannot read kubeconfig: {exc.message}", hint=exc.hint) from None
+    data = docs[0] if docs and isinstance(docs[0], dict) else {}
+    entries = data.get("contexts") if isinstance(data.get("contexts"), list) else []
     contexts = []
-    for entry in data.get("contexts") or []:
+    for entry in entries:
         if not isinstance(entry, dict) or not entry.get("name"):
             continue
         fields = entry.get("context") if isinstance(entry.get("context"), dict) else {}

@@ -3,12 +3,18 @@
 Reads multi-document YAML, JSON, ``kind: List`` and ``kubectl get -o json`` output (``XxxList``
 whose items lack apiVersion/kind). Objects are indexed by (group, kind) once, so ``list`` costs
 only the matches. Namespaced objects without a namespace get ``default``, as kubectl apply would.
+
+Input is read with limits (docs/limits.md): at most ``TESSERA_MAX_INPUT_BYTES`` per source,
+checked before reading; UTF-8 only; YAML nesting and alias expansion capped (core/documents.py).
+Input that yields no object is an error, not an empty answer.
 """
 
 from __future__ import annotations
 
+import codecs
 import gc
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any, Iterator, TextIO
@@ -32,8 +38,9 @@ class ManifestSource:
             ``-`` for stdin.
         stdin: the stream ``-`` reads (default sys.stdin).
     Raises:
-        SourceUnavailable when the path does not exist; InputError (with path:line:column) when a
-        file is not valid YAML/JSON.
+        SourceUnavailable when the path does not exist or cannot be read; InputError (exit 2) when
+        a file is not valid UTF-8 YAML/JSON (with path:line:column), is over the size limit, or
+        when the whole input holds no Kubernetes object.
     """
 
     writable = False
@@ -47,6 +54,8 @@ class ManifestSource:
         self._objects: list[dict] | None = None
         self._index: dict[tuple[str, str], list[dict]] = {}
         self._kinds: list[KindInfo] | None = None
+        self._warnings: list[str] = []
+        self._warned: set[str] = set()
 
     # --- loading -------------------------------------------------------------------------
 
@@ -56,13 +65,13 @@ class ManifestSource:
             raise SourceUnavailable(
                 f"no such file or directory: {self.spec}", hint="-s takes a manifest file, a directory, '-' or 'demo'"
             )
-        if path.is_file():
-            yield path
+        if not path.is_dir():
+            yield path  # a file, or a pipe such as <(kubectl get pods -o yaml)
             return
         for root, dirs, files in os.walk(path):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in sorted(files):
-                if not name.startswith(".") and name.endswith(_SUFFIXES):
+                if not name.startswith(".") and name.endswith(_SUFFIXES) and _is_regular(Path(root) / name):
                     yield Path(root) / name
 
     def refresh(self) -> None:
@@ -89,17 +98,59 @@ class ManifestSource:
         return objects
 
     def _read_all(self, objects: list[dict]) -> None:
+        from tessera.core.config import max_input_bytes
+        from tessera.core.inputs import read_path, read_stream
+
+        limit = max_input_bytes()  # for the whole source: a directory's files together
+        dropped = 0
+        files = 0
         if self.spec == "-":
-            stream = self._stdin or sys.stdin
-            data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
-            objects.extend(parse_documents(data, "stdin"))
+            data = read_stream(self._stdin or sys.stdin, where="stdin", limit=limit)
+            files = 1
+            dropped += parse_documents(data, "stdin", objects, text=self._decode(data, "stdin"))
         else:
+            used = 0
             for file in self._files():
-                try:
-                    data = file.read_bytes()
-                except OSError as exc:
-                    raise SourceUnavailable(f"cannot read {file}: {exc.strerror}") from None
-                objects.extend(parse_documents(data, str(file)))
+                data = read_path(file, limit=limit, used=used, total_of=self.spec)
+                used += len(data)
+                files += 1
+                dropped += parse_documents(data, str(file), objects, text=self._decode(data, str(file)))
+        if dropped:
+            what = "item that is not a Kubernetes object" if dropped == 1 else "items that are not Kubernetes objects"
+            self._warn(f"{self.name}: skipped {dropped} {what} (each must be a mapping with a kind, and its metadata a mapping)")
+        if not objects:
+            raise InputError(f"no Kubernetes objects read from {self.name}", hint=self._why_empty(files, dropped))
+
+    def _decode(self, data: bytes | str, where: str) -> str:
+        """The text of one file; bytes that are not UTF-8 mean nothing is read from this source."""
+        from tessera.core.inputs import decode_text
+
+        if isinstance(data, str):
+            return data
+        try:
+            return decode_text(data, where)
+        except InputError as exc:
+            raise InputError(f"no Kubernetes objects read from {self.name}: {exc.message}", hint=exc.hint) from None
+
+    def _why_empty(self, files: int, dropped: int) -> str:
+        if dropped:
+            return f"{dropped} item{'s' if dropped != 1 else ''} skipped: each must be a mapping with a kind, and its metadata a mapping"
+        if self.spec == "-":
+            return "stdin was empty or held no mapping with apiVersion and kind"
+        if files == 0:
+            return "the directory holds no *.yaml, *.yml or *.json file; hidden ones are skipped"
+        what = "the file holds" if Path(self.spec).is_file() else f"its {files} file{'s' if files != 1 else ''} hold"
+        return f"{what} no mapping with apiVersion and kind"
+
+    def _warn(self, message: str) -> None:
+        if message not in self._warned:  # a watch re-reads the files: say it once, not every interval
+            self._warned.add(message)
+            self._warnings.append(message)
+
+    def take_warnings(self) -> list[str]:
+        """Warnings from reading (items skipped), each handed out once."""
+        out, self._warnings = self._warnings, []
+        return out
 
     def _build_index(self) -> None:
         from tessera.core.builtin_kinds import BUILTIN_KINDS
@@ -156,62 +207,93 @@ class ManifestSource:
         return select_resources(objs, kind, namespace=namespace, name=name, labels=labels)
 
 
-def parse_documents(data: bytes | str, where: str) -> list[dict]:
+def _is_regular(path: Path) -> bool:
+    """A regular file (or a link to one): a FIFO or socket met in a directory walk is skipped, as
+    ``find -type f`` would, since reading it could wait forever."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return True  # let the read report why (a dangling link, no permission)
+
+
+def parse_documents(data: bytes | str, where: str, out: list[dict], *, text: str | None = None) -> int:
     """Resources from one file's content: JSON or (multi-document) YAML, Lists flattened.
 
     Args:
-        data: the file content.
+        data: the file content (bytes must be UTF-8, or UTF-16 with a byte-order mark).
         where: the file name, for error messages.
+        text: ``data`` already decoded, when the caller has it.
+        out: the list the resources (mappings with a ``kind``) are appended to; empty and
+            non-resource documents are left out.
     Returns:
-        the resources (mappings with a ``kind``); empty and non-resource documents are dropped.
+        how many items of a List were dropped because they are not objects with a kind.
     Raises:
-        InputError naming ``where`` and the line and column at fault.
+        InputError naming ``where`` and the line and column at fault (not UTF-8, invalid
+        YAML/JSON, nested too deep, an alias bomb).
     """
-    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    from tessera.core.documents import check_json_depth, load_yaml_documents
+    from tessera.core.inputs import decode_text
+
+    if text is None:
+        text = decode_text(data, where) if isinstance(data, bytes) else data
     stripped = text.lstrip()
     docs: list[Any]
     if stripped.startswith(("{", "[")):
         import orjson
 
+        plain_utf8 = isinstance(data, bytes) and not data.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+        raw = data if plain_utf8 else text.encode()
+        check_json_depth(raw, where)  # before parsing: orjson itself allows 1024 levels
         try:
-            docs = [orjson.loads(data if isinstance(data, bytes) else data.encode())]
+            docs = [orjson.loads(raw)]
         except orjson.JSONDecodeError as exc:
             line = text.count("\n", 0, exc.pos) + 1
             column = exc.pos - (text.rfind("\n", 0, exc.pos) + 1) + 1
             raise InputError(f"{where}:{line}:{column}: invalid JSON: {exc.msg}", hint="fix the file or leave it out") from None
         if isinstance(docs[0], list):
             docs = docs[0]
+            dropped = sum(1 for d in docs if not (isinstance(d, dict) and d.get("kind")))  # _flatten counts the rest
+        else:
+            dropped = 0
     else:
-        import yaml
-
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        try:
-            docs = list(yaml.load_all(text, Loader=loader))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-            pos = f"{mark.line + 1}:{mark.column + 1}:" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or str(exc).split("\n")[0]
-            raise InputError(f"{where}:{pos} invalid YAML: {problem}", hint="fix the file or leave it out") from None
-    out: list[dict] = []
+        docs = load_yaml_documents(text, where)
+        dropped = 0
     for doc in docs:
-        _flatten(doc, out)
-    return out
+        dropped += _flatten(doc, out)
+    return dropped
 
 
-def _flatten(doc: Any, out: list[dict]) -> None:
+def _is_object(value: Any) -> bool:
+    """A Kubernetes object: a mapping with a kind, whose metadata (if any) is a mapping."""
+    return isinstance(value, dict) and bool(value.get("kind")) and isinstance(value.get("metadata", {}), dict)
+
+
+def _flatten(doc: Any, out: list[dict]) -> int:
+    """Append ``doc`` (a List's items, in order) to ``out``; returns how many objects were dropped.
+
+    A document that is not a mapping with a kind (a values file, a comment-only document) is
+    left out silently, as before; one with a kind but a metadata that is not a mapping, and a
+    List item that is not an object, count as dropped (the query engine reads metadata as a mapping).
+    """
     if not isinstance(doc, dict) or not doc.get("kind"):
-        return
+        return 0
+    if not _is_object(doc):
+        return 1
     kind = str(doc["kind"])
     items = doc.get("items")
     if kind.endswith("List") and isinstance(items, list):
         item_kind = kind[: -len("List")] if kind != "List" else None
         api_version = doc.get("apiVersion")
+        dropped = 0
         for item in items:
-            if isinstance(item, dict):
-                if item_kind and "kind" not in item:
-                    item["kind"] = item_kind
-                if item_kind and "apiVersion" not in item and api_version:
-                    item["apiVersion"] = api_version
-                _flatten(item, out)
-        return
+            if not isinstance(item, dict):
+                dropped += 1
+                continue
+            if item_kind and "kind" not in item:
+                item["kind"] = item_kind
+            if item_kind and "apiVersion" not in item and api_version:
+                item["apiVersion"] = api_version
+            dropped += 1 if not _is_object(item) else _flatten(item, out)
+        return dropped
     out.append(doc)
+    return 0
