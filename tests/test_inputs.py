@@ -377,3 +377,14 @@ def test_gzip_bomb_recording_is_refused_while_inflating(tmp_path):
 
 def test_recording_that_is_a_directory(tmp_path):
     assert f"{tmp_path} is a directory" in refused(tessera("query", "-s", f"replay:{tmp_path}", Q), 2)
+
+
+def test_errors_in_the_query_come_before_input_with_no_objects(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing here\n")
+    kindless = tessera("query", "-s", str(empty), "MATCH (x) RETURN x")
+    assert kindless.returncode == 1 and "kindless nodes may only be used in a relationship" in kindless.stderr.decode()
+    unknown = tessera("query", "-s", str(empty), "MATCH (p:NoSuchKind) RETURN p")
+    assert unknown.returncode == 1 and "NoSuchKind" in unknown.stderr.decode()
+    listed = tessera("query", "-s", str(empty), "MATCH (p:Pod) RETURN p")
+    assert listed.returncode == 2 and f"no Kubernetes objects read from {empty}" in listed.stderr.decode()

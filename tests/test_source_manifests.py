@@ -129,9 +129,14 @@ def test_missing_path():
 
 @pytest.mark.parametrize("stdin", ["", "   \n", "plain words\n", "---\n---\n"], ids=["empty", "blank", "text", "markers"])
 def test_stdin_with_no_objects_is_an_input_error(stdin):
+    source = ManifestSource("-", stdin=io.StringIO(stdin))
+    assert source.kinds(), "the built-in kinds stay known, so errors in the query itself come first"
     with pytest.raises(InputError, match="no Kubernetes objects read from stdin") as info:
-        ManifestSource("-", stdin=io.StringIO(stdin)).kinds()
+        source.list(next(k for k in source.kinds() if k.kind == "Pod"))
     assert info.value.exit_code == 2
+    with pytest.raises(InputError, match="no Kubernetes objects read from stdin"):
+        source.objects()
+
 
 
 def test_closed_stdin_is_a_usage_error(monkeypatch):

@@ -56,6 +56,10 @@ class ManifestSource:
         self._kinds: list[KindInfo] | None = None
         self._warnings: list[str] = []
         self._warned: set[str] = set()
+        # Input that held no object is an error once something is listed, not before: the
+        # built-in kinds stay known, so a query that is wrong in itself (a standalone kindless
+        # node, an unknown kind) says so first, as it would over a cluster.
+        self._nothing_read: InputError | None = None
 
     # --- loading -------------------------------------------------------------------------
 
@@ -80,6 +84,7 @@ class ManifestSource:
             self._objects = None
             self._index = {}
             self._kinds = None
+            self._nothing_read = None
 
     def _load(self) -> list[dict]:
         if self._objects is not None:
@@ -95,6 +100,13 @@ class ManifestSource:
                 gc.enable()
         self._objects = objects
         self._build_index()
+        return objects
+
+    def _loaded(self) -> list[dict]:
+        """The objects read, for a caller that needs some: raises when the input held none."""
+        objects = self._load()
+        if self._nothing_read is not None:
+            raise self._nothing_read
         return objects
 
     def _read_all(self, objects: list[dict]) -> None:
@@ -119,7 +131,8 @@ class ManifestSource:
             what = "item that is not a Kubernetes object" if dropped == 1 else "items that are not Kubernetes objects"
             self._warn(f"{self.name}: skipped {dropped} {what} (each must be a mapping with a kind, and its metadata a mapping)")
         if not objects:
-            raise InputError(f"no Kubernetes objects read from {self.name}", hint=self._why_empty(files, dropped))
+            self._nothing_read = InputError(f"no Kubernetes objects read from {self.name}",
+                                            hint=self._why_empty(files, dropped))
 
     def _decode(self, data: bytes | str, where: str) -> str:
         """The text of one file; bytes that are not UTF-8 mean nothing is read from this source."""
@@ -185,7 +198,7 @@ class ManifestSource:
 
     def objects(self) -> list[dict]:
         """Every resource read, in file order."""
-        return self._load()
+        return self._loaded()
 
     def kinds(self) -> list[KindInfo]:
         """Built-in kinds, CRDs found among the manifests, and any other kind seen in them."""
@@ -202,7 +215,7 @@ class ManifestSource:
         labels: dict[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         """Resources of ``kind``, filtered by namespace, name and labels (see base.Source)."""
-        self._load()
+        self._loaded()
         objs = self._index.get((kind.group, kind.kind), [])
         return select_resources(objs, kind, namespace=namespace, name=name, labels=labels)
 
