@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TSR := $(BIN)/tessera
 
-.PHONY: setup demo tour test bench docs clean
+.PHONY: setup demo tour test lint bench docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest -n 2 -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check --quiet .
 
 # The dashboard over the bundled demo workspace, in a throwaway data home: the demo notebook
 # (plugins/sources/demo/dashboard.md, 7 cells in rows of 1, 2 and 4) over the demo recording,

@@ -180,14 +180,14 @@ def build_window(server: Tmux, name: str, cells: list[dict], flags: list[str], *
             rest = sum(heights[i:]) + len(rows) - 1 - i
             bands.append(server.run("split-window", "-d", "-v", "-l", str(rest), "-t", bands[-1], "-c", cwd,
                                     "-P", "-F", "#{pane_id}", pane_command(name, rows[i][0]["number"], flags)))
-        for band, row in zip(bands, rows):
+        for band, row in zip(bands, rows, strict=True):
             widths = split_sizes(width, len(row))
             panes = [band]
             for j in range(1, len(row)):
                 rest = sum(widths[j:]) + len(row) - 1 - j
                 panes.append(server.run("split-window", "-d", "-h", "-l", str(rest), "-t", panes[-1], "-c", cwd,
                                         "-P", "-F", "#{pane_id}", pane_command(name, row[j]["number"], flags)))
-            for pane_id, cell in zip(panes, row):
+            for pane_id, cell in zip(panes, row, strict=True):
                 server.run("select-pane", "-t", pane_id, "-T", cell.get("title") or f"{name}/{cell['number']}")
         server.run("select-pane", "-t", top)
     except Exception:

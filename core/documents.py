@@ -18,6 +18,7 @@ See docs/limits.md.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import threading
 from typing import Any
@@ -82,7 +83,7 @@ def yaml_depth_bound(text: str) -> int:
     that opens a line.
     """
     starts = [0] + [m.start() for m in _DOC_MARKER.finditer(text)] + [len(text)]
-    brackets = max(text.count("[", a, b) + text.count("{", a, b) for a, b in zip(starts, starts[1:]))
+    brackets = max(text.count("[", a, b) + text.count("{", a, b) for a, b in itertools.pairwise(starts))
     lead = max(map(len, _BLOCK_LEAD.findall(text)), default=0)
     return 2 * brackets + 2 * (lead + 1)
 

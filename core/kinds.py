@@ -118,7 +118,7 @@ class KindRegistry:
         Raises:
             QueryError when this source does not offer that kind.
         """
-        from tessera.core.errors import QueryError, UnknownKind
+        from tessera.core.errors import QueryError
 
         matches = self._by_kind.get(kind.lower(), [])
         if group is not None:

@@ -236,7 +236,7 @@ def expand(text: str, macros: dict[str, Macro]) -> list[str]:
             f"macro ':{name}' takes {want} argument{'' if want == 1 else 's'}, got {len(args)}",
             hint=f"usage: {macro.usage()}",
         )
-    values = dict(zip(macro.params, args))
+    values = dict(zip(macro.params, args, strict=True))
 
     def substitute(match: re.Match) -> str:
         # Only declared parameters: a "$" in a regex or a value stays as written.

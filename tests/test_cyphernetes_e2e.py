@@ -69,7 +69,7 @@ def subset(expected, actual, path: str, unordered: set[str]) -> bool:
                     return False
                 remaining.pop(hit)
             return True
-        return all(subset(e, a, f"{path}/{i}", unordered) for i, (e, a) in enumerate(zip(expected, actual)))
+        return all(subset(e, a, f"{path}/{i}", unordered) for i, (e, a) in enumerate(zip(expected, actual, strict=False)))
     return expected == actual or same_number(expected, actual)
 
 
@@ -77,7 +77,7 @@ def exact(expected, actual) -> bool:
     if isinstance(expected, dict):
         return isinstance(actual, dict) and expected.keys() == actual.keys() and all(exact(v, actual[k]) for k, v in expected.items())
     if isinstance(expected, list):
-        return isinstance(actual, list) and len(expected) == len(actual) and all(exact(e, a) for e, a in zip(expected, actual))
+        return isinstance(actual, list) and len(expected) == len(actual) and all(exact(e, a) for e, a in zip(expected, actual, strict=True))
     return expected == actual or same_number(expected, actual)
 
 

@@ -72,7 +72,7 @@ def start_dash(tmux: Tmux, flags: str = "", size: tuple[int, int] = (100, 30)) -
 def test_dash_on_the_demo_workspace(tmux):
     # Looped, so a slow start on a busy machine still sees the change: 30 s a cycle at 20x.
     start_dash(tmux, "--speed 20 --loop", size=(120, 40))
-    text = tmux.wait_for(r"(?s)Pods in trouble.*Deployments.*Pods by phase.*Ingress routes.*payments wiring")
+    tmux.wait_for(r"(?s)Pods in trouble.*Deployments.*Pods by phase.*Ingress routes.*payments wiring")
     # the recording starts with payments-api at 2 replicas...
     tmux.wait_for(r"payments-api\s+2\s+2", timeout=90)
     tmux("send-keys", "-t", "t", "?")

@@ -81,7 +81,7 @@ def test_incremental_matches_full_after_random_changes(kubeconfig, kube_api, see
                 rs["spec"] = {"replicas": rng.randint(0, 3)}
                 kube_api.update(rs)
             made += 1
-            assert wait_quiet(lambda: seen["events"] >= made, 60)
+            assert wait_quiet(lambda made=made: seen["events"] >= made, 60)
             ever |= {oid(o) for o in kube_api.objects("Pod") + kube_api.objects("ReplicaSet")}
             # a superset of what changed (every object ever seen) must give the exact result too
             for lq in lives:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 TSR = [sys.executable, "-m", "tessera.cli.main"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import json
 import subprocess
 import sys
@@ -74,7 +75,7 @@ def test_demo_recording_is_small_and_well_formed(demo):
     assert 8 * 60 <= demo.duration <= 11 * 60
     churn = [ts for ts, _, _ in demo.events if ts > demo.start]
     assert churn, "no events after the initial state"
-    gaps = [(b - a).total_seconds() for a, b in zip([demo.start] + churn, churn)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise([demo.start] + churn)]
     assert max(gaps) <= 10.0
     # Every change carries a newer resourceVersion.
     versions = [int(o["metadata"]["resourceVersion"]) for ts, _, o in demo.events]

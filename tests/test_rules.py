@@ -424,7 +424,7 @@ def neighbours(objs: list[dict], of: dict) -> set[tuple[str, str]]:
         by_kind.setdefault(o["kind"], []).append(o)
     out = set()
     for kind, group in by_kind.items():
-        for a, b, _ in related(of["kind"], kind, [of], group):
+        for _a, b, _ in related(of["kind"], kind, [of], group):
             out.add((kind, b))
     return out
 

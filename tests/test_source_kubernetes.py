@@ -10,7 +10,6 @@ import sys
 import pytest
 
 from kube_emulator import write_kubeconfig
-from tessera.core import api
 from tessera.core.errors import NotAuthorized, SourceUnavailable
 from tessera.core.kinds import KindRegistry
 from tessera.plugins.sources.kubernetes import KubernetesSource, available_contexts

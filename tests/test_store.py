@@ -288,7 +288,7 @@ def _damage_page(path, page):
 
 
 def test_damaged_database(isolated_home):
-    for i in range(5):
+    for _ in range(5):
         assert _tessera("events", "publish", "damage.test", '"' + "x" * 3000 + '"').returncode == 0
     conn = sqlite3.connect(db.db_path())
     index_page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events_time'").fetchone()[0]

@@ -80,7 +80,7 @@ def expected_sizes(total: int, parts: int) -> list[tuple[int, int]]:
     room = total - (parts - 1)
     sizes = [room // parts + (1 if k < room % parts else 0) for k in range(parts)]
     starts = [sum(sizes[:k]) + k for k in range(parts)]
-    return list(zip(starts, sizes))
+    return list(zip(starts, sizes, strict=True))
 
 
 def test_tmux_lays_out_the_notebook_rows(server):
@@ -92,7 +92,7 @@ def test_tmux_lays_out_the_notebook_rows(server):
     width, height = map(int, server("display-message", "-p", "-t", target, "#{window_width} #{window_height}").split())
     bands = expected_sizes(height, 3)
     expected = []
-    for (top, h), cells in zip(bands, (1, 2, 4)):
+    for (top, h), cells in zip(bands, (1, 2, 4), strict=True):
         for left, w in expected_sizes(width, cells):
             expected.append([str(top), str(left), str(w), str(h)])
     panes = server.panes(target)

@@ -97,7 +97,7 @@ def import_ipynb(text: str, *, name: str = "notebook", where: str = "<ipynb>",
     kept_as_markdown = 0
     rows: list[dict] = []
     last_row = None
-    for i, cell in enumerate(data.cells, start=1):
+    for cell in data.cells:
         tmeta = (cell.get("metadata") or {}).get("tessera") or {}
         kind = tmeta.get("type") or ("markdown" if cell.cell_type == "markdown" else "query")
         if cell.cell_type == "raw" and not tmeta:

@@ -237,7 +237,7 @@ class Engine:
                     wanted.append(req)
         if wanted:
             results = self._list_many(wanted)
-            for req, objs in zip(wanted, results):
+            for req, objs in zip(wanted, results, strict=True):
                 for obj in objs:
                     self.kind_of[id(obj)] = req[0]
                 self._fetch_cache[req] = objs
@@ -441,7 +441,7 @@ class Engine:
 
         evaluator = Evaluator()
         for pred, names, rels in sub_paths:
-            ref = next(n for n, node in zip(names, pred.pattern.nodes) if node.var is not None)
+            ref = next(n for n, node in zip(names, pred.pattern.nodes, strict=True) if node.var is not None)
             matched = {id(b[ref]) for b in self.enumerate_path(names, rels)}
             evaluator.pattern_sets[id(pred)] = (ref, matched)
 

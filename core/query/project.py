@@ -145,7 +145,7 @@ def project_rows(query: ast.Query, bindings: list[Binding], evaluator: Evaluator
                 row[a.column] = jsonable(aggregate(a.expr.func, inputs[a.column], distinct=a.expr.distinct))
             rows.append({c: row[c] for c in columns})
             envs.append(b)
-    pairs = list(zip(rows, envs))
+    pairs = list(zip(rows, envs, strict=True))
     if query.distinct:
         seen, uniq = set(), []
         for row, env in pairs:

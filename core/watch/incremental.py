@@ -108,7 +108,7 @@ class IncrementalQuery:
         if self.aggs:
             self._refold(set(self.groups) | ({()} if not self.keyed else set()))
         result = self.result()
-        self.rows_by_key = dict(zip(result.keys, result.rows))
+        self.rows_by_key = dict(zip(result.keys, result.rows, strict=False))
         return result
 
     def apply(self, changed: set[Oid], ts: str) -> list[dict]:
@@ -173,7 +173,7 @@ class IncrementalQuery:
 
     def _binding_key(self, bkey: Bkey) -> str:
         # the same text core.query.project.row_key gives for the binding
-        return " ".join(f"{var}={o[1]}/{o[2]}/{o[3]}" for var, o in zip(self.var_names, bkey))
+        return " ".join(f"{var}={o[1]}/{o[2]}/{o[3]}" for var, o in zip(self.var_names, bkey, strict=False))
 
     def _changes(self, touched: list[tuple[str, dict | None]], ts: str) -> list[dict]:
         """The changes among the touched rows (row None: gone); ``rows_by_key`` follows them."""

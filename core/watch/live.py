@@ -20,7 +20,7 @@ def keyed_rows(result: Any) -> dict[str, dict]:
     """Rows by identity; repeated identities (possible with SKIP/LIMIT ties) get ``#n`` suffixes."""
     out: dict[str, dict] = {}
     keys = result.keys if len(result.keys) == len(result.rows) else [None] * len(result.rows)
-    for i, (key, row) in enumerate(zip(keys, result.rows)):
+    for i, (key, row) in enumerate(zip(keys, result.rows, strict=True)):
         key = key if key is not None else str(i)
         unique, n = key, 1
         while unique in out:

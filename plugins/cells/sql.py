@@ -65,5 +65,5 @@ class SqlCell:
                 n += 1
                 name = f"{d[0]}_{n}"
             columns.append(name)
-        rows = [{c: _value(v) for c, v in zip(columns, r)} for r in fetched]
+        rows = [{c: _value(v) for c, v in zip(columns, r, strict=True)} for r in fetched]
         return Result(columns=columns, rows=rows)

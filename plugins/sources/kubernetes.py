@@ -8,7 +8,6 @@ parsed with orjson, which is several times faster than the client's model deseri
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any, Iterator

@@ -128,7 +128,7 @@ class ReplaySource:
 
         crds: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         seen: dict[tuple[str, str], tuple[str, bool]] = {}
-        for key, (_, _, obj) in zip(self._keys, self._events):
+        for key, (_, _, obj) in zip(self._keys, self._events, strict=False):
             group, kind, ns, _ = key
             if kind == "CustomResourceDefinition":
                 crds[key] = obj
