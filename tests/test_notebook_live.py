@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+from process_lines import wait_stderr
 from tessera.core import events
 from tessera.core.store import db
 
@@ -266,27 +267,13 @@ def test_notebook_run_watch_reports_a_lost_connection_and_the_recovery(kubeconfi
     proc = subprocess.Popen([*TSR, "notebook", "run", "ops", "--watch", "--kubeconfig", str(kubeconfig)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     take = lines_of(proc)
-    errors: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [errors.put(line.rstrip("\n")) for line in proc.stderr], daemon=True).start()
-
-    def next_error(predicate, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = errors.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if predicate(line):
-                return line
-        raise AssertionError("no such line on stderr")
-
     try:
         assert len(take(3)) == 3
         kube_api.stop()
-        lost = next_error(lambda line: "connection lost" in line)
+        lost = wait_stderr(proc, lambda line: "connection lost" in line)
         assert lost.startswith("tessera: warning: ops/1 (") and "retrying" in lost
         kube_api.start()
-        back = next_error(lambda line: "reconnected" in line)
+        back = wait_stderr(proc, lambda line: "reconnected" in line)
         assert back.startswith("tessera: ops/1 (") and back.endswith("reconnected; rows are current")
     finally:
         proc.terminate()

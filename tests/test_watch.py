@@ -12,6 +12,7 @@ import pytest
 
 from tessera.core.kinds import KindRegistry
 from kube_emulator import wait_quiet
+from process_lines import wait_stderr
 from tessera.core.watch.cache import CacheHub, WatchCache
 from tessera.core.watch.cached_source import CachedSource
 from tessera.core.watch.live import LiveQuery, diff_rows, follow, keyed_rows
@@ -313,40 +314,6 @@ def test_follow_reports_a_query_that_starts_failing_once():
     stop.set()
 
 
-def _stderr_lines(proc):
-    """A queue of the process's stderr lines, filled by a thread."""
-    import queue
-
-    lines = getattr(proc, "_err_lines", None)
-    if lines is None:
-        lines = proc._err_lines = queue.Queue()
-
-        def pump():
-            for line in proc.stderr:
-                lines.put(line.rstrip("\n"))
-
-        threading.Thread(target=pump, daemon=True).start()
-    return lines
-
-
-def _wait_stderr(proc, predicate, timeout=60):
-    """The first stderr line satisfying ``predicate`` (lines before it are dropped), or fail."""
-    import queue
-
-    lines = _stderr_lines(proc)
-    seen = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-        seen.append(line)
-        if predicate(line):
-            return line
-    raise AssertionError(f"no such line on stderr; saw {seen}")
-
-
 def _watch_proc(kubeconfig, *args):
     return subprocess.Popen(
         [sys.executable, "-m", "tessera.cli.main", "query", "--watch", "--kubeconfig", str(kubeconfig), *args,
@@ -360,12 +327,12 @@ def test_cli_watch_reports_a_lost_connection_and_the_recovery(kubeconfig, kube_a
     try:
         assert len(_read_json_lines(proc, 3)) == 3
         kube_api.stop()
-        lost = _wait_stderr(proc, lambda line: "connection lost" in line)
+        lost = wait_stderr(proc, lambda line: "connection lost" in line)
         assert lost.startswith("tessera: warning: connection lost: ") and "retrying" in lost
         assert "emu-a" in lost and kube_api.url in lost, "the warning names the context and the server"
         kube_api.add(pod("web-5d8f-7"))  # a change made while we were away
         kube_api.start()
-        back = _wait_stderr(proc, lambda line: "reconnected" in line)
+        back = wait_stderr(proc, lambda line: "reconnected" in line)
         assert back.startswith("tessera: reconnected to emu-a after ")
         (added,) = _read_json_lines(proc, 1, timeout=60)
         assert added["op"] == "added" and added["row"] == {"pod": "web-5d8f-7"}
@@ -379,12 +346,12 @@ def test_cli_watch_started_while_the_api_is_down_retries_and_says_so(kubeconfig,
     kube_api.stop()
     proc = _watch_proc(kubeconfig)
     try:
-        waiting = _wait_stderr(proc, lambda line: "retrying" in line)
+        waiting = wait_stderr(proc, lambda line: "retrying" in line)
         assert waiting.startswith("tessera: warning: cannot reach the Kubernetes API at ")
         assert "retrying with backoff until it answers" in waiting
         assert proc.poll() is None, "the watch waits for the server instead of exiting"
         kube_api.start()
-        _wait_stderr(proc, lambda line: line == "tessera: connected to emu-a")
+        wait_stderr(proc, lambda line: line == "tessera: connected to emu-a")
         initial = _read_json_lines(proc, 3, timeout=60)
         assert sorted(c["row"]["pod"] for c in initial) == ["cart-5d8f-0", "web-5d8f-0", "web-5d8f-1"]
         assert {c["op"] for c in initial} == {"added"}
@@ -423,10 +390,10 @@ def test_cli_watch_reports_a_server_that_stops_answering_and_its_recovery(kubeco
     try:
         assert len(_read_json_lines(proc, 3)) == 3
         kube_api.freeze()  # connections stay open, nothing answers: only the heartbeat can tell
-        lost = _wait_stderr(proc, lambda line: "connection lost" in line)
+        lost = wait_stderr(proc, lambda line: "connection lost" in line)
         assert "emu-a" in lost and "stopped answering" in lost and "heartbeat" in lost
         kube_api.thaw()
-        _wait_stderr(proc, lambda line: line.startswith("tessera: reconnected to emu-a after "))
+        wait_stderr(proc, lambda line: line.startswith("tessera: reconnected to emu-a after "))
         kube_api.add(pod("web-5d8f-8"))  # the watches work again (resumed after the hang)
         (added,) = _read_json_lines(proc, 1, timeout=60)
         assert added["op"] == "added" and added["row"] == {"pod": "web-5d8f-8"}
@@ -469,11 +436,11 @@ def test_cli_watch_started_while_down_with_kinds_on_disk_waits_for_the_first_lis
     kube_api.stop()
     proc = _watch_proc(kubeconfig)
     try:
-        waiting = _wait_stderr(proc, lambda line: "retrying" in line)
+        waiting = wait_stderr(proc, lambda line: "retrying" in line)
         assert waiting.startswith("tessera: warning: ") and "connection lost" not in waiting, "no rows were shown"
         assert "until it answers" in waiting
         kube_api.start()
-        _wait_stderr(proc, lambda line: line == "tessera: connected to emu-a")
+        wait_stderr(proc, lambda line: line == "tessera: connected to emu-a")
         assert len(_read_json_lines(proc, 3, timeout=60)) == 3
     finally:
         proc.terminate()
@@ -491,10 +458,10 @@ def test_cli_watch_says_when_a_failing_query_runs_again(tmp_path):
     try:
         assert [c["row"] for c in _read_json_lines(proc, 1)] == [{"name": "a"}]
         manifest.write_text("apiVersion: v1\nkind: [unclosed\n")
-        broken = _wait_stderr(proc, lambda line: line.startswith("tessera: warning: "))
+        broken = wait_stderr(proc, lambda line: line.startswith("tessera: warning: "))
         assert "m.yaml" in broken
         manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: x}\n")
-        _wait_stderr(proc, lambda line: line == "tessera: the query runs again")
+        wait_stderr(proc, lambda line: line == "tessera: the query runs again")
         assert proc.poll() is None
     finally:
         proc.terminate()

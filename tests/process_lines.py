@@ -1,0 +1,38 @@
+"""Reading a child process's output line by line in tests, waiting on a condition (never a
+fixed sleep) with a generous deadline."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+
+def stderr_lines(proc) -> queue.Queue:
+    """A queue of the process's stderr lines (newline stripped), filled by a thread; one per process."""
+    lines = getattr(proc, "_err_lines", None)
+    if lines is None:
+        lines = proc._err_lines = queue.Queue()
+
+        def pump():
+            for line in proc.stderr:
+                lines.put(line.rstrip("\n"))
+
+        threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def wait_stderr(proc, predicate, timeout: float = 60) -> str:
+    """The first stderr line satisfying ``predicate`` (lines before it are dropped), or fail."""
+    lines = stderr_lines(proc)
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        seen.append(line)
+        if predicate(line):
+            return line
+    raise AssertionError(f"no such line on stderr; saw {seen}")
