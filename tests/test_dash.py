@@ -500,3 +500,78 @@ def test_a_title_with_markup_brackets_is_shown_as_text():
         async with dashboard("brackets") as (app, pilot):
             assert app.is_running and "Costs [/] and [/bold]" in screen_text(app)
     run(main())
+
+
+def test_the_dashboard_changes_notebooks_only_through_the_core_editor(grid_notebook, monkeypatch):
+    """No store connection is opened by cli/tui code: the dashboard's edits are written by the
+    session's core NotebookEditor, on its thread, through the store's functions."""
+    import sqlite3
+    import threading
+    import traceback
+    from pathlib import Path
+
+    import tessera.cli.tui
+    import tessera.core.notebook.editor
+
+    tui = str(Path(tessera.cli.tui.__file__).parent) + "/"
+    editor_file = tessera.core.notebook.editor.__file__
+    opened: list[tuple[str, list[str]]] = []
+    real_connect = sqlite3.connect
+
+    def recording_connect(*args, **kwargs):
+        opened.append((threading.current_thread().name, [f.filename for f in traceback.extract_stack()]))
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", recording_connect)
+
+    async def main():
+        async with dashboard(grid_notebook) as (app, pilot):
+            pane(app, "phases").focus()
+            await pilot.press("v")  # json -> yaml, saved through the store
+            await until(pilot, app, lambda: notebook_cells("grid")[1]["view"] == "yaml", what="the view saved")
+    run(main())
+    from_tui = [(thread, [f for f in files if f.startswith(tui)]) for thread, files in opened
+                if any(f.startswith(tui) for f in files)]
+    assert from_tui == [], f"cli/tui opened store connections: {from_tui}"
+    assert [thread for thread, files in opened if editor_file in files] == ["tessera-notebook-editor"]
+
+
+def test_a_dashboard_edit_and_cell_edit_meet_in_the_same_merge(grid_notebook, monkeypatch, tmp_path):
+    """Both ways of editing an old copy — the dashboard's editor (e) and ``tessera cell edit``
+    with $EDITOR — save through store.edit_cell and its three-way merge (model.merge_text)."""
+    import sys
+    import threading
+
+    from tessera.cli import notebook as notebook_cli
+    from tessera.core.notebook import model
+
+    merges: list[tuple[str, str, str, str]] = []
+    real_merge = model.merge_text
+
+    def recording_merge(base, theirs, mine):
+        merges.append((threading.current_thread().name, base, theirs, mine))
+        return real_merge(base, theirs, mine)
+
+    monkeypatch.setattr(model, "merge_text", recording_merge)
+
+    async def main():
+        from tessera.cli.tui.editor import QueryArea
+
+        async with dashboard(grid_notebook) as (app, pilot):
+            pane(app, "deps").focus()
+            await pilot.press("e")
+            app.screen.query_one(QueryArea).text = DEPLOYMENTS + "\nLIMIT 3"
+            await pilot.press("ctrl+s")
+            await until(pilot, app, lambda: notebook_cells("grid")[0]["source"] == DEPLOYMENTS + "\nLIMIT 3",
+                        what="the dashboard's edit saved")
+    run(main())
+    script = tmp_path / "fake-editor"
+    script.write_text(f"#!{sys.executable}\nimport sys\np = sys.argv[1]\ntext = open(p).read()\n"
+                      "open(p, 'w').write(text.replace('LIMIT 3', 'LIMIT 4'))\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("EDITOR", str(script))
+    monkeypatch.setenv("VISUAL", "")
+    notebook_cli.edit("grid/1")  # `tessera cell edit grid/1`, in this process so the merge is seen
+    assert notebook_cells("grid")[0]["source"] == DEPLOYMENTS + "\nLIMIT 4"
+    assert [(thread, base) for thread, base, _, _ in merges] == [
+        ("tessera-notebook-editor", DEPLOYMENTS), (threading.current_thread().name, DEPLOYMENTS + "\nLIMIT 3")]

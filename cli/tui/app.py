@@ -1,17 +1,16 @@
 """``tessera dash``: a notebook as a grid of live panes (rows of 1, 2 or 4).
 
 The app is a thin shell: cells are kept current by a core NotebookSession on its own thread,
-and every edit goes through the notebook store (on a writer thread, in order), after which the
-session reloads the notebook — so an edit made here is at once visible to ``notebook show`` in
+and every edit goes through the session's core NotebookEditor (core/notebook/editor.py: the
+store's functions, by cell id, written in order off the UI thread), after which the session
+reloads the notebook — so an edit made here is at once visible to ``notebook show`` in
 another process, and an edit made there shows up here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
 import signal
-import threading
 from typing import Any, Callable
 
 from textual.app import App, ComposeResult
@@ -30,8 +29,8 @@ class DashApp(App):
 
     Args:
         session: a tessera.core.notebook.live.NotebookSession (not started: the app starts and
-            stops it).
-        db_path: the store file (edits open their own connection on the writer thread).
+            stops it); edits go through its ``editor``.
+        db_path: the store file (the app itself opens no connection: the session and its editor do).
         color: False for monochrome (NO_COLOR, --color never).
     """
 
@@ -81,8 +80,6 @@ class DashApp(App):
         self.color = color
         self._layout: list[list[str]] = []
         self._ui: dict[str, dict] = {}  # per cell: offset, needle (kept across re-layouts)
-        self._writes: queue.SimpleQueue = queue.SimpleQueue()
-        self._writer = threading.Thread(target=self._write_loop, name="tessera-dash-writer", daemon=True)
         self._completion: dict[tuple, Any] = {}
         self._pending_focus: str | None = None  # a cell just added, focused when its pane appears
         self._signals: list[int] = []  # signals whose handlers on_mount installed
@@ -97,7 +94,6 @@ class DashApp(App):
     def on_mount(self) -> None:
         if not self.color:
             self.theme = "textual-ansi" if "textual-ansi" in self.available_themes else self.theme
-        self._writer.start()
         self.session.start()
         self.set_interval(SYNC_SECONDS, self._sync)
         self._banner()
@@ -105,10 +101,7 @@ class DashApp(App):
 
     def on_unmount(self) -> None:
         self._release_signals()
-        self._writes.put(None)
-        if self._writer.is_alive():
-            self._writer.join(timeout=10)  # edits still queued are written before the process ends
-        self.session.stop()
+        self.session.stop()  # edits still queued are written first, before the process ends
 
     def _catch_signals(self) -> None:
         """Leave as ``q`` does (terminal restored, session stopped, edits written) on kill,
@@ -227,39 +220,26 @@ class DashApp(App):
     def _number(self, pane: CellPane) -> int:
         return int(pane.state.cell.get("number") or 0)
 
-    # --- edits through the store, in order, off the UI thread ------------------------------
+    # --- edits through the core editor, in order, off the UI thread ------------------------
 
     def persist(self, what: str, edit: Callable[[Any], Any], then: Callable[[Any], None] | None = None) -> None:
-        """Run ``edit(conn)`` on the writer thread; ``then(result)`` back on the UI thread. An
-        error becomes a notification; the session reloads the notebook after each edit."""
-        self._writes.put((what, edit, then))
+        """Queue ``edit(conn)`` (a store function's call) on the session's editor; ``then(result)``
+        back on the UI thread. An error becomes a notification; the session reloads the notebook
+        after each edit."""
+        self.session.editor.submit(edit, **self._replies(what, then))
 
-    def _write_loop(self) -> None:
-        from tessera.core.errors import TesseraError
-        from tessera.core.store import db
+    def _replies(self, what: str, then: Callable[[Any], None] | None = None) -> dict:
+        """The editor's callbacks (they run on its thread) for an edit called ``what``."""
+        def done(result: Any) -> None:
+            self._on_ui(self._soon)
+            if then is not None:
+                self._on_ui(then, result)
 
-        conn = db.connect(self.db_path)
-        try:
-            while True:
-                job = self._writes.get()
-                if job is None:
-                    return
-                what, edit, then = job
-                try:
-                    result = edit(conn)
-                except TesseraError as err:
-                    # markup=False: the message echoes the user's text, and "[/]" in it would raise MarkupError
-                    self._on_ui(self.notify, f"{what}: {err.one_line()}", severity="error", timeout=6, markup=False)
-                    continue
-                except Exception as err:  # never take the dashboard down over one edit
-                    self._on_ui(self.notify, f"{what}: {_one_line(err)}", severity="error", timeout=6, markup=False)
-                    continue
-                self.session.reload()
-                self._on_ui(self._soon)
-                if then is not None:
-                    self._on_ui(then, result)
-        finally:
-            conn.close()
+        def failed(err: Exception) -> None:
+            # markup=False: the message echoes the user's text, and "[/]" in it would raise MarkupError
+            self._on_ui(self.notify, f"{what}: {_one_line(err)}", severity="error", timeout=6, markup=False)
+
+        return {"done": done, "failed": failed}
 
     def _on_ui(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Run ``fn`` on the UI thread, unless the app is already closing."""
@@ -276,7 +256,6 @@ class DashApp(App):
         self.push_screen(HelpScreen(self.BINDINGS))
 
     def action_cycle_view(self) -> None:
-        from tessera.core.notebook import store
         from tessera.core.render.views import next_view
 
         pane = self.pane
@@ -285,7 +264,7 @@ class DashApp(App):
         view = next_view(pane.view)
         pane.set_view(view)
         name, cell_id = self.session.name, pane.cell_id
-        self.persist("view", lambda conn: store.set_cell(conn, name, cell_id, view=view))
+        self.session.editor.set_cell(name, cell_id, view=view, **self._replies("view"))
 
     def action_run_now(self) -> None:
         pane = self.pane
@@ -370,7 +349,6 @@ class DashApp(App):
 
     def action_edit(self) -> None:
         from tessera.cli.tui.editor import EditScreen
-        from tessera.core.notebook import store
 
         pane = self.pane
         if pane is None:
@@ -383,8 +361,8 @@ class DashApp(App):
                 return
             # By id, merged three-way with what the cell holds now (as cell edit with $EDITOR):
             # the cell may have moved, or been edited elsewhere, while the editor was open.
-            self.persist("edit", lambda conn: store.edit_cell(conn, name, cell_id, text, base_text=base),
-                         lambda _: self.notify("cell saved", timeout=1.5))
+            self.session.editor.edit_cell(name, cell_id, text, base_text=base,
+                                          **self._replies("edit", lambda _: self.notify("cell saved", timeout=1.5)))
 
         r = pane.region
         self.push_screen(EditScreen(cell, self.completion(cell.get("sources") or []), (r.x, r.y, r.width, r.height)),
@@ -400,17 +378,11 @@ class DashApp(App):
         return self._completion[key]
 
     def action_add_cell(self) -> None:
-        from tessera.core.notebook import store
-
         pane = self.pane
         name = self.session.name
         after = pane.cell_id if pane is not None else None
         # the new cell reads what the focused one reads (a markdown cell reads nothing: the defaults)
         sources = list(pane.state.cell.get("sources") or []) if pane is not None else []
-
-        def add(conn: Any) -> Any:
-            return store.add_cell(conn, name, "MATCH (p:Pod) RETURN p.metadata.name AS pod, p.status.phase AS phase",
-                                  refresh="watch", sources=sources, after=after)
 
         def added(result: Any) -> None:
             cell_id, number = result
@@ -420,7 +392,8 @@ class DashApp(App):
                 # its pane came before this answer: focus it after the focus that re-layout set
                 self.call_after_refresh(self._focus_pending)
 
-        self.persist("add", add, added)
+        self.session.editor.add_cell(name, "MATCH (p:Pod) RETURN p.metadata.name AS pod, p.status.phase AS phase",
+                                     refresh="watch", sources=sources, after=after, **self._replies("add", added))
 
     def action_split_row(self) -> None:
         self._row_edit("split", "split_row")
@@ -429,17 +402,13 @@ class DashApp(App):
         self._row_edit("merge", "merge_rows")
 
     def _row_edit(self, what: str, fn: str) -> None:
-        from tessera.core.notebook import store
-
         pane = self.pane
         if pane is None:
             return
-        name, cell_id = self.session.name, pane.cell_id
-        self.persist(what, lambda conn: getattr(store, fn)(conn, name, cell_id))
+        getattr(self.session.editor, fn)(self.session.name, pane.cell_id, **self._replies(what))
 
     def action_remove_cell(self) -> None:
         from tessera.cli.tui.screens import ConfirmScreen
-        from tessera.core.notebook import store
 
         pane = self.pane
         if pane is None:
@@ -449,13 +418,11 @@ class DashApp(App):
 
         def done(yes: bool | None) -> None:
             if yes:
-                self.persist("remove", lambda conn: store.remove_cell(conn, name, cell_id))
+                self.session.editor.remove_cell(name, cell_id, **self._replies("remove"))
 
         self.push_screen(ConfirmScreen(f"Remove cell {number} ({title})? y/n"), done)
 
     def action_move(self, delta: int) -> None:
-        from tessera.core.notebook import store
-
         pane = self.pane
         if pane is None:
             return
@@ -464,7 +431,7 @@ class DashApp(App):
         to = number + delta
         if not 1 <= to <= total:
             return
-        self.persist("move", lambda conn: store.move_cell(conn, name, cell_id, to))
+        self.session.editor.move_cell(name, cell_id, to, **self._replies("move"))
 
     def get_system_commands(self, screen: Any) -> Any:
         from textual.app import SystemCommand

@@ -10,7 +10,9 @@
 ``tessera dash``, ``tessera pane``): it owns one worker thread with its own store connection,
 publishes a ``PaneState`` per cell, takes commands (run now, pause, resume, reload) from any
 thread, and follows edits made to the notebook elsewhere (another process, the dashboard's own
-editor) by watching the notebook's stored updates.
+editor) by watching the notebook's stored updates. Its ``editor`` (core/notebook/editor.py) is
+how the front end showing it changes the notebook: queued, written in order off the front end's
+thread through the store's functions, and followed by a reload.
 
 Every change is recorded with cells.record_result, so it lands in ``cell_results`` and as a
 ``query.<notebook>.<cell>.changed`` event, exactly as ``notebook run`` records it. A session may
@@ -176,6 +178,11 @@ class NotebookSession:
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._collector: Any = None
         self._thread: threading.Thread | None = None
+        from tessera.core.notebook.editor import NotebookEditor
+
+        # Edits made by the front end showing this session: written in order on the editor's
+        # thread, then the session reloads (``editor.edit_cell(...)``, see core/notebook/editor.py).
+        self.editor = NotebookEditor(db_path, after_edit=self.reload)
 
     # --- commands (any thread) -------------------------------------------------------------
 
@@ -186,7 +193,9 @@ class NotebookSession:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the worker (recording what is still unrecorded) and wait for it."""
+        """Write the edits still queued on ``editor``, then stop the worker (recording what
+        is still unrecorded) and wait for it."""
+        self.editor.stop()
         self._stop.set()
         self._wake()
         if self._thread is not None and self._thread is not threading.current_thread():
