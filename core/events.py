@@ -17,6 +17,7 @@ import os
 import re
 import sqlite3
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator
@@ -26,7 +27,10 @@ from tessera.core.times import format_time, now
 
 GENESIS = "0" * 64
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-:@$%+=~]+$")
-_correlation: str | None = None
+# a context variable, not a process global: each thread and asyncio task of a daemon serving many
+# requests has its own (a new thread starts empty; a task starts with its creator's)
+_correlation: ContextVar[str | None] = ContextVar("tessera_correlation", default=None)
+_process_correlation: str | None = None
 
 
 @dataclass
@@ -55,20 +59,24 @@ class Event:
 
 
 def correlation_id() -> str:
-    """This process's correlation id: set_correlation()'s, else ``$TESSERA_CORRELATION``, else a
-    new one made once (one CLI invocation = one correlation id on every event it emits)."""
-    global _correlation
-    if _correlation is None:
-        _correlation = os.environ.get("TESSERA_CORRELATION") or uuid.uuid4().hex
-    return _correlation
+    """The current correlation id: set_correlation()'s in this context, else
+    ``$TESSERA_CORRELATION``, else one made once per process (one CLI invocation = one correlation
+    id on every event it emits)."""
+    global _process_correlation
+    value = _correlation.get()
+    if value is not None:
+        return value
+    if _process_correlation is None:
+        _process_correlation = os.environ.get("TESSERA_CORRELATION") or uuid.uuid4().hex
+    return _process_correlation
 
 
 def set_correlation(value: str) -> None:
-    """Use ``value`` as this process's correlation id (``--correlation``)."""
-    global _correlation
+    """Use ``value`` as the correlation id of the current context (``--correlation``; a daemon
+    sets one per request, in the thread or task serving it)."""
     if not value or len(value) > 200:
         raise UsageError("--correlation needs 1 to 200 characters")
-    _correlation = value
+    _correlation.set(value)
 
 
 def node_id(conn: sqlite3.Connection) -> str:

@@ -228,3 +228,40 @@ def test_append_refuses_data_python_cannot_store(conn):
 ], ids=["since", "prune", "after-seq"])
 def test_time_and_seq_flags_past_what_can_be_stored(args, expected):
     assert expected in _refused(tessera(*args))
+
+
+def test_correlation_ids_are_per_context_threads_and_asyncio():
+    """A daemon serves many requests at once: each thread or task keeps its own correlation id."""
+    import asyncio
+    import threading
+
+    barrier, seen = threading.Barrier(2, timeout=60), {}
+
+    def request(name):
+        events.set_correlation(f"req-{name}")
+        barrier.wait()  # both have set theirs before either reads
+        seen[name] = events.correlation_id()
+
+    threads = [threading.Thread(target=request, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert seen == {"a": "req-a", "b": "req-b"}
+
+    async def task(name, started, both):
+        events.set_correlation(f"task-{name}")
+        started.set()
+        await both.wait()
+        return events.correlation_id()
+
+    async def main():
+        s1, s2, both = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        t1 = asyncio.create_task(task("1", s1, both))
+        t2 = asyncio.create_task(task("2", s2, both))
+        await s1.wait()
+        await s2.wait()
+        both.set()
+        return await t1, await t2
+
+    assert asyncio.run(main()) == ("task-1", "task-2")

@@ -57,6 +57,52 @@ def test_upgrade_from_every_earlier_schema(tmp_path, version):
         assert conn.execute("SELECT count(*) FROM notebook_updates").fetchone()[0] == 0
 
 
+def _schema(conn):
+    return sorted((r[0], r[1]) for r in conn.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"))
+
+
+@pytest.mark.parametrize("version", range(db.SCHEMA_VERSION))
+def test_upgrade_reaches_the_schema_of_a_new_store(tmp_path, version):
+    """Per-component versions: a store of every earlier global schema (3 is the last of those)
+    ends with exactly the tables of a new store, and every component at its latest version."""
+    from tessera.core.store import migrations
+
+    db.connect(tmp_path / "old.db", migrate_to=version).close()
+    upgraded, new = db.connect(tmp_path / "old.db"), db.connect(tmp_path / "new.db")
+    assert _schema(upgraded) == _schema(new)
+    assert db.component_versions(upgraded) == db.component_versions(new) == migrations.latest_versions()
+    assert set(migrations.latest_versions()) == {"store", "events", "notebooks"}
+
+
+def test_a_component_newer_than_this_tessera_is_refused_unknown_ones_left_alone(tmp_path):
+    path = tmp_path / "s.db"
+    conn = db.connect(path)
+    conn.execute("INSERT INTO schema_components VALUES ('jobs-from-the-future', 7)")
+    conn.close()
+    conn = db.connect(path)  # a component this Tessera does not know: its tables are not touched
+    assert db.component_versions(conn)["jobs-from-the-future"] == 7
+    conn.execute("UPDATE schema_components SET version = version + 1 WHERE component = 'events'")
+    conn.close()
+    with pytest.raises(db.StoreError, match="the store's events schema is at version .*, newer than this Tessera"):
+        db.connect(path)
+
+
+def test_one_transaction_upgrades_every_component(tmp_path, monkeypatch):
+    """A migration that fails leaves the old schema whole: no component half-upgraded."""
+    from tessera.core.store import migrations
+
+    path = tmp_path / "old.db"
+    db.connect(path, migrate_to=1).close()
+    broken = migrations.Component("notebooks", ("CREATE TABLE notebooks (id TEXT)", "NOT SQL AT ALL"))
+    real = migrations.components
+    monkeypatch.setattr(migrations, "components", lambda: [c if c.name != "notebooks" else broken for c in real()])
+    with pytest.raises(sqlite3.OperationalError):
+        db.connect(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} == {"events"}
+
+
 def test_newer_schema_is_refused(tmp_path):
     path = tmp_path / "new.db"
     conn = sqlite3.connect(path)

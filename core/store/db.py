@@ -1,5 +1,5 @@
 """The store: one SQLite database in the data home (WAL, foreign keys), its schema migrations
-keyed on ``PRAGMA user_version``, and transactions.
+(per component, see migrations.py), and transactions.
 
 The standard library's sqlite3 is used directly: the store needs connect, migrate and
 ``BEGIN IMMEDIATE``; sqlite-utils would add 70 ms of import (and click) to every event command.
@@ -34,55 +34,9 @@ class StoreDamaged(StoreError):
     """The database file is damaged (SQLITE_CORRUPT, SQLITE_NOTADB) or empty (0 bytes)."""
 
 
-# Each entry migrates from version i to i + 1; never edit one that has shipped, add a new one.
-MIGRATIONS: list[str] = [
-    # 1: the event log (DESIGN §8), a hash chain ordered by seq
-    """
-    CREATE TABLE events (
-        seq INTEGER PRIMARY KEY,
-        id TEXT NOT NULL UNIQUE,
-        time TEXT NOT NULL,
-        subject TEXT NOT NULL,
-        type TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        correlation TEXT NOT NULL,
-        data TEXT NOT NULL,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL
-    );
-    CREATE INDEX events_time ON events(time);
-    CREATE INDEX events_correlation ON events(correlation);
-    """,
-    # 2: notebooks, each a CRDT document kept as its binary updates (compacted now and then)
-    """
-    CREATE TABLE notebooks (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE,
-        created TEXT NOT NULL,
-        updated TEXT NOT NULL
-    );
-    CREATE TABLE notebook_updates (
-        id INTEGER PRIMARY KEY,
-        notebook_id TEXT NOT NULL REFERENCES notebooks(id) ON DELETE CASCADE,
-        data BLOB NOT NULL,
-        time TEXT NOT NULL
-    );
-    CREATE INDEX notebook_updates_notebook ON notebook_updates(notebook_id, id);
-    """,
-    # 3: key/value facts about the store (the event chain's anchor after a prune) and the last
-    # result of each cell, to report what changed between runs
-    """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE cell_results (
-        notebook_id TEXT NOT NULL REFERENCES notebooks(id) ON DELETE CASCADE,
-        cell_id TEXT NOT NULL,
-        rows TEXT NOT NULL,
-        time TEXT NOT NULL,
-        PRIMARY KEY (notebook_id, cell_id)
-    );
-    """,
-]
-SCHEMA_VERSION = len(MIGRATIONS)
+# ``PRAGMA user_version``: 0 to 3 in stores of one global schema, COMPONENTS_SCHEMA (4) since
+# versions are kept per component (core/store/migrations.py).
+SCHEMA_VERSION = 4
 
 
 def db_path() -> Path:
@@ -298,30 +252,67 @@ def quick_check(conn: sqlite3.Connection, *, limit: int = 20) -> list[str]:
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
-    """The database's ``PRAGMA user_version``."""
+    """The database's ``PRAGMA user_version`` (SCHEMA_VERSION: versions kept per component)."""
     return conn.execute("PRAGMA user_version").fetchone()[0]
 
 
+def component_versions(conn: sqlite3.Connection) -> dict[str, int]:
+    """Each component's schema version in this store (e.g. ``{"store": 1, "events": 2, ...}``)."""
+    from tessera.core.store.migrations import stored_versions
+
+    return stored_versions(conn, schema_version(conn))
+
+
 def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> None:
-    """Apply the missing migrations, all in one transaction (a crash leaves the old schema)."""
-    if schema_version(conn) == target:
-        return
+    """Apply every component's missing migrations, all in one transaction (a crash leaves the old
+    schema). ``target`` below SCHEMA_VERSION builds that older global schema (for upgrade tests)."""
+    from tessera.core.store import migrations
+
+    if schema_version(conn) == target and (target < SCHEMA_VERSION or _up_to_date(conn)):
+        return  # no write lock taken when there is nothing to do
     with transaction(conn):
         current = schema_version(conn)
-        if current > SCHEMA_VERSION:
+        if current > SCHEMA_VERSION or current < 0:
             raise StoreError(
                 f"the store has schema version {current}, newer than this Tessera understands ({SCHEMA_VERSION})",
                 hint="upgrade Tessera",
             )
-        for version in range(current, target):
-            for statement in _statements(MIGRATIONS[version]):
+        if target < current:
+            raise StoreError(f"cannot take the store back from schema version {current} to {target}")
+        have = migrations.stored_versions(conn, current)
+        if target < SCHEMA_VERSION:
+            want = migrations.LEGACY_VERSIONS[target]
+        else:
+            want = migrations.latest_versions()
+            _refuse_newer(have, want)
+        for component in migrations.components():
+            for statement in migrations.statements(component, have.get(component.name, 0),
+                                                   want.get(component.name, 0)):
                 conn.execute(statement)
+        if target >= SCHEMA_VERSION:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_components "
+                         "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+            conn.executemany("INSERT INTO schema_components(component, version) VALUES (?, ?) "
+                             "ON CONFLICT(component) DO UPDATE SET version = excluded.version", list(want.items()))
         conn.execute(f"PRAGMA user_version = {int(target)}")
 
 
-def _statements(script: str) -> list[str]:
-    # executescript would COMMIT the open transaction; run the statements one by one instead
-    return [s.strip() for s in script.split(";") if s.strip()]
+def _up_to_date(conn: sqlite3.Connection) -> bool:
+    from tessera.core.store.migrations import latest_versions, stored_versions
+
+    have, want = stored_versions(conn, SCHEMA_VERSION), latest_versions()
+    _refuse_newer(have, want)
+    return all(have.get(name, 0) == version for name, version in want.items())
+
+
+def _refuse_newer(have: dict[str, int], want: dict[str, int]) -> None:
+    """A component at a version this Tessera does not know was upgraded by a newer one. (A
+    component it does not know at all is left alone: its tables are not ours to use.)"""
+    for name, version in have.items():
+        if name in want and version > want[name]:
+            raise StoreError(
+                f"the store's {name} schema is at version {version}, newer than this Tessera understands ({want[name]})",
+                hint="upgrade Tessera")
 
 
 @contextlib.contextmanager

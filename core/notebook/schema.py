@@ -1,0 +1,32 @@
+"""The notebooks' tables (their component of the store's migrations, see core/store/migrations.py)."""
+
+from tessera.core.store.migrations import Component
+
+MIGRATIONS = Component("notebooks", (
+    # 1: notebooks, each a CRDT document kept as its binary updates (compacted now and then)
+    """
+    CREATE TABLE notebooks (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL
+    );
+    CREATE TABLE notebook_updates (
+        id INTEGER PRIMARY KEY,
+        notebook_id TEXT NOT NULL REFERENCES notebooks(id) ON DELETE CASCADE,
+        data BLOB NOT NULL,
+        time TEXT NOT NULL
+    );
+    CREATE INDEX notebook_updates_notebook ON notebook_updates(notebook_id, id);
+    """,
+    # 2: the last result of each cell, to report what changed between runs
+    """
+    CREATE TABLE cell_results (
+        notebook_id TEXT NOT NULL REFERENCES notebooks(id) ON DELETE CASCADE,
+        cell_id TEXT NOT NULL,
+        rows TEXT NOT NULL,
+        time TEXT NOT NULL,
+        PRIMARY KEY (notebook_id, cell_id)
+    );
+    """,
+))
