@@ -98,6 +98,9 @@ class KubernetesSource:
         SourceUnavailable when the kubeconfig or the context cannot be used.
     """
 
+    # ContextCatalog (core/sources/protocol.py): `tessera info` lists the contexts through the class
+    available_contexts = staticmethod(available_contexts)
+
     writable = True
     concurrent = True
 
