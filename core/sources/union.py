@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from tessera.core.kinds import KindInfo
-from tessera.core.sources.protocol import RefreshableSource, WarningSource
+from tessera.core.sources.protocol import RefreshableSource, Source, WarningSource
 
 
-class UnionSource:
+class UnionSource(Source, RefreshableSource, WarningSource):
     """The union of several sources: kinds merged (first spelling wins), lists concatenated.
 
     Args:
