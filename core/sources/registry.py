@@ -1,10 +1,9 @@
 """Source classes by name, from the ``tessera.sources`` entry point group.
 
 The bundled sources (manifests, demo, kubernetes, replay) are registered in pyproject.toml like
-any third-party one, so core names no plugin module. Tessera's own distribution is asked first:
-reading one distribution's entry points is cheap, while scanning every installed distribution
-costs more start-up time than the rest of a small query. A name Tessera does not register is
-looked for in every distribution, so a third party adds a source by registering it there.
+any third-party one, so core names no plugin module. Tessera's own distribution is asked first,
+so a bundled name cannot be taken over by another distribution; a name Tessera does not register
+is looked for in every distribution, so a third party adds a source by registering it there.
 """
 
 from __future__ import annotations
