@@ -19,6 +19,7 @@ test: lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check --quiet .
+	$(BIN)/lint-imports --no-cache
 
 # The dashboard over the bundled demo workspace, in a throwaway data home: the demo notebook
 # (plugins/sources/demo/dashboard.md, 7 cells in rows of 1, 2 and 4) over the demo recording,

@@ -13,30 +13,11 @@ from tessera.core.errors import QueryError, SourceUnavailable, TesseraError, Unk
 from tessera.core.result import Result
 
 
-# The bundled sources, loaded without scanning every installed distribution's entry points (that
-# scan costs more start-up time than the rest of a small query). Third-party sources still come
-# from the ``tessera.sources`` entry point group.
-_BUNDLED_SOURCES = {
-    "manifests": ("tessera.plugins.sources.manifests", "ManifestSource"),
-    "demo": ("tessera.plugins.sources.demo", "DemoSource"),
-    "kubernetes": ("tessera.plugins.sources.kubernetes", "KubernetesSource"),
-    "replay": ("tessera.plugins.sources.replay", "ReplaySource"),
-}
-
-
 def _source_plugin(name: str) -> Any:
-    """Load a source class: a bundled one, else one registered under ``tessera.sources``."""
-    if name in _BUNDLED_SOURCES:
-        import importlib
+    """Load a source class registered under ``tessera.sources`` (core/sources/registry.py)."""
+    from tessera.core.sources.registry import source_class
 
-        module, attr = _BUNDLED_SOURCES[name]
-        return getattr(importlib.import_module(module), attr)
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group="tessera.sources"):
-        if ep.name == name:
-            return ep.load()
-    raise SourceUnavailable(f"no source plugin named '{name}' is installed")
+    return source_class(name)
 
 
 def open_sources(
@@ -60,7 +41,7 @@ def open_sources(
         stdin: the stream ``-`` reads.
         speed, loop: how recordings play (recording seconds per second; start over at the end).
     Returns:
-        a list of sources (objects implementing plugins/sources/base.py's protocol), each
+        a list of sources (objects implementing core/sources/protocol.py's Source), each
         hiding its Secrets' values unless the user opted in (core/secrets.py).
     """
     from tessera.core.secrets import guard
@@ -82,7 +63,7 @@ def open_sources(
                 parts.append(_source_plugin("demo")())
             else:
                 parts.append(manifests(spec, stdin=stdin if spec == "-" else None))
-        from tessera.core.union import UnionSource
+        from tessera.core.sources.union import UnionSource
 
         sources.append(parts[0] if len(parts) == 1 else UnionSource(parts))
     if contexts or not (specs or replays):
@@ -109,10 +90,6 @@ def parse_query(text: str):
     query = parse(text)
     validate(query, text)
     return query
-
-
-def _default_namespace(source: Any) -> str | None:
-    return getattr(source, "default_namespace", None)
 
 
 def run_query(
@@ -143,6 +120,7 @@ def run_query(
     query = parse_query(text)
     targets = _pick_sources(query.contexts, sources)
     rules = relationship_rules()
+    from tessera.core.sources.protocol import RediscoverableSource
 
     def one(source: Any) -> Result:
         for attempt in (1, 2):
@@ -151,7 +129,7 @@ def run_query(
                 return engine.run(query, shape=shape)
             except UnknownKind:
                 # Kinds may come from a discovery cache a few minutes old; a new CRD is not in it.
-                if attempt == 2 or not getattr(source, "kinds_cached", False):
+                if attempt == 2 or not (isinstance(source, RediscoverableSource) and source.kinds_cached):
                     raise
                 source.rediscover()
         raise AssertionError("unreachable")
@@ -221,8 +199,9 @@ def engine_for(source: Any, *, namespace: str | None = None, all_namespaces: boo
     """
     from tessera.core.kinds import KindRegistry
     from tessera.core.query.engine import Engine, EngineContext
+    from tessera.core.sources.protocol import default_namespace
 
-    scope = None if all_namespaces else (namespace if namespace is not None else _default_namespace(source))
+    scope = None if all_namespaces else (namespace if namespace is not None else default_namespace(source))
     registry = KindRegistry(source.kinds())
     return Engine(EngineContext(source=source, registry=registry, rules=relationship_rules() if rules is None else rules,
                                 namespace=scope))
@@ -257,7 +236,9 @@ def _pick_sources(contexts: tuple[str, ...], sources: list[Any]) -> list[Any]:
         if ctx in by_name:
             picked.append(by_name[ctx])
             continue
-        live = [s for s in sources if getattr(s, "writable", False)]
+        from tessera.core.sources.protocol import can_write
+
+        live = [s for s in sources if can_write(s)]
         if not live:
             raise QueryError(
                 f"IN {ctx}: no source named '{ctx}'",
@@ -351,7 +332,7 @@ def _settings() -> dict:
 
 def info() -> dict:
     """Paths, settings, versions and sources found, for ``tessera info``."""
-    from importlib.metadata import PackageNotFoundError, entry_points, version
+    from importlib.metadata import PackageNotFoundError, version
 
     from tessera.core import config
 
@@ -363,10 +344,13 @@ def info() -> dict:
 
     contexts: list[str] = []
     current = None
-    try:
-        from tessera.plugins.sources.kubernetes import available_contexts
+    from tessera.core.sources.protocol import ContextCatalog
+    from tessera.core.sources.registry import source_class, source_names
 
-        contexts, current = available_contexts()
+    try:
+        kube = source_class("kubernetes")
+        if isinstance(kube, ContextCatalog):
+            contexts, current = kube.available_contexts()
     except TesseraError:
         pass
     return {
@@ -385,6 +369,6 @@ def info() -> dict:
         "settings": _settings(),
         "kube_contexts": contexts,
         "current_context": current,
-        "source_plugins": sorted(ep.name for ep in entry_points(group="tessera.sources")),
+        "source_plugins": source_names(),
         "libraries": {p: ver(p) for p in ("typer", "rich", "PyYAML", "orjson", "kubernetes", "platformdirs")},
     }

@@ -15,6 +15,7 @@ from typing import Any
 from tessera.core.errors import QueryError, ReadOnly
 from tessera.core.query import ast
 from tessera.core.secrets import refuse_redacted
+from tessera.core.sources.protocol import can_write, default_namespace
 
 _WORKLOADS = {"deployment", "statefulset", "daemonset", "replicaset", "pod", "replicationcontroller"}
 
@@ -67,7 +68,7 @@ def check_writable(source: Any, *, read_only: bool) -> None:
             f"read-only mode refuses writes (to '{source.name}')",
             hint="drop --read-only / unset read_only in config.toml or TESSERA_READ_ONLY",
         )
-    if not getattr(source, "writable", False) or not callable(getattr(source, "patch", None)):
+    if not can_write(source):
         raise ReadOnly(
             f"source '{source.name}' is read-only: files and recordings cannot be changed",
             hint="run the mutation against a live cluster (--context)",
@@ -262,7 +263,7 @@ def _creates(path: ast.PathPattern, binding: dict, engine: Any, evaluator: Any) 
         body = _from_relationship(kind, neighbour, props) if neighbour is not None else _from_properties(kind, props)
         meta = body.setdefault("metadata", {})
         if kind.namespaced and not meta.get("namespace"):
-            meta["namespace"] = engine.ctx.namespace or getattr(source, "default_namespace", None) or "default"
+            meta["namespace"] = engine.ctx.namespace or default_namespace(source) or "default"
         if not kind.namespaced:
             meta.pop("namespace", None)
         if not meta.get("name"):

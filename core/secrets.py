@@ -136,7 +136,7 @@ def _every(method: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-# The protocol's methods that hand out objects (plugins/sources/base.py), and ManifestSource's
+# The protocol's methods that hand out objects (core/sources/protocol.py), and ManifestSource's
 # objects(); everything else (name, kinds, set_at, refresh, api_path...) passes through.
 _WRAPPERS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
     "list": _objects, "list_versioned": _versioned, "watch": _watch,

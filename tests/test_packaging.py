@@ -117,12 +117,3 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(wheel, tmp_path):
                            'AT "2026-11-01T09:05:00Z" MATCH (d:Deployment) RETURN count(d) AS n'],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0 and json.loads(proc.stdout)["n"] > 0, proc.stderr
-
-
-def test_bundled_sources_match_their_entry_points():
-    from importlib.metadata import entry_points
-
-    from tessera.core.api import _BUNDLED_SOURCES
-
-    declared = {ep.name: tuple(ep.value.split(":")) for ep in entry_points(group="tessera.sources")}
-    assert {k: declared[k] for k in _BUNDLED_SOURCES} == _BUNDLED_SOURCES

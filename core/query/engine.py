@@ -25,6 +25,7 @@ from tessera.core.query.evaluate import Evaluator
 from tessera.core.query.joins import namespace_of, rule_pairs
 from tessera.core.relationships import Rule
 from tessera.core.result import GraphEdge, GraphNode, Result
+from tessera.core.sources.protocol import ConcurrentSource, TimeTravelSource, WarningSource
 
 Binding = dict[str, dict]  # variable -> resource
 
@@ -284,7 +285,7 @@ class Engine:
                 self.warnings.append(f"skipped {kind.kind} ({why}): {exc.one_line()}")
                 return []
 
-        if len(reqs) == 1 or not getattr(source, "concurrent", False):
+        if len(reqs) == 1 or not (isinstance(source, ConcurrentSource) and source.concurrent):
             results = [one(r) for r in reqs]
         else:
             with ThreadPoolExecutor(max_workers=min(8, len(reqs))) as pool:
@@ -391,9 +392,8 @@ class Engine:
         if not query.match:
             raise QueryError("a read query needs a MATCH clause")
         components, evaluator, edges = self.match(query)
-        take_warnings = getattr(self.ctx.source, "take_warnings", None)  # e.g. List items a file reader skipped
-        if callable(take_warnings):
-            self.warnings.extend(take_warnings())
+        if isinstance(self.ctx.source, WarningSource):  # e.g. List items a file reader skipped
+            self.warnings.extend(self.ctx.source.take_warnings())
         if shape == "cyphernetes":
             from tessera.core.query.cyphernetes import shape_result
 
@@ -417,7 +417,7 @@ class Engine:
             restrict: variable -> the only resources it may bind (live queries re-match only what
                 changed); nothing is listed for that variable.
         """
-        if query.at is not None and not hasattr(self.ctx.source, "set_at"):
+        if query.at is not None and not isinstance(self.ctx.source, TimeTravelSource):
             raise QueryError(
                 f"AT needs a recording source (replay:FILE); '{self.ctx.source.name}' is not one",
                 hint="query a recording: -s replay:FILE (or -s replay:demo)",

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from tessera.core.errors import TesseraError, WatchExpired
+from tessera.core.sources.protocol import ClosableSource, PingableSource
 
 Key = tuple[str | None, str]  # (namespace, name)
 
@@ -304,7 +305,7 @@ class CacheHub:
                 cache.subscribe_health(lambda c: self._health_changed(c.source.name))
                 self._caches[base + (ns,)] = cache
                 cache.start()
-                if callable(getattr(source, "ping", None)) and source.name not in self._heartbeats:
+                if isinstance(source, PingableSource) and source.name not in self._heartbeats:
                     self._heartbeats.add(source.name)
                     threading.Thread(target=self._heartbeat, args=(source,), daemon=True,
                                      name=f"heartbeat-{source.name}").start()
@@ -395,7 +396,7 @@ class CacheHub:
                 # resourceVersion
                 for cache in caches:
                     cache.renew()
-                if callable(getattr(source, "close", None)):
+                if isinstance(source, ClosableSource):
                     source.close()
                 with self._lock:
                     self._heartbeat_faults.pop(name, None)
@@ -456,7 +457,7 @@ class CacheHub:
             cache.stop()
         closed = set()
         for cache in self.caches():
-            if id(cache.source) not in closed and hasattr(cache.source, "close"):
+            if id(cache.source) not in closed and isinstance(cache.source, ClosableSource):
                 closed.add(id(cache.source))
                 cache.source.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tessera.core.resources import filters_nothing, select_resources
+from tessera.core.sources.protocol import BoundedRequestsSource, WatchableSource, default_namespace
 
 
 class CachedSource:
@@ -14,7 +15,7 @@ class CachedSource:
     when one of its own kinds changes.
 
     Args:
-        source: a source implementing base.WatchableSource.
+        source: a source implementing core/sources/protocol.py WatchableSource.
         hub: the CacheHub to share (core.watch.cache.shared_hub() in front ends).
         ready_timeout: seconds to wait for a cache's first list (None: as long as the source's
             own requests may take when it bounds them, its ``request_timeout``; else 60).
@@ -27,9 +28,9 @@ class CachedSource:
         self.source = source
         self.hub = hub
         self.name = source.name
-        self.writable = getattr(source, "writable", False)
-        self.default_namespace = getattr(source, "default_namespace", None)
-        if ready_timeout is None and not hasattr(source, "request_timeout"):
+        self.writable = source.writable
+        self.default_namespace = default_namespace(source)
+        if ready_timeout is None and not isinstance(source, BoundedRequestsSource):
             ready_timeout = 60.0
         self._ready_timeout = ready_timeout
         self.touched: set[tuple[str, str, str]] = set()
@@ -83,5 +84,5 @@ class CachedSource:
 
 
 def can_watch(source: Any) -> bool:
-    """True when the source streams changes (list_versioned and watch)."""
-    return callable(getattr(source, "list_versioned", None)) and callable(getattr(source, "watch", None))
+    """True when the source streams changes (core/sources/protocol.py WatchableSource)."""
+    return isinstance(source, WatchableSource)

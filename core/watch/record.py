@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from tessera.core.errors import TesseraError, UsageError, printable
+from tessera.core.sources.protocol import ClosableSource, WatchableSource
 
 # Recorded by default: every watchable kind except Secrets, whose data a recording file would
 # leak (name Secret explicitly to record them anyway).
@@ -52,7 +53,7 @@ def record(source: Any, kinds: list[Any], writer: Any, stop: threading.Event, *,
     """
     from tessera.core.watch.cache import WatchCache
 
-    if not callable(getattr(source, "watch", None)):
+    if not isinstance(source, WatchableSource):
         raise UsageError(f"source '{source.name}' cannot be watched, so it cannot be recorded")
     lock = threading.Lock()
     counts = {"kinds": 0, "events": 0}
@@ -90,7 +91,7 @@ def record(source: Any, kinds: list[Any], writer: Any, stop: threading.Event, *,
     finally:
         for cache in caches:
             cache.stop()
-        if hasattr(source, "close"):
+        if isinstance(source, ClosableSource):
             source.close()
     return counts
 

@@ -15,6 +15,18 @@ from urllib.parse import quote
 
 from tessera.core.errors import NotAuthorized, QueryError, SourceTimeout, SourceUnavailable, WatchExpired
 from tessera.core.kinds import KindInfo
+from tessera.core.sources.protocol import (
+    BoundedRequestsSource,
+    ClosableSource,
+    ConcurrentSource,
+    ContextCatalog,
+    DefaultNamespaceSource,
+    PingableSource,
+    RediscoverableSource,
+    Source,
+    WatchableSource,
+    WritableSource,
+)
 
 _CONNECT_TIMEOUT = 5.0  # seconds to open a connection (at most the request timeout)
 _PAGE = 500  # items per list page, as kubectl uses
@@ -85,7 +97,8 @@ def kubeconfig_contexts(kubeconfig: str | None = None) -> tuple[list[dict[str, s
     return contexts, str(current) if current else None
 
 
-class KubernetesSource:
+class KubernetesSource(Source, WatchableSource, WritableSource, RediscoverableSource, DefaultNamespaceSource,
+                       ClosableSource, PingableSource, BoundedRequestsSource, ConcurrentSource, ContextCatalog):
     """One kube context.
 
     Args:
@@ -97,6 +110,9 @@ class KubernetesSource:
     Raises:
         SourceUnavailable when the kubeconfig or the context cannot be used.
     """
+
+    # ContextCatalog (core/sources/protocol.py): `tessera info` lists the contexts through the class
+    available_contexts = staticmethod(available_contexts)
 
     writable = True
     concurrent = True

@@ -22,6 +22,7 @@ from typing import Any, Iterator, TextIO
 from tessera.core.errors import InputError, SourceUnavailable
 from tessera.core.kinds import KindInfo
 from tessera.core.resources import select_resources
+from tessera.core.sources.protocol import ConcurrentSource, DefaultNamespaceSource, RefreshableSource, Source, WarningSource
 
 _SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -30,7 +31,7 @@ def _group(api_version: str) -> str:
     return api_version.split("/", 1)[0] if "/" in api_version else ""
 
 
-class ManifestSource:
+class ManifestSource(Source, DefaultNamespaceSource, ConcurrentSource, RefreshableSource, WarningSource):
     """Resources read from manifests.
 
     Args:

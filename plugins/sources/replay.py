@@ -18,6 +18,7 @@ from tessera.core.errors import UsageError, WatchExpired
 from tessera.core.kinds import KindInfo
 from tessera.core.recording import Recording, load_recording, object_key
 from tessera.core.resources import select_resources
+from tessera.core.sources.protocol import ConcurrentSource, DefaultNamespaceSource, Source, TimeTravelSource, WatchableSource
 
 DEMO_RECORDING = Path(__file__).resolve().parent / "demo" / "recording.jsonl.gz"
 
@@ -29,7 +30,7 @@ def _utc(when: datetime) -> datetime:
     return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
 
 
-class ReplaySource:
+class ReplaySource(Source, WatchableSource, TimeTravelSource, DefaultNamespaceSource, ConcurrentSource):
     """The resources of a recording, as they were at the replay clock.
 
     Args:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from tessera.core.kinds import KindInfo
+from tessera.core.sources.protocol import RefreshableSource, Source, WarningSource
 
 
-class UnionSource:
+class UnionSource(Source, RefreshableSource, WarningSource):
     """The union of several sources: kinds merged (first spelling wins), lists concatenated.
 
     Args:
@@ -38,10 +39,10 @@ class UnionSource:
 
     def take_warnings(self) -> list[str]:
         """Every part's reading warnings (see ManifestSource.take_warnings), each handed out once."""
-        return [w for part in self.parts if callable(getattr(part, "take_warnings", None)) for w in part.take_warnings()]
+        return [w for part in self.parts if isinstance(part, WarningSource) for w in part.take_warnings()]
 
     def refresh(self) -> None:
         """Refresh every part that can re-read its data."""
         for part in self.parts:
-            if callable(getattr(part, "refresh", None)):
+            if isinstance(part, RefreshableSource):
                 part.refresh()
