@@ -3,9 +3,32 @@ fixed sleep) with a generous deadline."""
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
+
+
+def json_lines(proc, count: int, timeout: float = 60) -> list:
+    """Up to ``count`` JSON lines from the process's stdout, never blocking past ``timeout``
+    (fewer when it runs out: the caller's assertion says what was missing)."""
+    lines = getattr(proc, "_out_lines", None)
+    if lines is None:
+        lines = proc._out_lines = queue.Queue()
+
+        def pump():
+            for line in proc.stdout:
+                lines.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
+    out = []
+    deadline = time.monotonic() + timeout
+    while len(out) < count:
+        try:
+            out.append(json.loads(lines.get(timeout=max(0.01, deadline - time.monotonic()))))
+        except queue.Empty:
+            break
+    return out
 
 
 def stderr_lines(proc) -> queue.Queue:

@@ -164,7 +164,8 @@ def test_watch_over_a_silent_context_warns_once_and_follows_the_others(tmp_path,
     import threading
     import time
 
-    from test_watch import _read_json_lines, pod
+    from process_lines import json_lines
+    from test_watch import pod
 
     kc = write_kubeconfig(tmp_path / "kc", {"up": (kube_api.url, "shop"), "silent": (silent_url, "shop")}, "up")
     proc = subprocess.Popen(
@@ -175,17 +176,17 @@ def test_watch_over_a_silent_context_warns_once_and_follows_the_others(tmp_path,
     errors: list[str] = []
     threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True).start()
     try:
-        initial = _read_json_lines(proc, 3, timeout=60)
+        initial = json_lines(proc, 3, timeout=60)
         assert sorted(c["row"]["pod"] for c in initial) == ["cart-5d8f-0", "web-5d8f-0", "web-5d8f-1"]
         assert all(c["row"]["context"] == "up" for c in initial)
         for name in ("web-5d8f-5", "web-5d8f-6", "web-5d8f-7"):  # each change re-runs the query
             kube_api.add(pod(name))
-            (added,) = _read_json_lines(proc, 1, timeout=60)
+            (added,) = json_lines(proc, 1, timeout=60)
             assert added["op"] == "added" and added["row"] == {"context": "up", "pod": name}
     finally:
         proc.terminate()
         proc.wait(10)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not any("silent" in e for e in errors) and time.monotonic() < deadline:
         time.sleep(0.05)
     about_silent = [e for e in errors if "silent" in e]

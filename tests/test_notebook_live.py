@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import queue
 import subprocess
 import sys
-import threading
 import time
 
-from process_lines import wait_stderr
+from process_lines import json_lines, wait_stderr
 from tessera.core import events
 from tessera.core.store import db
 
@@ -23,24 +22,8 @@ def tessera(*args):
 
 
 def lines_of(proc):
-    q: queue.Queue = queue.Queue()
-
-    def pump():
-        for line in proc.stdout:
-            q.put(json.loads(line))
-
-    threading.Thread(target=pump, daemon=True).start()
-
-    def take(n, timeout=60):
-        out, deadline = [], time.monotonic() + timeout
-        while len(out) < n:
-            try:
-                out.append(q.get(timeout=max(0.01, deadline - time.monotonic())))
-            except queue.Empty:
-                break
-        return out
-
-    return take
+    """``take(n, timeout=60)``: the next ``n`` JSON lines the process prints (fewer at the deadline)."""
+    return functools.partial(json_lines, proc)
 
 
 def test_watch_cells_follow_the_cluster_and_every_cells_poll_files(kubeconfig, kube_api, tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
@@ -12,7 +11,7 @@ import pytest
 
 from tessera.core.kinds import KindRegistry
 from kube_emulator import wait_quiet
-from process_lines import wait_stderr
+from process_lines import json_lines, wait_stderr
 from tessera.core.watch.cache import CacheHub, WatchCache
 from tessera.core.watch.cached_source import CachedSource
 from tessera.core.watch.live import LiveQuery, diff_rows, follow, keyed_rows
@@ -166,29 +165,6 @@ def test_follow_yields_initial_then_changes(source, kube_api):
         hub.close()
 
 
-def _read_json_lines(proc, count, timeout=60):
-    """Up to ``count`` JSON lines from the process, never blocking past ``timeout``."""
-    import queue
-
-    lines = getattr(proc, "_lines", None)
-    if lines is None:
-        lines = proc._lines = queue.Queue()
-
-        def pump():
-            for line in proc.stdout:
-                lines.put(line)
-
-        threading.Thread(target=pump, daemon=True).start()
-    out = []
-    deadline = time.monotonic() + timeout
-    while len(out) < count:
-        try:
-            out.append(json.loads(lines.get(timeout=max(0.01, deadline - time.monotonic()))))
-        except queue.Empty:
-            break
-    return out
-
-
 def test_cli_watch_emits_jsonl_changes(kubeconfig, kube_api):
     proc = subprocess.Popen(
         [sys.executable, "-m", "tessera.cli.main", "query", "--watch", "--kubeconfig", str(kubeconfig),
@@ -196,14 +172,14 @@ def test_cli_watch_emits_jsonl_changes(kubeconfig, kube_api):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        initial = _read_json_lines(proc, 3)
+        initial = json_lines(proc, 3)
         assert sorted(c["row"]["pod"] for c in initial) == ["cart-5d8f-0", "web-5d8f-0", "web-5d8f-1"]
         assert {c["op"] for c in initial} == {"added"} and all(c["ts"].endswith("Z") for c in initial)
         kube_api.add(pod("web-5d8f-3"))
-        (added,) = _read_json_lines(proc, 1)
+        (added,) = json_lines(proc, 1)
         assert added["op"] == "added" and added["row"] == {"pod": "web-5d8f-3", "phase": "Running"}
         kube_api.update(pod("web-5d8f-3", phase="Failed"))
-        (changed,) = _read_json_lines(proc, 1)
+        (changed,) = json_lines(proc, 1)
         assert changed["op"] == "changed" and changed["row"]["phase"] == "Failed" and changed["key"] == added["key"]
     finally:
         proc.terminate()
@@ -227,9 +203,9 @@ def test_cli_watch_interval_polls_files(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        assert [c["row"] for c in _read_json_lines(proc, 1)] == [{"name": "a"}]
+        assert [c["row"] for c in json_lines(proc, 1)] == [{"name": "a"}]
         manifest.write_text(manifest.read_text() + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: x}\n")
-        (change,) = _read_json_lines(proc, 1)
+        (change,) = json_lines(proc, 1)
         assert change["op"] == "added" and change["row"] == {"name": "b"}
     finally:
         proc.terminate()
@@ -325,7 +301,7 @@ def _watch_proc(kubeconfig, *args):
 def test_cli_watch_reports_a_lost_connection_and_the_recovery(kubeconfig, kube_api):
     proc = _watch_proc(kubeconfig)
     try:
-        assert len(_read_json_lines(proc, 3)) == 3
+        assert len(json_lines(proc, 3)) == 3
         kube_api.stop()
         lost = wait_stderr(proc, lambda line: "connection lost" in line)
         assert lost.startswith("tessera: warning: connection lost: ") and "retrying" in lost
@@ -334,7 +310,7 @@ def test_cli_watch_reports_a_lost_connection_and_the_recovery(kubeconfig, kube_a
         kube_api.start()
         back = wait_stderr(proc, lambda line: "reconnected" in line)
         assert back.startswith("tessera: reconnected to emu-a after ")
-        (added,) = _read_json_lines(proc, 1, timeout=60)
+        (added,) = json_lines(proc, 1, timeout=60)
         assert added["op"] == "added" and added["row"] == {"pod": "web-5d8f-7"}
         assert proc.poll() is None, "the watch carries on"
     finally:
@@ -352,7 +328,7 @@ def test_cli_watch_started_while_the_api_is_down_retries_and_says_so(kubeconfig,
         assert proc.poll() is None, "the watch waits for the server instead of exiting"
         kube_api.start()
         wait_stderr(proc, lambda line: line == "tessera: connected to emu-a")
-        initial = _read_json_lines(proc, 3, timeout=60)
+        initial = json_lines(proc, 3, timeout=60)
         assert sorted(c["row"]["pod"] for c in initial) == ["cart-5d8f-0", "web-5d8f-0", "web-5d8f-1"]
         assert {c["op"] for c in initial} == {"added"}
     finally:
@@ -388,14 +364,14 @@ def test_watch_on_a_terminal_shows_a_lost_connection_in_its_status_line(tmp_path
 def test_cli_watch_reports_a_server_that_stops_answering_and_its_recovery(kubeconfig, kube_api):
     proc = _watch_proc(kubeconfig)
     try:
-        assert len(_read_json_lines(proc, 3)) == 3
+        assert len(json_lines(proc, 3)) == 3
         kube_api.freeze()  # connections stay open, nothing answers: only the heartbeat can tell
         lost = wait_stderr(proc, lambda line: "connection lost" in line)
         assert "emu-a" in lost and "stopped answering" in lost and "heartbeat" in lost
         kube_api.thaw()
         wait_stderr(proc, lambda line: line.startswith("tessera: reconnected to emu-a after "))
         kube_api.add(pod("web-5d8f-8"))  # the watches work again (resumed after the hang)
-        (added,) = _read_json_lines(proc, 1, timeout=60)
+        (added,) = json_lines(proc, 1, timeout=60)
         assert added["op"] == "added" and added["row"] == {"pod": "web-5d8f-8"}
     finally:
         proc.terminate()
@@ -441,7 +417,7 @@ def test_cli_watch_started_while_down_with_kinds_on_disk_waits_for_the_first_lis
         assert "until it answers" in waiting
         kube_api.start()
         wait_stderr(proc, lambda line: line == "tessera: connected to emu-a")
-        assert len(_read_json_lines(proc, 3, timeout=60)) == 3
+        assert len(json_lines(proc, 3, timeout=60)) == 3
     finally:
         proc.terminate()
         proc.wait(10)
@@ -456,7 +432,7 @@ def test_cli_watch_says_when_a_failing_query_runs_again(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        assert [c["row"] for c in _read_json_lines(proc, 1)] == [{"name": "a"}]
+        assert [c["row"] for c in json_lines(proc, 1)] == [{"name": "a"}]
         manifest.write_text("apiVersion: v1\nkind: [unclosed\n")
         broken = wait_stderr(proc, lambda line: line.startswith("tessera: warning: "))
         assert "m.yaml" in broken
