@@ -102,14 +102,21 @@ def settings() -> dict:
             raise InputError(f"{path}: {exc}", hint="fix the file or remove it") from None
 
 
+def env_flag(name: str) -> bool | None:
+    """A yes/no environment variable: True for 1/true/yes/on, False for 0/false/no/off, None when
+    unset or anything else (the caller falls back to config.toml)."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    return None
+
+
 def read_only() -> bool:
     """Read-only mode: ``TESSERA_READ_ONLY=1`` or ``read_only = true`` in config.toml."""
-    env = os.environ.get("TESSERA_READ_ONLY", "").lower()
-    if env in ("1", "true", "yes", "on"):
-        return True
-    if env in ("0", "false", "no", "off"):
-        return False
-    return bool(settings().get("read_only", False))
+    env = env_flag("TESSERA_READ_ONLY")
+    return env if env is not None else bool(settings().get("read_only", False))
 
 
 def cache_dir() -> Path:

@@ -33,14 +33,10 @@ def show_secrets() -> None:
 def secrets_shown() -> bool:
     """True when Secret values are shown: ``TESSERA_SHOW_SECRETS`` (1/true/yes/on or
     0/false/no/off), else ``show_secrets`` in config.toml, else False."""
-    env = os.environ.get(_ENV, "").strip().lower()
-    if env in ("1", "true", "yes", "on"):
-        return True
-    if env in ("0", "false", "no", "off"):
-        return False
-    from tessera.core.config import settings
+    from tessera.core.config import env_flag, settings
 
-    return settings().get("show_secrets") is True
+    env = env_flag(_ENV)
+    return env if env is not None else settings().get("show_secrets") is True
 
 
 def is_secret_kind(kind: Any) -> bool:
