@@ -22,16 +22,16 @@ lint: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
 # The dashboard over the bundled demo workspace, in a throwaway data home: the demo notebook
-# (plugins/sources/demo/dashboard.md, 7 cells in rows of 1, 2 and 4) over the demo recording,
+# (plugins/sources/demo_data/dashboard.md, 7 cells in rows of 1, 2 and 4) over the demo recording,
 # replayed at 10x and looped so panes change live. Without a terminal `tessera dash` runs the
 # notebook once and prints JSON lines instead.
 DEMO_SPEED ?= 10
 demo: $(STAMP)
 	@home=$$(mktemp -d) && trap 'rm -rf "$$home"' EXIT && export TESSERA_HOME=$$home && \
-	$(TSR) notebook import plugins/sources/demo/dashboard.md --name demo && \
+	$(TSR) notebook import plugins/sources/demo_data/dashboard.md --name demo && \
 	$(TSR) dash demo --speed $(DEMO_SPEED) --loop
 
-# A tour of single commands over the bundled demo cluster (plugins/sources/demo/).
+# A tour of single commands over the bundled demo cluster (plugins/sources/demo_data/).
 tour: $(STAMP)
 	@echo "== Which pods are not running, and why?"
 	$(TSR) query -s demo -o table "MATCH (p:Pod) WHERE p.status.phase != \"Running\" OR p.status.containerStatuses[*].restartCount > 3 RETURN p.metadata.namespace AS ns, p.metadata.name AS pod, p.status.phase AS phase ORDER BY ns, pod"

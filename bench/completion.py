@@ -46,14 +46,14 @@ def main() -> int:
                            for i in range(50))
         Path(env["KUBECONFIG"]).write_text(f"apiVersion: v1\ncurrent-context: ctx00\ncontexts:\n{contexts}")
         os.environ.update({k: env[k] for k in ("TESSERA_HOME", "TESSERA_CONFIG_DIR")})
-        from tessera.core.notebook import store
+        from tessera.core.notebook import repository
         from tessera.core.store.db import connect
 
         conn = connect()
         for n in range(20):
-            store.create(conn, f"nb{n:02}")
+            repository.create(conn, f"nb{n:02}")
             for c in range(8):
-                store.add_cell(conn, f"nb{n:02}", f"MATCH (p:Pod) RETURN p.metadata.name AS n{c}", type="query",
+                repository.add_cell(conn, f"nb{n:02}", f"MATCH (p:Pod) RETURN p.metadata.name AS n{c}", type="query",
                                view="table", refresh="manual", sources=[], title=f"cell {c}")
         conn.close()
 

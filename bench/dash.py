@@ -236,7 +236,7 @@ class Churn:
 def write_recording(path: Path, pods: int, seed: int, churn_seconds: float, rate: float) -> dict:
     """The recording file: the initial state at START, then ``rate`` changes per second (with
     jitter) for ``churn_seconds``, beginning one second in. Returns what was written."""
-    from tessera.core.recording import RecordingWriter
+    from tessera.core.recording_file import RecordingWriter
 
     cluster = Cluster(seed)
     cluster.generate(pods)
@@ -265,21 +265,21 @@ def write_recording(path: Path, pods: int, seed: int, churn_seconds: float, rate
 
 
 def make_notebook(db_path: Path, recording: Path) -> list[list[str]]:
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
     from tessera.core.store import db
 
     conn = db.connect(db_path)
     try:
-        store.create(conn, NOTEBOOK, "Dashboard benchmark")
+        repository.create(conn, NOTEBOOK, "Dashboard benchmark")
         spec = f"replay:{recording}"
         for _, title, view, query in CELLS:
-            store.add_cell(conn, NOTEBOOK, query, type="query", view=view, refresh="watch", sources=[spec], title=title)
+            repository.add_cell(conn, NOTEBOOK, query, type="query", view=view, refresh="watch", sources=[spec], title=title)
         # every cell starts in its own row: 1 | 2+3 | 4+5 -> 4..7 | 8
-        store.merge_rows(conn, NOTEBOOK, 2)
-        store.merge_rows(conn, NOTEBOOK, 4)
-        store.merge_rows(conn, NOTEBOOK, 6)
-        store.merge_rows(conn, NOTEBOOK, 4)
-        layout = store.load(conn, NOTEBOOK).layout()
+        repository.merge_rows(conn, NOTEBOOK, 2)
+        repository.merge_rows(conn, NOTEBOOK, 4)
+        repository.merge_rows(conn, NOTEBOOK, 6)
+        repository.merge_rows(conn, NOTEBOOK, 4)
+        layout = repository.load(conn, NOTEBOOK).layout()
     finally:
         conn.close()
     sizes = [len(r) for r in layout]
@@ -464,7 +464,7 @@ def instrument() -> type:
     """The DashApp subclass under test (and CellPane.render counted, in this process only)."""
     from textual.drivers.headless_driver import HeadlessDriver
 
-    from tessera.cli.tui import pane as pane_module
+    from tessera.cli.tui import cell_pane as pane_module
     from tessera.cli.tui.app import DashApp
 
     class FrameDriver(HeadlessDriver):
@@ -539,10 +539,10 @@ COSTS = CellCosts()
 
 def _instrument_session() -> None:
     """Time the session's per-cell work (this process only; the session code is unchanged)."""
-    from tessera.core.notebook import live as notebook_live
-    from tessera.core.watch import live as watch_live
+    from tessera.core.notebook import session as notebook_session
+    from tessera.core.watch import live_query as watch_live
 
-    session_cls = notebook_live.NotebookSession
+    session_cls = notebook_session.NotebookSession
     evaluate, record = session_cls._evaluate, session_cls._record
     refresh, result = watch_live.LiveQuery.refresh, watch_live.LiveQuery.result
 
@@ -597,7 +597,7 @@ def pane_versions(session: Any) -> int:
 
 async def run_dash(args: argparse.Namespace, db_path: Path, out: dict) -> None:
     from tessera.cli.options import LiveFlags
-    from tessera.core.notebook.live import NotebookSession
+    from tessera.core.notebook.session import NotebookSession
 
     app_class = instrument()
     # exactly as `tessera dash NOTEBOOK --speed X [--loop]` builds it (the CLI's defaults)
@@ -716,7 +716,7 @@ async def run_dash(args: argparse.Namespace, db_path: Path, out: dict) -> None:
 
 
 async def press_keys(pilot: Any, args: argparse.Namespace, session: Any, gcs: GcStats) -> dict:
-    from tessera.cli.tui.pane import CellPane
+    from tessera.cli.tui.cell_pane import CellPane
 
     PROBE.write_event = asyncio.Event()
     lat: list[float] = []

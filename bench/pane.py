@@ -72,7 +72,7 @@ def main() -> int:
         def tsr(*argv: str) -> None:
             subprocess.run([*TSR, *argv], check=True, capture_output=True, stdin=subprocess.DEVNULL)
 
-        tsr("notebook", "import", str(REPO / "plugins" / "sources" / "demo" / "dashboard.md"), "--name", "demo")
+        tsr("notebook", "import", str(REPO / "plugins" / "sources" / "demo_data" / "dashboard.md"), "--name", "demo")
         tsr("notebook", "new", "ops")
         tsr("cell", "add", "ops", "-s", "demo", "--refresh", "watch", "--title", "Deployments",
             "MATCH (d:Deployment) RETURN d.metadata.name AS name, d.spec.replicas AS want")

@@ -146,9 +146,9 @@ def _addresses(incomplete: str, *, names: bool, cells: bool) -> Pairs:
     if conn is None:
         return []
     try:
-        from tessera.core.notebook import store
+        from tessera.core.notebook import repository
 
-        all_names = store.notebook_names(conn)
+        all_names = repository.notebook_names(conn)
         if "/" in incomplete:
             wanted = incomplete.split("/", 1)[0]
             matching = [n for n in all_names if n == wanted]
@@ -160,7 +160,7 @@ def _addresses(incomplete: str, *, names: bool, cells: bool) -> Pairs:
             out += [(n, "notebook") for n in matching]
         if expand and len(matching) <= MAX_NOTEBOOKS_EXPANDED:
             for name in matching:
-                nb = store.load(conn, name)
+                nb = repository.load(conn, name)
                 for cell in nb.cells():
                     label = cell["title"] or cell["source"].split("\n")[0]
                     out.append((f"{name}/{cell['number']}", _short(f"{cell['type']}: {label}")))

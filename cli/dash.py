@@ -33,12 +33,12 @@ def resolve_notebook(conn: Any, name: str | None, command: str = "dash") -> str:
         exactly one.
     """
     from tessera.core.errors import UsageError
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
 
     if name is not None:
-        store.notebook_id(conn, store.parse_address(name, cell=False).name)
+        repository.notebook_id(conn, repository.parse_address(name, cell=False).name)
         return name
-    names = [nb["name"] for nb in store.list_notebooks(conn)]
+    names = [nb["name"] for nb in repository.list_notebooks(conn)]
     if len(names) == 1:
         return names[0]
     if not names:
@@ -79,7 +79,7 @@ def dash(
     if not color:
         os.environ["NO_COLOR"] = "1"  # Textual reads it at start-up
     from tessera.cli.tui.app import DashApp
-    from tessera.core.notebook.live import NotebookSession
+    from tessera.core.notebook.session import NotebookSession
 
     session = NotebookSession(str(config.database_path()), name, options)
     app = DashApp(session, str(config.database_path()), color=color)

@@ -21,7 +21,7 @@ from tessera.cli import notebook as notebook_cmd
 from tessera.cli import pane as pane_cmd
 from tessera.cli import query as query_cmd
 from tessera.cli import record as record_cmd
-from tessera.cli import shell_cmd
+from tessera.cli.shell import command as shell_command
 from tessera.cli import tmux as tmux_cmd
 from tessera.cli.messages import print_error, print_message
 from tessera.cli.options import ShowSecrets
@@ -75,7 +75,7 @@ events_cmd.register(app)
 dash_cmd.register(app)
 pane_cmd.register(app)
 tmux_cmd.register(app)
-shell_cmd.register(app)
+shell_command.register(app)
 
 
 class _ClosedStdout(io.TextIOBase):

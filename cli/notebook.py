@@ -77,9 +77,9 @@ def new(name: NotebookArg, title: TitleOpt = None) -> None:
 
     Example: tessera notebook new ops --title "Operations"
     """
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
 
-    store.create(_conn(), name, title or "")
+    repository.create(_conn(), name, title or "")
     _note(f"created notebook {name}")
 
 
@@ -87,10 +87,10 @@ def new(name: NotebookArg, title: TitleOpt = None) -> None:
 @output_options
 def list_(*, out: OutputSettings) -> None:
     """List the notebooks: name, title, cells, rows, last change."""
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
     from tessera.core.result import Result
 
-    rows = store.list_notebooks(_conn())
+    rows = repository.list_notebooks(_conn())
     emit(Result(columns=["name", "title", "cells", "rows", "updated"],
                 rows=[{k: r[k] for k in ("name", "title", "cells", "rows", "updated")} for r in rows]), out)
 
@@ -104,11 +104,11 @@ def show(address: AddressArg, *, out: OutputSettings) -> None:
     """
     import json
 
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
     from tessera.core.result import Result
 
-    addr = store.parse_address(address)
-    nb = store.load(_conn(), addr.name)
+    addr = repository.parse_address(address)
+    nb = repository.load(_conn(), addr.name)
     fmt = out.format()
     if fmt in ("json", "yaml"):
         data = nb.cell(addr.cell) if addr.cell else {"name": nb.name, **nb.to_dict()}
@@ -138,33 +138,33 @@ def show(address: AddressArg, *, out: OutputSettings) -> None:
 def rm(name: NotebookArg, yes: Yes = False) -> None:
     """Remove a notebook (its updates and stored results; its events stay in the log)."""
     from tessera.core.errors import TesseraError
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
 
     conn = _conn()
-    addr = store.parse_address(name, cell=False)
-    nb = store.load(conn, addr.name)
+    addr = repository.parse_address(name, cell=False)
+    nb = repository.load(conn, addr.name)
     if not yes and sys.stdin.isatty() and sys.stderr.isatty():
         if not typer.confirm(f"Remove notebook {nb.name} ({len(nb)} cells)?", default=False, err=True):
             raise TesseraError("cancelled: nothing was removed")
-    store.remove(conn, addr.name)
+    repository.remove(conn, addr.name)
     _note(f"removed notebook {addr.name}")
 
 
 @notebook_app.command("rename")
 def rename(old: NotebookArg, new: Annotated[str, typer.Argument(metavar="NEW", help="The new name.")]) -> None:
     """Rename a notebook (its history and results follow it)."""
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
 
-    store.rename(_conn(), store.parse_address(old, cell=False).name, new)
+    repository.rename(_conn(), repository.parse_address(old, cell=False).name, new)
     _note(f"renamed notebook {old} to {new}")
 
 
 @notebook_app.command("title")
 def title(name: NotebookArg, text: Annotated[str, typer.Argument(metavar="TITLE", help="The new title.")]) -> None:
     """Set a notebook's title."""
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
 
-    if not store.set_title(_conn(), store.parse_address(name, cell=False).name, text):
+    if not repository.set_title(_conn(), repository.parse_address(name, cell=False).name, text):
         _note("no change")
 
 
@@ -172,10 +172,10 @@ def title(name: NotebookArg, text: Annotated[str, typer.Argument(metavar="TITLE"
 @output_options
 def history(name: NotebookArg, *, out: OutputSettings) -> None:
     """The notebook's changes from the event log, oldest first (renames included)."""
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
     from tessera.core.result import Result
 
-    found = store.history(_conn(), store.parse_address(name, cell=False).name)
+    found = repository.history(_conn(), repository.parse_address(name, cell=False).name)
     rows = []
     for e in found:
         data = {k: v for k, v in e.data.items() if k not in ("notebook", "notebook_id")}
@@ -214,13 +214,13 @@ def run(
     Example: tessera notebook run ops -o jsonl
     """
     from tessera.core.errors import TesseraError, UsageError
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
     from tessera.core.notebook.cells import CellContext, run_notebook
     from tessera.core.result import Result
 
     if namespace is not None and all_namespaces:
         raise UsageError("-n/--namespace and -A/--all-namespaces cannot be used together")
-    addr = store.parse_address(address)
+    addr = repository.parse_address(address)
     conn = _conn()
     ctx = CellContext(conn, default_sources=source or [], contexts=context or [], kubeconfig=kubeconfig,
                       namespace=namespace, all_namespaces=all_namespaces, stdin=sys.stdin, speed=speed, loop=loop)
@@ -291,7 +291,7 @@ def _watch(conn, addr, ctx, failed) -> None:
 
     import orjson
 
-    from tessera.core.notebook.live import watch_notebook
+    from tessera.core.notebook.session import watch_notebook
     from tessera.core.watch.cache import shared_hub
 
     hub = shared_hub()
@@ -335,14 +335,14 @@ def import_(
     from pathlib import Path
 
     from tessera.core.errors import UsageError
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
 
     fmt = _format(fmt, file)
     if name is None:
         if file == "-":
             raise UsageError("importing from stdin needs --name")
         name = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(file).stem).strip("-_") or "notebook"
-    store.check_name(name)
+    repository.check_name(name)
     text = read_text(None, file)
     warnings: list[str] = []
     if fmt == "ipynb":
@@ -353,7 +353,7 @@ def import_(
         from tessera.core.notebook.markdown import import_markdown
 
         nb = import_markdown(text, name=name, where=file)
-    store.create(_conn(), name, notebook=nb, action="imported", details={"format": fmt, "file": file})
+    repository.create(_conn(), name, notebook=nb, action="imported", details={"format": fmt, "file": file})
     for warning in warnings:
         _note(f"warning: {warning}")
     _note(f"imported {file} as notebook {name} ({len(nb)} cells)")
@@ -370,10 +370,10 @@ def export(
 ) -> None:
     """Write a notebook as .ipynb (nbformat 4) or fenced markdown; both import back unchanged."""
     from tessera.core.errors import UsageError
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
 
     fmt = _format(fmt, file or "-", default="markdown")
-    nb = store.load(_conn(), store.parse_address(name, cell=False).name)
+    nb = repository.load(_conn(), repository.parse_address(name, cell=False).name)
     if fmt == "ipynb":
         from tessera.core.notebook.ipynb import export_ipynb
 
@@ -433,12 +433,12 @@ def add(
 
     Example: tessera cell add ops -s demo --title Pods 'MATCH (p:Pod) RETURN p.metadata.name'
     """
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
 
-    addr = store.parse_address(name, cell=False)
+    addr = repository.parse_address(name, cell=False)
     attrs: dict[str, Any] = {"type": type or "query", "view": view or "table", "refresh": refresh or "manual",
                              "sources": source or [], "title": title or ""}
-    cid, number = store.add_cell(_conn(), addr.name, read_text(text, file) or "", after=after, **attrs)
+    cid, number = repository.add_cell(_conn(), addr.name, read_text(text, file) or "", after=after, **attrs)
     print(f"{addr.name}/{number}")
     _note(f"added cell {addr.name}/{number} ({cid})")
 
@@ -446,18 +446,18 @@ def add(
 @cell_app.command("edit")
 def edit(address: CellArg, text: TextArg = None, file: TextFile = None) -> None:
     """Replace a cell's source with TEXT (or -f FILE); without either, open $VISUAL / $EDITOR on it."""
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
 
-    addr = store.parse_address(address, cell=True)
+    addr = repository.parse_address(address, cell=True)
     conn = _conn()
     new_text = read_text(text, file)
     if new_text is not None:
-        changed = store.edit_cell(conn, addr.name, addr.cell, new_text)  # type: ignore[arg-type]
+        changed = repository.edit_cell(conn, addr.name, addr.cell, new_text)  # type: ignore[arg-type]
     else:
-        base = store.load(conn, addr.name)
+        base = repository.load(conn, addr.name)
         cell = base.cell(addr.cell)  # type: ignore[arg-type]
         edited = _edit_in_editor(cell["source"], cell["type"])
-        changed = store.edit_cell(conn, addr.name, addr.cell, edited, base=base)  # type: ignore[arg-type]
+        changed = repository.edit_cell(conn, addr.name, addr.cell, edited, base=base)  # type: ignore[arg-type]
     _note(f"edited {addr}" if changed else "no change")
 
 
@@ -494,20 +494,20 @@ def _edit_in_editor(text: str, kind: str) -> str:
 @cell_app.command("rm")
 def rm_cell(address: CellArg) -> None:
     """Remove a cell (a row of 4 left with 3 becomes a row of 2 and a row of 1)."""
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
 
-    addr = store.parse_address(address, cell=True)
-    gone = store.remove_cell(_conn(), addr.name, addr.cell)  # type: ignore[arg-type]
+    addr = repository.parse_address(address, cell=True)
+    gone = repository.remove_cell(_conn(), addr.name, addr.cell)  # type: ignore[arg-type]
     _note(f"removed cell {addr} ({gone['id']})")
 
 
 @cell_app.command("move")
 def move(address: CellArg, to: Annotated[int, typer.Argument(metavar="TO", help="The position to move it to (from 1).")]) -> None:
     """Move a cell to position TO in reading order; rows keep their sizes, cells between shift by one."""
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
 
-    addr = store.parse_address(address, cell=True)
-    if store.move_cell(_conn(), addr.name, addr.cell, to):  # type: ignore[arg-type]
+    addr = repository.parse_address(address, cell=True)
+    if repository.move_cell(_conn(), addr.name, addr.cell, to):  # type: ignore[arg-type]
         _note(f"moved {addr} to {addr.name}/{to}")
     else:
         _note("no change")
@@ -528,9 +528,9 @@ def set_(
     Example: tessera cell set ops/2 --view graph --refresh every:30
     """
     from tessera.core.errors import UsageError
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
 
-    addr = store.parse_address(address, cell=True)
+    addr = repository.parse_address(address, cell=True)
     attrs: dict[str, Any] = {k: v for k, v in (("type", type), ("view", view), ("refresh", refresh), ("title", title))
                              if v is not None}
     if source and no_sources:
@@ -541,27 +541,27 @@ def set_(
         attrs["sources"] = []
     if not attrs:
         raise UsageError("nothing to set", hint="give --type, --view, --refresh, -s, --no-sources or --title")
-    changes = store.set_cell(_conn(), addr.name, addr.cell, **attrs)  # type: ignore[arg-type]
+    changes = repository.set_cell(_conn(), addr.name, addr.cell, **attrs)  # type: ignore[arg-type]
     _note(f"set {', '.join(changes)} of {addr}" if changes else "no change")
 
 
 @cell_app.command("split")
 def split(address: CellArg) -> None:
     """Split the row holding cell N: a row of 2 becomes two rows of 1, a row of 4 two rows of 2."""
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
 
-    addr = store.parse_address(address, cell=True)
-    done = store.split_row(_conn(), addr.name, addr.cell)  # type: ignore[arg-type]
+    addr = repository.parse_address(address, cell=True)
+    done = repository.split_row(_conn(), addr.name, addr.cell)  # type: ignore[arg-type]
     _note(f"split row {done['row']} of {addr.name}")
 
 
 @cell_app.command("merge")
 def merge(address: CellArg) -> None:
     """Merge the row holding cell N with the next row: 1 + 1 makes a row of 2, 2 + 2 a row of 4."""
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
 
-    addr = store.parse_address(address, cell=True)
-    done = store.merge_rows(_conn(), addr.name, addr.cell)  # type: ignore[arg-type]
+    addr = repository.parse_address(address, cell=True)
+    done = repository.merge_rows(_conn(), addr.name, addr.cell)  # type: ignore[arg-type]
     _note(f"merged rows {done['row']} and {done['row'] + 1} of {addr.name}")
 
 

@@ -236,7 +236,7 @@ class LiveFlags:
         Raises:
             UsageError for -n with -A, and for ``-s -`` (a live view cannot read stdin).
         """
-        from tessera.core.notebook.live import SessionOptions
+        from tessera.core.notebook.session import SessionOptions
 
         if self.namespace is not None and self.all_namespaces:
             raise UsageError("-n/--namespace and -A/--all-namespaces cannot be used together")

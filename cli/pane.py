@@ -86,10 +86,10 @@ def pane(
     Example: tessera pane ops/2 -s replay:demo --speed 20
     """
     from tessera.core.errors import UsageError
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
     from tessera.core.render.views import VIEWS
 
-    addr = store.parse_address(address, cell=True)
+    addr = repository.parse_address(address, cell=True)
     if view is not None and view not in VIEWS:
         raise UsageError(f"'{view}' is not a view; choose from {', '.join(VIEWS)}")
     options = live.session_options()
@@ -104,7 +104,7 @@ def pane(
     conn = connect(db_path)
     try:
         # Checked here, so a bad address is one line on stderr, not a flash of an empty screen.
-        cell = {**store.load(conn, addr.name).cell(number), "number": number}
+        cell = {**repository.load(conn, addr.name).cell(number), "number": number}
     finally:
         conn.close()
     screen = PaneScreen(db_path, addr.name, number, options, cell=cell, view=view, color=out.use_color(sys.stdout))
@@ -136,7 +136,7 @@ class PaneScreen:
 
     def __init__(self, db_path: str, name: str, number: int, options: Any, *, cell: dict, view: str | None = None,
                  color: bool = True, fd_in: int | None = None, fd_out: int | None = None) -> None:
-        from tessera.core.notebook.live import GRAPH_VIEWS, NotebookSession, PaneState
+        from tessera.core.notebook.session import GRAPH_VIEWS, NotebookSession, PaneState
 
         self.name = name
         self.number = number
@@ -281,7 +281,7 @@ class PaneScreen:
 
     def _follow_view(self) -> None:
         """Have the session keep the subgraph exactly when the view on show needs it."""
-        from tessera.core.notebook.live import GRAPH_VIEWS
+        from tessera.core.notebook.session import GRAPH_VIEWS
 
         want = self.view in GRAPH_VIEWS
         setting = None if want == (self.state.cell.get("view") in GRAPH_VIEWS) else want

@@ -36,8 +36,8 @@ def record(
     """
     from tessera.core import api
     from tessera.core.errors import UsageError
-    from tessera.core.recording import RecordingWriter
-    from tessera.core.watch.record import pick_kinds, record as run_record
+    from tessera.core.recording_file import RecordingWriter
+    from tessera.core.watch.recorder import pick_kinds, record as run_record
 
     if namespace is not None and all_namespaces:
         raise UsageError("-n/--namespace and -A/--all-namespaces cannot be used together")

@@ -64,7 +64,7 @@ def tmux(
     import shutil
 
     from tessera.core.errors import SourceUnavailable, UsageError
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
     from tessera.core.store.db import connect
 
     if color not in ("auto", "always", "never"):
@@ -76,7 +76,7 @@ def tmux(
     conn = connect()
     try:
         name = resolve_notebook(conn, notebook, "tmux")
-        cells = store.load(conn, name).cells()
+        cells = repository.load(conn, name).cells()
     finally:
         conn.close()
     if not cells:

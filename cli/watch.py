@@ -24,7 +24,7 @@ def watch_queries(texts: list[str], sources: list[Any], out: OutputSettings, *, 
     from tessera.core.errors import UsageError
     from tessera.core.watch.cache import shared_hub
     from tessera.core.watch.cached_source import can_watch
-    from tessera.core.watch.live import LiveQuery
+    from tessera.core.watch.live_query import LiveQuery
 
     hub = shared_hub()
     if interval is None and not all(can_watch(s) for s in sources):
@@ -45,7 +45,7 @@ def watch_queries(texts: list[str], sources: list[Any], out: OutputSettings, *, 
 def _jsonl_loop(queries: list[Any], hub: Any, interval: float | None, out: OutputSettings) -> None:
     import orjson
 
-    from tessera.core.watch.live import FaultNotices, follow
+    from tessera.core.watch.live_query import FaultNotices, follow
 
     many = len(queries) > 1
     write = sys.stdout.buffer.write
@@ -87,7 +87,7 @@ def _redraw_loop(queries: list[Any], hub: Any, interval: float | None, out: Outp
     import time
 
     from tessera.core.render.table import write_table
-    from tessera.core.watch.live import FaultNotices, follow
+    from tessera.core.watch.live_query import FaultNotices, follow
 
     notices = FaultNotices()
     reconnected = ""

@@ -14,7 +14,7 @@ import pytest
 from tessera.core import events
 from tessera.core.errors import QueryError, UsageError
 from tessera.core.notebook import cells as cells_mod
-from tessera.core.notebook import store
+from tessera.core.notebook import repository
 from tessera.core.notebook.cells import CellContext, cell_type, cell_type_names, record_result, run_cell, run_notebook
 from tessera.core.result import Result
 from tessera.core.store.db import connect
@@ -72,13 +72,13 @@ def test_plugin_cell_type_from_an_entry_point(monkeypatch, tmp_path, conn):
     monkeypatch.setattr(cells_mod, "_plugin_entry_points", lambda: [ep])
     monkeypatch.setattr(cells_mod, "_loaded", {})
     assert cell_type_names() == ["query", "markdown", "sql", "events", "upper"]
-    store.create(conn, "p")
-    store.add_cell(conn, "p", "shout", type="upper")
+    repository.create(conn, "p")
+    repository.add_cell(conn, "p", "shout", type="upper")
     (run,) = run_notebook(conn, "p")
     assert run.result.rows == [{"text": "SHOUT"}]
     from tessera.core.notebook.markdown import export_markdown, import_markdown
 
-    text = export_markdown(store.load(conn, "p"))
+    text = export_markdown(repository.load(conn, "p"))
     assert text.startswith("```upper {")
     assert import_markdown(text).cell(1)["type"] == "upper"
 
@@ -174,10 +174,10 @@ def test_events_cell_matches_a_subject_pattern(conn):
 
 
 def test_record_result_emits_only_on_change(conn):
-    store.create(conn, "nb")
-    cid, _ = store.add_cell(conn, "nb", "x", type="sql")
-    nid = store.notebook_id(conn, "nb")
-    c = store.load(conn, "nb").cells()[0]
+    repository.create(conn, "nb")
+    cid, _ = repository.add_cell(conn, "nb", "x", type="sql")
+    nid = repository.notebook_id(conn, "nb")
+    c = repository.load(conn, "nb").cells()[0]
     r1 = Result(columns=["a"], rows=[{"a": 1}, {"a": 2}], keys=["k1", "k2"])
     assert [ch["op"] for ch in record_result(conn, "nb", nid, c, r1)] == ["added", "added"]
     assert record_result(conn, "nb", nid, c, r1) == []
@@ -193,8 +193,8 @@ def test_record_result_emits_only_on_change(conn):
 
 
 def test_an_empty_first_result_is_stored_without_an_event(conn):
-    store.create(conn, "nb")
-    cid, _ = store.add_cell(conn, "nb", "SELECT 1 WHERE 0", type="sql")
+    repository.create(conn, "nb")
+    cid, _ = repository.add_cell(conn, "nb", "SELECT 1 WHERE 0", type="sql")
     (run,) = run_notebook(conn, "nb")
     assert run.result.rows == [] and run.changes == []
     assert events.read(conn, pattern="query.>") == []
@@ -208,7 +208,7 @@ def test_cli_notebook_run_jsonl_and_changed_events(conn):
     tsr("cell", "add", "ops", "-t", "events", "deploy.>")
     tsr("cell", "add", "ops", "-t", "sql", "SELECT count(*) AS n FROM notebooks")
     assert q == "ops/1"
-    ids = store.load(conn, "ops").ids()
+    ids = repository.load(conn, "ops").ids()
     first = tsr("notebook", "run", "ops")
     assert first.returncode == 0, first.stderr
     rows = [json.loads(line) for line in first.stdout.splitlines()]
@@ -248,7 +248,7 @@ def test_cli_notebook_run_reports_a_failing_cell_and_runs_the_others(conn):
     tsr("cell", "add", "ops", "-t", "sql", "SELECT 1 AS one")
     proc = tsr("notebook", "run", "ops")
     assert proc.returncode == 1
-    ids = store.load(conn, "ops").ids()
+    ids = repository.load(conn, "ops").ids()
     assert [json.loads(x) for x in proc.stdout.splitlines()] == [{"cell": ids[1], "one": 1}]
     assert f"ops/1 ({ids[0]}): sql cell ops/1 is read-only" in proc.stderr
     assert proc.stderr.strip().split("\n")[-1].startswith("tessera: 1 of 2 cells failed; first: ops/1")
@@ -259,7 +259,7 @@ def test_cli_notebook_run_summarises_a_parse_error_like_other_errors(conn):
     tsr("cell", "add", "ops", "-s", "demo", "MATCH (p:Pod RETURN p")
     tsr("cell", "add", "ops", "-t", "sql", "SELECT 1 AS one")
     proc = tsr("notebook", "run", "ops")
-    ids = store.load(conn, "ops").ids()
+    ids = repository.load(conn, "ops").ids()
     assert proc.returncode == 1, proc.stderr
     assert [json.loads(x) for x in proc.stdout.splitlines()] == [{"cell": ids[1], "one": 1}]
     first, last = proc.stderr.strip().split("\n")
@@ -277,5 +277,5 @@ def test_cli_notebook_run_with_default_sources_and_table_views(conn):
     table = tsr("notebook", "run", "ops", "-s", "demo", "-o", "table")
     assert "── ops/1 Certificates" in table.stdout and "── ops/2 query" in table.stdout
     as_json = json.loads(tsr("notebook", "run", "ops", "-s", "demo", "-o", "json").stdout)
-    ids = store.load(conn, "ops").ids()
+    ids = repository.load(conn, "ops").ids()
     assert as_json == [{"cell": ids[0], "n": 3}, {"cell": ids[1], "m": 3}]

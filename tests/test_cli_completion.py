@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tessera.cli.options import FORMAT_NAMES
-from tessera.core.notebook import store
+from tessera.core.notebook import repository
 from tessera.core.store.db import connect
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,13 +110,13 @@ def notebooks() -> None:
     """ops (3 cells), other (1 cell), empty (none) in the test's data home."""
     conn = connect()
     attrs = {"type": "query", "view": "table", "refresh": "manual", "sources": []}
-    store.create(conn, "ops", "Ops")
-    store.add_cell(conn, "ops", "MATCH (p:Pod) RETURN p", **attrs, title="Pods")
-    store.add_cell(conn, "ops", "MATCH (d:Deployment)\nRETURN d", **attrs, title="")
-    store.add_cell(conn, "ops", "# notes", **{**attrs, "type": "markdown"}, title="Notes")
-    store.create(conn, "other")
-    store.add_cell(conn, "other", "MATCH (s:Service) RETURN s", **attrs, title="Services")
-    store.create(conn, "empty")
+    repository.create(conn, "ops", "Ops")
+    repository.add_cell(conn, "ops", "MATCH (p:Pod) RETURN p", **attrs, title="Pods")
+    repository.add_cell(conn, "ops", "MATCH (d:Deployment)\nRETURN d", **attrs, title="")
+    repository.add_cell(conn, "ops", "# notes", **{**attrs, "type": "markdown"}, title="Notes")
+    repository.create(conn, "other")
+    repository.add_cell(conn, "other", "MATCH (s:Service) RETURN s", **attrs, title="Services")
+    repository.create(conn, "empty")
     conn.close()
 
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tessera.core import config
-from tessera.core.notebook import store
+from tessera.core.notebook import repository
 from tessera.core.notebook.markdown import import_markdown
 from tessera.core.store.db import connect
 
@@ -33,21 +33,21 @@ def make_notebook(name: str, cells: list[str], title: str = "Test") -> None:
     """Store a notebook built from cell_md() blocks."""
     nb = import_markdown(f"# {title}\n\n" + "".join(cells), name=name)
     conn = connect()
-    store.create(conn, name, title, notebook=nb)
+    repository.create(conn, name, title, notebook=nb)
     conn.close()
 
 
 def notebook_cells(name: str) -> list[dict]:
     conn = connect()
     try:
-        return store.load(conn, name).cells()
+        return repository.load(conn, name).cells()
     finally:
         conn.close()
 
 
 def make_app(name: str, *, color: bool = True, **options):
     from tessera.cli.tui.app import DashApp
-    from tessera.core.notebook.live import NotebookSession, SessionOptions
+    from tessera.core.notebook.session import NotebookSession, SessionOptions
 
     session = NotebookSession(str(config.database_path()), name, SessionOptions(**options))
     return DashApp(session, str(config.database_path()), color=color)
@@ -93,7 +93,7 @@ def screen_text(app) -> str:
 
 
 def pane(app, cell_id: str):
-    from tessera.cli.tui.pane import CellPane
+    from tessera.cli.tui.cell_pane import CellPane
 
     return app.query_one(f"#cell-{cell_id}", CellPane)
 
@@ -158,7 +158,7 @@ def test_cycle_view_persists_through_the_store(grid_notebook):
 
 def test_edit_saves_and_reruns_and_completes(grid_notebook):
     async def main():
-        from tessera.cli.tui.editor import EditScreen, QueryArea
+        from tessera.cli.tui.cell_editor import EditScreen, QueryArea
 
         async with dashboard(grid_notebook) as (app, pilot):
             pane(app, "deps").focus()
@@ -202,7 +202,7 @@ def test_edit_saves_and_reruns_and_completes(grid_notebook):
 
 def test_edit_escape_discards(grid_notebook):
     async def main():
-        from tessera.cli.tui.editor import EditScreen, QueryArea
+        from tessera.cli.tui.cell_editor import EditScreen, QueryArea
 
         async with dashboard(grid_notebook) as (app, pilot):
             pane(app, "deps").focus()
@@ -318,13 +318,13 @@ def test_remove_keeps_the_focus_near_the_removed_cell(grid_notebook):
 
 def test_edit_left_open_while_the_cell_moves_saves_into_that_cell(grid_notebook):
     async def main():
-        from tessera.cli.tui.editor import QueryArea
+        from tessera.cli.tui.cell_editor import QueryArea
 
         async with dashboard(grid_notebook) as (app, pilot):
             pane(app, "deps").focus()
             await pilot.press("e")
             conn = connect()
-            store.move_cell(conn, "grid", 1, 3)  # another process moves the cell while the editor is open
+            repository.move_cell(conn, "grid", 1, 3)  # another process moves the cell while the editor is open
             conn.close()
             await until(pilot, app, lambda: app.session.layout[0] == ["phases"], what="the move seen")
             app.screen.query_one(QueryArea).text = DEPLOYMENTS + " LIMIT 3"
@@ -337,13 +337,13 @@ def test_edit_left_open_while_the_cell_moves_saves_into_that_cell(grid_notebook)
 
 def test_edit_of_a_line_changed_elsewhere_is_a_conflict_not_a_mix(grid_notebook):
     async def main():
-        from tessera.cli.tui.editor import QueryArea
+        from tessera.cli.tui.cell_editor import QueryArea
 
         async with dashboard(grid_notebook) as (app, pilot):
             pane(app, "deps").focus()
             await pilot.press("e")
             conn = connect()
-            store.edit_cell(conn, "grid", "deps", DEPLOYMENTS + " LIMIT 50")  # meanwhile, elsewhere
+            repository.edit_cell(conn, "grid", "deps", DEPLOYMENTS + " LIMIT 50")  # meanwhile, elsewhere
             conn.close()
             app.screen.query_one(QueryArea).text = DEPLOYMENTS + " LIMIT 1"
             await pilot.press("ctrl+s")
@@ -392,8 +392,8 @@ def test_follows_edits_from_another_process(grid_notebook):
     async def main():
         async with dashboard(grid_notebook) as (app, pilot):
             conn = connect()
-            store.edit_cell(conn, "grid", 1, "MATCH (n:Node) RETURN n.metadata.name AS node")
-            store.set_cell(conn, "grid", 2, title="Renamed elsewhere")
+            repository.edit_cell(conn, "grid", 1, "MATCH (n:Node) RETURN n.metadata.name AS node")
+            repository.set_cell(conn, "grid", 2, title="Renamed elsewhere")
             conn.close()
             await until(pilot, app, lambda: (app.session.panes["deps"].result or None) is not None
                         and app.session.panes["deps"].result.columns == ["node"], what="the external edit")
@@ -435,9 +435,9 @@ def test_an_in_context_pane_follows_that_context_and_names_it(kubeconfig, kube_a
     query = 'IN emu-b MATCH (p:Pod) WHERE p.metadata.namespace = "payments" RETURN p.metadata.name AS pod, ' \
             'p.status.phase AS phase'
     conn = connect()
-    store.create(conn, "multi")
-    store.add_cell(conn, "multi", query, refresh="watch")  # no sources: the dashboard's defaults
-    cell_id = store.load(conn, "multi").ids()[0]
+    repository.create(conn, "multi")
+    repository.add_cell(conn, "multi", query, refresh="watch")  # no sources: the dashboard's defaults
+    cell_id = repository.load(conn, "multi").ids()[0]
     conn.close()
 
     async def main():
@@ -538,7 +538,7 @@ def test_the_dashboard_changes_notebooks_only_through_the_core_editor(grid_noteb
 
 def test_a_dashboard_edit_and_cell_edit_meet_in_the_same_merge(grid_notebook, monkeypatch, tmp_path):
     """Both ways of editing an old copy — the dashboard's editor (e) and ``tessera cell edit``
-    with $EDITOR — save through store.edit_cell and its three-way merge (model.merge_text)."""
+    with $EDITOR — save through repository.edit_cell and its three-way merge (model.merge_text)."""
     import sys
     import threading
 
@@ -555,7 +555,7 @@ def test_a_dashboard_edit_and_cell_edit_meet_in_the_same_merge(grid_notebook, mo
     monkeypatch.setattr(model, "merge_text", recording_merge)
 
     async def main():
-        from tessera.cli.tui.editor import QueryArea
+        from tessera.cli.tui.cell_editor import QueryArea
 
         async with dashboard(grid_notebook) as (app, pilot):
             pane(app, "deps").focus()

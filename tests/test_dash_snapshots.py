@@ -16,9 +16,9 @@ FROZEN = "2026-11-01T09:00:00.000Z"
 @pytest.fixture(autouse=True)
 def frozen_clock(monkeypatch):
     """Panes show their last refresh time; freeze it so the screens are the same every run."""
-    from tessera.core.notebook import live
+    from tessera.core.notebook import session
 
-    monkeypatch.setattr(live, "_now", lambda: FROZEN)
+    monkeypatch.setattr(session, "_now", lambda: FROZEN)
 
 
 async def _settled(pilot) -> None:

@@ -19,7 +19,7 @@ import pytest
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 TESSERA = str(Path(sys.executable).parent / "tessera")
-DEMO_NOTEBOOK = Path(__file__).resolve().parents[1] / "plugins" / "sources" / "demo" / "dashboard.md"
+DEMO_NOTEBOOK = Path(__file__).resolve().parents[1] / "plugins" / "sources" / "demo_data" / "dashboard.md"
 
 
 class Tmux:

@@ -11,7 +11,7 @@ from tessera.core import api
 from kube_emulator import wait_quiet
 from tessera.core.watch.cache import CacheHub
 from tessera.core.watch.incremental import eligible, oid
-from tessera.core.watch.live import LiveQuery, diff_rows, keyed_rows
+from tessera.core.watch.live_query import LiveQuery, diff_rows, keyed_rows
 from tessera.plugins.sources.kubernetes import KubernetesSource
 
 QUERIES = [

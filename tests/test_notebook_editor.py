@@ -11,7 +11,7 @@ import threading
 
 from tessera.core import config, events
 from tessera.core.errors import EditConflict, QueryError
-from tessera.core.notebook import store
+from tessera.core.notebook import repository
 from tessera.core.notebook.editor import NotebookEditor
 from tessera.core.store.db import connect
 
@@ -28,9 +28,9 @@ def tessera(*args: str) -> subprocess.CompletedProcess:
 def make_ops() -> tuple[str, str]:
     """Notebook ops with two query cells; returns their ids."""
     conn = connect()
-    store.create(conn, "ops", "Ops")
-    first, _ = store.add_cell(conn, "ops", QUERY)
-    second, _ = store.add_cell(conn, "ops", "MATCH (d:Deployment) RETURN d")
+    repository.create(conn, "ops", "Ops")
+    first, _ = repository.add_cell(conn, "ops", QUERY)
+    second, _ = repository.add_cell(conn, "ops", "MATCH (d:Deployment) RETURN d")
     conn.close()
     return first, second
 
@@ -38,7 +38,7 @@ def make_ops() -> tuple[str, str]:
 def cells() -> list[dict]:
     conn = connect()
     try:
-        return store.load(conn, "ops").cells()
+        return repository.load(conn, "ops").cells()
     finally:
         conn.close()
 
@@ -82,7 +82,7 @@ def test_edits_are_written_in_order_by_id_each_followed_by_after_edit():
     assert [c["id"] for c in cells()] == [second, new_id]
     assert cells()[0]["view"] == "json"
     conn = connect()
-    actions = [e.subject.rsplit(".", 1)[1] for e in store.history(conn, "ops")]
+    actions = [e.subject.rsplit(".", 1)[1] for e in repository.history(conn, "ops")]
     conn.close()
     assert actions[-4:] == ["cell_set", "cell_moved", "cell_added", "cell_removed"]
     assert reloads == ["tessera-notebook-editor"] * 4  # on the writer thread, once per stored edit

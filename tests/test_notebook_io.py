@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tessera.core import events
 from tessera.core.errors import InputError
-from tessera.core.notebook import store
+from tessera.core.notebook import repository
 from tessera.core.notebook.ipynb import export_ipynb, import_ipynb
 from tessera.core.notebook.markdown import export_markdown, import_markdown
 from tessera.core.notebook.model import Notebook
@@ -283,12 +283,12 @@ def test_round_trips_hold_for_any_content(title, cells, merges):
 def test_cli_export_import_round_trip(tmp_path, ext):
     conn = connect()
     nb = sample()
-    store.create(conn, "src", notebook=nb)
+    repository.create(conn, "src", notebook=nb)
     out = tmp_path / f"board.{ext}"
     assert tsr("notebook", "export", "src", str(out)).returncode == 0
     proc = tsr("notebook", "import", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert store.load(conn, "board").to_dict() == nb.to_dict()
+    assert repository.load(conn, "board").to_dict() == nb.to_dict()
     imported = events.read(conn, pattern="notebook.board.imported")
     assert len(imported) == 1 and imported[0].data["format"] == ("ipynb" if ext == "ipynb" else "markdown")
     assert imported[0].data["cells"] == len(nb)
@@ -302,7 +302,7 @@ def test_cli_export_import_round_trip(tmp_path, ext):
     assert stdout == out.read_text(encoding="utf-8")
     piped = tsr("notebook", "import", "-", "--name", "piped", "--format", fmt, input=stdout)
     assert piped.returncode == 0, piped.stderr
-    assert store.load(conn, "piped").to_dict() == nb.to_dict()
+    assert repository.load(conn, "piped").to_dict() == nb.to_dict()
 
 
 def test_cli_import_of_a_python_notebook_warns_once(tmp_path):
@@ -318,7 +318,7 @@ def test_cli_import_of_a_python_notebook_warns_once(tmp_path):
         f"tessera: warning: {path}: 2 code cells of python code imported as markdown (shown, never run)",
         f"tessera: imported {path} as notebook analysis (2 cells)"]
     conn = connect()
-    assert [c["type"] for c in store.load(conn, "analysis").cells()] == ["markdown", "markdown"]
+    assert [c["type"] for c in repository.load(conn, "analysis").cells()] == ["markdown", "markdown"]
     run = tsr("notebook", "run", "analysis")
     assert run.returncode == 0 and run.stdout == "", run.stderr
 

@@ -13,7 +13,7 @@ import pytest
 
 from tessera.core import events
 from tessera.core.errors import QueryError, UsageError
-from tessera.core.notebook import store
+from tessera.core.notebook import repository
 from tessera.core.notebook.model import Notebook
 from tessera.core.store.db import connect
 
@@ -130,23 +130,23 @@ def test_to_dict_shape():
 
 
 def test_every_change_is_persisted_with_its_event(conn):
-    store.create(conn, "ops", "Ops")
-    store.add_cell(conn, "ops", "MATCH (p:Pod) RETURN p", sources=["demo"], title="Pods")
-    store.add_cell(conn, "ops", "notes", type="markdown")
-    store.add_cell(conn, "ops", "SELECT 1", type="sql")
-    store.edit_cell(conn, "ops", 1, "MATCH (p:Pod) RETURN p.metadata.name")
-    store.set_cell(conn, "ops", 2, title="Notes")
-    store.merge_rows(conn, "ops", 1)
-    store.move_cell(conn, "ops", 3, 1)
-    store.split_row(conn, "ops", 1)
-    store.remove_cell(conn, "ops", 2)
-    store.set_title(conn, "ops", "Operations")
+    repository.create(conn, "ops", "Ops")
+    repository.add_cell(conn, "ops", "MATCH (p:Pod) RETURN p", sources=["demo"], title="Pods")
+    repository.add_cell(conn, "ops", "notes", type="markdown")
+    repository.add_cell(conn, "ops", "SELECT 1", type="sql")
+    repository.edit_cell(conn, "ops", 1, "MATCH (p:Pod) RETURN p.metadata.name")
+    repository.set_cell(conn, "ops", 2, title="Notes")
+    repository.merge_rows(conn, "ops", 1)
+    repository.move_cell(conn, "ops", 3, 1)
+    repository.split_row(conn, "ops", 1)
+    repository.remove_cell(conn, "ops", 2)
+    repository.set_title(conn, "ops", "Operations")
     assert subjects(conn) == [f"notebook.ops.{a}" for a in (
         "created", "cell_added", "cell_added", "cell_added", "cell_edited", "cell_set", "row_merged", "cell_moved",
         "row_split", "cell_removed", "titled")]
     # a fresh connection sees exactly the same document
     other = connect()
-    nb = store.load(other, "ops")
+    nb = repository.load(other, "ops")
     assert nb.title == "Operations"
     assert [(c["type"], c["source"]) for c in nb.cells()] == [("sql", "SELECT 1"), ("markdown", "notes")]
     edited = [e for e in events.read(conn, pattern="notebook.ops.cell_edited")][0]
@@ -157,71 +157,71 @@ def test_every_change_is_persisted_with_its_event(conn):
 
 
 def test_no_op_changes_store_nothing_and_emit_nothing(conn):
-    store.create(conn, "ops")
-    store.add_cell(conn, "ops", "x")
+    repository.create(conn, "ops")
+    repository.add_cell(conn, "ops", "x")
     before = (subjects(conn), conn.execute("SELECT count(*) FROM notebook_updates").fetchone()[0])
-    assert store.edit_cell(conn, "ops", 1, "x") is False
-    assert store.set_cell(conn, "ops", 1, view="table") == {}
-    assert store.move_cell(conn, "ops", 1, 1) is False
-    assert store.set_title(conn, "ops", "") is False
+    assert repository.edit_cell(conn, "ops", 1, "x") is False
+    assert repository.set_cell(conn, "ops", 1, view="table") == {}
+    assert repository.move_cell(conn, "ops", 1, 1) is False
+    assert repository.set_title(conn, "ops", "") is False
     assert (subjects(conn), conn.execute("SELECT count(*) FROM notebook_updates").fetchone()[0]) == before
 
 
 def test_failed_change_rolls_back_everything(conn):
-    store.create(conn, "ops")
-    store.add_cell(conn, "ops", "x")
+    repository.create(conn, "ops")
+    repository.add_cell(conn, "ops", "x")
     n_events = events.last_seq(conn)
     with pytest.raises(UsageError):
-        store.merge_rows(conn, "ops", 1)
+        repository.merge_rows(conn, "ops", 1)
     with pytest.raises(QueryError):
-        store.remove_cell(conn, "ops", 5)
+        repository.remove_cell(conn, "ops", 5)
     assert events.last_seq(conn) == n_events
-    assert len(store.load(conn, "ops")) == 1
+    assert len(repository.load(conn, "ops")) == 1
 
 
 def test_compaction_keeps_the_document(conn, monkeypatch):
-    monkeypatch.setattr(store, "COMPACT_AFTER", 10)
-    store.create(conn, "ops")
+    monkeypatch.setattr(repository, "COMPACT_AFTER", 10)
+    repository.create(conn, "ops")
     for i in range(25):
-        store.add_cell(conn, "ops", f"q{i}")
+        repository.add_cell(conn, "ops", f"q{i}")
     for i in range(1, 26, 3):
-        store.edit_cell(conn, "ops", i, f"edited {i}")
+        repository.edit_cell(conn, "ops", i, f"edited {i}")
     count = conn.execute("SELECT count(*) FROM notebook_updates").fetchone()[0]
     assert 1 <= count <= 10
-    nb = store.load(conn, "ops")
+    nb = repository.load(conn, "ops")
     assert len(nb) == 25
     assert nb.cell(4)["source"] == "edited 4" and nb.cell(5)["source"] == "q4"
 
 
 def test_compaction_happens_at_the_default_threshold(conn):
-    store.create(conn, "ops")
-    for i in range(store.COMPACT_AFTER + 5):
-        store.add_cell(conn, "ops", f"q{i}")
+    repository.create(conn, "ops")
+    for i in range(repository.COMPACT_AFTER + 5):
+        repository.add_cell(conn, "ops", f"q{i}")
     count = conn.execute("SELECT count(*) FROM notebook_updates").fetchone()[0]
-    assert count < store.COMPACT_AFTER
-    assert len(store.load(conn, "ops")) == store.COMPACT_AFTER + 5
+    assert count < repository.COMPACT_AFTER
+    assert len(repository.load(conn, "ops")) == repository.COMPACT_AFTER + 5
 
 
 def test_names_duplicates_and_not_found(conn):
-    store.create(conn, "a")
-    store.create(conn, "b-2_x")
+    repository.create(conn, "a")
+    repository.create(conn, "b-2_x")
     with pytest.raises(QueryError, match="notebook 'a' already exists"):
-        store.create(conn, "a")
+        repository.create(conn, "a")
     for bad in ("-a", "a b", "a.b", "", "é"):
         with pytest.raises(UsageError, match="bad notebook name"):
-            store.create(conn, bad)
+            repository.create(conn, bad)
     with pytest.raises(QueryError, match=r"notebook 'zz' not found \(notebooks: a, b-2_x\)"):
-        store.load(conn, "zz")
-    store.add_cell(conn, "a", "x")
-    store.add_cell(conn, "a", "y")
-    store.add_cell(conn, "a", "z")
+        repository.load(conn, "zz")
+    repository.add_cell(conn, "a", "x")
+    repository.add_cell(conn, "a", "y")
+    repository.add_cell(conn, "a", "z")
     with pytest.raises(QueryError, match="notebook 'a' has 3 cells; there is no cell 7"):
-        store.edit_cell(conn, "a", 7, "q")
+        repository.edit_cell(conn, "a", 7, "q")
 
 
 def test_not_found_with_no_notebooks(conn):
     with pytest.raises(QueryError, match="there are no notebooks yet"):
-        store.load(conn, "x")
+        repository.load(conn, "x")
 
 
 @pytest.mark.parametrize("text, kind, message", [
@@ -236,57 +236,57 @@ def test_not_found_with_no_notebooks(conn):
 ])
 def test_bad_addresses(text, kind, message):
     with pytest.raises(UsageError) as info:
-        store.parse_address(text, cell=kind)
+        repository.parse_address(text, cell=kind)
     assert message in info.value.message
 
 
 def test_addresses_parse():
-    assert store.parse_address("ops") == store.Address("ops", None)
-    assert store.parse_address("ops/12", cell=True) == store.Address("ops", 12)
-    assert str(store.parse_address("ops/3")) == "ops/3"
+    assert repository.parse_address("ops") == repository.Address("ops", None)
+    assert repository.parse_address("ops/12", cell=True) == repository.Address("ops", 12)
+    assert str(repository.parse_address("ops/3")) == "ops/3"
 
 
 def test_rename_remove_list_and_history(conn):
-    store.create(conn, "ops", "Ops")
-    store.add_cell(conn, "ops", "x")
-    store.rename(conn, "ops", "prod")
+    repository.create(conn, "ops", "Ops")
+    repository.add_cell(conn, "ops", "x")
+    repository.rename(conn, "ops", "prod")
     with pytest.raises(QueryError, match="not found"):
-        store.load(conn, "ops")
-    store.add_cell(conn, "prod", "y")
-    hist = store.history(conn, "prod")
+        repository.load(conn, "ops")
+    repository.add_cell(conn, "prod", "y")
+    hist = repository.history(conn, "prod")
     assert [e.subject for e in hist] == ["notebook.ops.created", "notebook.ops.cell_added", "notebook.prod.renamed",
                                          "notebook.prod.cell_added"]
     assert [e.seq for e in hist] == sorted(e.seq for e in hist)
     assert hist[2].data["from"] == "ops" and hist[2].data["to"] == "prod"
-    store.create(conn, "other")
+    repository.create(conn, "other")
     with pytest.raises(QueryError, match="already exists"):
-        store.rename(conn, "prod", "other")
-    assert [n["name"] for n in store.list_notebooks(conn)] == ["other", "prod"]
-    assert store.list_notebooks(conn)[1]["cells"] == 2
-    nid = store.notebook_id(conn, "prod")
-    store.remove(conn, "prod")
+        repository.rename(conn, "prod", "other")
+    assert [n["name"] for n in repository.list_notebooks(conn)] == ["other", "prod"]
+    assert repository.list_notebooks(conn)[1]["cells"] == 2
+    nid = repository.notebook_id(conn, "prod")
+    repository.remove(conn, "prod")
     assert conn.execute("SELECT count(*) FROM notebook_updates WHERE notebook_id = ?", (nid,)).fetchone()[0] == 0
     assert events.read(conn, pattern="notebook.prod.removed")[0].data["cells"] == 2
     # a new notebook with a removed one's name starts a fresh history
-    store.create(conn, "prod")
-    assert [e.subject for e in store.history(conn, "prod")] == ["notebook.prod.created"]
+    repository.create(conn, "prod")
+    assert [e.subject for e in repository.history(conn, "prod")] == ["notebook.prod.created"]
 
 
 def test_unknown_cell_type_is_refused(conn):
-    store.create(conn, "ops")
+    repository.create(conn, "ops")
     with pytest.raises(UsageError, match=r"no cell type 'pie' \(types: query, markdown, sql, events"):
-        store.add_cell(conn, "ops", "x", type="pie")
+        repository.add_cell(conn, "ops", "x", type="pie")
 
 
 def test_editor_edit_merges_with_a_change_made_meanwhile(conn):
-    store.create(conn, "ops")
-    store.add_cell(conn, "ops", "line one\nline two")
-    store.add_cell(conn, "ops", "other")
-    base = store.load(conn, "ops")  # the editor opens on cell 1
-    store.edit_cell(conn, "ops", 1, "line one\nline two\nline three")  # someone else appends meanwhile
-    store.move_cell(conn, "ops", 1, 2)  # and moves the cell
-    assert store.edit_cell(conn, "ops", 1, "LINE ONE\nline two", base=base)
-    assert store.load(conn, "ops").cell(2)["source"] == "LINE ONE\nline two\nline three"
+    repository.create(conn, "ops")
+    repository.add_cell(conn, "ops", "line one\nline two")
+    repository.add_cell(conn, "ops", "other")
+    base = repository.load(conn, "ops")  # the editor opens on cell 1
+    repository.edit_cell(conn, "ops", 1, "line one\nline two\nline three")  # someone else appends meanwhile
+    repository.move_cell(conn, "ops", 1, 2)  # and moves the cell
+    assert repository.edit_cell(conn, "ops", 1, "LINE ONE\nline two", base=base)
+    assert repository.load(conn, "ops").cell(2)["source"] == "LINE ONE\nline two\nline three"
 
 
 def test_merge_text_merges_other_lines_and_refuses_the_same_line():
@@ -309,21 +309,21 @@ def test_editor_edit_of_a_line_changed_meanwhile_is_a_conflict_that_keeps_both(c
 
     from tessera.core.errors import EditConflict
 
-    store.create(conn, "ops")
-    store.add_cell(conn, "ops", "MATCH (p:Pod) RETURN p LIMIT 10")
-    base = store.load(conn, "ops")
-    store.edit_cell(conn, "ops", 1, "MATCH (p:Pod) RETURN p LIMIT 50")  # someone else, meanwhile
+    repository.create(conn, "ops")
+    repository.add_cell(conn, "ops", "MATCH (p:Pod) RETURN p LIMIT 10")
+    base = repository.load(conn, "ops")
+    repository.edit_cell(conn, "ops", 1, "MATCH (p:Pod) RETURN p LIMIT 50")  # someone else, meanwhile
     with pytest.raises(EditConflict) as caught:
-        store.edit_cell(conn, "ops", 1, "MATCH (p:Pod) RETURN p LIMIT 1", base=base)
+        repository.edit_cell(conn, "ops", 1, "MATCH (p:Pod) RETURN p LIMIT 1", base=base)
     assert caught.value.exit_code == 1
     kept = caught.value.message.rsplit("your version is in ", 1)[1]
     assert open(kept).read() == "MATCH (p:Pod) RETURN p LIMIT 1"
     assert stat.S_IMODE(os.stat(kept).st_mode) == 0o600
-    assert store.load(conn, "ops").cell(1)["source"] == "MATCH (p:Pod) RETURN p LIMIT 50"
+    assert repository.load(conn, "ops").cell(1)["source"] == "MATCH (p:Pod) RETURN p LIMIT 50"
     assert len(events.read(conn, pattern="notebook.ops.cell_edited")) == 1  # only the other edit
-    store.remove_cell(conn, "ops", 1)  # a cell removed while its editor was open: the edit is kept too
+    repository.remove_cell(conn, "ops", 1)  # a cell removed while its editor was open: the edit is kept too
     with pytest.raises(EditConflict, match="was removed while you edited it") as caught:
-        store.edit_cell(conn, "ops", base.ids()[0], "MATCH (n) RETURN n", base_text="MATCH (p:Pod) RETURN p LIMIT 10")
+        repository.edit_cell(conn, "ops", base.ids()[0], "MATCH (n) RETURN n", base_text="MATCH (p:Pod) RETURN p LIMIT 10")
     assert open(caught.value.message.rsplit("your version is in ", 1)[1]).read() == "MATCH (n) RETURN n"
 
 
@@ -431,13 +431,13 @@ def test_two_processes_adding_cells_concurrently_lose_nothing(tmp_path):
     code = textwrap.dedent("""\
         import sys
         from tessera.core.store.db import connect
-        from tessera.core.notebook import store
+        from tessera.core.notebook import repository
         conn = connect()
         who = sys.argv[1]
         for i in range(15):
-            store.add_cell(conn, "race", f"{who}-{i}")
+            repository.add_cell(conn, "race", f"{who}-{i}")
             if i % 5 == 4:  # read-modify-write inside the change's transaction
-                store.change(conn, "race", "cell_edited",
+                repository.change(conn, "race", "cell_edited",
                              lambda nb: nb.edit_source(1, nb.cell(1)["source"] + who) and {"cell": nb.cell(1)["id"]})
         """)
     procs = [subprocess.Popen([sys.executable, "-c", code, who], stderr=subprocess.PIPE, text=True) for who in "AB"]
@@ -445,7 +445,7 @@ def test_two_processes_adding_cells_concurrently_lose_nothing(tmp_path):
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
     conn = connect()
-    nb = store.load(conn, "race")
+    nb = repository.load(conn, "race")
     sources = [c["source"] for c in nb.cells()]
     assert len(sources) == 30
     assert {s.rstrip("AB") for s in sources} == {f"{w}-{i}" for w in "AB" for i in range(15)}

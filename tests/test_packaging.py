@@ -55,7 +55,7 @@ def test_only_the_dashboard_and_the_shell_import_their_toolkits():
 
 def test_importing_the_cli_loads_no_terminal_ui_library():
     code = ("import sys, tessera.cli.main, tessera.cli.shell, tessera.cli.shell.repl, tessera.core.completion, "
-            "tessera.core.macros, tessera.core.query.highlight, tessera.core.notebook.live, "
+            "tessera.core.macros, tessera.core.query.highlight, tessera.core.notebook.session, "
             "tessera.core.render.views; "
             "print(sorted(m for m in ('prompt_toolkit', 'textual', 'pygments') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
@@ -92,10 +92,10 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_contents(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in ("tessera/cli/main.py", "tessera/core/query/parser.py", "tessera/plugins/sources/manifests.py",
-                     "tessera/plugins/sources/demo/shop.yaml", "tessera/plugins/sources/demo/recording.jsonl.gz",
+                     "tessera/plugins/sources/demo_data/shop.yaml", "tessera/plugins/sources/demo_data/recording.jsonl.gz",
                      "tessera/core/watch/cache.py", "tessera/core/store/db.py", "tessera/core/events.py",
-                     "tessera/core/notebook/model.py", "tessera/plugins/cells/sql.py", "tessera/cli/tui/app.py",
-                     "tessera/cli/shell/app.py", "tessera/plugins/sources/demo/dashboard.md"):
+                     "tessera/core/notebook/model.py", "tessera/plugins/cells/sql_cell.py", "tessera/cli/tui/app.py",
+                     "tessera/cli/shell/prompt_ui.py", "tessera/plugins/sources/demo_data/dashboard.md"):
         assert expected in names
     assert not any(n.startswith(("tests/", "cli/", "core/")) for n in names)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO_NOTEBOOK = REPO / "plugins" / "sources" / "demo" / "dashboard.md"
+DEMO_NOTEBOOK = REPO / "plugins" / "sources" / "demo_data" / "dashboard.md"
 _SCRIPT = Path(sys.executable).with_name("tessera")
 # The installed console script when there is one (what users run), else the module.
 TSR = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "tessera.cli.main"]

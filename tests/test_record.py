@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from tessera.core.recording import load_recording, state_at
+from tessera.core.recording_file import load_recording, state_at
 
 TSR = [sys.executable, "-m", "tessera.cli.main"]
 

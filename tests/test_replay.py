@@ -1,4 +1,4 @@
-"""Recordings (core/recording.py), the replay source and the bundled demo recording."""
+"""Recordings (core/recording_file.py), the replay source and the bundled demo recording."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 from tessera.core import api
 from tessera.core.builtin_kinds import BUILTIN_KINDS
 from tessera.core.errors import InputError, QueryError, SourceUnavailable, UsageError, WatchExpired
-from tessera.core.recording import (
+from tessera.core.recording_file import (
     RecordingWriter,
     format_time,
     load_recording,
@@ -28,7 +28,7 @@ from tessera.core.recording import (
 from tessera.plugins.sources.replay import DEMO_RECORDING, ReplaySource
 
 REPO = Path(__file__).resolve().parents[1]
-GENERATOR = REPO / "plugins" / "sources" / "demo" / "record_demo.py"
+GENERATOR = REPO / "tools" / "demo" / "record_demo.py"
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=timezone.utc)
 POD = next(k for k in BUILTIN_KINDS if k.kind == "Pod")
 DEPLOY = next(k for k in BUILTIN_KINDS if k.kind == "Deployment")

@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from tessera.core.recording import load_recording
+from tessera.core.recording_file import load_recording
 from tessera.core.store import db
 
 TSR = [sys.executable, "-m", "tessera.cli.main"]

@@ -230,7 +230,7 @@ def drive(chunks: list, pause: float = 0.1, **options) -> int:
     from prompt_toolkit.input import create_pipe_input
     from prompt_toolkit.output import DummyOutput
 
-    from tessera.cli.shell import app as shell_app
+    from tessera.cli.shell import prompt_ui as shell_app
 
     sessions: list = []
 

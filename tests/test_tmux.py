@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO_NOTEBOOK = REPO / "plugins" / "sources" / "demo" / "dashboard.md"
+DEMO_NOTEBOOK = REPO / "plugins" / "sources" / "demo_data" / "dashboard.md"
 TSR = [sys.executable, "-m", "tessera.cli.main"]
 DEMO_TITLES = ["Pods in trouble", "Deployments", "Pods by phase", "Requests per namespace", "Ingress routes",
                "payments wiring", "demo/7"]  # the markdown cell has no title: its address instead

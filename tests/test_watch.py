@@ -14,7 +14,7 @@ from kube_emulator import wait_quiet
 from process_lines import json_lines, wait_stderr
 from tessera.core.watch.cache import CacheHub, WatchCache
 from tessera.core.watch.cached_source import CachedSource
-from tessera.core.watch.live import LiveQuery, diff_rows, follow, keyed_rows
+from tessera.core.watch.live_query import LiveQuery, diff_rows, follow, keyed_rows
 from tessera.plugins.sources.kubernetes import KubernetesSource
 
 

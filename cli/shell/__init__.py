@@ -42,6 +42,6 @@ def run_shell(*, interactive: bool | None = None, **options: Any) -> int:
             return run_script(shell, sys.stdin)
         finally:
             shell.close()
-    from tessera.cli.shell.app import run_interactive
+    from tessera.cli.shell.prompt_ui import run_interactive
 
     return run_interactive(**options)

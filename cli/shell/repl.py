@@ -3,7 +3,7 @@
 ``Shell.execute(text)`` runs one submission — a backslash command, a macro call or one or more
 ``;``-separated statements — printing results on stdout and errors as one ``tessera: ...`` line
 on stderr (with a caret for parse errors). It never raises a TesseraError, so the interactive
-loop (cli/shell/app.py) and the script loop (``run_script``) just go on or stop on its return
+loop (cli/shell/prompt_ui.py) and the script loop (``run_script``) just go on or stop on its return
 code. ``Shell.complete`` is the completion the prompt offers (core/completion.py plus the
 backslash commands' arguments).
 """

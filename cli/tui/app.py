@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Static
 
-from tessera.cli.tui.pane import CellPane
+from tessera.cli.tui.cell_pane import CellPane
 
 # Checks for new pane states this often: changes are coalesced to at most this rate per pane.
 SYNC_SECONDS = 0.1
@@ -28,7 +28,7 @@ class DashApp(App):
     """The dashboard over one notebook.
 
     Args:
-        session: a tessera.core.notebook.live.NotebookSession (not started: the app starts and
+        session: a tessera.core.notebook.session.NotebookSession (not started: the app starts and
             stops it); edits go through its ``editor``.
         db_path: the store file (the app itself opens no connection: the session and its editor do).
         color: False for monochrome (NO_COLOR, --color never).
@@ -348,7 +348,7 @@ class DashApp(App):
         self.notify(f"copied {text.count(chr(10))} lines (OSC 52)", timeout=2)
 
     def action_edit(self) -> None:
-        from tessera.cli.tui.editor import EditScreen
+        from tessera.cli.tui.cell_editor import EditScreen
 
         pane = self.pane
         if pane is None:
@@ -370,7 +370,7 @@ class DashApp(App):
 
     def completion(self, specs: list[str]) -> Any:
         """The completion data (kinds, fields) for cells reading these sources."""
-        from tessera.cli.tui.editor import CompletionData
+        from tessera.cli.tui.cell_editor import CompletionData
 
         key = tuple(specs)
         if key not in self._completion:

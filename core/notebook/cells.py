@@ -7,7 +7,7 @@ group ``tessera.cells``.
 
 ``run_notebook`` runs cells once, keeps each cell's rows in ``cell_results`` and, when the rows
 differ from the previous run, appends ``query.<notebook>.<cell id>.changed`` with the row diff
-(tessera.core.watch.live.diff_rows) — in one transaction per cell.
+(tessera.core.watch.live_query.diff_rows) — in one transaction per cell.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Any, TextIO
 from tessera.core.errors import UsageError
 
 _BUNDLED_CELLS = {
-    "query": ("tessera.plugins.cells.query", "QueryCell"),
-    "markdown": ("tessera.plugins.cells.markdown", "MarkdownCell"),
-    "sql": ("tessera.plugins.cells.sql", "SqlCell"),
-    "events": ("tessera.plugins.cells.events", "EventsCell"),
+    "query": ("tessera.plugins.cells.query_cell", "QueryCell"),
+    "markdown": ("tessera.plugins.cells.markdown_cell", "MarkdownCell"),
+    "sql": ("tessera.plugins.cells.sql_cell", "SqlCell"),
+    "events": ("tessera.plugins.cells.events_cell", "EventsCell"),
 }
 _loaded: dict[str, Any] = {}
 
@@ -184,7 +184,7 @@ def record_rows(conn: sqlite3.Connection, notebook: str, notebook_id: str, cell:
     """
     from tessera.core import events
     from tessera.core.store.db import transaction
-    from tessera.core.watch.live import diff_rows, keyed_rows
+    from tessera.core.watch.live_query import diff_rows, keyed_rows
 
     new = keyed_rows(result)
     when = events.now()
@@ -226,9 +226,9 @@ def run_notebook(conn: sqlite3.Connection, name: str, number: int | None = None,
     """
     from tessera.core.errors import TesseraError
 
-    from tessera.core.notebook import store
+    from tessera.core.notebook import repository
 
-    nb = store.load(conn, name)
+    nb = repository.load(conn, name)
     cells = nb.cells()
     if number is not None:
         nb.cell(number)  # raises for a bad number

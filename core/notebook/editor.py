@@ -2,11 +2,11 @@
 
 ``NotebookEditor`` is the one way a front end that must never wait for the disk (the dashboard)
 changes a notebook: each call (add_cell, edit_cell, set_cell, ...) queues the same function of
-core/notebook/store.py that ``tessera cell ...`` calls, and one writer thread with its own store
+core/notebook/repository.py that ``tessera cell ...`` calls, and one writer thread with its own store
 connection runs them in the order they were made. A cell is addressed by its **id**, so an edit
 lands on the cell the user meant even when another process has moved it meanwhile; ``edit_cell``
 with ``base_text`` is merged three-way with the cell's current text, exactly as ``cell edit`` with
-``$EDITOR`` (store.edit_cell, model.merge_text), and an EditConflict reaches ``failed`` with the
+``$EDITOR`` (repository.edit_cell, model.merge_text), and an EditConflict reaches ``failed`` with the
 user's text kept in a conflict file.
 
 Callbacks run on the writer thread: ``done(result)`` with the store function's result,
@@ -73,55 +73,55 @@ class NotebookEditor:
 
     def submit(self, edit: Callable[[Any], Any], *, done: Done = None, failed: Failed = None,
                quiet: bool = False) -> None:
-        """Queue ``edit(conn)``: a call of a core/notebook/store.py function on the writer's
+        """Queue ``edit(conn)``: a call of a core/notebook/repository.py function on the writer's
         connection. ``quiet``: no ``after_edit`` (nothing was changed)."""
         self.start()
         self._jobs.put((edit, done, failed, quiet))
 
     def add_cell(self, name: str, source: str = "", *, done: Done = None, failed: Failed = None, **attrs: Any) -> None:
-        """store.add_cell (``after`` a cell id); ``done((id, number))``."""
-        from tessera.core.notebook import store
+        """repository.add_cell (``after`` a cell id); ``done((id, number))``."""
+        from tessera.core.notebook import repository
 
-        self.submit(lambda conn: store.add_cell(conn, name, source, **attrs), done=done, failed=failed)
+        self.submit(lambda conn: repository.add_cell(conn, name, source, **attrs), done=done, failed=failed)
 
     def edit_cell(self, name: str, cell_id: str, text: str, *, base_text: str | None = None, done: Done = None,
                   failed: Failed = None) -> None:
-        """store.edit_cell by id; with ``base_text`` (the text the user started from) merged
+        """repository.edit_cell by id; with ``base_text`` (the text the user started from) merged
         three-way with what the cell holds now, or an EditConflict to ``failed``."""
-        from tessera.core.notebook import store
+        from tessera.core.notebook import repository
 
-        self.submit(lambda conn: store.edit_cell(conn, name, cell_id, text, base_text=base_text),
+        self.submit(lambda conn: repository.edit_cell(conn, name, cell_id, text, base_text=base_text),
                     done=done, failed=failed)
 
     def set_cell(self, name: str, cell_id: str, *, done: Done = None, failed: Failed = None, **attrs: Any) -> None:
-        """store.set_cell by id (view, refresh, type, title, sources)."""
-        from tessera.core.notebook import store
+        """repository.set_cell by id (view, refresh, type, title, sources)."""
+        from tessera.core.notebook import repository
 
-        self.submit(lambda conn: store.set_cell(conn, name, cell_id, **attrs), done=done, failed=failed)
+        self.submit(lambda conn: repository.set_cell(conn, name, cell_id, **attrs), done=done, failed=failed)
 
     def remove_cell(self, name: str, cell_id: str, *, done: Done = None, failed: Failed = None) -> None:
-        """store.remove_cell by id."""
-        from tessera.core.notebook import store
+        """repository.remove_cell by id."""
+        from tessera.core.notebook import repository
 
-        self.submit(lambda conn: store.remove_cell(conn, name, cell_id), done=done, failed=failed)
+        self.submit(lambda conn: repository.remove_cell(conn, name, cell_id), done=done, failed=failed)
 
     def move_cell(self, name: str, cell_id: str, to: int, *, done: Done = None, failed: Failed = None) -> None:
-        """store.move_cell by id, to position ``to`` (reading order, from 1)."""
-        from tessera.core.notebook import store
+        """repository.move_cell by id, to position ``to`` (reading order, from 1)."""
+        from tessera.core.notebook import repository
 
-        self.submit(lambda conn: store.move_cell(conn, name, cell_id, to), done=done, failed=failed)
+        self.submit(lambda conn: repository.move_cell(conn, name, cell_id, to), done=done, failed=failed)
 
     def split_row(self, name: str, cell_id: str, *, done: Done = None, failed: Failed = None) -> None:
-        """store.split_row of the row holding the cell."""
-        from tessera.core.notebook import store
+        """repository.split_row of the row holding the cell."""
+        from tessera.core.notebook import repository
 
-        self.submit(lambda conn: store.split_row(conn, name, cell_id), done=done, failed=failed)
+        self.submit(lambda conn: repository.split_row(conn, name, cell_id), done=done, failed=failed)
 
     def merge_rows(self, name: str, cell_id: str, *, done: Done = None, failed: Failed = None) -> None:
-        """store.merge_rows: the row holding the cell with the next one."""
-        from tessera.core.notebook import store
+        """repository.merge_rows: the row holding the cell with the next one."""
+        from tessera.core.notebook import repository
 
-        self.submit(lambda conn: store.merge_rows(conn, name, cell_id), done=done, failed=failed)
+        self.submit(lambda conn: repository.merge_rows(conn, name, cell_id), done=done, failed=failed)
 
     # --- the writer ------------------------------------------------------------------------
 

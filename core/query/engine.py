@@ -423,7 +423,7 @@ class Engine:
                 hint="query a recording: -s replay:FILE (or -s replay:demo)",
             )
         if query.at is not None:
-            from tessera.core.recording import parse_time
+            from tessera.core.recording_file import parse_time
 
             self.ctx.source.set_at(parse_time(query.at))
         if not query.match:

@@ -115,7 +115,7 @@ class IncrementalQuery:
         """Update from the resources (by identity) that were added, modified or deleted.
 
         Returns:
-            the row changes, as core.watch.live.diff_rows gives them, worked out for the touched
+            the row changes, as core.watch.live_query.diff_rows gives them, worked out for the touched
             rows only.
         """
         touched_groups: set[tuple] = set()
@@ -177,7 +177,7 @@ class IncrementalQuery:
 
     def _changes(self, touched: list[tuple[str, dict | None]], ts: str) -> list[dict]:
         """The changes among the touched rows (row None: gone); ``rows_by_key`` follows them."""
-        from tessera.core.watch.live import diff_rows
+        from tessera.core.watch.live_query import diff_rows
 
         now = dict(touched)
         old = {k: self.rows_by_key.pop(k) for k in now if k in self.rows_by_key}

@@ -1,4 +1,4 @@
-"""The bundled demo cluster: a realistic manifest set shipped with the package (demo/*.yaml)."""
+"""The bundled demo cluster: a realistic manifest set shipped with the package (demo_data/*.yaml)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tessera.plugins.sources.manifests import ManifestSource
 
-DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_DIR = Path(__file__).resolve().parent / "demo_data"
 
 
 class DemoSource(ManifestSource):

@@ -16,11 +16,11 @@ from typing import Any, Iterator
 
 from tessera.core.errors import UsageError, WatchExpired
 from tessera.core.kinds import KindInfo
-from tessera.core.recording import Recording, load_recording, object_key
+from tessera.core.recording_file import Recording, load_recording, object_key
 from tessera.core.resources import select_resources
 from tessera.core.sources.protocol import ConcurrentSource, DefaultNamespaceSource, Source, TimeTravelSource, WatchableSource
 
-DEMO_RECORDING = Path(__file__).resolve().parent / "demo" / "recording.jsonl.gz"
+DEMO_RECORDING = Path(__file__).resolve().parent / "demo_data" / "recording.jsonl.gz"
 
 # Longest single sleep in watch: the clock can be moved (set_at) while a watch waits.
 _MAX_SLEEP = 0.5

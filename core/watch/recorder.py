@@ -1,4 +1,4 @@
-"""``tessera record``: write a source's watch stream to a recording (see core/recording.py).
+"""``tessera record``: write a source's watch stream to a recording (see core/recording_file.py).
 
 One watch cache per kind feeds one writer: the initial lists become ADDED events stamped with the
 recording's start, then every change is written with its arrival time, until told to stop.
@@ -41,7 +41,7 @@ def record(source: Any, kinds: list[Any], writer: Any, stop: threading.Event, *,
     Args:
         source: a watchable source.
         kinds: KindInfos to record.
-        writer: a core.recording.RecordingWriter.
+        writer: a core.recording_file.RecordingWriter.
         stop: set it (from a signal handler, a timer...) to finish.
         namespace: one namespace, or None for all.
         warn: called with one line per kind that cannot be recorded (e.g. forbidden).

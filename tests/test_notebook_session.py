@@ -67,13 +67,13 @@ def test_watch_cells_follow_the_cluster_and_every_cells_poll_files(kubeconfig, k
 
 def _session(name, cells, **options):
     from tessera.core import config
-    from tessera.core.notebook import store
-    from tessera.core.notebook.live import NotebookSession, SessionOptions
+    from tessera.core.notebook import repository
+    from tessera.core.notebook.session import NotebookSession, SessionOptions
 
     conn = db.connect()
-    store.create(conn, name)
+    repository.create(conn, name)
     for source, attrs in cells:
-        store.add_cell(conn, name, source, **attrs)
+        repository.add_cell(conn, name, source, **attrs)
     conn.close()
     updates = []
     session = NotebookSession(str(config.database_path()), name, SessionOptions(**options), on_update=updates.append)

@@ -250,7 +250,7 @@ class NotebookSession:
         from tessera.core.notebook.cells import CellContext
         from tessera.core.store import db
         from tessera.core.watch.cache import CacheHub
-        from tessera.core.watch.live import ChangeCollector
+        from tessera.core.watch.live_query import ChangeCollector
 
         if self.hub is None:
             self.hub = CacheHub()
@@ -344,25 +344,25 @@ class NotebookSession:
 
     def _follow_edits(self) -> None:
         """Reload when the notebook's stored updates moved on (an edit here or elsewhere)."""
-        from tessera.core.notebook import store
+        from tessera.core.notebook import repository
 
-        mark = store.update_mark(self._conn, self.notebook_id) if self.notebook_id else None
+        mark = repository.update_mark(self._conn, self.notebook_id) if self.notebook_id else None
         if mark is not None and mark == self._mark:
             return
         self._load(first=False)
 
     def _load(self, *, first: bool) -> None:
-        from tessera.core.notebook import store
+        from tessera.core.notebook import repository
         from tessera.core.notebook.cells import cell_type
 
         if self.notebook_id is None:
-            nb = store.load(self._conn, self.name)
+            nb = repository.load(self._conn, self.name)
             self.notebook_id = nb.id  # type: ignore[attr-defined]
         else:
-            nb = store.load_by_id(self._conn, self.notebook_id)
+            nb = repository.load_by_id(self._conn, self.notebook_id)
             self.name = nb.name
             self._context.notebook = nb.name
-        self._mark = store.update_mark(self._conn, self.notebook_id)
+        self._mark = repository.update_mark(self._conn, self.notebook_id)
         cells = nb.cells()
         if self.number is not None:
             nb.cell(self.number)  # a bad number raises here (and ends the session)
@@ -410,7 +410,7 @@ class NotebookSession:
         from tessera.core.errors import TesseraError
         from tessera.core.notebook.model import refresh_seconds
         from tessera.core.watch.cached_source import can_watch
-        from tessera.core.watch.live import LiveQuery
+        from tessera.core.watch.live_query import LiveQuery
 
         subgraph = self._wants_subgraph(cell)
         key = _plan_key(cell, subgraph)
@@ -527,7 +527,7 @@ class NotebookSession:
             if not lc.reported:
                 # The first report is every current row (as query --watch starts), even when the
                 # stored rows of an earlier run are the same and the record changed nothing.
-                from tessera.core.watch.live import diff_rows
+                from tessera.core.watch.live_query import diff_rows
 
                 lc.reported = True
                 changes = diff_rows({}, lc.recorded or {}, _now())

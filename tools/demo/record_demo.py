@@ -1,6 +1,6 @@
-"""Writes the bundled demo recording: python plugins/sources/demo/record_demo.py [--out PATH]
+"""Writes the bundled demo recording: python tools/demo/record_demo.py [--out PATH]
 
-The recording starts from the demo cluster (the *.yaml beside this file) at 2026-11-01T09:00:00Z
+The recording starts from the demo cluster (plugins/sources/demo_data/*.yaml) at 2026-11-01T09:00:00Z
 and plays about ten minutes of churn, every step 1-10 s apart:
 
 - shop/frontend rolls out image 2.15.0: a new ReplicaSet, its pods created one by one (surge 1,
@@ -28,11 +28,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from tessera.core.recording import RecordingWriter, format_time
+from tessera.core.recording_file import RecordingWriter, format_time
 from tessera.plugins.sources.manifests import ManifestSource
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_OUT = HERE / "recording.jsonl.gz"
+DEMO_DATA = Path(__file__).resolve().parents[2] / "plugins" / "sources" / "demo_data"
+DEFAULT_OUT = DEMO_DATA / "recording.jsonl.gz"
 START = datetime(2026, 11, 1, 9, 0, 0, tzinfo=timezone.utc)
 DURATION = 600.0  # seconds of churn after the initial state
 SEED = 20261101
@@ -534,7 +534,7 @@ def hpa_metrics(c: Cluster, rng: random.Random, name: str, namespace: str, base:
 def write_demo_recording(out: Path | str) -> None:
     """Write the demo recording to ``out`` (gzip when it ends in .gz)."""
     rng = random.Random(SEED)
-    objects = ManifestSource(str(HERE)).objects()
+    objects = ManifestSource(str(DEMO_DATA)).objects()
     with RecordingWriter(out, context="demo", started=START) as writer:
         cluster = Cluster(writer, objects, rng)
         scenarios = [
@@ -560,7 +560,7 @@ def write_demo_recording(out: Path | str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``record_demo.py [--out PATH]`` (default: recording.jsonl.gz beside this file)."""
+    """Command line: ``record_demo.py [--out PATH]`` (default: plugins/sources/demo_data/recording.jsonl.gz)."""
     parser = argparse.ArgumentParser(description="Write the bundled demo recording.")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="where to write (default: %(default)s)")
     args = parser.parse_args(argv)

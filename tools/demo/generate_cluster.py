@@ -1,4 +1,4 @@
-"""Writes the demo cluster YAML: python plugins/sources/demo/generate.py plugins/sources/demo"""
+"""Writes the demo cluster YAML: python tools/demo/generate_cluster.py plugins/sources/demo_data"""
 import hashlib, yaml, os, sys
 OUT = sys.argv[1]
 os.makedirs(OUT, exist_ok=True)
