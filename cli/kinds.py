@@ -6,23 +6,21 @@ import sys
 
 import typer
 
-from tessera.cli.options import Contexts, Kubeconfig, OutputSettings, RequestTimeout, Sources, emit, output_options
+from tessera.cli.options import OutputSettings, SourceFlags, emit, output_options, source_options
 
 
 @output_options
+@source_options(namespaces=False)
 def kinds(
-    source: Sources = None,
-    context: Contexts = None,
-    kubeconfig: Kubeconfig = None,
-    request_timeout: RequestTimeout = None,  # applied as it is parsed
     *,
+    src: SourceFlags,
     out: OutputSettings,
 ) -> None:
     """List the kinds the sources offer (built-in table plus CRDs, or live discovery)."""
     from tessera.core import api
     from tessera.core.result import Result
 
-    sources = api.open_sources(source or [], contexts=context or [], kubeconfig=kubeconfig, stdin=sys.stdin)
+    sources = api.open_sources(src.specs, contexts=src.contexts, kubeconfig=src.kubeconfig, stdin=sys.stdin)
     rows = api.list_kinds(sources)
     for row in rows:
         row["short_names"] = ",".join(row["short_names"])

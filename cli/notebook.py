@@ -10,20 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from tessera.cli import completers
-from tessera.cli.options import (
-    AllNamespaces,
-    Contexts,
-    Kubeconfig,
-    Loop,
-    Namespace,
-    OutputSettings,
-    RequestTimeout,
-    Sources,
-    Speed,
-    emit,
-    output_options,
-    read_text,
-)
+from tessera.cli.options import OutputSettings, SourceFlags, emit, output_options, read_text, source_options
 
 _SETTINGS = dict(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                  context_settings={"help_option_names": ["-h", "--help"]})
@@ -186,18 +173,12 @@ def history(name: NotebookArg, *, out: OutputSettings) -> None:
 
 @notebook_app.command("run")
 @output_options
+@source_options(playback=True)
 def run(
     address: AddressArg,
-    source: Sources = None,
-    namespace: Namespace = None,
-    all_namespaces: AllNamespaces = False,
-    context: Contexts = None,
-    kubeconfig: Kubeconfig = None,
-    request_timeout: RequestTimeout = None,  # applied as it is parsed
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep the cells current by their refresh policy and print row changes as JSONL.")] = False,
-    speed: Speed = 1.0,
-    loop: Loop = False,
     *,
+    src: SourceFlags,
     out: OutputSettings,
 ) -> None:
     """Run a notebook's cells (or cell N) once and print their rows, each with its cell id.
@@ -213,17 +194,16 @@ def run(
     query.<notebook>.<cell id>.changed records the row changes.
     Example: tessera notebook run ops -o jsonl
     """
-    from tessera.core.errors import TesseraError, UsageError
+    from tessera.core.errors import TesseraError
     from tessera.core.notebook import repository
     from tessera.core.notebook.cells import CellContext, run_notebook
     from tessera.core.result import Result
 
-    if namespace is not None and all_namespaces:
-        raise UsageError("-n/--namespace and -A/--all-namespaces cannot be used together")
     addr = repository.parse_address(address)
     conn = _conn()
-    ctx = CellContext(conn, default_sources=source or [], contexts=context or [], kubeconfig=kubeconfig,
-                      namespace=namespace, all_namespaces=all_namespaces, stdin=sys.stdin, speed=speed, loop=loop)
+    ctx = CellContext(conn, default_sources=src.specs, contexts=src.contexts, kubeconfig=src.kubeconfig,
+                      namespace=src.namespace, all_namespaces=src.all_namespaces, stdin=sys.stdin, speed=src.speed,
+                      loop=src.loop)
     failures: list[tuple[str, TesseraError]] = []
 
     def failed(cell: dict, err: TesseraError) -> None:

@@ -1,8 +1,10 @@
 """Flags shared by the data commands, declared once (as sqlite-utils does with click decorators).
 
 ``output_options`` adds ``-o/--output``, ``--color``, ``--limit``, ``-q/--quiet`` and ``--show-secrets`` to a command
-and hands it one ``OutputSettings``; ``emit`` renders a Result with them. The source flags
-(``-s``, ``-n``, ``-A``, ``--context``, ``--kubeconfig``) are shared Annotated types.
+and hands it one ``OutputSettings``; ``emit`` renders a Result with them. ``source_options`` adds
+the source flags (``-s``, ``-n``, ``-A``, ``--context``, ``--kubeconfig``, ``--request-timeout``,
+and ``--speed``/``--loop`` where recordings play) and hands it one ``SourceFlags``;
+``live_options`` does the same for the live front ends (``LiveFlags``).
 """
 
 from __future__ import annotations
@@ -216,36 +218,33 @@ def output_options(fn: Callable) -> Callable:
 
 
 @dataclass
-class LiveFlags:
-    """The source flags of the live front ends (dash, pane, tmux)."""
+class SourceFlags:
+    """The source flags a command was given: ``-s``, ``-n``, ``-A``, ``--context``,
+    ``--kubeconfig``, ``--request-timeout`` and, where recordings play, ``--speed`` and ``--loop``
+    (see ``source_options``: a command gets the ones it declares, the others keep their defaults)."""
 
     source: list[str] | None = None
     namespace: str | None = None
     all_namespaces: bool = False
     context: list[str] | None = None
     kubeconfig: str | None = None
+    request_timeout: str | None = None  # applied when parsed (RequestTimeout); kept for as_args
     speed: float = 1.0
     loop: bool = False
-    record_every: float = 1.0
-    min_refresh: float = 1.0
-    request_timeout: str | None = None  # applied when parsed (RequestTimeout); kept for as_args
 
-    def session_options(self) -> Any:
-        """The SessionOptions these flags ask for.
-
-        Raises:
-            UsageError for -n with -A, and for ``-s -`` (a live view cannot read stdin).
-        """
-        from tessera.core.notebook.session import SessionOptions
-
+    def __post_init__(self) -> None:
         if self.namespace is not None and self.all_namespaces:
             raise UsageError("-n/--namespace and -A/--all-namespaces cannot be used together")
-        if "-" in (self.source or []):
-            raise UsageError("a live view cannot read stdin ('-s -')", hint="save the input to a file and use -s FILE")
-        return SessionOptions(default_sources=list(self.source or []), contexts=list(self.context or []),
-                              kubeconfig=self.kubeconfig, namespace=self.namespace,
-                              all_namespaces=self.all_namespaces, speed=self.speed, loop=self.loop,
-                              record_every=self.record_every, min_refresh=self.min_refresh, freeze_gc=True)
+
+    @property
+    def specs(self) -> list[str]:
+        """The ``-s`` specs, in the order given."""
+        return list(self.source or [])
+
+    @property
+    def contexts(self) -> list[str]:
+        """The ``--context`` names, in the order given."""
+        return list(self.context or [])
 
     def as_args(self) -> list[str]:
         """Command-line flags that give another process these settings (defaults left out)."""
@@ -264,12 +263,41 @@ class LiveFlags:
             args += ["--speed", repr(self.speed)]
         if self.loop:
             args.append("--loop")
+        if self.request_timeout is not None:
+            args += ["--request-timeout", self.request_timeout]
+        return args
+
+
+@dataclass
+class LiveFlags(SourceFlags):
+    """The flags of the live front ends (dash, pane, tmux): the source flags plus how often a
+    live cell is re-evaluated and recorded."""
+
+    record_every: float = 1.0
+    min_refresh: float = 1.0
+
+    def session_options(self) -> Any:
+        """The SessionOptions these flags ask for.
+
+        Raises:
+            UsageError for ``-s -`` (a live view cannot read stdin).
+        """
+        from tessera.core.notebook.session import SessionOptions
+
+        if "-" in self.specs:
+            raise UsageError("a live view cannot read stdin ('-s -')", hint="save the input to a file and use -s FILE")
+        return SessionOptions(default_sources=self.specs, contexts=self.contexts,
+                              kubeconfig=self.kubeconfig, namespace=self.namespace,
+                              all_namespaces=self.all_namespaces, speed=self.speed, loop=self.loop,
+                              record_every=self.record_every, min_refresh=self.min_refresh, freeze_gc=True)
+
+    def as_args(self) -> list[str]:
+        """Command-line flags that give another process these settings (defaults left out)."""
+        args = super().as_args()
         if self.record_every != 1.0:
             args += ["--record-every", repr(self.record_every)]
         if self.min_refresh != 1.0:
             args += ["--min-refresh", repr(self.min_refresh)]
-        if self.request_timeout is not None:
-            args += ["--request-timeout", self.request_timeout]
         return args
 
     def run_once_flags(self) -> dict[str, Any]:
@@ -284,25 +312,49 @@ MinRefresh = Annotated[float, typer.Option("--min-refresh", metavar="SECONDS", m
                                            help="Re-evaluate a live cell at most this often; changes in between "
                                                 "are applied together (0: on every change).")]
 
-_LIVE = [
-    inspect.Parameter("source", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Sources),
-    inspect.Parameter("namespace", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Namespace),
-    inspect.Parameter("all_namespaces", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=AllNamespaces),
-    inspect.Parameter("context", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Contexts),
-    inspect.Parameter("kubeconfig", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Kubeconfig),
-    inspect.Parameter("speed", inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation=Speed),
-    inspect.Parameter("loop", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Loop),
-    inspect.Parameter("record_every", inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation=RecordEvery),
-    inspect.Parameter("min_refresh", inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation=MinRefresh),
-    inspect.Parameter("request_timeout", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=RequestTimeout),
-]
+
+def _flag(name: str, default: Any, annotation: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+_FILES = [_flag("source", None, Sources)]
+_NAMESPACES = [_flag("namespace", None, Namespace), _flag("all_namespaces", False, AllNamespaces)]
+_CONTEXTS = [_flag("context", None, Contexts)]
+_CLUSTER = [_flag("kubeconfig", None, Kubeconfig), _flag("request_timeout", None, RequestTimeout)]
+_PLAYBACK = [_flag("speed", 1.0, Speed), _flag("loop", False, Loop)]
+_LIVE = [_flag("record_every", 1.0, RecordEvery), _flag("min_refresh", 1.0, MinRefresh)]
+
+
+def source_options(fn: Callable | None = None, *, files: bool = True, contexts: bool = True, namespaces: bool = True,
+                   playback: bool = False) -> Any:
+    """Decorator: add the shared source flags; the command receives ``src: SourceFlags``.
+
+    Every command that reads sources takes them from here, so they are spelled, documented and
+    checked (``-n`` with ``-A`` is a usage error) in one place.
+
+    Args:
+        fn: a command function with a ``src`` parameter (or None, to be called with the switches).
+        files: add ``-s/--source``.
+        contexts: add ``--context`` (repeatable).
+        namespaces: add ``-n/--namespace`` and ``-A/--all-namespaces``.
+        playback: add ``--speed`` and ``--loop`` (how replay: sources play).
+    Returns:
+        the wrapped function, with a signature typer reads (``--kubeconfig`` and
+        ``--request-timeout`` always).
+    """
+    flags = ((_FILES if files else []) + (_NAMESPACES if namespaces else []) + (_CONTEXTS if contexts else [])
+             + _CLUSTER + (_PLAYBACK if playback else []))
+
+    def decorate(command: Callable) -> Callable:
+        return _shared_flags(command, "src", flags, SourceFlags)
+
+    return decorate(fn) if fn is not None else decorate
 
 
 def live_options(fn: Callable) -> Callable:
-    """Decorator: add the live front ends' source flags (-s, -n, -A, --context, --kubeconfig,
-    --request-timeout, --speed, --loop, --record-every, --min-refresh); the command receives
-    ``live: LiveFlags``."""
-    return _shared_flags(fn, "live", _LIVE, LiveFlags)
+    """Decorator: add the live front ends' flags (every source flag, ``--speed``, ``--loop``,
+    ``--record-every``, ``--min-refresh``); the command receives ``live: LiveFlags``."""
+    return _shared_flags(fn, "live", _FILES + _NAMESPACES + _CONTEXTS + _CLUSTER + _PLAYBACK + _LIVE, LiveFlags)
 
 
 def emit(result: Any, out: OutputSettings) -> None:

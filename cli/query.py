@@ -8,19 +8,13 @@ from typing import Annotated, Optional
 import typer
 
 from tessera.cli.options import (
-    AllNamespaces,
-    Contexts,
-    Kubeconfig,
-    Namespace,
     OutputSettings,
-    Loop,
-    RequestTimeout,
-    Sources,
-    Speed,
+    SourceFlags,
     emit,
     finite,
     output_options,
     read_query,
+    source_options,
 )
 
 QueryArg = Annotated[Optional[str], typer.Argument(metavar="QUERY", help="The query text.", show_default=False)]
@@ -45,23 +39,17 @@ Interval = Annotated[
 
 
 @output_options
+@source_options(playback=True)
 def query(
     text: QueryArg = None,
     file: QueryFiles = None,
-    source: Sources = None,
-    namespace: Namespace = None,
-    all_namespaces: AllNamespaces = False,
-    context: Contexts = None,
-    kubeconfig: Kubeconfig = None,
-    request_timeout: RequestTimeout = None,  # applied as it is parsed
     watch: Watch = False,
     interval: Interval = None,
-    speed: Speed = 1.0,
-    loop: Loop = False,
     dry_run: DryRun = False,
     yes: Yes = False,
     read_only: ReadOnlyFlag = False,
     *,
+    src: SourceFlags,
     out: OutputSettings,
 ) -> None:
     """Run a query over manifests (-s) or live clusters (--context) and print the rows.
@@ -71,12 +59,10 @@ def query(
     from tessera.core import api
     from tessera.core.errors import UsageError
 
-    specs = source or []
+    specs = src.specs
     files = file or []
     if "-" in files and "-" in specs:
         raise UsageError("stdin can carry the query (-f -) or a source (-s -), not both")
-    if namespace is not None and all_namespaces:
-        raise UsageError("-n/--namespace and -A/--all-namespaces cannot be used together")
     if interval is not None and not watch:
         raise UsageError("--interval needs --watch")
     if len(files) > 1 and not watch:
@@ -84,10 +70,10 @@ def query(
     texts = [read_query(text, None)] if text is not None and not files else [read_query(text, f) for f in files or [None]]
     fmt = out.format()
     parsed = [api.parse_query(t) for t in texts]  # fail fast on a bad query before any source is opened
-    contexts = list(context or [])
+    contexts = src.contexts
     for q in parsed:
         contexts += [c for c in q.contexts if c not in contexts and not specs]
-    sources = api.open_sources(specs, contexts=contexts, kubeconfig=kubeconfig, stdin=sys.stdin, speed=speed, loop=loop)
+    sources = api.open_sources(specs, contexts=contexts, kubeconfig=src.kubeconfig, stdin=sys.stdin, speed=src.speed, loop=src.loop)
     if parsed[0].is_mutation:
         if watch:
             raise UsageError("--watch cannot follow a mutation")
@@ -95,7 +81,7 @@ def query(
         from tessera.core import config
 
         run_mutation(texts[0], sources, out, dry_run=dry_run, yes=yes, read_only=read_only or config.read_only(),
-                     run_options={"namespace": namespace, "all_namespaces": all_namespaces})
+                     run_options={"namespace": src.namespace, "all_namespaces": src.all_namespaces})
         return
     if dry_run:
         raise UsageError("--dry-run applies to mutations (CREATE, SET, DELETE) only")
@@ -103,15 +89,15 @@ def query(
         from tessera.cli.watch import watch_queries
 
         watch_queries(texts, sources, out, interval=interval,
-                      run_options={"namespace": namespace, "all_namespaces": all_namespaces})
+                      run_options={"namespace": src.namespace, "all_namespaces": src.all_namespaces})
         return
     text = texts[0]
     with _progress(out, "querying"):
         result = api.run_query(
             text,
             sources,
-            namespace=namespace,
-            all_namespaces=all_namespaces,
+            namespace=src.namespace,
+            all_namespaces=src.all_namespaces,
             shape="cyphernetes" if fmt == "cyphernetes" else "rows",
         )
     emit(result, out)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from tessera.cli import completers
-from tessera.cli.options import AllNamespaces, Kubeconfig, Namespace, RequestTimeout, ShowSecrets, finite
+from tessera.cli.options import ShowSecrets, SourceFlags, finite, source_options
 
 KindArgs = Annotated[Optional[list[str]], typer.Argument(metavar="[KIND]...", help="Kinds to record (default: every watchable kind but Secrets; named, their values are recorded as \"<redacted>\" unless --show-secrets).", show_default=False)]
 OutFile = Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="The recording to write (.gz compresses).")]
@@ -18,16 +18,15 @@ Context = Annotated[Optional[str], typer.Option("--context", metavar="CTX", help
 Duration = Annotated[Optional[float], typer.Option("--duration", metavar="SECONDS", min=0.1, callback=finite, help="Stop after SECONDS (default: run until Ctrl-C or SIGTERM).", show_default=False)]
 
 
+@source_options(files=False, contexts=False)
 def record(
     kinds: KindArgs = None,
     output: OutFile = ...,
     context: Context = None,
-    kubeconfig: Kubeconfig = None,
-    request_timeout: RequestTimeout = None,  # applied as it is parsed
-    namespace: Namespace = None,
-    all_namespaces: AllNamespaces = False,
     duration: Duration = None,
     show_secrets: ShowSecrets = False,  # its callback opts in as the flags are read
+    *,
+    src: SourceFlags,
 ) -> None:
     """Record a cluster's changes to FILE: the initial state as ADDED events, then every change with its time.
 
@@ -35,15 +34,12 @@ def record(
     Example: tessera record --context prod deploy rs pods -o incident.jsonl.gz
     """
     from tessera.core import api
-    from tessera.core.errors import UsageError
     from tessera.core.recording_file import RecordingWriter
     from tessera.core.watch.recorder import pick_kinds, record as run_record
 
-    if namespace is not None and all_namespaces:
-        raise UsageError("-n/--namespace and -A/--all-namespaces cannot be used together")
-    (source,) = api.open_sources([], contexts=[context] if context else [], kubeconfig=kubeconfig)
+    (source,) = api.open_sources([], contexts=[context] if context else [], kubeconfig=src.kubeconfig)
     chosen = pick_kinds(source, kinds or [])
-    scope = None if all_namespaces or namespace is None else namespace
+    scope = None if src.all_namespaces or src.namespace is None else src.namespace
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())

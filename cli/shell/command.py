@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tessera.cli.options import AllNamespaces, Contexts, Kubeconfig, Namespace, OutputSettings, RequestTimeout, Sources, output_options
+from tessera.cli.options import OutputSettings, SourceFlags, output_options, source_options
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Start with dry-run on: mutations print their API calls (\\dr toggles it).")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Apply mutations without asking.")]
@@ -14,17 +14,13 @@ ReadOnlyFlag = Annotated[bool, typer.Option("--read-only", help="Refuse every wr
 
 
 @output_options
+@source_options
 def shell(
-    source: Sources = None,
-    namespace: Namespace = None,
-    all_namespaces: AllNamespaces = False,
-    context: Contexts = None,
-    kubeconfig: Kubeconfig = None,
-    request_timeout: RequestTimeout = None,  # applied as it is parsed
     dry_run: DryRun = False,
     yes: Yes = False,
     read_only: ReadOnlyFlag = False,
     *,
+    src: SourceFlags,
     out: OutputSettings,
 ) -> None:
     """Interactive query shell: highlighting, completion, history, macros, backslash commands.
@@ -34,8 +30,8 @@ def shell(
     """
     from tessera.cli.shell import run_shell
 
-    code = run_shell(specs=source or [], contexts=context or [], kubeconfig=kubeconfig, namespace=namespace,
-                     all_namespaces=all_namespaces, out=out, dry_run=dry_run, yes=yes, read_only=read_only)
+    code = run_shell(specs=src.specs, contexts=src.contexts, kubeconfig=src.kubeconfig, namespace=src.namespace,
+                     all_namespaces=src.all_namespaces, out=out, dry_run=dry_run, yes=yes, read_only=read_only)
     if code:
         raise typer.Exit(code)
 

@@ -61,8 +61,6 @@ class Shell:
                  out: OutputSettings | None = None, dry_run: bool = False, yes: bool = False,
                  read_only: bool = False, ask: Callable[[str], bool] | None = None,
                  macros: dict[str, Any] | None = None):
-        if namespace is not None and all_namespaces:
-            raise UsageError("-n/--namespace and -A/--all-namespaces cannot be used together")
         if "-" in (specs or []):
             raise UsageError("the shell reads statements from stdin, so stdin cannot be a source (-s -)",
                              hint="save the manifests to a file and pass -s FILE")
