@@ -69,7 +69,17 @@ def test_plugin_cell_type_from_an_entry_point(monkeypatch, tmp_path, conn):
         "        return Result(columns=['text'], rows=[{'text': cell['source'].upper()}])\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     ep = EntryPoint(name="upper", value="tessera_upper_cell:UpperCell", group="tessera.cells")
-    monkeypatch.setattr(cells_mod, "_plugin_entry_points", lambda: [ep])
+    from importlib import metadata
+
+    installed = metadata.entry_points
+
+    def with_upper(**selection):
+        found = list(installed(**selection))
+        if selection.get("group") == "tessera.cells" and selection.get("name") in (None, "upper"):
+            found.append(ep)
+        return found
+
+    monkeypatch.setattr(metadata, "entry_points", with_upper)
     monkeypatch.setattr(cells_mod, "_loaded", {})
     assert cell_type_names() == ["query", "markdown", "sql", "events", "upper"]
     repository.create(conn, "p")
@@ -83,13 +93,17 @@ def test_plugin_cell_type_from_an_entry_point(monkeypatch, tmp_path, conn):
     assert import_markdown(text).cell(1)["type"] == "upper"
 
 
-def test_bundled_cells_match_their_entry_points():
-    from importlib.metadata import entry_points
+def test_bundled_cells_are_registered_as_entry_points():
+    """The bundled types come from Tessera's own ``tessera.cells`` entry points."""
+    from tessera.core import entry_points
 
-    declared = {ep.name: tuple(ep.value.split(":")) for ep in entry_points(group="tessera.cells")}
-    if not declared:
-        pytest.skip("the installed metadata predates the tessera.cells entry points (pip install -e . refreshes it)")
-    assert {k: declared[k] for k in cells_mod._BUNDLED_CELLS} == cells_mod._BUNDLED_CELLS
+    assert sorted((ep.name, ep.value) for ep in entry_points.own("tessera.cells")) == [
+        ("events", "tessera.plugins.cells.events_cell:EventsCell"),
+        ("markdown", "tessera.plugins.cells.markdown_cell:MarkdownCell"),
+        ("query", "tessera.plugins.cells.query_cell:QueryCell"),
+        ("sql", "tessera.plugins.cells.sql_cell:SqlCell"),
+    ]
+    assert type(cell_type("sql")).__module__ == "tessera.plugins.cells.sql_cell"
 
 
 # --- each type --------------------------------------------------------------------------------

@@ -19,24 +19,19 @@ from typing import Any, TextIO
 
 from tessera.core.errors import UsageError
 
-_BUNDLED_CELLS = {
-    "query": ("tessera.plugins.cells.query_cell", "QueryCell"),
-    "markdown": ("tessera.plugins.cells.markdown_cell", "MarkdownCell"),
-    "sql": ("tessera.plugins.cells.sql_cell", "SqlCell"),
-    "events": ("tessera.plugins.cells.events_cell", "EventsCell"),
-}
+CELL_GROUP = "tessera.cells"
+# The order types are offered in (errors, completion); entry point metadata keeps none.
+LISTED_FIRST = ("query", "markdown", "sql", "events")
 _loaded: dict[str, Any] = {}
 
 
-def _plugin_entry_points() -> list[Any]:
-    from importlib.metadata import entry_points
-
-    return [ep for ep in entry_points(group="tessera.cells") if ep.name not in _BUNDLED_CELLS]
-
-
 def cell_type_names() -> list[str]:
-    """Every known cell type: the bundled ones, then installed plugins (entry points)."""
-    return list(_BUNDLED_CELLS) + sorted({ep.name for ep in _plugin_entry_points()})
+    """Every known cell type: the bundled ones (query, markdown, sql, events), then installed
+    plugins, sorted (all from the ``tessera.cells`` entry points, see core/entry_points.py)."""
+    from tessera.core import entry_points
+
+    first = {name: i for i, name in enumerate(LISTED_FIRST)}
+    return sorted(entry_points.names(CELL_GROUP), key=lambda name: (first.get(name, len(first)), name))
 
 
 def cell_type(name: str) -> Any:
@@ -47,19 +42,12 @@ def cell_type(name: str) -> Any:
     """
     if name in _loaded:
         return _loaded[name]
-    cls = None
-    if name in _BUNDLED_CELLS:
-        import importlib
+    from tessera.core import entry_points
 
-        module, attr = _BUNDLED_CELLS[name]
-        cls = getattr(importlib.import_module(module), attr)
-    else:
-        for ep in _plugin_entry_points():
-            if ep.name == name:
-                cls = ep.load()
-                break
-    if cls is None:
+    ep = entry_points.find(CELL_GROUP, name)
+    if ep is None:
         raise UsageError(f"no cell type '{name}' (types: {', '.join(cell_type_names())})")
+    cls = ep.load()
     _loaded[name] = cls() if isinstance(cls, type) else cls
     return _loaded[name]
 

@@ -1,27 +1,16 @@
-"""Source classes by name, from the ``tessera.sources`` entry point group.
-
-The bundled sources (manifests, demo, kubernetes, replay) are registered in pyproject.toml like
-any third-party one, so core names no plugin module. Tessera's own distribution is asked first,
-so a bundled name cannot be taken over by another distribution; a name Tessera does not register
-is looked for in every distribution, so a third party adds a source by registering it there.
+"""Source classes by name, from the ``tessera.sources`` entry point group (core/entry_points.py:
+the bundled sources are registered in pyproject.toml like a third party's, so core names no
+plugin module, and a bundled name cannot be taken over by another distribution).
 """
 
 from __future__ import annotations
 
-from importlib import metadata
 from typing import Any
 
+from tessera.core import entry_points
 from tessera.core.errors import SourceUnavailable
 
 GROUP = "tessera.sources"
-_DISTRIBUTION = "tessera"
-
-
-def _own_entry_points() -> list[metadata.EntryPoint]:
-    try:
-        return list(metadata.distribution(_DISTRIBUTION).entry_points.select(group=GROUP))
-    except metadata.PackageNotFoundError:
-        return []
 
 
 def source_class(name: str) -> Any:
@@ -30,10 +19,8 @@ def source_class(name: str) -> Any:
     Raises:
         SourceUnavailable when no installed distribution registers ``name``.
     """
-    for ep in _own_entry_points():
-        if ep.name == name:
-            return ep.load()
-    for ep in metadata.entry_points(group=GROUP, name=name):
+    ep = entry_points.find(GROUP, name)
+    if ep is not None:
         return ep.load()
     raise SourceUnavailable(
         f"no source plugin named '{name}' is installed",
@@ -44,4 +31,4 @@ def source_class(name: str) -> Any:
 
 def source_names() -> list[str]:
     """Every registered source name, sorted."""
-    return sorted({ep.name for ep in metadata.entry_points(group=GROUP)})
+    return sorted(entry_points.names(GROUP))
