@@ -458,9 +458,9 @@ class NotebookSession:
             else:
                 sources = self._context.query_sources(lc.cell) if lc.cell["type"] == "query" else []
                 if lc.period or reload_sources:
-                    for source in sources:
-                        if callable(getattr(source, "refresh", None)):
-                            source.refresh()
+                    from tessera.core.sources.protocol import refresh_sources
+
+                    refresh_sources(sources)
                 result = run_cell(lc.cell, self._context)
         except TesseraError as err:
             fault = lc.live.get().fault_notice() if lc.live is not None and lc.live.built else None

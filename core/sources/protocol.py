@@ -189,6 +189,15 @@ class RefreshableSource(Protocol):
         ...
 
 
+def refresh_sources(sources: Any) -> None:
+    """Let every source that can re-read its data (files after an edit) do so, each once."""
+    seen: set[int] = set()
+    for source in sources:
+        if id(source) not in seen and isinstance(source, RefreshableSource):
+            seen.add(id(source))
+            source.refresh()
+
+
 @runtime_checkable
 class WarningSource(Protocol):
     """A source with warnings from reading (e.g. List items a manifest file held that are not

@@ -313,12 +313,9 @@ def _fault_text(q: LiveQuery) -> str | None:
 
 def _reload(queries: list[LiveQuery]) -> None:
     """Let polled sources (files) read their data again before an interval re-run."""
-    seen = set()
-    for q in queries:
-        for s in q.sources:
-            if id(s) not in seen and callable(getattr(s, "refresh", None)):
-                seen.add(id(s))
-                s.refresh()
+    from tessera.core.sources.protocol import refresh_sources
+
+    refresh_sources(s for q in queries for s in q.sources)
 
 
 def fault_notice(fault: TesseraError, *, had_rows: bool) -> str:
