@@ -2,6 +2,12 @@
 
 - appends per second, one event per transaction (target 5,000/s) and in batches of 1,000
   (target 20,000/s), through core.events into a fresh store;
+- the same two figures for bare sqlite3 (``bare_*``), measured in the same run: plain
+  ``sqlite3`` inserts into a table with the store's own ``events`` columns and indexes (their
+  SQL copied from the tessera store just written), the same synchronous/journal settings, the
+  same canonical JSON and SHA-256 chaining, ids from ``os.urandom`` and the time from
+  ``time.time()``; no subject check, no signed head, no Python objects returned. ``ratio_*`` is
+  tessera's figure over bare's (target: at least 0.5);
 - p95 latency from an append (in this process) to a running ``tessera events tail -f``
   (a separate process) printing it (target 100 ms).
 
@@ -11,6 +17,7 @@ Usage: .venv/bin/python bench/events.py [--single 20000] [--batched 200000] [--l
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -27,6 +34,49 @@ REPO = Path(__file__).resolve().parents[1]
 def percentile(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def bare_appends(path: Path, schema: list[str], single: int, batched: int, payload: dict) -> tuple[float, float]:
+    """Appends per second (one per transaction, then batches of 1,000) with bare sqlite3: the
+    least any chained log of these rows costs here."""
+    import sqlite3
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    for sql in schema:
+        conn.execute(sql)
+    seq, prev = 0, "0" * 64
+    actor, corr = os.urandom(16).hex(), os.urandom(16).hex()
+    insert = ("INSERT INTO events(seq, id, time, subject, type, actor, correlation, data, prev_hash, hash)"
+              " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+    def row(subject: str, data: dict) -> tuple:
+        nonlocal seq, prev
+        seq += 1
+        eid, now = os.urandom(16).hex(), time.time()
+        when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+        data_json = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        body = json.dumps([seq, eid, when, subject, "event", actor, corr, data_json], separators=(",", ":"),
+                          ensure_ascii=False)
+        h = hashlib.sha256((prev + body).encode("utf-8")).hexdigest()
+        out = (seq, eid, when, subject, "event", actor, corr, data_json, prev, h)
+        prev = h
+        return out
+
+    t = time.perf_counter()
+    for i in range(single):
+        conn.execute(insert, row("bench.single", {**payload, "i": i}))  # autocommit: one transaction each
+    one = single / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for start in range(0, batched, 1000):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(insert, [row("bench.batch", {**payload, "i": i}) for i in range(start, start + 1000)])
+        conn.execute("COMMIT")
+    many = batched / (time.perf_counter() - t)
+    conn.close()
+    return one, many
 
 
 def main() -> int:
@@ -79,6 +129,10 @@ def main() -> int:
             tail.wait(10)
         latencies = [(seen[n] - sent[n]) * 1000 for n in sent if n in seen]
         ok = events.verify(conn).ok
+        schema = [r[0] for r in conn.execute("SELECT sql FROM sqlite_master WHERE tbl_name = 'events' AND sql IS NOT NULL"
+                                              " ORDER BY type DESC, name")]  # the table first, then its indexes
+        conn.close()
+        bare_single, bare_batched = bare_appends(Path(home) / "bare.db", schema, args.single, args.batched, payload)
 
     result = {
         "bench": "events",
@@ -86,7 +140,11 @@ def main() -> int:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "appends_per_s_single": round(single),
         "appends_per_s_batched": round(batched),
-        "targets": {"single": 5000, "batched": 20000, "tail_latency_p95_ms": 100},
+        "bare_appends_per_s_single": round(bare_single),
+        "bare_appends_per_s_batched": round(bare_batched),
+        "ratio_single": round(single / bare_single, 2),
+        "ratio_batched": round(batched / bare_batched, 2),
+        "targets": {"single": 5000, "batched": 20000, "ratio_to_bare": 0.5, "tail_latency_p95_ms": 100},
         "tail_latency_ms": {"p50": round(percentile(latencies, 50), 1), "p95": round(percentile(latencies, 95), 1),
                             "max": round(max(latencies), 1), "seen": len(latencies), "sent": len(sent)},
         "chain_verified": ok,
