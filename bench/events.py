@@ -11,7 +11,7 @@
 - p95 latency from an append (in this process) to a running ``tessera events tail -f``
   (a separate process) printing it (target 100 ms).
 
-Usage: .venv/bin/python bench/events.py [--single 20000] [--batched 200000] [--latency 300]
+Usage: .venv/bin/python bench/events.py [--single 20000] [--batched 200000] [--latency 300] [--rounds 10]
 """
 
 from __future__ import annotations
@@ -36,47 +36,58 @@ def percentile(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
-def bare_appends(path: Path, schema: list[str], single: int, batched: int, payload: dict) -> tuple[float, float]:
-    """Appends per second (one per transaction, then batches of 1,000) with bare sqlite3: the
-    least any chained log of these rows costs here."""
-    import sqlite3
+class TesseraLog:
+    """Appends through core.events (per-actor chain, the head signed once per call)."""
 
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    for sql in schema:
-        conn.execute(sql)
-    seq, prev = 0, "0" * 64
-    actor, corr = os.urandom(16).hex(), os.urandom(16).hex()
-    insert = ("INSERT INTO events(seq, id, time, subject, type, actor, correlation, data, prev_hash, hash)"
-              " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    def __init__(self, conn) -> None:
+        from tessera.core import events
 
-    def row(subject: str, data: dict) -> tuple:
-        nonlocal seq, prev
-        seq += 1
+        self.conn, self.events = conn, events
+
+    def append(self, subject: str, data: dict) -> None:
+        self.events.append(self.conn, subject, data)
+
+    def append_many(self, entries: list[tuple[str, dict]]) -> None:
+        self.events.append_many(self.conn, entries)
+
+
+class BareLog:
+    """The same chained rows written with bare sqlite3: the least any such log costs here."""
+
+    def __init__(self, path: Path, schema: list[str]) -> None:
+        import sqlite3
+
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        for sql in schema:
+            self.conn.execute(sql)
+        self.seq, self.prev = 0, "0" * 64
+        self.actor, self.corr = os.urandom(16).hex(), os.urandom(16).hex()
+
+    _INSERT = ("INSERT INTO events(seq, id, time, subject, type, actor, correlation, data, prev_hash, hash)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+    def row(self, subject: str, data: dict) -> tuple:
+        self.seq += 1
         eid, now = os.urandom(16).hex(), time.time()
         when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
         data_json = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        body = json.dumps([seq, eid, when, subject, "event", actor, corr, data_json], separators=(",", ":"),
-                          ensure_ascii=False)
-        h = hashlib.sha256((prev + body).encode("utf-8")).hexdigest()
-        out = (seq, eid, when, subject, "event", actor, corr, data_json, prev, h)
-        prev = h
+        body = json.dumps([self.seq, eid, when, subject, "event", self.actor, self.corr, data_json],
+                          separators=(",", ":"), ensure_ascii=False)
+        h = hashlib.sha256((self.prev + body).encode("utf-8")).hexdigest()
+        out = (self.seq, eid, when, subject, "event", self.actor, self.corr, data_json, self.prev, h)
+        self.prev = h
         return out
 
-    t = time.perf_counter()
-    for i in range(single):
-        conn.execute(insert, row("bench.single", {**payload, "i": i}))  # autocommit: one transaction each
-    one = single / (time.perf_counter() - t)
-    t = time.perf_counter()
-    for start in range(0, batched, 1000):
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(insert, [row("bench.batch", {**payload, "i": i}) for i in range(start, start + 1000)])
-        conn.execute("COMMIT")
-    many = batched / (time.perf_counter() - t)
-    conn.close()
-    return one, many
+    def append(self, subject: str, data: dict) -> None:
+        self.conn.execute(self._INSERT, self.row(subject, data))  # autocommit: one transaction
+
+    def append_many(self, entries: list[tuple[str, dict]]) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.executemany(self._INSERT, [self.row(subject, data) for subject, data in entries])
+        self.conn.execute("COMMIT")
 
 
 def main() -> int:
@@ -84,6 +95,8 @@ def main() -> int:
     parser.add_argument("--single", type=int, default=20000, help="events appended one at a time")
     parser.add_argument("--batched", type=int, default=200000, help="events appended in batches of 1000")
     parser.add_argument("--latency", type=int, default=300, help="events timed through tail -f")
+    parser.add_argument("--rounds", type=int, default=10,
+                        help="tessera and bare take turns this many times, so a busy machine slows both alike")
     args = parser.parse_args()
 
     from tessera.core import events
@@ -93,17 +106,34 @@ def main() -> int:
         env = {**os.environ, "TESSERA_HOME": home}
         os.environ["TESSERA_HOME"] = home
         conn = connect()
+        schema = [r[0] for r in conn.execute("SELECT sql FROM sqlite_master WHERE tbl_name = 'events' AND sql IS NOT NULL"
+                                              " ORDER BY type DESC, name")]  # the store's own table, then its indexes
+        bare = BareLog(Path(home) / "bare.db", schema)
         payload = {"image": "ghcr.io/acme/web:1.2.3", "replicas": 3, "namespace": "shop"}
+        spent = {"single": 0.0, "batched": 0.0, "bare_single": 0.0, "bare_batched": 0.0}
 
-        t = time.perf_counter()
-        for i in range(args.single):
-            events.append(conn, "bench.single", {**payload, "i": i})
-        single = args.single / (time.perf_counter() - t)
+        tessera = TesseraLog(conn)
 
-        t = time.perf_counter()
-        for start in range(0, args.batched, 1000):
-            events.append_many(conn, [("bench.batch", {**payload, "i": i}) for i in range(start, start + 1000)])
-        batched = args.batched / (time.perf_counter() - t)
+        def one_at_a_time(log, start: int, stop: int) -> None:
+            for i in range(start, stop):
+                log.append("bench.single", {**payload, "i": i})
+
+        def in_batches(log, start: int, stop: int) -> None:
+            for first in range(start, stop, 1000):
+                log.append_many([("bench.batch", {**payload, "i": i}) for i in range(first, min(first + 1000, stop))])
+
+        for mode, total, run in (("single", args.single, one_at_a_time), ("batched", args.batched, in_batches)):
+            step = -(-total // args.rounds)
+            for r, start in enumerate(range(0, total, step)):
+                stop = min(start + step, total)
+                turns = [(mode, tessera), ("bare_" + mode, bare)]
+                for name, log in (turns if r % 2 == 0 else turns[::-1]):
+                    t = time.perf_counter()
+                    run(log, start, stop)
+                    spent[name] += time.perf_counter() - t
+        single, batched = args.single / spent["single"], args.batched / spent["batched"]
+        bare_single, bare_batched = args.single / spent["bare_single"], args.batched / spent["bare_batched"]
+        bare.conn.close()
 
         tail = subprocess.Popen([sys.executable, "-m", "tessera.cli.main", "events", "tail", "-f", "bench.latency.>"],
                                 stdout=subprocess.PIPE, env=env, bufsize=0)
@@ -129,10 +159,6 @@ def main() -> int:
             tail.wait(10)
         latencies = [(seen[n] - sent[n]) * 1000 for n in sent if n in seen]
         ok = events.verify(conn).ok
-        schema = [r[0] for r in conn.execute("SELECT sql FROM sqlite_master WHERE tbl_name = 'events' AND sql IS NOT NULL"
-                                              " ORDER BY type DESC, name")]  # the table first, then its indexes
-        conn.close()
-        bare_single, bare_batched = bare_appends(Path(home) / "bare.db", schema, args.single, args.batched, payload)
 
     result = {
         "bench": "events",

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator, Mapping
 
+from tessera.core import node_key
 from tessera.core.errors import InputError, TesseraError, UsageError
 from tessera.core.times import format_time, now
 
@@ -279,8 +280,6 @@ def _chain_head(conn: sqlite3.Connection, actor: str) -> tuple[int, str]:
 
 def _node_key(conn: sqlite3.Connection, *, create: bool = True) -> Any:
     """This store's signing key (made on first use), or None when it has none and not ``create``."""
-    from tessera.core import node_key
-
     memo = getattr(conn, "memo", {})
     key = memo.get("node_key")
     if key is None:
@@ -290,15 +289,14 @@ def _node_key(conn: sqlite3.Connection, *, create: bool = True) -> Any:
                                hint="open the store with tessera.core.store.db.connect")
         key = node_key.signing_key(path, create=create)
         if key is not None:
-            memo["node_key"] = key
+            memo["node_key"], memo["node_public_key"] = key, node_key.public_key_hex(key)
     return key
 
 
-def _signed_head(key: Any, actor: str, seq: int, hash: str, time: str) -> tuple[str, str]:
+def _signed_head(conn: sqlite3.Connection, key: Any, actor: str, seq: int, hash: str, time: str) -> tuple[str, str]:
     """(signature, public key), both hex, of this head."""
-    from tessera.core import node_key
-
-    return node_key.sign(key, head_message(actor, seq, hash, time)), node_key.public_key_hex(key)
+    public_key = getattr(conn, "memo", {}).get("node_public_key") or node_key.public_key_hex(key)
+    return node_key.sign(key, head_message(actor, seq, hash, time)), public_key
 
 
 _STORE_HEAD = (f"INSERT INTO event_chains({_HEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
@@ -344,7 +342,7 @@ def append_many(conn: sqlite3.Connection, entries: Iterable[tuple[str, Any] | tu
             out.append(Event(seq, eid, when, subject, etype, actor, corr, data, prev, h))
             prev = h
         conn.executemany(_INSERT, rows)
-        signature, public_key = _signed_head(key, actor, seq, prev, when)
+        signature, public_key = _signed_head(conn, key, actor, seq, prev, when)
         conn.execute(_STORE_HEAD, (actor, anchor_seq, anchor_hash, seq, prev, when, signature, public_key))
     return out
 
@@ -576,8 +574,6 @@ def _walk(rows: Iterable[tuple], anchor_seq: int, anchor_hash: str) -> tuple[int
 def _head_problem(head: Head | None, last_seq: int, last_hash: str, local: bool, key: Any) -> tuple[int, str] | None:
     """Whether a chain that verified up to (last_seq, last_hash) ends exactly at its recorded
     head, and, for this node's own chain, whether the head's signature holds."""
-    from tessera.core import node_key
-
     if head is None:
         if last_seq == 0:
             return None
@@ -644,7 +640,7 @@ def _sign_unsigned_head(conn: sqlite3.Connection, head: Head) -> bool:
 
     key = _node_key(conn)
     when = head.time or now()
-    signature, public_key = _signed_head(key, head.actor, head.seq, head.hash, when)
+    signature, public_key = _signed_head(conn, key, head.actor, head.seq, head.hash, when)
     with transaction(conn):
         changed = conn.execute("UPDATE event_chains SET head_time = ?, signature = ?, public_key = ? "
                                "WHERE actor = ? AND signature IS NULL AND head_seq = ? AND head_hash = ?",
@@ -674,7 +670,7 @@ def checkpoint(conn: sqlite3.Connection) -> dict[str, Any]:
     if head is None:  # nothing appended yet: the chain is empty and its head is the genesis
         key = _node_key(conn)
         when = now()
-        signature, public_key = _signed_head(key, actor, 0, GENESIS, when)
+        signature, public_key = _signed_head(conn, key, actor, 0, GENESIS, when)
         with transaction(conn):
             conn.execute(f"INSERT OR IGNORE INTO event_chains({_HEAD_COLUMNS}) VALUES (?, 0, ?, 0, ?, ?, ?, ?)",
                          (actor, GENESIS, GENESIS, when, signature, public_key))
@@ -700,8 +696,6 @@ def parse_checkpoint(text: str, *, where: str) -> dict[str, Any]:
     Raises:
         InputError when it is not a checkpoint; TesseraError when its signature does not hold.
     """
-    from tessera.core import node_key
-
     hint = "give the file `tessera events checkpoint` wrote"
     try:
         value = json.loads(text)
@@ -739,8 +733,6 @@ def check_against(conn: sqlite3.Connection, point: Mapping[str, Any], *, where: 
     whose = "this node's chain" if actor == local else f"the chain of actor {actor}"
     if actor == local:
         key = _node_key(conn, create=False)
-        from tessera.core import node_key
-
         if key is None or node_key.public_key_hex(key) != point["public_key"]:
             raise TesseraError(f"the checkpoint {where} was signed by another key than this node's: "
                                "the node key was replaced since, or the checkpoint is another store's",
