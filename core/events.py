@@ -520,11 +520,13 @@ def follow(conn: sqlite3.Connection, *, after_position: int, poll: float = 0.02,
         current = conn.execute("PRAGMA data_version").fetchone()[0]
         if current != version:
             version = current
+            # the newest position is read before the events: what is committed between the two
+            # is beyond it, so moving the cursor to it never skips an event
+            top = last_position(conn)
             for event in read(conn, after_position=last, **filters):
                 last = event.position
                 yield event
-            # events filtered out still move the cursor on
-            last = max(last, last_position(conn))
+            last = max(last, top)  # events filtered out still move the cursor on
         time.sleep(poll)
 
 
