@@ -92,26 +92,24 @@ def set_correlation(value: str) -> None:
 
 
 def node_id(conn: sqlite3.Connection) -> str:
-    """This store's actor id, made once and kept in the meta table (and, once read, in the
-    connection's memo: it never changes)."""
-    memo = getattr(conn, "memo", {})
-    if "node_id" in memo:
-        return memo["node_id"]
-    row = conn.execute("SELECT value FROM meta WHERE key = 'node_id'").fetchone()
-    if not row:
+    """This store's actor id, made once and kept in the meta table."""
+    value = _stored_node_id(conn)
+    if value is None:
         conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('node_id', ?)", (uuid.uuid4().hex,))
-        row = conn.execute("SELECT value FROM meta WHERE key = 'node_id'").fetchone()
-    memo["node_id"] = row[0]
-    return row[0]
+        value = _stored_node_id(conn)
+    return value
 
 
 def _stored_node_id(conn: sqlite3.Connection) -> str | None:
-    """This store's actor id when it has one (reading never makes one)."""
+    """This store's actor id when it has one (reading never makes one); once read it is kept in
+    the connection's memo, as it never changes."""
     memo = getattr(conn, "memo", {})
-    if "node_id" in memo:
-        return memo["node_id"]
-    row = conn.execute("SELECT value FROM meta WHERE key = 'node_id'").fetchone()
-    return row[0] if row else None
+    if "node_id" not in memo:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'node_id'").fetchone()
+        if row is None:
+            return None
+        memo["node_id"] = row[0]
+    return memo["node_id"]
 
 
 # --- subjects and times ----------------------------------------------------------------------
@@ -409,8 +407,8 @@ def ingest(conn: sqlite3.Connection, foreign_events: Iterable[Event | Mapping[st
     stored: list[Event] = []
     with transaction(conn):
         local = node_id(conn)
-        chains: dict[str, list] = {}  # actor -> [anchor_seq, anchor_hash, head_seq, head_hash, new]
-        rows = []
+        chains: dict[str, list] = {}  # actor -> [anchor_seq, anchor_hash, head_seq, head_hash]
+        rows, in_batch = [], {}  # in_batch: (actor, seq) -> hash of the rows about to be stored
         for index, (row, event) in enumerate(prepared):
             seq, actor, prev, h = row[0], row[5], row[8], row[9]
             where = f"event {index + 1} (actor {actor}, seq {seq})"
@@ -420,27 +418,29 @@ def ingest(conn: sqlite3.Connection, foreign_events: Iterable[Event | Mapping[st
             if chain is None:
                 found = conn.execute("SELECT anchor_seq, anchor_hash, head_seq, head_hash FROM event_chains WHERE actor = ?",
                                      (actor,)).fetchone()
-                chain = chains[actor] = list(found) + [False] if found else None
-            if chain is not None and seq <= chain[2]:
-                have = conn.execute("SELECT hash FROM events WHERE actor = ? AND seq = ?", (actor, seq)).fetchone()
-                if have is not None and have[0] == h:
-                    continue  # already stored
-                if have is None and any(r[5] == actor and r[0] == seq and r[9] == h for r in rows):
-                    continue  # twice in this batch
-                if have is None:
+                chain = chains[actor] = list(found) if found else None
+            if chain is not None and seq <= chain[2]:  # one this log has: the same, or a fork
+                known = in_batch.get((actor, seq))
+                if known is None:
+                    have = conn.execute("SELECT hash FROM events WHERE actor = ? AND seq = ?", (actor, seq)).fetchone()
+                    known = have[0] if have else None
+                if known == h:
+                    continue  # stored already (peers resend), or twice in this batch
+                if known is None:
                     raise InputError(f"{where} is at or before the chain's first kept entry (seq {chain[0] + 1}); it was pruned here")
                 raise InputError(f"{where} differs from the event stored with that seq: the chain forked",
                                  hint="the peer rewrote its history, or two nodes share one actor id")
             if chain is None:
                 if seq == 1 and prev != GENESIS:
                     raise InputError(f"{where} starts the chain but does not link to the genesis hash (64 zeros)")
-                chain = chains[actor] = [seq - 1, prev, seq - 1, prev, True]
+                chain = chains[actor] = [seq - 1, prev, seq - 1, prev]
             elif seq != chain[2] + 1 or prev != chain[3]:
                 problem = (f"its seq follows {chain[2]}, the chain's head, by {seq - chain[2]}" if seq != chain[2] + 1
                            else "its prev_hash is not the hash of the chain's head")
                 raise InputError(f"{where} does not link to its actor's chain: {problem}",
                                  hint=f"send the events after seq {chain[2]} in order, without gaps")
             chain[2], chain[3] = seq, h
+            in_batch[(actor, seq)] = h
             rows.append(row)
             stored.append(event)
         try:

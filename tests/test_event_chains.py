@@ -122,7 +122,8 @@ def test_ingest_rejects_a_broken_link_and_stores_nothing(tmp_path, conn):
     first = _rehashed(dict(sent[0], actor="someone-else", id="other-id", prev_hash="1" * 64))  # a new chain starts at genesis
     refused([first], r"starts the chain but does not link to the genesis hash")
 
-    assert [e.seq for e in events.ingest(conn, sent[2:])] == [3, 4]  # the right links still go in
+    refused([sent[2], _rehashed(dict(sent[2], data={"i": 5}))], r"seq 3\) differs from the event stored with that seq")
+    assert [e.seq for e in events.ingest(conn, [sent[2], sent[2], sent[3]])] == [3, 4]  # the right links still go in, once
     assert events.verify(conn).ok
 
 
