@@ -267,13 +267,24 @@ def heads(conn: sqlite3.Connection) -> dict[str, Head]:
     return {r[0]: Head(*r) for r in conn.execute(f"SELECT {_HEAD_COLUMNS} FROM event_chains")}
 
 
-def _chain_head(conn: sqlite3.Connection, actor: str) -> tuple[int, str]:
-    """(seq, hash) an append to ``actor``'s chain links to."""
-    row = conn.execute("SELECT head_seq, head_hash FROM event_chains WHERE actor = ?", (actor,)).fetchone()
-    if row is None:  # no head recorded (a new chain, or the row was removed): the entries say
-        row = conn.execute("SELECT seq, hash FROM events WHERE actor = ? ORDER BY seq DESC LIMIT 1",
-                           (actor,)).fetchone()
-    return (row[0], row[1]) if row else (0, GENESIS)
+def _may_sign_over(conn: sqlite3.Connection, key: Any, actor: str, head: tuple) -> bool:
+    """Whether this node's current head (head_seq, head_hash, head_time, signature) may be
+    extended under a new signature. A new signature vouches for everything before it, so a head
+    that was not signed by this node's key (forged by someone without it) must not be blessed:
+    the append then leaves the signature as it was, and ``verify`` keeps reporting the forgery.
+
+    The head this connection signed last is known good without checking its signature again
+    (one check costs about 55 µs). An unsigned head is a log from before signed heads, trusted on
+    first use only by the connection that made the node's key, before it signs anything; once the
+    key exists, heads are signed."""
+    seq, h, when, signature = head
+    memo = getattr(conn, "memo", {})
+    if memo.get("signed_head") == (actor, seq, h, signature):
+        return True
+    if signature is None:
+        return bool(memo.get("node_key_new"))
+    public_key = memo.get("node_public_key") or node_key.public_key_hex(key)
+    return node_key.signature_valid(public_key, head_message(actor, seq, h, when or ""), signature)
 
 
 def _node_key(conn: sqlite3.Connection, *, create: bool = True) -> Any:
@@ -285,9 +296,11 @@ def _node_key(conn: sqlite3.Connection, *, create: bool = True) -> Any:
         if path is None:
             raise TesseraError("this connection is not to a store file, so it has no node key to sign with",
                                hint="open the store with tessera.core.store.db.connect")
+        existed = node_key.exists(path)
         key = node_key.signing_key(path, create=create)
         if key is not None:
             memo["node_key"], memo["node_public_key"] = key, node_key.public_key_hex(key)
+            memo["node_key_new"] = not existed  # made by this connection: see _may_sign_over
     return key
 
 
@@ -300,6 +313,8 @@ def _signed_head(conn: sqlite3.Connection, key: Any, actor: str, seq: int, hash:
 _STORE_HEAD = (f"INSERT INTO event_chains({_HEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                "ON CONFLICT(actor) DO UPDATE SET head_seq = excluded.head_seq, head_hash = excluded.head_hash, "
                "head_time = excluded.head_time, signature = excluded.signature, public_key = excluded.public_key")
+_MOVE_HEAD = (f"INSERT INTO event_chains({_HEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL) "
+              "ON CONFLICT(actor) DO UPDATE SET head_seq = excluded.head_seq, head_hash = excluded.head_hash")
 _INSERT = ("INSERT INTO events(seq, id, time, subject, type, actor, correlation, data, prev_hash, hash)"
            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
@@ -329,7 +344,15 @@ def append_many(conn: sqlite3.Connection, entries: Iterable[tuple[str, Any] | tu
     urandom = os.urandom
     with transaction(conn):
         actor = node_id(conn)
-        seq, prev = _chain_head(conn, actor)
+        head = conn.execute("SELECT head_seq, head_hash, head_time, signature FROM event_chains WHERE actor = ?",
+                            (actor,)).fetchone()
+        if head is not None:
+            seq, prev = head[0], head[1]
+            signing = _may_sign_over(conn, key, actor, head)
+        else:  # a new chain; or entries whose head row was removed, which no signature may cover
+            last = conn.execute("SELECT seq, hash FROM events WHERE actor = ? ORDER BY seq DESC LIMIT 1", (actor,)).fetchone()
+            seq, prev = last if last else (0, GENESIS)
+            signing = last is None
         anchor_seq, anchor_hash = seq, prev  # used only when this chain has no head row yet
         rows = []
         for subject, data_json, etype, data in prepared:
@@ -340,8 +363,13 @@ def append_many(conn: sqlite3.Connection, entries: Iterable[tuple[str, Any] | tu
             out.append(Event(seq, eid, when, subject, etype, actor, corr, data, prev, h))
             prev = h
         conn.executemany(_INSERT, rows)
-        signature, public_key = _signed_head(conn, key, actor, seq, prev, when)
-        conn.execute(_STORE_HEAD, (actor, anchor_seq, anchor_hash, seq, prev, when, signature, public_key))
+        if signing:
+            signature, public_key = _signed_head(conn, key, actor, seq, prev, when)
+            conn.execute(_STORE_HEAD, (actor, anchor_seq, anchor_hash, seq, prev, when, signature, public_key))
+            memo = getattr(conn, "memo", {})
+            memo["signed_head"], memo["node_key_new"] = (actor, seq, prev, signature), False  # trusted once only
+        else:
+            conn.execute(_MOVE_HEAD, (actor, anchor_seq, anchor_hash, seq, prev))
     return out
 
 
@@ -448,9 +476,7 @@ def ingest(conn: sqlite3.Connection, foreign_events: Iterable[Event | Mapping[st
         except sqlite3.IntegrityError:
             raise InputError("an ingested event collides with one stored already (its id, or its actor and seq); "
                              "nothing was stored", hint="event ids must be unique across actors") from None
-        conn.executemany(f"INSERT INTO event_chains({_HEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL) "
-                         "ON CONFLICT(actor) DO UPDATE SET head_seq = excluded.head_seq, head_hash = excluded.head_hash",
-                         [(actor, c[0], c[1], c[2], c[3]) for actor, c in chains.items() if c is not None])
+        conn.executemany(_MOVE_HEAD, [(actor, c[0], c[1], c[2], c[3]) for actor, c in chains.items() if c is not None])
     return stored
 
 
@@ -588,8 +614,12 @@ def _head_problem(head: Head | None, last_seq: int, last_hash: str, local: bool,
     if last_hash != head.hash:
         return last_seq, (f"seq {last_seq}'s hash differs from the chain's {'signed ' if local else ''}head: "
                           "the history was rewritten")
-    if not local or head.signature is None:
+    if not local:
         return None
+    if head.signature is None:
+        if key is None:
+            return None  # a log from before signed heads: verify signs it once the chain holds
+        return head.seq, "the head has no signature, though this node has a key to sign with: its signature was removed"
     if key is None:
         return head.seq, "the node key is missing, so the signed head cannot be checked (restore the .key file beside the store)"
     mine = node_key.public_key_hex(key)

@@ -214,6 +214,36 @@ def test_history_rewritten_with_recomputed_hashes_fails_verify(conn):
     assert not verdict.ok and "signed by another key" in verdict.problem
 
 
+def _forge(conn, seq, data):
+    """Rewrite this node's entry ``seq`` and recompute every hash after it, as someone with the
+    database but not the key can; returns the forged last hash."""
+    conn.execute("UPDATE events SET data = ? WHERE seq = ?", (data, seq))
+    prev = events.GENESIS
+    for s, eid, t, sub, ty, a, c, d in conn.execute(
+            "SELECT seq, id, time, subject, type, actor, correlation, data FROM events ORDER BY seq").fetchall():
+        prev_hash, prev = prev, events.entry_hash(prev, s, eid, t, sub, ty, a, c, d)
+        conn.execute("UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?", (prev_hash, prev, s))
+    return prev
+
+
+@pytest.mark.parametrize("signature", ["kept", "removed"])
+def test_the_next_append_does_not_bless_a_forged_head(tmp_path, signature):
+    """A new signature vouches for all before it: appending (from another process, which has not
+    signed this head itself) over a head the key did not sign leaves the forgery detectable."""
+    conn = db.connect(tmp_path / "f.db")
+    events.append_many(conn, [("svc.a", {"n": i}) for i in range(3)])
+    forged = _forge(conn, 2, '{"n":99}')
+    conn.execute("UPDATE event_chains SET head_hash = ?" + (", signature = NULL" if signature == "removed" else ""), (forged,))
+    problem = events.verify(conn).problem
+    assert ("signature does not match" if signature == "kept" else "has no signature, though this node has a key") in problem
+    other = db.connect(tmp_path / "f.db")  # another process: nothing signed by it yet
+    events.append(other, "svc.a", {"n": 3})
+    events.append(conn, "svc.a", {"n": 4})  # this one signed the head before the forgery
+    verdict = events.verify(db.connect(tmp_path / "f.db"))
+    assert not verdict.ok and verdict.seq == 5, verdict
+    assert "signature does not match" in verdict.problem or "has no signature" in verdict.problem
+
+
 def test_a_cut_tail_fails_verify(conn):
     events.append_many(conn, [("svc.a", {"n": i}) for i in range(5)])
     conn.execute("DELETE FROM events WHERE seq >= 4")
