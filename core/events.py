@@ -300,14 +300,17 @@ def _node_key(conn: sqlite3.Connection, *, create: bool = True) -> Any:
         key = node_key.signing_key(path, create=create)
         if key is not None:
             memo["node_key"], memo["node_public_key"] = key, node_key.public_key_hex(key)
+            memo["node_signer"] = node_key.signer(key)
             memo["node_key_new"] = not existed  # made by this connection: see _may_sign_over
     return key
 
 
 def _signed_head(conn: sqlite3.Connection, key: Any, actor: str, seq: int, hash: str, time: str) -> tuple[str, str]:
     """(signature, public key), both hex, of this head."""
-    public_key = getattr(conn, "memo", {}).get("node_public_key") or node_key.public_key_hex(key)
-    return node_key.sign(key, head_message(actor, seq, hash, time)), public_key
+    memo = getattr(conn, "memo", {})
+    public_key = memo.get("node_public_key") or node_key.public_key_hex(key)
+    sign = memo.get("node_signer") or node_key.signer(key)
+    return sign(head_message(actor, seq, hash, time)), public_key
 
 
 _STORE_HEAD = (f"INSERT INTO event_chains({_HEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
