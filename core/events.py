@@ -30,6 +30,7 @@ import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from time import monotonic as _monotonic
 from typing import Any, Iterable, Iterator, Mapping
 
 from tessera.core import node_key
@@ -267,24 +268,59 @@ def heads(conn: sqlite3.Connection) -> dict[str, Head]:
     return {r[0]: Head(*r) for r in conn.execute(f"SELECT {_HEAD_COLUMNS} FROM event_chains")}
 
 
-def _may_sign_over(conn: sqlite3.Connection, key: Any, actor: str, head: tuple) -> bool:
-    """Whether this node's current head (head_seq, head_hash, head_time, signature) may be
-    extended under a new signature. A new signature vouches for everything before it, so a head
-    that was not signed by this node's key (forged by someone without it) must not be blessed:
-    the append then leaves the signature as it was, and ``verify`` keeps reporting the forgery.
+# A connection appending one event at a time signs its head at most this often (seconds); a
+# batch, its first append, verify and checkpoint always sign. See docs/events.md, "Signed heads".
+SIGN_INTERVAL = 0.1
 
-    The head this connection signed last is known good without checking its signature again
-    (one check costs about 55 µs). An unsigned head is a log from before signed heads, trusted on
-    first use only by the connection that made the node's key, before it signs anything; once the
-    key exists, heads are signed."""
-    seq, h, when, signature = head
+
+def _head_holds(conn: sqlite3.Connection, key: Any, actor: str, row: tuple) -> bool:
+    """Whether this node's signed head (row: anchor_seq, anchor_hash, head_seq, head_hash,
+    head_time, signature) may be moved on under a new signature. A new signature vouches for
+    everything before it, so it is made only over a head this node's key signed and that the
+    chain still passes through; a head forged by someone without the key is left as it is, and
+    ``verify`` keeps reporting it.
+
+    The head this connection signed last needs no second check of its signature (one check costs
+    about 55 µs). An unsigned head is a log from before signed heads, trusted on first use only by
+    the connection that made the node's key, before it signs anything."""
+    anchor_seq, anchor_hash, seq, h, when, signature = row
     memo = getattr(conn, "memo", {})
-    if memo.get("signed_head") == (actor, seq, h, signature):
-        return True
-    if signature is None:
-        return bool(memo.get("node_key_new"))
-    public_key = memo.get("node_public_key") or node_key.public_key_hex(key)
-    return node_key.signature_valid(public_key, head_message(actor, seq, h, when or ""), signature)
+    if memo.get("signed_head") != (actor, seq, h, signature):
+        if signature is None:
+            if not memo.get("node_key_new"):
+                return False
+        elif not node_key.signature_valid(memo.get("node_public_key") or node_key.public_key_hex(key),
+                                          head_message(actor, seq, h, when or ""), signature):
+            return False
+    if seq > anchor_seq:
+        found = conn.execute("SELECT hash FROM events WHERE actor = ? AND seq = ?", (actor, seq)).fetchone()
+        return found is not None and found[0] == h
+    return seq < anchor_seq or h == anchor_hash  # pruned past the head, or up to it
+
+
+def _sign_end(conn: sqlite3.Connection, key: Any, actor: str, seq: int, h: str, when: str, *, new_chain: bool) -> bool:
+    """Sign (seq, h) as this node's head, in the caller's transaction, when the head it replaces
+    holds (``_head_holds``) and is behind it; a chain with no head row yet only when it is new.
+
+    Returns:
+        whether it signed.
+    """
+    memo = getattr(conn, "memo", {})
+    memo["signed_at"] = _monotonic()  # also after a refusal: a forged head is not checked again at every append
+    row = conn.execute("SELECT anchor_seq, anchor_hash, head_seq, head_hash, head_time, signature FROM event_chains "
+                       "WHERE actor = ?", (actor,)).fetchone()
+    if row is None:
+        if not new_chain:
+            return False  # entries whose head row was removed: no signature may cover them
+        anchor = (0, GENESIS)
+    elif row[2] >= seq and row[5] is not None or not _head_holds(conn, key, actor, row):
+        return False
+    else:
+        anchor = row[:2]
+    signature, public_key = _signed_head(conn, key, actor, seq, h, when)
+    conn.execute(_STORE_HEAD, (actor, anchor[0], anchor[1], seq, h, when, signature, public_key))
+    memo["signed_head"], memo["node_key_new"] = (actor, seq, h, signature), False  # trusted on first use once only
+    return True
 
 
 def _node_key(conn: sqlite3.Connection, *, create: bool = True) -> Any:
@@ -301,7 +337,7 @@ def _node_key(conn: sqlite3.Connection, *, create: bool = True) -> Any:
         if key is not None:
             memo["node_key"], memo["node_public_key"] = key, node_key.public_key_hex(key)
             memo["node_signer"] = node_key.signer(key)
-            memo["node_key_new"] = not existed  # made by this connection: see _may_sign_over
+            memo["node_key_new"] = not existed  # made by this connection: see _head_holds
     return key
 
 
@@ -325,7 +361,8 @@ _INSERT = ("INSERT INTO events(seq, id, time, subject, type, actor, correlation,
 def append_many(conn: sqlite3.Connection, entries: Iterable[tuple[str, Any] | tuple[str, Any, str]], *,
                 correlation: str | None = None) -> list[Event]:
     """Append entries to this node's chain in one transaction: each is (subject, data) or
-    (subject, data, type). The new head is signed once for the whole batch.
+    (subject, data, type). The new head is signed once for the whole batch; a single entry signs
+    it when it is this connection's first, or SIGN_INTERVAL has passed since its last signature.
 
     Returns:
         the stored events, in order.
@@ -343,20 +380,16 @@ def append_many(conn: sqlite3.Connection, entries: Iterable[tuple[str, Any] | tu
     if not prepared:
         return []
     key = _node_key(conn)  # outside the transaction: the first use loads nacl and may write the key file
+    memo = getattr(conn, "memo", {})
     out: list[Event] = []
     urandom = os.urandom
     with transaction(conn):
         actor = node_id(conn)
-        head = conn.execute("SELECT head_seq, head_hash, head_time, signature FROM event_chains WHERE actor = ?",
-                            (actor,)).fetchone()
-        if head is not None:
-            seq, prev = head[0], head[1]
-            signing = _may_sign_over(conn, key, actor, head)
-        else:  # a new chain; or entries whose head row was removed, which no signature may cover
-            last = conn.execute("SELECT seq, hash FROM events WHERE actor = ? ORDER BY seq DESC LIMIT 1", (actor,)).fetchone()
-            seq, prev = last if last else (0, GENESIS)
-            signing = last is None
-        anchor_seq, anchor_hash = seq, prev  # used only when this chain has no head row yet
+        last = conn.execute("SELECT seq, hash FROM events WHERE actor = ? ORDER BY seq DESC LIMIT 1", (actor,)).fetchone()
+        if last is None:  # no entries: a new chain, or one pruned whole, which goes on from its anchor
+            last = conn.execute("SELECT anchor_seq, anchor_hash FROM event_chains WHERE actor = ?", (actor,)).fetchone()
+        seq, prev = last or (0, GENESIS)
+        new_chain = seq == 0
         rows = []
         for subject, data_json, etype, data in prepared:
             seq += 1
@@ -366,13 +399,9 @@ def append_many(conn: sqlite3.Connection, entries: Iterable[tuple[str, Any] | tu
             out.append(Event(seq, eid, when, subject, etype, actor, corr, data, prev, h))
             prev = h
         conn.executemany(_INSERT, rows)
-        if signing:
-            signature, public_key = _signed_head(conn, key, actor, seq, prev, when)
-            conn.execute(_STORE_HEAD, (actor, anchor_seq, anchor_hash, seq, prev, when, signature, public_key))
-            memo = getattr(conn, "memo", {})
-            memo["signed_head"], memo["node_key_new"] = (actor, seq, prev, signature), False  # trusted once only
-        else:
-            conn.execute(_MOVE_HEAD, (actor, anchor_seq, anchor_hash, seq, prev))
+        signed_at = memo.get("signed_at")
+        if len(rows) > 1 or signed_at is None or _monotonic() - signed_at >= SIGN_INTERVAL:
+            _sign_end(conn, key, actor, seq, prev, when, new_chain=new_chain)
     return out
 
 
@@ -586,25 +615,31 @@ class Verdict:
     signed_now: bool = False  # this node's head had no signature yet (an upgraded log) and got one
 
 
-def _walk(rows: Iterable[tuple], anchor_seq: int, anchor_hash: str) -> tuple[int, str, int, tuple | None]:
+def _walk(rows: Iterable[tuple], anchor_seq: int, anchor_hash: str, mark: int) -> tuple[int, str, int, str | None, tuple | None]:
     """Check one chain's entries in seq order from its anchor: (last seq, last hash, entries
-    checked, None) or (..., (seq, problem)) at the first broken link."""
-    prev_seq, prev_hash, checked = anchor_seq, anchor_hash, 0
+    checked, the hash at seq ``mark`` if reached, None), or the same with (seq, problem) at the
+    first broken link."""
+    prev_seq, prev_hash, checked, marked = anchor_seq, anchor_hash, 0, None
     for seq, eid, when, subject, etype, actor, corr, data_json, p, h in rows:
         if seq != prev_seq + 1:
-            return prev_seq, prev_hash, checked, (seq, f"seq {seq} follows seq {prev_seq}: entries between them are missing or were inserted")
+            return prev_seq, prev_hash, checked, marked, (seq, f"seq {seq} follows seq {prev_seq}: entries between them are missing or were inserted")
         if p != prev_hash:
-            return prev_seq, prev_hash, checked, (seq, f"seq {seq} does not link to the entry before it (prev_hash differs): an entry was removed, inserted or moved")
+            return prev_seq, prev_hash, checked, marked, (seq, f"seq {seq} does not link to the entry before it (prev_hash differs): an entry was removed, inserted or moved")
         if entry_hash(p, seq, eid, when, subject, etype, actor, corr, data_json) != h:
-            return prev_seq, prev_hash, checked, (seq, f"seq {seq} was modified (its hash does not match its content)")
+            return prev_seq, prev_hash, checked, marked, (seq, f"seq {seq} was modified (its hash does not match its content)")
         prev_seq, prev_hash = seq, h
+        if seq == mark:
+            marked = h
         checked += 1
-    return prev_seq, prev_hash, checked, None
+    return prev_seq, prev_hash, checked, marked, None
 
 
-def _head_problem(head: Head | None, last_seq: int, last_hash: str, local: bool, key: Any) -> tuple[int, str] | None:
-    """Whether a chain that verified up to (last_seq, last_hash) ends exactly at its recorded
-    head, and, for this node's own chain, whether the head's signature holds."""
+def _head_problem(head: Head | None, last_seq: int, last_hash: str, marked: str | None, local: bool,
+                  key: Any) -> tuple[int, str] | None:
+    """Whether a chain that verified up to (last_seq, last_hash), with ``marked`` the hash it has
+    at its head's seq, agrees with its recorded head: another actor's chain ends exactly there;
+    this node's passes through its signed head (the entries after it were appended since the last
+    signature) and the head's signature holds under the node's key."""
     if head is None:
         if last_seq == 0:
             return None
@@ -612,10 +647,11 @@ def _head_problem(head: Head | None, last_seq: int, last_hash: str, local: bool,
     if last_seq < head.seq:
         return last_seq + 1, (f"the chain ends at seq {last_seq} but its head is at seq {head.seq}: "
                               f"entries after seq {last_seq} were removed")
-    if last_seq > head.seq:
+    if not local and last_seq > head.seq:
         return head.seq + 1, f"seq {head.seq + 1} and after are beyond the chain's head (seq {head.seq}): they were added around Tessera"
-    if last_hash != head.hash:
-        return last_seq, (f"seq {last_seq}'s hash differs from the chain's {'signed ' if local else ''}head: "
+    at_head = marked if head.seq > head.anchor_seq else head.anchor_hash if head.seq == head.anchor_seq else head.hash
+    if at_head != head.hash:
+        return head.seq, (f"seq {head.seq}'s hash differs from the chain's {'signed ' if local else ''}head: "
                           "the history was rewritten")
     if not local:
         return None
@@ -639,10 +675,11 @@ def verify(conn: sqlite3.Connection) -> Verdict:
 
     Detects: a modified entry (its hash does not recompute), a deleted one (a gap in seq, or the
     next entry's prev_hash no longer matches), an inserted one and a reordering (prev_hash or
-    seq out of line), a chain that does not end exactly at its recorded head (a cut tail, or a
-    history rewritten with recomputed hashes) and, on this node's chain, a head whose signature
-    does not hold under the node's key. A head left unsigned by the upgrade to many chains is
-    signed once its chain has verified (``signed_now``).
+    seq out of line), a chain that does not reach its recorded head (a cut tail) or no longer
+    holds the head's hash there (a history rewritten with recomputed hashes) and, on this node's
+    chain, a head whose signature does not hold under the node's key. Once this node's chain has
+    verified, its end is signed as its head (``signed_now`` when the head had no signature yet: a
+    log upgraded from before signed heads).
     """
     local = _stored_node_id(conn)
     recorded = heads(conn)
@@ -650,71 +687,58 @@ def verify(conn: sqlite3.Connection) -> Verdict:
     order = sorted(set(actors) | set(recorded), key=lambda a: (a != local, a))
     key = _node_key(conn, create=False) if local in recorded else None
     checked = 0
-    unsigned = None
+    local_end = None
     for actor in order:
         head = recorded.get(actor)
         rows = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE actor = ? ORDER BY seq", (actor,))
-        last_seq_, last_hash, n, broken = _walk(rows, head.anchor_seq if head else 0, head.anchor_hash if head else GENESIS)
+        last_seq_, last_hash, n, marked, broken = _walk(rows, head.anchor_seq if head else 0,
+                                                        head.anchor_hash if head else GENESIS, head.seq if head else -1)
         checked += n
         shown = None if actor == local else actor
         if broken:
             return Verdict(False, checked, broken[0], broken[1], shown, len(order))
-        problem = _head_problem(head, last_seq_, last_hash, actor == local, key)
+        problem = _head_problem(head, last_seq_, last_hash, marked, actor == local, key)
         if problem:
             return Verdict(False, checked, problem[0], problem[1], shown, len(order))
-        if actor == local and head is not None and head.signature is None:
-            unsigned = head
-    signed_now = unsigned is not None and _sign_unsigned_head(conn, unsigned)
+        if actor == local and head is not None and (last_seq_ > head.seq or head.signature is None):
+            local_end = (head, last_seq_, last_hash)
+    signed_now = local_end is not None and _sign_verified_end(conn, *local_end)
     return Verdict(True, checked, chains=len(order), signed_now=signed_now)
 
 
-def _sign_unsigned_head(conn: sqlite3.Connection, head: Head) -> bool:
-    """Sign this node's head left unsigned by the upgrade, once its chain has verified (trust on
-    first use: what was in the log before signed heads existed is taken as it is)."""
+def _sign_verified_end(conn: sqlite3.Connection, head: Head, seq: int, h: str) -> bool:
+    """Sign the end of this node's chain once verify has walked it. Returns whether the head had
+    no signature before (trust on first use: what was in the log before signed heads existed is
+    taken as it was)."""
     from tessera.core.store.db import transaction
 
     key = _node_key(conn)
-    when = head.time or now()
-    signature, public_key = _signed_head(conn, key, head.actor, head.seq, head.hash, when)
+    when = conn.execute("SELECT time FROM events WHERE actor = ? AND seq = ?", (head.actor, seq)).fetchone()
     with transaction(conn):
-        changed = conn.execute("UPDATE event_chains SET head_time = ?, signature = ?, public_key = ? "
-                               "WHERE actor = ? AND signature IS NULL AND head_seq = ? AND head_hash = ?",
-                               (when, signature, public_key, head.actor, head.seq, head.hash)).rowcount
-    return changed == 1
+        signed = _sign_end(conn, key, head.actor, seq, h, when[0] if when else head.time or now(), new_chain=False)
+    return signed and head.signature is None
 
 
 def checkpoint(conn: sqlite3.Connection) -> dict[str, Any]:
     """This node's signed chain head (actor, seq, hash, time, signature, public_key), to keep
-    somewhere the node cannot change, for ``verify(against=...)``.
-
-    A log with no entries of its own gets a signed head at seq 0; a head left unsigned by the
-    upgrade is signed after its chain verifies.
+    somewhere the node cannot change, for ``check_against``. The whole log is verified first,
+    and its end signed: a checkpoint vouches for everything before it.
 
     Raises:
-        TesseraError when this node's chain does not end at its signed head.
+        TesseraError when the log does not verify.
     """
     from tessera.core.store.db import transaction
 
     actor = node_id(conn)
+    verdict = verify(conn)
+    if not verdict.ok:
+        raise verdict_error(verdict)
     head = heads(conn).get(actor)
-    if head is None or head.signature is None:
-        verdict = verify(conn)
-        if not verdict.ok:
-            raise verdict_error(verdict)
-        head = heads(conn).get(actor)
     if head is None:  # nothing appended yet: the chain is empty and its head is the genesis
         key = _node_key(conn)
-        when = now()
-        signature, public_key = _signed_head(conn, key, actor, 0, GENESIS, when)
         with transaction(conn):
-            conn.execute(f"INSERT OR IGNORE INTO event_chains({_HEAD_COLUMNS}) VALUES (?, 0, ?, 0, ?, ?, ?, ?)",
-                         (actor, GENESIS, GENESIS, when, signature, public_key))
+            _sign_end(conn, key, actor, 0, GENESIS, now(), new_chain=True)
         head = heads(conn)[actor]
-    last = conn.execute("SELECT seq, hash FROM events WHERE actor = ? ORDER BY seq DESC LIMIT 1", (actor,)).fetchone()
-    last_seq_, last_hash = last if last else (head.anchor_seq, head.anchor_hash)
-    problem = _head_problem(head, last_seq_, last_hash, True, _node_key(conn, create=False))
-    if problem:
-        raise verdict_error(Verdict(False, 0, problem[0], problem[1]))
     return head.checkpoint()
 
 
@@ -773,7 +797,8 @@ def check_against(conn: sqlite3.Connection, point: Mapping[str, Any], *, where: 
                                "the node key was replaced since, or the checkpoint is another store's",
                                hint="check against a checkpoint this store wrote")
     head = heads(conn).get(actor)
-    end = head.seq if head else 0
+    last = conn.execute("SELECT max(seq) FROM events WHERE actor = ?", (actor,)).fetchone()[0]
+    end = last if last is not None else head.anchor_seq if head else 0
     if seq > end:
         raise TesseraError(f"the log does not reach the checkpoint {where}: {whose} ends at seq {end}, the checkpoint "
                            f"is at seq {seq}: entries were removed from its tail (and its head re-signed)",

@@ -227,9 +227,11 @@ def _forge(conn, seq, data):
 
 
 @pytest.mark.parametrize("signature", ["kept", "removed"])
-def test_the_next_append_does_not_bless_a_forged_head(tmp_path, signature):
+def test_the_next_append_does_not_bless_a_forged_head(tmp_path, monkeypatch, signature):
     """A new signature vouches for all before it: appending (from another process, which has not
-    signed this head itself) over a head the key did not sign leaves the forgery detectable."""
+    signed this head itself, or from the one that has) over a head the key did not sign leaves
+    the forgery detectable."""
+    monkeypatch.setattr(events, "SIGN_INTERVAL", 0)  # every append signs, when it may
     conn = db.connect(tmp_path / "f.db")
     events.append_many(conn, [("svc.a", {"n": i}) for i in range(3)])
     forged = _forge(conn, 2, '{"n":99}')
@@ -240,8 +242,35 @@ def test_the_next_append_does_not_bless_a_forged_head(tmp_path, signature):
     events.append(other, "svc.a", {"n": 3})
     events.append(conn, "svc.a", {"n": 4})  # this one signed the head before the forgery
     verdict = events.verify(db.connect(tmp_path / "f.db"))
-    assert not verdict.ok and verdict.seq == 5, verdict
+    assert not verdict.ok and verdict.seq == 3, verdict  # the forged head stayed where it was
     assert "signature does not match" in verdict.problem or "has no signature" in verdict.problem
+
+
+def test_single_appends_sign_at_most_every_interval_and_verify_catches_up(tmp_path, monkeypatch):
+    monkeypatch.setattr(events, "SIGN_INTERVAL", 3600)
+    conn = db.connect(tmp_path / "lazy.db")
+    actor = events.node_id(conn)
+
+    def signed_seq():
+        return events.heads(conn)[actor].seq
+
+    events.append(conn, "a.b", 0)
+    assert signed_seq() == 1  # a connection's first append signs
+    for i in range(3):
+        events.append(conn, "a.b", i)
+    assert signed_seq() == 1  # not again within the interval: seq 2-4 follow the signed head unsigned
+    verdict = events.verify(conn)
+    assert verdict.ok and verdict.checked == 4 and not verdict.signed_now
+    assert signed_seq() == 4  # verify signed the end it walked
+    events.append_many(conn, [("a.b", 5), ("a.b", 6)])
+    assert signed_seq() == 6  # a batch always signs
+    events.append(conn, "a.b", 7)
+    _forge(conn, 2, "99")  # below the signed head, hashes recomputed up to the unsigned seq 7
+    verdict = events.verify(conn)
+    assert not verdict.ok and verdict.seq == 6 and "differs from the chain's signed head" in verdict.problem
+    monkeypatch.setattr(events, "SIGN_INTERVAL", 0)
+    events.append(db.connect(tmp_path / "lazy.db"), "a.b", 8)  # no append signs over the forgery
+    assert not events.verify(conn).ok and signed_seq() == 6
 
 
 def test_a_cut_tail_fails_verify(conn):
