@@ -9,12 +9,15 @@ node id); other actors' chains (peers, later) come in through ``ingest``, which 
 before storing it.
 
 ``event_chains`` keeps, per actor, where its chain starts (the anchor: after a prune, the last
-removed entry) and where it must end (its head). This node signs its own head with its Ed25519 key
-(core/node_key.py) in every append, once per call, so ``verify`` notices a cut tail or a history
+removed entry) and its head: for other actors where the chain must end, for this node the last
+point it signed with its Ed25519 key (core/node_key.py), which its chain must pass through. It
+signs lazily (every batch, a connection's first append, then at most every SIGN_INTERVAL; verify
+and checkpoint sign the end), so ``verify`` notices a cut below the signed head or a history
 rewritten with recomputed hashes; ``checkpoint`` hands the signed head out to be kept elsewhere,
-and ``verify(against=...)`` checks the log still reaches it (which catches an attacker who also
-holds the key file and re-signed). The rowid is the local arrival order, which ``read`` and
-``follow`` use; seq orders one actor's chain only.
+and ``check_against`` checks the log still reaches it (which catches an attacker who also holds
+the key file and re-signed). docs/events.md says what this does and does not protect against.
+The rowid is the local arrival order, which ``read`` and ``follow`` use; seq orders one actor's
+chain only.
 
 Subjects follow NATS: ``*`` matches one token, ``>`` one or more trailing tokens.
 """
