@@ -355,7 +355,7 @@ def _signed_head(conn: sqlite3.Connection, key: Any, actor: str, seq: int, hash:
 _STORE_HEAD = (f"INSERT INTO event_chains({_HEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                "ON CONFLICT(actor) DO UPDATE SET head_seq = excluded.head_seq, head_hash = excluded.head_hash, "
                "head_time = excluded.head_time, signature = excluded.signature, public_key = excluded.public_key")
-_MOVE_HEAD = (f"INSERT INTO event_chains({_HEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL) "
+_INGESTED_HEAD = (f"INSERT INTO event_chains({_HEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL) "
               "ON CONFLICT(actor) DO UPDATE SET head_seq = excluded.head_seq, head_hash = excluded.head_hash")
 _INSERT = ("INSERT INTO events(seq, id, time, subject, type, actor, correlation, data, prev_hash, hash)"
            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
@@ -414,6 +414,8 @@ def append(conn: sqlite3.Connection, subject: str, data: Any, *, type: str = "ev
     return append_many(conn, [(subject, data, type)], correlation=correlation)[0]
 
 
+_FIELD_CHARS = 200  # an id, actor, type, time or correlation id longer than this is not one of ours
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 _FIELDS = ("seq", "id", "time", "subject", "type", "actor", "correlation", "data", "prev_hash", "hash")
 
 
@@ -432,9 +434,18 @@ def _foreign(event: Event | Mapping[str, Any], index: int) -> tuple[tuple, Event
     for name in ("id", "time", "subject", "type", "actor", "correlation", "prev_hash", "hash"):
         if not isinstance(fields[name], str) or not fields[name]:
             raise InputError(f"{where}: {name} must be a non-empty string")
+    for name in ("id", "time", "type", "actor", "correlation"):
+        if len(fields[name]) > _FIELD_CHARS:
+            raise InputError(f"{where}: its {name} is longer than {_FIELD_CHARS} characters")
+    for name in ("prev_hash", "hash"):
+        if not _HEX64.fullmatch(fields[name]):
+            raise InputError(f"{where}: its {name} is not 64 lowercase hex digits")
     actor = fields["actor"]
     where = f"event {index + 1} (actor {actor}, seq {seq})"
-    check_subject(fields["subject"])
+    try:
+        check_subject(fields["subject"])
+    except UsageError as exc:
+        raise InputError(f"{where}: {exc.message}") from None
     data_json = _canonical(fields["data"])
     h = entry_hash(fields["prev_hash"], seq, fields["id"], fields["time"], fields["subject"], fields["type"],
                    actor, fields["correlation"], data_json)
@@ -511,7 +522,7 @@ def ingest(conn: sqlite3.Connection, foreign_events: Iterable[Event | Mapping[st
         except sqlite3.IntegrityError:
             raise InputError("an ingested event collides with one stored already (its id, or its actor and seq); "
                              "nothing was stored", hint="event ids must be unique across actors") from None
-        conn.executemany(_MOVE_HEAD, [(actor, c[0], c[1], c[2], c[3]) for actor, c in chains.items() if c is not None])
+        conn.executemany(_INGESTED_HEAD, [(actor, c[0], c[1], c[2], c[3]) for actor, c in chains.items() if c is not None])
     return stored
 
 
@@ -715,10 +726,15 @@ def _sign_verified_end(conn: sqlite3.Connection, head: Head, seq: int, h: str) -
     taken as it was)."""
     from tessera.core.store.db import transaction
 
+    from tessera.core.store.db import StoreError
+
     key = _node_key(conn)
     when = conn.execute("SELECT time FROM events WHERE actor = ? AND seq = ?", (head.actor, seq)).fetchone()
-    with transaction(conn):
-        signed = _sign_end(conn, key, head.actor, seq, h, when[0] if when else head.time or now(), new_chain=False)
+    try:
+        with transaction(conn):
+            signed = _sign_end(conn, key, head.actor, seq, h, when[0] if when else head.time or now(), new_chain=False)
+    except StoreError:  # a read-only or locked store is verified all the same, its end left unsigned
+        return False
     return signed and head.signature is None
 
 
@@ -767,10 +783,10 @@ def parse_checkpoint(text: str, *, where: str) -> dict[str, Any]:
         raise InputError(f"{where} is not a checkpoint: not a JSON object", hint=hint)
     for name, valid in (("actor", lambda v: isinstance(v, str) and v),
                         ("seq", lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63),
-                        ("hash", lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v)),
+                        ("hash", lambda v: isinstance(v, str) and _HEX64.fullmatch(v)),
                         ("time", lambda v: isinstance(v, str)),
                         ("signature", lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{128}", v)),
-                        ("public_key", lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v))):
+                        ("public_key", lambda v: isinstance(v, str) and _HEX64.fullmatch(v))):
         if name not in value:
             raise InputError(f"{where} is not a checkpoint: it has no {name}", hint=hint)
         if not valid(value[name]):
@@ -842,8 +858,8 @@ def prune(conn: sqlite3.Connection, *, older_than: str) -> int:
             actor = head.actor
             first_young = conn.execute("SELECT min(seq) FROM events WHERE actor = ? AND time >= ?",
                                        (actor, older_than)).fetchone()[0]
-            if first_young is None:
-                first_young = head.seq + 1
+            if first_young is None:  # all of it is old (this node's end may be past its signed head)
+                first_young = (conn.execute("SELECT max(seq) FROM events WHERE actor = ?", (actor,)).fetchone()[0] or 0) + 1
             last = conn.execute("SELECT seq, hash FROM events WHERE actor = ? AND seq < ? ORDER BY seq DESC LIMIT 1",
                                 (actor, first_young)).fetchone()
             if last is None:

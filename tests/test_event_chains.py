@@ -183,6 +183,36 @@ def test_prune_cuts_every_chain_and_each_still_verifies(tmp_path, conn):
     assert events.verify(conn).problem.startswith("seq 4 follows seq 2")
 
 
+def test_prune_removes_this_nodes_unsigned_tail_too(tmp_path, monkeypatch):
+    monkeypatch.setattr(events, "SIGN_INTERVAL", 3600)
+    conn = db.connect(tmp_path / "p.db")
+    for i in range(3):
+        events.append(conn, "old.e", i)  # the first is signed; 2 and 3 follow unsigned
+    _make_old(conn, 3)
+    h1 = conn.execute("SELECT hash FROM events WHERE seq = 1").fetchone()[0]
+    _resign(conn, 1, h1)  # (no verify here: it would sign the end)
+    assert events.prune(conn, older_than=events.parse_when("30d", flag="--older-than")) == 3
+    assert events.read(conn) == [] and events.verify(conn).ok
+    assert events.append(conn, "new.e", 1).seq == 4 and events.verify(conn).ok
+
+
+def test_verify_answers_while_another_process_holds_the_write_lock(tmp_path, monkeypatch):
+    """verify signs the end it walked when it can; a locked (or read-only) store is verified all
+    the same, its end left unsigned."""
+    monkeypatch.setattr(events, "SIGN_INTERVAL", 3600)
+    path = tmp_path / "l.db"
+    conn = db.connect(path)
+    events.append(conn, "a.b", 0)
+    events.append(conn, "a.b", 1)  # unsigned
+    holder = db.connect(path)
+    holder.execute("BEGIN IMMEDIATE")
+    monkeypatch.setenv("TESSERA_LOCK_TIMEOUT", "0")
+    verdict = events.verify(db.connect(path))
+    holder.execute("ROLLBACK")
+    assert verdict.ok and verdict.checked == 2
+    assert events.heads(conn)[events.node_id(conn)].seq == 1
+
+
 # --- signed heads, checkpoints ------------------------------------------------------------------
 
 
