@@ -820,7 +820,7 @@ def check_against(conn: sqlite3.Connection, point: Mapping[str, Any], *, where: 
     end = last if last is not None else head.anchor_seq if head else 0
     if seq > end:
         raise TesseraError(f"the log does not reach the checkpoint {where}: {whose} ends at seq {end}, the checkpoint "
-                           f"is at seq {seq}: entries were removed from its tail (and its head re-signed)",
+                           f"is at seq {seq}: entries were removed from its tail",
                            hint="restore the store from a backup taken after the checkpoint")
     if head is not None and seq < head.anchor_seq:
         raise TesseraError(f"the checkpoint {where} is at seq {seq}, which was pruned: {whose} now starts after "

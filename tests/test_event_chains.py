@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from tessera.core import events, node_key
-from tessera.core.errors import InputError
+from tessera.core.errors import InputError, TesseraError
 from tessera.core.store import db, migrations
 
 TSR = [sys.executable, "-m", "tessera.cli.main"]
@@ -375,6 +375,28 @@ def test_checkpoint_of_an_empty_log_is_the_signed_genesis(conn):
     events.append(conn, "a.b", 1)
     events.check_against(conn, point, where="cp")
     assert events.verify(conn).ok
+
+
+def test_a_checkpoint_older_than_the_last_prune_cannot_be_checked(conn):
+    events.append_many(conn, [("p.e", i) for i in range(4)])
+    _make_old(conn, 4)  # a log whose seq 1-4 are old
+    point = events.checkpoint(conn)
+    assert point["seq"] == 4
+    events.append(conn, "p.e", 4)
+    events.check_against(conn, point, where="cp.json")
+    assert events.prune(conn, older_than=events.parse_when("30d", flag="--older-than")) == 4
+    events.check_against(conn, point, where="cp.json")  # seq 4 is the anchor now: still checked
+    # seq 5 grows old too (its time set back, its hash recomputed and re-signed) and is pruned
+    seq, eid, t, sub, ty, a, c, d, prev = conn.execute(
+        "SELECT seq, id, time, subject, type, actor, correlation, data, prev_hash FROM events WHERE seq = 5").fetchone()
+    h = events.entry_hash(prev, 5, eid, "2020-01-02T00:00:00.000Z", sub, ty, a, c, d)
+    conn.execute("UPDATE events SET time = '2020-01-02T00:00:00.000Z', hash = ? WHERE seq = 5", (h,))
+    _resign(conn, 5, h)
+    assert events.prune(conn, older_than=events.parse_when("30d", flag="--older-than")) == 1
+    assert events.verify(conn).ok
+    with pytest.raises(TesseraError, match=r"the checkpoint cp.json is at seq 4, which was pruned: this node's chain "
+                                           r"now starts after seq 5, so it cannot be checked"):
+        events.check_against(conn, point, where="cp.json")
 
 
 # --- upgrades -----------------------------------------------------------------------------------
