@@ -498,3 +498,16 @@ def test_follow_misses_nothing_committed_while_it_reads(tmp_path, monkeypatch):
     thread.join(30)
     stop.set()
     assert seen == ["f.a", "f.b"]
+
+
+def test_verify_cli_signs_an_upgraded_log_once_and_says_so():
+    old = _store_of_main(db.db_path())
+    _old_chain(old, 3, with_meta=True)
+    old.close()
+    r = tessera("events", "verify")
+    assert r.returncode == 0 and r.stdout.strip() == "ok: 3 events, chain intact", r
+    assert r.stderr == "tessera: this node's chain head had no signature yet (a log from before signed heads); it is signed now\n"
+    r = tessera("events", "verify")
+    assert r.returncode == 0 and r.stderr == ""
+    point = json.loads(tessera("events", "checkpoint").stdout)
+    assert point["actor"] == "old-node-id" and point["seq"] == 3
