@@ -1,15 +1,16 @@
-"""``tessera events``: tail, publish, verify and prune the event log."""
+"""``tessera events``: tail, publish, verify, checkpoint and prune the event log."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from tessera.cli.options import OutputSettings, emit, output_options
 
-events_app = typer.Typer(help="The event log: tail, publish, verify, prune.", no_args_is_help=True)
+events_app = typer.Typer(help="The event log: tail, publish, verify, checkpoint, prune.", no_args_is_help=True)
 
 Pattern = Annotated[Optional[str], typer.Argument(metavar="[PATTERN]", help="Subject pattern: * is one token, > the rest (e.g. notebook.ops.>).", show_default=False)]
 Since = Annotated[Optional[str], typer.Option("--since", metavar="WHEN", help="Only events at or after WHEN: a duration back (15m, 2h, 7d) or an RFC 3339 time.", show_default=False)]
@@ -58,7 +59,7 @@ def tail(
         "correlation": correlation,
     }
     conn = _conn()
-    top = events.last_seq(conn)  # read before the backlog: nothing written meanwhile is skipped
+    top = events.last_position(conn)  # read before the backlog: nothing written meanwhile is skipped
     found = events.read(conn, after_seq=after_seq, **filters)
     fmt = out.format()
     if not follow:
@@ -75,8 +76,8 @@ def tail(
     for event in found:
         write(_line(event, fmt, orjson))
     sys.stdout.flush()
-    last = max([top] + [e.seq for e in found[-1:]])
-    for event in events.follow(conn, after_seq=last, **filters):
+    last = max([top] + [e.position for e in found[-1:]])
+    for event in events.follow(conn, after_position=last, **filters):
         write(_line(event, fmt, orjson))
         sys.stdout.flush()
 
@@ -149,13 +150,19 @@ def publish(
 
 
 @events_app.command("verify")
-def verify() -> None:
-    """Check the database file (PRAGMA quick_check), then the hash chain: exit 0 with a count, or
-    exit 1 naming the damage or the first broken seq."""
+def verify(
+    against: Annotated[Optional[Path], typer.Option("--against", metavar="FILE", help="Also check the log still reaches this checkpoint (from events checkpoint, kept elsewhere).", show_default=False)] = None,
+) -> None:
+    """Check the database file (PRAGMA quick_check), then every actor's hash chain and this
+    node's signed head (and, with --against, a checkpoint): exit 0 with a count, or exit 1 naming
+    the damage or the first broken seq.
+
+    Example: tessera events verify --against /backup/tessera-checkpoint.json
+    """
     from tessera.core import events
-    from tessera.core.errors import TesseraError
     from tessera.core.store.db import StoreDamaged, quick_check
 
+    point = _read_checkpoint(against) if against is not None else None  # a bad FILE is said before any work
     conn = _conn()
     problems = quick_check(conn)
     if problems:
@@ -166,8 +173,45 @@ def verify() -> None:
                                 ".recover may save what is left")
     verdict = events.verify(conn)
     if not verdict.ok:
-        raise TesseraError(f"event log broken at seq {verdict.seq}: {verdict.problem} ({verdict.checked} entries before it are intact)")
-    print(f"ok: {verdict.checked} events, chain intact")
+        raise events.verdict_error(verdict)
+    if point is not None:
+        events.check_against(conn, point, where=str(against))
+    chains = "chain intact" if verdict.chains <= 1 else f"{verdict.chains} chains intact"
+    reached = f", checkpoint at seq {point['seq']} reached" if point is not None else ""
+    print(f"ok: {verdict.checked} events, {chains}{reached}")
+    if verdict.signed_now:
+        from tessera.cli.messages import print_message
+
+        print_message("this node's chain head had no signature yet (a log from before signed heads); it is signed now")
+
+
+def _read_checkpoint(path: Path) -> dict:
+    from tessera.core import events
+    from tessera.core.errors import InputError
+    from tessera.core.inputs import decode_text, read_path
+
+    if path.is_file() and path.stat().st_size > _CHECKPOINT_BYTES:  # no setting raises this: nothing that large is one
+        raise InputError(f"{path} is not a checkpoint: it is {path.stat().st_size} bytes, a checkpoint is under 1 KiB",
+                         hint="give the file `tessera events checkpoint` wrote")
+    text = decode_text(read_path(path, limit=_CHECKPOINT_BYTES), str(path))
+    return events.parse_checkpoint(text, where=str(path))
+
+
+_CHECKPOINT_BYTES = 64 * 1024  # a checkpoint is about 400 bytes; anything far larger is not one
+
+
+@events_app.command("checkpoint")
+def checkpoint() -> None:
+    """Print this node's signed chain head as one JSON object (actor, seq, hash, time, signature,
+    public_key); keep it where this machine cannot change it, and check against it later.
+
+    Example: tessera events checkpoint > /backup/tessera-checkpoint.json
+    """
+    import orjson
+
+    from tessera.core import events
+
+    sys.stdout.buffer.write(orjson.dumps(events.checkpoint(_conn())) + b"\n")
 
 
 @events_app.command("prune")

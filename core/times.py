@@ -3,6 +3,7 @@ live row changes)."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 
 
@@ -14,9 +15,19 @@ def format_time(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
+
+
 def now() -> str:
-    """The current time, formatted as format_time does."""
-    return format_time(datetime.now(timezone.utc))
+    """The current time, formatted as format_time does. Appending an event calls this once per
+    event, so the text of the current second is kept and only the milliseconds are formatted."""
+    global _second
+    t = time.time()
+    whole = int(t)
+    cached = _second
+    if cached[0] != whole:
+        cached = _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(whole)))
+    return f"{cached[1]}{int((t - whole) * 1000):03d}Z"
 
 
 _GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}

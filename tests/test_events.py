@@ -97,14 +97,26 @@ def test_verify_cli_names_the_seq(tmp_path):
     assert r.stderr.startswith("tessera: event log broken at seq 2: seq 2 was modified")
 
 
-def test_prune_keeps_the_chain_verifiable(conn):
-    conn.execute("UPDATE events SET time = '2020-01-01T00:00:00.000Z' WHERE seq <= 2")
-    # the times were edited, so re-chain to make a valid old log first
-    prev = events.GENESIS
+def _rechain_and_resign(conn):
+    """Recompute every hash of this node's chain and sign its new head with the node key, as
+    only someone holding the key can: a history rewritten on purpose that verifies again."""
+    from tessera.core import node_key
+
+    prev, seq = events.GENESIS, 0
     for seq, eid, t, s, ty, a, c, d in conn.execute("SELECT seq, id, time, subject, type, actor, correlation, data FROM events ORDER BY seq").fetchall():
         h = events.entry_hash(prev, seq, eid, t, s, ty, a, c, d)
         conn.execute("UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, h, seq))
         prev = h
+    key = node_key.signing_key(conn.path)
+    actor, when = events.node_id(conn), "2026-01-01T00:00:00.000Z"
+    conn.execute("UPDATE event_chains SET head_seq = ?, head_hash = ?, head_time = ?, signature = ? WHERE actor = ?",
+                 (seq, prev, when, node_key.sign(key, events.head_message(actor, seq, prev, when)), actor))
+
+
+def test_prune_keeps_the_chain_verifiable(conn):
+    conn.execute("UPDATE events SET time = '2020-01-01T00:00:00.000Z' WHERE seq <= 2")
+    # the times were edited, so re-chain (and re-sign the head) to make a valid old log first
+    _rechain_and_resign(conn)
     assert events.verify(conn).ok
     assert events.prune(conn, older_than=events.parse_when("30d", flag="--older-than")) == 2
     assert [e.seq for e in events.read(conn)] == [3, 4]

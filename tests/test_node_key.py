@@ -36,3 +36,11 @@ def test_a_damaged_key_file_is_one_error_that_does_not_show_it(tmp_path):
         node_key.signing_key(store)
     assert "secret-ish" not in str(info.value)
     assert node_key.signing_key(tmp_path / "none.db", create=False) is None
+
+
+def test_the_fast_signer_makes_the_same_signatures(tmp_path):
+    key = node_key.signing_key(tmp_path / "f.db")
+    sign = node_key.signer(key)
+    for message in (b"", b"head", bytes(range(256)) * 4):
+        assert sign(message) == node_key.sign(key, message)
+        assert node_key.signature_valid(node_key.public_key_hex(key), message, sign(message))

@@ -389,10 +389,10 @@ def test_store_files_are_private_whatever_the_umask(tmp_path):
     try:
         conn = db.connect(home / "tessera.db")
         events.append(conn, "private.test", 1)  # the -wal and -shm files exist while it is open
-        for name in ("tessera.db", "tessera.db-wal", "tessera.db-shm"):
+        for name in ("tessera.db", "tessera.db-wal", "tessera.db-shm", "tessera.db.key"):  # the key signs the chain's head
             assert stat.S_IMODE(os.stat(home / name).st_mode) == 0o600, name
         conn.close()
-        assert sorted(p.name for p in home.iterdir()) == ["tessera.db"]  # no temporary file left
+        assert sorted(p.name for p in home.iterdir()) == ["tessera.db", "tessera.db.key"]  # no temporary file left
         # a store an older version left readable by others is made private when opened
         os.chmod(home / "tessera.db", 0o644)
         db.connect(home / "tessera.db").close()

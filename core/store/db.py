@@ -96,7 +96,7 @@ def _open(path: Path, timeout: float, on_wait: Callable[[str], None] | None) -> 
                                factory=StoreConnection)
     except sqlite3.Error as exc:
         raise store_error(exc, path, timeout) or StoreError(f"cannot open the store {path}: {exc}") from None
-    conn.path, conn.lock_timeout, conn.on_wait = path, timeout, on_wait
+    conn.path, conn.lock_timeout, conn.on_wait, conn.memo = path, timeout, on_wait, {}
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         conn.execute("PRAGMA journal_mode = WAL")
@@ -221,12 +221,15 @@ class StoreCursor(sqlite3.Cursor):
 class StoreConnection(sqlite3.Connection):
     """A connection to the store: its statements run on StoreCursors.
 
-    Attributes (set by connect): path, lock_timeout (seconds), on_wait (or None).
+    Attributes (set by connect): path, lock_timeout (seconds), on_wait (or None), memo (facts
+    about this store that never change once read, such as its node id and key, kept by the
+    module that reads them so a hot path does not read them again).
     """
 
     path: Path
     lock_timeout: float
     on_wait: Callable[[str], None] | None
+    memo: dict[str, Any]
 
     def cursor(self, factory: Any = None) -> Any:  # type: ignore[override]
         return super().cursor(factory or StoreCursor)
