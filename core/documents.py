@@ -274,10 +274,11 @@ def check_json_depth(data: bytes, where: str, *, hint: str = "Kubernetes objects
     Raises:
         InputError naming ``where``.
     """
-    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
-        return
     unescaped = data.replace(b"\\\\", b"").replace(b'\\"', b"") if b"\\" in data else data
-    marks = unescaped.translate(None, _ALL_BUT_BRACKETS_AND_QUOTES).replace(b'""', b"")
+    marks = unescaped.translate(None, _ALL_BUT_BRACKETS_AND_QUOTES)
+    if marks.count(b"[") + marks.count(b"{") <= MAX_DEPTH:
+        return
+    marks = marks.replace(b'""', b"")
     brackets = _JSON_STRING.sub(b"", marks) if b'"' in marks else marks
     if _depth_over_limit(brackets.translate(_SQUARE), b"[]") and _depth_over_limit(brackets):
         raise InputError(f"{where}: nested deeper than {MAX_DEPTH} levels", hint=hint)
