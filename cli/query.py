@@ -105,15 +105,9 @@ def query(
         watch_queries(texts, sources, out, interval=interval,
                       run_options={"namespace": namespace, "all_namespaces": all_namespaces})
         return
-    text = texts[0]
     with _progress(out, "querying"):
-        result = api.run_query(
-            text,
-            sources,
-            namespace=namespace,
-            all_namespaces=all_namespaces,
-            shape="cyphernetes" if fmt == "cyphernetes" else "rows",
-        )
+        result = api.run_query(parsed[0], sources, namespace=namespace, all_namespaces=all_namespaces,
+                               shape=api.shape_for_format(fmt), limit=out.limit)
     emit(result, out)
 
 
