@@ -109,12 +109,14 @@ def query(
 
     # One query, then the process ends: reference counting frees what the run drops, and the
     # cyclic collector would only walk the parsed resources again and again (a third of the
-    # run's time over a 10k-pod dump) to find nothing.
+    # run's time over a 10k-pod dump) to find nothing; frozen, they are not walked once more by
+    # the collection the interpreter runs as it exits (0.24 s for that dump).
     gc.disable()
     with _progress(out, "querying"):
         result = api.run_query(parsed[0], sources, namespace=namespace, all_namespaces=all_namespaces,
                                shape=api.shape_for_format(fmt), limit=out.limit)
     emit(result, out)
+    gc.freeze()
 
 
 def _progress(out: OutputSettings, label: str):
