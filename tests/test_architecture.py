@@ -130,3 +130,20 @@ def test_the_scan_finds_each_way_of_reaching_in(code, hit):
 ])
 def test_the_scan_leaves_public_and_foreign_names_alone(code):
     assert private_uses(code, PROBE, "probe.py") == []
+
+
+def test_core_api_only_re_exports():
+    """core/api.py is the front ends' facade: imports, its docstring and ``__all__``, no logic."""
+    tree = ast.parse((REPO / "core" / "api.py").read_text(encoding="utf-8"))
+    allowed = (ast.Import, ast.ImportFrom)
+    for node in tree.body:
+        if isinstance(node, allowed):
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and node is tree.body[0]:
+            continue  # the module docstring
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["__all__"]:
+            continue
+        raise AssertionError(f"core/api.py:{node.lineno}: {type(node).__name__} - move it to the module that owns it")
+    from tessera.core import api
+
+    assert sorted(api.__all__) == sorted(n for n in vars(api) if not n.startswith("_") and n != "annotations")

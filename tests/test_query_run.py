@@ -3,6 +3,9 @@ limit the engine stops at when the query allows it, and the rules read once per 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from test_engine import MemorySource, cluster, obj
 
@@ -109,3 +112,20 @@ def test_rules_are_read_again_when_relationships_yaml_changes(isolated_home):
     assert rules_in_force()[-1].type == "SVC_CM_RENAMED_TOO"
     path.unlink()
     assert len(rules_in_force()) == builtin
+
+
+@pytest.mark.parametrize("query", [
+    "MATCH (d:Deployment)->(rs:ReplicaSet)->(p:Pod) RETURN p.metadata.name AS p",
+    "MATCH (d:Deployment)->(rs:ReplicaSet)->(p:Pod) RETURN p.metadata.name AS p ORDER BY p DESC",
+    "MATCH (p:Pod) RETURN p.status.phase AS phase, count(p) AS n",
+])
+def test_tessera_query_limit_prints_the_first_rows_of_the_whole_answer(query):
+    def lines(*flags: str) -> list[str]:
+        proc = subprocess.run([sys.executable, "-m", "tessera.cli.main", "query", "-s", "demo", "-o", "jsonl", *flags, query],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.splitlines()
+
+    everything = lines()
+    assert len(everything) > 2
+    assert lines("--limit", "2") == everything[:2]
