@@ -73,7 +73,7 @@ class Engine:
         self._fetch_cache: dict[tuple, list[dict]] = {}
         self.warnings: list[str] = []
         self._expanded: set[tuple[str, str]] = set()
-        self.planner = JoinPlanner(ctx.rules, self._namespaced_kinds)
+        self.planner = JoinPlanner(ctx.rules, ctx.registry)
 
     # ------------------------------------------------------------------ planning
 
@@ -178,9 +178,6 @@ class Engine:
                     kinds.append(info)
             self.nodes[name].kinds = kinds
             self._expanded.update((k.group, k.kind) for k in kinds)
-
-    def _namespaced_kinds(self) -> list[KindInfo]:
-        return [k for k in self.ctx.registry.all() if k.namespaced and "list" in k.verbs]
 
     def _kind_by_name(self, kind: str) -> KindInfo | None:
         try:

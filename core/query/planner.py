@@ -8,7 +8,7 @@ them.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any
 
 from tessera.core.kinds import KindInfo
 from tessera.core.query import ast
@@ -22,15 +22,19 @@ class JoinPlanner:
 
     Args:
         rules: the rules in force (core/rules.py).
-        namespaced_kinds: the source's namespaced, listable kinds (what a ``*`` rule, Namespace
-            -> every namespaced resource in it, links a Namespace to).
+        registry: the source's kinds (a core.kinds.KindRegistry): a ``*`` rule (Namespace -> every
+            namespaced resource in it) links a Namespace to each namespaced, listable one.
     """
 
-    def __init__(self, rules: list[Rule], namespaced_kinds: Callable[[], list[KindInfo]]):
+    def __init__(self, rules: list[Rule], registry: Any):
         self.by_pair: dict[tuple[str, str], list[Rule]] = {}
         for rule in rules:
             self.by_pair.setdefault((rule.kind_a.lower(), rule.kind_b.lower()), []).append(rule)
-        self._namespaced_kinds = namespaced_kinds
+        self.registry = registry
+
+    def namespaced_kinds(self) -> list[KindInfo]:
+        """The source's namespaced kinds that can be listed."""
+        return [k for k in self.registry.all() if k.namespaced and "list" in k.verbs]
 
     def rules_between(self, left: KindInfo, right: KindInfo, rel: ast.RelPattern) -> list[tuple[Rule, bool]]:
         """Rules linking two kinds, each with whether ``left`` plays the rule's kind_a."""
@@ -65,7 +69,7 @@ class JoinPlanner:
                     continue
                 if rule.kind_b == "*":
                     if a == name:
-                        namespace_rule |= {k.kind for k in self._namespaced_kinds()}
+                        namespace_rule |= {k.kind for k in self.namespaced_kinds()}
                     elif kind.namespaced:
                         namespace_rule.add(rule.kind_a)
                     continue
