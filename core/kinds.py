@@ -9,6 +9,7 @@ and the error lists the qualified choices.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -165,3 +166,27 @@ def kinds_from_crds(objs: list[dict]) -> list[KindInfo]:
             )
         )
     return out
+
+
+def kind_rows(sources: list[Any]) -> list[dict]:
+    """Every kind each source offers, with all the names it answers to (``tessera kinds``).
+
+    Returns:
+        rows of {source, kind, group, version, plural, singular, short_names, namespaced}.
+    """
+    rows = []
+    for source in sources:
+        for k in sorted(source.kinds(), key=lambda k: (k.kind, k.group)):
+            rows.append(
+                {
+                    "source": source.name,
+                    "kind": k.kind,
+                    "group": k.group,
+                    "version": k.version,
+                    "plural": k.plural,
+                    "singular": k.singular or k.kind.lower(),
+                    "short_names": list(k.short_names),
+                    "namespaced": k.namespaced,
+                }
+            )
+    return rows

@@ -47,3 +47,30 @@ class Result:
     cyphernetes: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
+
+
+def merge_results(results: list[tuple[str, Result]], shape: str = "graph") -> Result:
+    """The Results of several sources (``(source name, result)``) as one.
+
+    Rows gain a leading ``context`` column and keys the source's name; the subgraphs are put
+    side by side (node ids already name their source). In the ``cyphernetes`` shape each
+    variable becomes ``<source>_<var>`` and each aggregate ``<source>_<column>``.
+    """
+    merged = Result()
+    if shape == "cyphernetes":
+        for name, res in results:
+            for key, value in res.cyphernetes.items():
+                if key == "aggregate":
+                    merged.cyphernetes.setdefault("aggregate", {}).update(
+                        {f"{name}_{k}": v for k, v in value.items()}
+                    )
+                else:
+                    merged.cyphernetes[f"{name}_{key}"] = value
+        return merged
+    merged.columns = ["context"] + results[0][1].columns
+    for name, res in results:
+        merged.rows.extend({"context": name, **row} for row in res.rows)
+        merged.keys.extend(f"{name} {key}" for key in res.keys)
+        merged.nodes.extend(res.nodes)
+        merged.edges.extend(res.edges)
+    return merged

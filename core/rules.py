@@ -336,3 +336,28 @@ def all_rules(path: Path | None = None) -> list[Rule]:
     if path is not None:
         rules.extend(load_user_rules(Path(path)))
     return rules
+
+
+def rules_in_force() -> list[Rule]:
+    """The relationship rules in force: the built-in ones, then the user's relationships.yaml.
+
+    Read once per process and again only when that file changes (its size or modification time),
+    so a command or a live view does not parse it on every run.
+    """
+    from tessera.core import config
+
+    path = config.relationships_file()
+    try:
+        stat = path.stat()
+        stamp: tuple | None = (str(path), stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        stamp = (str(path), None, None)
+    cached = _RULES_READ.get("stamp")
+    if cached is not None and cached == stamp:
+        return list(_RULES_READ["rules"])
+    rules = all_rules(path if stamp[1] is not None else None)
+    _RULES_READ.update(stamp=stamp, rules=rules)
+    return list(rules)
+
+
+_RULES_READ: dict[str, Any] = {}  # the last rules_in_force answer and the file state it was read at

@@ -50,6 +50,17 @@ def test_statements_one_per_line_over_lines_or_split_by_semicolons():
     assert proc.stderr == ""
 
 
+def test_limit_gives_each_statement_its_first_rows():
+    script = ("MATCH (d:Deployment)->(rs:ReplicaSet) RETURN rs.metadata.name AS rs\n"
+              "MATCH (d:Deployment) RETURN d.metadata.name AS n ORDER BY n DESC\n")
+    everything = jsonl(shell(script, "-s", "demo").stdout)
+    limited = shell(script, "-s", "demo", "--limit", "2")
+    assert limited.returncode == 0, limited.stderr
+    joined = [r for r in everything if "rs" in r]
+    names = [r for r in everything if "n" in r]
+    assert len(joined) > 2 and jsonl(limited.stdout) == joined[:2] + names[:2]
+
+
 def test_an_incomplete_statement_stops_the_script_with_its_exit_code():
     proc = shell("MATCH (p:Pod)\n\nMATCH (s:Service) RETURN count(s) AS n\n", "-s", "demo")
     assert proc.returncode == 1 and proc.stdout == ""

@@ -119,6 +119,30 @@ def test_bad_json_names_file_and_line(tmp_path):
         ManifestSource(str(f)).kinds()
 
 
+@pytest.mark.parametrize("content, message", [
+    # JSON is parsed from the bytes; a byte that is not UTF-8 is still reported as such, at its place
+    (b'{"kind": "Pod",\n "metadata": {"name": "caf\xe9"}}\n', "bad.json:2:27: not UTF-8 text (byte 0xe9)"),
+    (b'{"kind": "Pod", "spec": ' + b"[" * 300 + b"]" * 300 + b", \"x\": \"\xe9\"}",
+     "bad.json:1:633: not UTF-8 text (byte 0xe9)"),  # before the depth is refused
+    (b'  \n\t{"kind": "List",\n "items": [}\n', "bad.json:3:12: invalid JSON"),  # leading space: still JSON
+])
+def test_json_errors_name_the_line_and_column(tmp_path, content, message):
+    f = tmp_path / "bad.json"
+    f.write_bytes(content)
+    with pytest.raises(InputError) as info:
+        ManifestSource(str(f)).kinds()
+    assert message in str(info.value)
+
+
+def test_json_read_from_bytes_and_from_text_agree(tmp_path):
+    doc = {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "caf\u00e9", "namespace": "x"}}]}
+    plain, bom = tmp_path / "plain.json", tmp_path / "bom.json"
+    plain.write_bytes(b" \n" + json.dumps(doc, ensure_ascii=False).encode())
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(doc, ensure_ascii=False).encode())
+    assert ManifestSource(str(plain)).objects() == ManifestSource(str(bom)).objects() == doc["items"]
+
+
 def test_missing_path():
     with pytest.raises(SourceUnavailable, match="no such file or directory"):
         ManifestSource("/nonexistent/x.yaml").kinds()

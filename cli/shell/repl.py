@@ -181,7 +181,7 @@ class Shell:
         from tessera.cli.options import emit
 
         fmt = self.out.format()
-        result = api.run_query(text, self.sources, shape="cyphernetes" if fmt == "cyphernetes" else "rows",
+        result = api.run_query(text, self.sources, shape=api.shape_for_format(fmt), limit=self.out.limit,
                                **self._scope())
         emit(result, self.out)
 

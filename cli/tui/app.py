@@ -441,11 +441,11 @@ class DashApp(App):
             if binding.action in ("command_palette", "quit") or binding.action.startswith(("focus", "scroll")):
                 continue
             action = binding.action
-            yield SystemCommand(binding.description, _ACTION_HELP.get(action.split("(")[0], binding.description),
+            yield SystemCommand(binding.description, ACTION_HELP.get(action.split("(")[0], binding.description),
                                 lambda a=action: self.run_action(a))
 
 
-_ACTION_HELP = {
+ACTION_HELP = {
     "help": "Show every key",
     "cycle_view": "Cycle the view: table, json, yaml, tree, graph",
     "edit": "Edit the query (Ctrl+S saves, Tab completes)",

@@ -38,7 +38,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         from rich.table import Table
 
-        from tessera.cli.tui.app import _ACTION_HELP
+        from tessera.cli.tui.app import ACTION_HELP
 
         table = Table(box=None, show_header=False, pad_edge=False)
         table.add_column(style="bold", no_wrap=True)
@@ -48,7 +48,7 @@ class HelpScreen(ModalScreen[None]):
             if not b.action.startswith(("focus", "scroll", "unzoom")):
                 keys.setdefault(b.action.split("(")[0], []).append(key_label(b.key))
         for action, labels in keys.items():
-            table.add_row(" ".join(dict.fromkeys(labels)), _ACTION_HELP.get(action, action))
+            table.add_row(" ".join(dict.fromkeys(labels)), ACTION_HELP.get(action, action))
         table.add_row("Ctrl+P", "Command palette: every action, searchable")
         table.add_row("Tab", "Next pane (Shift+Tab: previous; h/l: left/right)")
         table.add_row("j k ↑ ↓", "Scroll the focused pane (PgUp/PgDn, g/G: top/end)")

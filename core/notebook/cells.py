@@ -2,7 +2,7 @@
 
 A cell type is a class with ``name``, ``fence`` (the markdown fence language), ``runnable`` and
 ``run(cell, context) -> Result``; the bundled ones live in plugins/cells and are loaded without
-scanning entry points (as core/api.py does for sources); others are found under the entry-point
+scanning entry points (as core/sources/registry.py does for sources); others are found under the entry-point
 group ``tessera.cells``.
 
 ``run_notebook`` runs cells once, keeps each cell's rows in ``cell_results`` and, when the rows
@@ -103,14 +103,14 @@ class CellContext:
                 them). Without specs they are opened too, as ``tessera query 'IN prod ...'``
                 does, so a live cell watches them (and its pane names them).
         """
-        from tessera.core import api
+        from tessera.core.sources.opening import open_sources
 
         specs = list(specs) or list(self.default_sources)
         contexts = [] if specs else list(self.contexts) + [c for c in query_contexts if c not in self.contexts]
         key = (tuple(specs), tuple(contexts))
         if key not in self._opened:
-            self._opened[key] = api.open_sources(specs, contexts=contexts, kubeconfig=self.kubeconfig, stdin=self.stdin,
-                                                 speed=self.speed, loop=self.loop)
+            self._opened[key] = open_sources(specs, contexts=contexts, kubeconfig=self.kubeconfig, stdin=self.stdin,
+                                             speed=self.speed, loop=self.loop)
         return self._opened[key]
 
     def query_sources(self, cell: dict) -> list[Any]:
@@ -129,11 +129,11 @@ class CellContext:
 def query_contexts(text: str) -> tuple[str, ...]:
     """The contexts a query picks with a leading ``IN a, b`` (none for a query that does not
     parse: running it reports why)."""
-    from tessera.core import api
     from tessera.core.errors import TesseraError
+    from tessera.core.query.run import parse_query
 
     try:
-        return tuple(api.parse_query(text).contexts)
+        return tuple(parse_query(text).contexts)
     except TesseraError:
         return ()
 

@@ -54,11 +54,11 @@ def _language(data: Any) -> str | None:
 
 
 def _is_query(source: str) -> bool:
-    from tessera.core import api
     from tessera.core.errors import TesseraError
+    from tessera.core.query.run import parse_query
 
     try:
-        api.parse_query(source)
+        parse_query(source)
     except TesseraError:
         return False
     return True

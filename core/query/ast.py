@@ -7,8 +7,9 @@ printed by ``tessera explain``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, Union
+from typing import Any, Iterator, Union
 
 # --- property paths -------------------------------------------------------------------------
 
@@ -305,6 +306,70 @@ class Query:
     def is_mutation(self) -> bool:
         """True when the statement would CREATE, SET or DELETE anything."""
         return bool(self.create or self.set or self.delete)
+
+
+_EXPRESSION_TYPES = (Literal, ListLiteral, MapLiteral, Variable, Property, FunctionCall, Aggregate, Binary,
+                     Comparison, IsNull, Not, And, Or, PatternPredicate)
+
+
+def _sub_expressions(value: Any) -> Iterator[Any]:
+    """The expressions directly inside one field's value: an expression, or a tuple of them (or
+    of ``(key, expression)`` pairs, as a MapLiteral holds)."""
+    if isinstance(value, _EXPRESSION_TYPES):
+        yield value
+    elif isinstance(value, tuple):
+        for item in value:
+            yield from _sub_expressions(item)
+
+
+@functools.cache
+def _child_fields(cls: type) -> tuple[str, ...]:
+    """The fields of an expression class declared to hold expressions (``"Expr"`` in the field's
+    type): not names, positions or path segments; a PatternPredicate's pattern is a pattern."""
+    return tuple(f.name for f in fields(cls) if "Expr" in str(f.type))
+
+
+def children(expr: Any) -> Iterator[Any]:
+    """The expressions directly inside ``expr``, in source order."""
+    for name in _child_fields(type(expr)):
+        yield from _sub_expressions(getattr(expr, name))
+
+
+def walk(expr: Any) -> Iterator[Any]:
+    """Every expression inside ``expr`` (itself included), depth first, in source order; None
+    gives nothing. The one walk over expressions: the parser, validation and the engine use it.
+    A PatternPredicate is yielded but not entered (its nodes are patterns, not expressions)."""
+    if expr is None:
+        return
+    stack = [expr]
+    while stack:  # iterative: a long AND chain or deep nesting cannot exhaust the call stack
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(list(children(node))))
+
+
+def variables(expr: Any) -> set[str]:
+    """The variables an expression refers to: properties' and bare variables', and the MATCH
+    variable a sub-pattern hangs off."""
+    out: set[str] = set()
+    for node in walk(expr):
+        if isinstance(node, Property):
+            out.add(node.var)
+        elif isinstance(node, Variable):
+            out.add(node.name)
+        elif isinstance(node, PatternPredicate):
+            out |= {n.var for n in node.pattern.nodes if n.var}
+    return out
+
+
+def pattern_predicates(expr: Any) -> list[PatternPredicate]:
+    """Every sub-pattern used as a condition inside ``expr`` (``WHERE NOT (d)->(:Service)``)."""
+    return [node for node in walk(expr) if isinstance(node, PatternPredicate)]
+
+
+def has_aggregate(expr: Any) -> bool:
+    """Whether ``expr`` holds an aggregate (COUNT{x}, sum(..), ...)."""
+    return any(isinstance(node, Aggregate) for node in walk(expr))
 
 
 def to_dict(node: Any) -> Any:

@@ -7,7 +7,8 @@ Plan of one run:
 2. one list request per (kind, namespace, name, labels), deduplicated, fetched concurrently;
 3. WHERE conjuncts over a single variable filter its candidates before any join; sub-patterns
    (``(d)->(:Service)``) become semi-join sets computed once;
-4. each MATCH path is enumerated left to right through hash joins (core/query/joins.py);
+4. each MATCH path is enumerated through hash joins (core/query/joins.py) in the order the join
+   planner (core/query/planner.py) gives: from its first node, or from a restricted one;
    connected paths are joined on their shared variables; separate components are combined as
    a cross product for rows, and kept apart for the Cyphernetes shape (as Cyphernetes does).
 """
@@ -23,6 +24,7 @@ from tessera.core.kinds import KindInfo
 from tessera.core.query import ast
 from tessera.core.query.evaluate import Evaluator
 from tessera.core.query.joins import namespace_of, rule_pairs
+from tessera.core.query.planner import JoinPlanner, hops, start_node
 from tessera.core.relationships import Rule
 from tessera.core.result import GraphEdge, GraphNode, Result
 from tessera.core.sources.protocol import ConcurrentSource, TimeTravelSource, WarningSource
@@ -71,9 +73,7 @@ class Engine:
         self._fetch_cache: dict[tuple, list[dict]] = {}
         self.warnings: list[str] = []
         self._expanded: set[tuple[str, str]] = set()
-        self._rules_by_pair: dict[tuple[str, str], list[Rule]] = {}
-        for rule in ctx.rules:
-            self._rules_by_pair.setdefault((rule.kind_a.lower(), rule.kind_b.lower()), []).append(rule)
+        self.planner = JoinPlanner(ctx.rules, ctx.registry)
 
     # ------------------------------------------------------------------ planning
 
@@ -157,7 +157,7 @@ class Engine:
                     )
                 linked, by_name = set(), set()
                 for k in other_plan.kinds:
-                    pair_rules, namespace_rule = self._linked_kinds(k, rel.type)
+                    pair_rules, namespace_rule = self.planner.linked_kinds(k, rel.type)
                     linked |= pair_rules | namespace_rule
                     by_name |= pair_rules
                 allowed = linked if allowed is None else allowed & linked
@@ -178,34 +178,6 @@ class Engine:
                     kinds.append(info)
             self.nodes[name].kinds = kinds
             self._expanded.update((k.group, k.kind) for k in kinds)
-
-    def _linked_kinds(self, kind: KindInfo, rel_type: str | None) -> tuple[set[str], set[str]]:
-        """The kinds rules link to ``kind``: (by rules naming both kinds, by a ``*`` rule).
-
-        A ``*`` rule (Namespace -> every namespaced kind) links a Namespace to every namespaced,
-        listable kind the source offers, and every namespaced kind to Namespace.
-        """
-        pair_rules: set[str] = set()
-        namespace_rule: set[str] = set()
-        name = kind.kind.lower()
-        for (a, b), rules in self._rules_by_pair.items():
-            for rule in rules:
-                if rel_type and rule.type.lower() != rel_type.lower():
-                    continue
-                if rule.kind_b == "*":
-                    if a == name:
-                        namespace_rule |= {k.kind for k in self._namespaced_kinds()}
-                    elif kind.namespaced:
-                        namespace_rule.add(rule.kind_a)
-                    continue
-                if a == name:
-                    pair_rules.add(rule.kind_b)
-                if b == name:
-                    pair_rules.add(rule.kind_a)
-        return pair_rules, namespace_rule - pair_rules
-
-    def _namespaced_kinds(self) -> list[KindInfo]:
-        return [k for k in self.ctx.registry.all() if k.namespaced and "list" in k.verbs]
 
     def _kind_by_name(self, kind: str) -> KindInfo | None:
         try:
@@ -296,24 +268,6 @@ class Engine:
 
     # ------------------------------------------------------------------ joining
 
-    def _rules_between(self, left: KindInfo, right: KindInfo, rel: ast.RelPattern) -> list[tuple[Rule, bool]]:
-        """Rules linking two kinds, each with whether ``left`` plays the rule's kind_a."""
-        out = []
-        lk, rk = left.kind.lower(), right.kind.lower()
-        for rule in self._rules_by_pair.get((lk, rk), []):
-            out.append((rule, True))
-        if lk != rk:
-            for rule in self._rules_by_pair.get((rk, lk), []):
-                out.append((rule, False))
-        # kind_b "*" (Namespace -> every namespaced resource in it)
-        if right.namespaced:
-            out.extend((rule, True) for rule in self._rules_by_pair.get((lk, "*"), []))
-        if left.namespaced:
-            out.extend((rule, False) for rule in self._rules_by_pair.get((rk, "*"), []))
-        if rel.type:
-            out = [(r, a) for r, a in out if r.type.lower() == rel.type.lower()]
-        return out
-
     def adjacency(
         self, left: NodePlan, right: NodePlan, rel: ast.RelPattern, left_objs: list[dict]
     ) -> dict[int, list[tuple[dict, str]]]:
@@ -326,7 +280,7 @@ class Engine:
         any_rule = False
         for lk in left.kinds:
             for rk in right.kinds:
-                rules = self._rules_between(lk, rk, rel)
+                rules = self.planner.rules_between(lk, rk, rel)
                 any_rule = any_rule or bool(rules)
                 ls, rs = left_by_kind.get(lk.kind, []), right_by_kind.get(rk.kind, [])
                 for rule, left_is_a in rules:
@@ -339,7 +293,7 @@ class Engine:
                             bucket.append((b, rule.type))
         if not any_rule and left.kinds and right.kinds and len(left.kinds) == 1 and len(right.kinds) == 1:
             lk, rk = left.kinds[0], right.kinds[0]
-            related = sorted(set().union(*self._linked_kinds(lk, None)))
+            related = sorted(set().union(*self.planner.linked_kinds(lk, None)))
             raise QueryError(
                 f"no relationship{' of type ' + rel.type if rel.type else ''} between {lk.kind} and {rk.kind}",
                 hint=f"{lk.kind} relates to: {', '.join(related) or 'nothing'}",
@@ -347,7 +301,7 @@ class Engine:
         return adj
 
     def enumerate_path(self, names: list[str], rels: list[ast.RelPattern], edges: list | None = None,
-                       start: int = 0) -> list[Binding]:
+                       start: int = 0, *, stop: int | None = None) -> list[Binding]:
         """All bindings of one path, in the order of the ``start`` node's candidates.
 
         Args:
@@ -355,22 +309,28 @@ class Engine:
             edges: where to append the matched (source, target, type) edges.
             start: the node to walk from (forwards to the end, then backwards to the first): a
                 node with few candidates (a live query's changed resources) keeps every join small.
+            stop: only the first this many bindings are wanted (the last join stops there).
         """
         first = self.nodes[names[start]]
         rows: list[Binding] = [{names[start]: obj} for obj in first.candidates]
-        for i in range(start, len(rels)):
-            rows = self._extend(rows, self.nodes[names[i]], self.nodes[names[i + 1]], rels[i], edges, forward=True)
-        for i in range(start - 1, -1, -1):
-            rows = self._extend(rows, self.nodes[names[i + 1]], self.nodes[names[i]], rels[i], edges, forward=False)
+        order = hops(len(rels), start)
+        if not order and stop is not None:
+            return rows[:stop]
+        for n, (i, forward) in enumerate(order):
+            known, new = (names[i], names[i + 1]) if forward else (names[i + 1], names[i])
+            rows = self._extend(rows, self.nodes[known], self.nodes[new], rels[i], edges, forward=forward,
+                                stop=stop if n == len(order) - 1 else None)
         return rows
 
     def _extend(self, rows: list[Binding], known: NodePlan, new: NodePlan, rel: ast.RelPattern, edges: list | None,
-                *, forward: bool) -> list[Binding]:
+                *, forward: bool, stop: int | None = None) -> list[Binding]:
         """The bindings extended over ``rel`` from the bound node ``known`` to ``new`` (which
-        follows it in the pattern when ``forward``, else precedes it)."""
+        follows it in the pattern when ``forward``, else precedes it); at most ``stop`` of them."""
         adj = self.adjacency(known, new, rel, _unique(row[known.name] for row in rows))
         out: list[Binding] = []
         for row in rows:
+            if stop is not None and len(out) >= stop:
+                break
             for obj, rtype in adj.get(id(row[known.name]), ()):
                 bound = row.get(new.name)
                 if bound is not None and bound is not obj:
@@ -381,17 +341,27 @@ class Engine:
                 if edges is not None:
                     left, right = (row[known.name], obj) if forward else (obj, row[known.name])
                     edges.append((left, right, rtype) if rel.direction != "left" else (right, left, rtype))
-        return out
+        return out if stop is None else out[:stop]
 
     # ------------------------------------------------------------------ running
 
-    def run(self, query: ast.Query, *, shape: str = "rows") -> Result:
-        """Execute a read ``query``; ``shape`` is "rows" (Cypher rows + subgraph) or "cyphernetes"."""
+    def run(self, query: ast.Query, *, shape: str = "graph", limit: int | None = None) -> Result:
+        """Execute a read ``query``.
+
+        Args:
+            query: the parsed query.
+            shape: "rows" (Cypher rows), "graph" (rows and the matched subgraph) or "cyphernetes"
+                (the ``-o cyphernetes`` map; ``limit`` does not apply to it).
+            limit: at most this many rows. In the "rows" shape, without ORDER BY, DISTINCT or
+                aggregates, matching stops once enough bindings are found; otherwise the rows
+                are cut after projection (the subgraph keeps every match, as the views show it).
+        """
         if query.is_mutation:
             raise QueryError("mutations run through core.mutate (tessera query plans and applies them)")
         if not query.match:
             raise QueryError("a read query needs a MATCH clause")
-        components, evaluator, edges = self.match(query)
+        enough = bindings_needed(query, limit) if shape == "rows" else None
+        components, evaluator, edges = self.match(query, enough=enough)
         if isinstance(self.ctx.source, WarningSource):  # e.g. List items a file reader skipped
             self.warnings.extend(self.ctx.source.take_warnings())
         if shape == "cyphernetes":
@@ -400,14 +370,17 @@ class Engine:
             return Result(cyphernetes=shape_result(query, components, evaluator), warnings=self.warnings)
         from tessera.core.query.project import project_rows
 
-        bindings = _cross([c.rows for c in components])
+        bindings = cross_product([c.rows for c in components], enough)
         result = project_rows(query, bindings, evaluator)
-        self._graph(result, bindings, edges)
+        if limit is not None:
+            result.rows, result.keys = result.rows[:limit], result.keys[:limit]
+        if shape == "graph":
+            self._graph(result, bindings, edges)
         result.warnings.extend(self.warnings)
         return result
 
     def match(
-        self, query: ast.Query, restrict: dict[str, list[dict]] | None = None
+        self, query: ast.Query, restrict: dict[str, list[dict]] | None = None, *, enough: int | None = None
     ) -> tuple[list["_Component"], Evaluator, list]:
         """Run MATCH and WHERE: the connected components of matches, the evaluator used, and the
         matched edges. Mutations use the components' bindings as their targets.
@@ -416,6 +389,8 @@ class Engine:
             query: the parsed query.
             restrict: variable -> the only resources it may bind (live queries re-match only what
                 changed); nothing is listed for that variable.
+            enough: the caller needs only this many bindings (in enumeration order): a single
+                path with no filter left after its joins stops there.
         """
         if query.at is not None and not isinstance(self.ctx.source, TimeTravelSource):
             raise QueryError(
@@ -431,7 +406,7 @@ class Engine:
         paths = [([self._node(n) for n in p.nodes], list(p.rels)) for p in query.match]
         self._expand_kindless(paths)
         conjuncts = _conjuncts(query.where)
-        predicates = _pattern_predicates(query.where)
+        predicates = ast.pattern_predicates(query.where)
         sub_paths = []
         for pred in predicates:
             names = [self._sub_node(n) for n in pred.pattern.nodes]
@@ -448,8 +423,8 @@ class Engine:
         # single-variable conjuncts filter candidates before joining
         residual = []
         for conj in conjuncts:
-            used = _variables(conj)
-            if len(used) == 1 and not _has_aggregate(conj):
+            used = ast.variables(conj)
+            if len(used) == 1 and not ast.has_aggregate(conj):
                 (var,) = used
                 if var not in self.nodes:
                     raise QueryError(f"unknown variable '{var}' in WHERE")
@@ -459,15 +434,16 @@ class Engine:
                 residual.append(conj)
 
         edges: list[tuple[dict, dict, str]] = []
-        components = self._components(paths, edges, set(restrict or ()))
+        stop = enough if len(paths) == 1 and not residual else None
+        components = self._components(paths, edges, set(restrict or ()), stop)
         for conj in residual:
-            used = _variables(conj)
+            used = ast.variables(conj)
             for comp in components:
                 if used <= comp.vars:
                     comp.rows = [b for b in comp.rows if evaluator.test(conj, b)]
                     break
             else:
-                comp_rows = _cross([c.rows for c in components])
+                comp_rows = cross_product([c.rows for c in components])
                 components = [_Component(set().union(*(c.vars for c in components)), [b for b in comp_rows if evaluator.test(conj, b)])]
 
         return components, evaluator, edges
@@ -479,11 +455,12 @@ class Engine:
             return pattern.var
         return self._node(pattern)
 
-    def _components(self, paths: list, edges: list, restricted: set[str] = frozenset()) -> list["_Component"]:
+    def _components(self, paths: list, edges: list, restricted: set[str] = frozenset(),
+                    stop: int | None = None) -> list["_Component"]:
         comps: list[_Component] = []
         for names, rels in paths:
-            start = next((i for i, n in enumerate(names) if n in restricted), 0)
-            rows = self.enumerate_path(names, rels, edges, start)
+            start = start_node(names, restricted)
+            rows = self.enumerate_path(names, rels, edges, start, stop=stop)
             vars_ = set(names)
             joined = [c for c in comps if c.vars & vars_]
             for c in joined:
@@ -537,11 +514,28 @@ class _Component:
     rows: list[Binding]
 
 
-def _cross(parts: list[list[Binding]]) -> list[Binding]:
+def cross_product(parts: list[list[Binding]], enough: int | None = None) -> list[Binding]:
+    """Every combination of one binding from each part (separate MATCH components), in order;
+    only the first ``enough`` when that is given."""
+    if enough is not None:
+        from itertools import islice, product
+
+        return [{k: v for part in combo for k, v in part.items()} for combo in islice(product(*parts), enough)]
     rows: list[Binding] = [{}]
     for part in parts:
         rows = [{**a, **b} for a in rows for b in part]
     return rows
+
+
+def bindings_needed(query: ast.Query, limit: int | None) -> int | None:
+    """How many bindings (in match order) give the first ``limit`` rows of ``query``: None when
+    there is no limit, or when ORDER BY, DISTINCT or an aggregate needs every match."""
+    if limit is None or query.order_by or query.distinct:
+        return None
+    if any(ast.has_aggregate(item.expr) for item in query.returns):
+        return None
+    shown = limit if query.limit is None else min(limit, query.limit)
+    return (query.skip or 0) + shown
 
 
 def _unique(objs: Iterable[dict]) -> list[dict]:
@@ -622,56 +616,9 @@ def _conjuncts(expr: ast.Expr | None) -> list[ast.Expr]:
     return [expr]
 
 
-def _walk(expr: Any) -> Iterable[Any]:
-    yield expr
-    if isinstance(expr, (ast.And, ast.Or)):
-        for i in expr.items:
-            yield from _walk(i)
-    elif isinstance(expr, (ast.Not, ast.IsNull)):
-        yield from _walk(expr.expr)
-    elif isinstance(expr, (ast.Comparison, ast.Binary)):
-        yield from _walk(expr.left)
-        yield from _walk(expr.right)
-    elif isinstance(expr, ast.FunctionCall):
-        for a in expr.args:
-            yield from _walk(a)
-    elif isinstance(expr, ast.Aggregate):
-        yield from _walk(expr.arg)
-    elif isinstance(expr, ast.ListLiteral):
-        for i in expr.items:
-            yield from _walk(i)
-
-
-def _variables(expr: ast.Expr) -> set[str]:
-    out: set[str] = set()
-    for node in _walk(expr):
-        if isinstance(node, ast.Property):
-            out.add(node.var)
-        elif isinstance(node, ast.Variable):
-            out.add(node.name)
-        elif isinstance(node, ast.PatternPredicate):
-            out |= {n.var for n in node.pattern.nodes if n.var}
-    return out
-
-
-def _has_aggregate(expr: ast.Expr) -> bool:
-    return any(isinstance(n, ast.Aggregate) for n in _walk(expr))
-
-
-def _pattern_predicates(expr: ast.Expr | None) -> list[ast.PatternPredicate]:
-    if expr is None:
-        return []
-    return [n for n in _walk(expr) if isinstance(n, ast.PatternPredicate)]
-
-
-def variables_of(expr: ast.Expr) -> set[str]:
-    """The variables an expression refers to (public for projection code)."""
-    return _variables(expr)
-
-
 def namespace_scope(default: str | None, all_namespaces: bool) -> str | None:
     """None means every namespace."""
     return None if all_namespaces else default
 
 
-__all__ = ["Engine", "EngineContext", "NodePlan", "namespace_of", "variables_of"]
+__all__ = ["Engine", "EngineContext", "NodePlan", "bindings_needed", "cross_product", "namespace_of"]

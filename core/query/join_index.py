@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from itertools import count
 from typing import Any, Callable, Hashable, Iterator, Mapping
 
-from tessera.core.query.joins import _hashable, namespace_of, path_fn
+from tessera.core.query.joins import hashable_values, namespace_of, path_fn
 
 
 class JoinIndex:
@@ -45,7 +45,7 @@ class JoinIndex:
         """Index ``obj`` (new, or replacing the object held under ``key``)."""
         old = self._entries.get(key)
         ns = namespace_of(obj) if self.same_ns else ""
-        values = tuple(dict.fromkeys(_hashable(self._get(obj))))
+        values = tuple(dict.fromkeys(hashable_values(self._get(obj))))
         if old is not None:
             self._drop(key, old)
         position = old[0] if old is not None else next(self._next)

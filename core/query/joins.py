@@ -30,7 +30,8 @@ def namespace_of(obj: dict) -> str:
     return meta.get("namespace") or ""
 
 
-def _hashable(values: Iterable[Any]) -> list:
+def hashable_values(values: Iterable[Any]) -> list:
+    """The values a hash join can key on (scalars; lists and maps never equal a scalar field)."""
     return [v for v in values if isinstance(v, (str, int, float, bool))]
 
 
@@ -57,8 +58,8 @@ def _selector_matches(selector: Any, labels: dict) -> bool:
 def criterion_holds(crit: Criterion, a: dict, b: dict) -> bool:
     """Check one criterion on a candidate pair (a of rule.kind_a, b of rule.kind_b)."""
     if crit.comparison == "exact":
-        left = set(_hashable(path_fn(crit.field_a)(a)))
-        return any(v in left for v in _hashable(path_fn(crit.field_b)(b)))
+        left = set(hashable_values(path_fn(crit.field_a)(a)))
+        return any(v in left for v in hashable_values(path_fn(crit.field_b)(b)))
     labels = next(iter(path_fn(crit.field_a)(a)), None) or {}
     selector = next(iter(path_fn(crit.field_b)(b)), None)
     if not isinstance(labels, dict):
@@ -93,7 +94,7 @@ class JoinMemo:
             return hit[1]
         if len(self._values) >= self.limit:
             self._values.clear()
-        found = (namespace_of(obj), _hashable(path_fn(field)(obj)))
+        found = (namespace_of(obj), hashable_values(path_fn(field)(obj)))
         self._values[key] = (obj, found)
         return found
 
@@ -132,10 +133,10 @@ def _first_criterion_pairs(
             path_a, path_b = path_fn(crit.field_a), path_fn(crit.field_b)
 
             def get_a(obj: dict) -> tuple[str, list]:
-                return namespace_of(obj), _hashable(path_a(obj))
+                return namespace_of(obj), hashable_values(path_a(obj))
 
             def get_b(obj: dict) -> tuple[str, list]:
-                return namespace_of(obj), _hashable(path_b(obj))
+                return namespace_of(obj), hashable_values(path_b(obj))
         kept = _pairs_from_kept_index(crit.field_a, crit.field_b, same_ns, a_objs, b_objs, get_a, get_b)
         if kept is not None:
             yield from kept

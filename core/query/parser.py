@@ -173,7 +173,7 @@ class _Parser:
     def _check_subpatterns(self, where: ast.Expr, match: tuple[ast.PathPattern, ...]) -> None:
         """A WHERE sub-pattern hangs off exactly one MATCH variable, written bare: ``(d)->(:Kind)``."""
         bound = {n.var for p in match for n in p.nodes if n.var}
-        for pred in _predicates(where):
+        for pred in ast.pattern_predicates(where):
             nodes = pred.pattern.nodes
             refs = [n for n in nodes if n.var in bound]
             if len(refs) != 1:
@@ -660,14 +660,3 @@ class _Parser:
         self.in_where = saved
         self.expect_sym(")", ") or an operator")
         return inner
-
-
-def _predicates(expr: ast.Expr | None):
-    """Every PatternPredicate inside a WHERE expression."""
-    if isinstance(expr, ast.PatternPredicate):
-        yield expr
-    elif isinstance(expr, (ast.And, ast.Or)):
-        for item in expr.items:
-            yield from _predicates(item)
-    elif isinstance(expr, ast.Not):
-        yield from _predicates(expr.expr)

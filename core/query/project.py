@@ -81,7 +81,9 @@ def aggregate(func: str, values: list[Any], *, distinct: bool = False) -> Any:
     raise QueryError(f"unknown aggregate {func.upper()}")
 
 
-def _group_key(expr: ast.Expr, value: Any) -> Any:
+def group_key(expr: ast.Expr, value: Any) -> Any:
+    """The grouping identity of one non-aggregate value: a whole resource by identity, nested
+    values by their JSON text, scalars by type and value (so 1 and "1" are two groups)."""
     if isinstance(expr, ast.Variable) and isinstance(value, dict):
         return ("id", id(value))
     if isinstance(value, (dict, list)):
@@ -89,7 +91,9 @@ def _group_key(expr: ast.Expr, value: Any) -> Any:
     return ("v", type(value).__name__, value)
 
 
-def _agg_inputs(evaluator: Evaluator, agg: ast.Aggregate, binding: Binding) -> Iterable[Any]:
+def aggregate_inputs(evaluator: Evaluator, agg: ast.Aggregate, binding: Binding) -> Iterable[Any]:
+    """What one binding adds to an aggregate: a whole resource (by identity for COUNT), or the
+    argument's value, spread when it is a path through ``[*]`` (except for COLLECT)."""
     if isinstance(agg.arg, ast.Variable):
         obj = binding.get(agg.arg.name)
         if agg.arg.name not in binding:
@@ -130,13 +134,13 @@ def project_rows(query: ast.Query, bindings: list[Binding], evaluator: Evaluator
         groups: dict[tuple, tuple[dict, Binding, dict[str, list]]] = {}
         for b in bindings:
             values = {i.column: evaluator.value(i.expr, b) for i in keyed}
-            key = tuple(_group_key(i.expr, values[i.column]) for i in keyed)
+            key = tuple(group_key(i.expr, values[i.column]) for i in keyed)
             group = groups.get(key)
             if group is None:
                 group = ({c: jsonable(v) for c, v in values.items()}, b, {a.column: [] for a in aggs})
                 groups[key] = group
             for a in aggs:
-                group[2][a.column].extend(_agg_inputs(evaluator, a.expr, b))
+                group[2][a.column].extend(aggregate_inputs(evaluator, a.expr, b))
         if not groups and not keyed:
             groups[()] = ({}, {}, {a.column: [] for a in aggs})
         for partial, b, inputs in groups.values():

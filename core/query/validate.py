@@ -20,38 +20,8 @@ def _where(text: str, pos: int) -> str:
     return f" at line {line}, column {column}"
 
 
-def walk(expr: ast.Expr | None) -> Iterator[ast.Expr]:
-    """Every expression node inside ``expr`` (itself included), depth first.
-
-    Args:
-        expr: an expression, or None.
-    Returns:
-        an iterator over the nodes; sub-patterns are yielded but not entered.
-    """
-    if expr is None:
-        return
-    yield expr
-    children: tuple = ()
-    if isinstance(expr, (ast.And, ast.Or, ast.ListLiteral)):
-        children = expr.items
-    elif isinstance(expr, ast.MapLiteral):
-        children = tuple(v for _, v in expr.items)
-    elif isinstance(expr, ast.Not):
-        children = (expr.expr,)
-    elif isinstance(expr, ast.IsNull):
-        children = (expr.expr,)
-    elif isinstance(expr, (ast.Comparison, ast.Binary)):
-        children = (expr.left, expr.right)
-    elif isinstance(expr, ast.FunctionCall):
-        children = expr.args
-    elif isinstance(expr, ast.Aggregate):
-        children = (expr.arg,)
-    for child in children:
-        yield from walk(child)
-
-
 def _used_vars(expr: ast.Expr | None) -> Iterator[tuple[str, int]]:
-    for node in walk(expr):
+    for node in ast.walk(expr):
         if isinstance(node, ast.Variable):
             yield node.name, node.pos
         elif isinstance(node, ast.Property):
@@ -82,9 +52,9 @@ def validate(query: ast.Query, text: str) -> None:
     aliases: set[str] = set()
     for item in query.returns:
         check(item.expr, "RETURN")
-        for node in walk(item.expr):
+        for node in ast.walk(item.expr):
             if isinstance(node, ast.Aggregate):
-                if any(isinstance(inner, ast.Aggregate) for inner in list(walk(node.arg))):
+                if any(isinstance(inner, ast.Aggregate) for inner in ast.walk(node.arg)):
                     raise QueryError(f"aggregates cannot be nested{_where(text, node.pos)}")
         if item.column in aliases:
             raise QueryError(
@@ -109,7 +79,7 @@ def _check_patterns(where: ast.Expr | None, text: str) -> None:
     """A literal ``=~`` pattern that RE2 refuses is an error before anything is fetched."""
     from tessera.core.query.regex import check_pattern
 
-    for node in walk(where):
+    for node in ast.walk(where):
         if isinstance(node, ast.Comparison) and node.op == "=~" and isinstance(node.right, ast.Literal):
             if isinstance(node.right.value, str):
                 try:

@@ -29,7 +29,7 @@ class Source(Protocol):
     writable: False for files and recordings (mutations are refused with a clear message).
 
     Relationships between resources are not the source's business: the rules in force
-    (core/rules.py, ``tessera.core.api.relationship_rules``) join what ``list`` returns, so every
+    (core/rules.py, ``tessera.core.rules.rules_in_force``) join what ``list`` returns, so every
     object must carry apiVersion, kind and metadata (name, namespace, labels, ownerReferences,
     uid as the source has them) for the rules to match on.
     """

@@ -24,7 +24,6 @@ Bkey = tuple[Oid, ...]
 
 def eligible(query: ast.Query) -> bool:
     """True when ``query`` can be kept current from deltas (see the module docstring)."""
-    from tessera.core.query.engine import _pattern_predicates
 
     return (
         bool(query.match)
@@ -33,7 +32,7 @@ def eligible(query: ast.Query) -> bool:
         and not query.distinct
         and query.skip is None
         and query.limit is None
-        and not _pattern_predicates(query.where)
+        and not ast.pattern_predicates(query.where)
     )
 
 
@@ -84,13 +83,13 @@ class IncrementalQuery:
     # --- building ---------------------------------------------------------------------------
 
     def _match(self, restrict: dict[str, list[dict]] | None = None) -> list[dict]:
-        from tessera.core.query.engine import _cross
+        from tessera.core.query.engine import cross_product
 
         engine = self.make_engine()
         components, _, _ = engine.match(self.query, restrict)
         if not self.var_kinds:
             self.var_kinds = {name: {(k.group, k.kind) for k in plan.kinds} for name, plan in engine.nodes.items()}
-        return _cross([c.rows for c in components])
+        return cross_product([c.rows for c in components])
 
     def full(self) -> Result:
         """Match from scratch and return the whole result (``current`` is reset to it)."""
@@ -194,7 +193,7 @@ class IncrementalQuery:
 
     def _add(self, binding: dict) -> tuple | None:
         from tessera.core.query.evaluate import jsonable
-        from tessera.core.query.project import _agg_inputs, _group_key
+        from tessera.core.query.project import aggregate_inputs, group_key
 
         bkey = self._bkey(binding)
         if bkey in self.bindings:
@@ -214,9 +213,9 @@ class IncrementalQuery:
                                          for item in self.query.order_by]
             return None
         values = {i.column: self.evaluator.value(i.expr, binding) for i in self.keyed}
-        gkey = tuple(_group_key(i.expr, values[i.column]) for i in self.keyed)
+        gkey = tuple(group_key(i.expr, values[i.column]) for i in self.keyed)
         group = self.groups.get(gkey) or self._new_group(gkey, values, binding)
-        group["members"][bkey] = {a.column: list(_agg_inputs(self.evaluator, a.expr, binding)) for a in self.aggs}
+        group["members"][bkey] = {a.column: list(aggregate_inputs(self.evaluator, a.expr, binding)) for a in self.aggs}
         self.group_of[bkey] = gkey
         return gkey
 

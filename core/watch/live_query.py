@@ -56,15 +56,15 @@ class LiveQuery:
         hub: the CacheHub to share (None: query the sources directly each time).
         subgraph: keep the matched subgraph in ``result`` (for the tree and graph views): always
             evaluate in full, since incremental evaluation tracks rows only.
-        run_options: namespace / all_namespaces passed to api.run_query.
+        run_options: namespace / all_namespaces passed to core.query.run.run_query.
     """
 
     def __init__(self, text: str, sources: list[Any], hub: Any = None, *, subgraph: bool = False, **run_options: Any):
-        from tessera.core import api
+        from tessera.core.query.run import engine_for, parse_query
         from tessera.core.watch.cached_source import CachedSource, can_watch
 
         self.text = text
-        self.query = api.parse_query(text)
+        self.query = parse_query(text)
         self.hub = hub
         # Own wrappers (over shared caches) record which kinds this query reads.
         self.sources = [CachedSource(s, hub) if hub is not None and can_watch(s) else s for s in sources]
@@ -75,11 +75,13 @@ class LiveQuery:
 
             if eligible(self.query):
                 source = self.sources[0]
-                rules = api.relationship_rules()  # read once, not on every incremental match
+                from tessera.core.rules import rules_in_force
+
+                rules = rules_in_force()  # read once, not on every incremental match
                 self.incremental = IncrementalQuery(
                     self.query,
-                    lambda: api.engine_for(source, namespace=run_options.get("namespace"),
-                                           all_namespaces=run_options.get("all_namespaces", False), rules=rules),
+                    lambda: engine_for(source, namespace=run_options.get("namespace"),
+                                       all_namespaces=run_options.get("all_namespaces", False), rules=rules),
                     source.current,
                 )
         self.options = run_options
@@ -154,7 +156,7 @@ class LiveQuery:
         A failing run keeps the previous rows and records ``error`` (a live view shows it and
         carries on); the error is raised only if the very first run fails.
         """
-        from tessera.core import api
+        from tessera.core.query.run import run_query
 
         try:
             if self.incremental is not None and changed is not None and self.runs and self.error is None:
@@ -164,7 +166,7 @@ class LiveQuery:
                 self.rows = self.incremental.rows_by_key
                 return changes
             if self.incremental is None:
-                result = api.run_query(self.text, self.sources, **self.options)
+                result = run_query(self.query, self.sources, **self.options)
             else:
                 result = self.incremental.full()
         except TesseraError as exc:
