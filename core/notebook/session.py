@@ -32,6 +32,9 @@ WATCH_FALLBACK = 2.0
 # A live runner appends each change's event at once (record_every), but rewrites a cell's whole
 # stored rows (cell_results) at most this often, and when it stops.
 STORE_ROWS_EVERY = 10.0
+# With SessionOptions.freeze_gc: the youngest generation's collection threshold (CPython's
+# default is 700), so that garbage collection stays out of the way of a dashboard's frames.
+FROZEN_GC_YOUNG_THRESHOLD = 10_000
 # Views drawn from the matched subgraph, which only full evaluations produce.
 GRAPH_VIEWS = ("tree", "graph")
 
@@ -272,6 +275,10 @@ class NotebookSession:
 
                 gc.collect()
                 gc.freeze()
+                # Young collections every FROZEN_GC_YOUNG_THRESHOLD allocations, not 700: a
+                # round's 10,000-row lists then mostly die before a collection sees them,
+                # instead of being promoted and walked again by the older generations.
+                gc.set_threshold(FROZEN_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
             while not self._stop.is_set():
                 self._round()
             self._flush_records()
@@ -404,6 +411,19 @@ class NotebookSession:
                 continue
             self._evaluate(lc, None)
             lc.due = now + lc.period if lc.period else float("inf")
+        if not first and to_run and self.options.freeze_gc:
+            self._freeze_new_state()
+
+    def _freeze_new_state(self) -> None:
+        """After cells were planned and evaluated again (a view needing the subgraph, an edited
+        query), move their new long-lived state (a 10,000-row live query's bindings and rows)
+        out of the collector's sight, as run() does once at start-up: else every full collection
+        walks it, and pauses the whole process (the screen included) for 100 ms and more. The
+        young generations are collected first, so that their cyclic garbage is not frozen with it."""
+        import gc
+
+        gc.collect(1)
+        gc.freeze()
 
     def _plan(self, cell: dict) -> _LiveCell:
         """How the cell will be kept current (see the module docstring)."""
