@@ -302,3 +302,53 @@ def test_a_dashboard_session_keeps_its_long_lived_state_out_of_the_collectors_wa
     # that full collections do not walk 10,000-row live queries and pause the screen.
     proc = subprocess.run([sys.executable, "-c", FROZEN_GC_SCRIPT], capture_output=True, text=True, timeout=120)
     assert proc.stdout.splitlines() == ["young threshold raised: True", "new state frozen: True"], proc.stderr
+
+
+COSTLY_CELL_SCRIPT = r'''
+import time
+from tessera.core import config
+from tessera.core.notebook import repository
+from tessera.core.notebook.session import NotebookSession, SessionOptions
+from tessera.core.store import db
+from tessera.core.watch.live_query import LiveQuery
+
+BURN = 0.05  # CPU seconds every evaluation takes at the least
+calls = []
+refresh = LiveQuery.refresh
+
+def costly_refresh(self, changed=None):
+    start = time.thread_time()
+    while time.thread_time() - start < BURN:
+        pass
+    if changed is not None:
+        calls.append(time.monotonic())
+    return refresh(self, changed)
+
+LiveQuery.refresh = costly_refresh
+conn = db.connect()
+repository.create(conn, "c")
+repository.add_cell(conn, "c", "MATCH (p:Pod) RETURN p.metadata.name AS pod, p.status.phase AS phase",
+                    refresh="watch", sources=["replay:demo"])
+conn.close()
+session = NotebookSession(str(config.database_path()), "c", SessionOptions(min_refresh=0.05, speed=120.0, loop=True))
+session.start()
+try:
+    deadline = time.monotonic() + 60
+    while len(calls) < 2:  # live, and changes coming
+        assert time.monotonic() < deadline, "no changes evaluated"
+        time.sleep(0.02)
+    began, first = time.monotonic(), len(calls)
+    time.sleep(3.0)  # lets the replay's changes arrive; the session decides how often to evaluate
+    print(len(calls) - first, time.monotonic() - began)
+finally:
+    session.stop()
+'''
+
+
+def test_a_costly_watch_cell_is_evaluated_less_often():
+    # With min_refresh (the dashboard), a cell whose evaluation takes CPU time C waits at least
+    # 10 C after it: here 0.5 s, where min_refresh alone would evaluate every 0.05 s.
+    proc = subprocess.run([sys.executable, "-c", COSTLY_CELL_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    evaluations, elapsed = proc.stdout.split()
+    assert 1 <= int(evaluations) <= 1 + float(elapsed) / 0.5, (evaluations, elapsed)

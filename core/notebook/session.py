@@ -35,6 +35,10 @@ STORE_ROWS_EVERY = 10.0
 # With SessionOptions.freeze_gc: the youngest generation's collection threshold (CPython's
 # default is 700), so that garbage collection stays out of the way of a dashboard's frames.
 FROZEN_GC_YOUNG_THRESHOLD = 10_000
+# With min_refresh: a watch cell is evaluated again at the soonest this many times the CPU its last
+# evaluation took after it, so one pane takes at most about a tenth of a core (a tree view over
+# 10,000 pods, evaluated in full, then refreshes every 2 s or so instead of every second).
+EVAL_CPU_SPACING = 10.0
 # Views drawn from the matched subgraph, which only full evaluations produce.
 GRAPH_VIEWS = ("tree", "graph")
 
@@ -88,6 +92,7 @@ class _LiveCell:
     pending: dict | None = None  # changes seen but not yet evaluated (min_refresh), by source
     live_due: float = float("inf")
     last_eval: float = 0.0
+    eval_cpu: float = 0.0  # CPU seconds the last evaluation took (the worker's own clock)
     recorded: dict | None = None  # the rows of the last record
     rows_stored: float = 0.0  # when cell_results last got the full rows
     rows_pending: bool = False  # recorded changes whose rows cell_results does not hold yet
@@ -311,7 +316,7 @@ class NotebookSession:
                     for source, ids in oids.items():
                         pending.setdefault(source, set()).update(ids)
                     lc.pending = pending
-                    lc.live_due = min(lc.live_due, max(now, lc.last_eval + self.options.min_refresh))
+                    lc.live_due = min(lc.live_due, max(now, lc.last_eval + self._spacing(lc)))
         for lc in list(self._cells.values()):
             if lc.pending is not None and not lc.paused and lc.live_due <= now:
                 changed, lc.pending, lc.live_due = lc.pending, None, float("inf")
@@ -323,6 +328,12 @@ class NotebookSession:
                 lc.due = now + lc.period
             if lc.record_due is not None and lc.record_due <= now:
                 self._record(lc)
+
+    def _spacing(self, lc: _LiveCell) -> float:
+        """How long after its last evaluation a watch cell with changes is evaluated again."""
+        if not self.options.min_refresh:
+            return 0.0  # every change at once, as query --watch
+        return max(self.options.min_refresh, EVAL_CPU_SPACING * lc.eval_cpu)
 
     def _do_commands(self) -> None:
         while True:
@@ -455,11 +466,19 @@ class NotebookSession:
     def _evaluate(self, lc: _LiveCell, changed: dict | None, *, reload_sources: bool = False,
                   publish: bool = False) -> None:
         """Evaluate the cell (``changed``: what changed, for incremental evaluation) and publish
-        its new state — for a watch cell only when its rows changed, unless ``publish``."""
+        its new state — for a watch cell only when its rows changed, unless ``publish``. Its CPU
+        time is kept (``eval_cpu``): the next evaluation of a costly cell waits longer."""
+        lc.last_eval = time.monotonic()
+        started_cpu = time.thread_time()
+        try:
+            self._evaluate_now(lc, changed, reload_sources=reload_sources, publish=publish)
+        finally:
+            lc.eval_cpu = time.thread_time() - started_cpu
+
+    def _evaluate_now(self, lc: _LiveCell, changed: dict | None, *, reload_sources: bool, publish: bool) -> None:
         from tessera.core.errors import TesseraError
         from tessera.core.notebook.cells import run_cell
 
-        lc.last_eval = time.monotonic()
         if changed is None:
             lc.pending, lc.live_due = None, float("inf")  # a full evaluation covers them
         fault = None  # a watched source that cannot be reached: said, and retried by the hub
