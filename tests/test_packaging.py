@@ -93,6 +93,7 @@ def test_wheel_contents(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in ("tessera/cli/main.py", "tessera/core/query/parser.py", "tessera/plugins/sources/manifests.py",
                      "tessera/plugins/sources/demo_data/shop.yaml", "tessera/plugins/sources/demo_data/recording.jsonl.gz",
+                     "tessera/plugins/sources/demo_objects.json",
                      "tessera/core/watch/cache.py", "tessera/core/store/db.py", "tessera/core/events.py",
                      "tessera/core/notebook/model.py", "tessera/plugins/cells/sql_cell.py", "tessera/cli/tui/app.py",
                      "tessera/cli/shell/prompt_ui.py", "tessera/plugins/sources/demo_data/dashboard.md"):
