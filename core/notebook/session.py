@@ -466,14 +466,17 @@ class NotebookSession:
     def _evaluate(self, lc: _LiveCell, changed: dict | None, *, reload_sources: bool = False,
                   publish: bool = False) -> None:
         """Evaluate the cell (``changed``: what changed, for incremental evaluation) and publish
-        its new state — for a watch cell only when its rows changed, unless ``publish``. Its CPU
-        time is kept (``eval_cpu``): the next evaluation of a costly cell waits longer."""
+        its new state — for a watch cell only when its rows changed, unless ``publish``. The CPU
+        time of an evaluation of changes is kept (``eval_cpu``): the next one of a costly cell
+        waits longer."""
         lc.last_eval = time.monotonic()
         started_cpu = time.thread_time()
         try:
             self._evaluate_now(lc, changed, reload_sources=reload_sources, publish=publish)
         finally:
-            lc.eval_cpu = time.thread_time() - started_cpu
+            # Only an evaluation of changes says what the next one will cost: a full one (the
+            # first, building an incremental query's state; run now; resume) costs far more.
+            lc.eval_cpu = time.thread_time() - started_cpu if changed is not None else 0.0
 
     def _evaluate_now(self, lc: _LiveCell, changed: dict | None, *, reload_sources: bool, publish: bool) -> None:
         from tessera.core.errors import TesseraError
