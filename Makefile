@@ -71,9 +71,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/completion.py
 	$(BIN)/python bench/pane.py
 
-# Regenerate completions/ and man/ (tests/test_docs_current.py fails when they are stale).
+# Regenerate completions/ and man/ (tests/test_docs_current.py fails when they are stale), and the
+# demo cluster's JSON snapshot (plugins/sources/demo_objects.json; tests/test_demo.py checks it).
 docs: $(STAMP)
 	$(BIN)/python -m tessera.cli.docgen --write
+	$(BIN)/python tools/demo/snapshot.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -72,9 +72,9 @@ def man_pages() -> dict[str, str]:
     from typer._click import Context
     from typer.main import get_command
 
-    from tessera.cli.main import app
+    from tessera.cli.main import full_app
 
-    root = get_command(app)
+    root = get_command(full_app())
     pages: dict[str, str] = {}
 
     def add(name: str, command, ctx) -> None:

@@ -1,81 +1,88 @@
 """The ``tessera`` (alias ``tsr``) command: a typer app whose commands are thin shells over
 tessera.core.api. ``run`` turns every error into one ``tessera: ...`` line on stderr and a typed
-exit code (see tessera.core.errors), never a traceback.
+exit code (see tessera.core.errors), never a traceback. Only the invoked command's module is
+imported (COMMAND_MODULES), and a bare ``--version`` is answered before typer is.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import io
 import os
 import sys
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-from tessera.cli import dash as dash_cmd
-from tessera.cli import events as events_cmd
-from tessera.cli import info as info_cmd
-from tessera.cli import kinds as kinds_cmd
-from tessera.cli import notebook as notebook_cmd
-from tessera.cli import pane as pane_cmd
-from tessera.cli import query as query_cmd
-from tessera.cli import record as record_cmd
-from tessera.cli.shell import command as shell_command
-from tessera.cli import tmux as tmux_cmd
 from tessera.cli.messages import print_error, print_message
-from tessera.cli.options import ShowSecrets
+from tessera.cli.version import print_version
 from tessera.core.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, TesseraError
 
-app = typer.Typer(
-    name="tessera",
-    help="Live graph queries over Kubernetes clusters and manifests, in a Cypher dialect.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+if TYPE_CHECKING:
+    import typer
+
+# Each command's module (it has ``register(app)``), in the order ``tessera --help`` lists them.
+# A command line names one command, so only its module is imported and registered: importing all
+# of them (and building every command's click parameters) was most of ``tessera --version``'s time.
+# ``--help``, completion and the man pages (cli/docgen.py) build the full app.
+COMMAND_MODULES: dict[str, str] = {
+    "query": "tessera.cli.query",
+    "explain": "tessera.cli.query",
+    "kinds": "tessera.cli.kinds",
+    "info": "tessera.cli.info",
+    "record": "tessera.cli.record",
+    "notebook": "tessera.cli.notebook",
+    "cell": "tessera.cli.notebook",
+    "events": "tessera.cli.events",
+    "dash": "tessera.cli.dash",
+    "pane": "tessera.cli.pane",
+    "tmux": "tessera.cli.tmux",
+    "shell": "tessera.cli.shell.command",
+}
+# Root options that take a value (``--correlation ID``): the word after one is not the command.
+_ROOT_VALUE_OPTIONS = ("--correlation",)
+_VERSION_ONLY = (["--version"], ["-V"])
 
 
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import version
+def build_app(commands: list[str] | None = None) -> "typer.Typer":
+    """The app with the modules of ``commands`` registered (default: every command)."""
+    from tessera.cli.root import root_app
 
-        print(f"tessera {version('tessera')}")
-        raise typer.Exit(0)
-
-
-@app.callback()
-def root(
-    version: Annotated[
-        Optional[bool],
-        typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
-    ] = None,
-    correlation: Annotated[
-        Optional[str],
-        typer.Option("--correlation", metavar="ID", show_default=False,
-                     help="Correlation id carried by every event this command writes (default: a new one per command)."),
-    ] = None,
-    show_secrets: ShowSecrets = False,
-) -> None:
-    """Live graph queries over Kubernetes clusters and manifests, in a Cypher dialect."""
-    if correlation is not None:
-        from tessera.core.events import set_correlation
-
-        set_correlation(correlation)
+    wanted = set(commands) if commands is not None else set(COMMAND_MODULES)
+    app = root_app()
+    for module in dict.fromkeys(COMMAND_MODULES[name] for name in COMMAND_MODULES if name in wanted):
+        # __import__, not importlib.import_module: only the former shows in ``python -X importtime``,
+        # which the start-up tests (tests/test_packaging.py) read.
+        __import__(module, fromlist=["register"]).register(app)
+    return app
 
 
-query_cmd.register(app)
-kinds_cmd.register(app)
-info_cmd.register(app)
-record_cmd.register(app)
-notebook_cmd.register(app)
-events_cmd.register(app)
-dash_cmd.register(app)
-pane_cmd.register(app)
-tmux_cmd.register(app)
-shell_command.register(app)
+@functools.cache
+def full_app() -> "typer.Typer":
+    """The app with every command, for ``--help``, completion and cli/docgen.py."""
+    return build_app()
+
+
+def __getattr__(name: str) -> Any:
+    # ``from tessera.cli.main import app``: the full app, built on first use (not at import).
+    if name == "app":
+        return full_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def invoked_command(args: list[str]) -> str | None:
+    """The command a command line names (its first word that is not a root option), when it is
+    one of ours; None for none (``--help``, no arguments) or an unknown word."""
+    words = iter(args)
+    for word in words:
+        if word == "--":
+            return None
+        if word in _ROOT_VALUE_OPTIONS:
+            next(words, None)
+            continue
+        if word.startswith("-"):
+            continue
+        return word if word in COMMAND_MODULES else None
+    return None
 
 
 class _ClosedStdout(io.TextIOBase):
@@ -141,33 +148,17 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         the process exit code.
     """
-    from typer import exceptions as typer_exc
-    from typer._click import exceptions as click_exc
-    from typer.main import get_command
-
     _guard_standard_streams()
-    command = get_command(app)
-    if os.environ.get("_TESSERA_COMPLETE"):
-        # Shell completion (completions/ scripts call us with this variable set).
-        from tessera.cli.complete_shell import install_completion_classes
-
-        install_completion_classes()
+    args = list(sys.argv[1:] if argv is None else argv)
+    completing = bool(os.environ.get("_TESSERA_COMPLETE"))
     try:
-        rv = command.main(args=argv, prog_name="tessera", standalone_mode=False)
-        return rv if isinstance(rv, int) else 0
+        if args in _VERSION_ONLY and not completing:
+            print_version()  # without typer: the whole command is this line
+            return 0
+        return _run_app(args, completing)
     except TesseraError as err:
         print_error(err)
         return err.exit_code
-    except typer_exc.Exit as exc:
-        return exc.exit_code
-    except typer_exc.Abort:
-        return EXIT_INTERRUPTED
-    except click_exc.NoArgsIsHelpError as exc:
-        print(exc.format_message(), file=sys.stderr)  # our own help text, several lines
-        return EXIT_USAGE
-    except click_exc.ClickException as exc:
-        print_message(exc.format_message())
-        return exc.exit_code if exc.exit_code else EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -191,6 +182,35 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print_message(f"internal error: {type(exc).__name__}: {exc} (set TESSERA_DEBUG=1 for the traceback)")
         return 1
+
+
+def _run_app(args: list[str], completing: bool) -> int:
+    """Parse ``args`` with the app (just the invoked command's, unless completing) and run it;
+    typer's and click's own exits become exit codes here, the rest is main()'s to report."""
+    from typer import exceptions as typer_exc
+    from typer._click import exceptions as click_exc
+    from typer.main import get_command
+
+    name = None if completing else invoked_command(args)
+    command = get_command(build_app([name]) if name else full_app())
+    if completing:
+        # Shell completion (completions/ scripts call us with this variable set).
+        from tessera.cli.complete_shell import install_completion_classes
+
+        install_completion_classes()
+    try:
+        rv = command.main(args=args, prog_name="tessera", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except typer_exc.Exit as exc:
+        return exc.exit_code
+    except typer_exc.Abort:
+        return EXIT_INTERRUPTED
+    except click_exc.NoArgsIsHelpError as exc:
+        print(exc.format_message(), file=sys.stderr)  # our own help text, several lines
+        return EXIT_USAGE
+    except click_exc.ClickException as exc:
+        print_message(exc.format_message())
+        return exc.exit_code if exc.exit_code else EXIT_USAGE
 
 
 def _discard_stdout() -> None:

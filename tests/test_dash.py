@@ -575,3 +575,35 @@ def test_a_dashboard_edit_and_cell_edit_meet_in_the_same_merge(grid_notebook, mo
     assert notebook_cells("grid")[0]["source"] == DEPLOYMENTS + "\nLIMIT 4"
     assert [(thread, base) for thread, base, _, _ in merges] == [
         ("tessera-notebook-editor", DEPLOYMENTS), (threading.current_thread().name, DEPLOYMENTS + "\nLIMIT 3")]
+
+
+def test_a_pane_keeps_its_drawn_rows_while_the_rows_on_show_are_the_same():
+    # A live pane gets a new state every second; when the rows it shows did not change (a change
+    # among 10,000 rows off-screen) it keeps the lines it drew, the subtitle still follows; a
+    # change on show is drawn at once.
+    from dataclasses import replace
+
+    make_notebook("kept", [cell_md("deps", DEPLOYMENTS, row=1, title="Deployments")])
+
+    async def main():
+        async with dashboard("kept", (100, 12)) as (app, pilot):
+            p = pane(app, "deps")
+            state = p.state
+            rows = state.result.rows
+            assert "changed" not in screen_text(app) and len(rows) > 12
+            drawn = p.render()
+
+            def show(new_rows, version, refreshed):
+                new = replace(state, result=replace(state.result, rows=new_rows), version=version, refreshed=refreshed)
+                app.session.panes["deps"] = new  # a manual cell: the session publishes nothing more
+                app.sync_now()
+
+            show([*rows[:-1], {**rows[-1], "name": "changed-off-screen"}], state.version + 1, "2026-12-01T12:34:56Z")
+            await pilot.pause()
+            text = screen_text(app)
+            assert p.render() is drawn and "12:34:56" in text and "changed" not in text
+            show([{**rows[0], "name": "changed-on-screen"}, *rows[1:]], state.version + 2, "2026-12-01T12:34:57Z")
+            await pilot.pause()
+            text = screen_text(app)
+            assert p.render() is not drawn and "changed-on-screen" in text and "12:34:57" in text
+    run(main())

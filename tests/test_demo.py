@@ -90,3 +90,19 @@ def test_pod_template_references_resolve(objs):
                 assert ("PersistentVolumeClaim", ns, v["persistentVolumeClaim"]["claimName"]) in names
         if "serviceAccountName" in spec:
             assert ("ServiceAccount", ns, spec["serviceAccountName"]) in names
+
+
+def test_demo_reads_its_json_snapshot_of_the_yaml():
+    # -s demo reads demo_objects.json for start-up; it must hold exactly what the YAML says
+    # (regenerate with `make docs` after changing demo_data/*.yaml).
+    import orjson
+
+    from tessera.plugins.sources.demo import DEMO_DIR, DEMO_SNAPSHOT, snapshot_text
+    from tessera.plugins.sources.manifests import ManifestSource
+
+    assert DEMO_SNAPSHOT.read_text(encoding="utf-8") == snapshot_text(), "stale: run `make docs`"
+    demo = DemoSource()
+    assert demo.spec == str(DEMO_SNAPSHOT)
+    from_yaml = ManifestSource(str(DEMO_DIR))
+    assert demo.objects() == from_yaml.objects() == orjson.loads(DEMO_SNAPSHOT.read_bytes())["items"]
+    assert demo.kinds() == from_yaml.kinds()

@@ -261,3 +261,96 @@ def test_notebook_run_watch_reports_a_lost_connection_and_the_recovery(kubeconfi
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+FROZEN_GC_SCRIPT = r'''
+import gc, time
+from tessera.core import config
+from tessera.core.notebook import repository
+from tessera.core.notebook.session import FROZEN_GC_YOUNG_THRESHOLD, NotebookSession, SessionOptions
+from tessera.core.store import db
+
+def until(predicate):
+    deadline = time.monotonic() + 60
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+conn = db.connect()
+repository.create(conn, "f")
+repository.add_cell(conn, "f", 'MATCH (d:Deployment)->(rs:ReplicaSet) RETURN d.metadata.name AS d', sources=["demo"])
+conn.close()
+session = NotebookSession(str(config.database_path()), "f", SessionOptions(freeze_gc=True)).start()
+try:
+    until(lambda: session.panes and next(iter(session.panes.values())).result is not None)
+    cell_id = next(iter(session.panes))
+    first = session.panes[cell_id].result
+    until(lambda: gc.get_freeze_count() > 0)
+    print("young threshold raised:", gc.get_threshold()[0] == FROZEN_GC_YOUNG_THRESHOLD)
+    session.editor.set_cell("f", cell_id, view="tree")  # needs the subgraph: planned and run again
+    until(lambda: session.panes[cell_id].result is not first and session.panes[cell_id].result.nodes)
+    again = session.panes[cell_id].result
+    print("new state frozen:", not any(o is again for o in gc.get_objects()))
+finally:
+    session.stop()
+'''
+
+
+def test_a_dashboard_session_keeps_its_long_lived_state_out_of_the_collectors_way():
+    # freeze_gc (tessera dash, pane): the state built at start-up and again after a cell is planned
+    # anew (here a view that needs the subgraph) is frozen, and young collections are spaced, so
+    # that full collections do not walk 10,000-row live queries and pause the screen.
+    proc = subprocess.run([sys.executable, "-c", FROZEN_GC_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.splitlines() == ["young threshold raised: True", "new state frozen: True"], proc.stderr
+
+
+COSTLY_CELL_SCRIPT = r'''
+import time
+from tessera.core import config
+from tessera.core.notebook import repository
+from tessera.core.notebook.session import NotebookSession, SessionOptions
+from tessera.core.store import db
+from tessera.core.watch.live_query import LiveQuery
+
+BURN = 0.05  # CPU seconds every evaluation of changes takes at the least
+FIRST_BURN = 1.0  # and the first, full one (building the state): it must not delay the next ones
+calls = []
+refresh = LiveQuery.refresh
+
+def costly_refresh(self, changed=None):
+    start = time.thread_time()
+    while time.thread_time() - start < (BURN if changed is not None else FIRST_BURN):
+        pass
+    if changed is not None:
+        calls.append(time.monotonic())
+    return refresh(self, changed)
+
+LiveQuery.refresh = costly_refresh
+conn = db.connect()
+repository.create(conn, "c")
+repository.add_cell(conn, "c", "MATCH (p:Pod) RETURN p.metadata.name AS pod, p.status.phase AS phase",
+                    refresh="watch", sources=["replay:demo"])
+conn.close()
+session = NotebookSession(str(config.database_path()), "c", SessionOptions(min_refresh=0.05, speed=600.0, loop=True))
+session.start()
+try:
+    deadline = time.monotonic() + 60
+    while not (session.panes and next(iter(session.panes.values())).result is not None):
+        assert time.monotonic() < deadline, "no first result"
+        time.sleep(0.02)
+    began, first = time.monotonic(), len(calls)
+    time.sleep(3.0)  # lets the replay's changes arrive; the session decides how often to evaluate
+    print(len(calls) - first, time.monotonic() - began)
+finally:
+    session.stop()
+'''
+
+
+def test_a_costly_watch_cell_is_evaluated_less_often():
+    # With min_refresh (the dashboard), a cell whose evaluation of changes takes CPU time C waits
+    # at least 10 C after it: here 0.5 s, where min_refresh alone would evaluate every 0.05 s.
+    # The first evaluation (in full, 1 s here) does not count: changes follow it at once.
+    proc = subprocess.run([sys.executable, "-c", COSTLY_CELL_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    evaluations, elapsed = proc.stdout.split()
+    assert 1 <= int(evaluations) <= 1 + float(elapsed) / 0.5, (evaluations, elapsed)

@@ -93,6 +93,7 @@ def test_wheel_contents(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in ("tessera/cli/main.py", "tessera/core/query/parser.py", "tessera/plugins/sources/manifests.py",
                      "tessera/plugins/sources/demo_data/shop.yaml", "tessera/plugins/sources/demo_data/recording.jsonl.gz",
+                     "tessera/plugins/sources/demo_objects.json",
                      "tessera/core/watch/cache.py", "tessera/core/store/db.py", "tessera/core/events.py",
                      "tessera/core/notebook/model.py", "tessera/plugins/cells/sql_cell.py", "tessera/cli/tui/app.py",
                      "tessera/cli/shell/prompt_ui.py", "tessera/plugins/sources/demo_data/dashboard.md"):
@@ -117,3 +118,53 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(wheel, tmp_path):
                            'AT "2026-11-01T09:05:00Z" MATCH (d:Deployment) RETURN count(d) AS n'],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0 and json.loads(proc.stdout)["n"] > 0, proc.stderr
+
+
+def _run_with_importtime(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """A real ``tessera ARGS`` process and every module it imported."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "tessera.cli.main", *args],
+                          capture_output=True, text=True, timeout=60)
+    return proc, {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+
+
+def _all_modules_imported(*args: str) -> set[str]:
+    return _run_with_importtime(*args)[1]
+
+
+def _tessera_modules_imported(*args: str) -> tuple[int, str, set[str]]:
+    """Exit code, stdout and the tessera modules a real ``tessera ARGS`` process imported."""
+    proc, imported = _run_with_importtime(*args)
+    return proc.returncode, proc.stdout, {m for m in imported if m.startswith("tessera.")}
+
+
+def test_version_imports_no_command_module_and_not_typer():
+    # A bare --version is answered before any command is built: no command module, no typer.
+    from tessera.cli.main import COMMAND_MODULES
+
+    for flag in ("--version", "-V"):
+        rc, out, imported = _tessera_modules_imported(flag)
+        assert rc == 0 and out.startswith("tessera 0.1")
+        assert not imported & (set(COMMAND_MODULES.values()) | {"tessera.cli.root", "tessera.cli.options"})
+        assert "typer" not in _all_modules_imported(flag)
+
+
+def test_a_command_imports_only_its_own_command_module():
+    from tessera.cli.main import COMMAND_MODULES
+
+    rc, out, imported = _tessera_modules_imported("query", "-s", "demo", "-o", "jsonl",
+                                                  'MATCH (n:Namespace {name:"shop"}) RETURN n.metadata.name AS n')
+    assert rc == 0 and out == '{"n":"shop"}\n'
+    assert imported & set(COMMAND_MODULES.values()) == {"tessera.cli.query"}
+    rc, out, imported = _tessera_modules_imported("--correlation", "c-1", "kinds", "-s", "demo", "-o", "jsonl")
+    assert rc == 0 and '"kind":"Deployment"' in out
+    assert imported & set(COMMAND_MODULES.values()) == {"tessera.cli.kinds"}
+
+
+def test_help_and_an_unknown_command_still_see_every_command():
+    proc = subprocess.run([sys.executable, "-m", "tessera.cli.main", "--help"], capture_output=True, text=True, timeout=60)
+    listed = {line.split()[0] for line in proc.stdout.split("Commands:")[1].splitlines() if line.strip()}
+    from tessera.cli.main import COMMAND_MODULES
+
+    assert proc.returncode == 0 and listed == set(COMMAND_MODULES)
+    proc = subprocess.run([sys.executable, "-m", "tessera.cli.main", "qurey"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr == "tessera: No such command 'qurey'. Did you mean 'query'?\n"

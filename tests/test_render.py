@@ -93,3 +93,24 @@ def test_datetimes_serialise():
     res = Result(columns=["t"], rows=[{"t": dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)}])
     assert json.loads(out("jsonl", res)) == {"t": "2026-01-02T00:00:00Z"}
     assert json.loads(out("json", res)) == [{"t": "2026-01-02T00:00:00Z"}]
+
+
+def test_tree_lines_leave_no_reference_cycle_behind():
+    # A dashboard's tree pane reads a few lines of a new tree_lines() per update and drops it:
+    # what it held (the whole subgraph) must go when it does, not wait for a full collection.
+    import gc
+
+    from tessera.core.render.graph import tree_lines
+
+    assert list(tree_lines(result()))  # the cyclic graph of result(): every branch walked
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        lines = tree_lines(result())
+        first = [next(lines), next(lines)]  # a pane's window: the generator left unfinished
+        del lines
+        assert gc.collect() == 0 and all(first)
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
+from textual.visual import Visual, visualize
 from textual.widget import Widget
 
 STATUS_MARK = {"live": "●", "idle": "○", "paused": "‖", "error": "✖", "starting": "…", "static": "¶",
@@ -14,6 +15,29 @@ STATUS_MARK = {"live": "●", "idle": "○", "paused": "‖", "error": "✖", "s
 STATUS_STYLE = {"live": "green", "idle": "", "paused": "yellow", "error": "red", "starting": "dim", "static": "dim",
                 "reconnecting": "yellow"}
 WHEEL_LINES = 3  # lines per mouse-wheel notch, as in most terminals and pagers
+
+
+class KeptBody(Visual):
+    """A pane body that keeps its rendered lines while it is drawn again at the same size and
+    style (see CellPane._render_body). ``content`` is what it shows."""
+
+    def __init__(self, visual: Visual, content: Any) -> None:
+        self.visual = visual
+        self.content = content
+        self._key: Any = None
+        self._strips: Any = None
+
+    def render_strips(self, width: int, height: int | None, style: Any, options: Any) -> Any:
+        key = (width, height, style, options.selection, options.selection_style, options.post_style)
+        if key != self._key:
+            self._strips, self._key = self.visual.render_strips(width, height, style, options), key
+        return self._strips
+
+    def get_optimal_width(self, rules: Any, container_width: int) -> int:
+        return self.visual.get_optimal_width(rules, container_width)
+
+    def get_height(self, rules: Any, width: int) -> int:
+        return self.visual.get_height(rules, width)
 
 
 class CellPane(Widget, can_focus=True):
@@ -53,6 +77,7 @@ class CellPane(Widget, can_focus=True):
         self.color = color
         self._views = ViewCache()
         self._drawn_version = -1
+        self._body: KeptBody | None = None  # the body last drawn, kept while what it shows is the same
         self._view_override: str | None = None
         self._update_chrome()
 
@@ -165,6 +190,14 @@ class CellPane(Widget, can_focus=True):
         win = window(st.result, self.view, height=height, offset=self.row_offset, needle=self.needle, cache=self._views,
                      color=self.color)
         self.row_offset = win.offset
+        # A live pane is handed a new state about once a second, its title and subtitle (row
+        # count, refresh time) redrawn each time; the rows on show are often the same (a change
+        # off-screen in 10,000 rows): those keep the lines drawn before instead of laying out
+        # and rendering the table (or highlighting the json) again.
+        content = (problem, bool(st.error), self.color, win.content)
+        if win.content is not None and self._body is not None and self._body.content == content:
+            return self._body
         parts.append(win.renderable)
-        return Group(*parts)
+        self._body = KeptBody(visualize(self, Group(*parts)), content)
+        return self._body
 

@@ -32,6 +32,13 @@ WATCH_FALLBACK = 2.0
 # A live runner appends each change's event at once (record_every), but rewrites a cell's whole
 # stored rows (cell_results) at most this often, and when it stops.
 STORE_ROWS_EVERY = 10.0
+# With SessionOptions.freeze_gc: the youngest generation's collection threshold (CPython's
+# default is 700), so that garbage collection stays out of the way of a dashboard's frames.
+FROZEN_GC_YOUNG_THRESHOLD = 10_000
+# With min_refresh: a watch cell is evaluated again at the soonest this many times the CPU its last
+# evaluation took after it, so one pane takes at most about a tenth of a core (a tree view over
+# 10,000 pods, evaluated in full, then refreshes every 2 s or so instead of every second).
+EVAL_CPU_SPACING = 10.0
 # Views drawn from the matched subgraph, which only full evaluations produce.
 GRAPH_VIEWS = ("tree", "graph")
 
@@ -85,6 +92,7 @@ class _LiveCell:
     pending: dict | None = None  # changes seen but not yet evaluated (min_refresh), by source
     live_due: float = float("inf")
     last_eval: float = 0.0
+    eval_cpu: float = 0.0  # CPU seconds the last evaluation took (the worker's own clock)
     recorded: dict | None = None  # the rows of the last record
     rows_stored: float = 0.0  # when cell_results last got the full rows
     rows_pending: bool = False  # recorded changes whose rows cell_results does not hold yet
@@ -272,6 +280,10 @@ class NotebookSession:
 
                 gc.collect()
                 gc.freeze()
+                # Young collections every FROZEN_GC_YOUNG_THRESHOLD allocations, not 700: a
+                # round's 10,000-row lists then mostly die before a collection sees them,
+                # instead of being promoted and walked again by the older generations.
+                gc.set_threshold(FROZEN_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
             while not self._stop.is_set():
                 self._round()
             self._flush_records()
@@ -304,7 +316,7 @@ class NotebookSession:
                     for source, ids in oids.items():
                         pending.setdefault(source, set()).update(ids)
                     lc.pending = pending
-                    lc.live_due = min(lc.live_due, max(now, lc.last_eval + self.options.min_refresh))
+                    lc.live_due = min(lc.live_due, max(now, lc.last_eval + self._spacing(lc)))
         for lc in list(self._cells.values()):
             if lc.pending is not None and not lc.paused and lc.live_due <= now:
                 changed, lc.pending, lc.live_due = lc.pending, None, float("inf")
@@ -316,6 +328,12 @@ class NotebookSession:
                 lc.due = now + lc.period
             if lc.record_due is not None and lc.record_due <= now:
                 self._record(lc)
+
+    def _spacing(self, lc: _LiveCell) -> float:
+        """How long after its last evaluation a watch cell with changes is evaluated again."""
+        if not self.options.min_refresh:
+            return 0.0  # every change at once, as query --watch
+        return max(self.options.min_refresh, EVAL_CPU_SPACING * lc.eval_cpu)
 
     def _do_commands(self) -> None:
         while True:
@@ -404,6 +422,19 @@ class NotebookSession:
                 continue
             self._evaluate(lc, None)
             lc.due = now + lc.period if lc.period else float("inf")
+        if not first and to_run and self.options.freeze_gc:
+            self._freeze_new_state()
+
+    def _freeze_new_state(self) -> None:
+        """After cells were planned and evaluated again (a view needing the subgraph, an edited
+        query), move their new long-lived state (a 10,000-row live query's bindings and rows)
+        out of the collector's sight, as run() does once at start-up: else every full collection
+        walks it, and pauses the whole process (the screen included) for 100 ms and more. The
+        young generations are collected first, so that their cyclic garbage is not frozen with it."""
+        import gc
+
+        gc.collect(1)
+        gc.freeze()
 
     def _plan(self, cell: dict) -> _LiveCell:
         """How the cell will be kept current (see the module docstring)."""
@@ -435,11 +466,22 @@ class NotebookSession:
     def _evaluate(self, lc: _LiveCell, changed: dict | None, *, reload_sources: bool = False,
                   publish: bool = False) -> None:
         """Evaluate the cell (``changed``: what changed, for incremental evaluation) and publish
-        its new state — for a watch cell only when its rows changed, unless ``publish``."""
+        its new state — for a watch cell only when its rows changed, unless ``publish``. The CPU
+        time of an evaluation of changes is kept (``eval_cpu``): the next one of a costly cell
+        waits longer."""
+        lc.last_eval = time.monotonic()
+        started_cpu = time.thread_time()
+        try:
+            self._evaluate_now(lc, changed, reload_sources=reload_sources, publish=publish)
+        finally:
+            # Only an evaluation of changes says what the next one will cost: a full one (the
+            # first, building an incremental query's state; run now; resume) costs far more.
+            lc.eval_cpu = time.thread_time() - started_cpu if changed is not None else 0.0
+
+    def _evaluate_now(self, lc: _LiveCell, changed: dict | None, *, reload_sources: bool, publish: bool) -> None:
         from tessera.core.errors import TesseraError
         from tessera.core.notebook.cells import run_cell
 
-        lc.last_eval = time.monotonic()
         if changed is None:
             lc.pending, lc.live_due = None, float("inf")  # a full evaluation covers them
         fault = None  # a watched source that cannot be reached: said, and retried by the hub

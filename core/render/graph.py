@@ -47,27 +47,32 @@ def tree_lines(result: Any) -> Iterator[str]:
         incoming.add(e.target)
     roots = [i for i in nodes if i not in incoming] or list(nodes)[:1]
     printed: set[str] = set()
-
-    def walk(node_id: str, prefix: str, via: str, last: bool, top: bool) -> Iterator[str]:
-        branch = "" if top else ("└── " if last else "├── ")
-        node = nodes.get(node_id)
-        text = _label(node) if node else node_id
-        rel = f"-[{via}]-> " if via else ""
-        again = node_id in printed
-        yield f"{prefix}{branch}{rel}{text}{' (see above)' if again else ''}"
-        if again:
-            return
-        printed.add(node_id)
-        kids = children.get(node_id, [])
-        child_prefix = prefix if top else prefix + ("    " if last else "│   ")
-        for i, e in enumerate(kids):
-            yield from walk(e.target, child_prefix, e.type, i == len(kids) - 1, False)
-
     for root in roots:
-        yield from walk(root, "", "", True, True)
+        yield from _walk(nodes, children, printed, root, "", "", True, True)
     for node_id in nodes:  # pieces of a cycle with no root
         if node_id not in printed:
-            yield from walk(node_id, "", "", True, True)
+            yield from _walk(nodes, children, printed, node_id, "", "", True, True)
+
+
+def _walk(nodes: dict[str, Any], children: dict[str, list], printed: set[str], node_id: str, prefix: str, via: str,
+          last: bool, top: bool) -> Iterator[str]:
+    """tree_lines from ``node_id`` down. A module function, not a closure in tree_lines: a
+    recursive closure is a reference cycle (the function, its own cell) holding the whole
+    subgraph, freed only by a full garbage collection: a dashboard's tree pane left one behind
+    per update, and the collections that freed them paused the screen."""
+    branch = "" if top else ("└── " if last else "├── ")
+    node = nodes.get(node_id)
+    text = _label(node) if node else node_id
+    rel = f"-[{via}]-> " if via else ""
+    again = node_id in printed
+    yield f"{prefix}{branch}{rel}{text}{' (see above)' if again else ''}"
+    if again:
+        return
+    printed.add(node_id)
+    kids = children.get(node_id, [])
+    child_prefix = prefix if top else prefix + ("    " if last else "│   ")
+    for i, e in enumerate(kids):
+        yield from _walk(nodes, children, printed, e.target, child_prefix, e.type, i == len(kids) - 1, False)
 
 
 def write_tree(result: Any, out: TextIO, *, color: bool = False) -> None:

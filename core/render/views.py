@@ -38,12 +38,14 @@ def filter_rows(result: Any, needle: str | None) -> list[dict]:
 class Window:
     """A view cut to fit: ``renderable`` (a rich renderable of at most ``height`` lines),
     ``total`` (lines or rows the whole view has), ``shown`` (rows after the filter, for the
-    header) and ``offset`` (the first line shown, clamped)."""
+    header), ``offset`` (the first line shown, clamped) and ``content`` (what the renderable
+    shows, comparable: equal contents draw the same, so a front end may keep what it drew)."""
 
     renderable: Any
     total: int
     shown: int
     offset: int
+    content: Any = None
 
 
 class ViewCache:
@@ -200,7 +202,9 @@ def window(result: Any, view: str, *, height: int, offset: int = 0, needle: str 
         rows = cache.rows(result, needle)
         body = max(1, height - 1)
         offset = max(0, min(offset, len(rows) - body))
-        return Window(_table(result.columns, rows[offset:offset + body], color), len(rows), len(rows), offset)
+        visible = rows[offset:offset + body]
+        content = ("table", color, tuple(result.columns), tuple(tuple(cell_text(r.get(c)) for c in result.columns) for r in visible))
+        return Window(_table(result.columns, visible, color), len(rows), len(rows), offset, content)
     text = cache.rows_text(result, view, needle) if view in ("json", "yaml") else cache.lines(result, view, needle)
     lines = text.upto(offset + height)
     if len(lines) < offset + height:  # scrolled past the end: clamp to the last page
@@ -213,7 +217,7 @@ def window(result: Any, view: str, *, height: int, offset: int = 0, needle: str 
         renderable: Any = Syntax(part, view, theme="ansi_dark", background_color="default", word_wrap=False)
     else:
         renderable = Text(part)
-    return Window(_NoWrap(renderable), total, shown, offset)
+    return Window(_NoWrap(renderable), total, shown, offset, (view, color, part))
 
 
 def _table(columns: list[str], rows: list[dict], color: bool) -> Any:

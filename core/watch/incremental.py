@@ -22,6 +22,21 @@ Oid = tuple[str, str, str, str]  # (group, kind, namespace, name)
 Bkey = tuple[Oid, ...]
 
 
+class _Row:
+    """A plain query's row as result() lists it: its ORDER BY sort keys, the row, its identity
+    text, and whether it is still current (a removed row is marked, not looked up, so keeping
+    the order between changes hashes no binding keys)."""
+
+    __slots__ = ("sort", "row", "text", "current")
+
+    def __init__(self, sort: list, row: dict, text: str):
+        self.sort, self.row, self.text, self.current = sort, row, text, True
+
+
+def _sort_of(entry: _Row) -> list:
+    return entry.sort
+
+
 def eligible(query: ast.Query) -> bool:
     """True when ``query`` can be kept current from deltas (see the module docstring)."""
 
@@ -77,7 +92,8 @@ class IncrementalQuery:
         # it is added, so result() sorts 10,000 rows without evaluating anything
         self.order_keys: dict[Bkey, list] = {}
         self.key_texts: dict[Bkey, str] = {}
-        self._sorted: list[Bkey] | None = None  # the last ORDER BY order (ascending keys)
+        self._entries: dict[Bkey, _Row] = {}  # plain queries: each binding's row, as result() lists it
+        self._sorted: list[_Row] | None = None  # the last ORDER BY order (ascending keys)
         self._dirty: set[Bkey] = set()  # bindings added or removed since
 
     # --- building ---------------------------------------------------------------------------
@@ -98,6 +114,7 @@ class IncrementalQuery:
         self.rows.clear()
         self.order_keys.clear()
         self.key_texts.clear()
+        self._entries.clear()
         self._sorted, self._dirty = None, set()
         self.groups.clear()
         self.group_of.clear()
@@ -141,32 +158,32 @@ class IncrementalQuery:
             return self._changes(self._refold(touched_groups), ts)
         return self._changes([(self._binding_key(b), self.rows.get(b)) for b in touched_bkeys], ts)
 
-    def _ordered(self) -> list[Bkey]:
-        """The bindings of a plain query in ORDER BY order (stable: ties in insertion order).
+    def _ordered(self) -> list[_Row]:
+        """The rows of a plain query in ORDER BY order (stable: ties in insertion order).
 
-        With ascending keys only, the order is kept from one call to the next: the bindings
-        added or removed since (``_dirty``) are taken out and put back in place with bisect,
-        instead of sorting 10,000 rows after every change.
+        With ascending keys only, the order is kept from one call to the next: the rows of the
+        bindings removed since are dropped (they are marked), those added (``_dirty``) put in
+        place with bisect, instead of sorting 10,000 rows after every change.
         """
         import bisect
 
         order = self.query.order_by or []
         dirty, self._dirty = self._dirty, set()
         if not order:
-            return list(self.rows)
+            return list(self._entries.values())
         if any(item.descending for item in order):
-            bkeys = list(self.rows)
+            entries = list(self._entries.values())
             for i, item in reversed(list(enumerate(order))):
-                bkeys.sort(key=lambda b: self.order_keys[b][i], reverse=item.descending)
-            return bkeys
-        key = self.order_keys.__getitem__
+                entries.sort(key=lambda e: e.sort[i], reverse=item.descending)
+            return entries
         if self._sorted is None or len(dirty) * 8 > len(self.rows):
-            self._sorted = sorted(self.rows, key=key)
+            self._sorted = sorted(self._entries.values(), key=_sort_of)
         else:
-            kept = [b for b in self._sorted if b not in dirty]
+            kept = [e for e in self._sorted if e.current]
             for b in dirty:
-                if b in self.rows:
-                    bisect.insort_right(kept, b, key=key)
+                entry = self._entries.get(b)
+                if entry is not None:  # added since (a binding added and removed again has none)
+                    bisect.insort_right(kept, entry, key=_sort_of)
             self._sorted = kept
         return list(self._sorted)
 
@@ -211,6 +228,7 @@ class IncrementalQuery:
 
                 self.order_keys[bkey] = [sort_key(jsonable(self.evaluator.value(item.expr, binding, columns=row)))
                                          for item in self.query.order_by]
+            self._entries[bkey] = _Row(self.order_keys.get(bkey, []), row, self.key_texts[bkey])
             return None
         values = {i.column: self.evaluator.value(i.expr, binding) for i in self.keyed}
         gkey = tuple(group_key(i.expr, values[i.column]) for i in self.keyed)
@@ -229,6 +247,9 @@ class IncrementalQuery:
                     del self.by_oid[o]
         if self.rows.pop(bkey, None) is not None:
             self._dirty.add(bkey)
+        entry = self._entries.pop(bkey, None)
+        if entry is not None:
+            entry.current = False
         self.order_keys.pop(bkey, None)
         self.key_texts.pop(bkey, None)
         gkey = self.group_of.pop(bkey, None)
@@ -281,9 +302,8 @@ class IncrementalQuery:
         from tessera.core.query.project import order_rows, row_key
 
         if not self.aggs:
-            bkeys = self._ordered()
-            texts = self.key_texts
-            return Result(columns=list(self.columns), rows=[self.rows[b] for b in bkeys], keys=[texts[b] for b in bkeys])
+            entries = self._ordered()
+            return Result(columns=list(self.columns), rows=[e.row for e in entries], keys=[e.text for e in entries])
         pairs = [(g["row"], g["env"]) for g in self.groups.values() if g["row"] is not None]
         group_columns = [i.column for i in self.keyed]
         if self.query.order_by:

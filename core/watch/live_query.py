@@ -42,7 +42,7 @@ def diff_rows(old: dict[str, dict], new: dict[str, dict], ts: str) -> list[dict]
         before = old.get(key)
         if before is None:
             changes.append({"op": "added", "key": key, "row": row, "ts": ts})
-        elif before != row:
+        elif before is not row and before != row:  # an unchanged row is often the same dict
             changes.append({"op": "changed", "key": key, "row": row, "ts": ts})
     return changes
 
