@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         if args in _VERSION_ONLY and not completing:
             print_version()  # without typer: the whole command is this line
             return 0
+        _know_bundled_plugins()
         return _run_app(args, completing)
     except TesseraError as err:
         print_error(err)
@@ -182,6 +183,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print_message(f"internal error: {type(exc).__name__}: {exc} (set TESSERA_DEBUG=1 for the traceback)")
         return 1
+
+
+def _know_bundled_plugins() -> None:
+    """Tell core where the bundled sources and cell types are, so finding one reads no installed
+    metadata (plugins/bundled.py; a third party's are still found through their entry points)."""
+    from tessera.core import entry_points
+    from tessera.plugins.bundled import ENTRY_POINTS
+
+    entry_points.know_own(ENTRY_POINTS)
 
 
 def _run_app(args: list[str], completing: bool) -> int:

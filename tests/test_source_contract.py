@@ -76,6 +76,26 @@ def test_bundled_sources_come_from_the_entry_points_in_pyproject():
         assert (cls.__module__, cls.__name__) == (module, attr)
 
 
+@pytest.mark.parametrize("group", ["tessera.sources", "tessera.cells"])
+def test_the_bundled_table_is_the_installed_entry_points(group):
+    """plugins/bundled.py, which the CLI hands to core so no metadata is read, says exactly what
+    pyproject.toml registers (as installed)."""
+    from tessera.core import entry_points
+    from tessera.plugins.bundled import ENTRY_POINTS
+
+    assert ENTRY_POINTS[group] == {ep.name: ep.value for ep in entry_points.own(group)}
+
+
+def test_a_known_entry_point_loads_what_the_installed_one_loads():
+    from tessera.core import entry_points
+    from tessera.plugins.bundled import ENTRY_POINTS
+
+    for group, points in ENTRY_POINTS.items():
+        installed = {ep.name: ep for ep in entry_points.own(group)}
+        for name, value in points.items():
+            assert entry_points.KnownEntryPoint(name, value).load() is installed[name].load()
+
+
 def test_core_names_no_plugin_module():
     # import-linter sees import statements; this also catches a module named in a string table
     # (core/notebook/cells.py once had one for the bundled cell types)
