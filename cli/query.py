@@ -56,6 +56,14 @@ def query(
 
     Example: tessera query -s demo 'MATCH (d:Deployment)->(p:Pod) RETURN d.metadata.name, COUNT{p} AS pods'
     """
+    import gc
+
+    # One query, then the process ends: reference counting frees what the run drops, and the
+    # cyclic collector would only walk the imported modules and the parsed resources again and
+    # again (a third of the run's time over a 10k-pod dump) to find nothing; frozen, they are not
+    # walked once more by the collection the interpreter runs as it exits (0.24 s for that dump).
+    # ``--watch`` runs for hours: it keeps the collector (turned on again below).
+    gc.disable()
     from tessera.core import api
     from tessera.core.errors import UsageError
 
@@ -88,16 +96,10 @@ def query(
     if watch:
         from tessera.cli.watch import watch_queries
 
+        gc.enable()
         watch_queries(texts, sources, out, interval=interval,
                       run_options={"namespace": src.namespace, "all_namespaces": src.all_namespaces})
         return
-    import gc
-
-    # One query, then the process ends: reference counting frees what the run drops, and the
-    # cyclic collector would only walk the parsed resources again and again (a third of the
-    # run's time over a 10k-pod dump) to find nothing; frozen, they are not walked once more by
-    # the collection the interpreter runs as it exits (0.24 s for that dump).
-    gc.disable()
     with _progress(out, "querying"):
         result = api.run_query(parsed[0], sources, namespace=src.namespace, all_namespaces=src.all_namespaces,
                                shape=api.shape_for_format(fmt), limit=out.limit)

@@ -312,3 +312,17 @@ def test_shell_notes_echo_arguments_escaped():
     proc = run("shell", "-s", "demo", stdin="\\n a\x1b[2Jb\nMATCH (p:Pod) RETURN count{p} AS n;\n")
     assert proc.returncode == 0, proc.stderr
     assert "\x1b" not in proc.stderr and "namespace: a\\x1b[2Jb" in proc.stderr
+
+
+def test_main_in_process_leaves_the_collector_as_it_found_it():
+    # main() turns the cyclic collector off while it builds the app, and a one-shot query keeps
+    # it off; a caller in the same process gets it back as it was.
+    import gc
+
+    from tessera.cli.main import main
+
+    assert gc.isenabled()
+    for args in (["--version"], ["query", "-s", "demo", "-o", "jsonl", "MATCH (c:Certificate) RETURN count(c) AS n"],
+                 ["query", "-s", "demo", "MATCH (x:Nope) RETURN x"]):
+        main(args)
+        assert gc.isenabled(), args

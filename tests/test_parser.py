@@ -309,3 +309,26 @@ def test_fuzz_deep_nesting(parts, depth, opener):
     body = "".join(parts)
     for head in ("MATCH (p:Pod) WHERE ", "MATCH (p:Pod {a: ", "MATCH (p:Pod) RETURN "):
         _outcome(head + opener * depth + body + " RETURN p")
+
+
+# --- AST nodes as values (core/query/ast.Node) --------------------------------------------------
+
+
+def test_ast_nodes_are_values_compared_hashed_and_frozen():
+    from tessera.core.query.ast import Comparison, FrozenNodeError, Literal, Property, Variable
+
+    a = Comparison("=", Variable("d"), Literal(1))
+    b = Comparison(op="=", left=Variable("d", pos=-1), right=Literal(1, -1))
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert a != Comparison("=", Variable("d"), Literal(2))
+    assert Variable("x") != Property("x", (), "x")  # another class is never equal
+    assert a.pos == -1 and Literal(1).pos == -1  # defaults from the class body
+    assert repr(Literal(1, 3)) == "Literal(value=1, pos=3)"
+    with pytest.raises(FrozenNodeError):
+        a.op = "!="
+    with pytest.raises(TypeError, match="needs 'name'"):
+        Variable()
+    with pytest.raises(TypeError, match="no field 'nme'"):
+        Variable(nme="x")
+    with pytest.raises(TypeError, match="got 'name' twice"):
+        Variable("x", name="y")
