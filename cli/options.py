@@ -59,6 +59,9 @@ Kubeconfig = Annotated[
 ]
 
 
+ReadOnlyFlag = Annotated[bool, typer.Option("--read-only", help="Refuse every write (also: read_only = true in config.toml).")]
+
+
 def _reveal_secrets(value: bool) -> bool:
     if value:
         from tessera.core.secrets import show_secrets

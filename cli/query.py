@@ -9,6 +9,7 @@ import typer
 
 from tessera.cli.options import (
     OutputSettings,
+    ReadOnlyFlag,
     SourceFlags,
     emit,
     finite,
@@ -29,7 +30,6 @@ QueryFiles = Annotated[
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the exact API calls a mutation would make; change nothing.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before a mutation (a terminal asks by default).")]
-ReadOnlyFlag = Annotated[bool, typer.Option("--read-only", help="Refuse every write (also: read_only = true in config.toml).")]
 Watch = Annotated[bool, typer.Option("--watch", "-w", help="Keep running: print row changes as JSONL (a live table on a terminal).")]
 Interval = Annotated[
     Optional[float],

@@ -6,11 +6,10 @@ from typing import Annotated
 
 import typer
 
-from tessera.cli.options import OutputSettings, SourceFlags, output_options, source_options
+from tessera.cli.options import OutputSettings, ReadOnlyFlag, SourceFlags, output_options, source_options
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Start with dry-run on: mutations print their API calls (\\dr toggles it).")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Apply mutations without asking.")]
-ReadOnlyFlag = Annotated[bool, typer.Option("--read-only", help="Refuse every write (also: read_only = true in config.toml).")]
 
 
 @output_options
