@@ -2,7 +2,7 @@
 the node key of a store and either serves one connection or connects to a ticket.
 
     python tests/peer_endpoint_process.py serve STORE REPLY_BYTES
-        prints {"ticket", "node_id"}, accepts one connection, reads the client's bytes to the end
+        prints {"ticket", "node_id", "addresses", "bound"}, accepts one connection, reads the client's bytes to the end
         of its stream, answers REPLY_BYTES bytes (seeded random), prints {"remote", "got_sha256",
         "got_bytes", "sent_sha256"} and exits 0 once the client closes.
     python tests/peer_endpoint_process.py connect STORE TICKET_OR_NODE_ID[@ADDR] SEND_BYTES [TIMEOUT]
@@ -42,7 +42,8 @@ async def serve(store: Path, reply_bytes: int) -> None:
 
     endpoint = await Endpoint.bind(node_key.signing_key(store), loopback=True)
     print(json.dumps({"ticket": endpoint.ticket(), "node_id": endpoint.node_id,
-                      "addresses": list(endpoint.address().addresses)}), flush=True)
+                      "addresses": list(endpoint.address().addresses),
+                      "bound": endpoint.bound_sockets()}), flush=True)
     conn = await endpoint.accept()
     stream = await conn.accept_stream()
     got = await _read_all(stream)

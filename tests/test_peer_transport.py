@@ -4,6 +4,7 @@ bindings' own loop and refused on any iroh but the pinned one; start-up never im
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import random
@@ -23,6 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 NODE = [sys.executable, str(REPO / "tests" / "peer_endpoint_process.py")]
 DEADLINE = 60  # seconds, for any one process: generous on a busy 2-core machine
 MB = 1 << 20
+
+
+def _loopback(socket_address: str) -> bool:
+    host = socket_address.rsplit(":", 1)[0].strip("[]")
+    return ipaddress.ip_address(host).is_loopback
 
 
 def _public_id(store: Path) -> str:
@@ -57,7 +63,9 @@ def _connect(tmp_path, target: str, send_bytes: int, timeout: float = 15):
 def test_two_processes_exchange_bytes_both_ways_and_each_knows_the_others_key(tmp_path, server):
     hello, proc = server(reply_bytes=3 * MB + 5)
     assert hello["node_id"] == _public_id(tmp_path / "a.db")  # the iroh endpoint id IS our node id
-    assert hello["addresses"] and all(a.startswith("127.0.0.1:") for a in hello["addresses"])
+    # loopback only: every socket it listens on and every address its ticket gives (not [::])
+    assert hello["addresses"] and all(_loopback(a) for a in hello["addresses"]), hello
+    assert hello["bound"] and all(_loopback(a) for a in hello["bound"]), hello
 
     client = _connect(tmp_path, hello["ticket"], send_bytes=5 * MB + 3)
     assert client.returncode == 0, client.stderr
@@ -209,3 +217,15 @@ def test_start_up_and_a_query_do_not_import_iroh(tmp_path):
             "print(sorted(m for m in sys.modules if m == 'iroh' or m.startswith(('iroh.', 'tessera.core.peers.transport'))), rc, file=sys.stderr)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=DEADLINE)
     assert proc.stderr.strip().splitlines()[-1] == "[] 0", proc.stderr
+
+
+def test_without_relays_the_endpoint_is_never_online_and_says_so(tmp_path):
+    import asyncio
+
+    from tessera.core.peers.transport import Endpoint
+
+    async def check():
+        async with await Endpoint.bind(node_key.signing_key(tmp_path / "a.db"), loopback=True) as endpoint:
+            return await endpoint.online(timeout=0.5), endpoint.address().relay_url
+
+    assert asyncio.run(check()) == (False, None)

@@ -180,6 +180,21 @@ class Connection:
         return None if rtt is None else rtt / 1000
 
 
+class _LoopbackOnly(iroh.Preset):
+    """iroh's minimal preset (crypto provider only: no relays, no discovery) bound to 127.0.0.1
+    and ::1 alone. ``EndpointOptions.bind_addr`` would set the IPv4 socket only and leave iroh's
+    default IPv6 socket listening on every interface ([::]); two ``bind_addr`` calls on the
+    builder replace both."""
+
+    def __init__(self, port: int):
+        self._port = port
+
+    def apply(self, builder: Any) -> None:
+        builder.apply_minimal()
+        builder.bind_addr(f"127.0.0.1:{self._port}")
+        builder.bind_addr(f"[::1]:{self._port}")
+
+
 class Endpoint:
     """This node's iroh endpoint: bound with its key, speaking our ALPN only."""
 
@@ -196,22 +211,34 @@ class Endpoint:
         hole punching, and n0's public relays when there is no direct path (they forward
         end-to-end encrypted QUIC packets and cannot read them; docs/peers.md)."""
         if loopback:
-            options = iroh.EndpointOptions(preset=iroh.preset_minimal(), bind_addr=f"127.0.0.1:{port}",
-                                           secret_key=bytes(signing_key), alpns=[ALPN],
-                                           relay_mode=iroh.RelayMode.disabled())
+            options = iroh.EndpointOptions(preset=_LoopbackOnly(port), secret_key=bytes(signing_key),
+                                           alpns=[ALPN], relay_mode=iroh.RelayMode.disabled())
         else:
             options = iroh.EndpointOptions(preset=iroh.preset_n0(), secret_key=bytes(signing_key),
                                            bind_addr=f"0.0.0.0:{port}" if port else None, alpns=[ALPN])
         try:
             endpoint = await iroh.Endpoint.bind(options)
         except iroh.IrohError as exc:
-            where = f"127.0.0.1:{port}" if loopback else f"port {port}" if port else "a UDP port"
+            where = f"loopback port {port}" if loopback else f"port {port}" if port else "a UDP port"
             raise TransportError(f"cannot bind {where}: {_reason(exc)}",
                                  hint="choose another port, or 0 for any free one") from None
         return cls(endpoint)
 
     def address(self) -> NodeAddress:
         return NodeAddress._from_iroh(self._endpoint.addr())
+
+    def bound_sockets(self) -> list[str]:
+        """The local UDP sockets this endpoint listens on."""
+        return list(self._endpoint.bound_sockets())
+
+    async def online(self, timeout: float) -> bool:
+        """Whether the endpoint found a home relay within ``timeout`` s (its ticket then names the
+        relay, so the ticket works when there is no direct path); False with relays off."""
+        try:
+            await asyncio.wait_for(self._endpoint.online(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
 
     def ticket(self) -> str:
         """This node's address as one string (id, direct addresses, relay): what ``peer invite``
