@@ -187,18 +187,33 @@ def test_the_shim_refuses_a_write_it_does_not_recognise():
     assert Builder.write is not iroh_shim.fast_write
 
 
+_IMPORT_TRANSPORT = ("from tessera.core.errors import TesseraError\n"
+                     "try:\n    import tessera.core.peers.transport\n"
+                     "except TesseraError as err:\n    print(err.one_line()); raise SystemExit(err.exit_code)\n")
+
+
+def _import_transport_with(path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(path)}
+    return subprocess.run([sys.executable, "-c", _IMPORT_TRANSPORT], capture_output=True, text=True,
+                          env=env, timeout=DEADLINE)
+
+
 def test_the_transport_refuses_to_load_over_another_installed_iroh(tmp_path):
     """A real install of another version: a dist-info saying iroh 9.9.9 ahead on sys.path."""
     meta = tmp_path / "iroh-9.9.9.dist-info"
     meta.mkdir()
     (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: iroh\nVersion: 9.9.9\n")
-    code = ("from tessera.core.errors import TesseraError\n"
-            "try:\n    import tessera.core.peers.transport\n"
-            "except TesseraError as err:\n    print(err.one_line()); raise SystemExit(err.exit_code)\n")
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=DEADLINE)
+    proc = _import_transport_with(tmp_path)
     assert proc.returncode == 1, proc.stderr
     assert "iroh 9.9.9 is installed, but tessera's transport is checked against iroh 1.2.0" in proc.stdout
+
+
+def test_the_transport_says_so_when_iroh_is_missing(tmp_path):
+    (tmp_path / "iroh").mkdir()
+    (tmp_path / "iroh" / "__init__.py").write_text("raise ImportError('libiroh_ffi.so not found')\n")
+    proc = _import_transport_with(tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout.startswith("the iroh bindings are not installed"), proc.stdout
 
 
 def test_the_pins_match_the_version_the_shim_was_checked_against():

@@ -83,6 +83,18 @@ def check(ffi: Any, version: str) -> None:
             "against (_UniffiRustBufferBuilder.write or the buffer layout differs)", hint=_fix())
 
 
+def load() -> Any:
+    """The ``iroh`` module, checked and shimmed (IrohMismatch when it is missing or not the
+    pinned version): the one way tessera imports iroh."""
+    try:
+        import iroh
+    except ImportError:
+        raise IrohMismatch("the iroh bindings are not installed (peer connections need them)",
+                           hint=_fix()) from None
+    apply(iroh.iroh_ffi)
+    return iroh
+
+
 def apply(ffi: Any = None, version: str | None = None) -> None:
     """Check the bindings and replace their byte-copy loop with ``fast_write`` (once; applying
     again changes nothing). Defaults: the installed ``iroh.iroh_ffi`` and its version."""

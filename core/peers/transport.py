@@ -24,12 +24,10 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-import iroh
-
 from tessera.core.errors import EXIT_TIMEOUT, EXIT_UNAVAILABLE, EXIT_USAGE, TesseraError
 from tessera.core.peers import iroh_shim
 
-iroh_shim.apply(iroh.iroh_ffi)
+iroh = iroh_shim.load()
 
 ALPN = b"tessera/1"
 CONNECT_TIMEOUT = 15.0  # seconds; iroh's own QUIC handshake gives up at 30 s
