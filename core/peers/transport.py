@@ -101,7 +101,7 @@ class NodeAddress:
             node = iroh.EndpointId.from_string(self.node_id)
         except iroh.IrohError:
             raise BadTicket(f"{self.node_id!r} is not a node id",
-                            hint=f"a node id is {NODE_ID_HEX_LENGTH} hex digits (`tessera peer id`)") from None
+                            hint=f"a node id is {NODE_ID_HEX_LENGTH} hex digits, as `tessera peer id` prints it") from None
         return iroh.EndpointAddr(node, self.relay_url, list(self.addresses))
 
 
@@ -257,14 +257,14 @@ class Endpoint:
             conn = await asyncio.wait_for(self._endpoint.connect(node._to_iroh(), ALPN), timeout)
         except asyncio.TimeoutError:
             raise ConnectTimeout(f"node {_short(node.node_id)} did not answer at {where} within {timeout:g} s",
-                                 hint="check it is running (`tessera serve`) and reachable from here") from None
+                                 hint="check it runs `tessera serve` and is reachable from here") from None
         except iroh.IrohError as exc:
             reason = _reason(exc)
             if "invalid peer certificate" in reason:
                 raise WrongNode(f"the node at {where} is not {_short(node.node_id)}: it could not prove that id",
-                                hint="ask the peer for a fresh ticket (`tessera peer invite`)") from None
+                                hint="ask the peer for a fresh ticket: `tessera peer invite`") from None
             raise TransportError(f"cannot connect to node {_short(node.node_id)} at {where}: {reason}",
-                                 hint="check it is running (`tessera serve`) and the ticket is current") from None
+                                 hint="check it runs `tessera serve` and the ticket is current") from None
         connection = Connection(conn)
         if connection.remote_node_id != node.node_id:  # TLS already proved it; a cheap second look
             connection.close("wrong node")
