@@ -105,6 +105,13 @@ def test_a_bad_ticket_is_a_usage_error(tmp_path, ticket):
     assert "is not a node ticket" in client.stderr and client.stderr.strip().count("\n") == 0
 
 
+def test_a_bad_node_id_is_a_usage_error(tmp_path):
+    client = _connect(tmp_path, "not-a-node-id@127.0.0.1:9", send_bytes=1)
+    assert client.returncode == 2, client.stderr
+    assert client.stderr.startswith("'not-a-node-id' is not a node id (a node id is 64 hex digits")
+    assert client.stderr.strip().count("\n") == 0
+
+
 def test_a_ticket_round_trips_the_address():
     from tessera.core.peers.transport import NodeAddress
 
