@@ -15,7 +15,7 @@ import types
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tessera.core import node_key
@@ -144,6 +144,9 @@ def _buffer_bytes(ffi, write, chunks: list[bytes]) -> tuple[bytes, int]:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sizes=st.lists(st.one_of(st.integers(0, 64), st.integers(0, MB)), min_size=1, max_size=3),
        seed=st.integers(0, 2**32), kind=st.sampled_from([bytes, bytearray, memoryview]))
+@example(sizes=[0], seed=0, kind=bytes)
+@example(sizes=[MB], seed=1, kind=bytes)  # the top of the range, which random draws seldom reach
+@example(sizes=[MB - 1, 1, MB], seed=2, kind=memoryview)
 def test_the_shim_writes_byte_identical_buffers_to_the_bindings_loop(sizes, seed, kind):
     from tessera.core.peers import iroh_shim
     from tessera.core.peers.transport import iroh
