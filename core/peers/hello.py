@@ -7,10 +7,11 @@ explicit state machine (sans I/O, as Syncthing's and magic-wormhole's are specif
     open --malformed, unknown type, a second hello, over the rate limit--> closed, after one error frame
     any --the peer's error frame--> closed, nothing sent back
 
-Each side sends its hello first, then reads. The node id a hello claims must be the one the
-transport authenticated (iroh's TLS proves the remote holds that key); the accepting side then
-looks the node up in the peer list, and an unknown or unauthorized node gets one error naming
-the fix (``tessera peer add <id> --publish``) and nothing else. Every error frame is the last
+The dialing side says hello first; the accepting side answers with its own hello only once it
+has accepted the dialer's. The node id a hello claims must be the one the transport
+authenticated (iroh's TLS proves the remote holds that key); the accepting side then looks the
+node up in the peer list, and an unknown or unauthorized node gets one error naming the fix
+(``tessera peer add <id> --publish``) and nothing else: not even this node's name. Every error frame is the last
 frame its sender writes: the connection closes after it, so a misbehaving peer gets one answer.
 """
 
@@ -88,8 +89,8 @@ class ConnectionStart:
         local_node_id, local_name: what our hello says.
         remote_node_id: the node id the transport authenticated (None only where there is no
             transport, in unit tests); a hello claiming another is refused.
-        authorize: on the accepting side, who may connect (None on the dialing side, which
-            dialed the node it wanted and whose transport checked it).
+        authorize: on the accepting side, who may connect. None makes this the dialing side,
+            which dialed the node it wanted (its transport checked that) and says hello first.
         limiter: requests allowed per remote node after the hello (None: no limit).
     """
 
@@ -103,6 +104,14 @@ class ConnectionStart:
         self.limiter = limiter
         self.phase = Phase.AWAITING_HELLO
         self.remote: RemoteNode | None = None
+
+    @property
+    def accepting(self) -> bool:
+        return self.authorize is not None
+
+    def opening(self) -> list[dict]:
+        """The frames to send as soon as the connection is up: the hello, on the dialing side."""
+        return [] if self.accepting else [self.hello_message]
 
     def fail(self, error: ProtocolError) -> Step:
         """We refuse the connection: one error frame, then closed."""
@@ -140,7 +149,7 @@ class ConnectionStart:
             return self.fail(ProtocolError(
                 "identity_mismatch", f"the hello claims node {node_id[:10]} but the connection is from "
                                      f"{self.remote_node_id[:10]}", fix="a node says hello with its own id"))
-        if self.authorize is not None:
+        if self.accepting:
             refusal = self.authorize(node_id)
             if refusal is not None:
                 code, why = refusal
@@ -149,7 +158,7 @@ class ConnectionStart:
                     fix=f"on {self.local_name}: tessera peer add {node_id} --publish"))
         self.phase = Phase.OPEN
         self.remote = RemoteNode(node_id, message["name"])
-        return Step()
+        return Step(send=[self.hello_message] if self.accepting else [])
 
     def _request(self, message: dict) -> Step:
         if message["type"] == "hello":
@@ -168,13 +177,14 @@ class ConnectionStart:
 
 async def say_hello(stream: frames.ByteStream, machine: ConnectionStart, *,
                     limit: int = frames.MAX_FRAME_BYTES) -> RemoteNode:
-    """Send our hello and read the peer's, over ``stream``; the remote node once open.
+    """Exchange hellos over ``stream`` (the dialer's first); the remote node once open.
 
     Raises:
         ProtocolError when we refused the peer (it was sent one error frame); PeerRefused when it
         refused us. Either way the caller closes the stream.
     """
-    await frames.write_frame(stream, machine.hello_message, limit=limit)
+    for frame in machine.opening():
+        await frames.write_frame(stream, frame, limit=limit)
     while machine.phase is Phase.AWAITING_HELLO:
         step = await receive_one(stream, machine, limit=limit)
         if step.close:

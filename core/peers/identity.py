@@ -65,7 +65,7 @@ def parse_node_id(text: str, *, where: str = "node id") -> str:
             return node_id_of(base64.b32decode(value.upper() + "====", casefold=False))
         except (binascii.Error, ValueError):
             pass
-    raise UsageError(f"{where} {printable(value[:80])!r} is not a node id",
+    raise UsageError(f"{where} '{printable(value[:80])}' is not a node id",
                      hint="a node id is 64 hex characters, as `tessera peer id` prints it")
 
 
@@ -88,9 +88,9 @@ def check_name(name: str) -> str:
     stripped = name.strip()
     if not 1 <= len(stripped) <= MAX_NAME_CHARS:
         raise UsageError(f"a node name has 1 to {MAX_NAME_CHARS} characters, not {len(stripped)}",
-                         hint="pass a shorter --name, e.g. --name alice@laptop")
+                         hint="pass --name with one that fits, e.g. --name alice@laptop")
     if printable(stripped) != stripped:
-        raise UsageError(f"the node name {printable(stripped)!r} holds control characters",
+        raise UsageError(f"the node name '{printable(stripped)}' holds control characters",
                          hint="use letters, digits, spaces and punctuation")
     return stripped
 
@@ -107,8 +107,35 @@ def local_identity(conn: sqlite3.Connection) -> Identity:
     return Identity(node_id, short_id(node_id), peer_list.stored_name(conn) or default_name())
 
 
-def set_name(conn: sqlite3.Connection, name: str) -> str:
-    """Store the name peers see (checked first); returns it."""
-    name = check_name(name)
-    peer_list.store_name(conn, name)
-    return name
+
+
+def init(conn: sqlite3.Connection, name: str | None = None) -> Identity:
+    """``tessera peer init``: make the node key when missing, and store ``name`` as the name
+    peers see (checked before anything is written); without ``name`` a name set before is kept,
+    else user@host is stored. In one transaction."""
+    from tessera.core.store.db import transaction
+
+    if name is not None:
+        name = check_name(name)
+    with transaction(conn):
+        node_id = node_id_of_store(Path(conn.path))
+        if name is not None or peer_list.stored_name(conn) is None:
+            peer_list.store_name(conn, name if name is not None else default_name())
+        return Identity(node_id, short_id(node_id), peer_list.stored_name(conn))
+
+
+def describe(store_path: Path) -> dict:
+    """This node's identity for ``tessera info``, made nowhere: the node id when the key exists
+    (else None), the name stored when the store exists (else what it would be)."""
+    node_id = node_id_of_store(store_path, create=False)
+    name = None
+    if store_path.exists():
+        from tessera.core.store.db import connect
+
+        conn = connect(store_path)
+        try:
+            name = peer_list.stored_name(conn)
+        finally:
+            conn.close()
+    return {"node_id": node_id, "short_id": short_id(node_id) if node_id else None,
+            "name": name or default_name(), "key_file": str(node_key.key_path(store_path))}

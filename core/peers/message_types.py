@@ -83,6 +83,6 @@ def check(message: dict) -> dict:
     return out
 
 
-def make(name: str, **fields: object) -> dict:
-    """A message of type ``name`` (checked like one received, so we never send a bad one)."""
-    return check({"type": name, **fields})
+def make(message_type: str, /, **fields: object) -> dict:
+    """A message of type ``message_type`` (checked like one received, so we never send a bad one)."""
+    return check({"type": message_type, **fields})
