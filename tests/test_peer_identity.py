@@ -126,3 +126,43 @@ def test_no_peer_command_shows_the_secret_key_anywhere(isolated_home):
         if path.is_file() and path != key_file():
             content = path.read_bytes()
             assert seed not in content and not [f for f in forms if f.encode() in content], path
+
+
+def test_a_damaged_key_is_one_line_exit_1_and_is_left_as_it_was():
+    data_home().mkdir(parents=True)
+    key_file().write_bytes(b"not a key")
+    key_file().chmod(0o600)
+    for args in (("peer", "id"), ("peer", "init", "--name", "x")):
+        proc = tessera(*args)
+        assert proc.returncode == 1 and proc.stdout == "" and proc.stderr.count("\n") == 1
+        assert "is not a key" in proc.stderr and "Traceback" not in proc.stderr
+    assert key_file().read_bytes() == b"not a key"
+    assert "is not a key" in json.loads(tessera("info").stdout)["node"]["error"]
+
+
+def test_on_a_terminal_peer_id_shows_the_id_the_short_id_and_the_name():
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "tessera.cli.main", "peer", "id"], stdout=terminal,
+                              stderr=subprocess.PIPE, timeout=120)
+        os.close(terminal)
+        terminal = None
+        shown = b""
+        while True:
+            try:
+                piece = os.read(controller, 4096)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not piece:
+                break
+            shown += piece
+    finally:
+        if terminal is not None:
+            os.close(terminal)
+        os.close(controller)
+    me = json.loads(tessera("peer", "id", "--json").stdout)
+    assert proc.returncode == 0
+    assert shown.decode().splitlines() == [f"node id   {me['node_id']}", f"short id  {me['short_id']}",
+                                           f"name      {me['name']}"]
