@@ -38,6 +38,7 @@ COMMAND_MODULES: dict[str, str] = {
     "pane": "tessera.cli.pane",
     "tmux": "tessera.cli.tmux",
     "shell": "tessera.cli.shell.command",
+    "peer": "tessera.cli.peer",
 }
 # Root options that take a value (``--correlation ID``): the word after one is not the command.
 _ROOT_VALUE_OPTIONS = ("--correlation",)

@@ -22,6 +22,17 @@ def settings_in_force() -> dict:
     return out
 
 
+def node_identity() -> dict:
+    """This node's id, short id and name (core/peers/identity.py), or the error that hides them."""
+    from tessera.core import config
+    from tessera.core.peers import identity
+
+    try:
+        return identity.describe(config.database_path())
+    except TesseraError as exc:
+        return {"error": exc.one_line()}
+
+
 def info() -> dict:
     """Paths, settings, versions and sources found, for ``tessera info``."""
     from importlib.metadata import PackageNotFoundError, version
@@ -59,6 +70,7 @@ def info() -> dict:
             "kubeconfig": str(config.kubeconfig_path()),
         },
         "settings": settings_in_force(),
+        "node": node_identity(),
         "kube_contexts": contexts,
         "current_context": current,
         "source_plugins": source_names(),

@@ -177,3 +177,16 @@ def test_help_and_an_unknown_command_still_see_every_command():
     assert proc.returncode == 0 and listed == set(COMMAND_MODULES)
     proc = subprocess.run([sys.executable, "-m", "tessera.cli.main", "qurey"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stderr == "tessera: No such command 'qurey'. Did you mean 'query'?\n"
+
+
+
+def test_a_query_and_an_event_load_nothing_of_the_peer_protocol(tmp_path):
+    # msgpack and core/peers/ are for the peer commands. Opening the store runs the peers
+    # migration component, which lives outside the package (core/peers_schema.py) for this.
+    code = ("import sys\nfrom tessera.cli.main import main\n"
+            "rc = main(['query', '-s', 'demo', '-o', 'jsonl', 'MATCH (c:Certificate) RETURN count(c) AS n'])\n"
+            "rc += main(['events', 'publish', 'a.b'])\n"
+            "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'msgpack' or (m + '.').startswith('tessera.core.peers.'))\n"
+            "print(rc, 'tessera.core.peers_schema' in sys.modules, loaded, file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stderr.strip().splitlines()[-1] == "0 True []", proc.stderr

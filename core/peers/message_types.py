@@ -1,0 +1,88 @@
+"""The peer protocol's messages, as one explicit table: each type's name and its fields (type,
+bounds). A frame's map names its type in ``type``; ``check`` refuses a map whose type is not in
+the table or whose fields are missing, of the wrong type or out of bounds, so the code past it
+only ever sees well-formed messages. Fields not in the table are dropped (a newer peer may add
+some within the same protocol version).
+
+A new message type is one more entry in MESSAGE_TYPES (sync pages, shares... come next).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tessera.core.peers.frames import ProtocolError
+
+PROTOCOL_VERSION = 1
+NODE_ID = re.compile(r"[0-9a-f]{64}")  # the node's Ed25519 public key, lowercase hex (core/peers/identity.py)
+MAX_NAME_CHARS = 64
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field: its Python type once decoded, and for text its length bounds and pattern."""
+
+    kind: type
+    min_chars: int = 0
+    max_chars: int = 1000
+    pattern: re.Pattern | None = None
+
+
+@dataclass(frozen=True)
+class MessageType:
+    name: str
+    fields: dict[str, Field]
+    doc: str
+
+
+MESSAGE_TYPES: dict[str, MessageType] = {t.name: t for t in (
+    MessageType("hello", {
+        "version": Field(int),
+        "node_id": Field(str, pattern=NODE_ID),
+        "name": Field(str, min_chars=1, max_chars=MAX_NAME_CHARS),
+    }, "first frame each way: the protocol version, the sender's node id and the name it shows"),
+    MessageType("error", {
+        "code": Field(str, min_chars=1, max_chars=64),
+        "message": Field(str, max_chars=1000),
+        "fix": Field(str, max_chars=300),
+    }, "the last frame before the sender closes: what was wrong and how to fix it"),
+    MessageType("ping", {"nonce": Field(int)}, "are you there? (answered by pong, counted by the rate limit)"),
+    MessageType("pong", {"nonce": Field(int)}, "the answer to a ping, with its nonce"),
+)}
+
+
+def check(message: dict) -> dict:
+    """``message`` as a well-formed message: ``type`` plus exactly its table's fields.
+
+    Raises:
+        ProtocolError: unknown_type (no or an unknown ``type``), malformed (a field missing, of
+        the wrong type, or out of bounds).
+    """
+    name = message.get("type")
+    spec = MESSAGE_TYPES.get(name) if isinstance(name, str) else None
+    if spec is None:
+        shown = repr(name)[:40] if name is not None else "none"
+        raise ProtocolError("unknown_type", f"unknown message type {shown}",
+                            fix=f"this node speaks protocol version {PROTOCOL_VERSION}: {', '.join(MESSAGE_TYPES)}")
+    out = {"type": name}
+    for field_name, field in spec.fields.items():
+        if field_name not in message:
+            raise ProtocolError("malformed", f"a {name} message without its {field_name} field")
+        value = message[field_name]
+        if type(value) is not field.kind:  # not isinstance: True is an int to Python, not to us
+            raise ProtocolError("malformed", f"the {name} message's {field_name} is {type(value).__name__}, "
+                                             f"not {field.kind.__name__}")
+        if field.kind is str:
+            if not field.min_chars <= len(value) <= field.max_chars:
+                raise ProtocolError("malformed", f"the {name} message's {field_name} has {len(value)} characters "
+                                                 f"(allowed {field.min_chars} to {field.max_chars})")
+            if field.pattern is not None and not field.pattern.fullmatch(value):
+                raise ProtocolError("malformed", f"the {name} message's {field_name} is not in its format")
+        out[field_name] = value
+    return out
+
+
+def make(message_type: str, /, **fields: object) -> dict:
+    """A message of type ``message_type`` (checked like one received, so we never send a bad one)."""
+    return check({"type": message_type, **fields})
