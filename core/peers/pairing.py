@@ -8,9 +8,10 @@ The exchange (magic-wormhole's idea; SPAKE2 of PyPI ``spake2``, Ed25519 group)::
       pair_start  {version, invite, name, spake: A-msg}  ->   claims the invite (its one attempt)
                   <-  pair_reply {spake: B-msg, confirm: MAC_inviter}
       checks MAC_inviter
-      pair_confirm {confirm: MAC_joiner}  ->                 checks MAC_joiner, adds the joiner
+      pair_confirm {confirm: MAC_joiner}  ->                 checks MAC_joiner
                   <-  pair_welcome {name, role, shares, confirm: MAC_welcome}
       checks MAC_welcome, adds the inviter
+      pair_done {confirm: MAC_done}  ->                      checks MAC_done, adds the joiner
 
 SPAKE2's identities are the two transport-authenticated node ids (idA the joiner's, idB the
 inviter's), so a node relaying two connections cannot splice them: each side uses the ids
@@ -124,6 +125,7 @@ _SCHEMAS: dict[str, dict[str, _Field]] = {
     "pair_confirm": {"confirm": _Field(bytes, size=MAC_BYTES)},
     "pair_welcome": {"name": _NAME, "role": _Field(str, most=16), "shares": _Field(list, most=pins.MAX_SHARES),
                      "confirm": _Field(bytes, size=MAC_BYTES)},
+    "pair_done": {"confirm": _Field(bytes, size=MAC_BYTES)},
     "pair_error": {"code": _Field(str, most=32), "message": _Field(str, most=MAX_MESSAGE_TEXT)},
 }
 
@@ -297,7 +299,7 @@ class Joiner:
         self.state = "confirmed"
         return {"type": "pair_confirm", "confirm": confirmation(self._keys.joiner, b"joiner", self._transcript)}
 
-    def _on_welcome(self, welcome: dict) -> None:
+    def _on_welcome(self, welcome: dict) -> dict:
         name = _check_name(welcome["name"])
         if welcome["role"] not in pins.ROLES:
             raise _misbehaved(f"unknown role {printable(welcome['role'])!r}")
@@ -311,7 +313,7 @@ class Joiner:
             raise _misbehaved("its welcome is not confirmed by the pairing key")
         self.result = PairingResult(self.remote_id, name, welcome["role"], shares, self.invite_id, self._keys.session)
         self.state = "paired"
-        return None
+        return {"type": "pair_done", "confirm": confirmation(self._keys.joiner, b"done", self._transcript)}
 
     def abort(self, exc: BaseException) -> None:
         self.state = "failed"
@@ -320,7 +322,7 @@ class Joiner:
 class Inviter:
     """The inviting side, answering one connection from ``remote_id`` at ``remote_address``.
     ``receive(message)`` gives the message to send; ``result`` is set once paired. States:
-    waiting -> replied -> paired, or failed. The first valid pair_start spends the invite's one
+    waiting -> replied -> welcomed -> paired, or failed. The first valid pair_start spends the invite's one
     attempt; any failure after that cancels the invite, naming the remote node and address."""
 
     def __init__(self, conn: sqlite3.Connection, *, local_id: str, local_name: str, remote_id: str,
@@ -340,6 +342,8 @@ class Inviter:
                 return self._on_start(_checked(message, "pair_start"))
             if self.state == "replied":
                 return self._on_confirm(_checked(message, "pair_confirm"))
+            if self.state == "welcomed":
+                return self._on_done(_checked(message, "pair_done"))
             raise _misbehaved(f"a message after the pairing was {self.state}")
         except BaseException as exc:
             self.abort(exc)
@@ -370,13 +374,21 @@ class Inviter:
         if not hmac.compare_digest(message["confirm"], confirmation(self._keys.joiner, b"joiner", self._transcript)):
             raise _wrong_pin("wrong PIN: the joining node's key confirmation does not match ours")
         invite = self.invite
-        self.invite = pins.mark_paired(self.conn, invite.id, now=self.clock())
-        self.result = PairingResult(self.remote_id, self._joiner_name, invite.role, invite.shares, invite.id,
-                                    self._keys.session)
-        self.state = "paired"
+        self.state = "welcomed"
         return {"type": "pair_welcome", "name": self.local_name, "role": invite.role, "shares": list(invite.shares),
                 "confirm": confirmation(self._keys.inviter, b"welcome", self._transcript,
                                         _welcome_content(self.local_name, invite.role, invite.shares))}
+
+    def _on_done(self, message: dict) -> None:
+        """The joiner accepted the welcome: only now is the joiner added (the side granting
+        access commits last, so a pairing the joiner refused grants nothing)."""
+        if not hmac.compare_digest(message["confirm"], confirmation(self._keys.joiner, b"done", self._transcript)):
+            raise _misbehaved("its pair_done is not confirmed by the pairing key")
+        invite = self.invite = pins.mark_paired(self.conn, self.invite.id, now=self.clock())
+        self.result = PairingResult(self.remote_id, self._joiner_name, invite.role, invite.shares, invite.id,
+                                    self._keys.session)
+        self.state = "paired"
+        return None
 
     def abort(self, exc: BaseException) -> None:
         """Fail the pairing; a claimed invite is cancelled, naming the attempt."""

@@ -155,20 +155,24 @@ def claim_invite(conn: sqlite3.Connection, invite_id: str, *, node_id: str, addr
     from tessera.core.store.db import transaction
 
     now = now or utc_now()
-    with transaction(conn):
+    refusal: InviteRefused | None = None
+    with transaction(conn):  # refusals are raised after it commits: the stale PINs stay erased
         _erase_stale_pins(conn, now)
         row = conn.execute("SELECT state, expires_at, pin FROM peer_invites WHERE id = ?", (invite_id,)).fetchone()
+        state, expires_at, pin = row or (None, None, None)
         if row is None:
-            raise InviteUnknown("no such invite on this node (the ticket is wrong or the invite was removed)")
-        state, expires_at, pin = row
-        if state == "used":
-            raise InviteUsed("this invite was already used: an invite allows exactly one attempt")
-        if state == "cancelled":
-            raise InviteCancelled("this invite was cancelled (a wrong PIN cancels it)")
-        if expires_at <= format_time(now) or pin is None:
-            raise InviteExpired(f"this invite expired at {expires_at}")
-        conn.execute("UPDATE peer_invites SET state = 'used', pin = NULL, used_by = ?, used_from = ? WHERE id = ?",
-                     (node_id, address, invite_id))
+            refusal = InviteUnknown("no such invite on this node (the ticket is wrong or the invite was removed)")
+        elif state == "used":
+            refusal = InviteUsed("this invite was already used: an invite allows exactly one attempt")
+        elif state == "cancelled":
+            refusal = InviteCancelled("this invite was cancelled (a wrong PIN cancels it)")
+        elif expires_at <= format_time(now) or pin is None:
+            refusal = InviteExpired(f"this invite expired at {expires_at}")
+        else:
+            conn.execute("UPDATE peer_invites SET state = 'used', pin = NULL, used_by = ?, used_from = ? WHERE id = ?",
+                         (node_id, address, invite_id))
+    if refusal is not None:
+        raise refusal
     return get_invite(conn, invite_id), pin
 
 
