@@ -176,3 +176,11 @@ def test_help_and_an_unknown_command_still_see_every_command():
     assert proc.returncode == 0 and listed == set(COMMAND_MODULES)
     proc = subprocess.run([sys.executable, "-m", "tessera.cli.main", "qurey"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stderr == "tessera: No such command 'qurey'. Did you mean 'query'?\n"
+
+
+def test_a_query_imports_neither_the_peers_package_nor_its_cryptography():
+    # Pairing's SPAKE2 and cryptography are imported by core/peers/pairing.py only, and no
+    # query imports core/peers (the store's pairing migrations live in their own light module).
+    proc, imported = _run_with_importtime("query", "-s", "demo", "-o", "jsonl", "MATCH (c:Certificate) RETURN count(c) AS n")
+    assert proc.returncode == 0 and proc.stdout == '{"n":3}\n', proc.stderr
+    assert not {m for m in imported if m.split(".")[0] in ("spake2", "cryptography") or m.startswith("tessera.core.peers")}
