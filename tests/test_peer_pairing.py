@@ -483,3 +483,22 @@ def test_the_store_keeps_the_pin_only_while_the_invite_is_open(store, tmp_path):
     raw = sqlite3.connect(tmp_path / "tessera.db")
     assert open_pin not in {r[0] for r in raw.execute("SELECT pin FROM peer_invites")}
     raw.close()
+
+
+class BrokenChannel(QueueChannel):
+    """A connection that drops when this end sends its first message."""
+
+    def send(self, message: dict) -> None:
+        raise ConnectionResetError("connection reset by peer")
+
+
+def test_a_connection_lost_after_the_claim_cancels_the_invite(store):
+    invite, pin = pins.create_invite(store)
+    joiner, inviter = make_sides(store, invite, pin)
+    to_inviter = queue.Queue()
+    to_inviter.put(joiner.start())
+    with pytest.raises(ConnectionResetError):
+        pairing.run(inviter, BrokenChannel(to_inviter, queue.Queue(), []), timeout=WAIT)
+    stored = pins.get_invite(store, invite.id)
+    assert (stored.state, stored.cancelled_by, stored.cancelled_from) == ("cancelled", JOINER_ID, JOINER_ADDRESS)
+    assert inviter.result is None and inviter.state == "failed"

@@ -391,8 +391,8 @@ class Inviter:
         return None
 
     def abort(self, exc: BaseException) -> None:
-        """Fail the pairing; a claimed invite is cancelled, naming the attempt."""
-        if self.state == "paired":
+        """Fail the pairing; a claimed invite is cancelled, naming the attempt (once)."""
+        if self.state in ("paired", "failed"):
             return
         self.state = "failed"
         if self.invite is not None:
@@ -436,6 +436,9 @@ def run(side: Joiner | Inviter, channel: MessageChannel, *, timeout: float = DEF
         side.abort(exc)
         _tell(channel, exc)
         raise exc from None
+    except BaseException as exc:  # a lost connection, Ctrl-C: a claimed invite is spent all the same
+        side.abort(exc)
+        raise
 
 
 def _tell(channel: MessageChannel, exc: BaseException) -> None:
