@@ -502,3 +502,42 @@ def test_a_connection_lost_after_the_claim_cancels_the_invite(store):
     stored = pins.get_invite(store, invite.id)
     assert (stored.state, stored.cancelled_by, stored.cancelled_from) == ("cancelled", JOINER_ID, JOINER_ADDRESS)
     assert inviter.result is None and inviter.state == "failed"
+
+
+def test_an_invite_cancelled_by_the_user_during_the_pairing_adds_no_one(store):
+    invite, pin = pins.create_invite(store)
+    joiner, inviter = make_sides(store, invite, pin)
+    reply = inviter.receive(joiner.start())
+    welcome = inviter.receive(joiner.receive(reply))
+    other_process = db.connect(store.path)  # the user runs `peer invite --cancel` meanwhile
+    pins.cancel_invite(other_process, invite.id, reason="cancelled by the user")
+    other_process.close()
+    with pytest.raises(pins.InviteCancelled):
+        inviter.receive(joiner.receive(welcome))
+    assert inviter.result is None
+    stored = pins.get_invite(store, invite.id)
+    assert (stored.state, stored.cancelled_by, stored.cancel_reason, stored.paired_at) == (
+        "cancelled", None, "cancelled by the user", None)  # the user's record is kept
+
+
+def test_two_joiners_racing_for_one_invite_get_one_attempt(store):
+    invite, pin = pins.create_invite(store)
+    barrier, outcomes = threading.Barrier(2), []
+
+    def attempt(node_id):
+        conn = db.connect(store.path)
+        try:
+            barrier.wait(WAIT)
+            outcomes.append(pins.claim_invite(conn, invite.id, node_id=node_id, address=JOINER_ADDRESS)[1])
+        except pins.InviteUsed as exc:
+            outcomes.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=attempt, args=(node,)) for node in (JOINER_ID, RELAY_ID)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    assert sorted(type(o).__name__ for o in outcomes) == ["InviteUsed", "str"]
+    assert [o for o in outcomes if isinstance(o, str)] == [pin]

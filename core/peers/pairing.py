@@ -385,6 +385,8 @@ class Inviter:
         if not hmac.compare_digest(message["confirm"], confirmation(self._keys.joiner, b"done", self._transcript)):
             raise _misbehaved("its pair_done is not confirmed by the pairing key")
         invite = self.invite = pins.mark_paired(self.conn, self.invite.id, now=self.clock())
+        if invite.paired_at is None:
+            raise pins.InviteCancelled("the invite was cancelled on the inviting node during the pairing")
         self.result = PairingResult(self.remote_id, self._joiner_name, invite.role, invite.shares, invite.id,
                                     self._keys.session)
         self.state = "paired"

@@ -177,7 +177,8 @@ def claim_invite(conn: sqlite3.Connection, invite_id: str, *, node_id: str, addr
 
 
 def mark_paired(conn: sqlite3.Connection, invite_id: str, *, now: datetime | None = None) -> Invite:
-    """Record that the attempt which claimed the invite confirmed the PIN."""
+    """Record that the attempt which claimed the invite confirmed the PIN; paired_at stays None
+    when the invite was cancelled meanwhile (by the user, from another process)."""
     conn.execute("UPDATE peer_invites SET paired_at = ? WHERE id = ? AND state = 'used'",
                  (format_time(now or utc_now()), invite_id))
     return get_invite(conn, invite_id)
@@ -187,9 +188,10 @@ def cancel_invite(conn: sqlite3.Connection, invite_id: str, *, reason: str, node
                   address: str | None = None) -> Invite | None:
     """Cancel the invite (open, or used by an attempt that did not confirm), erasing its PIN;
     ``node_id``/``address`` say which attempt caused it (None: the user here). An invite
-    whose attempt already paired is left as it is."""
+    whose attempt already paired, or already cancelled, is left as it is (the first record
+    of why stays)."""
     conn.execute("UPDATE peer_invites SET state = 'cancelled', pin = NULL, cancelled_by = ?, cancelled_from = ?, "
-                 "cancel_reason = ? WHERE id = ? AND paired_at IS NULL",
+                 "cancel_reason = ? WHERE id = ? AND paired_at IS NULL AND state != 'cancelled'",
                  (node_id, address, reason, invite_id))
     return get_invite(conn, invite_id)
 
