@@ -7,13 +7,14 @@ import queue
 import sqlite3
 import stat
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from tessera.core.errors import EXIT_TIMEOUT, EXIT_UNAUTHORIZED, EXIT_USAGE, UsageError
 from tessera.core.peers import pairing, pins
 from tessera.core.store import db
+from tessera.core.times import format_time
 
 JOINER_ID = "a1" * 32  # node ids are Ed25519 public keys, hex
 INVITER_ID = "b2" * 32
@@ -145,8 +146,8 @@ def test_an_invite_is_stored_open_for_ten_minutes_in_a_private_store(store, tmp_
     invite, pin = pins.create_invite(store, role="editor", shares=["ops", "events:deploy.*"])
     assert invite.state == "open" and invite.role == "editor" and invite.shares == ("ops", "events:deploy.*")
     assert pins.INVITE_ID_PATTERN.fullmatch(invite.id)
-    created = pins.datetime.fromisoformat(invite.created_at.replace("Z", "+00:00"))
-    assert invite.expires_at == pins.format_time(created + timedelta(minutes=10))
+    created = datetime.fromisoformat(invite.created_at.replace("Z", "+00:00"))
+    assert invite.expires_at == format_time(created + timedelta(minutes=10))
     assert stored_pin(store, invite.id) == pin
     assert stat.S_IMODE((tmp_path / "tessera.db").stat().st_mode) == 0o600
     assert pins.list_invites(store) == [invite]
@@ -338,6 +339,9 @@ JOINER_TAMPERS = [
     (0, _set(invite="y" * 10_000), "invite oversized"),
     (0, _set(extra=b"\0" * 100), "an unknown field"),
     (0, _set(version=2), "another version"),
+    (0, lambda m: {"type": "pair_error", "code": "x" * 33, "message": "m"}, "pair_error with an oversized code"),
+    (0, lambda m: {"type": "pair_error", "code": "wrong_pin"}, "pair_error without a message"),
+    (0, lambda m: {**m, "spake": b"A" + bytes(32)}, "spake the identity element"),
     (1, _without("confirm"), "pair_confirm without confirm"),
     (1, _set(confirm="0" * 32), "confirm as text"),
     (1, lambda m: {**m, "confirm": m["confirm"] * 2}, "confirm oversized"),

@@ -165,13 +165,17 @@ def _checked(message: Any, expected: str) -> dict:
 
 
 def _remote_error(message: dict) -> TesseraError:
+    """The typed error for a well-formed pair_error, marked ``from_peer`` (it needs no answer)."""
     said = printable(message["message"])
     code = message["code"]
     if code in _REFUSALS:
-        return _REFUSALS[code](f"the inviting node refused: {said}")
-    if code == WrongPin.code:
-        return _wrong_pin(f"wrong PIN: {said}")
-    return PairingAborted(f"the other node stopped the pairing ({printable(code)}): {said}")
+        exc = _REFUSALS[code](f"the inviting node refused: {said}")
+    elif code == WrongPin.code:
+        exc = _wrong_pin(f"wrong PIN: {said}")
+    else:
+        exc = PairingAborted(f"the other node stopped the pairing ({printable(code)}): {said}")
+    exc.from_peer = True
+    return exc
 
 
 def _check_name(name: str) -> str:
@@ -426,8 +430,8 @@ def run(side: Joiner | Inviter, channel: MessageChannel, *, timeout: float = DEF
             try:
                 reply = side.receive(message)
             except TesseraError as exc:
-                if not (isinstance(message, dict) and message.get("type") == "pair_error"):
-                    _tell(channel, exc)  # the other side stopped first: it needs no answer
+                if not getattr(exc, "from_peer", False):  # one that stopped first needs no answer
+                    _tell(channel, exc)
                 raise
             if reply is not None:
                 channel.send(reply)
