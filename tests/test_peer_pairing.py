@@ -545,3 +545,23 @@ def test_two_joiners_racing_for_one_invite_get_one_attempt(store):
         thread.join(WAIT)
     assert sorted(type(o).__name__ for o in outcomes) == ["InviteUsed", "str"]
     assert [o for o in outcomes if isinstance(o, str)] == [pin]
+
+
+class DropsPairDone(QueueChannel):
+    """The connection drops as the joiner sends pair_done."""
+
+    def send(self, message: dict) -> None:
+        if message["type"] == "pair_done":
+            raise ConnectionResetError("connection reset by peer")
+        super().send(message)
+
+
+def test_a_joiner_that_cannot_send_pair_done_adds_no_one_either(store):
+    invite, pin = pins.create_invite(store)
+    joiner, inviter = make_sides(store, invite, pin)
+    plain, inviter_channel, wire = channels()
+    joined, invited = run_both(joiner, inviter, DropsPairDone(plain.inbox, plain.outbox, wire), inviter_channel,
+                               timeout=10.0)
+    assert isinstance(joined, ConnectionResetError) and joiner.result is None and joiner.state == "failed"
+    assert isinstance(invited, pairing.PairingTimeout) and inviter.result is None
+    assert pins.get_invite(store, invite.id).state == "cancelled"

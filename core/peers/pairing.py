@@ -263,12 +263,12 @@ class Joiner:
                  entropy: Callable[[int], bytes] = os.urandom):
         from spake2 import SPAKE2_A
 
-        self.pin = pins.normalize_pin(pin)
+        pin = pins.normalize_pin(pin)  # kept by the SPAKE2 session only
         self.invite_id, self.local_id, self.remote_id = invite_id, local_id, remote_id
         self.local_name = local_name
         self.state = "new"
         self.result: PairingResult | None = None
-        self._spake = SPAKE2_A(self.pin.encode(), idA=local_id.encode(), idB=remote_id.encode(), entropy_f=entropy)
+        self._spake = SPAKE2_A(pin.encode(), idA=local_id.encode(), idB=remote_id.encode(), entropy_f=entropy)
         self._outbound = b""
         self._transcript = b""
         self._keys: SessionKeys | None = None
@@ -320,7 +320,8 @@ class Joiner:
         return {"type": "pair_done", "confirm": confirmation(self._keys.joiner, b"done", self._transcript)}
 
     def abort(self, exc: BaseException) -> None:
-        self.state = "failed"
+        """Fail the pairing; a result not yet acknowledged (pair_done not sent) is withdrawn."""
+        self.state, self.result = "failed", None
 
 
 class Inviter:
