@@ -181,8 +181,9 @@ def test_help_and_an_unknown_command_still_see_every_command():
 
 
 def test_a_query_and_an_event_load_nothing_of_the_peer_protocol(tmp_path):
-    # msgpack and core/peers/ are for the peer commands. Opening the store runs the peers
-    # migration component, which lives outside the package (core/peers_schema.py) for this.
+    # msgpack and core/peers/ are for the peer commands. Opening the store runs the peers and
+    # pairing migration components, which live outside the package (core/peers_schema.py,
+    # core/pairing_schema.py) for this.
     code = ("import sys\nfrom tessera.cli.main import main\n"
             "rc = main(['query', '-s', 'demo', '-o', 'jsonl', 'MATCH (c:Certificate) RETURN count(c) AS n'])\n"
             "rc += main(['events', 'publish', 'a.b'])\n"
@@ -190,3 +191,11 @@ def test_a_query_and_an_event_load_nothing_of_the_peer_protocol(tmp_path):
             "print(rc, 'tessera.core.peers_schema' in sys.modules, loaded, file=sys.stderr)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stderr.strip().splitlines()[-1] == "0 True []", proc.stderr
+
+
+def test_a_query_imports_neither_the_peers_package_nor_its_cryptography():
+    # Pairing's SPAKE2 and cryptography are imported by core/peers/pairing.py only, and no
+    # query imports core/peers (the store's pairing migrations live outside it, core/pairing_schema.py).
+    proc, imported = _run_with_importtime("query", "-s", "demo", "-o", "jsonl", "MATCH (c:Certificate) RETURN count(c) AS n")
+    assert proc.returncode == 0 and proc.stdout == '{"n":3}\n', proc.stderr
+    assert not {m for m in imported if m.split(".")[0] in ("spake2", "cryptography") or m.startswith("tessera.core.peers")}
