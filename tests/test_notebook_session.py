@@ -287,9 +287,11 @@ try:
     first = session.panes[cell_id].result
     until(lambda: gc.get_freeze_count() > 0)
     print("young threshold raised:", gc.get_threshold()[0] == FROZEN_GC_YOUNG_THRESHOLD)
+    frozen_before = gc.get_freeze_count()
     session.editor.set_cell("f", cell_id, view="tree")  # needs the subgraph: planned and run again
     until(lambda: session.panes[cell_id].result is not first and session.panes[cell_id].result.nodes)
     again = session.panes[cell_id].result
+    until(lambda: gc.get_freeze_count() > frozen_before)  # the worker freezes after it published
     print("new state frozen:", not any(o is again for o in gc.get_objects()))
 finally:
     session.stop()
