@@ -20,4 +20,22 @@ MIGRATIONS = Component("peers", (
         added_at TEXT NOT NULL
     )
     """,
+    # 2: sharing and sync (issue 14). peers.address: the peer's last known ticket (from pairing,
+    # then from each hello it sends); last_sync / last_error: the end of our last pull from it.
+    # node_profile.port: the UDP port this node's endpoint binds (`tessera serve`, `peer invite`),
+    # chosen once so the ticket peers keep stays valid. peer_shares: what this node shares, each
+    # item (`notebook:NAME`, `events:PATTERN`) with one peer (node_id) or with every peer it
+    # publishes to ('*'). Nothing leaves that is not in peer_shares.
+    """
+    ALTER TABLE peers ADD COLUMN address TEXT NOT NULL DEFAULT '';
+    ALTER TABLE peers ADD COLUMN last_sync TEXT;
+    ALTER TABLE peers ADD COLUMN last_error TEXT;
+    ALTER TABLE node_profile ADD COLUMN port INTEGER CHECK (port IS NULL OR port BETWEEN 1 AND 65535);
+    CREATE TABLE peer_shares (
+        item TEXT NOT NULL,
+        node_id TEXT NOT NULL CHECK (node_id = '*' OR length(node_id) = 64),
+        added_at TEXT NOT NULL,
+        PRIMARY KEY (item, node_id)
+    );
+    """,
 ))
