@@ -65,4 +65,6 @@ def node_id(short: ShortOpt = False, as_json: JsonOpt = False) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add the peer commands to ``app``."""
+    import tessera.cli.peer_network  # noqa: F401  (adds invite, join, sync to peer_app)
+
     app.add_typer(peer_app, name="peer")

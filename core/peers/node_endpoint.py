@@ -55,18 +55,34 @@ async def bind(conn: sqlite3.Connection, *, port: int | None = None, listen: boo
             _store_port(conn, port)
         return endpoint
     error: transport.TransportError | None = None
-    for _ in range(_FIRST_PORT_TRIES):  # the first time: a free port for every socket, then kept
-        probe = await transport.Endpoint.bind(key, loopback=loopback())
-        chosen = _port_of(probe.bound_sockets()[0])
-        await probe.close()
+    for _ in range(_FIRST_PORT_TRIES):  # the first time: a port free on every address, then kept
+        chosen = _free_udp_port()
         try:
             endpoint = await transport.Endpoint.bind(key, loopback=loopback(), port=chosen)
-        except transport.TransportError as exc:  # taken meanwhile, or on the other address family
+        except transport.TransportError as exc:  # taken meanwhile
             error = exc
             continue
         _store_port(conn, chosen)
         return endpoint
     raise error
+
+
+def _free_udp_port() -> int:
+    """A UDP port free on the IPv4 and the IPv6 address the endpoint binds (asked of the kernel
+    with plain sockets, closed at once: iroh releases a closed endpoint's sockets lazily)."""
+    import socket
+
+    v4_host, v6_host = ("127.0.0.1", "::1") if loopback() else ("0.0.0.0", "::")
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind((v4_host, 0))
+            port = probe.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe6:
+                probe6.bind((v6_host, port))
+        except OSError:
+            continue
+        return port
 
 
 def _store_port(conn: sqlite3.Connection, port: int) -> None:

@@ -1,0 +1,259 @@
+"""``tessera peer invite``, ``peer join`` and ``peer sync``: pairing and pulling over the network.
+Thin shells over tessera.core.peers (pairing_session, server, sync_dial); adds its commands to
+``peer_app`` (cli/peer.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from typing import Annotated, List, Optional
+
+import typer
+
+from tessera.cli.peer import _conn, peer_app
+
+POLL_SECONDS = 0.1  # how often `peer invite` looks at its invite's state in the store
+
+RoleOpt = Annotated[str, typer.Option("--role", metavar="ROLE", help="What the joiner may do with what you share: viewer or editor.")]
+ShareOpt = Annotated[Optional[List[str]], typer.Option(
+    "--share", metavar="ITEM", show_default=False,
+    help="Share ITEM with the joiner once paired (notebook:NAME, events:PATTERN, or a notebook NAME); repeatable.")]
+PinOpt = Annotated[Optional[str], typer.Option("--pin", metavar="PIN", show_default=False,
+                                               help="The 6-digit PIN (asked for, without echo, on a terminal).")]
+JoinNameOpt = Annotated[Optional[str], typer.Option("--name", metavar="NAME", show_default=False,
+                                                    help="Add the inviting node under NAME (default: the name it announces).")]
+
+
+def _data_home():
+    from tessera.core.config import data_home
+
+    return data_home()
+
+
+@peer_app.command("invite")
+def invite(role: RoleOpt = "viewer", share: ShareOpt = None) -> None:
+    """Invite a node to pair: print a ticket and a 6-digit PIN (valid 10 minutes, one attempt),
+    then wait for `tessera peer join TICKET` on the other node. Exits 0 once paired, 5 on a wrong
+    PIN (saying which node tried, from where), 4 when the invite expires.
+
+    Example: tessera peer invite --role viewer --share ops
+    """
+    from tessera.core.peers import locks, pairing_session, pins
+
+    pins.check_role(role)
+    items = pins.check_shares([pairing_session.share_item(s) for s in share or []])
+    conn = _conn()
+    if locks.serve_running(_data_home()):
+        from tessera.core.peers.daemon import TICKET_FILE
+
+        ticket_file = _data_home() / TICKET_FILE
+        endpoint_ticket = ticket_file.read_text().strip() if ticket_file.exists() else ""
+        created, pin = pins.create_invite(conn, role=role, shares=items)
+        _announce(created, pin, endpoint_ticket)
+        _wait_for(conn, created.id)
+        return
+    lock = locks.serve_lock(_data_home())
+    try:
+        asyncio.run(_invite_alone(conn, role, items))
+    finally:
+        lock.release()
+
+
+def _announce(created, pin: str, endpoint_ticket: str) -> None:
+    from tessera.core.peers.invite_ticket import InviteTicket
+
+    print(f"ticket  {InviteTicket(created.id, endpoint_ticket)}")
+    print(f"pin     {pin}")
+    print(f"expires {created.expires_at} (one attempt)", flush=True)
+    print("tessera: on the other node run: tessera peer join TICKET (it asks for the PIN)", file=sys.stderr, flush=True)
+
+
+async def _invite_alone(conn, role: str, items: tuple[str, ...]) -> None:
+    """No serve runs: bind the node's endpoint here and answer connections until the invite ends."""
+    from tessera.core.peers import node_endpoint, pins
+    from tessera.core.peers.server import Server
+
+    endpoint = await node_endpoint.bind(conn, listen=True)
+    server = Server(conn, endpoint, signing_key=node_endpoint.signing_key(conn), local_ticket=endpoint.ticket())
+    accepting = asyncio.create_task(server.run())
+    try:
+        created, pin = pins.create_invite(conn, role=role, shares=items)
+        _announce(created, pin, endpoint.ticket())
+        await asyncio.to_thread(_wait_for, conn, created.id)
+    finally:
+        await server.stop(grace=5.0)
+        accepting.cancel()
+        await endpoint.close()
+
+
+def _wait_for(conn, invite_id: str) -> None:
+    """Poll the invite until it is paired (print whom it added), cancelled or expired."""
+    from tessera.core.errors import EXIT_TIMEOUT, NotAuthorized, TesseraError
+    from tessera.core.peers import identity, peer_list, pins
+
+    try:
+        while True:
+            current = pins.get_invite(conn, invite_id)
+            if current.paired_at is not None:
+                peer = peer_list.get(conn, current.used_by)
+                if peer is not None:
+                    print(f"paired with {peer.name} ({identity.short_id(peer.node_id)}), role {peer.role}", flush=True)
+                    return
+            elif current.state == "cancelled":
+                origin = f"node {current.cancelled_by} at {current.cancelled_from or 'an unknown address'}" \
+                    if current.cancelled_by else "this node"
+                reason = current.cancel_reason or "cancelled"
+                error_type = NotAuthorized if "PIN" in reason else TesseraError
+                raise error_type(f"pairing failed: {reason} (the attempt came from {origin})",
+                                 hint="the invite is cancelled: run `tessera peer invite` again")
+            elif current.expired():
+                error = TesseraError(f"the invite expired at {current.expires_at} with no pairing",
+                                     hint="run `tessera peer invite` again when the other node is ready")
+                error.exit_code = EXIT_TIMEOUT
+                raise error
+            time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        pins.cancel_invite(conn, invite_id, reason="cancelled by the user")
+        raise
+
+
+@peer_app.command("join")
+def join(ticket: Annotated[str, typer.Argument(metavar="TICKET", help="The ticket `tessera peer invite` printed.")],
+         name: JoinNameOpt = None, pin: PinOpt = None) -> None:
+    """Pair with the node that printed TICKET, proving the PIN it showed; adds it as a peer
+    (publish and subscribe; nothing is shared until `tessera peer share`).
+
+    Example: tessera peer join tessera:Ab3...:endpoint... --pin 123456
+    """
+    from tessera.core.errors import UsageError
+    from tessera.core.peers import identity, invite_ticket, pins
+
+    parsed = invite_ticket.parse(ticket)
+    if name is not None:
+        name = identity.check_name(name)
+    if pin is None:
+        if not sys.stdin.isatty():
+            raise UsageError("no PIN given", hint="pass --pin PIN, or run on a terminal to be asked for it")
+        import getpass
+
+        pin = getpass.getpass("PIN shown by `tessera peer invite`: ")
+    pin = pins.normalize_pin(pin)  # before any connection: a typo never spends the attempt
+    conn = _conn()
+    shown, result = asyncio.run(_join(conn, parsed, pin, name))
+    print(f"paired with {shown} ({identity.short_id(result.peer_id)}); it may pull what you share with it "
+          f"(tessera peer share), and you may pull what it shares with you (tessera peer sync)")
+
+
+async def _join(conn, parsed, pin: str, name: str | None):
+    from tessera.core.errors import TesseraError
+    from tessera.core.peers import channel as channels
+    from tessera.core.peers import identity, node_endpoint, pairing_session
+
+    me = identity.local_identity(conn)
+    endpoint = await node_endpoint.bind(conn, listen=False)
+    try:
+        channel = await channels.dial_for_pairing(endpoint, parsed.endpoint_ticket)
+        try:
+            result, shown = await pairing_session.join(conn, channel, pin=pin, invite_id=parsed.invite_id,
+                                                       local_id=me.node_id, local_name=me.name,
+                                                       inviter_ticket=parsed.endpoint_ticket, name=name)
+        except TesseraError as exc:
+            if getattr(exc, "from_peer", False):
+                channel.close()
+            else:
+                await channel.finish()
+            raise
+        await channel.finish()
+        return shown, result
+    finally:
+        await endpoint.close()
+
+
+@peer_app.command("sync")
+def sync(peer: Annotated[Optional[str], typer.Argument(metavar="PEER", show_default=False,
+                                                       help="Only this peer (name or id); default every subscribed peer.")] = None,
+         full: Annotated[bool, typer.Option("--full", help="Pull everything again, not only what is new.")] = False) -> None:
+    """Pull what each subscribed peer (or PEER) shares with this node into its replica. One JSON
+    line per peer on stdout in a pipe, a progress bar on a terminal. Exits 0 when all succeeded,
+    3 when a peer was unreachable, 1 when a page was refused.
+
+    Example: tessera peer sync alice
+    """
+    from tessera.cli.messages import print_message
+    from tessera.core.errors import UsageError
+    from tessera.core.peers import locks, peer_list
+
+    conn = _conn()
+    if peer is not None:
+        peers = [peer_list.resolve(conn, peer)]
+    else:
+        peers = [p for p in peer_list.all_peers(conn) if p.subscribe]
+        if not peers:
+            raise UsageError("no peer to sync from (none is subscribed to)",
+                             hint="pair with `tessera peer join`, or `tessera peer add ID --subscribe`")
+    lock = locks.sync_lock(_data_home(), on_wait=print_message)
+    try:
+        code = asyncio.run(_sync(conn, peers, full))
+    finally:
+        lock.release()
+    raise typer.Exit(code)
+
+
+async def _sync(conn, peers, full: bool) -> int:
+    from tessera.cli.messages import print_message
+    from tessera.core.errors import EXIT_ERROR, EXIT_OK, EXIT_UNAVAILABLE, TesseraError
+    from tessera.core.peers import identity, node_endpoint, sync_dial, transport
+
+    tty = sys.stderr.isatty()
+    endpoint = await node_endpoint.bind(conn, listen=False)
+    codes = []
+    try:
+        progress = _progress() if tty else None
+        with progress or _Nothing():
+            for peer in peers:
+                on_page = None
+                if progress is not None:
+                    task = progress.add_task(peer.name, total=None)
+                    on_page = lambda *args, _t=task: progress.advance(_t)  # noqa: E731
+                try:
+                    report = await sync_dial.pull_from(conn, endpoint, peer, full=full, on_page=on_page)
+                except TesseraError as exc:
+                    codes.append(exc.exit_code)
+                    print_message(f"{peer.name}: {exc.one_line()}")
+                    if not tty:
+                        print(json.dumps({"peer": peer.name, "node_id": peer.node_id, "ok": False,
+                                          "error": exc.one_line(), "exit_code": exc.exit_code}), flush=True)
+                    continue
+                codes.append(EXIT_OK)
+                if not tty:
+                    from tessera.core.peers import sync as sync_module
+
+                    print(sync_module.report_line(report), flush=True)
+    finally:
+        await endpoint.close()
+    failed = [c for c in codes if c != EXIT_OK]
+    if not failed:
+        return EXIT_OK
+    if EXIT_ERROR in failed:
+        return EXIT_ERROR
+    if EXIT_UNAVAILABLE in failed:
+        return EXIT_UNAVAILABLE
+    return failed[0]
+
+
+class _Nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _progress():
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} pages"),
+                    console=Console(stderr=True), transient=True)
