@@ -216,21 +216,23 @@ async def _sync(conn, peers, full: bool) -> int:
                 on_page = None
                 if progress is not None:
                     task = progress.add_task(peer.name, total=None)
-                    on_page = lambda *args, _t=task: progress.advance(_t)  # noqa: E731
+                    on_page = lambda share, added, cursor, _t=task: progress.advance(_t, added)  # noqa: E731
                 try:
                     report = await sync_dial.pull_from(conn, endpoint, peer, full=full, on_page=on_page)
                 except TesseraError as exc:
                     codes.append(exc.exit_code)
                     print_message(f"{peer.name}: {exc.one_line()}")
                     if not tty:
-                        print(json.dumps({"peer": peer.name, "node_id": peer.node_id, "ok": False,
-                                          "error": exc.one_line(), "exit_code": exc.exit_code}), flush=True)
+                        print(json.dumps({"peer": peer.name, "node_id": peer.node_id, "shares": {}, "items": 0,
+                                          "status": "error", "error": exc.one_line()}), flush=True)
                     continue
-                codes.append(EXIT_OK)
+                codes.append(report.exit_code)
+                if report.error is not None:
+                    print_message(f"{peer.name}: {report.error}")
                 if not tty:
                     from tessera.core.peers import sync as sync_module
 
-                    print(sync_module.report_line(report), flush=True)
+                    print(json.dumps(sync_module.report_line(report)), flush=True)
     finally:
         await endpoint.close()
     failed = [c for c in codes if c != EXIT_OK]
@@ -255,5 +257,5 @@ def _progress():
     from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} pages"),
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} items"),
                     console=Console(stderr=True), transient=True)

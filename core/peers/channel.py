@@ -109,7 +109,7 @@ async def open_channel(conn: sqlite3.Connection, endpoint: transport.Endpoint,
     """
     if isinstance(target, peer_list.Peer):
         if not target.address:
-            raise transport.BadTicket(
+            raise transport.TransportError(
                 f"no address is known for peer {target.name} ({identity.short_id(target.node_id)})",
                 hint="pair again, or wait until it connects to this node once (its hello carries its address)")
         node = transport.NodeAddress.from_ticket(target.address)

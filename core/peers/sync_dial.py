@@ -22,22 +22,21 @@ def record(conn: sqlite3.Connection, peer: peer_list.Peer, error: str | None) ->
 
 async def pull_from(conn: sqlite3.Connection, endpoint: transport.Endpoint, peer: peer_list.Peer, *,
                     full: bool = False, on_page=None):
-    """Pull what ``peer`` shares with us into its replica; its SyncReport.
+    """Pull what ``peer`` shares with us into its replica; its SyncReport (sync.pull records the
+    outcome of the pull itself, and reports a failure in it rather than raising).
 
     Raises:
-        the TesseraError that stopped it (transport: 3/4, refused: 5, a refused page: 1), after
-        recording it as the peer's last_error.
+        the TesseraError that kept us from talking to it (transport: 2/3/4, refused at hello: 5),
+        after recording it as the peer's last_error.
     """
-    from tessera.core.peers import sync
-
     try:
         channel = await channels.open_channel(conn, endpoint, peer)
-        try:
-            report = await sync.pull(channel, conn, peer, full=full, on_page=on_page)
-        finally:
-            channel.close()
     except TesseraError as exc:
         record(conn, peer, exc.one_line())
         raise
-    record(conn, peer, None)
-    return report
+    from tessera.core.peers import sync
+
+    try:
+        return await sync.pull(channel, conn, peer, full=full, on_page=on_page)
+    finally:
+        channel.close()

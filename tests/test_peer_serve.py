@@ -1,0 +1,279 @@
+"""Peers over the network with real processes (issue 14): two data homes, `tessera serve` as a
+subprocess on loopback (TESSERA_PEER_LOOPBACK=1), pairing through `peer invite` / `peer join`,
+an unknown node refused with one error frame, SIGTERM, the serve lock and the sync lock.
+Ports and tickets are read from the processes' output; every wait polls a condition."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.process_lines import stderr_lines, wait_stderr
+
+TSR = [sys.executable, "-m", "tessera.cli.main"]
+DEADLINE = 60  # seconds for any one process or condition: generous on a busy 2-core machine
+
+
+def env_for(home: Path) -> dict:
+    return {**os.environ, "TESSERA_HOME": str(home / "data"), "TESSERA_CONFIG_DIR": str(home / "config"),
+            "TESSERA_PEER_LOOPBACK": "1"}
+
+
+def tessera(home: Path, *args: str, timeout: float = DEADLINE) -> subprocess.CompletedProcess:
+    return subprocess.run([*TSR, *args], env=env_for(home), capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def store(home: Path) -> sqlite3.Connection:
+    from tessera.core.store.db import connect
+
+    return connect(home / "data" / "tessera.db")
+
+
+def node_id(home: Path) -> str:
+    return tessera(home, "peer", "id").stdout.strip()
+
+
+def wait_until(condition, what: str, timeout: float = DEADLINE):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def procs():
+    started = []
+
+    def start(home: Path, *args: str) -> subprocess.Popen:
+        proc = subprocess.Popen([*TSR, *args], env=env_for(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(DEADLINE)
+
+
+def start_serve(procs, home: Path, *args: str) -> tuple[subprocess.Popen, dict]:
+    proc = procs(home, "serve", *args)
+    line = wait_stderr(proc, lambda l: '"listening"' in l, timeout=DEADLINE)
+    return proc, json.loads(line)
+
+
+def start_invite(procs, home: Path, *args: str) -> tuple[subprocess.Popen, str, str]:
+    """A running `peer invite`: its ticket and PIN, read from its first two lines."""
+    proc = procs(home, "peer", "invite", *args)
+    ticket_line, pin_line = proc.stdout.readline(), proc.stdout.readline()
+    assert ticket_line.startswith("ticket  tessera:") and pin_line.startswith("pin     "), \
+        (ticket_line, pin_line, proc.stderr.read() if proc.poll() is not None else "")
+    return proc, ticket_line.split()[1], pin_line.split()[1]
+
+
+@pytest.fixture
+def homes(tmp_path):
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    assert tessera(alice, "peer", "init", "--name", "alice").returncode == 0
+    assert tessera(bob, "peer", "init", "--name", "bob").returncode == 0
+    return alice, bob
+
+
+def peers_of(home: Path) -> dict:
+    conn = store(home)
+    try:
+        return {row[0]: row[1:] for row in conn.execute("SELECT node_id, name, role, publish, subscribe, address FROM peers")}
+    finally:
+        conn.close()
+
+
+def shares_of(home: Path) -> set:
+    conn = store(home)
+    try:
+        return set(conn.execute("SELECT item, node_id FROM peer_shares"))
+    finally:
+        conn.close()
+
+
+# -- pairing ---------------------------------------------------------------------------------------
+
+def test_pairing_through_a_running_serve_adds_each_side_to_the_other(procs, homes):
+    alice, bob = homes
+    serve, listening = start_serve(procs, alice)
+    invite, ticket, pin = start_invite(procs, alice, "--role", "editor", "--share", "ops", "--share", "events:k8s.>")
+    joined = tessera(bob, "peer", "join", ticket, "--pin", pin)
+    assert joined.returncode == 0, joined.stderr
+    assert "paired with alice" in joined.stdout
+    out, err = invite.communicate(timeout=DEADLINE)
+    assert invite.returncode == 0, err
+    bob_id, alice_id = node_id(bob), node_id(alice)
+    assert f"paired with bob ({bob_id[:10]}), role editor" in out
+    name, role, publish, subscribe, _ = peers_of(alice)[bob_id]
+    assert (name, role, publish, subscribe) == ("bob", "editor", 1, 1)
+    assert shares_of(alice) == {("notebook:ops", bob_id), ("events:k8s.>", bob_id)}
+    name, _, publish, subscribe, address = peers_of(bob)[alice_id]
+    assert (name, publish, subscribe) == ("alice", 1, 1)
+    assert address == listening["ticket"] and ticket.endswith(listening["ticket"])
+
+
+def test_pairing_without_a_serve_the_invite_answers_itself_and_join_takes_a_name(procs, homes):
+    alice, bob = homes
+    invite, ticket, pin = start_invite(procs, alice)
+    joined = tessera(bob, "peer", "join", ticket, "--pin", pin[:3] + " " + pin[3:], "--name", "work laptop")
+    assert joined.returncode == 0, joined.stderr
+    assert invite.wait(DEADLINE) == 0
+    assert peers_of(bob)[node_id(alice)][0] == "work laptop"
+    assert peers_of(alice)[node_id(bob)][:4] == ("bob", "viewer", 1, 1)
+    assert shares_of(alice) == set()  # private by default
+
+
+def test_a_wrong_pin_cancels_the_invite_shows_the_attempt_and_the_right_pin_is_then_refused(procs, homes):
+    alice, bob = homes
+    serve, _ = start_serve(procs, alice)
+    invite, ticket, pin = start_invite(procs, alice)
+    wrong = f"{(int(pin) + 1) % 1_000_000:06d}"
+    joined = tessera(bob, "peer", "join", ticket, "--pin", wrong)
+    assert joined.returncode == 5, joined.stderr
+    assert "wrong PIN" in joined.stderr and "Traceback" not in joined.stderr
+    out, err = invite.communicate(timeout=DEADLINE)
+    assert invite.returncode == 5
+    assert f"node {node_id(bob)} at 127.0.0.1:" in err or f"node {node_id(bob)} at [::1]:" in err, err
+    again = tessera(bob, "peer", "join", ticket, "--pin", pin)
+    assert again.returncode == 5 and "cancelled" in again.stderr, again.stderr
+    assert peers_of(alice) == {} and peers_of(bob) == {}
+
+
+def test_a_pin_that_is_not_six_digits_is_refused_before_dialing(homes):
+    alice, bob = homes
+    ticket = "tessera:AAAAAAAAAAAAAAAA:endpointaaaa"
+    bad = tessera(bob, "peer", "join", ticket, "--pin", "12345")
+    assert bad.returncode == 2 and "6 digits" in bad.stderr
+    not_a_ticket = tessera(bob, "peer", "join", "endpointabc", "--pin", "123456")
+    assert not_a_ticket.returncode == 2 and "not an invite ticket" in not_a_ticket.stderr
+    no_pin = tessera(bob, "peer", "join", ticket)
+    assert no_pin.returncode == 2 and "--pin" in no_pin.stderr
+
+
+# -- serve -----------------------------------------------------------------------------------------
+
+async def _dial_and_collect(home: Path, ticket: str, frames_to_send: list[dict], *, hello: bool) -> list[dict]:
+    """Dial ``ticket`` as the node of ``home``; send a hello (when asked) and ``frames_to_send``;
+    every frame the server sent until it closed."""
+    from tessera.core import node_key
+    from tessera.core.peers import frames, message_types, transport
+
+    key = node_key.signing_key(home / "data" / "tessera.db")
+    endpoint = await transport.Endpoint.bind(key, loopback=True)
+    try:
+        connection = await endpoint.connect(ticket)
+        stream = await connection.open_stream()
+        if hello:
+            await frames.write_frame(stream, message_types.make(
+                "hello", version=message_types.PROTOCOL_VERSION, node_id=endpoint.node_id, name="mallory", ticket=""))
+        for frame in frames_to_send:
+            await frames.write_frame(stream, frame)
+        got = []
+        try:
+            while (frame := await asyncio.wait_for(frames.read_frame(stream), DEADLINE)) is not None:
+                got.append(frame)
+        except (transport.TransportError, frames.ProtocolError):
+            pass
+        connection.close()
+        return got
+    finally:
+        await endpoint.close()
+
+
+def test_an_unknown_node_gets_one_error_frame_naming_the_fix_and_nothing_else(procs, homes, tmp_path):
+    alice, _ = homes
+    mallory = tmp_path / "mallory"
+    assert tessera(mallory, "peer", "init", "--name", "mallory").returncode == 0
+    serve, listening = start_serve(procs, alice)
+    got = asyncio.run(_dial_and_collect(mallory, listening["ticket"], [{"type": "shares"}], hello=True))
+    assert len(got) == 1 and got[0]["type"] == "error" and got[0]["code"] == "unknown_peer", got
+    assert f"tessera peer add {node_id(mallory)} --publish" in got[0]["fix"]
+    # and the server goes on answering
+    again = asyncio.run(_dial_and_collect(mallory, listening["ticket"], [], hello=True))
+    assert [f["code"] for f in again] == ["unknown_peer"]
+    assert serve.poll() is None
+
+
+def test_sigterm_stops_serve_with_exit_0_and_a_second_serve_refuses(procs, homes):
+    alice, _ = homes
+    serve, listening = start_serve(procs, alice)
+    second = tessera(alice, "serve")
+    assert second.returncode == 3 and "another `tessera serve`" in second.stderr
+    assert second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
+    serve.send_signal(signal.SIGTERM)
+    assert serve.wait(DEADLINE) == 0
+    assert not (alice / "data" / "serve.ticket").exists()
+    # the port is the node's: the next serve listens on the same one, so tickets stay valid
+    again, relisten = start_serve(procs, alice)
+    assert relisten["port"] == listening["port"]
+
+
+def test_serve_logs_json_lines_without_the_pin(procs, homes):
+    alice, bob = homes
+    serve, _ = start_serve(procs, alice)
+    invite, ticket, pin = start_invite(procs, alice)
+    assert tessera(bob, "peer", "join", ticket, "--pin", pin).returncode == 0
+    assert invite.wait(DEADLINE) == 0
+    serve.send_signal(signal.SIGTERM)
+    assert serve.wait(DEADLINE) == 0
+    lines, seen = stderr_lines(serve), []
+    wait_until(lambda: seen.extend(_drain(lines)) or any('"stopped"' in line for line in seen), "the last log line")
+    rest = "\n".join(seen)
+    records = [json.loads(line) for line in rest.splitlines() if line.strip()]
+    events = [r["event"] for r in records]
+    assert "paired" in events and events[-1] == "stopped"
+    assert all({"time", "level", "event"} <= r.keys() for r in records)
+    assert pin not in rest
+
+
+def _drain(lines) -> list[str]:
+    out = []
+    while not lines.empty():
+        out.append(lines.get())
+    return out
+
+
+# -- peer sync -------------------------------------------------------------------------------------
+
+def test_peer_sync_waits_for_the_sync_lock_then_goes_on(procs, homes):
+    from filelock import FileLock
+
+    from tessera.core.peers import peer_list
+
+    alice, bob = homes
+    conn = store(bob)
+    with conn:
+        peer_list.add(conn, node_id(alice), "alice", publish=True, subscribe=True, added_at="2026-12-01T00:00:00Z")
+    conn.close()
+    lock = FileLock(str(bob / "data" / "sync.lock"))
+    lock.acquire()
+    try:
+        sync = procs(bob, "peer", "sync")
+        wait_stderr(sync, lambda l: "waiting for another sync (up to 30 s)" in l, timeout=DEADLINE)
+        assert sync.poll() is None
+    finally:
+        lock.release()
+    out, _ = sync.communicate(timeout=DEADLINE)
+    assert sync.returncode == 3  # alice has no address yet: unreachable
+    line = json.loads(out.splitlines()[-1])
+    assert line["peer"] == "alice" and line["status"] == "error" and "no address" in line["error"]
+    conn = store(bob)
+    assert "no address" in peer_list.get(conn, node_id(alice)).last_error
