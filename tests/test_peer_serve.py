@@ -186,6 +186,7 @@ async def _dial_and_collect(home: Path, ticket: str, frames_to_send: list[dict],
                 "hello", version=message_types.PROTOCOL_VERSION, node_id=endpoint.node_id, name="mallory", ticket=""))
         for frame in frames_to_send:
             await frames.write_frame(stream, frame)
+        await stream.finish()
         got = []
         try:
             while (frame := await asyncio.wait_for(frames.read_frame(stream), DEADLINE)) is not None:
@@ -277,3 +278,77 @@ def test_peer_sync_waits_for_the_sync_lock_then_goes_on(procs, homes):
     assert line["peer"] == "alice" and line["status"] == "error" and "no address" in line["error"]
     conn = store(bob)
     assert "no address" in peer_list.get(conn, node_id(alice)).last_error
+
+
+# -- fuzzing a running serve -----------------------------------------------------------------------
+
+async def _send_raw(home: Path, ticket: str, data: bytes, *, hello: bool) -> list[dict]:
+    """Dial as ``home``'s node, send a hello (when asked) then ``data`` as raw bytes, finish; the
+    frames the server sent back until it closed (decoding stops at the first bad one)."""
+    from tessera.core import node_key
+    from tessera.core.peers import frames, message_types, transport
+
+    key = node_key.signing_key(home / "data" / "tessera.db")
+    endpoint = await transport.Endpoint.bind(key, loopback=True)
+    try:
+        connection = await endpoint.connect(ticket)
+        stream = await connection.open_stream()
+        prefix = frames.encode(message_types.make("hello", version=message_types.PROTOCOL_VERSION,
+                                                  node_id=endpoint.node_id, name="fuzz", ticket="")) if hello else b""
+        await stream.write(prefix + data if prefix + data else b"\0")
+        await stream.finish()
+        got = []
+        try:
+            while (frame := await asyncio.wait_for(frames.read_frame(stream), DEADLINE)) is not None:
+                got.append(frame)
+        except (transport.TransportError, frames.ProtocolError, asyncio.TimeoutError):
+            pass
+        connection.close()
+        return got
+    finally:
+        await endpoint.close()
+
+
+def test_random_frames_never_crash_serve_nor_draw_shared_data(procs, homes, tmp_path):
+    import msgpack
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from tessera.core import events
+    from tessera.core.peers import peer_list
+
+    alice, bob = homes
+    conn = store(alice)
+    with conn:  # bob is a peer alice publishes to, with nothing shared; alice has data of her own
+        peer_list.add(conn, node_id(bob), "bob", publish=True, subscribe=True, added_at="2026-12-01T00:00:00Z")
+    secret = "s3cr3t-cluster-data"
+    events.append(conn, "k8s.deploy", {"note": secret})
+    conn.close()
+    serve, listening = start_serve(procs, alice)
+    plain = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.text(max_size=20)
+                         | st.binary(max_size=20),
+                         lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                         max_leaves=10)
+    types = st.sampled_from(["hello", "ping", "pong", "error", "shares", "pull", "subscribe", "page", "share_list",
+                             "pair_start", "pair_confirm", "x"])
+    maps = st.builds(lambda t, rest: {"type": t, **rest}, types, st.dictionaries(st.text(max_size=8), plain, max_size=5))
+    payload = st.one_of(st.binary(max_size=200),
+                        st.lists(maps, min_size=1, max_size=3).map(
+                            lambda ms: b"".join(len(b).to_bytes(4, "big") + b
+                                                for b in (msgpack.packb(m, use_bin_type=True) for m in ms))))
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(data=payload, hello=st.booleans())
+    def probe(data, hello):
+        got = asyncio.run(_send_raw(bob, listening["ticket"], data, hello=hello))
+        for frame in got:
+            assert frame.get("type") in ("hello", "pong", "error", "share_list", "pair_reply", "pair_error"), frame
+            assert secret not in json.dumps(frame, default=repr)
+            if frame.get("type") == "share_list":
+                assert frame["shares"] == []
+        assert serve.poll() is None
+
+    probe()
+    # still answering a good client: a ping after the hello is answered
+    got = asyncio.run(_dial_and_collect(bob, listening["ticket"], [{"type": "ping", "nonce": 7}], hello=True))
+    assert [f["type"] for f in got[:2]] == ["hello", "pong"] and got[1]["nonce"] == 7
