@@ -9,11 +9,14 @@ Prints one JSON object on stdout.
 - ``throughput_mb_s``: --mb MiB (default 64) in one stream, ``upload`` (this process sends) and
   ``download`` (the other process sends), each ``with_shim`` and ``without_shim`` (both
   processes with the bindings' per-byte copy loop put back: core/peers/iroh_shim.py).
+- ``pairing_ms``: one whole pairing by PIN (connect, SPAKE2 exchange, both sides adding each
+  other) against a real ``tessera serve`` of another data home, p50/p95 of --pairings; the
+  invite is made in that store beforehand, as ``peer invite`` does while a serve runs.
 
 The other node is this file run with --serve in its own process (so the two ends do not share
 a GIL or an event loop), with the same shim setting as the measuring side.
 
-Usage: .venv/bin/python bench/peers.py [--mb 64] [--binds 20] [--connects 50] [--requests 2000]
+Usage: .venv/bin/python bench/peers.py [--mb 64] [--binds 20] [--connects 50] [--requests 2000] [--pairings 20]
 """
 
 from __future__ import annotations
@@ -189,12 +192,54 @@ async def measure(args, home: Path) -> dict:
     return result
 
 
+def _start_tessera_serve(home: Path) -> tuple[subprocess.Popen, str]:
+    import os
+
+    env = {**os.environ, "TESSERA_HOME": str(home), "TESSERA_PEER_LOOPBACK": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "tessera.cli.main", "serve"], env=env, stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, text=True)
+    for line in proc.stderr:
+        if '"listening"' in line:  # then keep reading its log, so a full pipe never blocks it
+            import threading
+
+            threading.Thread(target=proc.stderr.read, daemon=True).start()
+            return proc, json.loads(line)["ticket"]
+    raise SystemExit(f"tessera serve did not start (exit {proc.wait()})")
+
+
+async def measure_pairing(count: int, home: Path) -> dict:
+    from tessera.core.peers import channel, identity, node_endpoint, pairing_session, pins
+    from tessera.core.store.db import connect
+
+    inviter_home, joiner_home = home / "inviter", home / "joiner"
+    proc, ticket = _start_tessera_serve(inviter_home)
+    try:
+        inviter = connect(inviter_home / "tessera.db")
+        joiner = connect(joiner_home / "tessera.db")
+        me = identity.local_identity(joiner)
+        samples = []
+        async with await node_endpoint.bind(joiner, listen=False) as endpoint:
+            for _ in range(count):
+                invite, pin = pins.create_invite(inviter)
+                start = time.perf_counter()
+                link = await channel.dial_for_pairing(endpoint, ticket)
+                await pairing_session.join(joiner, link, pin=pin, invite_id=invite.id, local_id=me.node_id,
+                                           local_name=me.name, inviter_ticket=ticket)
+                await link.finish()
+                samples.append(time.perf_counter() - start)
+    finally:
+        proc.terminate()
+        proc.wait()
+    return _percentiles(samples)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=64)
     parser.add_argument("--binds", type=int, default=20)
     parser.add_argument("--connects", type=int, default=50)
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--pairings", type=int, default=20)
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--no-shim", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -205,6 +250,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as home:
         result = asyncio.run(measure(args, Path(home)))
+        result["pairing_ms"] = asyncio.run(measure_pairing(args.pairings, Path(home)))
     result.update({"iroh": iroh_shim.installed_version(), "python": platform.python_version(),
                    "cpus": __import__("os").cpu_count(), "transport": "loopback, relays off"})
     print(json.dumps(result))
