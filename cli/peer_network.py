@@ -12,7 +12,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from tessera.cli.peer import _conn, peer_app
+from tessera.cli.peer import peer_app
 
 POLL_SECONDS = 0.1  # how often `peer invite` looks at its invite's state in the store
 
@@ -24,6 +24,13 @@ PinOpt = Annotated[Optional[str], typer.Option("--pin", metavar="PIN", show_defa
                                                help="The 6-digit PIN (asked for, without echo, on a terminal).")]
 JoinNameOpt = Annotated[Optional[str], typer.Option("--name", metavar="NAME", show_default=False,
                                                     help="Add the inviting node under NAME (default: the name it announces).")]
+
+
+def _conn():
+    from tessera.cli.messages import print_message
+    from tessera.core.store.db import connect
+
+    return connect(on_wait=print_message)
 
 
 def _data_home():
