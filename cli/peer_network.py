@@ -88,42 +88,69 @@ async def _invite_alone(conn, role: str, items: tuple[str, ...]) -> None:
     try:
         created, pin = pins.create_invite(conn, role=role, shares=items)
         _announce(created, pin, endpoint.ticket())
-        await asyncio.to_thread(_wait_for, conn, created.id)
+        await _await_outcome(conn, created.id)
     finally:
         await server.stop(grace=5.0)
         accepting.cancel()
         await endpoint.close()
 
 
-def _wait_for(conn, invite_id: str) -> None:
-    """Poll the invite until it is paired (print whom it added), cancelled or expired."""
+def _outcome(conn, invite_id: str) -> str | None:
+    """What became of the invite: the line to print once paired, None while it is pending.
+
+    Raises:
+        NotAuthorized (exit 5) after a wrong PIN, TesseraError when it was cancelled otherwise
+        (exit 1) or expired unused (exit 4), naming where a failed attempt came from.
+    """
     from tessera.core.errors import EXIT_TIMEOUT, NotAuthorized, TesseraError
     from tessera.core.peers import identity, peer_list, pins
 
+    current = pins.get_invite(conn, invite_id)
+    if current.paired_at is not None:
+        peer = peer_list.get(conn, current.used_by)  # added just after paired_at is set
+        return None if peer is None else f"paired with {peer.name} ({identity.short_id(peer.node_id)}), role {peer.role}"
+    if current.state == "cancelled":
+        origin = f"node {current.cancelled_by} at {current.cancelled_from or 'an unknown address'}" \
+            if current.cancelled_by else "this node"
+        reason = current.cancel_reason or "cancelled"
+        error_type = NotAuthorized if "PIN" in reason else TesseraError
+        raise error_type(f"pairing failed: {reason} (the attempt came from {origin})",
+                         hint="the invite is cancelled: run `tessera peer invite` again")
+    if current.expired():
+        error = TesseraError(f"the invite expired at {current.expires_at} with no pairing",
+                             hint="run `tessera peer invite` again when the other node is ready")
+        error.exit_code = EXIT_TIMEOUT
+        raise error
+    return None
+
+
+def _cancel(conn, invite_id: str) -> None:
+    from tessera.core.peers import pins
+
+    pins.cancel_invite(conn, invite_id, reason="cancelled by the user")
+
+
+def _wait_for(conn, invite_id: str) -> None:
+    """Poll the invite until it is paired (print whom it added), cancelled or expired; Ctrl-C
+    cancels it."""
     try:
-        while True:
-            current = pins.get_invite(conn, invite_id)
-            if current.paired_at is not None:
-                peer = peer_list.get(conn, current.used_by)
-                if peer is not None:
-                    print(f"paired with {peer.name} ({identity.short_id(peer.node_id)}), role {peer.role}", flush=True)
-                    return
-            elif current.state == "cancelled":
-                origin = f"node {current.cancelled_by} at {current.cancelled_from or 'an unknown address'}" \
-                    if current.cancelled_by else "this node"
-                reason = current.cancel_reason or "cancelled"
-                error_type = NotAuthorized if "PIN" in reason else TesseraError
-                raise error_type(f"pairing failed: {reason} (the attempt came from {origin})",
-                                 hint="the invite is cancelled: run `tessera peer invite` again")
-            elif current.expired():
-                error = TesseraError(f"the invite expired at {current.expires_at} with no pairing",
-                                     hint="run `tessera peer invite` again when the other node is ready")
-                error.exit_code = EXIT_TIMEOUT
-                raise error
+        while (line := _outcome(conn, invite_id)) is None:
             time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
-        pins.cancel_invite(conn, invite_id, reason="cancelled by the user")
+        _cancel(conn, invite_id)
         raise
+    print(line, flush=True)
+
+
+async def _await_outcome(conn, invite_id: str) -> None:
+    """``_wait_for`` inside the event loop that answers the pairing connection."""
+    try:
+        while (line := _outcome(conn, invite_id)) is None:
+            await asyncio.sleep(POLL_SECONDS)
+    except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels us, then raises KeyboardInterrupt
+        _cancel(conn, invite_id)
+        raise
+    print(line, flush=True)
 
 
 @peer_app.command("join")

@@ -352,3 +352,28 @@ def test_random_frames_never_crash_serve_nor_draw_shared_data(procs, homes, tmp_
     # still answering a good client: a ping after the hello is answered
     got = asyncio.run(_dial_and_collect(bob, listening["ticket"], [{"type": "ping", "nonce": 7}], hello=True))
     assert [f["type"] for f in got[:2]] == ["hello", "pong"] and got[1]["nonce"] == 7
+
+
+def test_an_invite_that_expires_unused_exits_4(homes):
+    from datetime import timedelta
+
+    from tessera.cli import peer_network
+    from tessera.core.errors import EXIT_TIMEOUT, TesseraError
+    from tessera.core.peers import pins
+
+    alice, _ = homes
+    conn = store(alice)
+    invite, _ = pins.create_invite(conn, now=pins.utc_now() - pins.INVITE_LIFETIME - timedelta(seconds=1))
+    with pytest.raises(TesseraError) as caught:
+        peer_network._wait_for(conn, invite.id)
+    assert caught.value.exit_code == EXIT_TIMEOUT and "expired" in caught.value.message
+
+
+def test_interrupting_peer_invite_cancels_its_invite(procs, homes):
+    alice, _ = homes
+    invite, ticket, _ = start_invite(procs, alice)
+    invite.send_signal(signal.SIGINT)
+    assert invite.wait(DEADLINE) == 130
+    conn = store(alice)
+    state, pin = conn.execute("SELECT state, pin FROM peer_invites WHERE id = ?", (ticket.split(":")[1],)).fetchone()
+    assert state == "cancelled" and pin is None
