@@ -104,6 +104,12 @@ def node_id(conn: sqlite3.Connection) -> str:
     return value
 
 
+def local_actor(conn: sqlite3.Connection) -> str | None:
+    """This store's actor id when it has one; reading never makes one (unlike ``node_id``), so a
+    replica or a store that never appended has None."""
+    return _stored_node_id(conn)
+
+
 def _stored_node_id(conn: sqlite3.Connection) -> str | None:
     """This store's actor id when it has one (reading never makes one); once read it is kept in
     the connection's memo, as it never changes."""
@@ -454,6 +460,17 @@ def _foreign(event: Event | Mapping[str, Any], index: int) -> tuple[tuple, Event
     row = (seq, fields["id"], fields["time"], fields["subject"], fields["type"], actor, fields["correlation"],
            data_json, fields["prev_hash"], h)
     return row, Event(*row[:7], fields["data"], row[8], h)
+
+
+def foreign_row(event: Event | Mapping[str, Any], index: int = 0) -> tuple:
+    """A foreign event (an Event or its ``as_dict`` fields) as the row to store (seq, id, time,
+    subject, type, actor, correlation, data as canonical JSON, prev_hash, hash), after checking it
+    is well formed and recomputes to its hash (one SHA-256).
+
+    Raises:
+        InputError naming the event (``index`` counts from 0) and what is wrong.
+    """
+    return _foreign(event, index)[0]
 
 
 def ingest(conn: sqlite3.Connection, foreign_events: Iterable[Event | Mapping[str, Any]]) -> list[Event]:

@@ -233,7 +233,7 @@ def change(conn: sqlite3.Connection, name: str, action: str, edit: Callable[[Not
 
 
 def rename(conn: sqlite3.Connection, old: str, new: str) -> None:
-    """Rename a notebook (its id, history and cell results stay)."""
+    """Rename a notebook (its id, history, cell results and shares with peers stay)."""
     check_name(new)
     with transaction(conn):
         nid = notebook_id(conn, old)
@@ -242,6 +242,8 @@ def rename(conn: sqlite3.Connection, old: str, new: str) -> None:
         if exists(conn, new):
             raise QueryError(f"notebook '{new}' already exists")
         conn.execute("UPDATE notebooks SET name = ?, updated = ? WHERE id = ?", (new, events.now(), nid))
+        # a share names the notebook (peer_shares, core/peers/shares.py): it follows the rename
+        conn.execute("UPDATE OR REPLACE peer_shares SET item = ? WHERE item = ?", (f"notebook:{new}", f"notebook:{old}"))
         _event(conn, new, nid, "renamed", {"from": old, "to": new})
 
 

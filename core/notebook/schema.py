@@ -29,4 +29,20 @@ MIGRATIONS = Component("notebooks", (
         PRIMARY KEY (notebook_id, cell_id)
     );
     """,
+    # 3: update ids are never reused (AUTOINCREMENT). A peer's cursor on a shared notebook is the
+    # last update id it received (core/peers/pages.py); without AUTOINCREMENT a compaction that
+    # deletes a notebook's every update, or a notebook removed and made again, gave new updates
+    # ids at or below that cursor, and the peer never received them.
+    """
+    CREATE TABLE notebook_updates_v3 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        notebook_id TEXT NOT NULL REFERENCES notebooks(id) ON DELETE CASCADE,
+        data BLOB NOT NULL,
+        time TEXT NOT NULL
+    );
+    INSERT INTO notebook_updates_v3(id, notebook_id, data, time) SELECT id, notebook_id, data, time FROM notebook_updates;
+    DROP TABLE notebook_updates;
+    ALTER TABLE notebook_updates_v3 RENAME TO notebook_updates;
+    CREATE INDEX notebook_updates_notebook ON notebook_updates(notebook_id, id);
+    """,
 ))

@@ -4,7 +4,7 @@ the table or whose fields are missing, of the wrong type or out of bounds, so th
 only ever sees well-formed messages. Fields not in the table are dropped (a newer peer may add
 some within the same protocol version).
 
-A new message type is one more entry in MESSAGE_TYPES (sync pages, shares... come next).
+A new message type is one more entry in MESSAGE_TYPES.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ PROTOCOL_VERSION = 1
 NODE_ID = re.compile(r"[0-9a-f]{64}")  # the node's Ed25519 public key, lowercase hex (core/peers/identity.py)
 MAX_NAME_CHARS = 64
 MAX_TICKET_CHARS = 600  # an iroh EndpointTicket with a few addresses and a relay URL
+MAX_SHARE_CHARS = 300  # "notebook:NAME" or "events:PATTERN"
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,24 @@ MESSAGE_TYPES: dict[str, MessageType] = {t.name: t for t in (
     }, "the last frame before the sender closes: what was wrong and how to fix it"),
     MessageType("ping", {"nonce": Field(int)}, "are you there? (answered by pong, counted by the rate limit)"),
     MessageType("pong", {"nonce": Field(int)}, "the answer to a ping, with its nonce"),
+    MessageType("shares", {}, "which shares may I pull? (answered by share_list)"),
+    MessageType("share_list", {"shares": Field(list)},
+                "what the sender shares with the requester: [{item, kind, items}]"),
+    MessageType("pull", {
+        "share": Field(str, min_chars=1, max_chars=MAX_SHARE_CHARS),
+        "cursor": Field(int),
+        "limit": Field(int),
+    }, "the next page of a share after the cursor (at most limit items, 1 to 1000)"),
+    MessageType("page", {
+        "share": Field(str, min_chars=1, max_chars=MAX_SHARE_CHARS),
+        "cursor_from": Field(int),
+        "cursor_to": Field(int),
+        "more": Field(bool),
+        "items": Field(list),
+        "signature": Field(bytes),
+    }, "a signed page of a share's items, from cursor_from (exclusive) to cursor_to (inclusive)"),
+    MessageType("subscribe", {"cursors": Field(dict)},
+                "push pages of these shares past these cursors as items are written"),
 )}
 
 

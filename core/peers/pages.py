@@ -1,0 +1,103 @@
+"""Pages of a share, as the sender builds them (DESIGN §11; docs/peers.md "Sharing, pages and
+replicas"): what a share holds past a cursor, at most ``limit`` items and about 1 MiB, signed by
+the node key.
+
+- ``notebook:NAME``: the cursor is ``notebook_updates.id``; items are the notebook's stored CRDT
+  updates in id order, ``{notebook_id, name, title, update_id, time, update}``. A compaction
+  writes one full-state update with a larger id, so a cursor stays valid across it.
+- ``events:PATTERN``: the cursor is the events table's rowid (local arrival order); items are
+  this node's own events (its actor) whose subject matches the pattern, as ``Event.as_dict``
+  gives them. Rows passed over (another actor's, another subject) still move the cursor on.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from tessera.core.peers import page_signing, shares
+
+MAX_LIMIT = 1000
+PAGE_BYTES = 1 << 20  # about 1 MiB of items a page, well under the frames' 4 MiB
+_ITEM_OVERHEAD = 200  # the msgpack of an item's fields beside its payload, roughly
+_SCAN_ROWS = 20_000  # rows an events page looks at (most may be filtered out), so one page stays cheap
+
+
+def build(conn: sqlite3.Connection, item: str, cursor: int, *, limit: int = MAX_LIMIT, signing_key: Any) -> dict:
+    """The signed ``page`` message of ``item`` after ``cursor``: at most ``limit`` (1 to
+    MAX_LIMIT) items and about PAGE_BYTES; ``more`` says whether anything is left past it.
+    The caller has checked the item is granted to whoever receives it."""
+    limit = max(1, min(int(limit), MAX_LIMIT))
+    cursor = max(0, int(cursor))
+    if shares.kind_of(item) == "notebook":
+        items, cursor_to, more = _notebook_items(conn, shares.target_of(item), cursor, limit)
+    else:
+        items, cursor_to, more = _event_items(conn, shares.target_of(item), cursor, limit)
+    page = {"type": "page", "share": item, "cursor_from": cursor, "cursor_to": cursor_to, "more": more, "items": items}
+    return page_signing.signed(page, signing_key)
+
+
+def latest_cursor(conn: sqlite3.Connection, item: str) -> int:
+    """The cursor past which ``item`` has nothing yet (cheap: a subscription polls it). For an
+    events share it is the newest event's rowid, whether it matches the pattern or not, so a page
+    built past a smaller cursor may hold no item and only move the cursor."""
+    if shares.kind_of(item) == "notebook":
+        row = conn.execute("SELECT max(u.id) FROM notebook_updates u JOIN notebooks n ON n.id = u.notebook_id "
+                           "WHERE n.name = ?", (shares.target_of(item),)).fetchone()
+    else:
+        row = conn.execute("SELECT max(rowid) FROM events").fetchone()
+    return row[0] or 0
+
+
+def _notebook_items(conn: sqlite3.Connection, name: str, cursor: int, limit: int) -> tuple[list, int, bool]:
+    found = conn.execute("SELECT id FROM notebooks WHERE name = ?", (name,)).fetchone()
+    if found is None:  # removed (or not made yet): nothing to send, the receiver keeps what it has
+        return [], cursor, False
+    notebook_id = found[0]
+    rows = conn.execute("SELECT id, data, time FROM notebook_updates WHERE notebook_id = ? AND id > ? ORDER BY id LIMIT ?",
+                        (notebook_id, cursor, limit + 1)).fetchall()
+    more = len(rows) > limit
+    title = _title(conn, notebook_id, name) if rows else ""
+    items, size = [], 0
+    for update_id, data, when in rows[:limit]:
+        if items and size + len(data) + _ITEM_OVERHEAD > PAGE_BYTES:
+            more = True
+            break
+        size += len(data) + _ITEM_OVERHEAD
+        items.append({"notebook_id": notebook_id, "name": name, "title": title, "update_id": update_id,
+                      "time": when, "update": bytes(data)})
+    return items, (items[-1]["update_id"] if items else cursor), more
+
+
+def _title(conn: sqlite3.Connection, notebook_id: str, name: str) -> str:
+    from tessera.core.notebook.model import Notebook
+
+    updates = [r[0] for r in conn.execute("SELECT data FROM notebook_updates WHERE notebook_id = ? ORDER BY id",
+                                          (notebook_id,))]
+    return Notebook.from_updates(updates, name=name).title
+
+
+def _event_items(conn: sqlite3.Connection, pattern: str, cursor: int, limit: int) -> tuple[list, int, bool]:
+    from tessera.core import events
+
+    actor = events.local_actor(conn)
+    if actor is None:  # this node never wrote an event
+        return [], cursor, False
+    matches = events.subject_matches
+    loads = json.loads
+    items: list[dict] = []
+    size, last = 0, cursor
+    rows = conn.execute("SELECT rowid, seq, id, time, subject, type, actor, correlation, data, prev_hash, hash "
+                        "FROM events WHERE rowid > ? ORDER BY rowid LIMIT ?", (cursor, _SCAN_ROWS + 1)).fetchall()
+    more = len(rows) > _SCAN_ROWS
+    for rowid, seq, eid, when, subject, etype, who, corr, data, prev, h in rows[:_SCAN_ROWS]:
+        if who == actor and matches(pattern, subject):
+            if len(items) >= limit or (items and size + len(data) + _ITEM_OVERHEAD > PAGE_BYTES):
+                more = True
+                break
+            size += len(data) + _ITEM_OVERHEAD
+            items.append({"seq": seq, "id": eid, "time": when, "subject": subject, "type": etype, "actor": who,
+                          "correlation": corr, "data": loads(data), "prev_hash": prev, "hash": h})
+        last = rowid
+    return items, last, more

@@ -1,0 +1,104 @@
+"""What this node shares, and with whom: the lookups over the store's ``peer_shares`` table.
+
+A share item is ``notebook:NAME`` or ``events:SUBJECT_PATTERN`` (NATS-style, core/events.py).
+Each row grants one item to one peer (its node id) or to every peer this node publishes to
+('*'). Nothing leaves this node that is not granted here ("private by default"); the server
+side (core/peers/requests.py) asks ``granted`` on every request.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from tessera.core.errors import UsageError, printable
+
+EVERY_PEER = "*"
+KINDS = ("notebook", "events")
+
+
+def parse_item(text: str) -> str:
+    """A share item in its one form: a bare notebook NAME means ``notebook:NAME``.
+
+    Raises:
+        UsageError naming what is wrong (escaped) and the forms accepted.
+    """
+    from tessera.core import events
+    from tessera.core.notebook.repository import NAME_RE
+
+    kind, sep, target = text.partition(":")
+    if not sep:
+        kind, target = "notebook", text
+    hint = "share a notebook as NAME or notebook:NAME, events as events:SUBJECT_PATTERN (e.g. events:deploy.>)"
+    if kind == "notebook":
+        if not NAME_RE.match(target):
+            raise UsageError(f"'{printable(text)}' is not a notebook name (letters, digits, _ and -)", hint=hint)
+    elif kind == "events":
+        try:
+            events.check_subject(target, pattern=True)
+        except UsageError as exc:
+            raise UsageError(printable(exc.message), hint=hint) from None
+    else:
+        raise UsageError(f"'{printable(text)}' is not a share: '{printable(kind)}' is not a kind of share", hint=hint)
+    return f"{kind}:{target}"
+
+
+def kind_of(item: str) -> str:
+    """``notebook`` or ``events``."""
+    return item.partition(":")[0]
+
+
+def target_of(item: str) -> str:
+    """The notebook name or the subject pattern."""
+    return item.partition(":")[2]
+
+
+def add(conn: sqlite3.Connection, item: str, node_ids: list[str], *, added_at: str) -> int:
+    """Grant ``item`` to each node id (or EVERY_PEER); returns how many grants are new."""
+    cursor = conn.executemany("INSERT OR IGNORE INTO peer_shares(item, node_id, added_at) VALUES (?, ?, ?)",
+                              [(item, n, added_at) for n in node_ids])
+    return cursor.rowcount
+
+
+def remove(conn: sqlite3.Connection, item: str, node_ids: list[str] | None = None) -> int:
+    """Take back ``item`` from these node ids (None: from everyone, '*' included); returns how
+    many grants were removed."""
+    if node_ids is None:
+        return conn.execute("DELETE FROM peer_shares WHERE item = ?", (item,)).rowcount
+    return conn.executemany("DELETE FROM peer_shares WHERE item = ? AND node_id = ?",
+                            [(item, n) for n in node_ids]).rowcount
+
+
+def grants(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    """Every item shared, with the node ids (or '*') it is granted to, by item."""
+    out: dict[str, list[str]] = {}
+    for item, node_id in conn.execute("SELECT item, node_id FROM peer_shares ORDER BY item, node_id"):
+        out.setdefault(item, []).append(node_id)
+    return out
+
+
+def granted(conn: sqlite3.Connection, node_id: str) -> list[str]:
+    """The items ``node_id`` may pull: granted to it or to every peer (sorted, each once). Whether
+    it may connect at all (a peer we publish to) is the peer list's answer, not this one's."""
+    return [r[0] for r in conn.execute("SELECT DISTINCT item FROM peer_shares WHERE node_id IN (?, ?) ORDER BY item",
+                                       (node_id, EVERY_PEER))]
+
+
+def is_granted(conn: sqlite3.Connection, node_id: str, item: str) -> bool:
+    return conn.execute("SELECT 1 FROM peer_shares WHERE item = ? AND node_id IN (?, ?)",
+                        (item, node_id, EVERY_PEER)).fetchone() is not None
+
+
+def item_count(conn: sqlite3.Connection, item: str) -> int:
+    """How many items the share holds now: a notebook's stored updates, or this node's own events
+    whose subject matches the pattern."""
+    from tessera.core import events
+
+    if kind_of(item) == "notebook":
+        return conn.execute("SELECT count(*) FROM notebook_updates u JOIN notebooks n ON n.id = u.notebook_id "
+                            "WHERE n.name = ?", (target_of(item),)).fetchone()[0]
+    actor = events.local_actor(conn)
+    if actor is None:
+        return 0
+    pattern = target_of(item)
+    return sum(1 for (subject,) in conn.execute("SELECT subject FROM events WHERE actor = ?", (actor,))
+               if events.subject_matches(pattern, subject))

@@ -1,0 +1,296 @@
+"""The pull against the server side, over an in-memory channel with real stores
+(core/peers/sync.py, requests.py, pages.py, replica.py, page_signing.py): notebooks and events
+both ways, every tampering refused with nothing written, resumption without duplicate or gap,
+authorization on every request, and nothing unshared in any frame sent."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from peer_sync_helpers import befriend, make_node, pull
+
+from tessera.core import events
+from tessera.core.notebook import repository
+from tessera.core.peers import frames, page_signing, pages, peer_list, replica, replica_files, requests, shares, sync
+from tessera.core.store.db import transaction
+
+
+def share(node, item, with_node=None):
+    with transaction(node.conn):
+        shares.add(node.conn, item, [with_node.node_id if with_node else shares.EVERY_PEER], added_at="t")
+
+
+@pytest.fixture()
+def alice_bob(tmp_path):
+    alice, bob = make_node(tmp_path, "alice"), make_node(tmp_path, "bob")
+    befriend(alice, bob)
+    return alice, bob
+
+
+def replica_of(puller, sender):
+    return replica_files.open_read_only(sender.node_id, puller.path)
+
+
+def own_events(node, pattern):
+    actor = events.local_actor(node.conn)
+    return [e.as_dict() for e in events.read(node.conn, pattern=pattern) if e.actor == actor]
+
+
+def test_notebooks_and_events_flow_both_ways(alice_bob):
+    alice, bob = alice_bob
+    repository.create(alice.conn, "ops", "Operations")
+    repository.add_cell(alice.conn, "ops", "MATCH (p:Pod) RETURN p.name")
+    events.append_many(alice.conn, [("deploy.web", {"n": i, "s": "é"}) for i in range(30)] + [("audit.login", {"u": "x"})])
+    repository.create(bob.conn, "notes", "Bob's")
+    events.append_many(bob.conn, [("alerts.disk", {"pct": 91.5})])
+    share(alice, "notebook:ops", bob)
+    share(alice, "events:deploy.>")
+    share(bob, "notebook:notes")
+    share(bob, "events:>", alice)
+
+    report, _ = pull(bob, alice)
+    assert report.ok, report.error
+    line = sync.report_line(report)
+    assert line["status"] == "ok" and line["peer"] == "alice" and line["node_id"] == alice.node_id
+    assert line["shares"]["events:deploy.>"]["items"] == 30 and line["items"] == 30 + 2
+    json.dumps(line)
+    copy = replica_of(bob, alice)
+    nb = repository.load(copy, "ops")
+    assert nb.title == "Operations" and [c["source"] for c in nb.cells()] == ["MATCH (p:Pod) RETURN p.name"]
+    assert [e.as_dict() for e in events.read(copy)] == own_events(alice, "deploy.>")  # audit.* is not shared
+    assert peer_list.get(bob.conn, alice.node_id).last_sync is not None
+
+    report, _ = pull(alice, bob)
+    assert report.ok, report.error
+    copy = replica_of(alice, bob)
+    assert [n["name"] for n in repository.list_notebooks(copy)] == ["notes"]
+    assert [e.as_dict() for e in events.read(copy)] == own_events(bob, ">")  # bob's notebook events too
+
+
+def test_a_second_pull_brings_only_what_is_new_and_follows_compaction_and_renames(alice_bob):
+    alice, bob = alice_bob
+    repository.create(alice.conn, "ops")
+    share(alice, "notebook:ops")
+    share(alice, "events:>")
+    assert pull(bob, alice)[0].ok
+    for i in range(repository.COMPACT_AFTER + 5):  # compacts at the sender: a full-state update with a larger id
+        repository.add_cell(alice.conn, "ops", f"cell {i}")
+    report, _ = pull(bob, alice)
+    assert report.ok, report.error
+    copy = replica_of(bob, alice)
+    assert [c["source"] for c in repository.load(copy, "ops").cells()] == [c["source"] for c in repository.load(alice.conn, "ops").cells()]
+    before = len(events.read(copy))
+    events.append(alice.conn, "deploy.api", {"v": 2})
+    report, _ = pull(bob, alice)
+    assert report.shares["events:>"].items == 1 and len(events.read(replica_of(bob, alice))) == before + 1
+    assert report.shares["notebook:ops"].items == 0
+    repository.rename(alice.conn, "ops", "runbook")  # the share follows the rename, and so does the replica
+    assert shares.granted(alice.conn, bob.node_id) == ["events:>", "notebook:runbook"]
+    report, _ = pull(bob, alice)
+    assert report.ok, report.error
+    copy = replica_of(bob, alice)
+    assert [n["name"] for n in repository.list_notebooks(copy)] == ["runbook"]
+    assert len(repository.load(copy, "runbook").cells()) == repository.COMPACT_AFTER + 5
+
+
+def _page_answer(tamper):
+    """Apply ``tamper`` to the first page the server sends."""
+    def hook(reply, index):
+        return tamper(reply) if reply.get("type") == "page" and index == 1 else reply
+    return hook
+
+
+def _flip_event_byte(page):
+    event = dict(page["items"][0])
+    event["data"] = {**event["data"], "n": event["data"]["n"] + 1}  # one digit of its data
+    return {**page, "items": [event, *page["items"][1:]]}
+
+
+def _flip_signature(page):
+    signature = bytearray(page["signature"])
+    signature[0] ^= 1
+    return {**page, "signature": bytes(signature)}
+
+
+def _drop_signature(page):
+    return {k: v for k, v in page.items() if k != "signature"}
+
+
+@pytest.mark.parametrize("tamper", [_flip_event_byte, _flip_signature, _drop_signature], ids=["event-data", "signature", "no-signature"])
+def test_a_page_tampered_in_flight_is_refused_and_nothing_is_written(alice_bob, tamper):
+    alice, bob = alice_bob
+    events.append_many(alice.conn, [("deploy.web", {"n": i}) for i in range(5)])
+    share(alice, "events:deploy.>")
+    report, _ = pull(bob, alice, tamper=_page_answer(tamper))
+    assert not report.ok and report.exit_code == 1, report
+    assert sync.report_line(report)["status"] == "error"
+    copy = replica_of(bob, alice)
+    assert copy.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+    assert replica.cursors(copy) == {}
+    assert peer_list.get(bob.conn, alice.node_id).last_error  # reported in the peer list too
+    assert pull(bob, alice)[0].ok  # an honest pull afterwards files it all
+    assert len(events.read(replica_of(bob, alice))) == 5
+
+
+def test_a_signed_page_holding_another_actors_event_is_refused(alice_bob, tmp_path):
+    alice, bob = alice_bob
+    carol = make_node(tmp_path, "carol")
+    events.append_many(alice.conn, [("deploy.web", {"n": i}) for i in range(3)])
+    events.append_many(carol.conn, [("deploy.web", {"n": 9})])
+    carols = own_events(carol, ">")[0]
+    share(alice, "events:deploy.>")
+
+    def forge(page):  # alice (who holds her key) slips carol's genuine event into her page
+        return page_signing.signed({**page, "items": [*page["items"], carols]}, alice.key)
+
+    report, _ = pull(bob, alice, tamper=_page_answer(forge))
+    assert not report.ok and "actor" in report.error
+    assert replica_of(bob, alice).execute("SELECT count(*) FROM events").fetchone()[0] == 0
+
+
+def test_a_replayed_or_skipping_page_is_refused(alice_bob):
+    alice, bob = alice_bob
+    events.append_many(alice.conn, [("deploy.web", {"n": i}) for i in range(10)])
+    first = pages.build(alice.conn, "events:deploy.>", 0, limit=4, signing_key=alice.key)
+    second = pages.build(alice.conn, "events:deploy.>", first["cursor_to"], limit=4, signing_key=alice.key)
+    copy = replica.open_for_write(alice.node_id, bob.path)
+    with pytest.raises(replica.PageRefused, match="missing"):
+        replica.apply(copy, alice.node_id, second)  # a gap
+    assert replica.apply(copy, alice.node_id, first) == 4
+    with pytest.raises(replica.PageRefused, match="duplicate"):
+        replica.apply(copy, alice.node_id, first)
+    assert replica.apply(copy, alice.node_id, second) == 4
+    assert replica.cursors(copy) == {"events:deploy.>": second["cursor_to"]}
+    with pytest.raises(replica.PageRefused, match="not signed"):
+        replica.apply(copy, bob.node_id, pages.build(alice.conn, "events:deploy.>", second["cursor_to"], signing_key=alice.key))
+
+
+def test_an_interrupted_pull_resumes_without_duplicate_or_gap(alice_bob):
+    alice, bob = alice_bob
+    events.append_many(alice.conn, [("deploy.web", {"n": i}) for i in range(2500)])
+    share(alice, "events:deploy.>")
+    report, _ = pull(bob, alice, drop_after=3)  # shares, two pages of 1000, then the connection drops
+    assert not report.ok and report.shares["events:deploy.>"].items == 2000
+    copy = replica_of(bob, alice)
+    assert len(events.read(copy)) == 2000
+    report, _ = pull(bob, alice)
+    assert report.ok and report.shares["events:deploy.>"].items == 500
+    assert [e.as_dict() for e in events.read(replica_of(bob, alice))] == own_events(alice, "deploy.>")
+
+
+def test_a_full_pull_rebuilds_and_a_failed_one_leaves_the_old_replica(alice_bob):
+    alice, bob = alice_bob
+    events.append_many(alice.conn, [("deploy.web", {"n": i}) for i in range(1500)])
+    share(alice, "events:deploy.>")
+    assert pull(bob, alice)[0].ok
+    copy = replica.open_for_write(alice.node_id, bob.path)
+    copy.execute("DELETE FROM events WHERE seq = 7")  # damaged locally: a full pull repairs it
+    copy.close()
+    report, _ = pull(bob, alice, full=True, drop_after=2)  # shares and one page, then the connection drops
+    assert not report.ok
+    assert len(events.read(replica_of(bob, alice))) == 1499  # the old replica, whole, not half of the new one
+    report, _ = pull(bob, alice, full=True)
+    assert report.ok and report.shares["events:deploy.>"].items == 1500
+    assert [e.as_dict() for e in events.read(replica_of(bob, alice))] == own_events(alice, "deploy.>")
+
+
+def test_nothing_unshared_is_in_any_frame_sent(alice_bob, tmp_path):
+    alice, bob = alice_bob
+    repository.create(alice.conn, "secret", "SECRET-TITLE-42")
+    repository.add_cell(alice.conn, "secret", "SECRET-CELL-42")
+    events.append_many(alice.conn, [("secret.x", {"v": "SECRET-EVENT-42"}), ("deploy.web", {"v": "ok"})])
+    repository.create(alice.conn, "ops")
+    share(alice, "notebook:ops", bob)
+    share(alice, "events:deploy.>", bob)
+    report, wire = pull(bob, alice)
+    assert report.ok
+    assert sorted(report.shares) == ["events:deploy.>", "notebook:ops"]
+    for frame in wire.sent:
+        assert b"SECRET" not in frame and b"secret" not in frame
+
+    # asking for it anyway: one not_shared error, and still none of its bytes
+    from peer_sync_helpers import Wire
+    import asyncio
+
+    async def ask(item):
+        wire = Wire(alice, bob.node_id)
+        await wire.send({"type": "pull", "share": item, "cursor": 0, "limit": 1000})
+        with pytest.raises(Exception) as refusal:
+            await wire.recv()
+        await wire.close()
+        return refusal.value, wire
+
+    refusal, wire = asyncio.run(ask("notebook:secret"))
+    assert refusal.code == "not_shared" and "tessera peer share notebook:secret --with" in refusal.fix
+    assert len(wire.sent) == 1 and b"SECRET-CELL" not in wire.sent[0]
+    refusal, wire = asyncio.run(ask("events:secret.>"))
+    assert refusal.code == "not_shared" and b"SECRET-EVENT" not in wire.sent[0]
+
+    carol = make_node(tmp_path, "carol")  # not a peer of alice's at all
+    answer = requests.answer(alice.conn, carol.node_id, {"type": "shares"}, alice.key)
+    assert answer["type"] == "error" and answer["code"] == "unknown_peer" and "--publish" in answer["fix"]
+
+
+def test_authorization_is_checked_on_every_request(alice_bob):
+    alice, bob = alice_bob
+    share(alice, "events:>", bob)
+    events.append(alice.conn, "a.b", {})
+    pull_request = {"type": "pull", "share": "events:>", "cursor": 0, "limit": 10}
+    assert requests.answer(alice.conn, bob.node_id, pull_request, alice.key)["type"] == "page"
+    with transaction(alice.conn):
+        peer_list.add(alice.conn, bob.node_id, "bob", publish=False, subscribe=True, added_at="t")
+    assert requests.answer(alice.conn, bob.node_id, pull_request, alice.key)["code"] == "not_authorized"
+    with transaction(alice.conn):
+        peer_list.remove(alice.conn, bob.node_id)
+    assert requests.answer(alice.conn, bob.node_id, pull_request, alice.key)["code"] == "unknown_peer"
+
+
+def test_pages_keep_to_their_limits_and_are_signed_canonically(alice_bob):
+    alice, bob = alice_bob
+    big = "x" * 300_000
+    events.append_many(alice.conn, [("blob.x", {"b": big}) for _ in range(8)] + [("small.x", {}) for _ in range(1500)])
+    page = pages.build(alice.conn, "events:blob.>", 0, limit=1000, signing_key=alice.key)
+    assert 1 <= len(page["items"]) <= 4 and page["more"]
+    assert len(frames.encode(page)) < 2 * pages.PAGE_BYTES
+    page = pages.build(alice.conn, "events:small.>", 0, limit=5000, signing_key=alice.key)
+    assert len(page["items"]) == pages.MAX_LIMIT and page["more"]
+    assert page_signing.valid(page, alice.node_id) and not page_signing.valid(page, bob.node_id)
+    reordered = dict(reversed(list(page.items())))  # key order is not part of what is signed
+    assert page_signing.canonical(reordered) == page_signing.canonical(page)
+    assert page_signing.canonical(page).startswith(b"tessera-page/1\0")
+    assert pages.latest_cursor(alice.conn, "events:small.>") == events.last_position(alice.conn)
+
+
+def test_a_replica_is_private_and_has_no_key_or_actor_of_its_own(alice_bob):
+    import stat
+
+    alice, bob = alice_bob
+    events.append(alice.conn, "a.b", {})
+    share(alice, "events:>")
+    assert pull(bob, alice)[0].ok
+    path = replica_files.replica_path(alice.node_id, bob.path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o700
+    assert not list(path.parent.glob("*.key"))
+    copy = replica_of(bob, alice)
+    assert events.local_actor(copy) is None
+
+
+def test_a_notebook_removed_and_made_again_reaches_the_peer_under_its_new_id(alice_bob):
+    alice, bob = alice_bob
+    repository.create(alice.conn, "ops", "first")
+    for i in range(3):
+        repository.add_cell(alice.conn, "ops", f"old {i}")
+    share(alice, "notebook:ops")
+    assert pull(bob, alice)[0].ok
+    repository.remove(alice.conn, "ops")
+    repository.create(alice.conn, "ops", "second")  # update ids are never reused (notebooks schema v3)
+    repository.add_cell(alice.conn, "ops", "new")
+    report, _ = pull(bob, alice)
+    assert report.ok and report.shares["notebook:ops"].items == 2
+    copy = replica_of(bob, alice)
+    nb = repository.load(copy, "ops")
+    assert nb.title == "second" and [c["source"] for c in nb.cells()] == ["new"]
+    assert nb.id == repository.load(alice.conn, "ops").id
