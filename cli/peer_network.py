@@ -47,10 +47,10 @@ def invite(role: RoleOpt = "viewer", share: ShareOpt = None) -> None:
 
     Example: tessera peer invite --role viewer --share ops
     """
-    from tessera.core.peers import locks, pairing_session, pins
+    from tessera.core.peers import locks, pins, shares
 
     pins.check_role(role)
-    items = pins.check_shares([pairing_session.share_item(s) for s in share or []])
+    items = pins.check_shares([shares.parse_item(s) for s in share or []])
     conn = _conn()
     if locks.serve_running(_data_home()):
         from tessera.core.peers.daemon import TICKET_FILE

@@ -116,40 +116,50 @@ class Daemon:
 
     async def _subscribe(self, endpoint: transport.Endpoint, node_id: str) -> None:
         from tessera.core.peers import channel as channels
-        from tessera.core.peers import replica
+        from tessera.core.peers import message_types, replica
+        from tessera.core.peers.frames import ProtocolError
+        from tessera.core.store.db import transaction
 
         delays = backoff_delays()
         while True:
             peer = peer_list.get(self.conn, node_id)
             if peer is None or not peer.subscribe:
                 return
+            target = None
             try:
                 channel = await channels.open_channel(self.conn, endpoint, peer)
                 try:
-                    await channel.send({"type": "shares"})
+                    await channel.send(message_types.make("shares"))
                     listing = await channel.recv()
-                    target = replica.open_for_write(node_id)
+                    if listing["type"] != "share_list":
+                        raise ProtocolError("unexpected", f"expected a share_list, got {listing['type']}")
+                    target = replica.open_for_write(node_id, Path(self.conn.path))
                     stored = replica.cursors(target)
-                    cursors = {s["item"]: _cursor_of(stored.get(s["item"])) for s in listing["shares"]}
-                    await channel.send({"type": "subscribe", "cursors": cursors})
+                    cursors = {s["item"]: stored.get(s["item"], 0) for s in listing["shares"]
+                               if isinstance(s, dict) and isinstance(s.get("item"), str)}
+                    await channel.send(message_types.make("subscribe", cursors=cursors))
                     self.log("info", "subscription", peer=identity.short_id(node_id), shares=len(cursors))
                     self.live.add(node_id)
                     delays = backoff_delays()
                     while True:
                         page = await channel.recv()
                         if page["type"] != "page":
-                            continue
+                            raise ProtocolError("unexpected", f"a {page['type']} message on a subscription")
                         count = replica.apply(target, node_id, page)
-                        peer_list.record_sync(self.conn, node_id, when=time_now())
+                        with transaction(self.conn):
+                            peer_list.record_sync(self.conn, node_id, when=time_now())
                         self.log("info", "page", peer=identity.short_id(node_id), items=count)
                 finally:
                     self.live.discard(node_id)
                     channel.close()
+                    if target is not None:
+                        target.close()
             except asyncio.CancelledError:
                 raise
             except TesseraError as exc:
                 delay = next(delays)
-                peer_list.record_sync(self.conn, node_id, when=time_now(), error=exc.one_line())
+                with transaction(self.conn):
+                    peer_list.record_sync(self.conn, node_id, when=time_now(), error=exc.one_line())
                 self.log("warning", "subscription_failed", peer=identity.short_id(node_id),
                          reason=exc.one_line()[:300], retry_s=delay)
             except Exception as exc:
@@ -182,13 +192,6 @@ class Daemon:
                                  reason=exc.one_line()[:300])
             finally:
                 lock.release()
-
-
-def _cursor_of(stored) -> int:
-    """A replica's stored cursor for a share (an int, or a record holding one), 0 when none."""
-    if stored is None:
-        return 0
-    return stored if isinstance(stored, int) else int(getattr(stored, "cursor", stored["cursor"]))
 
 
 def serve(*, port: int | None = None, sync: bool = False, sync_interval: float = DEFAULT_SYNC_INTERVAL,

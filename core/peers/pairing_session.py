@@ -19,7 +19,7 @@ import concurrent.futures
 import sqlite3
 from pathlib import Path
 
-from tessera.core.peers import pairing, peer_list
+from tessera.core.peers import pairing, peer_list, shares
 from tessera.core.peers.channel import Channel
 from tessera.core.times import now as time_now
 
@@ -57,11 +57,6 @@ def _connect(store_path: Path) -> sqlite3.Connection:
     return connect(store_path)
 
 
-def share_item(text: str) -> str:
-    """A share as stored: ``notebook:NAME`` or ``events:PATTERN``; a bare NAME is a notebook."""
-    return text if text.startswith(("notebook:", "events:")) else f"notebook:{text}"
-
-
 def _welcome_inviter(store_path: Path, result: pairing.PairingResult) -> None:
     from tessera.core.store.db import transaction
 
@@ -71,9 +66,8 @@ def _welcome_inviter(store_path: Path, result: pairing.PairingResult) -> None:
             when = time_now()
             peer_list.add(conn, result.peer_id, result.peer_name, role=result.role, publish=True, subscribe=True,
                           added_at=when)
-            for item in result.shares:
-                conn.execute("INSERT OR IGNORE INTO peer_shares(item, node_id, added_at) VALUES (?, ?, ?)",
-                             (share_item(item), result.peer_id, when))
+            for item in result.shares:  # checked by `peer invite` (shares.parse_item) when it was made
+                shares.add(conn, item, [result.peer_id], added_at=when)
     finally:
         conn.close()
 
