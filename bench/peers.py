@@ -12,6 +12,10 @@ Prints one JSON object on stdout.
 - ``pairing_ms``: one whole pairing by PIN (connect, SPAKE2 exchange, both sides adding each
   other) against a real ``tessera serve`` of another data home, p50/p95 of --pairings; the
   invite is made in that store beforehand, as ``peer invite`` does while a serve runs.
+- ``sync_100k_events_s``: the initial pull of --events (default 100 000) events shared by a
+  real ``tessera serve``, into this process's replica (core/peers/sync_dial.pull_from), seconds;
+- ``live_event_ms``: p50/p95 of --live single events appended on the publisher until each is
+  in the replica of a subscriber running ``tessera serve --sync`` (polled every millisecond).
 
 The other node is this file run with --serve in its own process (so the two ends do not share
 a GIL or an event loop), with the same shim setting as the measuring side.
@@ -192,11 +196,11 @@ async def measure(args, home: Path) -> dict:
     return result
 
 
-def _start_tessera_serve(home: Path) -> tuple[subprocess.Popen, str]:
+def _start_tessera_serve(home: Path, *args: str) -> tuple[subprocess.Popen, str]:
     import os
 
     env = {**os.environ, "TESSERA_HOME": str(home), "TESSERA_PEER_LOOPBACK": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "tessera.cli.main", "serve"], env=env, stderr=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "tessera.cli.main", "serve", *args], env=env, stderr=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, text=True)
     for line in proc.stderr:
         if '"listening"' in line:  # then keep reading its log, so a full pipe never blocks it
@@ -233,6 +237,68 @@ async def measure_pairing(count: int, home: Path) -> dict:
     return _percentiles(samples)
 
 
+async def _pair(joiner, endpoint, inviter, ticket: str) -> None:
+    from tessera.core.peers import channel, identity, pairing_session, pins
+
+    me = identity.local_identity(joiner)
+    invite, pin = pins.create_invite(inviter)
+    link = await channel.dial_for_pairing(endpoint, ticket)
+    await pairing_session.join(joiner, link, pin=pin, invite_id=invite.id, local_id=me.node_id, local_name=me.name,
+                               inviter_ticket=ticket)
+    await link.finish()
+
+
+async def measure_sync(event_count: int, live_count: int, home: Path) -> dict:
+    import os
+
+    from tessera.core import events
+    from tessera.core.peers import node_endpoint, peer_list, replica_files, shares, sync_dial
+    from tessera.core.store.db import connect, transaction
+    from tessera.core.times import now
+
+    publisher_home, subscriber_home = home / "publisher", home / "subscriber"
+    publisher = connect(publisher_home / "tessera.db")
+    for start in range(0, event_count, 10_000):
+        events.append_many(publisher, [("bench.sync", {"n": n, "pad": "x" * 40})
+                                       for n in range(start, min(event_count, start + 10_000))])
+    with transaction(publisher):
+        shares.add(publisher, "events:bench.>", [shares.EVERY_PEER], added_at=now())
+    os.environ["TESSERA_PEER_LOOPBACK"] = "1"
+    proc, ticket = _start_tessera_serve(publisher_home)
+    subscriber = connect(subscriber_home / "tessera.db")
+    try:
+        async with await node_endpoint.bind(subscriber, listen=False) as endpoint:
+            await _pair(subscriber, endpoint, publisher, ticket)
+            peer = peer_list.get(subscriber, peer_list.all_peers(subscriber)[0].node_id)
+            start = time.perf_counter()
+            report = await sync_dial.pull_from(subscriber, endpoint, peer)
+            initial = time.perf_counter() - start
+            assert report.ok and report.items == event_count, (report.error, report.items)
+        subscriber.close()
+        follower, _ = _start_tessera_serve(subscriber_home, "--sync")
+        try:
+            replica = None
+            while replica is None:
+                replica = replica_files.open_read_only(peer.node_id, subscriber_home / "tessera.db")
+            samples = []
+            for n in range(live_count):
+                start = time.perf_counter()
+                appended = events.append(publisher, "bench.live", {"n": n})
+                deadline = start + 60
+                while replica.execute("SELECT 1 FROM events WHERE hash = ?", (appended.hash,)).fetchone() is None:
+                    if time.perf_counter() > deadline:
+                        raise SystemExit("a live event did not arrive within 60 s")
+                    time.sleep(0.001)
+                samples.append(time.perf_counter() - start)
+        finally:
+            follower.terminate()
+            follower.wait()
+    finally:
+        proc.terminate()
+        proc.wait()
+    return {"sync_100k_events_s": round(initial, 2), "events": event_count, "live_event_ms": _percentiles(samples)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=64)
@@ -240,6 +306,8 @@ def main() -> None:
     parser.add_argument("--connects", type=int, default=50)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--pairings", type=int, default=20)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--live", type=int, default=50)
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--no-shim", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -251,6 +319,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         result = asyncio.run(measure(args, Path(home)))
         result["pairing_ms"] = asyncio.run(measure_pairing(args.pairings, Path(home)))
+        result.update(asyncio.run(measure_sync(args.events, args.live, Path(home))))
     result.update({"iroh": iroh_shim.installed_version(), "python": platform.python_version(),
                    "cpus": __import__("os").cpu_count(), "transport": "loopback, relays off"})
     print(json.dumps(result))
