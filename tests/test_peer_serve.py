@@ -480,3 +480,65 @@ def test_a_live_subscription_delivers_a_new_event_to_the_other_replica(procs, ho
     assert tessera(alice, "events", "publish", "k8s.third", "3").returncode == 0
     wait_stderr(subscriber, lambda l: '"subscription_failed"' in l, timeout=DEADLINE)  # its retry is refused too
     assert subjects() == ["k8s.first", "k8s.second"]
+
+
+async def _idle_peer_connection(home: Path, ticket: str, connected: "asyncio.Event", done: list) -> None:
+    """A peer that says hello, gets the answer, then stays silent until the server closes."""
+    from tessera.core import node_key
+    from tessera.core.peers import frames, message_types, transport
+
+    key = node_key.signing_key(home / "data" / "tessera.db")
+    async with await transport.Endpoint.bind(key, loopback=True) as endpoint:
+        connection = await endpoint.connect(ticket)
+        stream = await connection.open_stream()
+        await frames.write_frame(stream, message_types.make("hello", version=message_types.PROTOCOL_VERSION,
+                                                            node_id=endpoint.node_id, name="bob", ticket=""))
+        done.append(await frames.read_frame(stream))
+        connected.set()
+        try:
+            while await frames.read_frame(stream) is not None:
+                pass
+            done.append("finished")  # the server ended the stream cleanly
+        except (transport.TransportError, frames.ProtocolError):
+            done.append("dropped")  # the connection was cut
+        connection.close()
+
+
+def test_sigterm_with_an_idle_peer_and_a_subscriber_connected_exits_0_and_closes_them(procs, homes):
+    alice, bob = homes
+    serve, listening = paired(procs, alice, bob)
+    assert tessera(alice, "peer", "share", "events:k8s.>").returncode == 0
+    subscriber, _ = start_serve(procs, bob, "--sync")
+    wait_stderr(serve, lambda l: '"subscribed"' in l, timeout=DEADLINE)
+
+    async def scenario():
+        connected, done = asyncio.Event(), []
+        idle = asyncio.create_task(_idle_peer_connection(bob, listening["ticket"], connected, done))
+        await asyncio.wait_for(connected.wait(), DEADLINE)
+        serve.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(idle, DEADLINE)
+        return done
+
+    done = asyncio.run(scenario())
+    assert done[0]["type"] == "hello" and done[-1] == "finished"
+    assert serve.wait(DEADLINE) == 0
+    wait_stderr(subscriber, lambda l: '"subscription_failed"' in l, timeout=DEADLINE)  # it noticed, and retries
+    subscriber.send_signal(signal.SIGTERM)
+    assert subscriber.wait(DEADLINE) == 0
+
+
+def test_peer_sync_gives_up_with_exit_4_when_the_lock_stays_held(procs, homes):
+    from filelock import FileLock
+
+    from tessera.core.peers import peer_list
+
+    alice, bob = homes
+    conn = store(bob)
+    with conn:
+        peer_list.add(conn, node_id(alice), "alice", publish=True, subscribe=True, added_at="2026-12-01T00:00:00Z")
+    conn.close()
+    with FileLock(str(bob / "data" / "sync.lock")):
+        waited = tessera(bob, "peer", "sync", timeout=DEADLINE + 30)
+    assert waited.returncode == 4, waited.stderr
+    assert "waiting for another sync (up to 30 s)" in waited.stderr and "still holds" in waited.stderr
+    assert waited.stdout == ""

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from tessera.core.peers import channel as channels
-from tessera.core.peers import frames, hello, identity, peer_list, transport
+from tessera.core.peers import hello, identity, peer_list, transport
 from tessera.core.peers.frames import ProtocolError
 from tessera.core.peers.rate_limit import PeerRateLimiter
 
@@ -145,7 +145,9 @@ class Server:
         node_id = channel.remote.node_id
         while not self.stopping.is_set():
             try:
-                request = await channel.recv()
+                request = await self._next_request(channel)
+                if request is None:  # stopping: the connection is idle between requests
+                    break
             except hello.PeerRefused:
                 channel.close()
                 return
@@ -171,6 +173,19 @@ class Server:
                 await channel.finish()
                 return
         await channel.finish()
+
+    async def _next_request(self, channel: channels.Channel) -> dict | None:
+        """The peer's next request, or None once ``stop()`` is called while we wait for it."""
+        receiving = asyncio.create_task(channel.recv())
+        stopping = asyncio.create_task(self.stopping.wait())
+        try:
+            await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if receiving.done():
+            return receiving.result()
+        receiving.cancel()
+        return None
 
     # -- subscriptions -------------------------------------------------------------------------
 
