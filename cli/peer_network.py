@@ -238,7 +238,7 @@ def sync(peer: Annotated[Optional[str], typer.Argument(metavar="PEER", show_defa
 async def _sync(conn, peers, full: bool) -> int:
     from tessera.cli.messages import print_message
     from tessera.core.errors import EXIT_ERROR, EXIT_OK, EXIT_UNAVAILABLE, TesseraError
-    from tessera.core.peers import identity, node_endpoint, sync_dial, transport
+    from tessera.core.peers import node_endpoint, sync_dial
 
     tty = sys.stderr.isatty()
     endpoint = await node_endpoint.bind(conn, listen=False)
