@@ -542,3 +542,23 @@ def test_peer_sync_gives_up_with_exit_4_when_the_lock_stays_held(procs, homes):
     assert waited.returncode == 4, waited.stderr
     assert "waiting for another sync (up to 30 s)" in waited.stderr and "still holds" in waited.stderr
     assert waited.stdout == ""
+
+
+def test_serve_port_binds_that_port_and_keeps_it_for_the_next_start(procs, homes):
+    import socket
+
+    alice, _ = homes
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    serve, listening = start_serve(procs, alice, "--port", str(port))
+    assert listening["port"] == port
+    from tessera.core.peers.transport import NodeAddress
+
+    assert f"127.0.0.1:{port}" in NodeAddress.from_ticket(listening["ticket"]).addresses
+    serve.send_signal(signal.SIGTERM)
+    assert serve.wait(DEADLINE) == 0
+    _, again = start_serve(procs, alice)
+    assert again["port"] == port
+    bad = tessera(alice, "serve", "--sync-interval", "5s")
+    assert bad.returncode == 2 and "--sync-interval" in bad.stderr
