@@ -236,15 +236,17 @@ def sync(peer: Annotated[Optional[str], typer.Argument(metavar="PEER", show_defa
 
 
 async def _sync(conn, peers, full: bool) -> int:
+    """Pull from each peer in turn: a progress bar on stderr when it is a terminal; one JSON line
+    per peer on stdout in a pipe, a readable line on a terminal. The exit code of the worst."""
     from tessera.cli.messages import print_message
     from tessera.core.errors import EXIT_ERROR, EXIT_OK, EXIT_UNAVAILABLE, TesseraError
     from tessera.core.peers import node_endpoint, sync_dial
+    from tessera.core.peers.sync import report_line
 
-    tty = sys.stderr.isatty()
     endpoint = await node_endpoint.bind(conn, listen=False)
     codes = []
     try:
-        progress = _progress() if tty else None
+        progress = _progress() if sys.stderr.isatty() else None
         with progress or _Nothing():
             for peer in peers:
                 on_page = None
@@ -256,17 +258,14 @@ async def _sync(conn, peers, full: bool) -> int:
                 except TesseraError as exc:
                     codes.append(exc.exit_code)
                     print_message(f"{peer.name}: {exc.one_line()}")
-                    if not tty:
-                        print(json.dumps({"peer": peer.name, "node_id": peer.node_id, "shares": {}, "items": 0,
-                                          "status": "error", "error": exc.one_line()}), flush=True)
-                    continue
-                codes.append(report.exit_code)
-                if report.error is not None:
-                    print_message(f"{peer.name}: {report.error}")
-                if not tty:
-                    from tessera.core.peers import sync as sync_module
-
-                    print(json.dumps(sync_module.report_line(report)), flush=True)
+                    line = {"peer": peer.name, "node_id": peer.node_id, "shares": {}, "items": 0, "status": "error",
+                            "error": exc.one_line()}
+                else:
+                    codes.append(report.exit_code)
+                    if report.error is not None:
+                        print_message(f"{peer.name}: {report.error}")
+                    line = report_line(report)
+                _print_outcome(line)
     finally:
         await endpoint.close()
     failed = [c for c in codes if c != EXIT_OK]
@@ -277,6 +276,19 @@ async def _sync(conn, peers, full: bool) -> int:
     if EXIT_UNAVAILABLE in failed:
         return EXIT_UNAVAILABLE
     return failed[0]
+
+
+def _print_outcome(line: dict) -> None:
+    if not sys.stdout.isatty():
+        print(json.dumps(line), flush=True)
+        return
+    from tessera.core.errors import printable
+
+    if line["status"] != "ok":
+        print(printable(f"{line['peer']}: failed (see above)"), flush=True)
+        return
+    per_share = ", ".join(f"{item} {share['items']}" for item, share in line["shares"].items()) or "nothing shared"
+    print(printable(f"{line['peer']}: {line['items']} new items ({per_share})"), flush=True)
 
 
 class _Nothing:
@@ -292,4 +304,5 @@ def _progress():
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} items"),
-                    console=Console(stderr=True), transient=True)
+                    console=Console(stderr=True), transient=True,
+                    redirect_stdout=False, redirect_stderr=False)  # the JSON lines stay on stdout

@@ -562,3 +562,31 @@ def test_serve_port_binds_that_port_and_keeps_it_for_the_next_start(procs, homes
     assert again["port"] == port
     bad = tessera(alice, "serve", "--sync-interval", "5s")
     assert bad.returncode == 2 and "--sync-interval" in bad.stderr
+
+
+def test_peer_sync_on_a_terminal_draws_progress_on_stderr_and_keeps_json_on_a_piped_stdout(procs, homes):
+    import pty
+
+    alice, bob = homes
+    paired(procs, alice, bob)
+    assert tessera(alice, "events", "publish", "k8s.one", "1").returncode == 0
+    assert tessera(alice, "peer", "share", "events:k8s.>").returncode == 0
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([*TSR, "peer", "sync"], env={**env_for(bob), "COLUMNS": "100"}, stdout=subprocess.PIPE,
+                            stderr=follower, stdin=subprocess.DEVNULL, text=True)
+    os.close(follower)
+    drawn = bytearray()
+    while True:  # read the terminal until the process closes it (EIO once it has exited)
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(leader)
+    out, _ = proc.communicate(timeout=DEADLINE)
+    assert proc.returncode == 0
+    (line,) = [json.loads(text) for text in out.splitlines()]
+    assert line["status"] == "ok" and line["items"] == 1
+    assert b"alice" in drawn and b"\x1b[" in drawn  # the progress bar, drawn with escape sequences
