@@ -590,3 +590,34 @@ def test_peer_sync_on_a_terminal_draws_progress_on_stderr_and_keeps_json_on_a_pi
     (line,) = [json.loads(text) for text in out.splitlines()]
     assert line["status"] == "ok" and line["items"] == 1
     assert b"alice" in drawn and b"\x1b[" in drawn  # the progress bar, drawn with escape sequences
+
+
+def test_serve_sync_retries_an_unreachable_peer_with_backoff_then_subscribes_once_it_is_back(procs, homes):
+    alice, bob = homes
+    alice_serve, _ = paired(procs, alice, bob)
+    assert tessera(alice, "events", "publish", "k8s.back", "1").returncode == 0
+    assert tessera(alice, "peer", "share", "events:k8s.>").returncode == 0
+    alice_serve.send_signal(signal.SIGTERM)
+    assert alice_serve.wait(DEADLINE) == 0
+    subscriber, _ = start_serve(procs, bob, "--sync")
+    first = json.loads(wait_stderr(subscriber, lambda l: '"subscription_failed"' in l, timeout=DEADLINE))
+    second = json.loads(wait_stderr(subscriber, lambda l: '"subscription_failed"' in l, timeout=DEADLINE))
+    assert (first["retry_s"], second["retry_s"]) == (1.0, 2.0) and first["peer"] == node_id(alice)[:10]
+    assert "Traceback" not in first["reason"]
+    start_serve(procs, alice)  # back on its stored port: the ticket bob keeps still works
+    wait_stderr(subscriber, lambda l: '"subscription"' in l, timeout=3 * DEADLINE)
+
+    def subjects():
+        from tessera.core.peers import replica_files
+
+        conn = replica_files.open_read_only(node_id(alice), bob / "data" / "tessera.db")
+        if conn is None:
+            return []
+        try:
+            return [r[0] for r in conn.execute("SELECT subject FROM events")]
+        except sqlite3.OperationalError:
+            return []
+        finally:
+            conn.close()
+
+    wait_until(lambda: subjects() == ["k8s.back"], "the event after the reconnect")
