@@ -621,3 +621,29 @@ def test_serve_sync_retries_an_unreachable_peer_with_backoff_then_subscribes_onc
             conn.close()
 
     wait_until(lambda: subjects() == ["k8s.back"], "the event after the reconnect")
+
+
+def test_a_share_granted_while_subscribed_reaches_the_subscriber(procs, homes):
+    alice, bob = homes
+    alice_serve, _ = paired(procs, alice, bob)
+    subscriber, _ = start_serve(procs, bob, "--sync")
+    wait_stderr(alice_serve, lambda l: '"subscribed"' in l, timeout=DEADLINE)  # to nothing yet: private by default
+    assert tessera(alice, "events", "publish", "k8s.later", "1").returncode == 0
+    assert tessera(alice, "peer", "share", "events:k8s.>", "--with", "bob").returncode == 0
+
+    def subjects():
+        from tessera.core.peers import replica_files
+
+        conn = replica_files.open_read_only(node_id(alice), bob / "data" / "tessera.db")
+        if conn is None:
+            return []
+        try:
+            return [r[0] for r in conn.execute("SELECT subject FROM events")]
+        except sqlite3.OperationalError:
+            return []
+        finally:
+            conn.close()
+
+    wait_until(lambda: subjects() == ["k8s.later"], "the newly shared event in bob's replica")
+    ended = wait_stderr(subscriber, lambda l: '"subscription_ended"' in l or '"subscription_failed"' in l, timeout=1)
+    assert '"subscription_ended"' in ended

@@ -125,7 +125,7 @@ class Daemon:
             peer = peer_list.get(self.conn, node_id)
             if peer is None or not peer.subscribe:
                 return
-            target = None
+            target, established = None, False
             try:
                 channel = await channels.open_channel(self.conn, endpoint, peer)
                 try:
@@ -140,6 +140,7 @@ class Daemon:
                     await channel.send(message_types.make("subscribe", cursors=cursors))
                     self.log("info", "subscription", peer=identity.short_id(node_id), shares=len(cursors))
                     self.live.add(node_id)
+                    established = True
                     delays = backoff_delays()
                     while True:
                         page = await channel.recv()
@@ -157,6 +158,11 @@ class Daemon:
             except asyncio.CancelledError:
                 raise
             except TesseraError as exc:
+                if established and getattr(exc, "code", None) == "closed":  # the peer ended it cleanly
+                    self.log("info", "subscription_ended", peer=identity.short_id(node_id))  # (a new share)
+                    delays = backoff_delays()
+                    await asyncio.sleep(BACKOFF_FIRST)
+                    continue
                 delay = next(delays)
                 with transaction(self.conn):
                     peer_list.record_sync(self.conn, node_id, when=time_now(), error=exc.one_line())

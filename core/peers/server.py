@@ -191,7 +191,9 @@ class Server:
 
     async def _subscribe(self, channel: channels.Channel, request: dict) -> None:
         """Push a page for each subscribed share whenever it has items past its cursor (first the
-        backlog, then live), a ping when idle; until either side closes or the peer loses access."""
+        backlog, then live), a ping when idle; until either side closes or the peer loses access
+        (one error frame). A share granted to the peer meanwhile ends the stream cleanly, so the
+        subscriber asks ``shares`` again and subscribes to it too."""
         from tessera.core.peers import pages, shares
 
         node_id = channel.remote.node_id
@@ -220,6 +222,10 @@ class Server:
                         reader.cancel()
                         await self._refuse(channel, refusal)
                         return
+                    if granted - cursors.keys():  # a share granted since: the subscriber lists and subscribes again
+                        self.log("info", "subscription_renewed", peer=identity.short_id(node_id),
+                                 shares=len(granted))
+                        break
                     pushed = True
                     while pushed and not self.stopping.is_set():  # drain the backlog, page by page
                         pushed = False
