@@ -20,7 +20,7 @@ import sqlite3
 
 from tessera.core.peers import frames, hello, identity, node_endpoint, peer_list, transport
 from tessera.core.peers.frames import ProtocolError
-from tessera.core.peers.hello import ConnectionStart, Phase, RemoteNode
+from tessera.core.peers.hello import ConnectionStart, RemoteNode
 from tessera.core.peers.rate_limit import PeerRateLimiter
 
 CLOSE_WAIT = 5.0  # seconds the answering side waits for the other to close after its last frame
@@ -37,10 +37,6 @@ class Channel:
     @property
     def remote(self) -> RemoteNode | None:
         return self.machine.remote
-
-    @property
-    def open(self) -> bool:
-        return self.machine.phase is Phase.OPEN
 
     async def send(self, message: dict) -> None:
         await frames.write_frame(self.stream, message)
@@ -104,8 +100,8 @@ async def open_channel(conn: sqlite3.Connection, endpoint: transport.Endpoint,
     """Dial ``target`` (a peer, at its stored address, or a ticket) and exchange hellos.
 
     Raises:
-        transport errors (exit 2/3/4), hello.PeerRefused (5 when not authorized),
-        ProtocolError, and a UsageError-like BadTicket when a peer has no address yet.
+        transport errors (BadTicket 2, TransportError 3 also when the peer has no address yet,
+        ConnectTimeout 4), hello.PeerRefused (5 when not authorized), ProtocolError.
     """
     if isinstance(target, peer_list.Peer):
         if not target.address:

@@ -48,13 +48,11 @@ class Server:
     """Answers the connections ``endpoint`` accepts, for the store at ``conn``."""
 
     def __init__(self, conn: sqlite3.Connection, endpoint: transport.Endpoint, *, signing_key,
-                 local_ticket: str = "", limiter: PeerRateLimiter | None = None, log: Log = _no_log,
-                 on_paired: Callable[[object], None] | None = None):
+                 local_ticket: str = "", limiter: PeerRateLimiter | None = None, log: Log = _no_log):
         self.conn, self.endpoint, self.signing_key = conn, endpoint, signing_key
         self.local_ticket = local_ticket
         self.limiter = limiter or PeerRateLimiter()
         self.log = log
-        self.on_paired = on_paired
         self.stopping = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._accepting: asyncio.Task | None = None
@@ -283,6 +281,4 @@ class Server:
                 await channel.finish()
             return
         self.log("info", "paired", name=result.peer_name, role=result.role, **where)
-        if self.on_paired is not None:
-            self.on_paired(result)
         channel.close()
