@@ -303,3 +303,41 @@ def test_a_notebook_removed_and_made_again_reaches_the_peer_under_its_new_id(ali
     nb = repository.load(copy, "ops")
     assert nb.title == "second" and [c["source"] for c in nb.cells()] == ["new"]
     assert nb.id == repository.load(alice.conn, "ops").id
+
+
+def _forged(alice, item, cursor_from, cursor_to, items):
+    """A page alice herself signs (a broken or malicious sender: the signature holds)."""
+    page = {"type": "page", "share": item, "cursor_from": cursor_from, "cursor_to": cursor_to, "more": False, "items": items}
+    return page_signing.signed(page, alice.key)
+
+
+def _event(actor, seq, prev, data):
+    fields = {"seq": seq, "id": f"id-{actor[:4]}-{seq}-{data}", "time": "2026-12-01T00:00:00.000Z", "subject": "deploy.web",
+              "type": "event", "actor": actor, "correlation": "c", "data": {"n": data}, "prev_hash": prev}
+    fields["hash"] = events.entry_hash(prev, seq, fields["id"], fields["time"], fields["subject"], fields["type"],
+                                       actor, "c", json.dumps({"n": data}, separators=(",", ":")))
+    return fields
+
+
+def test_signed_pages_that_break_the_chain_or_the_crdt_are_refused(alice_bob):
+    alice, bob = alice_bob
+    actor = "ab" * 16
+    one = _event(actor, 1, events.GENESIS, 1)
+    two = _event(actor, 2, one["hash"], 2)
+    copy = replica.open_for_write(alice.node_id, bob.path)
+    assert replica.apply(copy, alice.node_id, _forged(alice, "events:>", 0, 1, [one])) == 1
+    for expected, items in (("does not link", [_event(actor, 2, "f" * 64, 2)]),  # prev_hash is not seq 1's hash
+                            ("forked", [_event(actor, 1, events.GENESIS, 99)]),  # another event at seq 1
+                            ("out of order", [_event(actor, 5, "e" * 64, 5), _event(actor, 4, "d" * 64, 4)]),
+                            ("actor", [_event("cd" * 16, 2, one["hash"], 2)])):  # another actor's chain
+        with pytest.raises(replica.PageRefused, match=expected):
+            replica.apply(copy, alice.node_id, _forged(alice, "events:>", 1, 2, items))
+    fresh = replica.open_for_write(alice.node_id, path=bob.path.parent / "other" / "replica.db")
+    with pytest.raises(replica.PageRefused, match="genesis"):
+        replica.apply(fresh, alice.node_id, _forged(alice, "events:>", 0, 1, [_event(actor, 1, "e" * 64, 7)]))
+    assert replica.apply(copy, alice.node_id, _forged(alice, "events:>", 1, 2, [two])) == 1
+    assert [e.seq for e in events.read(copy)] == [1, 2] and replica.cursors(copy) == {"events:>": 2}
+    junk = {"name": "ops", "notebook_id": "n1", "time": "t", "title": "", "update": b"\x00not a crdt update", "update_id": 1}
+    with pytest.raises(replica.PageRefused, match="not a CRDT update"):
+        replica.apply(copy, alice.node_id, _forged(alice, "notebook:ops", 0, 1, [junk]))
+    assert repository.notebook_names(copy) == []

@@ -48,12 +48,17 @@ def open_for_write(node_id: str, store_path: Path | None = None, *, path: Path |
 
     Args:
         store_path: the local store (the replica lives beside it, under peers/).
-        path: another file to use (a full re-sync fills a new file, then moves it in place).
+        path: another file to use (tests; the default is replica_files.replica_path).
     """
     from tessera.core.store.db import connect
 
-    path = Path(path) if path is not None else replica_files.replica_path(node_id, store_path)
-    for directory in (path.parent.parent, path.parent):
+    if path is None:
+        path = replica_files.replica_path(node_id, store_path)
+        directories = (path.parent.parent, path.parent)  # peers/ and peers/<node id>/
+    else:
+        path = Path(path)
+        directories = (path.parent,)
+    for directory in directories:
         directory.mkdir(mode=0o700, exist_ok=True, parents=True)
         os.chmod(directory, 0o700)
     conn = connect(path)
