@@ -65,7 +65,9 @@ def test_notebooks_and_events_flow_both_ways(alice_bob):
     assert report.ok, report.error
     copy = replica_of(alice, bob)
     assert [n["name"] for n in repository.list_notebooks(copy)] == ["notes"]
-    assert [e.as_dict() for e in events.read(copy)] == own_events(bob, ">")  # bob's notebook events too
+    # events:> carries bob's events but not his notebooks' change events (they hold notebook content)
+    assert [e.as_dict() for e in events.read(copy)] == [e for e in own_events(bob, ">") if not e["subject"].startswith("notebook.")]
+    assert [e.subject for e in events.read(copy)] == ["alerts.disk"]
 
 
 def test_a_second_pull_brings_only_what_is_new_and_follows_compaction_and_renames(alice_bob):
@@ -226,6 +228,16 @@ def test_nothing_unshared_is_in_any_frame_sent(alice_bob, tmp_path):
     assert len(wire.sent) == 1 and b"SECRET-CELL" not in wire.sent[0]
     refusal, wire = asyncio.run(ask("events:secret.>"))
     assert refusal.code == "not_shared" and b"SECRET-EVENT" not in wire.sent[0]
+
+    # all of alice's events: notebook change events (which hold titles and cell sources) stay out
+    share(alice, "events:>", bob)
+    report, wire = pull(bob, alice)
+    assert report.ok and report.shares["events:>"].items == 1  # secret.x (deploy.web came with events:deploy.>)
+    for frame in wire.sent:
+        assert b"SECRET-CELL" not in frame and b"SECRET-TITLE" not in frame
+    share(alice, "events:notebook.ops.>", bob)  # named explicitly: then they go
+    report, _ = pull(bob, alice)
+    assert report.shares["events:notebook.ops.>"].items == 1
 
     carol = make_node(tmp_path, "carol")  # not a peer of alice's at all
     answer = requests.answer(alice.conn, carol.node_id, {"type": "shares"}, alice.key)

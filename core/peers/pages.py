@@ -7,7 +7,7 @@ the node key.
   writes one full-state update with a larger id, so a cursor stays valid across it.
 - ``events:PATTERN``: the cursor is the events table's rowid (local arrival order); items are
   this node's own events (its actor) whose subject matches the pattern, as ``Event.as_dict``
-  gives them. Rows passed over (another actor's, another subject) still move the cursor on.
+  gives them; notebooks' change events only when the pattern names them (shares.event_shared). Rows passed over (another actor's, another subject) still move the cursor on.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def _event_items(conn: sqlite3.Connection, pattern: str, cursor: int, limit: int
     actor = events.local_actor(conn)
     if actor is None:  # this node never wrote an event
         return [], cursor, False
-    matches = events.subject_matches
+    matches = shares.event_shared
     loads = json.loads
     items: list[dict] = []
     size, last = 0, cursor
