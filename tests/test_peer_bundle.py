@@ -4,6 +4,7 @@ written) when altered anywhere, cut short, signed by a stranger or made for anot
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -57,6 +58,8 @@ def test_export_and_import_through_the_cli(alice_bob, tmp_path):
     copy = replica_files.open_read_only(alice.node_id, bob.path)
     assert repository.load(copy, "ops").title == "Operations"
     assert [e.data["n"] for e in events.read(copy)] == [0, 1, 2]
+    listed = json.loads(tessera(bob.path.parent, "peer", "list", "--json").stdout)
+    assert [(p["name"], p["items"]) for p in listed] == [("alice", 5)]  # the items in its replica
     again = tessera(bob.path.parent, "peer", "import", str(out))  # importing twice adds nothing
     assert again.returncode == 0 and "(0 new items)" in again.stdout
     assert len(events.read(replica_files.open_read_only(alice.node_id, bob.path))) == 3

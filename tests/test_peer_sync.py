@@ -353,3 +353,27 @@ def test_signed_pages_that_break_the_chain_or_the_crdt_are_refused(alice_bob):
     with pytest.raises(replica.PageRefused, match="not a CRDT update"):
         replica.apply(copy, alice.node_id, _forged(alice, "notebook:ops", 0, 1, [junk]))
     assert repository.notebook_names(copy) == []
+
+
+def test_foreign_rows_checks_as_foreign_row_does(alice_bob):
+    alice, _ = alice_bob
+    events.append_many(alice.conn, [("deploy.web", {"n": i, "deep": {"b": [1, 2.5, None]}}) for i in range(5)])
+    good = own_events(alice, "deploy.>")
+    assert events.foreign_rows(good) == [events.foreign_row(e, i) for i, e in enumerate(good)]
+    for change in ({"data": {"n": 99}}, {"seq": 0}, {"seq": True}, {"hash": "A" * 64}, {"actor": ""}, {"subject": "a..b"},
+                   {"subject": "never.seen.before"}, {"id": "x" * 201}, {"prev_hash": 5}):
+        bad = [good[0], {**good[1], **change}]
+        try:
+            events.foreign_row(bad[1], 1)
+            expected = None
+        except Exception as exc:  # noqa: BLE001 - comparing what each says
+            expected = (type(exc), str(exc))
+        try:
+            events.foreign_rows(bad)
+            got = None
+        except Exception as exc:  # noqa: BLE001
+            got = (type(exc), str(exc))
+        assert got == expected, change
+    missing = {k: v for k, v in good[0].items() if k != "hash"}
+    with pytest.raises(Exception, match="lacks hash"):
+        events.foreign_rows([missing])

@@ -150,7 +150,7 @@ def _file_events(replica: sqlite3.Connection, items: list) -> int:
 
     if not items:
         return 0
-    rows = [events.foreign_row(item, i) for i, item in enumerate(items)]  # one SHA-256 each
+    rows = events.foreign_rows(items)  # one SHA-256 each
     actor = rows[0][5]
     for i, row in enumerate(rows):
         if row[5] != actor:
