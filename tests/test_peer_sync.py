@@ -341,7 +341,8 @@ def test_signed_pages_that_break_the_chain_or_the_crdt_are_refused(alice_bob):
     for expected, items in (("does not link", [_event(actor, 2, "f" * 64, 2)]),  # prev_hash is not seq 1's hash
                             ("forked", [_event(actor, 1, events.GENESIS, 99)]),  # another event at seq 1
                             ("out of order", [_event(actor, 5, "e" * 64, 5), _event(actor, 4, "d" * 64, 4)]),
-                            ("actor", [_event("cd" * 16, 2, one["hash"], 2)])):  # another actor's chain
+                            ("actor", [_event("cd" * 16, 2, one["hash"], 2)]),  # another actor's chain
+                            ("does not match its hash", [{**two, "data": {"n": 3}}])):  # signed, but the event was changed
         with pytest.raises(replica.PageRefused, match=expected):
             replica.apply(copy, alice.node_id, _forged(alice, "events:>", 1, 2, items))
     fresh = replica.open_for_write(alice.node_id, path=bob.path.parent / "other" / "replica.db")
