@@ -378,3 +378,34 @@ def test_foreign_rows_checks_as_foreign_row_does(alice_bob):
     missing = {k: v for k, v in good[0].items() if k != "hash"}
     with pytest.raises(Exception, match="lacks hash"):
         events.foreign_rows([missing])
+
+
+def test_a_signed_page_of_anything_is_filed_or_refused_never_a_crash(tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    alice, bob = make_node(tmp_path, "alice"), make_node(tmp_path, "bob")
+    copy = replica.open_for_write(alice.node_id, bob.path)
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.text(max_size=20), st.binary(max_size=20))
+    fields = st.sampled_from(["seq", "id", "time", "subject", "type", "actor", "correlation", "data", "prev_hash", "hash",
+                              "notebook_id", "name", "title", "update_id", "update"])
+    item = st.one_of(scalars, st.dictionaries(fields, scalars, max_size=15))
+    page = st.fixed_dictionaries({"type": st.just("page"), "share": st.sampled_from(["events:>", "notebook:ops", "x", "events:a..b"]),
+                                  "cursor_from": st.one_of(st.integers(-1, 3), st.booleans()),
+                                  "cursor_to": st.integers(-1, 5), "more": st.booleans(), "items": st.lists(item, max_size=4)})
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(page)
+    def contents():
+        return [copy.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+                for table in ("events", "event_chains", "notebooks", "notebook_updates", "sync_cursors")]
+
+    def check(candidate):
+        before = contents()
+        try:
+            replica.apply(copy, alice.node_id, page_signing.signed(candidate, alice.key))
+        except replica.PageRefused:
+            assert contents() == before  # refused: nothing written
+        assert not copy.in_transaction
+
+    check()

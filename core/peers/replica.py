@@ -109,8 +109,8 @@ def apply(replica: sqlite3.Connection, sender_node_id: str, page: dict, *, overl
         item = None
     if item is None or item != page["share"]:
         raise PageRefused(f"a page from {sender_node_id[:10]} names no valid share; nothing of it was stored")
-    cursor_from, cursor_to, items = page["cursor_from"], page["cursor_to"], page["items"]
-    if not (isinstance(cursor_from, int) and isinstance(cursor_to, int) and isinstance(items, list)
+    cursor_from, cursor_to, items = page.get("cursor_from"), page.get("cursor_to"), page.get("items")
+    if not (type(cursor_from) is int and type(cursor_to) is int and type(items) is list
             and 0 <= cursor_from <= cursor_to < 2**63):
         raise PageRefused(f"the page of {item} from {sender_node_id[:10]} has bad cursors; nothing of it was stored")
     with transaction(replica):
