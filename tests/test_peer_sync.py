@@ -391,15 +391,16 @@ def test_a_signed_page_of_anything_is_filed_or_refused_never_a_crash(tmp_path):
                               "notebook_id", "name", "title", "update_id", "update"])
     item = st.one_of(scalars, st.dictionaries(fields, scalars, max_size=15))
     page = st.fixed_dictionaries({"type": st.just("page"), "share": st.sampled_from(["events:>", "notebook:ops", "x", "events:a..b"]),
-                                  "cursor_from": st.one_of(st.integers(-1, 3), st.booleans()),
-                                  "cursor_to": st.integers(-1, 5), "more": st.booleans(), "items": st.lists(item, max_size=4)})
+                                  "more": st.booleans()},
+                                 optional={"cursor_from": st.one_of(st.integers(-1, 3), st.booleans()),
+                                           "cursor_to": st.integers(-1, 5), "items": st.lists(item, max_size=4)})
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-    @given(page)
     def contents():
         return [copy.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
                 for table in ("events", "event_chains", "notebooks", "notebook_updates", "sync_cursors")]
 
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(page)
     def check(candidate):
         before = contents()
         try:
