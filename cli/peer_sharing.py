@@ -9,15 +9,16 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from tessera.cli import completers
 from tessera.cli.peer import peer_app
 from tessera.core.errors import UsageError, printable
 
-PeerArg = Annotated[str, typer.Argument(metavar="PEER", show_default=False,
+PeerArg = Annotated[str, typer.Argument(metavar="PEER", show_default=False, autocompletion=completers.peers,
                                         help="A peer's name, full node id, or a unique start of its id (10+ characters).")]
-ItemArg = Annotated[str, typer.Argument(metavar="ITEM", show_default=False,
+ItemArg = Annotated[str, typer.Argument(metavar="ITEM", show_default=False, autocompletion=completers.share_items,
                                         help="notebook:NAME (or just NAME) or events:SUBJECT_PATTERN (e.g. events:deploy.>).")]
 WithOpt = Annotated[Optional[list[str]], typer.Option("--with", metavar="PEER", show_default=False,
-                                                      help="Only with this peer (repeatable; default: every peer this node publishes to).")]
+                                                      autocompletion=completers.peers, help="Only with this peer (repeatable; default: every peer this node publishes to).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -265,10 +266,10 @@ def shared(as_json: JsonOpt = False) -> None:
 def export(output: Annotated[str, typer.Option("--output", "-o", metavar="FILE", show_default=False,
                                                help="The bundle file to write (0600, replaced whole).")],
            share_items: Annotated[Optional[list[str]], typer.Option(
-               "--share", metavar="ITEM", show_default=False,
+               "--share", metavar="ITEM", show_default=False, autocompletion=completers.share_items,
                help="Only this share (repeatable; default: what is shared with --to, else with every peer).")] = None,
            to: Annotated[Optional[str], typer.Option("--to", metavar="PEER", show_default=False,
-                                                     help="The peer it is for: only what is shared with it, and only it may import it.")] = None) -> None:
+                                                     autocompletion=completers.peers, help="The peer it is for: only what is shared with it, and only it may import it.")] = None) -> None:
     """Write what this node shares to a bundle file, signed by the node key, for a peer without
     a network path to this node (import it there with `tessera peer import FILE`).
 
