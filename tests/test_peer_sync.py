@@ -410,3 +410,30 @@ def test_a_signed_page_of_anything_is_filed_or_refused_never_a_crash(tmp_path):
         assert not copy.in_transaction
 
     check()
+
+
+def test_one_byte_of_an_events_data_flipped_on_the_wire_is_refused(alice_bob):
+    alice, bob = alice_bob
+    events.append_many(alice.conn, [("deploy.web", {"host": f"web-{i:03d}"}) for i in range(5)])
+    share(alice, "events:deploy.>")
+
+    def flip(frame, index):
+        if index != 1:
+            return frame
+        at = frame.index(b"web-003") + 4  # one digit inside one event's data
+        return frame[:at] + bytes([frame[at] ^ 0x01]) + frame[at + 1:]
+
+    report, _ = pull(bob, alice, tamper_frame=flip)
+    assert not report.ok and report.exit_code == 1 and "not signed" in report.error
+    assert replica_of(bob, alice).execute("SELECT count(*) FROM events").fetchone()[0] == 0
+
+
+def test_a_peer_that_does_not_know_us_is_reported_with_exit_5_and_the_fix(alice_bob, tmp_path):
+    alice, bob = alice_bob
+    with transaction(alice.conn):
+        peer_list.remove(alice.conn, bob.node_id)
+    report, wire = pull(bob, alice)
+    assert not report.ok and report.exit_code == 5
+    assert f"tessera peer add {bob.node_id} --publish" in report.error
+    assert len(wire.sent) == 1 and sync.report_line(report)["status"] == "error"
+    assert peer_list.get(bob.conn, alice.node_id).last_error == report.error[:300]
