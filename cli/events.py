@@ -24,6 +24,9 @@ def _seq(value: int | None) -> int | None:
 AfterSeq = Annotated[Optional[int], typer.Option("--after-seq", metavar="N", min=0, callback=_seq, help="Only events with seq greater than N.", show_default=False)]
 Correlation = Annotated[Optional[str], typer.Option("--correlation", metavar="ID", help="Only events of this correlation id (one CLI invocation).", show_default=False)]
 Follow = Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events as they are written (by any process).")]
+PeerOpt = Annotated[Optional[str], typer.Option("--peer", metavar="PEER", show_default=False,
+                                                help="Read a peer's events from its replica (its name or id), read-only; "
+                                                     "with -f, keep printing them as sync receives them.")]
 
 
 def _conn():
@@ -31,6 +34,12 @@ def _conn():
     from tessera.core.store.db import connect
 
     return connect(on_wait=print_message)
+
+
+def _replica(peer: str):
+    from tessera.core.peers.replica_reading import open_peer
+
+    return open_peer(peer).conn
 
 
 @events_app.command("tail")
@@ -42,11 +51,13 @@ def tail(
     until: Until = None,
     after_seq: AfterSeq = None,
     correlation: Correlation = None,
+    peer: PeerOpt = None,
     *,
     out: OutputSettings,
 ) -> None:
     """Print events in order (JSON lines in a pipe, a table on a terminal); -f keeps following.
 
+    --peer NAME reads that peer's events from its replica instead of this node's log.
     Example: tessera events tail -f 'query.ops.>' --since 1h
     """
     from tessera.core import events
@@ -58,7 +69,7 @@ def tail(
         "until": events.parse_when(until, flag="--until") if until else None,
         "correlation": correlation,
     }
-    conn = _conn()
+    conn = _conn() if peer is None else _replica(peer)
     top = events.last_position(conn)  # read before the backlog: nothing written meanwhile is skipped
     found = events.read(conn, after_seq=after_seq, **filters)
     fmt = out.format()
