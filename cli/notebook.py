@@ -29,7 +29,7 @@ TextFile = Annotated[Optional[str], typer.Option("--file", "-f", metavar="FILE",
                                                  show_default=False)]
 CellSources = Annotated[Optional[list[str]], typer.Option(
     "--source", "-s", metavar="SOURCE", show_default=False,
-    help="A source the cell queries (as tessera query -s: file, directory, demo, replay:FILE). Repeatable.")]
+    help="A source the cell queries (as tessera query -s: file, directory, demo, replay:FILE, local, peer:NAME, peers). Repeatable.")]
 TypeOpt = Annotated[Optional[str], typer.Option("--type", "-t", metavar="TYPE", show_default=False,
                                                 autocompletion=completers.cell_types,
                                                 help="Cell type: query (default), markdown, sql, events, or a plugin's.")]
