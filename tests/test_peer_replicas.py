@@ -225,6 +225,14 @@ def test_a_peer_without_a_replica_says_to_sync_it(tmp_path, own_store):
     assert r.returncode == 0 and json.loads(r.stdout)["e.subject"] == "deploy.local.api", r.stderr
 
 
+def test_a_replica_that_is_not_a_store_is_one_line_exit_3(alice):
+    alice.replica.write_bytes(b"not a database " * 100)
+    for args in (("query", "-s", "peer:alice", DEPLOYS), ("events", "tail", "--peer", "alice"),
+                 ("notebook", "show", "alice:ops"), ("notebook", "list", "--peers")):
+        err = _refused(tessera(*args), 3)
+        assert "the replica of peer 'alice' cannot be read" in err and "tessera peer sync alice" in err, (args, err)
+
+
 # --- read-only --------------------------------------------------------------------------------
 
 
@@ -374,3 +382,19 @@ def test_a_peer_name_with_control_characters_is_escaped_in_every_output(tmp_path
     assert shown in err
     err = _refused(tessera("query", "-s", f"peer:{EVIL}x", DEPLOYS), 2)
     assert "ev\\x1b[31mil\\nnamex" in err
+
+
+def test_query_watch_with_an_interval_follows_a_replica_as_sync_writes_it(alice):
+    proc = subprocess.Popen([*TSR, "query", "--watch", "--interval", "0.2", "-s", "peer:alice", "-o", "jsonl",
+                             'MATCH (e:LogEvent) WHERE e.subject =~ "deploy.*" RETURN e.subject'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json_lines(proc, 2)
+        assert sorted(c["row"]["e.subject"] for c in first) == ["deploy.shop.db", "deploy.shop.web"], first
+        events.append(alice.conn, "deploy.shop.cache", None)
+        alice.sync()
+        (added,) = json_lines(proc, 1)
+        assert added["op"] == "added" and added["row"] == {"e.subject": "deploy.shop.cache"}, added
+    finally:
+        proc.terminate()
+        proc.wait(30)
