@@ -175,7 +175,8 @@ def test_notebook_objects_carry_title_cells_and_times(alice):
     nb = row["n"]
     assert nb["apiVersion"] == "tessera.dev/v1" and nb["kind"] == "Notebook"
     record = alice.conn.execute("SELECT id, created, updated FROM notebooks WHERE name = 'ops'").fetchone()
-    assert nb["metadata"] == {"name": "ops", "uid": record[0], "creationTimestamp": record[1]}
+    latest = alice.conn.execute("SELECT max(id) FROM notebook_updates WHERE notebook_id = ?", (record[0],)).fetchone()[0]
+    assert nb["metadata"] == {"name": "ops", "uid": record[0], "creationTimestamp": record[1], "resourceVersion": str(latest)}
     assert nb["title"] == "alice's ops" and nb["updated"] == record[2]
     assert [(c["number"], c["type"], c["source"]) for c in nb["cells"]] == [
         (1, "query", "MATCH (d:Deployment) RETURN d.metadata.name"), (2, "markdown", "# notes")]
@@ -188,7 +189,8 @@ def test_log_event_objects_carry_every_field_and_filter_by_name(alice):
     (row,) = json.loads(r.stdout)
     event = row["e"]
     assert event["kind"] == "LogEvent" and event["apiVersion"] == "tessera.dev/v1"
-    assert event["metadata"] == {"name": first["id"], "uid": first["id"], "creationTimestamp": first["time"]}
+    assert event["metadata"] == {"name": first["id"], "uid": first["id"], "creationTimestamp": first["time"],
+                                 "resourceVersion": "1"}  # its arrival position in the replica
     assert {k: event[k] for k in first if k != "id"} == {k: v for k, v in first.items() if k != "id"}
 
 
@@ -395,6 +397,27 @@ def test_query_watch_with_an_interval_follows_a_replica_as_sync_writes_it(alice)
         alice.sync()
         (added,) = json_lines(proc, 1)
         assert added["op"] == "added" and added["row"] == {"e.subject": "deploy.shop.cache"}, added
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_query_watch_streams_what_sync_writes_without_an_interval(alice):
+    proc = subprocess.Popen([*TSR, "query", "--watch", "-s", "peers", "-s", "local", "-o", "jsonl",
+                             "MATCH (n:Notebook) RETURN n.metadata.name AS name, n.title AS title"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json_lines(proc, 2)
+        assert sorted((c["op"], c["row"]["source"], c["row"]["name"]) for c in first) == [
+            ("added", "alice", "ops"), ("added", "local", "mine")], (first, stderr_lines(proc).queue)
+        repository.set_title(alice.conn, "ops", "renamed by alice")
+        alice.sync()
+        changes = json_lines(proc, 1)
+        assert changes and changes[0]["row"] == {"source": "alice", "name": "ops", "title": "renamed by alice"}, changes
+        repository.create(alice.conn, "later", "Later")
+        alice.sync()
+        (added,) = json_lines(proc, 1)
+        assert added["op"] == "added" and added["row"] == {"source": "alice", "name": "later", "title": "Later"}, added
     finally:
         proc.terminate()
         proc.wait(30)

@@ -5,7 +5,8 @@ Two kinds under the API group ``tessera.dev/v1``, both cluster-scoped, named so 
 with Kubernetes' own ``Event``: ``LogEvent`` (``logevents``, ``lev``) and ``Notebook``
 (``notebooks``, ``nb``). metadata.name is the event id / the notebook name, metadata.uid the
 event id / the notebook's stable id, metadata.creationTimestamp the event time / the notebook's
-creation; the fields sit at the top level (``e.subject``, ``n.title``, ``n.cells``), as
+creation, metadata.resourceVersion a number that grows with each change (the event's arrival
+position; the notebook's latest stored update); the fields sit at the top level (``e.subject``, ``n.title``, ``n.cells``), as
 docs/peers.md ("Replicas in queries") lists them.
 """
 
@@ -48,7 +49,8 @@ def log_event(event: Any) -> dict[str, Any]:
     """One core.events.Event as a LogEvent object."""
     return {
         "apiVersion": API_VERSION, "kind": "LogEvent",
-        "metadata": {"name": event.id, "uid": event.id, "creationTimestamp": event.time},
+        "metadata": {"name": event.id, "uid": event.id, "creationTimestamp": event.time,
+                     "resourceVersion": str(event.position)},
         "subject": event.subject, "type": event.type, "actor": event.actor, "seq": event.seq, "time": event.time,
         "correlation": event.correlation, "data": event.data, "prev_hash": event.prev_hash, "hash": event.hash,
     }
@@ -66,12 +68,13 @@ def notebooks(conn: sqlite3.Connection, *, name: str | None = None) -> list[dict
     out = []
     for nid, nb_name, created, updated in rows:
         nb = load_by_id(conn, nid)
+        version = conn.execute("SELECT coalesce(max(id), 0) FROM notebook_updates WHERE notebook_id = ?", (nid,)).fetchone()[0]
         cells = [{"number": c["number"], "row": c["row"], "id": c["id"], "type": c["type"], "title": c["title"],
                   "view": c["view"], "refresh": c["refresh"], "sources": c["sources"], "source": c["source"]}
                  for c in nb.cells()]
         out.append({
             "apiVersion": API_VERSION, "kind": "Notebook",
-            "metadata": {"name": nb_name, "uid": nid, "creationTimestamp": created},
+            "metadata": {"name": nb_name, "uid": nid, "creationTimestamp": created, "resourceVersion": str(version)},
             "title": nb.title, "cells": cells, "updated": updated,
         })
     return out
