@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from tessera.cli import completers
 from tessera.cli.options import OutputSettings, emit, output_options
 
 events_app = typer.Typer(help="The event log: tail, publish, verify, checkpoint, prune.", no_args_is_help=True)
@@ -24,7 +25,7 @@ def _seq(value: int | None) -> int | None:
 AfterSeq = Annotated[Optional[int], typer.Option("--after-seq", metavar="N", min=0, callback=_seq, help="Only events with seq greater than N.", show_default=False)]
 Correlation = Annotated[Optional[str], typer.Option("--correlation", metavar="ID", help="Only events of this correlation id (one CLI invocation).", show_default=False)]
 Follow = Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events as they are written (by any process).")]
-PeerOpt = Annotated[Optional[str], typer.Option("--peer", metavar="PEER", show_default=False,
+PeerOpt = Annotated[Optional[str], typer.Option("--peer", metavar="PEER", show_default=False, autocompletion=completers.peers,
                                                 help="Read a peer's events from its replica (its name or id), read-only; "
                                                      "with -f, keep printing them as sync receives them.")]
 
