@@ -421,3 +421,14 @@ def test_query_watch_streams_what_sync_writes_without_an_interval(alice):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_local_with_no_store_yet_answers_nothing_and_creates_nothing():
+    home = _local_store().parent
+    r = tessera("query", "-s", "local", "-o", "jsonl", "MATCH (e:LogEvent) RETURN e.subject")
+    assert r.returncode == 0 and r.stdout == "", r.stderr
+    err = _refused(tessera("query", "-s", "peers", "MATCH (e:LogEvent) RETURN e.subject"), 3)
+    assert "tessera peer sync" in err
+    err = _refused(tessera("events", "tail", "--peer", "alice"), 2)
+    assert "no peer 'alice'" in err and "tessera peer list" in err
+    assert not home.exists()
