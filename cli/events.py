@@ -96,8 +96,11 @@ def tail(
 
 def _line(event, fmt: str, orjson) -> bytes:
     if fmt == "table":
+        from tessera.core.errors import printable
+
         data = _dumps(event.data, orjson).decode()
-        return f"{event.seq:>8}  {event.time}  {event.subject}  {event.type}  {data}\n".encode()
+        # a peer's replica holds what the peer wrote: nothing of it reaches the terminal raw
+        return printable(f"{event.seq:>8}  {event.time}  {event.subject}  {event.type}  {data}").encode() + b"\n"
     return _dumps(event.as_dict(), orjson) + b"\n"
 
 

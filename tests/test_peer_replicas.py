@@ -13,8 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -235,6 +237,14 @@ def test_a_replica_that_is_not_a_store_is_one_line_exit_3(alice):
         assert "the replica of peer 'alice' cannot be read" in err and "tessera peer sync alice" in err, (args, err)
 
 
+def test_a_damaged_replica_row_is_one_line_exit_3_for_a_query(alice):
+    replica = db.connect(alice.replica)
+    replica.execute("UPDATE events SET data = 'not json' WHERE seq = 2")
+    replica.close()
+    err = _refused(tessera("query", "-s", "peer:alice", DEPLOYS), 3)
+    assert "cannot read the store of 'alice'" in err, err
+
+
 # --- read-only --------------------------------------------------------------------------------
 
 
@@ -432,3 +442,38 @@ def test_local_with_no_store_yet_answers_nothing_and_creates_nothing():
     err = _refused(tessera("events", "tail", "--peer", "alice"), 2)
     assert "no peer 'alice'" in err and "tessera peer list" in err
     assert not home.exists()
+
+
+def test_what_a_peer_wrote_reaches_a_terminal_table_escaped(tmp_path, own_store):
+    hostile = Peer(tmp_path, "mallory", ["deploy.m"], None)
+    repository.create(hostile.conn, "ops", "t\x1b]0;owned\x07itle")
+    repository.add_cell(hostile.conn, "ops", "MATCH (p:Pod)\x1b[2J RETURN p", title="c\x1b[31mell")
+    hostile.sync()
+    replica = db.connect(hostile.replica)  # a row as a careless or hostile sender could have it stored
+    replica.execute("INSERT INTO events(seq, id, time, subject, type, actor, correlation, data, prev_hash, hash) "
+                    "VALUES (9, 'x1', '2026-12-01T00:00:00\x1b[2J.000Z', 'deploy.m2', 'ty\x1b[5mpe', ?, 'c', '{\"k\": \"d\\u001b[1m\"}', '', '')",
+                    (hostile.actor,))
+    replica.close()
+    outputs = [
+        tessera("notebook", "show", "mallory:ops", "-o", "table"),
+        tessera("notebook", "list", "--peers", "-o", "table"),
+        tessera("query", "-s", "peer:mallory", "-o", "table", "MATCH (n:Notebook) RETURN n.title, n.cells"),
+        tessera("query", "-s", "peer:mallory", "-o", "table", "MATCH (e:LogEvent) RETURN e.time, e.type, e.data"),
+        tessera("events", "tail", "--peer", "mallory", "-o", "table"),
+    ]
+    for r in outputs:
+        assert r.returncode == 0, (r.args, r.stderr)
+        assert "\x1b" not in r.stdout and "\x07" not in r.stdout, (r.args, r.stdout)
+        assert "\\x1b" in r.stdout, (r.args, r.stdout)  # shown escaped, not dropped
+    assert "ty\\x1b[5mpe" in outputs[4].stdout and "ty\\x1b[5mpe" in outputs[3].stdout
+    # -f prints its own table lines: escaped the same way
+    proc = subprocess.Popen([*TSR, "events", "tail", "--peer", "mallory", "-o", "table", "-f", "deploy.m2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+        line = lines.get(timeout=60)
+        assert "deploy.m2" in line and "ty\\x1b[5mpe" in line and "\x1b" not in line, line
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -68,7 +68,7 @@ class StoreSource(Source, WatchableSource, ClosableSource, ConcurrentSource, Def
         with self._lock:
             try:
                 return read(self._conn, name=name)
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, ValueError) as exc:  # ValueError: a damaged row (data that is not JSON)
                 from tessera.core.errors import SourceUnavailable
 
                 raise SourceUnavailable(f"cannot read the store of '{self.name}': {exc}") from None
