@@ -477,3 +477,20 @@ def test_what_a_peer_wrote_reaches_a_terminal_table_escaped(tmp_path, own_store)
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_a_watch_ends_when_its_source_closes_instead_of_deleting_everything(alice):
+    import threading as _threading
+
+    from tessera.core.errors import WatchExpired
+    from tessera.core.sources.opening import open_sources
+    from tessera.plugins.sources.store_objects import NOTEBOOK
+
+    (source,) = open_sources(["peer:alice"])
+    items, version = source.list_versioned(NOTEBOOK)
+    assert [o["metadata"]["name"] for o in items] == ["ops"]
+    with pytest.raises(WatchExpired):
+        source.watch(NOTEBOOK, namespace=None, resource_version="stale", stop=_threading.Event())
+    stream = source.watch(NOTEBOOK, namespace=None, resource_version=version, stop=_threading.Event(), timeout=60)
+    source.close()
+    assert list(stream) == []

@@ -101,6 +101,8 @@ class StoreSource(Source, WatchableSource, ClosableSource, ConcurrentSource, Def
                  timeout: float) -> Iterator[tuple[str, dict[str, Any]]]:
         deadline = time.monotonic() + timeout
         while not stop.is_set() and time.monotonic() < deadline:
+            if self._conn is None:
+                return  # closed: the end of the stream, not the deletion of everything
             current = self._data_version()
             if current != version:
                 version = current
