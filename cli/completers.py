@@ -178,6 +178,23 @@ def notebooks(incomplete: str) -> Pairs:
 
 
 @_quiet
+def peers(incomplete: str) -> Pairs:
+    """A PEER option (``events tail --peer``): the peers' names, each with its short id; a name
+    holding control characters is left out (it is reached by its id)."""
+    from tessera.core.store.db import connect_read_only
+
+    conn = connect_read_only()
+    if conn is None:
+        return []
+    try:
+        from tessera.core.peers import peer_list
+
+        return [(p.name, f"peer {p.node_id[:10]}") for p in peer_list.all_peers(conn) if p.name.isprintable()]
+    finally:
+        conn.close()
+
+
+@_quiet
 def notebooks_and_cells(incomplete: str) -> Pairs:
     """A NOTEBOOK[/N] argument: names, and ``NAME/N`` for the notebook being typed."""
     return _addresses(incomplete, names=True, cells=True)
