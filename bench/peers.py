@@ -17,10 +17,16 @@ Prints one JSON object on stdout.
 - ``live_event_ms``: p50/p95 of --live single events appended on the publisher until each is
   in the replica of a subscriber running ``tessera serve --sync`` (polled every millisecond).
 
+- ``replica_apply_100k_events_s``: building every signed page of an events share of --events
+  (100k) events from cursor 0 (core/peers/pages.py), through the frame encoding, and filing each
+  in a replica (core/peers/replica.apply: signature, one hash per event, page and cursor in one
+  transaction), with no network; ``replica_apply_detail`` splits it into build, frames and apply.
+
 The other node is this file run with --serve in its own process (so the two ends do not share
 a GIL or an event loop), with the same shim setting as the measuring side.
 
 Usage: .venv/bin/python bench/peers.py [--mb 64] [--binds 20] [--connects 50] [--requests 2000] [--pairings 20]
+       [--events 100000] [--live 50]
 """
 
 from __future__ import annotations
@@ -299,6 +305,41 @@ async def measure_sync(event_count: int, live_count: int, home: Path) -> dict:
     return {"sync_100k_events_s": round(initial, 2), "events": event_count, "live_event_ms": _percentiles(samples)}
 
 
+def replica_apply(home: Path, count: int) -> dict:
+    """Build and apply every page of ``count`` events (see the module docstring)."""
+    from tessera.core import events
+    from tessera.core.peers import frames, identity, pages, replica
+    from tessera.core.store.db import connect
+
+    sender = connect(home / "sender" / "tessera.db")
+    key = node_key.signing_key(sender.path)
+    node_id = identity.node_id_of(bytes(key.verify_key))
+    for start in range(0, count, 10_000):
+        events.append_many(sender, [("deploy.web", {"n": i, "host": "web-1", "ok": True})
+                                    for i in range(start, min(count, start + 10_000))])
+    target = replica.open_for_write(node_id, home / "receiver" / "tessera.db")
+    times = {"build": 0.0, "frames": 0.0, "apply": 0.0}
+    cursor, more, stored, pages_sent = 0, True, 0, 0
+    cpu_start = time.process_time()  # beside the wall clock: the machine may be shared
+    while more:
+        t0 = time.perf_counter()
+        page = pages.build(sender, "events:deploy.>", cursor, limit=pages.MAX_LIMIT, signing_key=key)
+        t1 = time.perf_counter()
+        page = frames.decode_body(frames.encode(page)[4:])
+        t2 = time.perf_counter()
+        stored += replica.apply(target, node_id, page)
+        t3 = time.perf_counter()
+        times["build"] += t1 - t0
+        times["frames"] += t2 - t1
+        times["apply"] += t3 - t2
+        cursor, more, pages_sent = page["cursor_to"], page["more"], pages_sent + 1
+    if stored != count:
+        raise SystemExit(f"the replica holds {stored} events, not {count}")
+    return {"replica_apply_100k_events_s": round(sum(times.values()), 3),
+            "replica_apply_detail": {**{k: round(v, 3) for k, v in times.items()}, "events": count, "pages": pages_sent,
+                                     "cpu_s": round(time.process_time() - cpu_start, 3)}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=64)
@@ -320,6 +361,7 @@ def main() -> None:
         result = asyncio.run(measure(args, Path(home)))
         result["pairing_ms"] = asyncio.run(measure_pairing(args.pairings, Path(home)))
         result.update(asyncio.run(measure_sync(args.events, args.live, Path(home))))
+        result.update(replica_apply(Path(home), args.events))
     result.update({"iroh": iroh_shim.installed_version(), "python": platform.python_version(),
                    "cpus": __import__("os").cpu_count(), "transport": "loopback, relays off"})
     print(json.dumps(result))

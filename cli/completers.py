@@ -178,6 +178,23 @@ def notebooks(incomplete: str) -> Pairs:
 
 
 @_quiet
+def peers(incomplete: str) -> Pairs:
+    """A PEER option (``events tail --peer``): the peers' names, each with its short id; a name
+    holding control characters is left out (it is reached by its id)."""
+    from tessera.core.store.db import connect_read_only
+
+    conn = connect_read_only()
+    if conn is None:
+        return []
+    try:
+        from tessera.core.peers import peer_list
+
+        return [(p.name, f"peer {p.node_id[:10]}") for p in peer_list.all_peers(conn) if p.name.isprintable()]
+    finally:
+        conn.close()
+
+
+@_quiet
 def notebooks_and_cells(incomplete: str) -> Pairs:
     """A NOTEBOOK[/N] argument: names, and ``NAME/N`` for the notebook being typed."""
     return _addresses(incomplete, names=True, cells=True)
@@ -187,3 +204,38 @@ def notebooks_and_cells(incomplete: str) -> Pairs:
 def cells(incomplete: str) -> Pairs:
     """A NOTEBOOK/N argument: ``NAME/N`` for every cell of the matching notebooks."""
     return _addresses(incomplete, names=False, cells=True)
+
+
+# --- peers ------------------------------------------------------------------------------------
+
+
+def _read_store(query: Callable[[Any], Pairs]) -> Pairs:
+    from tessera.core.store.db import connect_read_only
+
+    conn = connect_read_only()
+    if conn is None:
+        return []
+    try:
+        return query(conn)
+    finally:
+        conn.close()
+
+
+@_quiet
+def peers(incomplete: str) -> Pairs:
+    """A PEER argument: the peers' names, with their short ids."""
+    return _read_store(lambda conn: [(name, f"peer {node_id[:10]}") for name, node_id in
+                                     conn.execute("SELECT name, node_id FROM peers ORDER BY name")])
+
+
+@_quiet
+def share_items(incomplete: str) -> Pairs:
+    """An ITEM to share: ``notebook:NAME`` for each notebook, the items shared already, and
+    ``events:`` to type a subject pattern after."""
+    def query(conn: Any) -> Pairs:
+        out = [(f"notebook:{name}", "notebook") for (name,) in conn.execute("SELECT name FROM notebooks ORDER BY name")]
+        out += [(item, "shared") for (item,) in conn.execute("SELECT DISTINCT item FROM peer_shares ORDER BY item")
+                if item.startswith("events:")]
+        return out + [("events:", "events:SUBJECT_PATTERN, e.g. events:deploy.>")]
+
+    return _read_store(query)

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from tessera.cli import completers
 from tessera.cli.options import OutputSettings, emit, output_options
 
 events_app = typer.Typer(help="The event log: tail, publish, verify, checkpoint, prune.", no_args_is_help=True)
@@ -24,6 +25,9 @@ def _seq(value: int | None) -> int | None:
 AfterSeq = Annotated[Optional[int], typer.Option("--after-seq", metavar="N", min=0, callback=_seq, help="Only events with seq greater than N.", show_default=False)]
 Correlation = Annotated[Optional[str], typer.Option("--correlation", metavar="ID", help="Only events of this correlation id (one CLI invocation).", show_default=False)]
 Follow = Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events as they are written (by any process).")]
+PeerOpt = Annotated[Optional[str], typer.Option("--peer", metavar="PEER", show_default=False, autocompletion=completers.peers,
+                                                help="Read a peer's events from its replica (its name or id), read-only; "
+                                                     "with -f, keep printing them as sync receives them.")]
 
 
 def _conn():
@@ -31,6 +35,12 @@ def _conn():
     from tessera.core.store.db import connect
 
     return connect(on_wait=print_message)
+
+
+def _replica(peer: str):
+    from tessera.core.peers.replica_reading import open_peer
+
+    return open_peer(peer).conn
 
 
 @events_app.command("tail")
@@ -42,11 +52,13 @@ def tail(
     until: Until = None,
     after_seq: AfterSeq = None,
     correlation: Correlation = None,
+    peer: PeerOpt = None,
     *,
     out: OutputSettings,
 ) -> None:
     """Print events in order (JSON lines in a pipe, a table on a terminal); -f keeps following.
 
+    --peer NAME reads that peer's events from its replica instead of this node's log.
     Example: tessera events tail -f 'query.ops.>' --since 1h
     """
     from tessera.core import events
@@ -58,7 +70,7 @@ def tail(
         "until": events.parse_when(until, flag="--until") if until else None,
         "correlation": correlation,
     }
-    conn = _conn()
+    conn = _conn() if peer is None else _replica(peer)
     top = events.last_position(conn)  # read before the backlog: nothing written meanwhile is skipped
     found = events.read(conn, after_seq=after_seq, **filters)
     fmt = out.format()
@@ -84,8 +96,11 @@ def tail(
 
 def _line(event, fmt: str, orjson) -> bytes:
     if fmt == "table":
+        from tessera.core.errors import printable
+
         data = _dumps(event.data, orjson).decode()
-        return f"{event.seq:>8}  {event.time}  {event.subject}  {event.type}  {data}\n".encode()
+        # a peer's replica holds what the peer wrote: nothing of it reaches the terminal raw
+        return printable(f"{event.seq:>8}  {event.time}  {event.subject}  {event.type}  {data}").encode() + b"\n"
     return _dumps(event.as_dict(), orjson) + b"\n"
 
 

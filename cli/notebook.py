@@ -29,7 +29,7 @@ TextFile = Annotated[Optional[str], typer.Option("--file", "-f", metavar="FILE",
                                                  show_default=False)]
 CellSources = Annotated[Optional[list[str]], typer.Option(
     "--source", "-s", metavar="SOURCE", show_default=False,
-    help="A source the cell queries (as tessera query -s: file, directory, demo, replay:FILE). Repeatable.")]
+    help="A source the cell queries (as tessera query -s: file, directory, demo, replay:FILE, local, peer:NAME, peers). Repeatable.")]
 TypeOpt = Annotated[Optional[str], typer.Option("--type", "-t", metavar="TYPE", show_default=False,
                                                 autocompletion=completers.cell_types,
                                                 help="Cell type: query (default), markdown, sql, events, or a plugin's.")]
@@ -70,16 +70,51 @@ def new(name: NotebookArg, title: TitleOpt = None) -> None:
     _note(f"created notebook {name}")
 
 
+PeersFlag = Annotated[bool, typer.Option("--peers", help="Also list each peer's notebooks (from their replicas), "
+                                                  "with a leading source column: local or the peer's name.")]
+
+
 @notebook_app.command("list")
 @output_options
-def list_(*, out: OutputSettings) -> None:
-    """List the notebooks: name, title, cells, rows, last change."""
+def list_(peers: PeersFlag = False, *, out: OutputSettings) -> None:
+    """List the notebooks: name, title, cells, rows, last change (--peers: peers' too).
+
+    Example: tessera notebook list --peers
+    """
     from tessera.core.notebook import repository
     from tessera.core.result import Result
 
-    rows = repository.list_notebooks(_conn())
-    emit(Result(columns=["name", "title", "cells", "rows", "updated"],
-                rows=[{k: r[k] for k in ("name", "title", "cells", "rows", "updated")} for r in rows]), out)
+    columns = ["name", "title", "cells", "rows", "updated"]
+    rows = [{k: r[k] for k in columns} for r in repository.list_notebooks(_conn())]
+    if peers:
+        from tessera.core.peers.replica_reading import LOCAL, open_all
+
+        rows = [{"source": LOCAL, **r} for r in rows]
+        for replica in open_all():
+            try:
+                rows += [{"source": replica.label, **{k: r[k] for k in columns}}
+                         for r in repository.list_notebooks(replica.conn)]
+            finally:
+                replica.conn.close()
+        columns = ["source", *columns]
+    emit(Result(columns=columns, rows=rows), out)
+
+
+def _load(addr: Any) -> Any:
+    """The notebook an address names: this node's, or (``PEER:NAME``) a peer's from its replica."""
+    from tessera.core.notebook import repository
+
+    if addr.peer is None:
+        return repository.load(_conn(), addr.name)
+    from tessera.core.peers.replica_reading import open_peer
+
+    replica = open_peer(addr.peer)
+    try:
+        nb = repository.load(replica.conn, addr.name)
+    finally:
+        replica.conn.close()
+    nb.owner = replica.label  # type: ignore[attr-defined]
+    return nb
 
 
 @notebook_app.command("show")
@@ -88,17 +123,24 @@ def show(address: AddressArg, *, out: OutputSettings) -> None:
     """Show a notebook's cells (or one cell): number, row, id, type, view, refresh, title, first line.
 
     -o json (or yaml) prints the whole document: title, rows, cells with their full source.
+    PEER:NOTEBOOK[/N] shows a peer's notebook from its replica (read-only), e.g. alice:ops.
     """
     import json
+
+    from tessera.core.errors import printable
 
     from tessera.core.notebook import repository
     from tessera.core.result import Result
 
-    addr = repository.parse_address(address)
-    nb = repository.load(_conn(), addr.name)
+    addr = repository.parse_address(address, peer=True)
+    nb = _load(addr)
+    owner = getattr(nb, "owner", None)
+    shown = nb.name if owner is None else f"{owner}:{nb.name}"
     fmt = out.format()
     if fmt in ("json", "yaml"):
         data = nb.cell(addr.cell) if addr.cell else {"name": nb.name, **nb.to_dict()}
+        if owner is not None:
+            data = {"source": owner, **data}
         if fmt == "json":
             print(json.dumps(data, indent=2, ensure_ascii=False))
         else:
@@ -110,13 +152,13 @@ def show(address: AddressArg, *, out: OutputSettings) -> None:
     if addr.cell:
         nb.cell(addr.cell)
         cells = [cells[addr.cell - 1]]
-    rows = [{"cell": f"{nb.name}/{c['number']}", "row": c["row"], "id": c["id"], "type": c["type"], "view": c["view"],
+    rows = [{"cell": f"{shown}/{c['number']}", "row": c["row"], "id": c["id"], "type": c["type"], "view": c["view"],
              "refresh": c["refresh"], "title": c["title"], "sources": ",".join(c["sources"]),
              "source": c["source"] if fmt != "table" else (c["source"].split("\n")[0] + (" …" if "\n" in c["source"] else ""))}
             for c in cells]
     if fmt == "table" and not out.quiet:
         rows_n = len(nb.layout())
-        print(f"{nb.name}: {nb.title or '(no title)'} ({len(nb)} cell{'s' if len(nb) != 1 else ''}"
+        print(f"{shown}: {printable(nb.title) or '(no title)'} ({len(nb)} cell{'s' if len(nb) != 1 else ''}"
               f" in {rows_n} row{'s' if rows_n != 1 else ''})")
     emit(Result(columns=["cell", "row", "id", "type", "view", "refresh", "title", "sources", "source"], rows=rows), out)
 
@@ -348,12 +390,15 @@ def export(
                                                autocompletion=completers.notebook_formats,
                                                help="ipynb or markdown (default: from FILE's extension, else markdown).")] = None,
 ) -> None:
-    """Write a notebook as .ipynb (nbformat 4) or fenced markdown; both import back unchanged."""
+    """Write a notebook as .ipynb (nbformat 4) or fenced markdown; both import back unchanged.
+
+    PEER:NOTEBOOK writes a peer's notebook from its replica (e.g. to import a copy of your own).
+    """
     from tessera.core.errors import UsageError
     from tessera.core.notebook import repository
 
     fmt = _format(fmt, file or "-", default="markdown")
-    nb = repository.load(_conn(), repository.parse_address(name, cell=False).name)
+    nb = _load(repository.parse_address(name, cell=False, peer=True))
     if fmt == "ipynb":
         from tessera.core.notebook.ipynb import export_ipynb
 

@@ -27,7 +27,8 @@ Sources = Annotated[
     Optional[list[str]],
     typer.Option(
         "--source", "-s", metavar="SOURCE",
-        help="Manifest file, directory (recursive), '-' for stdin, 'demo', or replay:FILE / replay:demo (a recording). Repeatable.",
+        help="Manifest file, directory (recursive), '-' for stdin, 'demo', replay:FILE / replay:demo (a recording), "
+             "'local' (this node's store), peer:NAME or 'peers' (peers' replicas). Repeatable.",
         show_default=False,
     ),
 ]

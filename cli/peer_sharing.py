@@ -9,15 +9,16 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from tessera.cli import completers
 from tessera.cli.peer import peer_app
 from tessera.core.errors import UsageError, printable
 
-PeerArg = Annotated[str, typer.Argument(metavar="PEER", show_default=False,
+PeerArg = Annotated[str, typer.Argument(metavar="PEER", show_default=False, autocompletion=completers.peers,
                                         help="A peer's name, full node id, or a unique start of its id (10+ characters).")]
-ItemArg = Annotated[str, typer.Argument(metavar="ITEM", show_default=False,
+ItemArg = Annotated[str, typer.Argument(metavar="ITEM", show_default=False, autocompletion=completers.share_items,
                                         help="notebook:NAME (or just NAME) or events:SUBJECT_PATTERN (e.g. events:deploy.>).")]
 WithOpt = Annotated[Optional[list[str]], typer.Option("--with", metavar="PEER", show_default=False,
-                                                      help="Only with this peer (repeatable; default: every peer this node publishes to).")]
+                                                      autocompletion=completers.peers, help="Only with this peer (repeatable; default: every peer this node publishes to).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -256,3 +257,57 @@ def shared(as_json: JsonOpt = False) -> None:
     _table(["ITEM", "WITH", "ITEMS"],
            [[printable(r["item"]), ", ".join("every peer" if w == "*" else printable(w) for w in r["with"]), str(r["items"])]
             for r in rows])
+
+
+# --- sneakernet ------------------------------------------------------------------------------
+
+
+@peer_app.command("export")
+def export(output: Annotated[str, typer.Option("--output", "-o", metavar="FILE", show_default=False,
+                                               help="The bundle file to write (0600, replaced whole).")],
+           share_items: Annotated[Optional[list[str]], typer.Option(
+               "--share", metavar="ITEM", show_default=False, autocompletion=completers.share_items,
+               help="Only this share (repeatable; default: what is shared with --to, else with every peer).")] = None,
+           to: Annotated[Optional[str], typer.Option("--to", metavar="PEER", show_default=False,
+                                                     autocompletion=completers.peers, help="The peer it is for: only what is shared with it, and only it may import it.")] = None) -> None:
+    """Write what this node shares to a bundle file, signed by the node key, for a peer without
+    a network path to this node (import it there with `tessera peer import FILE`).
+
+    Example: tessera peer export --to bob -o ops.tbundle
+    """
+    from pathlib import Path
+
+    from tessera.core import node_key
+    from tessera.core.peers import bundle, identity, peer_list
+
+    conn = _conn()
+    recipient = peer_list.resolve(conn, to).node_id if to else None
+    items = bundle.export_items(conn, share_items, recipient)
+    path = Path(output)
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {printable(output)}: {printable(str(path.parent))} is not a directory",
+                         hint="give -o a path in an existing directory")
+    me = identity.local_identity(conn)
+    manifest = bundle.write(conn, path, items, signing_key=node_key.signing_key(conn.path), signer=me.node_id,
+                            name=me.name, recipient=recipient)
+    counts: dict[str, int] = {}
+    for entry in manifest["pages"]:
+        counts[entry["share"]] = counts.get(entry["share"], 0) + entry["items"]
+    print(f"wrote {printable(output)}: " + ", ".join(f"{printable(k)} ({v} items)" for k, v in counts.items()))
+
+
+@peer_app.command("import")
+def import_(file: Annotated[str, typer.Argument(metavar="FILE", show_default=False, help="A bundle `tessera peer export` wrote.")]) -> None:
+    """Check a bundle (its signature, every hash and page signature; the signer must be a peer)
+    and file it in the signer's replica. A bundle altered anywhere is refused whole.
+
+    Example: tessera peer import ops.tbundle
+    """
+    from pathlib import Path
+
+    from tessera.core.peers import bundle, identity
+
+    conn = _conn()
+    signer, stored = bundle.import_bundle(conn, Path(file), local_node_id=identity.local_identity(conn).node_id)
+    print(f"imported from {printable(signer.name)} ({signer.node_id[:10]}): "
+          + (", ".join(f"{printable(k)} ({v} new items)" for k, v in stored.items()) or "nothing new"))

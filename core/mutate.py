@@ -72,7 +72,7 @@ def check_writable(source: Any, *, read_only: bool) -> None:
         )
     if not can_write(source):
         raise ReadOnly(
-            f"source '{source.name}' is read-only: files and recordings cannot be changed",
+            f"source '{source.name}' is read-only: files, recordings, stores and peers' replicas cannot be changed",
             hint="run the mutation against a live cluster (--context)",
         )
 

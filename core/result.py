@@ -49,10 +49,11 @@ class Result:
     keys: list[str] = field(default_factory=list)
 
 
-def merge_results(results: list[tuple[str, Result]], shape: str = "graph") -> Result:
+def merge_results(results: list[tuple[str, Result]], shape: str = "graph", column: str = "context") -> Result:
     """The Results of several sources (``(source name, result)``) as one.
 
-    Rows gain a leading ``context`` column and keys the source's name; the subgraphs are put
+    Rows gain a leading ``column`` (``context`` for kube contexts, ``source`` for stores and
+    peers' replicas, core/sources/protocol.fan_out_column) and keys the source's name; the subgraphs are put
     side by side (node ids already name their source). In the ``cyphernetes`` shape each
     variable becomes ``<source>_<var>`` and each aggregate ``<source>_<column>``.
     """
@@ -67,9 +68,9 @@ def merge_results(results: list[tuple[str, Result]], shape: str = "graph") -> Re
                 else:
                     merged.cyphernetes[f"{name}_{key}"] = value
         return merged
-    merged.columns = ["context"] + results[0][1].columns
+    merged.columns = [column] + results[0][1].columns
     for name, res in results:
-        merged.rows.extend({"context": name, **row} for row in res.rows)
+        merged.rows.extend({column: name, **row} for row in res.rows)
         merged.keys.extend(f"{name} {key}" for key in res.keys)
         merged.nodes.extend(res.nodes)
         merged.edges.extend(res.edges)

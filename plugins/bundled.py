@@ -10,6 +10,8 @@ ENTRY_POINTS: dict[str, dict[str, str]] = {
         "demo": "tessera.plugins.sources.demo:DemoSource",
         "kubernetes": "tessera.plugins.sources.kubernetes:KubernetesSource",
         "replay": "tessera.plugins.sources.replay:ReplaySource",
+        "local": "tessera.plugins.sources.stores:LocalStoreSource",
+        "peer": "tessera.plugins.sources.stores:PeerReplicaSource",
     },
     "tessera.cells": {
         "query": "tessera.plugins.cells.query_cell:QueryCell",

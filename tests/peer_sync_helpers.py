@@ -48,11 +48,12 @@ def befriend(a: Node, b: Node) -> None:
 class Wire:
     """The server's side of one connection, run as a task: reads requests, answers each with
     requests.answer, closes after an error frame. ``tamper(answer, index)`` may replace an answer
-    in flight; ``drop_after`` ends the connection after that many answers are delivered."""
+    in flight, ``tamper_frame(frame, index)`` its bytes; ``drop_after`` ends the connection after that many answers are delivered."""
 
     server: Node
     client_id: str
     tamper: Callable[[dict, int], dict | None] | None = None
+    tamper_frame: Callable[[bytes, int], bytes] | None = None  # the same, on the encoded frame
     drop_after: int | None = None
     sent: list[bytes] = field(default_factory=list)  # every frame the server wrote, encoded
 
@@ -73,6 +74,8 @@ class Wire:
                 reply = self.tamper(reply, answered)
             encoded = frames.encode(reply)
             self.sent.append(encoded)
+            if self.tamper_frame is not None:
+                encoded = self.tamper_frame(encoded, answered)
             answered += 1
             if self.drop_after is not None and answered > self.drop_after:
                 await self.to_client.put(None)
@@ -103,7 +106,7 @@ def pull(puller: Node, sender: Node, **options: Any):
     """Run one sync.pull of ``puller`` from ``sender``; returns (report, wire)."""
     from tessera.core.peers import sync
 
-    wire_options = {k: options.pop(k) for k in ("tamper", "drop_after") if k in options}
+    wire_options = {k: options.pop(k) for k in ("tamper", "tamper_frame", "drop_after") if k in options}
 
     async def run():
         wire = Wire(sender, puller.node_id, **wire_options)

@@ -194,6 +194,19 @@ def test_other_fixed_values(notebooks):
     assert bash_complete("tsr query --color n") == ["never"]
 
 
+def test_peer_names_for_events_tail_peer():
+    from tessera.core.peers import peer_list
+    from tessera.core.store.db import transaction
+
+    conn = connect()
+    with transaction(conn):
+        for node_id, name in (("a1" * 32, "alice"), ("b2" * 32, "bob"), ("c3" * 32, "ev\x1bil")):
+            peer_list.add(conn, node_id, name, added_at="2026-12-01T00:00:00.000Z")
+    conn.close()
+    assert bash_complete("tsr events tail --peer ") == ["alice", "bob"]  # a name with control characters: by id only
+    assert fish_values("tessera events tail --peer a") == ["alice"]
+
+
 def test_completion_creates_nothing_and_stays_quiet_when_there_is_nothing(tmp_path):
     """No store yet: no notebooks, and the data home is not created by a tab press. A missing or
     broken kubeconfig: no contexts, and nothing on stderr (the command reports it when run)."""

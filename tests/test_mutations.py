@@ -133,7 +133,7 @@ def test_files_and_recordings_refuse_writes():
     r = subprocess.run([*TSR, "query", "-s", "demo", 'MATCH (d:Deployment) SET d.spec.replicas = 1'],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
-    assert r.stderr.startswith("tessera: source 'demo' is read-only: files and recordings cannot be changed")
+    assert r.stderr.startswith("tessera: source 'demo' is read-only: files, recordings, stores and peers' replicas cannot be changed")
 
 
 def test_terminal_lists_and_confirms(kubeconfig, kube_api):

@@ -199,3 +199,21 @@ def test_a_query_imports_neither_the_peers_package_nor_its_cryptography():
     proc, imported = _run_with_importtime("query", "-s", "demo", "-o", "jsonl", "MATCH (c:Certificate) RETURN count(c) AS n")
     assert proc.returncode == 0 and proc.stdout == '{"n":3}\n', proc.stderr
     assert not {m for m in imported if m.split(".")[0] in ("spake2", "cryptography") or m.startswith("tessera.core.peers")}
+
+
+def test_a_query_of_stores_and_replicas_loads_no_peer_protocol_or_transport():
+    # -s local / peer:NAME / peers read SQLite files: no msgpack (frames), iroh (transport),
+    # PyNaCl or SPAKE2 (signatures, pairing) is needed to read what sync stored
+    from tessera.core.peers import peer_list, replica_files
+    from tessera.core.store import db
+
+    alice = "a1" * 32
+    conn = db.connect()
+    with db.transaction(conn):
+        peer_list.add(conn, alice, "alice", added_at="2026-12-01T00:00:00.000Z")
+    conn.close()
+    db.connect(replica_files.replica_path(alice, db.db_path())).close()
+    for spec in (["-s", "local"], ["-s", "peer:alice"], ["-s", "peers", "-s", "local"]):
+        proc, imported = _run_with_importtime("query", *spec, "-o", "jsonl", "MATCH (e:LogEvent) RETURN count(e) AS n")
+        assert proc.returncode == 0, proc.stderr
+        assert not {m for m in imported if m.split(".")[0] in ("msgpack", "iroh", "nacl", "spake2", "cryptography")}, spec

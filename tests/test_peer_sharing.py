@@ -125,3 +125,15 @@ def test_list_says_reachable_from_the_last_sync():
     assert listed["carol"]["reachable"] == "no: connect timed out"
     table = ok("peer", "list")
     assert "no: connect timed out" in table and "never" in table
+
+
+def test_peers_and_share_items_complete():
+    from test_cli_completion import bash_complete
+
+    ok("notebook", "new", "ops")
+    ok("peer", "add", BOB, "--name", "bob", "--publish")
+    ok("peer", "share", "events:deploy.>")
+    assert bash_complete("tsr peer remove ") == ["bob"]
+    assert bash_complete("tsr peer share ops --with b") == ["bob"]
+    assert bash_complete("tsr peer share ") == ["notebook:ops", "events:deploy.>", "events:"]
+    assert bash_complete("tsr peer export -o x --to ") == ["bob"]

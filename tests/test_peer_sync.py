@@ -65,7 +65,9 @@ def test_notebooks_and_events_flow_both_ways(alice_bob):
     assert report.ok, report.error
     copy = replica_of(alice, bob)
     assert [n["name"] for n in repository.list_notebooks(copy)] == ["notes"]
-    assert [e.as_dict() for e in events.read(copy)] == own_events(bob, ">")  # bob's notebook events too
+    # events:> carries bob's events but not his notebooks' change events (they hold notebook content)
+    assert [e.as_dict() for e in events.read(copy)] == [e for e in own_events(bob, ">") if not e["subject"].startswith("notebook.")]
+    assert [e.subject for e in events.read(copy)] == ["alerts.disk"]
 
 
 def test_a_second_pull_brings_only_what_is_new_and_follows_compaction_and_renames(alice_bob):
@@ -227,6 +229,16 @@ def test_nothing_unshared_is_in_any_frame_sent(alice_bob, tmp_path):
     refusal, wire = asyncio.run(ask("events:secret.>"))
     assert refusal.code == "not_shared" and b"SECRET-EVENT" not in wire.sent[0]
 
+    # all of alice's events: notebook change events (which hold titles and cell sources) stay out
+    share(alice, "events:>", bob)
+    report, wire = pull(bob, alice)
+    assert report.ok and report.shares["events:>"].items == 1  # secret.x (deploy.web came with events:deploy.>)
+    for frame in wire.sent:
+        assert b"SECRET-CELL" not in frame and b"SECRET-TITLE" not in frame
+    share(alice, "events:notebook.ops.>", bob)  # named explicitly: then they go
+    report, _ = pull(bob, alice)
+    assert report.shares["events:notebook.ops.>"].items == 1
+
     carol = make_node(tmp_path, "carol")  # not a peer of alice's at all
     answer = requests.answer(alice.conn, carol.node_id, {"type": "shares"}, alice.key)
     assert answer["type"] == "error" and answer["code"] == "unknown_peer" and "--publish" in answer["fix"]
@@ -259,6 +271,15 @@ def test_pages_keep_to_their_limits_and_are_signed_canonically(alice_bob):
     reordered = dict(reversed(list(page.items())))  # key order is not part of what is signed
     assert page_signing.canonical(reordered) == page_signing.canonical(page)
     assert page_signing.canonical(page).startswith(b"tessera-page/1\0")
+    # pages.build signs without re-sorting its items (it builds them in key order): the same bytes
+    repository.create(alice.conn, "ops", "T")
+    for built in (page, pages.build(alice.conn, "notebook:ops", 0, signing_key=alice.key)):
+        assert page_signing.canonical(built, inner_sorted=True) == page_signing.canonical(built)
+    # a sender whose maps are in another key order is still checked (every map sorted then)
+    shuffled = {**page, "items": [dict(reversed(list(i.items()))) for i in page["items"]]}
+    assert page_signing.valid(shuffled, alice.node_id)
+    shuffled["items"][0]["seq"] += 1
+    assert not page_signing.valid(shuffled, alice.node_id)
     assert pages.latest_cursor(alice.conn, "events:small.>") == events.last_position(alice.conn)
 
 
@@ -294,3 +315,125 @@ def test_a_notebook_removed_and_made_again_reaches_the_peer_under_its_new_id(ali
     nb = repository.load(copy, "ops")
     assert nb.title == "second" and [c["source"] for c in nb.cells()] == ["new"]
     assert nb.id == repository.load(alice.conn, "ops").id
+
+
+def _forged(alice, item, cursor_from, cursor_to, items):
+    """A page alice herself signs (a broken or malicious sender: the signature holds)."""
+    page = {"type": "page", "share": item, "cursor_from": cursor_from, "cursor_to": cursor_to, "more": False, "items": items}
+    return page_signing.signed(page, alice.key)
+
+
+def _event(actor, seq, prev, data):
+    fields = {"seq": seq, "id": f"id-{actor[:4]}-{seq}-{data}", "time": "2026-12-01T00:00:00.000Z", "subject": "deploy.web",
+              "type": "event", "actor": actor, "correlation": "c", "data": {"n": data}, "prev_hash": prev}
+    fields["hash"] = events.entry_hash(prev, seq, fields["id"], fields["time"], fields["subject"], fields["type"],
+                                       actor, "c", json.dumps({"n": data}, separators=(",", ":")))
+    return fields
+
+
+def test_signed_pages_that_break_the_chain_or_the_crdt_are_refused(alice_bob):
+    alice, bob = alice_bob
+    actor = "ab" * 16
+    one = _event(actor, 1, events.GENESIS, 1)
+    two = _event(actor, 2, one["hash"], 2)
+    copy = replica.open_for_write(alice.node_id, bob.path)
+    assert replica.apply(copy, alice.node_id, _forged(alice, "events:>", 0, 1, [one])) == 1
+    for expected, items in (("does not link", [_event(actor, 2, "f" * 64, 2)]),  # prev_hash is not seq 1's hash
+                            ("forked", [_event(actor, 1, events.GENESIS, 99)]),  # another event at seq 1
+                            ("out of order", [_event(actor, 5, "e" * 64, 5), _event(actor, 4, "d" * 64, 4)]),
+                            ("actor", [_event("cd" * 16, 2, one["hash"], 2)]),  # another actor's chain
+                            ("does not match its hash", [{**two, "data": {"n": 3}}])):  # signed, but the event was changed
+        with pytest.raises(replica.PageRefused, match=expected):
+            replica.apply(copy, alice.node_id, _forged(alice, "events:>", 1, 2, items))
+    fresh = replica.open_for_write(alice.node_id, path=bob.path.parent / "other" / "replica.db")
+    with pytest.raises(replica.PageRefused, match="genesis"):
+        replica.apply(fresh, alice.node_id, _forged(alice, "events:>", 0, 1, [_event(actor, 1, "e" * 64, 7)]))
+    assert replica.apply(copy, alice.node_id, _forged(alice, "events:>", 1, 2, [two])) == 1
+    assert [e.seq for e in events.read(copy)] == [1, 2] and replica.cursors(copy) == {"events:>": 2}
+    junk = {"name": "ops", "notebook_id": "n1", "time": "t", "title": "", "update": b"\x00not a crdt update", "update_id": 1}
+    with pytest.raises(replica.PageRefused, match="not a CRDT update"):
+        replica.apply(copy, alice.node_id, _forged(alice, "notebook:ops", 0, 1, [junk]))
+    assert repository.notebook_names(copy) == []
+
+
+def test_foreign_rows_checks_as_foreign_row_does(alice_bob):
+    alice, _ = alice_bob
+    events.append_many(alice.conn, [("deploy.web", {"n": i, "deep": {"b": [1, 2.5, None]}}) for i in range(5)])
+    good = own_events(alice, "deploy.>")
+    assert events.foreign_rows(good) == [events.foreign_row(e, i) for i, e in enumerate(good)]
+    for change in ({"data": {"n": 99}}, {"seq": 0}, {"seq": True}, {"hash": "A" * 64}, {"actor": ""}, {"subject": "a..b"},
+                   {"subject": "never.seen.before"}, {"id": "x" * 201}, {"prev_hash": 5}):
+        bad = [good[0], {**good[1], **change}]
+        try:
+            events.foreign_row(bad[1], 1)
+            expected = None
+        except Exception as exc:  # noqa: BLE001 - comparing what each says
+            expected = (type(exc), str(exc))
+        try:
+            events.foreign_rows(bad)
+            got = None
+        except Exception as exc:  # noqa: BLE001
+            got = (type(exc), str(exc))
+        assert got == expected, change
+    missing = {k: v for k, v in good[0].items() if k != "hash"}
+    with pytest.raises(Exception, match="lacks hash"):
+        events.foreign_rows([missing])
+
+
+def test_a_signed_page_of_anything_is_filed_or_refused_never_a_crash(tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    alice, bob = make_node(tmp_path, "alice"), make_node(tmp_path, "bob")
+    copy = replica.open_for_write(alice.node_id, bob.path)
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.text(max_size=20), st.binary(max_size=20))
+    fields = st.sampled_from(["seq", "id", "time", "subject", "type", "actor", "correlation", "data", "prev_hash", "hash",
+                              "notebook_id", "name", "title", "update_id", "update"])
+    item = st.one_of(scalars, st.dictionaries(fields, scalars, max_size=15))
+    page = st.fixed_dictionaries({"type": st.just("page"), "share": st.sampled_from(["events:>", "notebook:ops", "x", "events:a..b"]),
+                                  "more": st.booleans()},
+                                 optional={"cursor_from": st.one_of(st.integers(-1, 3), st.booleans()),
+                                           "cursor_to": st.integers(-1, 5), "items": st.lists(item, max_size=4)})
+
+    def contents():
+        return [copy.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+                for table in ("events", "event_chains", "notebooks", "notebook_updates", "sync_cursors")]
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(page)
+    def check(candidate):
+        before = contents()
+        try:
+            replica.apply(copy, alice.node_id, page_signing.signed(candidate, alice.key))
+        except replica.PageRefused:
+            assert contents() == before  # refused: nothing written
+        assert not copy.in_transaction
+
+    check()
+
+
+def test_one_byte_of_an_events_data_flipped_on_the_wire_is_refused(alice_bob):
+    alice, bob = alice_bob
+    events.append_many(alice.conn, [("deploy.web", {"host": f"web-{i:03d}"}) for i in range(5)])
+    share(alice, "events:deploy.>")
+
+    def flip(frame, index):
+        if index != 1:
+            return frame
+        at = frame.index(b"web-003") + 4  # one digit inside one event's data
+        return frame[:at] + bytes([frame[at] ^ 0x01]) + frame[at + 1:]
+
+    report, _ = pull(bob, alice, tamper_frame=flip)
+    assert not report.ok and report.exit_code == 1 and "not signed" in report.error
+    assert replica_of(bob, alice).execute("SELECT count(*) FROM events").fetchone()[0] == 0
+
+
+def test_a_peer_that_does_not_know_us_is_reported_with_exit_5_and_the_fix(alice_bob, tmp_path):
+    alice, bob = alice_bob
+    with transaction(alice.conn):
+        peer_list.remove(alice.conn, bob.node_id)
+    report, wire = pull(bob, alice)
+    assert not report.ok and report.exit_code == 5
+    assert f"tessera peer add {bob.node_id} --publish" in report.error
+    assert len(wire.sent) == 1 and sync.report_line(report)["status"] == "error"
+    assert peer_list.get(bob.conn, alice.node_id).last_error == report.error[:300]

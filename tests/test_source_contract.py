@@ -135,8 +135,25 @@ def bundled_sources(tmp_path, kubeconfig):
         source_class("kubernetes")(kubeconfig=str(kubeconfig)),
     ]
     sources.append(UnionSource(sources[:2]))
+    sources += _store_sources()
     yield sources
-    sources[3].close()
+    for source in sources:
+        if isinstance(source, protocol.ClosableSource):
+            source.close()
+
+
+def _store_sources() -> list:
+    """``local`` and ``peer:alice`` over a real store and a (still empty) replica file."""
+    from tessera.core.peers import peer_list, replica_files
+    from tessera.core.store import db
+
+    alice = "a1" * 32
+    conn = db.connect()
+    with db.transaction(conn):
+        peer_list.add(conn, alice, "alice", added_at="2026-12-01T00:00:00.000Z")
+    conn.close()
+    db.connect(replica_files.replica_path(alice, db.db_path())).close()
+    return [source_class("local")(), source_class("peer")("alice")]
 
 
 def test_each_bundled_source_has_exactly_the_capabilities_it_declares(bundled_sources):

@@ -8,7 +8,10 @@ and append the event ``notebook.<name>.<action>`` — so two processes editing t
 are serialised by SQLite's write lock and neither loses the other's change, and no change is
 stored without its event (or the other way round).
 
-Addresses: ``NAME`` (a notebook) or ``NAME/N`` (its N-th cell in reading order, from 1).
+Addresses: ``NAME`` (a notebook) or ``NAME/N`` (its N-th cell in reading order, from 1), each
+optionally led by ``PEER:`` for a peer's notebook read from its replica (``alice:ops``,
+``alice:ops/2``): only commands that read accept those (replicas are read-only). The peer part is
+everything before the last ``:`` (a notebook name has none; a peer's name may).
 """
 
 from __future__ import annotations
@@ -32,13 +35,16 @@ ACTIONS = ("created", "imported", "renamed", "removed", "titled", "cell_added", 
 
 @dataclass(frozen=True)
 class Address:
-    """A parsed address: the notebook name and, for ``NAME/N``, the cell number."""
+    """A parsed address: the notebook name, for ``NAME/N`` the cell number, and for
+    ``PEER:NAME`` the peer as typed (its name or id)."""
 
     name: str
     cell: int | None = None
+    peer: str | None = None
 
     def __str__(self) -> str:
-        return self.name if self.cell is None else f"{self.name}/{self.cell}"
+        local = self.name if self.cell is None else f"{self.name}/{self.cell}"
+        return local if self.peer is None else f"{self.peer}:{local}"
 
 
 def check_name(name: str) -> str:
@@ -52,15 +58,27 @@ def check_name(name: str) -> str:
     return name
 
 
-def parse_address(text: str, *, cell: bool | None = None) -> Address:
-    """Parse ``NAME`` or ``NAME/N``.
+def parse_address(text: str, *, cell: bool | None = None, peer: bool = False) -> Address:
+    """Parse ``NAME`` or ``NAME/N``, each optionally led by ``PEER:``.
 
     Args:
         cell: True when a cell address is required, False when only a notebook name is accepted,
             None for either.
+        peer: True when the command reads, so a peer's notebook (``PEER:NAME``) is accepted.
     Raises:
-        UsageError for a malformed address or the wrong kind of address.
+        UsageError for a malformed address, the wrong kind of address, or a peer's notebook given
+        to a command that would change it (replicas are read-only).
     """
+    owner, colon, local = (text or "").rpartition(":")
+    if colon:
+        if not owner:
+            raise UsageError(f"bad address '{text}': name the peer before ':' (PEER:NOTEBOOK, e.g. alice:ops)")
+        if not peer:
+            raise UsageError(f"'{text}' is a peer's notebook, read from its replica, which is read-only: "
+                             "this command works on this node's own notebooks only",
+                             hint=f"read it with `tessera notebook show {text}`")
+        address = parse_address(local, cell=cell)
+        return Address(address.name, address.cell, owner)
     parts = (text or "").split("/")
     usage = "use NAME for a notebook or NAME/N for its N-th cell (N from 1)"
     if len(parts) > 2 or not parts[0]:

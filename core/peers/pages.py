@@ -7,7 +7,7 @@ the node key.
   writes one full-state update with a larger id, so a cursor stays valid across it.
 - ``events:PATTERN``: the cursor is the events table's rowid (local arrival order); items are
   this node's own events (its actor) whose subject matches the pattern, as ``Event.as_dict``
-  gives them. Rows passed over (another actor's, another subject) still move the cursor on.
+  gives them; notebooks' change events only when the pattern names them (shares.event_shared). Rows passed over (another actor's, another subject) still move the cursor on.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def build(conn: sqlite3.Connection, item: str, cursor: int, *, limit: int = MAX_
     else:
         items, cursor_to, more = _event_items(conn, shares.target_of(item), cursor, limit)
     page = {"type": "page", "share": item, "cursor_from": cursor, "cursor_to": cursor_to, "more": more, "items": items}
-    return page_signing.signed(page, signing_key)
+    # every item is built with its keys in order, and event data is stored as JSON with sorted keys
+    return page_signing.signed(page, signing_key, inner_sorted=True)
 
 
 def latest_cursor(conn: sqlite3.Connection, item: str) -> int:
@@ -65,8 +66,8 @@ def _notebook_items(conn: sqlite3.Connection, name: str, cursor: int, limit: int
             more = True
             break
         size += len(data) + _ITEM_OVERHEAD
-        items.append({"notebook_id": notebook_id, "name": name, "title": title, "update_id": update_id,
-                      "time": when, "update": bytes(data)})
+        items.append({"name": name, "notebook_id": notebook_id, "time": when, "title": title, "update": bytes(data),
+                      "update_id": update_id})
     return items, (items[-1]["update_id"] if items else cursor), more
 
 
@@ -84,20 +85,34 @@ def _event_items(conn: sqlite3.Connection, pattern: str, cursor: int, limit: int
     actor = events.local_actor(conn)
     if actor is None:  # this node never wrote an event
         return [], cursor, False
-    matches = events.subject_matches
+    matches = shares.event_shared
     loads = json.loads
     items: list[dict] = []
     size, last = 0, cursor
     rows = conn.execute("SELECT rowid, seq, id, time, subject, type, actor, correlation, data, prev_hash, hash "
-                        "FROM events WHERE rowid > ? ORDER BY rowid LIMIT ?", (cursor, _SCAN_ROWS + 1)).fetchall()
-    more = len(rows) > _SCAN_ROWS
-    for rowid, seq, eid, when, subject, etype, who, corr, data, prev, h in rows[:_SCAN_ROWS]:
+                        "FROM events WHERE rowid > ? ORDER BY rowid LIMIT ?", (cursor, _SCAN_ROWS + 1))
+    more, scanned = False, 0
+    for rowid, seq, eid, when, subject, etype, who, corr, data, prev, h in _chunks(rows):
+        scanned += 1
+        if scanned > _SCAN_ROWS:
+            more = True
+            break
         if who == actor and matches(pattern, subject):
             if len(items) >= limit or (items and size + len(data) + _ITEM_OVERHEAD > PAGE_BYTES):
                 more = True
                 break
             size += len(data) + _ITEM_OVERHEAD
-            items.append({"seq": seq, "id": eid, "time": when, "subject": subject, "type": etype, "actor": who,
-                          "correlation": corr, "data": loads(data), "prev_hash": prev, "hash": h})
+            items.append({"actor": who, "correlation": corr, "data": loads(data), "hash": h, "id": eid,
+                          "prev_hash": prev, "seq": seq, "subject": subject, "time": when, "type": etype})
         last = rowid
     return items, last, more
+
+
+def _chunks(cursor: sqlite3.Cursor, size: int = 500):
+    """The cursor's rows, read a chunk at a time (most pages stop long before the scan's end,
+    and a row at a time costs a call through the store's error translation each)."""
+    while True:
+        chunk = cursor.fetchmany(size)
+        if not chunk:
+            return
+        yield from chunk

@@ -48,12 +48,17 @@ def open_for_write(node_id: str, store_path: Path | None = None, *, path: Path |
 
     Args:
         store_path: the local store (the replica lives beside it, under peers/).
-        path: another file to use (a full re-sync fills a new file, then moves it in place).
+        path: another file to use (tests; the default is replica_files.replica_path).
     """
     from tessera.core.store.db import connect
 
-    path = Path(path) if path is not None else replica_files.replica_path(node_id, store_path)
-    for directory in (path.parent.parent, path.parent):
+    if path is None:
+        path = replica_files.replica_path(node_id, store_path)
+        directories = (path.parent.parent, path.parent)  # peers/ and peers/<node id>/
+    else:
+        path = Path(path)
+        directories = (path.parent,)
+    for directory in directories:
         directory.mkdir(mode=0o700, exist_ok=True, parents=True)
         os.chmod(directory, 0o700)
     conn = connect(path)
@@ -104,8 +109,8 @@ def apply(replica: sqlite3.Connection, sender_node_id: str, page: dict, *, overl
         item = None
     if item is None or item != page["share"]:
         raise PageRefused(f"a page from {sender_node_id[:10]} names no valid share; nothing of it was stored")
-    cursor_from, cursor_to, items = page["cursor_from"], page["cursor_to"], page["items"]
-    if not (isinstance(cursor_from, int) and isinstance(cursor_to, int) and isinstance(items, list)
+    cursor_from, cursor_to, items = page.get("cursor_from"), page.get("cursor_to"), page.get("items")
+    if not (type(cursor_from) is int and type(cursor_to) is int and type(items) is list
             and 0 <= cursor_from <= cursor_to < 2**63):
         raise PageRefused(f"the page of {item} from {sender_node_id[:10]} has bad cursors; nothing of it was stored")
     with transaction(replica):
@@ -145,7 +150,7 @@ def _file_events(replica: sqlite3.Connection, items: list) -> int:
 
     if not items:
         return 0
-    rows = [events.foreign_row(item, i) for i, item in enumerate(items)]  # one SHA-256 each
+    rows = events.foreign_rows(items)  # one SHA-256 each
     actor = rows[0][5]
     for i, row in enumerate(rows):
         if row[5] != actor:

@@ -52,6 +52,21 @@ def target_of(item: str) -> str:
     return item.partition(":")[2]
 
 
+NOTEBOOK_EVENTS = "notebook"  # the first token of the notebooks' change events (notebook.NAME.ACTION)
+
+
+def event_shared(pattern: str, subject: str) -> bool:
+    """Whether an events share of ``pattern`` carries the event ``subject``: it matches, and it is
+    not a notebook's change event unless the pattern names notebook events itself. Those events
+    hold what changed (cell sources included), so ``events:>`` must not carry the content of
+    notebooks that are not shared; ``events:notebook.ops.>`` does, as it says."""
+    from tessera.core.events import subject_matches
+
+    if subject.startswith("notebook.") and pattern.split(".", 1)[0] != NOTEBOOK_EVENTS:
+        return False
+    return subject_matches(pattern, subject)
+
+
 def add(conn: sqlite3.Connection, item: str, node_ids: list[str], *, added_at: str) -> int:
     """Grant ``item`` to each node id (or EVERY_PEER); returns how many grants are new."""
     cursor = conn.executemany("INSERT OR IGNORE INTO peer_shares(item, node_id, added_at) VALUES (?, ?, ?)",
@@ -90,7 +105,7 @@ def is_granted(conn: sqlite3.Connection, node_id: str, item: str) -> bool:
 
 def item_count(conn: sqlite3.Connection, item: str) -> int:
     """How many items the share holds now: a notebook's stored updates, or this node's own events
-    whose subject matches the pattern."""
+    the share carries (``event_shared``)."""
     from tessera.core import events
 
     if kind_of(item) == "notebook":
@@ -101,4 +116,4 @@ def item_count(conn: sqlite3.Connection, item: str) -> int:
         return 0
     pattern = target_of(item)
     return sum(1 for (subject,) in conn.execute("SELECT subject FROM events WHERE actor = ?", (actor,))
-               if events.subject_matches(pattern, subject))
+               if event_shared(pattern, subject))

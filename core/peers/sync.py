@@ -111,9 +111,8 @@ async def _pull_shares(channel: Channel, target: sqlite3.Connection, peer: Any, 
         if not isinstance(item, str) or ":" not in item or shares.parse_item(item) != item:
             raise ProtocolError("malformed", f"{printable(peer.name)} listed a share that is not one: {printable(repr(item))[:80]}")
         items.append(item)
-    stored = replica.cursors(target)
-    for item in items:
-        cursor = stored.get(item, 0)
+    for item in dict.fromkeys(items):  # each once, whatever the peer listed
+        cursor = replica.cursors(target).get(item, 0)
         share = report.shares[item] = ShareReport(cursor=cursor)
         more = True
         while more:

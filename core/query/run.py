@@ -61,8 +61,8 @@ def run_query(
         limit: at most this many rows (``--limit``): the engine stops producing rows there when
             the query has no ORDER BY, DISTINCT or aggregate (those need every match first).
     Returns:
-        a Result; with several sources, rows gain a leading ``context`` column (and the limit
-        applies to the merged rows).
+        a Result; with several sources, rows gain a leading ``context`` column (``source`` for
+        stores and peers' replicas) and the limit applies to the merged rows.
     Raises:
         UsageError for -n with -A or an unknown shape; ParseError, QueryError, SourceUnavailable,
         NotAuthorized, SourceTimeout.
@@ -97,7 +97,9 @@ def run_query(
         results, failures = run_each(targets, one)
         if not results:
             raise failures[0]
-        result = merge_results(results, shape)
+        from tessera.core.sources.protocol import fan_out_column
+
+        result = merge_results(results, shape, fan_out_column(targets))
         if limit is not None:
             result.rows, result.keys = result.rows[:limit], result.keys[:limit]
     result.warnings.extend(f.one_line() for f in failures)

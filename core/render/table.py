@@ -1,10 +1,24 @@
-"""The table format: a rich table, one row per result row."""
+"""The table format: a rich table, one row per result row.
+
+Cells are for a terminal: control characters other than line breaks and tabs are escaped
+(``\x1b``), so a value from elsewhere (a manifest, a peer's notebook or event) cannot send an
+escape sequence. The data formats (json, csv...) carry values as they are.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any, TextIO
 
+from tessera.core.errors import printable
 from tessera.core.render.data import cell_text
+
+_CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # as errors.printable, less \n \t
+
+
+def terminal_text(text: str) -> str:
+    """``text`` with every control character but newline and tab escaped."""
+    return _CONTROL_BUT_LINES.sub(lambda m: printable(m.group()), text)
 
 
 def write_table(result: Any, out: TextIO, *, color: bool = False, width: int | None = None) -> None:
@@ -34,9 +48,9 @@ def write_table(result: Any, out: TextIO, *, color: bool = False, width: int | N
         return
     table = Table(show_lines=False, header_style="bold cyan" if color else None, box=None)
     for col in result.columns:
-        table.add_column(Text(col), overflow="fold")
+        table.add_column(Text(terminal_text(col)), overflow="fold")
     for row in result.rows:
-        table.add_row(*(Text(cell_text(row.get(c))) for c in result.columns))
+        table.add_row(*(Text(terminal_text(cell_text(row.get(c)))) for c in result.columns))
     console.print(table)
 
 

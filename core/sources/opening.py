@@ -28,8 +28,10 @@ def open_sources(
     """Open the sources a command names.
 
     Args:
-        specs: ``-s`` values: a file, a directory, ``-`` (stdin), ``demo`` (the bundled cluster)
-            or ``replay:FILE`` / ``replay:demo`` (a recording, each its own source).
+        specs: ``-s`` values: a file, a directory, ``-`` (stdin), ``demo`` (the bundled cluster),
+            ``replay:FILE`` / ``replay:demo`` (a recording, each its own source), ``local`` (this
+            node's store), ``peer:NAME`` (a peer's replica) or ``peers`` (every peer's replica):
+            each store its own read-only source, once however often it is named.
             Several manifest specs merge into one source, so relationships cross files.
         contexts: kube contexts (``--context``), each a live source; none and no specs means the
             kubeconfig's current context.
@@ -49,6 +51,9 @@ def open_sources(
             raise UsageError("replay: needs a recording file", hint="-s replay:FILE, or -s replay:demo")
         sources.append(source_plugin("replay")(spec[len("replay:"):], speed=speed, loop=loop))
     specs = [s for s in specs if not s.startswith("replay:")]
+    stores = [s for s in specs if is_store_spec(s)]
+    sources.extend(open_stores(stores))
+    specs = [s for s in specs if not is_store_spec(s)]
     if specs:
         if list(specs).count("-") > 1:
             raise UsageError("stdin ('-') can be given as a source only once")
@@ -62,11 +67,63 @@ def open_sources(
         from tessera.core.sources.union import UnionSource
 
         sources.append(parts[0] if len(parts) == 1 else UnionSource(parts))
-    if contexts or not (specs or replays):
+    if contexts or not (specs or replays or stores):
         kube = source_plugin("kubernetes")
         for ctx in contexts or [None]:
             sources.append(kube(context=ctx, kubeconfig=kubeconfig))
     return [guard(s) for s in sources]
+
+
+STORE_SPECS = ("local", "peers")  # and peer:NAME
+
+
+def is_store_spec(spec: str) -> bool:
+    """True for the ``-s`` specs naming stores: ``local``, ``peers``, ``peer:NAME``."""
+    return spec in STORE_SPECS or spec.startswith("peer:")
+
+
+def open_stores(specs: list[str]) -> list[Any]:
+    """The store sources ``specs`` name, in order, each store once (``-s peers -s peer:alice``
+    opens alice once).
+
+    Raises:
+        UsageError for ``peer:`` with no name or an unknown peer; SourceUnavailable when a named
+        peer has no replica yet, or ``peers`` alone finds no peer with one.
+    """
+    from tessera.core.errors import SourceUnavailable
+
+    opened: list[Any] = []
+    seen: set[str] = set()
+
+    def keep(source: Any, key: str) -> None:
+        if key in seen:
+            source.close()
+        else:
+            seen.add(key)
+            opened.append(source)
+
+    try:
+        for spec in specs:
+            if spec == "local":
+                keep(source_plugin("local")(), "local")
+            elif spec == "peers":
+                every = source_plugin("peer").every()
+                if not every and len(specs) == 1:
+                    raise SourceUnavailable("no peer has sent anything yet: there is no replica to read",
+                                            hint="see `tessera peer list`, then run `tessera peer sync`")
+                for source in every:
+                    keep(source, source.node_id)
+            else:
+                name = spec[len("peer:"):]
+                if not name:
+                    raise UsageError("peer: needs a peer's name or id", hint="-s peer:NAME; see `tessera peer list`")
+                source = source_plugin("peer")(name)
+                keep(source, source.node_id)
+    except BaseException:
+        for source in opened:
+            source.close()
+        raise
+    return opened
 
 
 def open_context(context: str, kubeconfig: str | None) -> Any:

@@ -219,6 +219,23 @@ class ContextCatalog(Protocol):
         ...
 
 
+@runtime_checkable
+class LabelledSource(Protocol):
+    """A source that names the column labelling its rows in a fan-out (stores and peers'
+    replicas: ``source``); the rows of sources without it are labelled ``context``."""
+
+    fan_out_column: str
+
+
+def fan_out_column(sources: Any) -> str:
+    """The leading column of a fan-out's rows: the first LabelledSource's choice, else ``context``
+    (kube contexts, recordings)."""
+    for source in sources:
+        if isinstance(source, LabelledSource):
+            return source.fan_out_column
+    return "context"
+
+
 def default_namespace(source: Any) -> str | None:
     """The source's own namespace scope (None: all namespaces, also for sources without one)."""
     return source.default_namespace if isinstance(source, DefaultNamespaceSource) else None
