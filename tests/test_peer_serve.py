@@ -647,3 +647,34 @@ def test_a_share_granted_while_subscribed_reaches_the_subscriber(procs, homes):
     wait_until(lambda: subjects() == ["k8s.later"], "the newly shared event in bob's replica")
     ended = wait_stderr(subscriber, lambda l: '"subscription_ended"' in l or '"subscription_failed"' in l, timeout=1)
     assert '"subscription_ended"' in ended
+
+
+def test_peer_join_on_a_terminal_asks_for_the_pin_without_echo(procs, homes, tmp_path):
+    """In a real tmux pane: the prompt appears, the typed PIN is not shown, the pairing succeeds."""
+    import shlex
+    import uuid
+
+    alice, bob = homes
+    invite, ticket, pin = start_invite(procs, alice)
+    socket_name = f"tsr-join-{uuid.uuid4().hex[:8]}"
+    env = env_for(bob)
+    command = " ".join(f"{k}={shlex.quote(env[k])}" for k in ("TESSERA_HOME", "TESSERA_CONFIG_DIR", "TESSERA_PEER_LOOPBACK"))
+    done = tmp_path / "join.rc"
+    script = (f"env {command} {shlex.quote(sys.executable)} -m tessera.cli.main peer join {shlex.quote(ticket)}; "
+              f"echo $? > {shlex.quote(str(done))}; sleep 600")
+
+    def tmux(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["tmux", "-L", socket_name, "-f", "/dev/null", *args], capture_output=True, text=True,
+                              timeout=30)
+
+    try:
+        assert tmux("new-session", "-d", "-x", "200", "-y", "20", script).returncode == 0
+        wait_until(lambda: "PIN" in tmux("capture-pane", "-p").stdout, "the PIN prompt")
+        tmux("send-keys", pin, "Enter")
+        wait_until(lambda: done.exists() and done.read_text().strip(), "peer join to finish")
+        screen = tmux("capture-pane", "-p").stdout
+        assert done.read_text().strip() == "0", screen
+        assert "paired with alice" in screen and pin not in screen
+    finally:
+        tmux("kill-server")
+    assert invite.wait(DEADLINE) == 0
