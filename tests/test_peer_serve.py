@@ -678,3 +678,48 @@ def test_peer_join_on_a_terminal_asks_for_the_pin_without_echo(procs, homes, tmp
     finally:
         tmux("kill-server")
     assert invite.wait(DEADLINE) == 0
+
+
+def test_the_daemons_timed_pulls_fill_the_replica_of_a_peer_without_a_live_subscription(procs, homes, monkeypatch):
+    import io
+
+    from tessera.core.peers import node_endpoint
+    from tessera.core.peers.daemon import Daemon, DaemonLog
+
+    alice, bob = homes
+    paired(procs, alice, bob)
+    assert tessera(alice, "events", "publish", "k8s.timed", "1").returncode == 0
+    assert tessera(alice, "peer", "share", "events:k8s.>").returncode == 0
+    monkeypatch.setenv("TESSERA_PEER_LOOPBACK", "1")
+    log = io.StringIO()
+
+    def subjects():
+        from tessera.core.peers import replica_files
+
+        conn = replica_files.open_read_only(node_id(alice), bob / "data" / "tessera.db")
+        if conn is None:
+            return []
+        try:
+            return [r[0] for r in conn.execute("SELECT subject FROM events")]
+        except sqlite3.OperationalError:
+            return []
+        finally:
+            conn.close()
+
+    async def scenario():
+        conn = store(bob)
+        endpoint = await node_endpoint.bind(conn, listen=False)
+        daemon = Daemon(conn, port=None, sync=True, sync_interval=0.2, log=DaemonLog(log))
+        pulls = asyncio.create_task(daemon._timed_pulls(endpoint))
+        try:
+            deadline = time.monotonic() + DEADLINE
+            while subjects() != ["k8s.timed"] and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            pulls.cancel()
+            await asyncio.gather(pulls, return_exceptions=True)
+            await endpoint.close()
+
+    asyncio.run(scenario())
+    assert subjects() == ["k8s.timed"]
+    assert '"synced"' in log.getvalue()
