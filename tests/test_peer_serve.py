@@ -723,3 +723,14 @@ def test_the_daemons_timed_pulls_fill_the_replica_of_a_peer_without_a_live_subsc
     asyncio.run(scenario())
     assert subjects() == ["k8s.timed"]
     assert '"synced"' in log.getvalue()
+
+
+def test_a_subscribe_with_a_bad_cursor_gets_one_malformed_error(procs, homes):
+    alice, bob = homes
+    serve, listening = paired(procs, alice, bob)
+    assert tessera(alice, "peer", "share", "events:k8s.>").returncode == 0
+    for _ in range(5):  # the error frame must arrive every time (closing right after it could drop it)
+        got = asyncio.run(_dial_and_collect(bob, listening["ticket"],
+                                            [{"type": "subscribe", "cursors": {"events:k8s.>": "0"}}], hello=True))
+        assert [f["type"] for f in got] == ["hello", "error"] and got[1]["code"] == "malformed", got
+    assert serve.poll() is None

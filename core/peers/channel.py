@@ -86,8 +86,11 @@ class Channel:
         answer closes first; we wait up to CLOSE_WAIT s for it)."""
         try:
             await self.stream.finish()
+        except transport.TransportError:  # finished already (after refuse), or the peer is gone
+            pass
+        try:  # closing now would drop what is still in flight: the reader closes first
             await asyncio.wait_for(self.connection.closed(), CLOSE_WAIT)
-        except (transport.TransportError, asyncio.TimeoutError):
+        except asyncio.TimeoutError:
             pass
         self.connection.close()
 

@@ -196,6 +196,10 @@ class Server:
 
         node_id = channel.remote.node_id
         cursors = dict(request["cursors"])
+        if not all(type(cursor) is int and cursor >= 0 for cursor in cursors.values()):
+            await self._refuse(channel, _refusal("malformed", "a subscribe's cursors are whole numbers from 0",
+                                                 fix="send the cursors of the pages stored"))
+            return
         granted = set(shares.granted(self.conn, node_id))
         for item in cursors:
             if item not in granted:
