@@ -734,3 +734,32 @@ def test_a_subscribe_with_a_bad_cursor_gets_one_malformed_error(procs, homes):
                                             [{"type": "subscribe", "cursors": {"events:k8s.>": "0"}}], hello=True))
         assert [f["type"] for f in got] == ["hello", "error"] and got[1]["code"] == "malformed", got
     assert serve.poll() is None
+
+
+def test_an_idle_subscription_is_pinged_and_the_pong_is_taken(procs, homes):
+    from tessera.core import node_key
+    from tessera.core.peers import frames, message_types, transport
+
+    alice, bob = homes
+    serve, listening = paired(procs, alice, bob)
+
+    async def scenario() -> list[dict]:
+        key = node_key.signing_key(bob / "data" / "tessera.db")
+        async with await transport.Endpoint.bind(key, loopback=True) as endpoint:
+            connection = await endpoint.connect(listening["ticket"])
+            stream = await connection.open_stream()
+            await frames.write_frame(stream, message_types.make(
+                "hello", version=message_types.PROTOCOL_VERSION, node_id=endpoint.node_id, name="bob", ticket=""))
+            got = [await frames.read_frame(stream)]
+            await frames.write_frame(stream, message_types.make("subscribe", cursors={}))
+            got.append(await asyncio.wait_for(frames.read_frame(stream), DEADLINE))  # the keep-alive, after 15 s
+            await frames.write_frame(stream, message_types.make("pong", nonce=got[-1]["nonce"]))
+            # a share granted now ends the subscription cleanly: no error frame means the pong was fine
+            assert tessera(alice, "peer", "share", "events:k8s.>").returncode == 0
+            while (frame := await asyncio.wait_for(frames.read_frame(stream), DEADLINE)) is not None:
+                got.append(frame)
+            connection.close()
+            return got
+
+    got = asyncio.run(scenario())
+    assert [f["type"] for f in got] == ["hello", "ping"], got
