@@ -373,6 +373,8 @@ def test_interrupting_peer_invite_cancels_its_invite(procs, homes):
     alice, _ = homes
     for _ in range(3):  # it hung in some runs, so more than one
         invite, ticket, _ = start_invite(procs, alice)
+        assert invite.stdout.readline().startswith("expires ")
+        wait_stderr(invite, lambda l: "peer join TICKET" in l, timeout=DEADLINE)  # then it polls the invite
         invite.send_signal(signal.SIGINT)
         assert invite.wait(DEADLINE) == 130
         conn = store(alice)
