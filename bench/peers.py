@@ -9,6 +9,13 @@ Prints one JSON object on stdout.
 - ``throughput_mb_s``: --mb MiB (default 64) in one stream, ``upload`` (this process sends) and
   ``download`` (the other process sends), each ``with_shim`` and ``without_shim`` (both
   processes with the bindings' per-byte copy loop put back: core/peers/iroh_shim.py).
+- ``pairing_ms``: one whole pairing by PIN (connect, SPAKE2 exchange, both sides adding each
+  other) against a real ``tessera serve`` of another data home, p50/p95 of --pairings; the
+  invite is made in that store beforehand, as ``peer invite`` does while a serve runs.
+- ``sync_100k_events_s``: the initial pull of --events (default 100 000) events shared by a
+  real ``tessera serve``, into this process's replica (core/peers/sync_dial.pull_from), seconds;
+- ``live_event_ms``: p50/p95 of --live single events appended on the publisher until each is
+  in the replica of a subscriber running ``tessera serve --sync`` (polled every millisecond).
 
 - ``replica_apply_100k_events_s``: building every signed page of an events share of --events
   (100k) events from cursor 0 (core/peers/pages.py), through the frame encoding, and filing each
@@ -18,7 +25,8 @@ Prints one JSON object on stdout.
 The other node is this file run with --serve in its own process (so the two ends do not share
 a GIL or an event loop), with the same shim setting as the measuring side.
 
-Usage: .venv/bin/python bench/peers.py [--mb 64] [--binds 20] [--connects 50] [--requests 2000] [--events 100000]
+Usage: .venv/bin/python bench/peers.py [--mb 64] [--binds 20] [--connects 50] [--requests 2000] [--pairings 20]
+       [--events 100000] [--live 50]
 """
 
 from __future__ import annotations
@@ -194,6 +202,109 @@ async def measure(args, home: Path) -> dict:
     return result
 
 
+def _start_tessera_serve(home: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    import os
+
+    env = {**os.environ, "TESSERA_HOME": str(home), "TESSERA_PEER_LOOPBACK": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "tessera.cli.main", "serve", *args], env=env, stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, text=True)
+    for line in proc.stderr:
+        if '"listening"' in line:  # then keep reading its log, so a full pipe never blocks it
+            import threading
+
+            threading.Thread(target=proc.stderr.read, daemon=True).start()
+            return proc, json.loads(line)["ticket"]
+    raise SystemExit(f"tessera serve did not start (exit {proc.wait()})")
+
+
+async def measure_pairing(count: int, home: Path) -> dict:
+    from tessera.core.peers import channel, identity, node_endpoint, pairing_session, pins
+    from tessera.core.store.db import connect
+
+    inviter_home, joiner_home = home / "inviter", home / "joiner"
+    proc, ticket = _start_tessera_serve(inviter_home)
+    try:
+        inviter = connect(inviter_home / "tessera.db")
+        joiner = connect(joiner_home / "tessera.db")
+        me = identity.local_identity(joiner)
+        samples = []
+        async with await node_endpoint.bind(joiner, listen=False) as endpoint:
+            for _ in range(count):
+                invite, pin = pins.create_invite(inviter)
+                start = time.perf_counter()
+                link = await channel.dial_for_pairing(endpoint, ticket)
+                await pairing_session.join(joiner, link, pin=pin, invite_id=invite.id, local_id=me.node_id,
+                                           local_name=me.name, inviter_ticket=ticket)
+                await link.finish()
+                samples.append(time.perf_counter() - start)
+    finally:
+        proc.terminate()
+        proc.wait()
+    return _percentiles(samples)
+
+
+async def _pair(joiner, endpoint, inviter, ticket: str) -> None:
+    from tessera.core.peers import channel, identity, pairing_session, pins
+
+    me = identity.local_identity(joiner)
+    invite, pin = pins.create_invite(inviter)
+    link = await channel.dial_for_pairing(endpoint, ticket)
+    await pairing_session.join(joiner, link, pin=pin, invite_id=invite.id, local_id=me.node_id, local_name=me.name,
+                               inviter_ticket=ticket)
+    await link.finish()
+
+
+async def measure_sync(event_count: int, live_count: int, home: Path) -> dict:
+    import os
+
+    from tessera.core import events
+    from tessera.core.peers import node_endpoint, peer_list, replica_files, shares, sync_dial
+    from tessera.core.store.db import connect, transaction
+    from tessera.core.times import now
+
+    publisher_home, subscriber_home = home / "publisher", home / "subscriber"
+    publisher = connect(publisher_home / "tessera.db")
+    for start in range(0, event_count, 10_000):
+        events.append_many(publisher, [("bench.sync", {"n": n, "pad": "x" * 40})
+                                       for n in range(start, min(event_count, start + 10_000))])
+    with transaction(publisher):
+        shares.add(publisher, "events:bench.>", [shares.EVERY_PEER], added_at=now())
+    os.environ["TESSERA_PEER_LOOPBACK"] = "1"
+    proc, ticket = _start_tessera_serve(publisher_home)
+    subscriber = connect(subscriber_home / "tessera.db")
+    try:
+        async with await node_endpoint.bind(subscriber, listen=False) as endpoint:
+            await _pair(subscriber, endpoint, publisher, ticket)
+            peer = peer_list.get(subscriber, peer_list.all_peers(subscriber)[0].node_id)
+            start = time.perf_counter()
+            report = await sync_dial.pull_from(subscriber, endpoint, peer)
+            initial = time.perf_counter() - start
+            assert report.ok and report.items == event_count, (report.error, report.items)
+        subscriber.close()
+        follower, _ = _start_tessera_serve(subscriber_home, "--sync")
+        try:
+            replica = None
+            while replica is None:
+                replica = replica_files.open_read_only(peer.node_id, subscriber_home / "tessera.db")
+            samples = []
+            for n in range(live_count):
+                start = time.perf_counter()
+                appended = events.append(publisher, "bench.live", {"n": n})
+                deadline = start + 60
+                while replica.execute("SELECT 1 FROM events WHERE hash = ?", (appended.hash,)).fetchone() is None:
+                    if time.perf_counter() > deadline:
+                        raise SystemExit("a live event did not arrive within 60 s")
+                    time.sleep(0.001)
+                samples.append(time.perf_counter() - start)
+        finally:
+            follower.terminate()
+            follower.wait()
+    finally:
+        proc.terminate()
+        proc.wait()
+    return {"sync_100k_events_s": round(initial, 2), "events": event_count, "live_event_ms": _percentiles(samples)}
+
+
 def replica_apply(home: Path, count: int) -> dict:
     """Build and apply every page of ``count`` events (see the module docstring)."""
     from tessera.core import events
@@ -235,7 +346,9 @@ def main() -> None:
     parser.add_argument("--binds", type=int, default=20)
     parser.add_argument("--connects", type=int, default=50)
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--pairings", type=int, default=20)
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--live", type=int, default=50)
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--no-shim", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -246,6 +359,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as home:
         result = asyncio.run(measure(args, Path(home)))
+        result["pairing_ms"] = asyncio.run(measure_pairing(args.pairings, Path(home)))
+        result.update(asyncio.run(measure_sync(args.events, args.live, Path(home))))
         result.update(replica_apply(Path(home), args.events))
     result.update({"iroh": iroh_shim.installed_version(), "python": platform.python_version(),
                    "cpus": __import__("os").cpu_count(), "transport": "loopback, relays off"})

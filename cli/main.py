@@ -39,6 +39,7 @@ COMMAND_MODULES: dict[str, str] = {
     "tmux": "tessera.cli.tmux",
     "shell": "tessera.cli.shell.command",
     "peer": "tessera.cli.peer",
+    "serve": "tessera.cli.serve",
 }
 # Root options that take a value (``--correlation ID``): the word after one is not the command.
 _ROOT_VALUE_OPTIONS = ("--correlation",)

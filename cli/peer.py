@@ -65,5 +65,6 @@ def node_id(short: ShortOpt = False, as_json: JsonOpt = False) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add the peer commands to ``app``."""
+    import tessera.cli.peer_network  # noqa: F401  (invite, join, sync)
     import tessera.cli.peer_sharing  # noqa: F401  (add/remove/list, share/unshare/shared, export/import)
     app.add_typer(peer_app, name="peer")

@@ -66,7 +66,8 @@ def frames_in(data: bytes) -> list[dict]:
 
 
 def hello(node_id: str = CLIENT_ID, **over) -> dict:
-    return {"type": "hello", "version": message_types.PROTOCOL_VERSION, "node_id": node_id, "name": "client", **over}
+    return {"type": "hello", "version": message_types.PROTOCOL_VERSION, "node_id": node_id, "name": "client", "ticket": "",
+            **over}
 
 
 # -- framing -----------------------------------------------------------------------------------
@@ -195,6 +196,26 @@ def test_the_dialer_says_hello_first_and_the_acceptor_answers_only_after_accepti
     assert acceptor.phase is Phase.OPEN and answer.send[0]["node_id"] == SERVER_ID and not answer.close
     assert dialer.receive(answer.send[0]).close is False and dialer.phase is Phase.OPEN
     assert dialer.remote.name == "server" and acceptor.remote.node_id == CLIENT_ID
+
+
+def test_the_hello_carries_the_dialers_ticket_to_the_acceptor():
+    dialer = ConnectionStart(CLIENT_ID, "client", remote_node_id=SERVER_ID, local_ticket="endpointabc")
+    acceptor = accepting()
+    acceptor.receive(dialer.opening()[0])
+    assert acceptor.remote.ticket == "endpointabc"
+    with pytest.raises(ProtocolError):
+        message_types.check(hello(ticket="x" * 601))
+
+
+def test_a_pong_answering_our_own_ping_is_taken_once_and_a_second_one_refused():
+    acceptor = accepting()
+    acceptor.receive(hello())
+    ping = acceptor.ping()
+    assert ping["type"] == "ping"
+    step = acceptor.receive({"type": "pong", "nonce": ping["nonce"]})
+    assert not step.close and step.send == [] and step.request is None
+    again = acceptor.receive({"type": "pong", "nonce": ping["nonce"]})
+    assert again.close and again.error.code == "unexpected"
 
 
 @pytest.mark.parametrize("first, code", [

@@ -50,6 +50,7 @@ class Phase(enum.Enum):
 class RemoteNode:
     node_id: str
     name: str
+    ticket: str = ""  # the ticket its hello carried ('' when it has none): where it can be dialed
 
 
 @dataclass
@@ -92,18 +93,23 @@ class ConnectionStart:
         authorize: on the accepting side, who may connect. None makes this the dialing side,
             which dialed the node it wanted (its transport checked that) and says hello first.
         limiter: requests allowed per remote node after the hello (None: no limit).
+        local_ticket: the ticket our hello carries (where this node's ``tessera serve`` listens;
+            '' when we have none), so the other side can keep our current address.
     """
 
     def __init__(self, local_node_id: str, local_name: str, *, remote_node_id: str | None,
-                 authorize: Authorizer | None = None, limiter: PeerRateLimiter | None = None):
+                 authorize: Authorizer | None = None, limiter: PeerRateLimiter | None = None,
+                 local_ticket: str = ""):
         self.hello_message = message_types.make("hello", version=PROTOCOL_VERSION, node_id=local_node_id,
-                                                name=local_name)
+                                                name=local_name, ticket=local_ticket)
         self.local_name = local_name
         self.remote_node_id = remote_node_id
         self.authorize = authorize
         self.limiter = limiter
         self.phase = Phase.AWAITING_HELLO
         self.remote: RemoteNode | None = None
+        self._pings_out: set[int] = set()  # nonces of our pings not yet answered
+        self._next_nonce = 0
 
     @property
     def accepting(self) -> bool:
@@ -157,7 +163,7 @@ class ConnectionStart:
                     code, f"node {node_id[:10]} {why} ({self.local_name})",
                     fix=f"on {self.local_name}: tessera peer add {node_id} --publish"))
         self.phase = Phase.OPEN
-        self.remote = RemoteNode(node_id, message["name"])
+        self.remote = RemoteNode(node_id, message["name"], message["ticket"])
         return Step(send=[self.hello_message] if self.accepting else [])
 
     def _request(self, message: dict) -> Step:
@@ -171,8 +177,19 @@ class ConnectionStart:
         if message["type"] == "ping":
             return Step(send=[message_types.make("pong", nonce=message["nonce"])])
         if message["type"] == "pong":
-            return self.fail(ProtocolError("unexpected", "a pong no ping asked for"))
+            if message["nonce"] not in self._pings_out:
+                return self.fail(ProtocolError("unexpected", "a pong no ping asked for"))
+            self._pings_out.discard(message["nonce"])
+            return Step()
         return Step(request=message)
+
+    def ping(self) -> dict:
+        """A ping to send (an idle subscription's keep-alive); its pong is then expected, once."""
+        self._next_nonce += 1
+        self._pings_out.add(self._next_nonce)
+        if len(self._pings_out) > 16:  # a peer that never answers: forget the oldest
+            self._pings_out.discard(min(self._pings_out))
+        return message_types.make("ping", nonce=self._next_nonce)
 
 
 async def say_hello(stream: frames.ByteStream, machine: ConnectionStart, *,

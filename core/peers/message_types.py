@@ -17,6 +17,7 @@ from tessera.core.peers.frames import ProtocolError
 PROTOCOL_VERSION = 1
 NODE_ID = re.compile(r"[0-9a-f]{64}")  # the node's Ed25519 public key, lowercase hex (core/peers/identity.py)
 MAX_NAME_CHARS = 64
+MAX_TICKET_CHARS = 600  # an iroh EndpointTicket with a few addresses and a relay URL
 MAX_SHARE_CHARS = 300  # "notebook:NAME" or "events:PATTERN"
 
 
@@ -42,7 +43,9 @@ MESSAGE_TYPES: dict[str, MessageType] = {t.name: t for t in (
         "version": Field(int),
         "node_id": Field(str, pattern=NODE_ID),
         "name": Field(str, min_chars=1, max_chars=MAX_NAME_CHARS),
-    }, "first frame each way: the protocol version, the sender's node id and the name it shows"),
+        "ticket": Field(str, max_chars=MAX_TICKET_CHARS),
+    }, "first frame each way: the protocol version, the sender's node id, the name it shows and its "
+       "current ticket ('' when it has none; the acceptor keeps it as the peer's address)"),
     MessageType("error", {
         "code": Field(str, min_chars=1, max_chars=64),
         "message": Field(str, max_chars=1000),

@@ -173,6 +173,16 @@ class Connection:
         """Wait until the connection is closed (by either side); why, as iroh says it."""
         return await self._conn.closed()
 
+    def remote_address(self) -> str:
+        """The socket address (or relay) the other node's packets come from now: iroh's selected
+        path; '' when iroh reports none. For messages and records, never for authorization."""
+        try:
+            paths = self._conn.paths()
+        except iroh.IrohError:
+            return ""
+        chosen = [p for p in paths if p.is_selected] or paths
+        return chosen[0].remote_addr if chosen else ""
+
     def rtt_ms(self) -> float | None:
         rtt = self._conn.rtt()
         return None if rtt is None else rtt / 1000
