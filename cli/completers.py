@@ -178,23 +178,6 @@ def notebooks(incomplete: str) -> Pairs:
 
 
 @_quiet
-def peers(incomplete: str) -> Pairs:
-    """A PEER option (``events tail --peer``): the peers' names, each with its short id; a name
-    holding control characters is left out (it is reached by its id)."""
-    from tessera.core.store.db import connect_read_only
-
-    conn = connect_read_only()
-    if conn is None:
-        return []
-    try:
-        from tessera.core.peers import peer_list
-
-        return [(p.name, f"peer {p.node_id[:10]}") for p in peer_list.all_peers(conn) if p.name.isprintable()]
-    finally:
-        conn.close()
-
-
-@_quiet
 def notebooks_and_cells(incomplete: str) -> Pairs:
     """A NOTEBOOK[/N] argument: names, and ``NAME/N`` for the notebook being typed."""
     return _addresses(incomplete, names=True, cells=True)
@@ -223,9 +206,11 @@ def _read_store(query: Callable[[Any], Pairs]) -> Pairs:
 
 @_quiet
 def peers(incomplete: str) -> Pairs:
-    """A PEER argument: the peers' names, with their short ids."""
+    """A PEER argument or option: the peers' names, each with its short id; a name holding
+    control characters is left out (it is reached by its id)."""
     return _read_store(lambda conn: [(name, f"peer {node_id[:10]}") for name, node_id in
-                                     conn.execute("SELECT name, node_id FROM peers ORDER BY name")])
+                                     conn.execute("SELECT name, node_id FROM peers ORDER BY name")
+                                     if name.isprintable()])
 
 
 @_quiet

@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from tessera.cli.messages import open_store
+
 from tessera.cli import completers
 from tessera.cli.options import OutputSettings, emit, output_options
 
@@ -30,11 +32,6 @@ PeerOpt = Annotated[Optional[str], typer.Option("--peer", metavar="PEER", show_d
                                                      "with -f, keep printing them as sync receives them.")]
 
 
-def _conn():
-    from tessera.cli.messages import print_message
-    from tessera.core.store.db import connect
-
-    return connect(on_wait=print_message)
 
 
 def _replica(peer: str):
@@ -70,7 +67,7 @@ def tail(
         "until": events.parse_when(until, flag="--until") if until else None,
         "correlation": correlation,
     }
-    conn = _conn() if peer is None else _replica(peer)
+    conn = open_store() if peer is None else _replica(peer)
     top = events.last_position(conn)  # read before the backlog: nothing written meanwhile is skipped
     found = events.read(conn, after_seq=after_seq, **filters)
     fmt = out.format()
@@ -160,7 +157,7 @@ def publish(
     events.check_subject(subject)
     import orjson
 
-    event = events.append(_conn(), subject, value, type=type)
+    event = events.append(open_store(), subject, value, type=type)
     sys.stdout.buffer.write(orjson.dumps(event.as_dict()) + b"\n")
 
 
@@ -178,7 +175,7 @@ def verify(
     from tessera.core.store.db import StoreDamaged, quick_check
 
     point = _read_checkpoint(against) if against is not None else None  # a bad FILE is said before any work
-    conn = _conn()
+    conn = open_store()
     problems = quick_check(conn)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -226,7 +223,7 @@ def checkpoint() -> None:
 
     from tessera.core import events
 
-    sys.stdout.buffer.write(orjson.dumps(events.checkpoint(_conn())) + b"\n")
+    sys.stdout.buffer.write(orjson.dumps(events.checkpoint(open_store())) + b"\n")
 
 
 @events_app.command("prune")
@@ -236,7 +233,7 @@ def prune(
     """Remove old events; the rest still verifies (the chain is re-anchored)."""
     from tessera.core import events
 
-    removed = events.prune(_conn(), older_than=events.parse_when(older_than, flag="--older-than"))
+    removed = events.prune(open_store(), older_than=events.parse_when(older_than, flag="--older-than"))
     print(f"removed {removed} events")
 
 

@@ -25,3 +25,10 @@ def print_message(message: str) -> None:
 def print_warning(message: str) -> None:
     """``tessera: warning: MESSAGE`` on stderr, on one line."""
     print_message(f"warning: {message}")
+
+
+def open_store():
+    """The data home's store, saying on stderr when it waits for another process's write lock."""
+    from tessera.core.store.db import connect
+
+    return connect(on_wait=print_message)

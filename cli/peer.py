@@ -9,9 +9,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from tessera.cli.messages import open_store
+
 _SETTINGS = dict(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                  context_settings={"help_option_names": ["-h", "--help"]})
-peer_app = typer.Typer(name="peer", help="Peers: this node's id and name (pairing, sharing and sync to come).", **_SETTINGS)
+peer_app = typer.Typer(name="peer", help="Peers: identity, pairing by PIN, sharing, sync and sneakernet bundles.", **_SETTINGS)
 
 NameOpt = Annotated[Optional[str], typer.Option("--name", metavar="NAME", show_default=False,
                                                 help="The name peers see (default: the one set before, else user@host).")]
@@ -19,11 +21,6 @@ ShortOpt = Annotated[bool, typer.Option("--short", help="Print only the short fo
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print node_id, short_id and name as one JSON object.")]
 
 
-def _conn():
-    from tessera.cli.messages import print_message
-    from tessera.core.store.db import connect
-
-    return connect(on_wait=print_message)
 
 
 def _print_identity(identity) -> None:
@@ -40,7 +37,7 @@ def init(name: NameOpt = None) -> None:
 
     if name is not None:
         identity.check_name(name)  # before the store is opened or a key made
-    _print_identity(identity.init(_conn(), name))
+    _print_identity(identity.init(open_store(), name))
 
 
 @peer_app.command("id")
@@ -52,7 +49,7 @@ def node_id(short: ShortOpt = False, as_json: JsonOpt = False) -> None:
     """
     from tessera.core.peers import identity
 
-    me = identity.local_identity(_conn())
+    me = identity.local_identity(open_store())
     if as_json:
         print(json.dumps(me.as_dict()))
     elif short:

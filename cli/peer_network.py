@@ -12,6 +12,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from tessera.cli.messages import open_store
+
 from tessera.cli.peer import peer_app
 
 POLL_SECONDS = 0.1  # how often `peer invite` looks at its invite's state in the store
@@ -27,11 +29,6 @@ JoinNameOpt = Annotated[Optional[str], typer.Option("--name", metavar="NAME", sh
                                                     help="Add the inviting node under NAME (default: the name it announces).")]
 
 
-def _conn():
-    from tessera.cli.messages import print_message
-    from tessera.core.store.db import connect
-
-    return connect(on_wait=print_message)
 
 
 def _data_home():
@@ -52,7 +49,7 @@ def invite(role: RoleOpt = "viewer", share: ShareOpt = None) -> None:
 
     pins.check_role(role)
     items = pins.check_shares([shares.parse_item(s) for s in share or []])
-    conn = _conn()
+    conn = open_store()
     if locks.serve_running(_data_home()):
         from tessera.core.peers.daemon import TICKET_FILE
 
@@ -190,7 +187,7 @@ def join(ticket: Annotated[str, typer.Argument(metavar="TICKET", help="The ticke
 
         pin = getpass.getpass("PIN shown by `tessera peer invite`: ")
     pin = pins.normalize_pin(pin)  # before any connection: a typo never spends the attempt
-    conn = _conn()
+    conn = open_store()
     shown, result = asyncio.run(_join(conn, parsed, pin, name))
     print(f"paired with {shown} ({identity.short_id(result.peer_id)}); it may pull what you share with it "
           f"(tessera peer share), and you may pull what it shares with you (tessera peer sync)")
@@ -235,7 +232,7 @@ def sync(peer: Annotated[Optional[str], typer.Argument(metavar="PEER", show_defa
     from tessera.core.errors import UsageError
     from tessera.core.peers import locks, peer_list
 
-    conn = _conn()
+    conn = open_store()
     if peer is not None:
         peers = [peer_list.resolve(conn, peer)]
     else:

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from tessera.cli.messages import open_store
+
 from tessera.cli import completers
 from tessera.cli.peer import peer_app
 from tessera.core.errors import UsageError, printable
@@ -22,11 +24,6 @@ WithOpt = Annotated[Optional[list[str]], typer.Option("--with", metavar="PEER", 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _conn() -> Any:
-    from tessera.cli.messages import print_message
-    from tessera.core.store.db import connect
-
-    return connect(on_wait=print_message)
 
 
 def _now() -> str:
@@ -38,7 +35,7 @@ def _now() -> str:
 def _table(headers: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     for line in [headers, *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
 
 
 def _with_ids(conn: Any, names: list[str] | None) -> list[str]:
@@ -75,7 +72,7 @@ def add(node: Annotated[str, typer.Argument(metavar="NODE_ID", show_default=Fals
         identity.check_name(name)
     if role is not None and role not in peer_list.ROLES:
         raise UsageError(f"--role '{printable(role)}' is not a role", hint="use viewer or editor")
-    conn = _conn()
+    conn = open_store()
     if node_id == identity.local_identity(conn).node_id:
         raise UsageError("that node id is this node's own", hint="add the id `tessera peer id` prints on the other machine")
     with transaction(conn):
@@ -105,7 +102,7 @@ def remove(peer: PeerArg) -> None:
     from tessera.core.peers import peer_list, replica_files
     from tessera.core.store.db import transaction
 
-    conn = _conn()
+    conn = open_store()
     with transaction(conn):
         found = peer_list.resolve(conn, peer)
         peer_list.remove(conn, found.node_id)
@@ -149,7 +146,7 @@ def list_peers(as_json: JsonOpt = False) -> None:
     """
     from tessera.core.peers import peer_list
 
-    conn = _conn()
+    conn = open_store()
     rows = [{"name": p.name, "node_id": p.node_id, "short_id": p.node_id[:10], "direction": _direction(p),
              "role": p.role, "last_sync": p.last_sync, "items": _replica_items(p.node_id, conn.path),
              "reachable": _reachable(p), "added_at": p.added_at} for p in peer_list.all_peers(conn)]
@@ -179,7 +176,7 @@ def share(item: ItemArg, with_peers: WithOpt = None) -> None:
     from tessera.core.store.db import transaction
 
     item = shares.parse_item(item)
-    conn = _conn()
+    conn = open_store()
     if shares.kind_of(item) == "notebook" and not repository.exists(conn, shares.target_of(item)):
         raise UsageError(f"there is no notebook '{printable(shares.target_of(item))}' to share",
                          hint="see `tessera notebook list` for the notebooks")
@@ -213,7 +210,7 @@ def unshare(item: ItemArg, with_peers: WithOpt = None) -> None:
     from tessera.core.store.db import transaction
 
     item = shares.parse_item(item)
-    conn = _conn()
+    conn = open_store()
     with transaction(conn):
         granted = shares.grants(conn).get(item, [])
         if not granted:
@@ -242,7 +239,7 @@ def shared(as_json: JsonOpt = False) -> None:
     """
     from tessera.core.peers import peer_list, shares
 
-    conn = _conn()
+    conn = open_store()
     names = {p.node_id: p.name for p in peer_list.all_peers(conn)}
     rows = [{"item": item, "kind": shares.kind_of(item),
              "with": ["*" if n == shares.EVERY_PEER else names.get(n, n[:10]) for n in ids],
@@ -280,7 +277,7 @@ def export(output: Annotated[str, typer.Option("--output", "-o", metavar="FILE",
     from tessera.core import node_key
     from tessera.core.peers import bundle, identity, peer_list
 
-    conn = _conn()
+    conn = open_store()
     recipient = peer_list.resolve(conn, to).node_id if to else None
     items = bundle.export_items(conn, share_items, recipient)
     path = Path(output)
@@ -307,7 +304,7 @@ def import_(file: Annotated[str, typer.Argument(metavar="FILE", show_default=Fal
 
     from tessera.core.peers import bundle, identity
 
-    conn = _conn()
+    conn = open_store()
     signer, stored = bundle.import_bundle(conn, Path(file), local_node_id=identity.local_identity(conn).node_id)
     print(f"imported from {printable(signer.name)} ({signer.node_id[:10]}): "
           + (", ".join(f"{printable(k)} ({v} new items)" for k, v in stored.items()) or "nothing new"))

@@ -24,11 +24,11 @@ def _interval(text: str) -> float:
 
 def serve(port: Annotated[Optional[int], typer.Option("--port", metavar="N", min=1, max=65535, show_default=False,
                                                       help="The UDP port to listen on (kept as this node's port).")] = None,
-          sync: Annotated[bool, typer.Option("--sync", help="Also pull from subscribed peers: live subscriptions, and a full pull every --sync-interval.")] = False,
+          sync: Annotated[bool, typer.Option("--sync", help="Also pull every --sync-interval from subscribed peers that have no live subscription.")] = False,
           sync_interval: Annotated[str, typer.Option("--sync-interval", metavar="DURATION",
                                                      help="How often --sync pulls from peers without a live subscription.")] = "30m") -> None:
-    """Run this node's peer endpoint: answer peers' pulls and subscriptions and pairings, until
-    SIGTERM or Ctrl-C. Logs JSON lines on stderr (readable lines on a terminal).
+    """Run this node's peer endpoint: answer peers' pulls, subscriptions and pairings, and keep a
+    live subscription to every peer this node subscribes to, until SIGTERM or Ctrl-C. Logs JSON lines on stderr (readable lines on a terminal).
 
     Example: tessera serve --sync
     """

@@ -423,7 +423,9 @@ def test_notebooks_and_events_sync_both_ways_through_serve(procs, homes):
     pulled = tessera(bob, "peer", "sync")
     assert pulled.returncode == 0, pulled.stderr
     (line,) = sync_lines(pulled)
-    assert line["peer"] == "alice" and line["status"] == "ok" and line["shares"]["events:k8s.>"]["items"] == 3
+    # bob's serve subscribes to alice meanwhile, so the pull and the subscription race to file the
+    # same pages: between them each event is filed once (the replica below holds each exactly once)
+    assert line["peer"] == "alice" and line["status"] == "ok" and 0 <= line["shares"]["events:k8s.>"]["items"] <= 3
     got = replica(bob, alice)
     assert sorted(r[0] for r in got.execute("SELECT subject FROM events")) == ["k8s.deploy.web0", "k8s.deploy.web1",
                                                                               "k8s.deploy.web2"]
@@ -458,7 +460,7 @@ def test_a_live_subscription_delivers_a_new_event_to_the_other_replica(procs, ho
     paired(procs, alice, bob)
     assert tessera(alice, "peer", "share", "events:k8s.>").returncode == 0
     assert tessera(alice, "events", "publish", "k8s.first", "1").returncode == 0
-    subscriber, _ = start_serve(procs, bob, "--sync")
+    subscriber, _ = start_serve(procs, bob)  # a plain serve keeps subscriptions (no --sync needed)
     wait_stderr(subscriber, lambda l: '"subscription"' in l, timeout=DEADLINE)
 
     def subjects() -> list[str]:

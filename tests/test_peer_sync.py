@@ -168,6 +168,26 @@ def test_a_replayed_or_skipping_page_is_refused(alice_bob):
         replica.apply(copy, bob.node_id, pages.build(alice.conn, "events:deploy.>", second["cursor_to"], signing_key=alice.key))
 
 
+def test_a_pull_racing_a_subscription_files_each_item_once(alice_bob):
+    """serve's live subscription and a `peer sync` may file the same pages into one replica: the
+    pull takes what the subscription filed meanwhile as already there, not as a refused
+    duplicate, and nothing is stored twice."""
+    alice, bob = alice_bob
+    events.append_many(alice.conn, [("deploy.web", {"n": i}) for i in range(1500)])
+    share(alice, "events:deploy.>")
+    subscription = replica.open_for_write(alice.node_id, bob.path)
+
+    def subscription_files_ahead(item, added, cursor):  # between the pull's first and second page
+        if cursor == 1000 and replica.cursors(subscription)[item] == 1000:
+            pushed = pages.build(alice.conn, item, cursor, limit=200, signing_key=alice.key)
+            assert replica.apply(subscription, alice.node_id, pushed, overlap=True) == 200
+
+    report, _ = pull(bob, alice, on_page=subscription_files_ahead)
+    assert report.ok, report.error
+    assert report.shares["events:deploy.>"].items == 1300
+    assert [e.as_dict() for e in events.read(replica_of(bob, alice))] == own_events(alice, "deploy.>")
+
+
 def test_an_interrupted_pull_resumes_without_duplicate_or_gap(alice_bob):
     alice, bob = alice_bob
     events.append_many(alice.conn, [("deploy.web", {"n": i}) for i in range(2500)])

@@ -1,11 +1,11 @@
 """``tessera serve``: this node's long-running peer process.
 
 It holds the data home's serve lock (a second serve refuses, exit 3), binds the node's endpoint
-on its stable port, and answers every connection (core/peers/server.py). With ``--sync`` it also
-keeps one live subscription per subscribed peer, applying each pushed page to that peer's
-replica (reconnecting after a failure with exponential backoff, 1 s doubling to 5 min, one log
-line per failure), and pulls from every subscribed peer without a live subscription every
-``sync_interval`` seconds, under the sync lock.
+on its stable port, and answers every connection (core/peers/server.py). It keeps one live
+subscription per peer this node subscribes to (``peer add --subscribe``, or a pairing), applying
+each pushed page to that peer's replica (reconnecting after a failure with exponential backoff,
+1 s doubling to 5 min, one log line per failure). With ``--sync`` it also pulls from every
+subscribed peer without a live subscription every ``sync_interval`` seconds, under the sync lock.
 
 SIGTERM or SIGINT: stop accepting, let each connection finish the frame in flight, close, exit 0.
 
@@ -82,9 +82,10 @@ class Daemon:
             out.write(ticket + "\n")
         self.log("info", "listening", node_id=me.node_id, name=me.name, port=peer_list.stored_port(self.conn),
                  ticket=ticket, sync=self.sync)
-        tasks = [asyncio.create_task(server.run())]
+        # Subscriptions are not behind --sync: subscribing to a peer is the user's ask to receive
+        # its items as they are written, and serve running on both sides is what delivers them.
+        tasks = [asyncio.create_task(server.run()), asyncio.create_task(self._subscriptions(endpoint))]
         if self.sync:
-            tasks.append(asyncio.create_task(self._subscriptions(endpoint)))
             tasks.append(asyncio.create_task(self._timed_pulls(endpoint)))
         await self.stopping.wait()
         self.log("info", "stopping")
@@ -150,7 +151,7 @@ class Daemon:
                         page = await channel.recv()
                         if page["type"] != "page":
                             raise ProtocolError("unexpected", f"a {page['type']} message on a subscription")
-                        count = replica.apply(target, node_id, page)
+                        count = replica.apply(target, node_id, page, overlap=True)  # a peer sync may have filed it
                         with transaction(self.conn):
                             peer_list.record_sync(self.conn, node_id, when=time_now())
                         self.log("info", "page", peer=identity.short_id(node_id), items=count)
