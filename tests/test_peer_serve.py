@@ -769,3 +769,55 @@ def test_an_idle_subscription_is_pinged_and_the_pong_is_taken(procs, homes):
 
     got = asyncio.run(scenario())
     assert [f["type"] for f in got] == ["hello", "ping"], got
+
+
+def test_a_peer_sync_killed_mid_sync_resumes_with_no_duplicate_and_no_gap(procs, homes):
+    """`tessera peer sync` against a real serve, SIGKILLed while pages arrive, again and again:
+    after each kill the replica holds exactly alice's shared events up to its stored cursor (each
+    page whole, with its cursor), and the next sync carries on from there until all are in."""
+    from tessera.core import events
+    from tessera.core.store.db import transaction
+
+    alice, bob = homes
+    paired(procs, alice, bob)
+    conn = store(alice)
+    with transaction(conn):
+        events.append_many(conn, [("load.item", {"n": n, "pad": "x" * 200}) for n in range(30_000)])
+    shared = [(rowid, seq) for rowid, seq in conn.execute(
+        "SELECT rowid, seq FROM events WHERE subject = 'load.item' ORDER BY rowid")]
+    conn.close()
+    assert tessera(alice, "peer", "share", "events:load.>").returncode == 0
+
+    def filed() -> tuple[int, list[int]]:
+        """bob's stored cursor for the share and the seqs his replica holds, in seq order."""
+        from tessera.core.peers import replica_files
+
+        copy = replica_files.open_read_only(node_id(alice), bob / "data" / "tessera.db")
+        if copy is None:
+            return 0, []
+        try:
+            row = copy.execute("SELECT cursor FROM sync_cursors WHERE item = 'events:load.>'").fetchone()
+            return (row[0] if row else 0), [s for (s,) in copy.execute("SELECT seq FROM events ORDER BY seq")]
+        except sqlite3.OperationalError:  # made, not yet migrated
+            return 0, []
+        finally:
+            copy.close()
+
+    kills, cursor = 0, 0
+    for _ in range(40):
+        sync = procs(bob, "peer", "sync")
+        before = cursor
+        while sync.poll() is None and filed()[0] == before:  # until a page more is filed, or it ends
+            time.sleep(0.01)
+        if sync.poll() is None:
+            sync.send_signal(signal.SIGKILL)
+            sync.wait(DEADLINE)
+            kills += 1
+        cursor, seqs = filed()
+        # no duplicate, no gap: exactly the shared events up to the stored cursor
+        assert seqs == [seq for rowid, seq in shared if rowid <= cursor], (kills, cursor)
+        if sync.returncode == 0:
+            break
+    assert kills >= 1, "every sync finished before it could be killed"
+    assert sync.returncode == 0
+    assert filed()[1] == [seq for _, seq in shared]
