@@ -115,3 +115,17 @@ def pull(puller: Node, sender: Node, **options: Any):
         return report, wire
 
     return asyncio.run(run())
+
+
+def add_peer_with_empty_replica(name: str = "alice", node_id: str = "a1" * 32) -> str:
+    """Add a peer to the data home's store (TESSERA_HOME) and make its replica file, empty: the
+    smallest setup the store sources (-s local, peer:NAME, peers) read. Returns the node id."""
+    from tessera.core.peers import replica_files
+    from tessera.core.store import db
+
+    conn = db.connect()
+    with db.transaction(conn):
+        peer_list.add(conn, node_id, name, added_at="2026-12-01T00:00:00.000Z")
+    conn.close()
+    db.connect(replica_files.replica_path(node_id, db.db_path())).close()
+    return node_id

@@ -204,15 +204,9 @@ def test_a_query_imports_neither_the_peers_package_nor_its_cryptography():
 def test_a_query_of_stores_and_replicas_loads_no_peer_protocol_or_transport():
     # -s local / peer:NAME / peers read SQLite files: no msgpack (frames), iroh (transport),
     # PyNaCl or SPAKE2 (signatures, pairing) is needed to read what sync stored
-    from tessera.core.peers import peer_list, replica_files
-    from tessera.core.store import db
+    from tests.peer_sync_helpers import add_peer_with_empty_replica
 
-    alice = "a1" * 32
-    conn = db.connect()
-    with db.transaction(conn):
-        peer_list.add(conn, alice, "alice", added_at="2026-12-01T00:00:00.000Z")
-    conn.close()
-    db.connect(replica_files.replica_path(alice, db.db_path())).close()
+    add_peer_with_empty_replica("alice")
     for spec in (["-s", "local"], ["-s", "peer:alice"], ["-s", "peers", "-s", "local"]):
         proc, imported = _run_with_importtime("query", *spec, "-o", "jsonl", "MATCH (e:LogEvent) RETURN count(e) AS n")
         assert proc.returncode == 0, proc.stderr

@@ -403,6 +403,21 @@ def replica(home: Path, of: Path) -> sqlite3.Connection:
     return conn
 
 
+def replica_subjects(home: Path, of: Path) -> list[str]:
+    """The subjects of the events in ``home``'s replica of ``of``, in arrival order ([] before it exists)."""
+    from tessera.core.peers import replica_files
+
+    conn = replica_files.open_read_only(node_id(of), home / "data" / "tessera.db")
+    if conn is None:
+        return []
+    try:
+        return [r[0] for r in conn.execute("SELECT subject FROM events ORDER BY rowid")]
+    except sqlite3.OperationalError:  # made but not yet migrated
+        return []
+    finally:
+        conn.close()
+
+
 def sync_lines(result: subprocess.CompletedProcess) -> list[dict]:
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
@@ -463,29 +478,16 @@ def test_a_live_subscription_delivers_a_new_event_to_the_other_replica(procs, ho
     subscriber, _ = start_serve(procs, bob)  # a plain serve keeps subscriptions (no --sync needed)
     wait_stderr(subscriber, lambda l: '"subscription"' in l, timeout=DEADLINE)
 
-    def subjects() -> list[str]:
-        from tessera.core.peers import replica_files
-
-        conn = replica_files.open_read_only(node_id(alice), bob / "data" / "tessera.db")
-        if conn is None:
-            return []
-        try:
-            return [r[0] for r in conn.execute("SELECT subject FROM events ORDER BY rowid")]
-        except sqlite3.OperationalError:  # made but not yet migrated
-            return []
-        finally:
-            conn.close()
-
-    wait_until(lambda: subjects() == ["k8s.first"], "the backlog in bob's replica")
+    wait_until(lambda: replica_subjects(bob, alice) == ["k8s.first"], "the backlog in bob's replica")
     assert tessera(alice, "events", "publish", "k8s.second", "2").returncode == 0
-    wait_until(lambda: subjects() == ["k8s.first", "k8s.second"], "the live event in bob's replica")
+    wait_until(lambda: replica_subjects(bob, alice) == ["k8s.first", "k8s.second"], "the live event in bob's replica")
     # alice removes bob: the subscription is refused at its next push and ends; later events stay home
     assert tessera(alice, "peer", "remove", "bob").returncode == 0
     failed = wait_stderr(subscriber, lambda l: '"subscription_failed"' in l, timeout=DEADLINE)
     assert "not_authorized" in failed or "no longer a peer" in failed or "not in this node's peer list" in failed, failed
     assert tessera(alice, "events", "publish", "k8s.third", "3").returncode == 0
     wait_stderr(subscriber, lambda l: '"subscription_failed"' in l, timeout=DEADLINE)  # its retry is refused too
-    assert subjects() == ["k8s.first", "k8s.second"]
+    assert replica_subjects(bob, alice) == ["k8s.first", "k8s.second"]
 
 
 async def _idle_peer_connection(home: Path, ticket: str, connected: "asyncio.Event", done: list) -> None:
@@ -613,20 +615,7 @@ def test_serve_sync_retries_an_unreachable_peer_with_backoff_then_subscribes_onc
     start_serve(procs, alice)  # back on its stored port: the ticket bob keeps still works
     wait_stderr(subscriber, lambda l: '"subscription"' in l, timeout=3 * DEADLINE)
 
-    def subjects():
-        from tessera.core.peers import replica_files
-
-        conn = replica_files.open_read_only(node_id(alice), bob / "data" / "tessera.db")
-        if conn is None:
-            return []
-        try:
-            return [r[0] for r in conn.execute("SELECT subject FROM events")]
-        except sqlite3.OperationalError:
-            return []
-        finally:
-            conn.close()
-
-    wait_until(lambda: subjects() == ["k8s.back"], "the event after the reconnect")
+    wait_until(lambda: replica_subjects(bob, alice) == ["k8s.back"], "the event after the reconnect")
 
 
 def test_a_share_granted_while_subscribed_reaches_the_subscriber(procs, homes):
@@ -637,20 +626,7 @@ def test_a_share_granted_while_subscribed_reaches_the_subscriber(procs, homes):
     assert tessera(alice, "events", "publish", "k8s.later", "1").returncode == 0
     assert tessera(alice, "peer", "share", "events:k8s.>", "--with", "bob").returncode == 0
 
-    def subjects():
-        from tessera.core.peers import replica_files
-
-        conn = replica_files.open_read_only(node_id(alice), bob / "data" / "tessera.db")
-        if conn is None:
-            return []
-        try:
-            return [r[0] for r in conn.execute("SELECT subject FROM events")]
-        except sqlite3.OperationalError:
-            return []
-        finally:
-            conn.close()
-
-    wait_until(lambda: subjects() == ["k8s.later"], "the newly shared event in bob's replica")
+    wait_until(lambda: replica_subjects(bob, alice) == ["k8s.later"], "the newly shared event in bob's replica")
     ended = wait_stderr(subscriber, lambda l: '"subscription_ended"' in l or '"subscription_failed"' in l, timeout=1)
     assert '"subscription_ended"' in ended
 
@@ -699,19 +675,6 @@ def test_the_daemons_timed_pulls_fill_the_replica_of_a_peer_without_a_live_subsc
     monkeypatch.setenv("TESSERA_PEER_LOOPBACK", "1")
     log = io.StringIO()
 
-    def subjects():
-        from tessera.core.peers import replica_files
-
-        conn = replica_files.open_read_only(node_id(alice), bob / "data" / "tessera.db")
-        if conn is None:
-            return []
-        try:
-            return [r[0] for r in conn.execute("SELECT subject FROM events")]
-        except sqlite3.OperationalError:
-            return []
-        finally:
-            conn.close()
-
     async def scenario():
         conn = store(bob)
         endpoint = await node_endpoint.bind(conn, listen=False)
@@ -719,7 +682,7 @@ def test_the_daemons_timed_pulls_fill_the_replica_of_a_peer_without_a_live_subsc
         pulls = asyncio.create_task(daemon._timed_pulls(endpoint))
         try:
             deadline = time.monotonic() + DEADLINE
-            while subjects() != ["k8s.timed"] and time.monotonic() < deadline:
+            while replica_subjects(bob, alice) != ["k8s.timed"] and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
         finally:
             pulls.cancel()
@@ -727,7 +690,7 @@ def test_the_daemons_timed_pulls_fill_the_replica_of_a_peer_without_a_live_subsc
             await endpoint.close()
 
     asyncio.run(scenario())
-    assert subjects() == ["k8s.timed"]
+    assert replica_subjects(bob, alice) == ["k8s.timed"]
     assert '"synced"' in log.getvalue()
 
 

@@ -144,15 +144,9 @@ def bundled_sources(tmp_path, kubeconfig):
 
 def _store_sources() -> list:
     """``local`` and ``peer:alice`` over a real store and a (still empty) replica file."""
-    from tessera.core.peers import peer_list, replica_files
-    from tessera.core.store import db
+    from tests.peer_sync_helpers import add_peer_with_empty_replica
 
-    alice = "a1" * 32
-    conn = db.connect()
-    with db.transaction(conn):
-        peer_list.add(conn, alice, "alice", added_at="2026-12-01T00:00:00.000Z")
-    conn.close()
-    db.connect(replica_files.replica_path(alice, db.db_path())).close()
+    add_peer_with_empty_replica("alice")
     return [source_class("local")(), source_class("peer")("alice")]
 
 
