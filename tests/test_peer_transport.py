@@ -254,3 +254,29 @@ def test_without_relays_the_endpoint_is_never_online_and_says_so(tmp_path):
             return await endpoint.online(timeout=0.5), endpoint.address().relay_url
 
     assert asyncio.run(check()) == (False, None)
+
+
+def test_a_peer_closing_on_purpose_reads_as_a_plain_reason(tmp_path):
+    """A read after the other side closed the connection says so in words (what serve logs as
+    `disconnected`), not in the Rust Debug text of iroh's ConnectionLost(ApplicationClosed ...)."""
+    import asyncio
+
+    from tessera.core.peers.transport import Endpoint, StreamClosed
+
+    async def check() -> str:
+        async with await Endpoint.bind(node_key.signing_key(tmp_path / "a.db"), loopback=True) as a, \
+                await Endpoint.bind(node_key.signing_key(tmp_path / "b.db"), loopback=True) as b:
+            accepting = asyncio.create_task(b.accept())
+            dialed = await a.connect(b.ticket())
+            accepted = await asyncio.wait_for(accepting, DEADLINE)
+            stream = await dialed.open_stream()
+            await stream.write(b"x")
+            incoming = await asyncio.wait_for(accepted.accept_stream(), DEADLINE)
+            assert await incoming.read_exact(1) == b"x"
+            dialed.close("done")
+            with pytest.raises(StreamClosed) as raised:
+                await asyncio.wait_for(incoming.read_exact(1), DEADLINE)
+            return raised.value.message
+
+    message = asyncio.run(check())
+    assert "the peer closed the connection (done)" in message and "ApplicationClose" not in message, message

@@ -21,6 +21,7 @@ but the pinned one); only peer commands import it, never start-up.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +63,13 @@ def _reason(exc: Any) -> str:
     text = exc.message() if isinstance(exc, iroh.IrohError) else str(exc)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     last = lines[-1] if lines else type(exc).__name__
+    if "ApplicationClosed" in last:  # a peer that closed on purpose: say so, not in Rust's Debug text
+        said = _CLOSE_REASON.search(last)
+        return f"the peer closed the connection ({said.group(1)})" if said else "the peer closed the connection"
     return last.split(" (/")[0]
+
+
+_CLOSE_REASON = re.compile(r'reason: b"([^"\\]{0,80})"')
 
 
 def _short(node_id: str) -> str:
