@@ -104,9 +104,10 @@ def _page_answer(tamper):
 
 
 def _flip_event_byte(page):
-    event = dict(page["items"][0])
+    items = pages.items_of(page)
+    event = dict(items[0])
     event["data"] = {**event["data"], "n": event["data"]["n"] + 1}  # one digit of its data
-    return {**page, "items": [event, *page["items"][1:]]}
+    return {**page, "items": pages.pack_items([event, *items[1:]])}
 
 
 def _flip_signature(page):
@@ -144,7 +145,7 @@ def test_a_signed_page_holding_another_actors_event_is_refused(alice_bob, tmp_pa
     share(alice, "events:deploy.>")
 
     def forge(page):  # alice (who holds her key) slips carol's genuine event into her page
-        return page_signing.signed({**page, "items": [*page["items"], carols]}, alice.key)
+        return page_signing.signed({**page, "items": pages.pack_items([*pages.items_of(page), carols])}, alice.key)
 
     report, _ = pull(bob, alice, tamper=_page_answer(forge))
     assert not report.ok and "actor" in report.error
@@ -263,23 +264,27 @@ def test_pages_keep_to_their_limits_and_are_signed_canonically(alice_bob):
     big = "x" * 300_000
     events.append_many(alice.conn, [("blob.x", {"b": big}) for _ in range(8)] + [("small.x", {}) for _ in range(1500)])
     page = pages.build(alice.conn, "events:blob.>", 0, limit=1000, signing_key=alice.key)
-    assert 1 <= len(page["items"]) <= 4 and page["more"]
+    assert 1 <= len(pages.items_of(page)) <= 4 and page["more"]
     assert len(frames.encode(page)) < 2 * pages.PAGE_BYTES
     page = pages.build(alice.conn, "events:small.>", 0, limit=5000, signing_key=alice.key)
-    assert len(page["items"]) == pages.MAX_LIMIT and page["more"]
+    assert len(pages.items_of(page)) == pages.MAX_LIMIT and page["more"]
     assert page_signing.valid(page, alice.node_id) and not page_signing.valid(page, bob.node_id)
     reordered = dict(reversed(list(page.items())))  # key order is not part of what is signed
     assert page_signing.canonical(reordered) == page_signing.canonical(page)
     assert page_signing.canonical(page).startswith(b"tessera-page/1\0")
-    # pages.build signs without re-sorting its items (it builds them in key order): the same bytes
+    # the items travel packed, and the signature covers those bytes as they are: the same items
+    # packed otherwise (keys in another order) are not what was signed, nor is one byte changed
     repository.create(alice.conn, "ops", "T")
     for built in (page, pages.build(alice.conn, "notebook:ops", 0, signing_key=alice.key)):
+        assert type(built["items"]) is bytes
         assert page_signing.canonical(built, inner_sorted=True) == page_signing.canonical(built)
-    # a sender whose maps are in another key order is still checked (every map sorted then)
-    shuffled = {**page, "items": [dict(reversed(list(i.items()))) for i in page["items"]]}
-    assert page_signing.valid(shuffled, alice.node_id)
-    shuffled["items"][0]["seq"] += 1
-    assert not page_signing.valid(shuffled, alice.node_id)
+    items = pages.items_of(page)
+    assert items[0]["seq"] == 9 and items[0]["subject"] == "small.x"
+    shuffled = {**page, "items": pages.pack_items([dict(reversed(list(i.items()))) for i in items])}
+    assert shuffled["items"] != page["items"] and not page_signing.valid(shuffled, alice.node_id)
+    flipped = bytearray(page["items"])
+    flipped[len(flipped) // 2] ^= 1
+    assert not page_signing.valid({**page, "items": bytes(flipped)}, alice.node_id)
     assert pages.latest_cursor(alice.conn, "events:small.>") == events.last_position(alice.conn)
 
 
@@ -319,7 +324,8 @@ def test_a_notebook_removed_and_made_again_reaches_the_peer_under_its_new_id(ali
 
 def _forged(alice, item, cursor_from, cursor_to, items):
     """A page alice herself signs (a broken or malicious sender: the signature holds)."""
-    page = {"type": "page", "share": item, "cursor_from": cursor_from, "cursor_to": cursor_to, "more": False, "items": items}
+    page = {"type": "page", "share": item, "cursor_from": cursor_from, "cursor_to": cursor_to, "more": False,
+            "items": pages.pack_items(items)}
     return page_signing.signed(page, alice.key)
 
 
@@ -389,11 +395,16 @@ def test_a_signed_page_of_anything_is_filed_or_refused_never_a_crash(tmp_path):
     scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.text(max_size=20), st.binary(max_size=20))
     fields = st.sampled_from(["seq", "id", "time", "subject", "type", "actor", "correlation", "data", "prev_hash", "hash",
                               "notebook_id", "name", "title", "update_id", "update"])
-    item = st.one_of(scalars, st.dictionaries(fields, scalars, max_size=15))
+    keys = st.one_of(fields, fields.map(str.encode))  # a bytes key is a missing field
+    item = st.one_of(scalars, st.dictionaries(keys, scalars, max_size=15))
+    import msgpack
+
+    packed = st.one_of(st.lists(item, max_size=4).map(pages.pack_items), st.binary(max_size=40),
+                       st.just(msgpack.packb([{"data": msgpack.Timestamp(1, 0)}])), st.lists(item, max_size=4))
     page = st.fixed_dictionaries({"type": st.just("page"), "share": st.sampled_from(["events:>", "notebook:ops", "x", "events:a..b"]),
                                   "more": st.booleans()},
                                  optional={"cursor_from": st.one_of(st.integers(-1, 3), st.booleans()),
-                                           "cursor_to": st.integers(-1, 5), "items": st.lists(item, max_size=4)})
+                                           "cursor_to": st.integers(-1, 5), "items": packed})
 
     def contents():
         return [copy.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()

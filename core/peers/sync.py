@@ -1,6 +1,7 @@
 """The pull: ask a peer which shares it gives us, then pull each one page by page from the
 cursor stored in its replica until the peer says there is no more, filing every page with
-core/peers/replica.py (page and cursor in one transaction).
+core/peers/replica.py (page and cursor in one transaction). The next page is asked for as soon
+as a page arrives, before it is filed, so the peer builds page n+1 while we check page n.
 
 The channel is anything with ``async send(dict)`` and ``async recv() -> dict`` (recv raising
 hello.PeerRefused for an error frame): core/peers/channel.py over iroh, or two queues in tests.
@@ -115,12 +116,17 @@ async def _pull_shares(channel: Channel, target: sqlite3.Connection, peer: Any, 
         cursor = replica.cursors(target).get(item, 0)
         share = report.shares[item] = ShareReport(cursor=cursor)
         more = True
+        await channel.send(message_types.make("pull", share=item, cursor=cursor, limit=PAGE_LIMIT))
         while more:
-            await channel.send(message_types.make("pull", share=item, cursor=cursor, limit=PAGE_LIMIT))
             page = await _receive(channel, "page")
             if page["share"] != item:
                 raise ProtocolError("unexpected", f"{printable(peer.name)} answered a pull of {item} with a page of "
                                                   f"{printable(page['share'])}")
+            if page["more"] and page["cursor_to"] != cursor:
+                # Ask for the next page before filing this one, so the peer builds it while we check
+                # and store this one. Should this page be refused, the answer is never read: the
+                # pull stops and the connection closes.
+                await channel.send(message_types.make("pull", share=item, cursor=page["cursor_to"], limit=PAGE_LIMIT))
             added = replica.apply(target, peer.node_id, page)
             share.items += added
             share.pages += 1
