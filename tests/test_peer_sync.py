@@ -182,6 +182,43 @@ def test_an_interrupted_pull_resumes_without_duplicate_or_gap(alice_bob):
     assert [e.as_dict() for e in events.read(replica_of(bob, alice))] == own_events(alice, "deploy.>")
 
 
+def test_the_next_page_is_asked_for_before_a_page_is_filed_and_a_refused_page_stops_there(alice_bob, tmp_path,
+                                                                                         monkeypatch):
+    """The puller pipelines (the sender builds page n+1 while page n is checked and stored); a
+    page refused with the next request already sent leaves the pages before it, nothing after."""
+    alice, bob = alice_bob
+    events.append_many(alice.conn, [("deploy.web", {"n": i}) for i in range(2500)])
+    share(alice, "events:deploy.>")
+    pulls_sent, pulls_sent_when_filing = [0], []
+    real_apply, real_make = replica.apply, sync.message_types.make
+
+    def apply(target, sender, page, **options):
+        pulls_sent_when_filing.append(pulls_sent[0])
+        return real_apply(target, sender, page, **options)
+
+    def make(kind, /, **fields):
+        pulls_sent[0] += kind == "pull"
+        return real_make(kind, **fields)
+
+    monkeypatch.setattr(replica, "apply", apply)
+    monkeypatch.setattr(sync.message_types, "make", make)
+    report, _ = pull(bob, alice)
+    assert report.ok and report.items == 2500 and report.shares["events:deploy.>"].pages == 3
+    assert pulls_sent_when_filing == [2, 3, 3]  # page n is filed once page n+1 is asked for; nothing past the last
+
+    carol = make_node(tmp_path, "carol")
+    befriend(alice, carol)
+    first_page = pages.build(alice.conn, "events:deploy.>", 0, limit=pages.MAX_LIMIT, signing_key=alice.key)
+    second_page_altered = lambda reply, index: _flip_event_byte(reply) if index == 2 else reply  # noqa: E731
+    report, _ = pull(carol, alice, tamper=second_page_altered)
+    assert not report.ok and report.exit_code == 1 and "not signed" in report.error, report.error
+    copy = replica_of(carol, alice)
+    assert len(events.read(copy)) == 1000 and replica.cursors(copy) == {"events:deploy.>": first_page["cursor_to"]}
+    report, _ = pull(carol, alice)
+    assert report.ok and report.shares["events:deploy.>"].items == 1500
+    assert [e.as_dict() for e in events.read(replica_of(carol, alice))] == own_events(alice, "deploy.>")
+
+
 def test_a_full_pull_rebuilds_and_a_failed_one_leaves_the_old_replica(alice_bob):
     alice, bob = alice_bob
     events.append_many(alice.conn, [("deploy.web", {"n": i}) for i in range(1500)])
@@ -335,6 +372,31 @@ def _event(actor, seq, prev, data):
     fields["hash"] = events.entry_hash(prev, seq, fields["id"], fields["time"], fields["subject"], fields["type"],
                                        actor, "c", json.dumps({"n": data}, separators=(",", ":")))
     return fields
+
+
+def test_signed_packed_items_that_are_not_plain_data_are_refused_and_nothing_is_written(alice_bob):
+    """A page's items travel as one packed array that the frame check does not walk: what it
+    would refuse in a frame (extension types, msgpack Timestamps, trailing bytes, not an array)
+    is refused when the page is filed, signature valid or not, and a bytes key is a missing field."""
+    import msgpack
+
+    alice, bob = alice_bob
+    copy = replica.open_for_write(alice.node_id, bob.path)
+    good = _event("ab" * 16, 1, events.GENESIS, 1)
+    packed = pages.pack_items([good])
+    bytes_keys = {k.encode(): v for k, v in good.items()}
+    for items, reason in ((msgpack.packb([{**good, "data": {"at": msgpack.Timestamp(1, 0)}}]), "max_ext_len"),
+                          (msgpack.packb([msgpack.ExtType(5, b"x")]), "max_ext_len"),
+                          (packed + b"\x00", "ExtraData"), (msgpack.packb({"a": 1}), "not an array"),
+                          (b"\xc1", "not one msgpack array"),
+                          (msgpack.packb([bytes_keys], use_bin_type=True), "lacks"),
+                          ([good], "not packed bytes")):
+        page = page_signing.signed({"type": "page", "share": "events:>", "cursor_from": 0, "cursor_to": 1, "more": False,
+                                    "items": items}, alice.key)
+        with pytest.raises(replica.PageRefused, match=reason):
+            replica.apply(copy, alice.node_id, page)
+        assert copy.execute("SELECT count(*) FROM events").fetchone()[0] == 0 and replica.cursors(copy) == {}
+    assert replica.apply(copy, alice.node_id, _forged(alice, "events:>", 0, 1, [good])) == 1
 
 
 def test_signed_pages_that_break_the_chain_or_the_crdt_are_refused(alice_bob):

@@ -69,6 +69,30 @@ def open_for_write(node_id: str, store_path: Path | None = None, *, path: Path |
     return conn
 
 
+BULK_CACHE_KIB = 64 * 1024  # the page cache while pages are filed: 100 000 events' indexes fit in it
+
+
+def prepare_for_bulk(replica: sqlite3.Connection) -> None:
+    """Make filing many pages on this connection cheap: a larger page cache, and no WAL
+    checkpoint after each page's commit (every checkpoint rewrote the same index pages; 0.8 s of
+    3 for 100 000 events). Each commit is still durable in the WAL (synchronous = NORMAL, as the
+    store); ``end_bulk`` folds the WAL back once."""
+    replica.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+    replica.execute("PRAGMA wal_autocheckpoint = 0")
+
+
+def end_bulk(replica: sqlite3.Connection) -> None:
+    """Undo ``prepare_for_bulk``: one checkpoint (PASSIVE: a reader of the replica is never
+    waited for; what it holds back is folded in by a later checkpoint) and the default again."""
+    from tessera.core.store.db import StoreError
+
+    try:
+        replica.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        replica.execute("PRAGMA wal_autocheckpoint = 1000")
+    except (StoreError, sqlite3.Error):
+        pass  # the pages are committed; the WAL is folded in by the next checkpoint
+
+
 def cursors(replica: sqlite3.Connection) -> dict[str, int]:
     """Each share's stored cursor (what was received up to)."""
     return {item: cursor for item, cursor in replica.execute("SELECT item, cursor FROM sync_cursors")}

@@ -81,6 +81,7 @@ async def pull(channel: Channel, conn: sqlite3.Connection, peer: Any, *, full: b
 
     report = SyncReport(peer.name, peer.node_id)
     target = replica.open_for_write(peer.node_id, conn.path)
+    replica.prepare_for_bulk(target)
     try:
         if full:
             with transaction(target):
@@ -91,6 +92,7 @@ async def pull(channel: Channel, conn: sqlite3.Connection, peer: Any, *, full: b
     except TesseraError as exc:
         report.error, report.exit_code = exc.one_line(), exc.exit_code
     finally:
+        replica.end_bulk(target)
         target.close()
     with transaction(conn):
         peer_list.record_sync(conn, peer.node_id, when=now(), error=report.error)
