@@ -457,11 +457,12 @@ def test_a_signed_page_of_anything_is_filed_or_refused_never_a_crash(tmp_path):
     scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.text(max_size=20), st.binary(max_size=20))
     fields = st.sampled_from(["seq", "id", "time", "subject", "type", "actor", "correlation", "data", "prev_hash", "hash",
                               "notebook_id", "name", "title", "update_id", "update"])
+    item = st.one_of(scalars, st.dictionaries(fields, scalars, max_size=15))
     keys = st.one_of(fields, fields.map(str.encode))  # a bytes key is a missing field
-    item = st.one_of(scalars, st.dictionaries(keys, scalars, max_size=15))
+    packed_item = st.one_of(scalars, st.dictionaries(keys, scalars, max_size=15))
     import msgpack
 
-    packed = st.one_of(st.lists(item, max_size=4).map(pages.pack_items), st.binary(max_size=40),
+    packed = st.one_of(st.lists(packed_item, max_size=4).map(pages.pack_items), st.binary(max_size=40),
                        st.just(msgpack.packb([{"data": msgpack.Timestamp(1, 0)}])), st.lists(item, max_size=4))
     page = st.fixed_dictionaries({"type": st.just("page"), "share": st.sampled_from(["events:>", "notebook:ops", "x", "events:a..b"]),
                                   "more": st.booleans()},
