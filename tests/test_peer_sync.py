@@ -219,6 +219,20 @@ def test_the_next_page_is_asked_for_before_a_page_is_filed_and_a_refused_page_st
     assert [e.as_dict() for e in events.read(replica_of(carol, alice))] == own_events(alice, "deploy.>")
 
 
+def test_a_pull_of_many_pages_keeps_under_the_peers_rate_limit(alice_bob, monkeypatch):
+    """serve refuses a peer's requests past 20 a second (bursts of 40) and closes; a pull of more
+    pages than that paces itself instead of being cut off half way."""
+    from tessera.core.peers.rate_limit import PeerRateLimiter
+
+    alice, bob = alice_bob
+    monkeypatch.setattr(sync, "PAGE_LIMIT", 10)  # 60 pages, 61 requests, from a small store
+    events.append_many(alice.conn, [("deploy.web", {"n": i}) for i in range(600)])
+    share(alice, "events:deploy.>")
+    report, _ = pull(bob, alice, limiter=PeerRateLimiter())
+    assert report.ok, report.error
+    assert report.items == 600 and report.shares["events:deploy.>"].pages == 60
+
+
 def test_a_full_pull_rebuilds_and_a_failed_one_leaves_the_old_replica(alice_bob):
     alice, bob = alice_bob
     events.append_many(alice.conn, [("deploy.web", {"n": i}) for i in range(1500)])
