@@ -15,6 +15,7 @@ import typer
 from tessera.cli.peer import peer_app
 
 POLL_SECONDS = 0.1  # how often `peer invite` looks at its invite's state in the store
+CLOSE_SECONDS = 5.0  # for the endpoint to close on the way out
 
 RoleOpt = Annotated[str, typer.Option("--role", metavar="ROLE", help="What the joiner may do with what you share: viewer or editor.")]
 ShareOpt = Annotated[Optional[List[str]], typer.Option(
@@ -78,21 +79,33 @@ def _announce(created, pin: str, endpoint_ticket: str) -> None:
 
 
 async def _invite_alone(conn, role: str, items: tuple[str, ...]) -> None:
-    """No serve runs: bind the node's endpoint here and answer connections until the invite ends."""
+    """No serve runs: bind the node's endpoint here and answer connections until the invite ends.
+    Ctrl-C (or SIGTERM) is taken by the loop, as serve takes it, so the invite is cancelled and the
+    endpoint closed in order before the process exits 130."""
+    import signal
+
     from tessera.core.peers import node_endpoint, pins
     from tessera.core.peers.server import Server
 
     endpoint = await node_endpoint.bind(conn, listen=True)
     server = Server(conn, endpoint, signing_key=node_endpoint.signing_key(conn), local_ticket=endpoint.ticket())
     accepting = asyncio.create_task(server.run())
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, interrupted.set)
     try:
         created, pin = pins.create_invite(conn, role=role, shares=items)
         _announce(created, pin, endpoint.ticket())
-        await _await_outcome(conn, created.id)
+        await _await_outcome(conn, created.id, interrupted)
     finally:
         await server.stop(grace=5.0)
         accepting.cancel()
-        await endpoint.close()
+        await asyncio.gather(accepting, return_exceptions=True)
+        try:
+            await asyncio.wait_for(endpoint.close(), CLOSE_SECONDS)
+        except asyncio.TimeoutError:  # the process exits anyway; the OS frees the socket
+            pass
 
 
 def _outcome(conn, invite_id: str) -> str | None:
@@ -142,14 +155,17 @@ def _wait_for(conn, invite_id: str) -> None:
     print(line, flush=True)
 
 
-async def _await_outcome(conn, invite_id: str) -> None:
-    """``_wait_for`` inside the event loop that answers the pairing connection."""
-    try:
-        while (line := _outcome(conn, invite_id)) is None:
-            await asyncio.sleep(POLL_SECONDS)
-    except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels us, then raises KeyboardInterrupt
-        _cancel(conn, invite_id)
-        raise
+async def _await_outcome(conn, invite_id: str, interrupted: asyncio.Event) -> None:
+    """``_wait_for`` inside the event loop that answers the pairing connection; ``interrupted``
+    (Ctrl-C) cancels the invite and raises KeyboardInterrupt."""
+    while (line := _outcome(conn, invite_id)) is None:
+        if interrupted.is_set():
+            _cancel(conn, invite_id)
+            raise KeyboardInterrupt
+        try:
+            await asyncio.wait_for(interrupted.wait(), POLL_SECONDS)
+        except asyncio.TimeoutError:
+            pass
     print(line, flush=True)
 
 

@@ -31,6 +31,7 @@ from tessera.core.times import now as time_now
 BACKOFF_FIRST = 1.0
 BACKOFF_MOST = 300.0
 DEFAULT_SYNC_INTERVAL = 30 * 60.0
+CLOSE_SECONDS = 5.0  # for the endpoint to close on the way out
 TICKET_FILE = "serve.ticket"  # the running serve's endpoint ticket (an address, not a secret)
 
 
@@ -91,7 +92,10 @@ class Daemon:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await endpoint.close()
+        try:
+            await asyncio.wait_for(endpoint.close(), CLOSE_SECONDS)
+        except asyncio.TimeoutError:  # exiting anyway: the OS frees the socket
+            self.log("warning", "close_timeout")
         ticket_file.unlink(missing_ok=True)
         self.log("info", "stopped")
 
