@@ -55,6 +55,7 @@ class Wire:
     tamper: Callable[[dict, int], dict | None] | None = None
     tamper_frame: Callable[[bytes, int], bytes] | None = None  # the same, on the encoded frame
     drop_after: int | None = None
+    limiter: Any = None  # a rate_limit.PeerRateLimiter refusing as serve's hello machine does
     sent: list[bytes] = field(default_factory=list)  # every frame the server wrote, encoded
 
     def __post_init__(self) -> None:
@@ -69,7 +70,10 @@ class Wire:
             if raw is None:
                 return
             request = message_types.check(frames.decode_body(raw))
-            reply = requests.answer(self.server.conn, self.client_id, request, self.server.key)
+            if self.limiter is not None and self.limiter.take(self.client_id) > 0:
+                reply = requests.refusal("rate_limited", "too many requests from this node", "wait and connect again")
+            else:
+                reply = requests.answer(self.server.conn, self.client_id, request, self.server.key)
             if self.tamper is not None:
                 reply = self.tamper(reply, answered)
             encoded = frames.encode(reply)
@@ -106,7 +110,7 @@ def pull(puller: Node, sender: Node, **options: Any):
     """Run one sync.pull of ``puller`` from ``sender``; returns (report, wire)."""
     from tessera.core.peers import sync
 
-    wire_options = {k: options.pop(k) for k in ("tamper", "tamper_frame", "drop_after") if k in options}
+    wire_options = {k: options.pop(k) for k in ("tamper", "tamper_frame", "drop_after", "limiter") if k in options}
 
     async def run():
         wire = Wire(sender, puller.node_id, **wire_options)

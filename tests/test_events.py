@@ -277,3 +277,28 @@ def test_correlation_ids_are_per_context_threads_and_asyncio():
         return await t1, await t2
 
     assert asyncio.run(main()) == ("task-1", "task-2")
+
+
+def test_the_chain_encoders_write_what_json_writes_and_refuse_what_it_refuses():
+    """events' canonical and body encoders reuse one C encoder (core/events._json_encoder) for
+    speed: the text, which every hash covers, must stay byte for byte json.JSONEncoder's."""
+    canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+    body = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    values = [{"b": 1, "a": [1.5, -0.0, 1e16, 2**70, None, True, "é\n\"\\\x00\u2028"]}, "text", 3, [], {},
+              {"z": {"y": {"x": [{"b": 2, "a": 1}]}}}, {"1": 2, "10": 3, "2": 1}, [1, "a", {"k": "v"}]]
+    for value in values:
+        assert events._encode_canonical(value) == canonical(value), value
+        assert events._encode_body(value) == body(value), value
+    assert events._encode_body([float("nan")]) == body([float("nan")]) == "[NaN]"
+    for bad in ({"a": float("nan")}, {b"k": 1}, {"a": b"x"}, {"a": object()}):
+        with pytest.raises((TypeError, ValueError)):
+            canonical(bad)
+        with pytest.raises((TypeError, ValueError)):
+            events._encode_canonical(bad)
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(RecursionError):
+        events._encode_canonical(deep)
+    with pytest.raises(events.InputError, match="nested too deep"):
+        events._canonical(deep)

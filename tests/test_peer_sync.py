@@ -104,9 +104,10 @@ def _page_answer(tamper):
 
 
 def _flip_event_byte(page):
-    event = dict(page["items"][0])
+    items = pages.items_of(page)
+    event = dict(items[0])
     event["data"] = {**event["data"], "n": event["data"]["n"] + 1}  # one digit of its data
-    return {**page, "items": [event, *page["items"][1:]]}
+    return {**page, "items": pages.pack_items([event, *items[1:]])}
 
 
 def _flip_signature(page):
@@ -144,7 +145,7 @@ def test_a_signed_page_holding_another_actors_event_is_refused(alice_bob, tmp_pa
     share(alice, "events:deploy.>")
 
     def forge(page):  # alice (who holds her key) slips carol's genuine event into her page
-        return page_signing.signed({**page, "items": [*page["items"], carols]}, alice.key)
+        return page_signing.signed({**page, "items": pages.pack_items([*pages.items_of(page), carols])}, alice.key)
 
     report, _ = pull(bob, alice, tamper=_page_answer(forge))
     assert not report.ok and "actor" in report.error
@@ -199,6 +200,57 @@ def test_an_interrupted_pull_resumes_without_duplicate_or_gap(alice_bob):
     report, _ = pull(bob, alice)
     assert report.ok and report.shares["events:deploy.>"].items == 500
     assert [e.as_dict() for e in events.read(replica_of(bob, alice))] == own_events(alice, "deploy.>")
+
+
+def test_the_next_page_is_asked_for_before_a_page_is_filed_and_a_refused_page_stops_there(alice_bob, tmp_path,
+                                                                                         monkeypatch):
+    """The puller pipelines (the sender builds page n+1 while page n is checked and stored); a
+    page refused with the next request already sent leaves the pages before it, nothing after."""
+    alice, bob = alice_bob
+    events.append_many(alice.conn, [("deploy.web", {"n": i}) for i in range(2500)])
+    share(alice, "events:deploy.>")
+    pulls_sent, pulls_sent_when_filing = [0], []
+    real_apply, real_make = replica.apply, sync.message_types.make
+
+    def apply(target, sender, page, **options):
+        pulls_sent_when_filing.append(pulls_sent[0])
+        return real_apply(target, sender, page, **options)
+
+    def make(kind, /, **fields):
+        pulls_sent[0] += kind == "pull"
+        return real_make(kind, **fields)
+
+    monkeypatch.setattr(replica, "apply", apply)
+    monkeypatch.setattr(sync.message_types, "make", make)
+    report, _ = pull(bob, alice)
+    assert report.ok and report.items == 2500 and report.shares["events:deploy.>"].pages == 3
+    assert pulls_sent_when_filing == [2, 3, 3]  # page n is filed once page n+1 is asked for; nothing past the last
+
+    carol = make_node(tmp_path, "carol")
+    befriend(alice, carol)
+    first_page = pages.build(alice.conn, "events:deploy.>", 0, limit=pages.MAX_LIMIT, signing_key=alice.key)
+    second_page_altered = lambda reply, index: _flip_event_byte(reply) if index == 2 else reply  # noqa: E731
+    report, _ = pull(carol, alice, tamper=second_page_altered)
+    assert not report.ok and report.exit_code == 1 and "not signed" in report.error, report.error
+    copy = replica_of(carol, alice)
+    assert len(events.read(copy)) == 1000 and replica.cursors(copy) == {"events:deploy.>": first_page["cursor_to"]}
+    report, _ = pull(carol, alice)
+    assert report.ok and report.shares["events:deploy.>"].items == 1500
+    assert [e.as_dict() for e in events.read(replica_of(carol, alice))] == own_events(alice, "deploy.>")
+
+
+def test_a_pull_of_many_pages_keeps_under_the_peers_rate_limit(alice_bob, monkeypatch):
+    """serve refuses a peer's requests past 20 a second (bursts of 40) and closes; a pull of more
+    pages than that paces itself instead of being cut off half way."""
+    from tessera.core.peers.rate_limit import PeerRateLimiter
+
+    alice, bob = alice_bob
+    monkeypatch.setattr(sync, "PAGE_LIMIT", 10)  # 60 pages, 61 requests, from a small store
+    events.append_many(alice.conn, [("deploy.web", {"n": i}) for i in range(600)])
+    share(alice, "events:deploy.>")
+    report, _ = pull(bob, alice, limiter=PeerRateLimiter())
+    assert report.ok, report.error
+    assert report.items == 600 and report.shares["events:deploy.>"].pages == 60
 
 
 def test_a_full_pull_rebuilds_and_a_failed_one_leaves_the_old_replica(alice_bob):
@@ -283,23 +335,27 @@ def test_pages_keep_to_their_limits_and_are_signed_canonically(alice_bob):
     big = "x" * 300_000
     events.append_many(alice.conn, [("blob.x", {"b": big}) for _ in range(8)] + [("small.x", {}) for _ in range(1500)])
     page = pages.build(alice.conn, "events:blob.>", 0, limit=1000, signing_key=alice.key)
-    assert 1 <= len(page["items"]) <= 4 and page["more"]
+    assert 1 <= len(pages.items_of(page)) <= 4 and page["more"]
     assert len(frames.encode(page)) < 2 * pages.PAGE_BYTES
     page = pages.build(alice.conn, "events:small.>", 0, limit=5000, signing_key=alice.key)
-    assert len(page["items"]) == pages.MAX_LIMIT and page["more"]
+    assert len(pages.items_of(page)) == pages.MAX_LIMIT and page["more"]
     assert page_signing.valid(page, alice.node_id) and not page_signing.valid(page, bob.node_id)
     reordered = dict(reversed(list(page.items())))  # key order is not part of what is signed
     assert page_signing.canonical(reordered) == page_signing.canonical(page)
     assert page_signing.canonical(page).startswith(b"tessera-page/1\0")
-    # pages.build signs without re-sorting its items (it builds them in key order): the same bytes
+    # the items travel packed, and the signature covers those bytes as they are: the same items
+    # packed otherwise (keys in another order) are not what was signed, nor is one byte changed
     repository.create(alice.conn, "ops", "T")
     for built in (page, pages.build(alice.conn, "notebook:ops", 0, signing_key=alice.key)):
+        assert type(built["items"]) is bytes
         assert page_signing.canonical(built, inner_sorted=True) == page_signing.canonical(built)
-    # a sender whose maps are in another key order is still checked (every map sorted then)
-    shuffled = {**page, "items": [dict(reversed(list(i.items()))) for i in page["items"]]}
-    assert page_signing.valid(shuffled, alice.node_id)
-    shuffled["items"][0]["seq"] += 1
-    assert not page_signing.valid(shuffled, alice.node_id)
+    items = pages.items_of(page)
+    assert items[0]["seq"] == 9 and items[0]["subject"] == "small.x"
+    shuffled = {**page, "items": pages.pack_items([dict(reversed(list(i.items()))) for i in items])}
+    assert shuffled["items"] != page["items"] and not page_signing.valid(shuffled, alice.node_id)
+    flipped = bytearray(page["items"])
+    flipped[len(flipped) // 2] ^= 1
+    assert not page_signing.valid({**page, "items": bytes(flipped)}, alice.node_id)
     assert pages.latest_cursor(alice.conn, "events:small.>") == events.last_position(alice.conn)
 
 
@@ -339,7 +395,8 @@ def test_a_notebook_removed_and_made_again_reaches_the_peer_under_its_new_id(ali
 
 def _forged(alice, item, cursor_from, cursor_to, items):
     """A page alice herself signs (a broken or malicious sender: the signature holds)."""
-    page = {"type": "page", "share": item, "cursor_from": cursor_from, "cursor_to": cursor_to, "more": False, "items": items}
+    page = {"type": "page", "share": item, "cursor_from": cursor_from, "cursor_to": cursor_to, "more": False,
+            "items": pages.pack_items(items)}
     return page_signing.signed(page, alice.key)
 
 
@@ -349,6 +406,31 @@ def _event(actor, seq, prev, data):
     fields["hash"] = events.entry_hash(prev, seq, fields["id"], fields["time"], fields["subject"], fields["type"],
                                        actor, "c", json.dumps({"n": data}, separators=(",", ":")))
     return fields
+
+
+def test_signed_packed_items_that_are_not_plain_data_are_refused_and_nothing_is_written(alice_bob):
+    """A page's items travel as one packed array that the frame check does not walk: what it
+    would refuse in a frame (extension types, msgpack Timestamps, trailing bytes, not an array)
+    is refused when the page is filed, signature valid or not, and a bytes key is a missing field."""
+    import msgpack
+
+    alice, bob = alice_bob
+    copy = replica.open_for_write(alice.node_id, bob.path)
+    good = _event("ab" * 16, 1, events.GENESIS, 1)
+    packed = pages.pack_items([good])
+    bytes_keys = {k.encode(): v for k, v in good.items()}
+    for items, reason in ((msgpack.packb([{**good, "data": {"at": msgpack.Timestamp(1, 0)}}]), "max_ext_len"),
+                          (msgpack.packb([msgpack.ExtType(5, b"x")]), "max_ext_len"),
+                          (packed + b"\x00", "ExtraData"), (msgpack.packb({"a": 1}), "not an array"),
+                          (b"\xc1", "not one msgpack array"),
+                          (msgpack.packb([bytes_keys], use_bin_type=True), "lacks"),
+                          ([good], "not packed bytes")):
+        page = page_signing.signed({"type": "page", "share": "events:>", "cursor_from": 0, "cursor_to": 1, "more": False,
+                                    "items": items}, alice.key)
+        with pytest.raises(replica.PageRefused, match=reason):
+            replica.apply(copy, alice.node_id, page)
+        assert copy.execute("SELECT count(*) FROM events").fetchone()[0] == 0 and replica.cursors(copy) == {}
+    assert replica.apply(copy, alice.node_id, _forged(alice, "events:>", 0, 1, [good])) == 1
 
 
 def test_signed_pages_that_break_the_chain_or_the_crdt_are_refused(alice_bob):
@@ -410,10 +492,16 @@ def test_a_signed_page_of_anything_is_filed_or_refused_never_a_crash(tmp_path):
     fields = st.sampled_from(["seq", "id", "time", "subject", "type", "actor", "correlation", "data", "prev_hash", "hash",
                               "notebook_id", "name", "title", "update_id", "update"])
     item = st.one_of(scalars, st.dictionaries(fields, scalars, max_size=15))
+    keys = st.one_of(fields, fields.map(str.encode))  # a bytes key is a missing field
+    packed_item = st.one_of(scalars, st.dictionaries(keys, scalars, max_size=15))
+    import msgpack
+
+    packed = st.one_of(st.lists(packed_item, max_size=4).map(pages.pack_items), st.binary(max_size=40),
+                       st.just(msgpack.packb([{"data": msgpack.Timestamp(1, 0)}])), st.lists(item, max_size=4))
     page = st.fixed_dictionaries({"type": st.just("page"), "share": st.sampled_from(["events:>", "notebook:ops", "x", "events:a..b"]),
                                   "more": st.booleans()},
                                  optional={"cursor_from": st.one_of(st.integers(-1, 3), st.booleans()),
-                                           "cursor_to": st.integers(-1, 5), "items": st.lists(item, max_size=4)})
+                                           "cursor_to": st.integers(-1, 5), "items": packed})
 
     def contents():
         return [copy.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()

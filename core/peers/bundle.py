@@ -89,7 +89,7 @@ def write(conn: sqlite3.Connection, path: Path, items: list[str], *, signing_key
             body = frames.encode(page)
             bodies.append(body)
             listed.append({"share": item, "cursor_from": page["cursor_from"], "cursor_to": page["cursor_to"],
-                           "items": len(page["items"]), "sha256": hashlib.sha256(body[frames.HEADER_BYTES:]).digest()})
+                           "items": len(pages.items_of(page)), "sha256": hashlib.sha256(body[frames.HEADER_BYTES:]).digest()})
             cursor, more = page["cursor_to"], page["more"]
     manifest = {"type": "bundle", "version": VERSION, "signer": signer, "name": name, "created": now(),
                 "to": recipient or "", "pages": listed}

@@ -66,7 +66,7 @@ MESSAGE_TYPES: dict[str, MessageType] = {t.name: t for t in (
         "cursor_from": Field(int),
         "cursor_to": Field(int),
         "more": Field(bool),
-        "items": Field(list),
+        "items": Field(bytes),  # the msgpack array of the items, as signed (core/peers/pages.py)
         "signature": Field(bytes),
     }, "a signed page of a share's items, from cursor_from (exclusive) to cursor_to (inclusive)"),
     MessageType("subscribe", {"cursors": Field(dict)},

@@ -8,6 +8,11 @@ the node key.
 - ``events:PATTERN``: the cursor is the events table's rowid (local arrival order); items are
   this node's own events (its actor) whose subject matches the pattern, as ``Event.as_dict``
   gives them; notebooks' change events only when the pattern names them (shares.event_shared). Rows passed over (another actor's, another subject) still move the cursor on.
+
+A page's ``items`` travel as one msgpack ``bin``: the array of item maps packed once by the
+sender (``pack_items``). The signature covers those bytes as they are, so neither side sorts or
+re-packs the items to sign or verify, and the receiver unpacks them (``items_of``) only after the
+signature holds (core/peers/replica.py).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import json
 import sqlite3
 from typing import Any
 
-from tessera.core.peers import page_signing, shares
+from tessera.core.peers import frames, page_signing, shares
 
 MAX_LIMIT = 1000
 PAGE_BYTES = 1 << 20  # about 1 MiB of items a page, well under the frames' 4 MiB
@@ -34,9 +39,28 @@ def build(conn: sqlite3.Connection, item: str, cursor: int, *, limit: int = MAX_
         items, cursor_to, more = _notebook_items(conn, shares.target_of(item), cursor, limit)
     else:
         items, cursor_to, more = _event_items(conn, shares.target_of(item), cursor, limit)
-    page = {"type": "page", "share": item, "cursor_from": cursor, "cursor_to": cursor_to, "more": more, "items": items}
-    # every item is built with its keys in order, and event data is stored as JSON with sorted keys
-    return page_signing.signed(page, signing_key, inner_sorted=True)
+    page = {"type": "page", "share": item, "cursor_from": cursor, "cursor_to": cursor_to, "more": more,
+            "items": pack_items(items)}
+    return page_signing.signed(page, signing_key, inner_sorted=True)  # its top level holds no map
+
+
+def pack_items(items: list) -> bytes:
+    """The ``items`` field of a page: the msgpack array of its item maps."""
+    import msgpack
+
+    return msgpack.packb(items, use_bin_type=True)
+
+
+def items_of(page: dict) -> list:
+    """The item maps of a page whose signature has been checked (or that we built).
+
+    Raises:
+        frames.ProtocolError(malformed): ``items`` is not one msgpack array of plain data.
+    """
+    items = page.get("items")
+    if not isinstance(items, bytes):
+        raise frames.ProtocolError("malformed", f"the page's items are a {type(items).__name__}, not packed bytes")
+    return frames.decode_array(items, "the page's items")
 
 
 def latest_cursor(conn: sqlite3.Connection, item: str) -> int:
@@ -85,6 +109,7 @@ def _event_items(conn: sqlite3.Connection, pattern: str, cursor: int, limit: int
     actor = events.local_actor(conn)
     if actor is None:  # this node never wrote an event
         return [], cursor, False
+    shared: dict[str, bool] = {}  # subject -> event_shared(pattern, subject): subjects repeat
     matches = shares.event_shared
     loads = json.loads
     items: list[dict] = []
@@ -97,7 +122,10 @@ def _event_items(conn: sqlite3.Connection, pattern: str, cursor: int, limit: int
         if scanned > _SCAN_ROWS:
             more = True
             break
-        if who == actor and matches(pattern, subject):
+        wanted = shared.get(subject)
+        if wanted is None:
+            wanted = shared[subject] = matches(pattern, subject)
+        if who == actor and wanted:
             if len(items) >= limit or (items and size + len(data) + _ITEM_OVERHEAD > PAGE_BYTES):
                 more = True
                 break

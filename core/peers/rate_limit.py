@@ -39,10 +39,16 @@ class TokenBucket:
         return (tokens - self._tokens) / self.rate
 
 
+# What ``tessera serve`` allows each peer (requests a second, and in a burst); our own puller
+# paces itself below it (core/peers/sync.py).
+DEFAULT_RATE = 20.0
+DEFAULT_BURST = 40.0
+
+
 class PeerRateLimiter:
     """One TokenBucket per node id, at most ``max_peers`` of them."""
 
-    def __init__(self, rate: float = 20.0, burst: float = 40.0, *, max_peers: int = 1024,
+    def __init__(self, rate: float = DEFAULT_RATE, burst: float = DEFAULT_BURST, *, max_peers: int = 1024,
                  clock: Callable[[], float] = time.monotonic):
         TokenBucket(rate, burst, clock=clock)  # checks the numbers once, here
         self.rate, self.burst, self.max_peers, self._clock = rate, burst, max_peers, clock

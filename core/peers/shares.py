@@ -115,5 +115,8 @@ def item_count(conn: sqlite3.Connection, item: str) -> int:
     if actor is None:
         return 0
     pattern = target_of(item)
-    return sum(1 for (subject,) in conn.execute("SELECT subject FROM events WHERE actor = ?", (actor,))
+    # counted per subject in SQL: a share list is asked for first on every pull, and matching
+    # each of 100 000 rows in Python held the pull up by most of a second
+    return sum(n for subject, n in conn.execute("SELECT subject, count(*) FROM events WHERE actor = ? GROUP BY subject",
+                                                (actor,))
                if event_shared(pattern, subject))

@@ -1,6 +1,7 @@
 """The pull: ask a peer which shares it gives us, then pull each one page by page from the
 cursor stored in its replica until the peer says there is no more, filing every page with
-core/peers/replica.py (page and cursor in one transaction).
+core/peers/replica.py (page and cursor in one transaction). The next page is asked for as soon
+as a page arrives, before it is filed, so the peer builds page n+1 while we check page n.
 
 The channel is anything with ``async send(dict)`` and ``async recv() -> dict`` (recv raising
 hello.PeerRefused for an error frame): core/peers/channel.py over iroh, or two queues in tests.
@@ -13,10 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
 
 from tessera.core.errors import EXIT_OK, TesseraError, printable
-from tessera.core.peers import message_types, replica, shares
+from tessera.core.peers import message_types, rate_limit, replica, shares
 from tessera.core.peers.frames import ProtocolError
 
 PAGE_LIMIT = 1000
+# A peer's serve refuses requests past its rate limit (core/peers/rate_limit.py: 20 a second,
+# bursts of 40) and closes the connection, so a pull paces its requests under that: the same
+# rate, a burst kept 5 short for the requests another connection of ours may have made.
+PACE_RATE = rate_limit.DEFAULT_RATE
+PACE_BURST = rate_limit.DEFAULT_BURST - 5
 
 
 class Channel(Protocol):
@@ -80,6 +86,7 @@ async def pull(channel: Channel, conn: sqlite3.Connection, peer: Any, *, full: b
 
     report = SyncReport(peer.name, peer.node_id)
     target = replica.open_for_write(peer.node_id, conn.path)
+    replica.prepare_for_bulk(target)
     try:
         if full:
             with transaction(target):
@@ -90,6 +97,7 @@ async def pull(channel: Channel, conn: sqlite3.Connection, peer: Any, *, full: b
     except TesseraError as exc:
         report.error, report.exit_code = exc.one_line(), exc.exit_code
     finally:
+        replica.end_bulk(target)
         target.close()
     with transaction(conn):
         peer_list.record_sync(conn, peer.node_id, when=now(), error=report.error)
@@ -103,6 +111,8 @@ def _empty(target: sqlite3.Connection) -> None:
 
 async def _pull_shares(channel: Channel, target: sqlite3.Connection, peer: Any, report: SyncReport,
                        on_page: OnPage | None) -> None:
+    pace = rate_limit.TokenBucket(PACE_RATE, PACE_BURST)
+    await _paced(pace)
     await channel.send(message_types.make("shares"))
     answer = await _receive(channel, "share_list")
     items = []
@@ -115,15 +125,26 @@ async def _pull_shares(channel: Channel, target: sqlite3.Connection, peer: Any, 
         cursor = replica.cursors(target).get(item, 0)
         share = report.shares[item] = ShareReport(cursor=cursor)
         more = True
+        await _paced(pace)
+        await channel.send(message_types.make("pull", share=item, cursor=cursor, limit=PAGE_LIMIT))
         while more:
-            await channel.send(message_types.make("pull", share=item, cursor=cursor, limit=PAGE_LIMIT))
             page = await _receive(channel, "page")
             if page["share"] != item:
                 raise ProtocolError("unexpected", f"{printable(peer.name)} answered a pull of {item} with a page of "
                                                   f"{printable(page['share'])}")
+            ask_next = page["more"] and page["cursor_to"] != cursor
+            if ask_next and pace.take() == 0:
+                # Ask for the next page before filing this one, so the peer builds it while we check
+                # and store this one. Should this page be refused, the answer is never read: the
+                # pull stops and the connection closes.
+                await channel.send(message_types.make("pull", share=item, cursor=page["cursor_to"], limit=PAGE_LIMIT))
+                ask_next = False
             # overlap: a live subscription (serve) may have filed part of this page meanwhile; what
             # it filed is skipped by hash, and a page past the stored cursor is still a gap
             added = replica.apply(target, peer.node_id, page, overlap=True)
+            if ask_next:  # over the pace: filed first, then asked when the peer allows it
+                await _paced(pace)
+                await channel.send(message_types.make("pull", share=item, cursor=page["cursor_to"], limit=PAGE_LIMIT))
             share.items += added
             share.pages += 1
             if page["cursor_to"] == cursor and page["more"]:
@@ -135,6 +156,14 @@ async def _pull_shares(channel: Channel, target: sqlite3.Connection, peer: Any, 
                 result = on_page(item, added, cursor)
                 if result is not None:
                     await result
+
+
+async def _paced(pace: rate_limit.TokenBucket) -> None:
+    """Wait until ``pace`` allows one more request, and take it."""
+    import asyncio
+
+    while (wait := pace.take()) > 0:
+        await asyncio.sleep(wait)
 
 
 async def _receive(channel: Channel, expected: str) -> dict:
