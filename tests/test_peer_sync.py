@@ -169,7 +169,15 @@ def test_a_replayed_or_skipping_page_is_refused(alice_bob):
         replica.apply(copy, bob.node_id, pages.build(alice.conn, "events:deploy.>", second["cursor_to"], signing_key=alice.key))
 
 
-def test_a_pull_racing_a_subscription_files_each_item_once(alice_bob):
+
+@pytest.fixture
+def pages_of_1000(monkeypatch):
+    """Pulls ask for pages of 1000 items (the most is pages.MAX_LIMIT), so a few thousand events
+    make several pages."""
+    monkeypatch.setattr(sync, "PAGE_LIMIT", 1000)
+
+
+def test_a_pull_racing_a_subscription_files_each_item_once(alice_bob, pages_of_1000):
     """serve's live subscription and a `peer sync` may file the same pages into one replica: the
     pull takes what the subscription filed meanwhile as already there, not as a refused
     duplicate, and nothing is stored twice."""
@@ -189,7 +197,7 @@ def test_a_pull_racing_a_subscription_files_each_item_once(alice_bob):
     assert [e.as_dict() for e in events.read(replica_of(bob, alice))] == own_events(alice, "deploy.>")
 
 
-def test_an_interrupted_pull_resumes_without_duplicate_or_gap(alice_bob):
+def test_an_interrupted_pull_resumes_without_duplicate_or_gap(alice_bob, pages_of_1000):
     alice, bob = alice_bob
     events.append_many(alice.conn, [("deploy.web", {"n": i}) for i in range(2500)])
     share(alice, "events:deploy.>")
@@ -202,7 +210,7 @@ def test_an_interrupted_pull_resumes_without_duplicate_or_gap(alice_bob):
     assert [e.as_dict() for e in events.read(replica_of(bob, alice))] == own_events(alice, "deploy.>")
 
 
-def test_the_next_page_is_asked_for_before_a_page_is_filed_and_a_refused_page_stops_there(alice_bob, tmp_path,
+def test_the_next_page_is_asked_for_before_a_page_is_filed_and_a_refused_page_stops_there(alice_bob, pages_of_1000, tmp_path,
                                                                                          monkeypatch):
     """The puller pipelines (the sender builds page n+1 while page n is checked and stored); a
     page refused with the next request already sent leaves the pages before it, nothing after."""
@@ -228,7 +236,7 @@ def test_the_next_page_is_asked_for_before_a_page_is_filed_and_a_refused_page_st
 
     carol = make_node(tmp_path, "carol")
     befriend(alice, carol)
-    first_page = pages.build(alice.conn, "events:deploy.>", 0, limit=pages.MAX_LIMIT, signing_key=alice.key)
+    first_page = pages.build(alice.conn, "events:deploy.>", 0, limit=1000, signing_key=alice.key)
     second_page_altered = lambda reply, index: _flip_event_byte(reply) if index == 2 else reply  # noqa: E731
     report, _ = pull(carol, alice, tamper=second_page_altered)
     assert not report.ok and report.exit_code == 1 and "not signed" in report.error, report.error
@@ -253,7 +261,7 @@ def test_a_pull_of_many_pages_keeps_under_the_peers_rate_limit(alice_bob, monkey
     assert report.items == 600 and report.shares["events:deploy.>"].pages == 60
 
 
-def test_a_full_pull_rebuilds_and_a_failed_one_leaves_the_old_replica(alice_bob):
+def test_a_full_pull_rebuilds_and_a_failed_one_leaves_the_old_replica(alice_bob, pages_of_1000):
     alice, bob = alice_bob
     events.append_many(alice.conn, [("deploy.web", {"n": i}) for i in range(1500)])
     share(alice, "events:deploy.>")
@@ -333,11 +341,11 @@ def test_authorization_is_checked_on_every_request(alice_bob):
 def test_pages_keep_to_their_limits_and_are_signed_canonically(alice_bob):
     alice, bob = alice_bob
     big = "x" * 300_000
-    events.append_many(alice.conn, [("blob.x", {"b": big}) for _ in range(8)] + [("small.x", {}) for _ in range(1500)])
+    events.append_many(alice.conn, [("blob.x", {"b": big}) for _ in range(8)] + [("small.x", {}) for _ in range(pages.MAX_LIMIT + 500)])
     page = pages.build(alice.conn, "events:blob.>", 0, limit=1000, signing_key=alice.key)
     assert 1 <= len(pages.items_of(page)) <= 4 and page["more"]
     assert len(frames.encode(page)) < 2 * pages.PAGE_BYTES
-    page = pages.build(alice.conn, "events:small.>", 0, limit=5000, signing_key=alice.key)
+    page = pages.build(alice.conn, "events:small.>", 0, limit=pages.MAX_LIMIT + 1, signing_key=alice.key)
     assert len(pages.items_of(page)) == pages.MAX_LIMIT and page["more"]
     assert page_signing.valid(page, alice.node_id) and not page_signing.valid(page, bob.node_id)
     reordered = dict(reversed(list(page.items())))  # key order is not part of what is signed

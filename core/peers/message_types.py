@@ -60,7 +60,7 @@ MESSAGE_TYPES: dict[str, MessageType] = {t.name: t for t in (
         "share": Field(str, min_chars=1, max_chars=MAX_SHARE_CHARS),
         "cursor": Field(int),
         "limit": Field(int),
-    }, "the next page of a share after the cursor (at most limit items, 1 to 1000)"),
+    }, "the next page of a share after the cursor (at most limit items, 1 to 5000: core/peers/pages.MAX_LIMIT)"),
     MessageType("page", {
         "share": Field(str, min_chars=1, max_chars=MAX_SHARE_CHARS),
         "cursor_from": Field(int),

@@ -31,7 +31,6 @@ from tessera.core.peers.rate_limit import PeerRateLimiter
 POLL_SECONDS = 0.05  # how often a subscription looks for new items (PRAGMA data_version: cheap)
 PING_SECONDS = 15.0  # an idle subscription's keep-alive
 FIRST_FRAME_SECONDS = 30.0  # a dialer that opens no stream or sends nothing is dropped
-PAGE_LIMIT = 1000
 
 Log = Callable[..., None]  # log(level, event, **fields)
 
@@ -233,7 +232,7 @@ class Server:
                         pushed = False
                         for item, cursor in cursors.items():
                             if pages.latest_cursor(self.conn, item) > cursor:
-                                page = pages.build(self.conn, item, cursor, limit=PAGE_LIMIT,
+                                page = pages.build(self.conn, item, cursor, limit=pages.MAX_LIMIT,
                                                    signing_key=self.signing_key)
                                 await channel.send(page)
                                 cursors[item] = page["cursor_to"]

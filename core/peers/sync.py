@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
 
 from tessera.core.errors import EXIT_OK, TesseraError, printable
-from tessera.core.peers import message_types, rate_limit, replica, shares
+from tessera.core.peers import message_types, pages, rate_limit, replica, shares
 from tessera.core.peers.frames import ProtocolError
 
-PAGE_LIMIT = 1000
+PAGE_LIMIT = pages.MAX_LIMIT
 # A peer's serve refuses requests past its rate limit (core/peers/rate_limit.py: 20 a second,
 # bursts of 40) and closes the connection, so a pull paces its requests under that: the same
 # rate, a burst kept 5 short for the requests another connection of ours may have made.
