@@ -599,7 +599,16 @@ def ingest(conn: sqlite3.Connection, foreign_events: Iterable[Event | Mapping[st
 
 
 def _row(r: tuple) -> Event:
-    return Event(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), r[8], r[9], r[10])
+    try:
+        data = json.loads(r[7])
+    except (ValueError, TypeError):  # only a file changed outside Tessera holds such a row
+        from tessera.core.store.db import StoreDamaged
+
+        raise StoreDamaged(f"the event at seq {r[0]} of actor {str(r[5])[:64]} holds data that is not JSON: "
+                           "the store file was changed outside Tessera",
+                           hint="check it with `tessera events verify`; a peer's replica is rebuilt by "
+                                "`tessera peer sync NAME --full`") from None
+    return Event(r[0], r[1], r[2], r[3], r[4], r[5], r[6], data, r[8], r[9], r[10])
 
 
 _COLUMNS = "seq, id, time, subject, type, actor, correlation, data, prev_hash, hash"

@@ -243,6 +243,9 @@ def test_a_damaged_replica_row_is_one_line_exit_3_for_a_query(alice):
     replica.close()
     err = _refused(tessera("query", "-s", "peer:alice", DEPLOYS), 3)
     assert "cannot read the store of 'alice'" in err, err
+    tail = tessera("events", "tail", "--peer", "alice")  # the same row, read by the event log
+    assert tail.returncode == 1 and "Traceback" not in tail.stderr and "internal" not in tail.stderr, tail.stderr
+    assert "seq 2" in tail.stderr and "not JSON" in tail.stderr and len(tail.stderr.strip().splitlines()) == 1
 
 
 # --- read-only --------------------------------------------------------------------------------

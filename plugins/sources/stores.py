@@ -66,11 +66,14 @@ class StoreSource(Source, WatchableSource, ClosableSource, ConcurrentSource, Def
         if read is None:
             return []
         with self._lock:
+            from tessera.core.errors import SourceUnavailable
+            from tessera.core.store.db import StoreDamaged
+
             try:
                 return read(self._conn, name=name)
-            except (sqlite3.Error, ValueError) as exc:  # ValueError: a damaged row (data that is not JSON)
-                from tessera.core.errors import SourceUnavailable
-
+            except StoreDamaged as exc:  # a damaged row (e.g. event data that is not JSON)
+                raise SourceUnavailable(f"cannot read the store of '{self.name}': {exc.message}") from None
+            except (sqlite3.Error, ValueError) as exc:
                 raise SourceUnavailable(f"cannot read the store of '{self.name}': {exc}") from None
 
     def list_versioned(self, kind: KindInfo, *, namespace: str | None = None) -> tuple[list[dict[str, Any]], str]:
