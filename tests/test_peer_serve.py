@@ -504,8 +504,8 @@ async def _idle_peer_connection(home: Path, ticket: str, connected: "asyncio.Eve
         done.append(await frames.read_frame(stream))
         connected.set()
         try:
-            while await frames.read_frame(stream) is not None:
-                pass
+            while (frame := await frames.read_frame(stream)) is not None:
+                done.append(frame)
             done.append("finished")  # the server ended the stream cleanly
         except (transport.TransportError, frames.ProtocolError):
             done.append("dropped")  # the connection was cut
@@ -533,6 +533,28 @@ def test_sigterm_with_an_idle_peer_and_a_subscriber_connected_exits_0_and_closes
     wait_stderr(subscriber, lambda l: '"subscription_failed"' in l, timeout=DEADLINE)  # it noticed, and retries
     subscriber.send_signal(signal.SIGTERM)
     assert subscriber.wait(DEADLINE) == 0
+
+
+def test_peer_remove_closes_the_removed_peers_idle_connection(procs, homes):
+    """`peer remove` on alice ends bob's open, idle connection to her serve with one error frame
+    (not only refusing bob's next request)."""
+    alice, bob = homes
+    serve, listening = paired(procs, alice, bob)
+
+    async def scenario():
+        connected, done = asyncio.Event(), []
+        idle = asyncio.create_task(_idle_peer_connection(bob, listening["ticket"], connected, done))
+        await asyncio.wait_for(connected.wait(), DEADLINE)
+        removed = await asyncio.to_thread(tessera, alice, "peer", "remove", "bob")
+        assert removed.returncode == 0, removed.stderr
+        await asyncio.wait_for(idle, DEADLINE)
+        return done
+
+    done = asyncio.run(scenario())
+    assert done[0]["type"] == "hello" and done[-1] == "finished", done
+    (error,) = done[1:-1]
+    assert error["type"] == "error" and error["code"] == "not_authorized", error
+    assert serve.poll() is None  # serve goes on
 
 
 def test_peer_sync_gives_up_with_exit_4_when_the_lock_stays_held(procs, homes):

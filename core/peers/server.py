@@ -29,6 +29,7 @@ from tessera.core.peers.frames import ProtocolError
 from tessera.core.peers.rate_limit import PeerRateLimiter
 
 POLL_SECONDS = 0.05  # how often a subscription looks for new items (PRAGMA data_version: cheap)
+REVOKE_POLL_SECONDS = 0.25  # how often an idle connection checks its peer still has access
 PING_SECONDS = 15.0  # an idle subscription's keep-alive
 FIRST_FRAME_SECONDS = 30.0  # a dialer that opens no stream or sends nothing is dropped
 
@@ -145,6 +146,9 @@ class Server:
                 request = await self._next_request(channel)
                 if request is None:  # stopping: the connection is idle between requests
                     break
+                if isinstance(request, ProtocolError):  # the peer lost access while idle
+                    await self._refuse(channel, request)
+                    return
             except hello.PeerRefused:
                 channel.close()
                 return
@@ -171,12 +175,27 @@ class Server:
                 return
         await channel.finish()
 
-    async def _next_request(self, channel: channels.Channel) -> dict | None:
-        """The peer's next request, or None once ``stop()`` is called while we wait for it."""
+    async def _next_request(self, channel: channels.Channel) -> dict | ProtocolError | None:
+        """The peer's next request; None once ``stop()`` is called while we wait for it; or the
+        refusal to send when the peer loses access meanwhile (``peer remove``, or publishing
+        stopped: a change seen through ``PRAGMA data_version``), so an idle connection of a
+        removed peer is closed at once rather than at its next request."""
         receiving = asyncio.create_task(channel.recv())
         stopping = asyncio.create_task(self.stopping.wait())
+        seen_version = self.conn.execute("PRAGMA data_version").fetchone()[0]
         try:
-            await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            while True:
+                done, _ = await asyncio.wait({receiving, stopping}, timeout=REVOKE_POLL_SECONDS,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if done:
+                    break
+                version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+                if version != seen_version:
+                    seen_version = version
+                    refusal = self._authorization(channel.remote.node_id)
+                    if refusal is not None:
+                        receiving.cancel()
+                        return refusal
         finally:
             stopping.cancel()
         if receiving.done():
