@@ -505,7 +505,7 @@ def foreign_rows(foreign_events: Iterable[Mapping[str, Any]]) -> list[tuple]:
     """
     out: list[tuple] = []
     append, hex64, checked, canonical = out.append, _HEX64.fullmatch, _checked_subjects, _canonical
-    encode, sha256, limit = _encode_body, _sha256, _FIELD_CHARS
+    limit = _FIELD_CHARS
     for index, fields in enumerate(foreign_events):
         try:
             seq, eid, when, subject, etype = fields["seq"], fields["id"], fields["time"], fields["subject"], fields["type"]
@@ -521,7 +521,7 @@ def foreign_rows(foreign_events: Iterable[Mapping[str, Any]]) -> list[tuple]:
             append(_foreign(fields, index)[0])  # the full checks, one at a time
             continue
         data_json = canonical(data)
-        if sha256((prev + encode([seq, eid, when, subject, etype, actor, corr, data_json])).encode("utf-8")).hexdigest() != h:
+        if entry_hash(prev, seq, eid, when, subject, etype, actor, corr, data_json) != h:
             raise InputError(f"event {index + 1} (actor {actor}, seq {seq}) does not match its hash: it was changed after "
                              "it was written, or not written by Tessera")
         append((seq, eid, when, subject, etype, actor, corr, data_json, prev, h))
