@@ -124,17 +124,17 @@ def _reachable(peer: Any) -> str:
 def _replica_items(node_id: str, store_path: Any) -> int:
     import sqlite3
 
-    from tessera.core.peers import replica_files
+    from tessera.core.peers import replica, replica_files
 
-    replica = replica_files.open_read_only(node_id, store_path)
-    if replica is None:
+    copy = replica_files.open_read_only(node_id, store_path)
+    if copy is None:
         return 0
     try:
-        return replica.execute("SELECT coalesce(sum(items), 0) FROM sync_cursors").fetchone()[0]
+        return sum(replica.item_counts(copy).values())
     except sqlite3.Error:  # a replica made before anything was filed in it
         return 0
     finally:
-        replica.close()
+        copy.close()
 
 
 @peer_app.command("list")
