@@ -791,8 +791,9 @@ def test_a_peer_sync_killed_mid_sync_resumes_with_no_duplicate_and_no_gap(procs,
     kills, cursor = 0, 0
     for _ in range(40):
         sync = procs(bob, "peer", "sync")
-        before = cursor
+        before, deadline = cursor, time.monotonic() + DEADLINE
         while sync.poll() is None and filed()[0] == before:  # until a page more is filed, or it ends
+            assert time.monotonic() < deadline, "peer sync neither filed a page nor ended"
             time.sleep(0.01)
         if sync.poll() is None:
             sync.send_signal(signal.SIGKILL)
