@@ -433,3 +433,16 @@ def test_an_export_after_concurrent_edits_holds_the_rows_as_read():
     assert all(len(row) in (1, 2, 4) for row in a.layout())
     assert import_markdown(export_markdown(a)).to_dict() == a.to_dict()
     assert import_ipynb(export_ipynb(a)).to_dict() == a.to_dict()
+
+
+def test_a_read_after_a_change_that_only_deletes_sees_it():
+    nb = Notebook(name="t")
+    a, _ = nb.add_cell(source="alpha")
+    b, _ = nb.add_cell(source="beta")
+    assert nb.ids() == [a, b]  # read (and kept)
+    state = nb.state()
+    nb.remove_cell(2)  # a lone cell's row and Map deleted: nothing inserted
+    assert nb.state() == state  # so the state vector alone would not show the change
+    assert nb.ids() == [a] and len(nb) == 1
+    nb.edit_source_by_id(a, "alp")  # a delete inside the text
+    assert nb.cell(1)["source"] == "alp"
