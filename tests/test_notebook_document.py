@@ -121,11 +121,11 @@ def test_apply_update_refuses_an_update_that_makes_the_notebook_too_big(conn, mo
     before = copy.state()
     for _ in range(3):  # each update alone is small; together they pass the limit
         copy.edit_source_by_id(first, copy.cell_by_id(first)["source"] + "y" * 400)
-    with pytest.raises(InputError, match=r"would hold \d+ bytes, more than the \d+ a notebook may hold; nothing was stored"):
+    with pytest.raises(repository.NotebookTooLarge, match=r"would be too large: [\d.]+ MiB, over the [\d.]+ MiB a notebook may hold; nothing was stored"):
         repository.apply_update(conn, "ops", copy.update_since(before), by=BOB)
     assert len(stored_updates(conn, nid)) == count
     assert repository.load(conn, "ops").cell_by_id(first)["source"] == "small"
-    with pytest.raises(InputError, match="larger than a notebook may be"):  # refused before it is even read
+    with pytest.raises(repository.NotebookTooLarge, match="the update is too large"):  # refused before it is read
         repository.apply_update(conn, "ops", b"\x00" * (stored + 2000), by=BOB)
 
 
