@@ -446,3 +446,18 @@ def test_a_read_after_a_change_that_only_deletes_sees_it():
     assert nb.ids() == [a] and len(nb) == 1
     nb.edit_source_by_id(a, "alp")  # a delete inside the text
     assert nb.cell(1)["source"] == "alp"
+
+
+def test_every_keystroke_is_stored_across_compactions(conn, clock):
+    repository.create(conn, "ops")
+    cid, _ = repository.add_cell(conn, "ops", "")
+    copy = replica_of(conn)
+    nid = repository.notebook_id(conn, "ops")
+    typed = ""
+    for i in range(repository.COMPACT_AFTER * 2 + 7):
+        typed += "abcdefghij"[i % 10]
+        send(conn, copy, lambda nb, text=typed: nb.edit_source_by_id(cid, text))
+        clock.now += 0.1
+    assert len(stored_updates(conn, nid)) <= repository.COMPACT_AFTER  # compacted on the way
+    assert repository.load(conn, "ops").cell_by_id(cid)["source"] == typed
+    assert len(notebook_events(conn, action="cell_edited")) == 1
