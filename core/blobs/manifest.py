@@ -88,8 +88,8 @@ def check_fits(size: int, chunk_size: int, what: str) -> None:
     if count <= MAX_CHUNKS:
         return
     needed = -(-size // MAX_CHUNKS)
-    better = next((s for s in (256 * 1024, 512 * 1024, 1024 * 1024, 2 * 1024 * 1024) if s >= needed and s > chunk_size), None)
-    hint = (f"use --chunk-size {better // 1024} KiB or more" if better is not None
+    better = next((s for s in (2 ** n * 1024 for n in range(4, 12)) if s >= needed and s > chunk_size), None)
+    hint = (f"use --chunk-size {better // 1024}KiB or more" if better is not None
             else f"split it: at {MAX_CHUNK_SIZE // 1024 // 1024} MiB a chunk a blob holds at most "
                  f"{MAX_CHUNKS * MAX_CHUNK_SIZE // 1024 ** 3} GiB")
     raise UsageError(f"{printable(what)} is {size} bytes: {count} chunks of {chunk_size} bytes, but a manifest holds "
@@ -149,3 +149,22 @@ class Chunker:
     def manifest(self) -> Manifest:
         hashes = bytes(self._hashes) + (self._current.digest() if self._filled else b"")
         return Manifest(self.size, self.chunk_size, hashes)
+
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024 ** 2, "mb": 1024 ** 2, "mib": 1024 ** 2}
+
+
+def parse_chunk_size(text: str) -> int:
+    """A chunk size written as bytes or with a binary unit (``65536``, ``64KiB``, ``1MiB``, ``2M``),
+    within bounds.
+
+    Raises:
+        UsageError naming ``text`` (escaped).
+    """
+    import re
+
+    match = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _UNITS:
+        raise UsageError(f"'{printable(text)}' is not a chunk size", hint="write bytes or KiB/MiB, e.g. 256KiB or 1MiB")
+    return check_chunk_size(int(match.group(1)) * _UNITS[unit])

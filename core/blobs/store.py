@@ -236,6 +236,18 @@ def install(conn: sqlite3.Connection, blob_id: str, part: Path) -> Path:
     return final
 
 
+def install_existing(conn: sqlite3.Connection, blob_id: str) -> Path:
+    """Mark complete a blob whose whole file is in place already (a fetch killed between the
+    rename and the row's update; the caller verified the file)."""
+    from tessera.core.store.db import transaction
+
+    with transaction(conn):
+        conn.execute("UPDATE blobs SET complete = 1 WHERE id = ?", (blob_id,))
+        conn.execute("DELETE FROM blob_progress WHERE blob_id = ?", (blob_id,))
+    _drop_partial(conn, blob_id)
+    return blobs_dir(conn) / blob_id
+
+
 def verify_file(path: Path, manifest: Manifest) -> list[int]:
     """The indices of the chunks of the file at ``path`` that do not match ``manifest`` (those
     missing or short included); [] when the file is the blob, byte for byte."""
