@@ -1,0 +1,209 @@
+"""Blobs between real `tessera serve` processes on loopback (issue 15 point 5): a blob fetched from
+two peers at once (both connections used, counted from each serve's log), a fetch SIGKILLed half
+way and resumed (no chunk verified before the kill is fetched again), a partial file cut short
+and damaged after the kill (the chunks it still holds read back and hashed), a lying peer (bad
+chunks) dropped and its chunks taken from the other, an ungranted fetch refused.
+
+Each blob has 300 chunks of 16 KiB: a serve allows a peer 20 requests a second (bursts of 40),
+so one peer alone needs at least 13 s for it, whatever the machine: time enough for the second
+connection to join, and for a kill to land half way. Every wait polls a condition."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import signal
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.process_lines import stderr_lines
+from tests.test_peer_serve import DEADLINE, paired, procs, tessera, wait_until  # noqa: F401 (procs: a fixture)
+
+CHUNK = 16 * 1024
+CHUNKS = 300
+
+
+def init(tmp_path: Path, *names: str) -> list[Path]:
+    homes = []
+    for name in names:
+        home = tmp_path / name
+        assert tessera(home, "peer", "init", "--name", name).returncode == 0
+        homes.append(home)
+    return homes
+
+
+def make_file(directory: Path, chunks: int = CHUNKS) -> tuple[Path, bytes]:
+    data = hashlib.shake_256(str(directory).encode()).digest(CHUNK * chunks - 123)  # the last chunk short
+    path = directory / "incident.tsrec"
+    path.write_bytes(data)
+    return path, data
+
+
+def put(home: Path, file: Path, *share_with: str) -> str:
+    args = [a for name in share_with for a in ("--share-with", name)]
+    result = tessera(home, "blob", "put", str(file), "--chunk-size", "16KiB", *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+class ServeLog:
+    """The chunk lines one serve logged (blob_chunk_sent), read from its stderr as they come."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.lines = stderr_lines(proc)
+        self.sent: list[int] = []
+
+    def chunks(self, blob_id: str) -> list[int]:
+        while True:
+            try:
+                line = self.lines.get_nowait()
+            except queue.Empty:
+                return self.sent
+            if '"blob_chunk_sent"' in line:
+                entry = json.loads(line)
+                if entry["blob"] == blob_id[:16]:
+                    self.sent.append(entry["index"])
+
+
+def progress_rows(home: Path, blob_id: str) -> set[int]:
+    conn = sqlite3.connect(f"file:{home / 'data' / 'tessera.db'}?mode=ro", uri=True, timeout=30)
+    try:
+        return {r[0] for r in conn.execute("SELECT chunk FROM blob_progress WHERE blob_id = ?", (blob_id,))}
+    except sqlite3.OperationalError:  # the table is not made yet
+        return set()
+    finally:
+        conn.close()
+
+
+def get_line(result: subprocess.CompletedProcess) -> dict:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def trio(tmp_path, procs):  # noqa: F811
+    """alice paired with bob and with carol, who serve (alice only dials)."""
+    alice, bob, carol = init(tmp_path, "alice", "bob", "carol")
+    bob_serve, _ = paired(procs, bob, alice)
+    carol_serve, _ = paired(procs, carol, alice)
+    return alice, (bob, ServeLog(bob_serve)), (carol, ServeLog(carol_serve))
+
+
+@pytest.fixture
+def pair(tmp_path, procs):  # noqa: F811
+    alice, bob = init(tmp_path, "alice", "bob")
+    bob_serve, _ = paired(procs, bob, alice)
+    return alice, bob, ServeLog(bob_serve)
+
+
+def test_a_blob_held_by_two_peers_is_fetched_from_both_at_once(trio, tmp_path):
+    alice, (bob, bob_log), (carol, carol_log) = trio
+    file, data = make_file(tmp_path)
+    blob_id = put(bob, file, "alice")
+    assert put(carol, file, "alice") == blob_id  # content-addressed: the same id on every node
+    out = tmp_path / "got.tsrec"
+    line = get_line(tessera(alice, "blob", "get", blob_id, "--from", "bob", "--from", "carol", "-o", str(out)))
+    assert out.read_bytes() == data and (out.stat().st_mode & 0o777) == 0o600
+    held = alice / "data" / "blobs" / blob_id
+    assert held.read_bytes() == data and (held.stat().st_mode & 0o777) == 0o600
+    wait_until(lambda: len(bob_log.chunks(blob_id)) + len(carol_log.chunks(blob_id)) >= CHUNKS, "every chunk logged")
+    from_bob, from_carol = bob_log.chunks(blob_id), carol_log.chunks(blob_id)
+    assert from_bob and from_carol, (len(from_bob), len(from_carol))  # both connections carried chunks
+    assert sorted(from_bob + from_carol) == list(range(CHUNKS))  # each chunk fetched once
+    assert line["from"]["bob"] == {"chunks": len(from_bob), "error": None}
+    assert line["from"]["carol"] == {"chunks": len(from_carol), "error": None}
+    assert (line["fetched"], line["resumed"], line["chunks"]) == (CHUNKS, 0, CHUNKS)
+
+
+def test_a_lying_peer_is_dropped_and_its_chunks_are_taken_from_the_other(trio, tmp_path):
+    alice, (bob, bob_log), (carol, carol_log) = trio
+    file, data = make_file(tmp_path)
+    blob_id = put(bob, file, "alice")
+    assert put(carol, file, "alice") == blob_id
+    held = bytearray((carol / "data" / "blobs" / blob_id).read_bytes())
+    for offset in range(0, len(held), CHUNK):  # carol's copy is damaged in every chunk
+        held[offset] ^= 0xFF
+    (carol / "data" / "blobs" / blob_id).write_bytes(bytes(held))
+    result = tessera(alice, "blob", "get", blob_id, "--from", "carol", "--from", "bob")
+    line = get_line(result)
+    assert (alice / "data" / "blobs" / blob_id).read_bytes() == data
+    assert "carol" in result.stderr and "bad chunk" in result.stderr and "Traceback" not in result.stderr
+    assert "does not match the manifest" in line["from"]["carol"]["error"]
+    assert line["from"]["carol"]["chunks"] == 0 and line["from"]["bob"]["chunks"] == CHUNKS
+    wait_until(lambda: len(bob_log.chunks(blob_id)) >= CHUNKS, "bob's chunks logged")
+    wait_until(lambda: carol_log.chunks(blob_id), "carol's lie logged")
+    assert sorted(bob_log.chunks(blob_id)) == list(range(CHUNKS))  # carol's chunks came from bob
+
+
+def _kill_half_way(procs, alice: Path, blob_id: str) -> set[int]:  # noqa: F811
+    """Start alice's fetch from bob, SIGKILL it once 60 chunks are recorded; the chunks recorded."""
+    fetching = procs(alice, "blob", "get", blob_id, "--from", "bob")
+    wait_until(lambda: len(progress_rows(alice, blob_id)) >= 60 or fetching.poll() is not None, "60 chunks recorded")
+    fetching.send_signal(signal.SIGKILL)
+    fetching.wait(DEADLINE)
+    assert fetching.returncode == -signal.SIGKILL  # killed, not finished
+    recorded = progress_rows(alice, blob_id)
+    assert 60 <= len(recorded) < CHUNKS
+    assert not (alice / "data" / "blobs" / blob_id).exists()
+    return recorded
+
+
+def test_a_fetch_killed_half_way_resumes_without_fetching_a_verified_chunk_again(pair, procs, tmp_path):  # noqa: F811
+    alice, bob, bob_log = pair
+    file, data = make_file(tmp_path)
+    blob_id = put(bob, file, "alice")
+    recorded = _kill_half_way(procs, alice, blob_id)
+    line = get_line(tessera(alice, "blob", "get", blob_id, "--from", "bob"))
+    assert (alice / "data" / "blobs" / blob_id).read_bytes() == data
+    assert line["resumed"] == len(recorded) and line["fetched"] == CHUNKS - len(recorded)
+    assert progress_rows(alice, blob_id) == set()
+    assert not (alice / "data" / "blobs" / "partial" / f"{blob_id}.part").exists()
+    wait_until(lambda: set(bob_log.chunks(blob_id)) >= set(range(CHUNKS)), "every chunk logged")
+    served = bob_log.chunks(blob_id)
+    assert all(served.count(index) == 1 for index in recorded)  # sent once, before the kill
+    again = get_line(tessera(alice, "blob", "get", blob_id, "--from", "bob"))
+    assert again["already_held"] and again["fetched"] == 0
+
+
+def test_a_resumed_fetch_rereads_a_partial_file_cut_short_before_trusting_its_records(pair, procs, tmp_path):  # noqa: F811
+    alice, bob, bob_log = pair
+    file, data = make_file(tmp_path)
+    blob_id = put(bob, file, "alice")
+    recorded = _kill_half_way(procs, alice, blob_id)
+    part = alice / "data" / "blobs" / "partial" / f"{blob_id}.part"
+    kept_extent = 20 * CHUNK
+    with open(part, "r+b") as partial:  # cut after chunk 19, and damage chunk 3, which stays
+        partial.truncate(kept_extent)
+        partial.seek(3 * CHUNK + 5)
+        partial.write(b"\x00" * 7 if data[3 * CHUNK + 5:3 * CHUNK + 12] != b"\x00" * 7 else b"\x01" * 7)
+    still_good = {i for i in recorded if i < 20 and i != 3}
+    result = tessera(alice, "blob", "get", blob_id, "--from", "bob")
+    line = get_line(result)
+    assert "shorter than its progress records" in result.stderr
+    assert (alice / "data" / "blobs" / blob_id).read_bytes() == data
+    assert line["resumed"] == len(still_good) and line["fetched"] == CHUNKS - len(still_good)
+    wait_until(lambda: len(bob_log.chunks(blob_id)) >= len(recorded) + CHUNKS - len(still_good), "chunks logged")
+    served = bob_log.chunks(blob_id)
+    assert all(served.count(index) == 1 for index in still_good)  # read back and trusted
+    assert served.count(3) == 2 and all(served.count(i) == 2 for i in recorded - still_good)  # fetched again
+
+
+def test_a_blob_not_granted_is_refused_and_not_one_chunk_leaves(pair, tmp_path):
+    alice, bob, bob_log = pair
+    file, _ = make_file(tmp_path, chunks=3)
+    blob_id = put(bob, file)  # not shared with alice
+    result = tessera(alice, "blob", "get", blob_id, "--from", "bob")
+    assert result.returncode == 5, result.stderr
+    assert "not shared" in result.stderr and f"tessera blob share {blob_id}" in result.stderr
+    assert result.stderr.count("\n") <= 2 and "Traceback" not in result.stderr
+    assert not (alice / "data" / "blobs" / blob_id).exists()
+    assert tessera(bob, "blob", "share", blob_id[:12], "--with", "alice").returncode == 0
+    line = get_line(tessera(alice, "blob", "get", blob_id, "--from", "bob"))
+    assert line["fetched"] == 3
+    wait_until(lambda: len(bob_log.chunks(blob_id)) >= 3, "the granted chunks logged")
+    assert sorted(bob_log.chunks(blob_id)) == [0, 1, 2]  # none before the grant
