@@ -43,6 +43,8 @@ CHUNK_SECONDS = 60.0  # a peer that sends no awaited chunk for this long is drop
 # fetch paces its requests to each peer under that, as a sync pull does.
 PACE_RATE = rate_limit.DEFAULT_RATE
 PACE_BURST = rate_limit.DEFAULT_BURST - 5
+RATE_LIMITED_PAUSE = rate_limit.DEFAULT_BURST / rate_limit.DEFAULT_RATE  # the peer's bucket is full again
+RATE_LIMITED_TRIES = 5
 
 OnChunk = Callable[[int, int, str], Any]  # (chunk index, its bytes, the peer's name)
 OnNote = Callable[[str], Any]
@@ -301,23 +303,54 @@ def _failure(blob_id: str, progress: _Progress, outcomes: list[PeerOutcome]) -> 
 
 async def _worker(conn: sqlite3.Connection, endpoint: Any, peer: Any, outcome: PeerOutcome, progress: _Progress) -> None:
     """Fetch chunks from one peer until none is missing, or it fails (recorded in ``outcome``,
-    its chunks in flight given back). Local failures (BlobError, the store) are raised."""
+    its chunks in flight given back). A peer that refuses us for its rate limit (our burst met
+    what another connection of ours, or a fetch killed just before, had taken) is dialed again
+    after RATE_LIMITED_PAUSE, up to RATE_LIMITED_TRIES times. Local failures (BlobError, the
+    store) are raised."""
+    from tessera.core.peers.hello import PeerRefused
+
+    for attempt in range(RATE_LIMITED_TRIES + 1):
+        in_flight: collections.deque[int] = collections.deque()
+        try:
+            await _session(conn, endpoint, peer, outcome, progress, in_flight)
+            return
+        except PeerRefused as exc:
+            if exc.code != "rate_limited" or attempt == RATE_LIMITED_TRIES:
+                _drop(outcome, progress, exc)
+                return
+            progress.note(f"{outcome.name} is at its rate limit for this node: dialing it again in "
+                          f"{RATE_LIMITED_PAUSE:g} s")
+        except asyncio.TimeoutError:
+            _drop(outcome, progress, SourceUnavailable(f"sent no chunk for {CHUNK_SECONDS:g} s"))
+            return
+        except (store.BlobError, sqlite3.Error):
+            raise
+        except TesseraError as exc:
+            _drop(outcome, progress, exc)
+            return
+        finally:
+            if in_flight:
+                await progress.give_back(list(in_flight))
+        await asyncio.sleep(RATE_LIMITED_PAUSE)
+
+
+async def _session(conn: sqlite3.Connection, endpoint: Any, peer: Any, outcome: PeerOutcome, progress: _Progress,
+                   in_flight: collections.deque[int]) -> None:
+    """One connection to ``peer``: its manifest checked, then chunks until none is missing."""
     from tessera.core.peers import channel as channels
 
-    in_flight: collections.deque[int] = collections.deque()
-    channel = None
+    pace = rate_limit.TokenBucket(PACE_RATE, PACE_BURST)
+    channel = await channels.open_channel(conn, endpoint, peer)
     try:
-        pace = rate_limit.TokenBucket(PACE_RATE, PACE_BURST)
-        channel = await channels.open_channel(conn, endpoint, peer)
         await _paced(pace)
         await channel.send(message_types.make("blob_manifest_request", blob=progress.blob_id))
-        answer = await _receive(channel, "blob_manifest")
+        answer = await asyncio.wait_for(_receive(channel, "blob_manifest"), CHUNK_SECONDS)
+        if answer["blob"] != progress.blob_id:
+            raise PeerLied(f"answered with the manifest of another blob ({printable(answer['blob'][:16])})")
         try:
             got = manifests.verify(progress.blob_id, answer["size"], answer["chunk_size"], answer["chunks"])
         except ManifestMismatch as exc:
             raise PeerLied(f"sent a manifest that does not match: {exc}") from None
-        if answer["blob"] != progress.blob_id:
-            raise PeerLied(f"answered with the manifest of another blob ({printable(answer['blob'][:16])})")
         if progress.manifest is None:
             progress.prepare(got)
         await progress.ready.wait()
@@ -348,17 +381,8 @@ async def _worker(conn: sqlite3.Connection, endpoint: Any, peer: Any, outcome: P
                 progress.store_chunk(index, chunk["data"], outcome)
             if progress.done:
                 await progress.notify()
-    except asyncio.TimeoutError:
-        _drop(outcome, progress, SourceUnavailable(f"sent no chunk for {CHUNK_SECONDS:g} s"))
-    except (store.BlobError, sqlite3.Error):
-        raise
-    except TesseraError as exc:
-        _drop(outcome, progress, exc)
     finally:
-        if in_flight:
-            await progress.give_back(list(in_flight))
-        if channel is not None:
-            channel.close()
+        channel.close()
 
 
 def _drop(outcome: PeerOutcome, progress: _Progress, exc: TesseraError) -> None:
