@@ -36,6 +36,7 @@ from tessera.core.errors import (EXIT_UNAUTHORIZED, EXIT_UNAVAILABLE, NotAuthori
                                  TesseraError, UsageError, printable)
 from tessera.core.peers import message_types, rate_limit
 from tessera.core.peers.frames import ProtocolError
+from tessera.core.store.db import StoreError
 
 WINDOW = 4  # chunk requests in flight on one connection
 CHUNK_SECONDS = 60.0  # a peer that sends no awaited chunk for this long is dropped
@@ -323,7 +324,7 @@ async def _worker(conn: sqlite3.Connection, endpoint: Any, peer: Any, outcome: P
         except asyncio.TimeoutError:
             _drop(outcome, progress, SourceUnavailable(f"sent no chunk for {CHUNK_SECONDS:g} s"))
             return
-        except (store.BlobError, sqlite3.Error):
+        except (store.BlobError, StoreError, sqlite3.Error):  # this node's, not the peer's: the fetch ends
             raise
         except TesseraError as exc:
             _drop(outcome, progress, exc)

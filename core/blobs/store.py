@@ -147,14 +147,19 @@ def put_file(conn: sqlite3.Connection, path: Path, *, chunk_size: int = DEFAULT_
         UsageError (not a readable regular file, chunk size out of bounds, a manifest over one
         frame: checked before a byte is read), BlobError (the disk is full).
     """
+    import stat
+
     manifests.check_chunk_size(chunk_size)
     try:
+        kind = os.stat(path).st_mode
+        if not stat.S_ISREG(kind):  # checked before opening: opening a FIFO would wait for a writer
+            raise UsageError(f"{printable(str(path))} is not a regular file", hint="give a file (a recording, an export)")
         source = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise UsageError(f"cannot read {printable(str(path))}: {exc.strerror}", hint="give a readable file") from None
     with source:
         st = os.fstat(source.fileno())
-        if not (st.st_mode & 0o170000 == 0o100000):
+        if not stat.S_ISREG(st.st_mode):
             raise UsageError(f"{printable(str(path))} is not a regular file", hint="give a file (a recording, an export)")
         manifests.check_fits(st.st_size, chunk_size, str(path))
         return _put(conn, source, st.st_size, chunk_size=chunk_size, grant_to=grant_to, name=Path(path).name)
