@@ -207,3 +207,43 @@ def test_a_blob_not_granted_is_refused_and_not_one_chunk_leaves(pair, tmp_path):
     assert line["fetched"] == 3
     wait_until(lambda: len(bob_log.chunks(blob_id)) >= 3, "the granted chunks logged")
     assert sorted(bob_log.chunks(blob_id)) == [0, 1, 2]  # none before the grant
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MiB tmpfs for alice's data home (needs root's mount, as on this project's machines)."""
+    where = tmp_path / "alice"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(where)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_disk_that_fills_during_a_fetch_is_one_line_and_the_fetch_resumes_once_space_is_free(
+        small_disk, tmp_path, procs):  # noqa: F811
+    alice = small_disk
+    [bob] = init(tmp_path, "bob")
+    assert tessera(alice, "peer", "init", "--name", "alice").returncode == 0
+    bob_serve, _ = paired(procs, bob, alice)
+    file, data = make_file(tmp_path)
+    blob_id = put(bob, file, "alice")
+    fetching = procs(alice, "blob", "get", blob_id, "--from", "bob")
+    wait_until(lambda: len(progress_rows(alice, blob_id)) >= 60 or fetching.poll() is not None, "60 chunks recorded")
+    filler = alice / "filler"
+    with open(filler, "wb", buffering=0) as fill:  # the disk fills up under the fetch
+        try:
+            while True:
+                fill.write(b"\x00" * 4096)
+        except OSError:
+            pass
+    _, err = fetching.communicate(timeout=DEADLINE)
+    assert fetching.returncode == 1, err
+    assert "full" in err and "Traceback" not in err and err.strip().count("\n") == 0, err
+    kept = progress_rows(alice, blob_id)
+    assert len(kept) >= 60
+    filler.unlink()
+    line = get_line(tessera(alice, "blob", "get", blob_id, "--from", "bob"))
+    assert line["resumed"] == len(kept) and (alice / "data" / "blobs" / blob_id).read_bytes() == data

@@ -167,7 +167,9 @@ class _Progress:
             os.pwrite(self.fd, data, offset)
         except OSError as exc:
             if store.is_disk_full(exc):
-                raise store.disk_full(exc, self.part.parent, len(data)) from None
+                raise store.disk_full(exc, self.part.parent, len(data),
+                                      hint="free some space and run the same command again: the chunks verified "
+                                           "so far are kept") from None
             raise store.BlobError(f"cannot write {self.part}: {exc.strerror}", hint="check the data home") from None
         with transaction(self.conn):
             self.conn.execute("INSERT OR IGNORE INTO blob_progress(blob_id, chunk) VALUES (?, ?)", (self.blob_id, index))

@@ -64,12 +64,16 @@ def partial_path(conn: sqlite3.Connection, blob_id: str) -> Path:
     return _private_dir(blobs_dir(conn) / PARTIAL_DIRECTORY) / f"{blob_id}.part"
 
 
-def disk_full(exc: OSError, where: Path, need: int | None = None) -> BlobError:
-    """The one-line error for a full disk (``exc`` ENOSPC/EDQUOT)."""
+def _mib(n: int) -> str:
+    return f"{n / 1024 ** 2:.1f} MiB"
+
+
+def disk_full(exc: OSError, where: Path, need: int | None = None, *,
+              hint: str = "free some space and run again; nothing stored before is lost") -> BlobError:
+    """The one-line error for a full disk (``exc`` ENOSPC/EDQUOT/EFBIG) while writing in ``where``."""
     free = shutil.disk_usage(where).free if where.exists() else 0
-    want = f" (it needs {need // 1024 ** 2 + 1} MiB, {free // 1024 ** 2} MiB are free)" if need is not None else ""
-    return BlobError(f"the disk holding {where} is full{want}",
-                     hint="free some space and run again (nothing stored before is lost)")
+    want = f" (writing {_mib(need)}, {_mib(free)} free)" if need is not None else f" ({_mib(free)} free)"
+    return BlobError(f"the disk holding {where} is full{want}", hint=hint)
 
 
 def is_disk_full(exc: OSError) -> bool:
@@ -84,8 +88,8 @@ def check_room(where: Path, need: int) -> None:
     """
     free = shutil.disk_usage(where).free
     if free < need:
-        raise BlobError(f"the disk holding {where} has {free // 1024 ** 2} MiB free, and this needs "
-                        f"{need // 1024 ** 2 + 1} MiB", hint="free some space and run again")
+        raise BlobError(f"the disk holding {where} has {_mib(free)} free, and this needs {_mib(need)}",
+                        hint="free some space and run again")
 
 
 def _row(conn: sqlite3.Connection, blob_id: str) -> tuple | None:
@@ -187,7 +191,7 @@ def _put(conn: sqlite3.Connection, source: BinaryIO, size: int, *, chunk_size: i
                 os.fsync(out.fileno())
         except OSError as exc:
             if is_disk_full(exc):
-                raise disk_full(exc, directory, size) from None
+                raise disk_full(exc, directory, size, hint="free some space and put it again; nothing was stored") from None
             raise BlobError(f"cannot write the blob into {directory}: {exc.strerror}",
                             hint="check the data home's permissions and space") from None
         made = chunker.manifest()
