@@ -64,10 +64,10 @@ def befriend(fetcher, holder, holder_ticket: str) -> None:
 
 
 async def timed_fetch(fetcher, blob_id: str, peers: list) -> tuple[float, object]:
-    from tessera.core.blobs import fetch, store
+    from tessera.core.blobs import blob_store, fetch
     from tessera.core.peers import node_endpoint
 
-    store.remove(fetcher, blob_id)
+    blob_store.remove(fetcher, blob_id)
     report = fetch.FetchReport(blob_id)
     async with await node_endpoint.bind(fetcher, listen=False) as endpoint:
         start = time.perf_counter()
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--chunk-size", default="1MiB")
     options = parser.parse_args()
     os.environ["TESSERA_PEER_LOOPBACK"] = "1"
-    from tessera.core.blobs import fetch, manifest, store
+    from tessera.core.blobs import blob_store, fetch, manifest
     from tessera.core.peers import identity, peer_list
     from tessera.core.store.db import connect
 
@@ -103,16 +103,16 @@ def main() -> None:
                 holders.append(holder)
             fetcher_id = identity.local_identity(fetcher).node_id
             start = time.perf_counter()
-            blob_id = store.put_bytes(holders[0], data, chunk_size=chunk_size, grant_to=[fetcher_id])
+            blob_id = blob_store.put_bytes(holders[0], data, chunk_size=chunk_size, grant_to=[fetcher_id])
             put_seconds = time.perf_counter() - start
-            assert store.put_bytes(holders[1], data, chunk_size=chunk_size, grant_to=[fetcher_id]) == blob_id
+            assert blob_store.put_bytes(holders[1], data, chunk_size=chunk_size, grant_to=[fetcher_id]) == blob_id
             bob, carol = (peer_list.resolve(fetcher, name) for name in ("bob", "carol"))
             one, _ = asyncio.run(timed_fetch(fetcher, blob_id, [bob]))
-            assert store.read_bytes(fetcher, blob_id) == data
+            assert blob_store.read_bytes(fetcher, blob_id) == data
             before = [len(sent) for sent in logs]
             time.sleep(fetch.RATE_LIMITED_PAUSE + 0.5)  # bob's rate-limit bucket full again, as for a first fetch
             two, report = asyncio.run(timed_fetch(fetcher, blob_id, [bob, carol]))
-            assert store.read_bytes(fetcher, blob_id) == data
+            assert blob_store.read_bytes(fetcher, blob_id) == data
             served = {name: p.chunks for name, p in report.peers.items()}
         finally:
             for proc in procs:

@@ -41,13 +41,13 @@ def put(file: Annotated[str, typer.Argument(metavar="FILE", show_default=False,
     """
     from pathlib import Path
 
-    from tessera.core.blobs import manifest, store
+    from tessera.core.blobs import blob_store, manifest
     from tessera.core.peers import peer_list
 
     size = manifest.parse_chunk_size(chunk_size)
     conn = open_store()
     grant_to = [peer_list.resolve(conn, name).node_id for name in share_with or []]
-    print(store.put_file(conn, Path(file), chunk_size=size, grant_to=grant_to))
+    print(blob_store.put_file(conn, Path(file), chunk_size=size, grant_to=grant_to))
 
 
 @blob_app.command("get")
@@ -66,10 +66,10 @@ def get(blob: IdArg, from_peers: PeersOpt = None,
     blob_id = blob.strip().lower()
     conn = open_store()
     if not message_types.BLOB_ID.fullmatch(blob_id):
-        from tessera.core.blobs import store
+        from tessera.core.blobs import blob_store
 
         try:
-            blob_id = store.resolve(conn, blob_id)
+            blob_id = blob_store.resolve(conn, blob_id)
         except UsageError:
             raise UsageError(f"'{printable(blob)}' is not a blob id (64 hex digits)",
                              hint="give the whole id `tessera blob put` printed") from None
@@ -134,7 +134,7 @@ def _write_out(conn, blob_id: str, output: str) -> None:
     import tempfile
     from pathlib import Path
 
-    from tessera.core.blobs import store
+    from tessera.core.blobs import blob_store
     from tessera.core.errors import UsageError, printable
 
     target = Path(output)
@@ -144,14 +144,14 @@ def _write_out(conn, blob_id: str, output: str) -> None:
     fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         try:
-            with os.fdopen(fd, "wb") as out, open(store.blob_path(conn, blob_id), "rb") as source:
+            with os.fdopen(fd, "wb") as out, open(blob_store.blob_path(conn, blob_id), "rb") as source:
                 shutil.copyfileobj(source, out, 1024 * 1024)
                 out.flush()
                 os.fsync(out.fileno())
         except OSError as exc:
-            if store.is_disk_full(exc):
-                raise store.disk_full(exc, target.parent) from None
-            raise store.BlobError(f"cannot write {printable(output)}: {exc.strerror}", hint="check the path") from None
+            if blob_store.is_disk_full(exc):
+                raise blob_store.disk_full(exc, target.parent) from None
+            raise blob_store.BlobError(f"cannot write {printable(output)}: {exc.strerror}", hint="check the path") from None
         os.replace(temporary, target)
     finally:
         if os.path.exists(temporary):
@@ -166,13 +166,13 @@ def share(blob: IdArg, with_peers: Annotated[List[str], typer.Option(
 
     Example: tessera blob share 3f2a...c9 --with bob
     """
-    from tessera.core.blobs import grants, store
+    from tessera.core.blobs import blob_store, grants
     from tessera.core.errors import printable
     from tessera.core.peers import peer_list
     from tessera.core.store.db import transaction
 
     conn = open_store()
-    blob_id = store.resolve(conn, blob)
+    blob_id = blob_store.resolve(conn, blob)
     peers = [peer_list.resolve(conn, name) for name in with_peers]
     with transaction(conn):
         grants.grant(conn, blob_id, [p.node_id for p in peers])
@@ -185,14 +185,14 @@ def list_blobs(as_json: Annotated[bool, typer.Option("--json", help="Print JSON 
 
     Example: tessera blob list --json
     """
-    from tessera.core.blobs import grants, store
+    from tessera.core.blobs import blob_store, grants
     from tessera.core.errors import printable
     from tessera.core.peers import peer_list
 
     conn = open_store()
     names = {p.node_id: p.name for p in peer_list.all_peers(conn)}
     rows = []
-    for found in store.all_blobs(conn):
+    for found in blob_store.all_blobs(conn):
         done = found.manifest.chunk_count if found.complete else conn.execute(
             "SELECT count(*) FROM blob_progress WHERE blob_id = ?", (found.blob_id,)).fetchone()[0]
         rows.append({"id": found.blob_id, "size": found.size, "chunk_size": found.chunk_size,
@@ -222,11 +222,11 @@ def rm(blob: IdArg) -> None:
 
     Example: tessera blob rm 3f2a...c9
     """
-    from tessera.core.blobs import store
+    from tessera.core.blobs import blob_store
 
     conn = open_store()
-    blob_id = store.resolve(conn, blob)
-    store.remove(conn, blob_id)
+    blob_id = blob_store.resolve(conn, blob)
+    blob_store.remove(conn, blob_id)
     print(f"removed blob {blob_id[:16]}")
 
 

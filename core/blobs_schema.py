@@ -1,5 +1,5 @@
 """The blob component of the store's migrations (core/store/migrations.py): the content-addressed
-blob store's tables. The bytes live in files under the data home's ``blobs/`` (core/blobs/store.py);
+blob store's tables. The bytes live in files under the data home's ``blobs/`` (core/blobs/blob_store.py);
 these tables hold what each blob is (its manifest), who may fetch it, and how far a fetch got."""
 
 from tessera.core.store.migrations import Component

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tessera.core.blobs import grants, manifest, store
+from tessera.core.blobs import blob_store, grants, manifest
 from tessera.core.errors import UsageError
 from tessera.core.store.db import connect, transaction
 
@@ -39,19 +39,19 @@ def conn(tmp_path):
 def test_the_same_content_with_the_same_chunk_size_has_the_same_id_on_every_node(tmp_path, conn):
     other = connect(tmp_path / "b" / "tessera.db")
     data = data_of(100_000)
-    first = store.put_bytes(conn, data, chunk_size=16 * 1024)
-    assert store.put_bytes(other, data, chunk_size=16 * 1024) == first
-    assert store.put_bytes(other, data, chunk_size=32 * 1024) != first  # the chunk size is part of the id
-    assert store.put_bytes(other, data[:-1] + b"!", chunk_size=16 * 1024) != first
-    found = store.info(conn, first)
+    first = blob_store.put_bytes(conn, data, chunk_size=16 * 1024)
+    assert blob_store.put_bytes(other, data, chunk_size=16 * 1024) == first
+    assert blob_store.put_bytes(other, data, chunk_size=32 * 1024) != first  # the chunk size is part of the id
+    assert blob_store.put_bytes(other, data[:-1] + b"!", chunk_size=16 * 1024) != first
+    found = blob_store.info(conn, first)
     assert found.manifest.chunk_count == 7 and found.size == 100_000
     assert manifest.verify(first, found.size, found.chunk_size, found.manifest.chunks).blob_id == first
     other.close()
 
 
 def test_a_manifest_that_does_not_hash_to_the_id_is_refused(conn):
-    blob_id = store.put_bytes(conn, data_of(50_000), chunk_size=16 * 1024)
-    good = store.info(conn, blob_id).manifest
+    blob_id = blob_store.put_bytes(conn, data_of(50_000), chunk_size=16 * 1024)
+    good = blob_store.info(conn, blob_id).manifest
     tampered = bytes([good.chunks[0] ^ 1]) + good.chunks[1:]
     with pytest.raises(manifest.ManifestMismatch, match="does not hash to the blob id"):
         manifest.verify(blob_id, good.size, good.chunk_size, tampered)
@@ -67,31 +67,31 @@ def test_a_manifest_that_does_not_hash_to_the_id_is_refused(conn):
 
 def test_put_writes_a_private_file_atomically_and_read_bytes_verifies_it(conn, tmp_path):
     data = data_of(40_000)
-    blob_id = store.put_bytes(conn, data, chunk_size=16 * 1024)
+    blob_id = blob_store.put_bytes(conn, data, chunk_size=16 * 1024)
     directory = tmp_path / "a" / "blobs"
     assert (directory.stat().st_mode & 0o777) == 0o700
     assert ((directory / blob_id).stat().st_mode & 0o777) == 0o600
     assert [p.name for p in directory.iterdir() if p.is_file()] == [blob_id]  # no temporary file left
-    assert store.has(conn, blob_id) and store.read_bytes(conn, blob_id) == data
+    assert blob_store.has(conn, blob_id) and blob_store.read_bytes(conn, blob_id) == data
     damaged = bytearray(data)
     damaged[20_000] ^= 1
     (directory / blob_id).write_bytes(bytes(damaged))
-    with pytest.raises(store.BlobError, match="is damaged: chunk 1's SHA-256"):
-        store.read_bytes(conn, blob_id)
-    assert store.remove(conn, blob_id) and not store.has(conn, blob_id) and not (directory / blob_id).exists()
+    with pytest.raises(blob_store.BlobError, match="is damaged: chunk 1's SHA-256"):
+        blob_store.read_bytes(conn, blob_id)
+    assert blob_store.remove(conn, blob_id) and not blob_store.has(conn, blob_id) and not (directory / blob_id).exists()
 
 
 def test_an_empty_blob_and_one_chunk_exactly(conn):
-    assert store.read_bytes(conn, store.put_bytes(conn, b"")) == b""
+    assert blob_store.read_bytes(conn, blob_store.put_bytes(conn, b"")) == b""
     exact = data_of(16 * 1024)
-    blob_id = store.put_bytes(conn, exact, chunk_size=16 * 1024)
-    assert store.info(conn, blob_id).manifest.chunk_count == 1 and store.read_bytes(conn, blob_id) == exact
+    blob_id = blob_store.put_bytes(conn, exact, chunk_size=16 * 1024)
+    assert blob_store.info(conn, blob_id).manifest.chunk_count == 1 and blob_store.read_bytes(conn, blob_id) == exact
 
 
 def test_grants_are_per_blob_and_per_peer(conn):
     peer = "ab" * 32
-    blob_id = store.put_bytes(conn, b"result", grant_to=[peer])
-    other = store.put_bytes(conn, b"other")
+    blob_id = blob_store.put_bytes(conn, b"result", grant_to=[peer])
+    other = blob_store.put_bytes(conn, b"other")
     assert grants.is_granted(conn, blob_id, peer) and not grants.is_granted(conn, other, peer)
     with transaction(conn):
         grants.revoke(conn, blob_id, [peer])

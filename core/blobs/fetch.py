@@ -11,7 +11,7 @@
    the connection, stalls past CHUNK_SECONDS) or lies (a chunk that does not match) is dropped
    and its chunks in flight go back to the queue for the others.
 3. The end: the partial file is fsynced, verified whole (every chunk read back and hashed) and
-   renamed into place (core/blobs/store.install).
+   renamed into place (core/blobs/blob_store.install).
 
 Killed at any moment, a fetch resumes from the chunks recorded; when the partial file is
 shorter than they say (or gone), the chunks it still holds are read back and hashed before
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tessera.core.blobs import manifest as manifests
-from tessera.core.blobs import store
+from tessera.core.blobs import blob_store
 from tessera.core.blobs.manifest import Manifest, ManifestMismatch
 from tessera.core.errors import (EXIT_UNAUTHORIZED, EXIT_UNAVAILABLE, NotAuthorized, SourceUnavailable,
                                  TesseraError, UsageError, printable)
@@ -115,7 +115,7 @@ class _Progress:
                               "VALUES (?, ?, ?, ?, 0, ?, ?)",
                               (self.blob_id, manifest.size, manifest.chunk_size, manifest.chunks, name, now()))
         self.manifest = manifest
-        self.part = store.partial_path(self.conn, self.blob_id)
+        self.part = blob_store.partial_path(self.conn, self.blob_id)
         recorded = {r[0] for r in self.conn.execute("SELECT chunk FROM blob_progress WHERE blob_id = ?", (self.blob_id,))
                     if 0 <= r[0] < manifest.chunk_count}
         existed = self.part.exists()
@@ -144,7 +144,7 @@ class _Progress:
         self.report.size, self.report.chunk_count = manifest.size, manifest.chunk_count
         self.report.resumed = len(recorded)
         missing = manifest.size - sum(manifest.chunk_span(i)[1] for i in recorded)
-        store.check_room(self.part.parent, missing)
+        blob_store.check_room(self.part.parent, missing)
         self.queue.extend(i for i in range(manifest.chunk_count) if i not in recorded)
         self.ready.set()
 
@@ -166,11 +166,11 @@ class _Progress:
         try:
             os.pwrite(self.fd, data, offset)
         except OSError as exc:
-            if store.is_disk_full(exc):
-                raise store.disk_full(exc, self.part.parent, len(data),
+            if blob_store.is_disk_full(exc):
+                raise blob_store.disk_full(exc, self.part.parent, len(data),
                                       hint="free some space and run the same command again: the chunks verified "
                                            "so far are kept") from None
-            raise store.BlobError(f"cannot write {self.part}: {exc.strerror}", hint="check the data home") from None
+            raise blob_store.BlobError(f"cannot write {self.part}: {exc.strerror}", hint="check the data home") from None
         with transaction(self.conn):
             self.conn.execute("INSERT OR IGNORE INTO blob_progress(blob_id, chunk) VALUES (?, ?)", (self.blob_id, index))
         self.verified.add(index)
@@ -198,20 +198,20 @@ class _Progress:
             os.ftruncate(self.fd, manifest.size)
             os.fsync(self.fd)
         except OSError as exc:
-            if store.is_disk_full(exc):
-                raise store.disk_full(exc, self.part.parent) from None
-            raise store.BlobError(f"cannot write {self.part}: {exc.strerror}", hint="check the data home") from None
+            if blob_store.is_disk_full(exc):
+                raise blob_store.disk_full(exc, self.part.parent) from None
+            raise blob_store.BlobError(f"cannot write {self.part}: {exc.strerror}", hint="check the data home") from None
         bad = [i for i in range(manifest.chunk_count) if not self._holds(i)]
         if bad:
             with transaction(self.conn):
                 self.conn.executemany("DELETE FROM blob_progress WHERE blob_id = ? AND chunk = ?",
                                       [(self.blob_id, i) for i in bad])
-            raise store.BlobError(f"{len(bad)} chunks of blob {self.blob_id[:16]} read back wrong from {self.part} "
+            raise blob_store.BlobError(f"{len(bad)} chunks of blob {self.blob_id[:16]} read back wrong from {self.part} "
                                   f"(the first: {bad[0]})", hint="run the same command again: only those are fetched again")
         if not self.part.exists():
-            raise store.BlobError(f"the partial file {self.part} vanished during the fetch",
+            raise blob_store.BlobError(f"the partial file {self.part} vanished during the fetch",
                                   hint="run the same command again to fetch the blob anew")
-        return store.install(self.conn, self.blob_id, self.part)
+        return blob_store.install(self.conn, self.blob_id, self.part)
 
     def close(self) -> None:
         if self.fd is not None:
@@ -236,24 +236,24 @@ async def fetch(conn: sqlite3.Connection, endpoint: Any, blob_id: str, peers: li
     from filelock import FileLock, Timeout
 
     report = report if report is not None else FetchReport(blob_id)
-    known = store.info(conn, blob_id)
-    if known is not None and known.complete and store.has(conn, blob_id):
+    known = blob_store.info(conn, blob_id)
+    if known is not None and known.complete and blob_store.has(conn, blob_id):
         report.already_held, report.size, report.chunk_count = True, known.size, known.manifest.chunk_count
-        report.path = store.blob_path(conn, blob_id)
+        report.path = blob_store.blob_path(conn, blob_id)
         return report.path
-    final = store.blob_path(conn, blob_id)
-    if known is not None and final.is_file() and not store.verify_file(final, known.manifest):
+    final = blob_store.blob_path(conn, blob_id)
+    if known is not None and final.is_file() and not blob_store.verify_file(final, known.manifest):
         # killed between the rename into place and the row's update: whole already
-        report.path = store.install_existing(conn, blob_id)
+        report.path = blob_store.install_existing(conn, blob_id)
         report.already_held, report.size, report.chunk_count = True, known.size, known.manifest.chunk_count
         return report.path
     if not peers:
         raise UsageError(f"no peer to fetch blob {blob_id[:16]} from", hint="pass --from PEER (see `tessera peer list`)")
-    lock = FileLock(str(store.partial_path(conn, blob_id)) + ".lock", mode=0o600)
+    lock = FileLock(str(blob_store.partial_path(conn, blob_id)) + ".lock", mode=0o600)
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise store.BlobError(f"another fetch of blob {blob_id[:16]} is under way on this node",
+        raise blob_store.BlobError(f"another fetch of blob {blob_id[:16]} is under way on this node",
                               hint="wait for it to finish (or stop it), then run again") from None
     progress = _Progress(conn, blob_id, report, on_chunk, on_note)
     try:
@@ -326,7 +326,7 @@ async def _worker(conn: sqlite3.Connection, endpoint: Any, peer: Any, outcome: P
         except asyncio.TimeoutError:
             _drop(outcome, progress, SourceUnavailable(f"sent no chunk for {CHUNK_SECONDS:g} s"))
             return
-        except (store.BlobError, StoreError, sqlite3.Error):  # this node's, not the peer's: the fetch ends
+        except (blob_store.BlobError, StoreError, sqlite3.Error):  # this node's, not the peer's: the fetch ends
             raise
         except TesseraError as exc:
             _drop(outcome, progress, exc)

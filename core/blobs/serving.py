@@ -15,7 +15,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from tessera.core.blobs import grants, store
+from tessera.core.blobs import blob_store, grants
 from tessera.core.peers import message_types, requests
 
 BLOB_MESSAGES = ("blob_manifest_request", "blob_get")
@@ -27,8 +27,8 @@ def answer(conn: sqlite3.Connection, node_id: str, request: dict) -> dict:
     if refused is not None:
         return refused
     blob_id = request["blob"]
-    found = store.info(conn, blob_id)
-    path = Path(conn.path).parent / store.DIRECTORY / blob_id
+    found = blob_store.info(conn, blob_id)
+    path = Path(conn.path).parent / blob_store.DIRECTORY / blob_id
     if found is None or not found.complete or not grants.is_granted(conn, blob_id, node_id) or not path.is_file():
         return _not_shared(conn, blob_id, peer.name)
     if request["type"] == "blob_manifest_request":
