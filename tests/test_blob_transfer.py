@@ -193,6 +193,40 @@ def test_a_resumed_fetch_rereads_a_partial_file_cut_short_before_trusting_its_re
     assert served.count(3) == 2 and all(served.count(i) == 2 for i in recorded - still_good)  # fetched again
 
 
+def test_one_fetch_of_a_blob_at_a_time_and_a_resumed_fetch_whose_partial_file_is_gone_starts_over(pair, procs, tmp_path):  # noqa: F811
+    alice, bob, bob_log = pair
+    file, data = make_file(tmp_path)
+    blob_id = put(bob, file, "alice")
+    fetching = procs(alice, "blob", "get", blob_id, "--from", "bob")
+    wait_until(lambda: progress_rows(alice, blob_id) or fetching.poll() is not None, "a chunk recorded")
+    second = tessera(alice, "blob", "get", blob_id, "--from", "bob")  # while the first runs
+    assert second.returncode == 1 and "another fetch of blob" in second.stderr, second.stderr
+    fetching.send_signal(signal.SIGKILL)
+    fetching.wait(DEADLINE)
+    _kill_half_way(procs, alice, blob_id)
+    (alice / "data" / "blobs" / "partial" / f"{blob_id}.part").unlink()
+    result = tessera(alice, "blob", "get", blob_id, "--from", "bob")
+    line = get_line(result)
+    assert "was gone" in result.stderr and (line["resumed"], line["fetched"]) == (0, CHUNKS)
+    assert (alice / "data" / "blobs" / blob_id).read_bytes() == data
+
+
+def test_a_peer_whose_manifest_does_not_hash_to_the_id_is_dropped_before_any_chunk(pair, tmp_path):
+    alice, bob, bob_log = pair
+    file, _ = make_file(tmp_path, chunks=3)
+    blob_id = put(bob, file, "alice")
+    conn = sqlite3.connect(bob / "data" / "tessera.db")
+    with conn:  # bob's store lies about the chunks' hashes
+        conn.execute("UPDATE blobs SET chunks = zeroblob(96) WHERE id = ?", (blob_id,))
+    conn.close()
+    result = tessera(alice, "blob", "get", blob_id, "--from", "bob")
+    assert result.returncode == 1 and "does not hash to the blob id" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert bob_log.chunks(blob_id) == [] and not (alice / "data" / "blobs" / blob_id).exists()
+    listed = json.loads(tessera(alice, "blob", "list", "--json").stdout)
+    assert listed == []  # no manifest kept from a liar
+
+
 def test_a_blob_not_granted_is_refused_and_not_one_chunk_leaves(pair, tmp_path):
     alice, bob, bob_log = pair
     file, _ = make_file(tmp_path, chunks=3)
