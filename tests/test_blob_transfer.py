@@ -281,3 +281,31 @@ def test_a_disk_that_fills_during_a_fetch_is_one_line_and_the_fetch_resumes_once
     filler.unlink()
     line = get_line(tessera(alice, "blob", "get", blob_id, "--from", "bob"))
     assert line["resumed"] == len(kept) and (alice / "data" / "blobs" / blob_id).read_bytes() == data
+
+
+def test_a_fetch_ends_once_every_chunk_is_in_without_waiting_for_a_peer_that_never_answers(pair, tmp_path):
+    """carol's address is a UDP socket that reads nothing, so dialing her only ends at the
+    connect timeout (15 s); bob delivers the one chunk long before that, and the fetch then stops
+    dialing carol instead of waiting to record her failure."""
+    import socket
+
+    from nacl.signing import SigningKey
+
+    from tessera.core.peers import identity, transport
+
+    alice, bob, bob_log = pair
+    file, data = make_file(tmp_path, chunks=1)
+    blob_id = put(bob, file, "alice")
+    carol_id = identity.node_id_of(bytes(SigningKey.generate().verify_key))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        ticket = transport.NodeAddress(carol_id, (f"127.0.0.1:{silent.getsockname()[1]}",)).ticket()
+        assert tessera(alice, "peer", "add", carol_id, "--name", "carol", "--publish", "--subscribe").returncode == 0
+        conn = sqlite3.connect(alice / "data" / "tessera.db")
+        with conn:
+            conn.execute("UPDATE peers SET address = ? WHERE node_id = ?", (ticket, carol_id))
+        conn.close()
+        line = get_line(tessera(alice, "blob", "get", blob_id, "--from", "carol", "--from", "bob"))
+    assert (alice / "data" / "blobs" / blob_id).read_bytes() == data
+    assert line["from"]["bob"] == {"chunks": 1, "error": None}
+    assert line["from"]["carol"] == {"chunks": 0, "error": None}  # not waited for, so no failure to record

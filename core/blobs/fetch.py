@@ -266,7 +266,7 @@ async def fetch(conn: sqlite3.Connection, endpoint: Any, blob_id: str, peers: li
             workers = [asyncio.create_task(_worker(conn, endpoint, peer, outcome, progress))
                        for peer, outcome in zip(peers, outcomes, strict=True)]
             try:
-                await _until_done(workers)
+                await _until_done(workers, progress)
             finally:
                 for task in workers:
                     task.cancel()
@@ -280,11 +280,13 @@ async def fetch(conn: sqlite3.Connection, endpoint: Any, blob_id: str, peers: li
         lock.release()
 
 
-async def _until_done(workers: list[asyncio.Task]) -> None:
-    """Wait for every worker; a local failure (raised by one) ends the fetch at once."""
+async def _until_done(workers: list[asyncio.Task], progress: _Progress) -> None:
+    """Wait until every chunk is verified or every worker has ended; a local failure (raised by
+    a worker) ends the fetch at once. Workers still dialing a slow or absent peer when the others
+    have delivered everything are cancelled by the caller, not waited for."""
     pending = set(workers)
-    while pending:
-        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+    while pending and not progress.done:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()
