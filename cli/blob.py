@@ -30,7 +30,8 @@ PeersOpt = Annotated[Optional[List[str]], typer.Option("--from", metavar="PEER",
 def put(file: Annotated[str, typer.Argument(metavar="FILE", show_default=False,
                                             help="Any file: a `tessera record` recording, a `notebook export`, a result.")],
         chunk_size: Annotated[str, typer.Option("--chunk-size", metavar="SIZE",
-                                                help="Chunk size, 16KiB to 2MiB (the id depends on it).")] = "1MiB",
+                                                help="Chunk size, 16KiB to 2MiB (the id depends on it; a serve answers 20 chunk "
+                                                     "requests a second, so small chunks fetch slowly).")] = "1MiB",
         share_with: Annotated[Optional[List[str]], typer.Option(
             "--share-with", metavar="PEER", show_default=False, autocompletion=completers.peers,
             help="Let this peer fetch it (repeatable).")] = None) -> None:
