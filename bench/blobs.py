@@ -122,7 +122,7 @@ def main() -> None:
     print(json.dumps({"blob_mib": mib, "chunk_size": chunk_size, "chunks": -(-len(data) // chunk_size),
                       "one_peer_s": round(one, 3), "one_peer_mb_s": round(mib / one, 1),
                       "two_peers_s": round(two, 3), "two_peers_mb_s": round(mib / two, 1),
-                      "chunks_served": served, "chunks_logged_by_serves": [len(s) - b for s, b in zip(logs, before)],
+                      "chunks_served": served, "chunks_logged_by_serves": [len(s) - b for s, b in zip(logs, before, strict=True)],
                       "put_mb_s": round(mib / put_seconds, 1), "load_average": round(load, 2)}))
 
 
