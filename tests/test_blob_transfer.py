@@ -110,6 +110,7 @@ def test_a_blob_held_by_two_peers_is_fetched_from_both_at_once(trio, tmp_path):
     assert out.read_bytes() == data and (out.stat().st_mode & 0o777) == 0o600
     held = alice / "data" / "blobs" / blob_id
     assert held.read_bytes() == data and (held.stat().st_mode & 0o777) == 0o600
+    assert list((alice / "data" / "blobs" / "partial").iterdir()) == []  # no partial file or lock left
     wait_until(lambda: len(bob_log.chunks(blob_id)) + len(carol_log.chunks(blob_id)) >= CHUNKS, "every chunk logged")
     from_bob, from_carol = bob_log.chunks(blob_id), carol_log.chunks(blob_id)
     assert from_bob and from_carol, (len(from_bob), len(from_carol))  # both connections carried chunks

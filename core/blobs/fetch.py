@@ -236,25 +236,23 @@ async def fetch(conn: sqlite3.Connection, endpoint: Any, blob_id: str, peers: li
     from filelock import FileLock, Timeout
 
     report = report if report is not None else FetchReport(blob_id)
-    known = blob_store.info(conn, blob_id)
-    if known is not None and known.complete and blob_store.has(conn, blob_id):
-        report.already_held, report.size, report.chunk_count = True, known.size, known.manifest.chunk_count
-        report.path = blob_store.blob_path(conn, blob_id)
-        return report.path
-    final = blob_store.blob_path(conn, blob_id)
-    if known is not None and final.is_file() and not blob_store.verify_file(final, known.manifest):
-        # killed between the rename into place and the row's update: whole already
-        report.path = blob_store.install_existing(conn, blob_id)
-        report.already_held, report.size, report.chunk_count = True, known.size, known.manifest.chunk_count
-        return report.path
+    held = _held(conn, blob_id, report)
+    if held is not None:
+        return held
     if not peers:
         raise UsageError(f"no peer to fetch blob {blob_id[:16]} from", hint="pass --from PEER (see `tessera peer list`)")
-    lock = FileLock(str(blob_store.partial_path(conn, blob_id)) + ".lock", mode=0o600)
+    lock_path = Path(str(blob_store.partial_path(conn, blob_id)) + ".lock")
+    lock = FileLock(str(lock_path), mode=0o600)
     try:
         lock.acquire(timeout=0)
     except Timeout:
         raise blob_store.BlobError(f"another fetch of blob {blob_id[:16]} is under way on this node",
-                              hint="wait for it to finish (or stop it), then run again") from None
+                                   hint="wait for it to finish (or stop it), then run again") from None
+    held = _held(conn, blob_id, report)  # a fetch that held the lock until just now may have finished it
+    if held is not None:
+        lock.release()
+        return held
+    known = blob_store.info(conn, blob_id)
     progress = _Progress(conn, blob_id, report, on_chunk, on_note)
     try:
         if known is not None:  # a fetch stopped before: its manifest was verified then; checked again
@@ -274,10 +272,28 @@ async def fetch(conn: sqlite3.Connection, endpoint: Any, blob_id: str, peers: li
         if not progress.done:
             raise _failure(blob_id, progress, outcomes)
         report.path = progress.finish()
+        lock_path.unlink(missing_ok=True)  # held still: a fetch starting now finds the blob held once it has the lock
         return report.path
     finally:
         progress.close()
         lock.release()
+
+
+def _held(conn: sqlite3.Connection, blob_id: str, report: FetchReport) -> Path | None:
+    """The blob's path when this node holds it whole already (also when a fetch was killed
+    between the rename into place and the row's update: the file is verified, then marked)."""
+    known = blob_store.info(conn, blob_id)
+    if known is None:
+        return None
+    final = blob_store.blob_path(conn, blob_id)
+    if known.complete and blob_store.has(conn, blob_id):
+        report.path = final
+    elif final.is_file() and not blob_store.verify_file(final, known.manifest):
+        report.path = blob_store.install_existing(conn, blob_id)
+    else:
+        return None
+    report.already_held, report.size, report.chunk_count = True, known.size, known.manifest.chunk_count
+    return report.path
 
 
 async def _until_done(workers: list[asyncio.Task], progress: _Progress) -> None:
