@@ -54,6 +54,7 @@ class ServeLog:
     """The chunk lines one serve logged (blob_chunk_sent), read from its stderr as they come."""
 
     def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
         self.lines = stderr_lines(proc)
         self.sent: list[int] = []
 
@@ -309,3 +310,25 @@ def test_a_fetch_ends_once_every_chunk_is_in_without_waiting_for_a_peer_that_nev
     assert (alice / "data" / "blobs" / blob_id).read_bytes() == data
     assert line["from"]["bob"] == {"chunks": 1, "error": None}
     assert line["from"]["carol"] == {"chunks": 0, "error": None}  # not waited for, so no failure to record
+
+
+
+def test_a_peer_killed_during_a_fetch_leaves_its_chunks_to_the_other(trio, procs, tmp_path):  # noqa: F811
+    """carol is SIGKILLed half way: her chunks in flight are asked of bob once they have waited
+    10 s (fetch.STRAGGLER_SECONDS), so the fetch ends without waiting for QUIC to notice the dead
+    connection (its idle timeout, 30 s) and carol's connection is closed, not failed."""
+    alice, (bob, bob_log), (carol, carol_log) = trio
+    file, data = make_file(tmp_path)
+    blob_id = put(bob, file, "alice")
+    assert put(carol, file, "alice") == blob_id
+    fetching = procs(alice, "blob", "get", blob_id, "--from", "bob", "--from", "carol")
+    wait_until(lambda: len(carol_log.chunks(blob_id)) >= 20 or fetching.poll() is not None, "carol sending chunks")
+    carol_log.proc.send_signal(signal.SIGKILL)
+    carol_log.proc.wait(DEADLINE)
+    out, err = fetching.communicate(timeout=120)
+    assert fetching.returncode == 0, err
+    line = json.loads(out)
+    assert (alice / "data" / "blobs" / blob_id).read_bytes() == data
+    from_carol = line["from"]["carol"]["chunks"]
+    assert 20 <= from_carol < CHUNKS and line["from"]["bob"]["chunks"] == CHUNKS - from_carol
+    assert line["from"]["carol"]["error"] is None, line  # finished before her connection timed out

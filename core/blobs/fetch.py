@@ -9,7 +9,9 @@
    the manifest before it is written (at its offset in ``blobs/partial/<id>.part``) and recorded
    in ``blob_progress`` right after, one transaction a chunk. A peer that fails (refuses, breaks
    the connection, stalls past CHUNK_SECONDS) or lies (a chunk that does not match) is dropped
-   and its chunks in flight go back to the queue for the others.
+   and its chunks in flight go back to the queue for the others. Once every chunk has been asked
+   for, an idle connection also asks for chunks another one has had in flight for
+   STRAGGLER_SECONDS (a peer that died or stalls mid-way): the first delivery is kept.
 3. The end: the partial file is fsynced, verified whole (every chunk read back and hashed) and
    renamed into place (core/blobs/blob_store.install).
 
@@ -25,6 +27,7 @@ import asyncio
 import collections
 import os
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -39,6 +42,11 @@ from tessera.core.peers.frames import ProtocolError
 from tessera.core.store.db import StoreError
 
 WINDOW = 4  # chunk requests in flight on one connection
+# Once every chunk has been asked for, an idle connection also asks for a chunk another one asked
+# for this long ago and has not delivered (a peer killed mid-way is only noticed at QUIC's idle
+# timeout, 30 s; a stalled one never): at most WINDOW chunks fetched twice, never a wait on one peer.
+STRAGGLER_SECONDS = 10.0
+STRAGGLER_POLL_SECONDS = 1.0
 CHUNK_SECONDS = 60.0  # a peer that sends no awaited chunk for this long is dropped
 # Each serve allows a peer 20 requests a second in bursts of 40 (core/peers/rate_limit.py); a
 # fetch paces its requests to each peer under that, as a sync pull does.
@@ -91,7 +99,8 @@ class _Progress:
         self.manifest: Manifest | None = None
         self.part: Path | None = None
         self.fd: int | None = None
-        self.queue: collections.deque[int] = collections.deque()
+        self.queue: collections.deque[int] = collections.deque()  # chunks no connection has asked for
+        self.asked: dict[int, list] = {}  # chunk in flight -> [connections asking for it, when last asked]
         self.verified: set[int] = set()
         self.changed = asyncio.Condition()
         self.ready = asyncio.Event()
@@ -174,15 +183,43 @@ class _Progress:
         with transaction(self.conn):
             self.conn.execute("INSERT OR IGNORE INTO blob_progress(blob_id, chunk) VALUES (?, ?)", (self.blob_id, index))
         self.verified.add(index)
+        self.asked.pop(index, None)
         peer.chunks += 1
         self.report.fetched += 1
         if self.on_chunk is not None:
             self.on_chunk(index, len(data), peer.name)
 
+    def take(self, mine: collections.deque[int]) -> int | None:
+        """The next chunk for a connection to ask for (``mine``: those it has in flight): the
+        next one in the queue; once the queue is empty, a chunk another connection asked for
+        STRAGGLER_SECONDS ago or more and has not delivered (a peer that died or stalls: whoever
+        delivers first is kept); None when there is neither."""
+        now = time.monotonic()
+        if self.queue:
+            index = self.queue.popleft()
+            self.asked[index] = [1, now]
+            return index
+        for index, (_, when) in self.asked.items():
+            if now - when >= STRAGGLER_SECONDS and index not in mine and index not in self.verified:
+                self.asked[index][0] += 1
+                self.asked[index][1] = now
+                return index
+        return None
+
     async def give_back(self, indices: list[int]) -> None:
-        """Chunks a dropped peer had in flight: first in the queue for the others."""
+        """Chunks a dropped peer had in flight: first in the queue for the others (unless another
+        connection is asking for one too)."""
         async with self.changed:
-            self.queue.extendleft(reversed([i for i in indices if i not in self.verified]))
+            returned = []
+            for index in indices:
+                asking = self.asked.get(index)
+                if asking is None or index in self.verified:
+                    continue
+                asking[0] -= 1
+                if asking[0] <= 0:
+                    del self.asked[index]
+                    returned.append(index)
+            self.queue.extendleft(reversed(returned))
             self.changed.notify_all()
 
     async def notify(self) -> None:
@@ -376,8 +413,7 @@ async def _session(conn: sqlite3.Connection, endpoint: Any, peer: Any, outcome: 
             progress.prepare(got)
         await progress.ready.wait()
         while True:
-            while len(in_flight) < WINDOW and progress.queue:
-                index = progress.queue.popleft()
+            while len(in_flight) < WINDOW and (index := progress.take(in_flight)) is not None:
                 in_flight.append(index)
                 await _paced(pace)
                 await channel.send(message_types.make("blob_get", blob=progress.blob_id, index=index))
@@ -385,8 +421,12 @@ async def _session(conn: sqlite3.Connection, endpoint: Any, peer: Any, outcome: 
                 if progress.done:
                     await progress.notify()
                     return
-                async with progress.changed:
-                    await progress.changed.wait_for(lambda: progress.queue or progress.done)
+                async with progress.changed:  # until chunks are given back, or a chunk in flight elsewhere straggles
+                    try:
+                        await asyncio.wait_for(progress.changed.wait_for(lambda: progress.queue or progress.done),
+                                               STRAGGLER_POLL_SECONDS)
+                    except asyncio.TimeoutError:
+                        pass
                 continue
             chunk = await asyncio.wait_for(_receive(channel, "blob_chunk"), CHUNK_SECONDS)
             index = in_flight[0]
