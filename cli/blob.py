@@ -1,4 +1,4 @@
-"""``tessera blob put/get/share/list/rm``: the content-addressed blob store and fetching blobs from
+"""``tessera blob put/get/share/unshare/list/rm``: the content-addressed blob store and fetching blobs from
 peers (large results, recordings, notebook exports). Thin shells over tessera.core.blobs."""
 
 from __future__ import annotations
@@ -178,6 +178,31 @@ def share(blob: IdArg, with_peers: Annotated[List[str], typer.Option(
     with transaction(conn):
         grants.grant(conn, blob_id, [p.node_id for p in peers])
     print(printable(f"shared blob {blob_id[:16]} with {', '.join(p.name for p in peers)}"))
+
+
+@blob_app.command("unshare")
+def unshare(blob: IdArg, with_peers: Annotated[List[str], typer.Option(
+        "--with", metavar="PEER", show_default=False, autocompletion=completers.peers,
+        help="The peer that may no longer fetch it (repeatable).")]) -> None:
+    """Take back a blob's grant: a running `tessera serve` refuses the peer's next request for it.
+
+    Example: tessera blob unshare 3f2a...c9 --with bob
+    """
+    from tessera.core.blobs import blob_store, grants
+    from tessera.core.errors import UsageError, printable
+    from tessera.core.peers import peer_list
+    from tessera.core.store.db import transaction
+
+    conn = open_store()
+    blob_id = blob_store.resolve(conn, blob)
+    peers = [peer_list.resolve(conn, name) for name in with_peers]
+    with transaction(conn):
+        missing = [p.name for p in peers if not grants.is_granted(conn, blob_id, p.node_id)]
+        if missing:
+            raise UsageError(f"blob {blob_id[:16]} is not shared with {printable(', '.join(missing))}",
+                             hint="see `tessera blob list`")
+        grants.revoke(conn, blob_id, [p.node_id for p in peers])
+    print(printable(f"stopped sharing blob {blob_id[:16]} with {', '.join(p.name for p in peers)}"))
 
 
 @blob_app.command("list")
