@@ -332,3 +332,21 @@ def test_a_peer_killed_during_a_fetch_leaves_its_chunks_to_the_other(trio, procs
     from_carol = line["from"]["carol"]["chunks"]
     assert 20 <= from_carol < CHUNKS and line["from"]["bob"]["chunks"] == CHUNKS - from_carol
     assert line["from"]["carol"]["error"] is None, line  # finished before her connection timed out
+
+
+def test_a_kept_chunk_damaged_in_a_partial_file_of_full_length_is_found_at_the_end_and_fetched_again(
+        pair, procs, tmp_path):  # noqa: F811
+    alice, bob, bob_log = pair
+    file, data = make_file(tmp_path)
+    blob_id = put(bob, file, "alice")
+    recorded = _kill_half_way(procs, alice, blob_id)
+    part = alice / "data" / "blobs" / "partial" / f"{blob_id}.part"
+    with open(part, "r+b") as partial:  # not shorter than its records: they are trusted until the end
+        partial.seek(5 * CHUNK)
+        partial.write(bytes(b ^ 0xFF for b in data[5 * CHUNK:5 * CHUNK + 10]))
+    result = tessera(alice, "blob", "get", blob_id, "--from", "bob")
+    line = get_line(result)
+    assert "read back wrong" in result.stderr and line["read_back_wrong"] == 1
+    assert (alice / "data" / "blobs" / blob_id).read_bytes() == data
+    assert line["resumed"] == len(recorded) and line["fetched"] == CHUNKS - len(recorded) + 1
+    wait_until(lambda: bob_log.chunks(blob_id).count(5) == 2, "chunk 5 sent again")

@@ -47,6 +47,7 @@ WINDOW = 4  # chunk requests in flight on one connection
 # timeout, 30 s; a stalled one never): at most WINDOW chunks fetched twice, never a wait on one peer.
 STRAGGLER_SECONDS = 10.0
 STRAGGLER_POLL_SECONDS = 1.0
+REREAD_ROUNDS = 3  # fetch, read back, fetch again what read back wrong: then it is the disk
 CHUNK_SECONDS = 60.0  # a peer that sends no awaited chunk for this long is dropped
 # Each serve allows a peer 20 requests a second in bursts of 40 (core/peers/rate_limit.py); a
 # fetch paces its requests to each peer under that, as a sync pull does.
@@ -79,13 +80,15 @@ class FetchReport:
     chunk_count: int = 0
     resumed: int = 0  # chunks verified before this run (kept from a fetch that was stopped)
     fetched: int = 0  # chunks fetched and verified in this run
+    read_back_wrong: int = 0  # chunks recorded whose bytes read back wrong at the end (fetched again)
     already_held: bool = False
     peers: dict[str, PeerOutcome] = field(default_factory=dict)
     path: Path | None = None
 
     def as_dict(self) -> dict:
         return {"blob": self.blob_id, "size": self.size, "chunks": self.chunk_count, "resumed": self.resumed,
-                "fetched": self.fetched, "already_held": self.already_held, "path": str(self.path) if self.path else None,
+                "fetched": self.fetched, "read_back_wrong": self.read_back_wrong, "already_held": self.already_held,
+                "path": str(self.path) if self.path else None,
                 "from": {name: {"chunks": p.chunks, "error": p.error} for name, p in self.peers.items()}}
 
 
@@ -226,28 +229,36 @@ class _Progress:
         async with self.changed:
             self.changed.notify_all()
 
-    def finish(self) -> Path:
-        """fsync, verify the partial file whole, move it into place."""
+    def reread(self) -> list[int]:
+        """Once every chunk is recorded: fsync the partial file and read every chunk back and hash
+        it. The chunks that read back wrong (the file damaged since, or records trusted from a
+        stopped fetch whose bytes were not all on disk) are forgotten and queued again; returned."""
         from tessera.core.store.db import transaction
 
-        manifest = self.manifest
         try:
-            os.ftruncate(self.fd, manifest.size)
+            os.ftruncate(self.fd, self.manifest.size)
             os.fsync(self.fd)
         except OSError as exc:
             if blob_store.is_disk_full(exc):
                 raise blob_store.disk_full(exc, self.part.parent) from None
             raise blob_store.BlobError(f"cannot write {self.part}: {exc.strerror}", hint="check the data home") from None
-        bad = [i for i in range(manifest.chunk_count) if not self._holds(i)]
+        bad = [i for i in range(self.manifest.chunk_count) if not self._holds(i)]
         if bad:
             with transaction(self.conn):
                 self.conn.executemany("DELETE FROM blob_progress WHERE blob_id = ? AND chunk = ?",
                                       [(self.blob_id, i) for i in bad])
-            raise blob_store.BlobError(f"{len(bad)} chunks of blob {self.blob_id[:16]} read back wrong from {self.part} "
-                                  f"(the first: {bad[0]})", hint="run the same command again: only those are fetched again")
+            self.verified.difference_update(bad)
+            self.queue.extend(bad)
+            self.report.read_back_wrong += len(bad)
+            self.note(f"{len(bad)} chunks of blob {self.blob_id[:16]} read back wrong from {self.part} (the first: "
+                      f"{bad[0]}): fetched again")
+        return bad
+
+    def finish(self) -> Path:
+        """Move the partial file, read back whole (``reread``), into place."""
         if not self.part.exists():
             raise blob_store.BlobError(f"the partial file {self.part} vanished during the fetch",
-                                  hint="run the same command again to fetch the blob anew")
+                                       hint="run the same command again to fetch the blob anew")
         return blob_store.install(self.conn, self.blob_id, self.part)
 
     def close(self) -> None:
@@ -297,23 +308,35 @@ async def fetch(conn: sqlite3.Connection, endpoint: Any, blob_id: str, peers: li
         outcomes = [PeerOutcome(p.name, p.node_id) for p in peers]
         for outcome in outcomes:
             report.peers[outcome.name] = outcome
-        if not progress.done:
-            workers = [asyncio.create_task(_worker(conn, endpoint, peer, outcome, progress))
-                       for peer, outcome in zip(peers, outcomes, strict=True)]
-            try:
-                await _until_done(workers, progress)
-            finally:
-                for task in workers:
-                    task.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
-        if not progress.done:
-            raise _failure(blob_id, progress, outcomes)
+        for _ in range(REREAD_ROUNDS):
+            if not progress.done:
+                await _fetch_missing(conn, endpoint, peers, outcomes, progress)
+            if not progress.done:
+                raise _failure(blob_id, progress, outcomes)
+            if not progress.reread():
+                break
+        else:
+            raise blob_store.BlobError(f"chunks of blob {blob_id[:16]} still read back wrong from {progress.part} after "
+                                       f"{REREAD_ROUNDS} rounds", hint="check the disk holding the data home")
         report.path = progress.finish()
         lock_path.unlink(missing_ok=True)  # held still: a fetch starting now finds the blob held once it has the lock
         return report.path
     finally:
         progress.close()
         lock.release()
+
+
+async def _fetch_missing(conn: sqlite3.Connection, endpoint: Any, peers: list, outcomes: list[PeerOutcome],
+                         progress: _Progress) -> None:
+    """One connection per peer until every chunk is verified or every peer is dropped."""
+    workers = [asyncio.create_task(_worker(conn, endpoint, peer, outcome, progress))
+               for peer, outcome in zip(peers, outcomes, strict=True) if outcome.error is None]
+    try:
+        await _until_done(workers, progress)
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
 
 
 def _held(conn: sqlite3.Connection, blob_id: str, report: FetchReport) -> Path | None:
