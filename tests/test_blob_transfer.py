@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import queue
+import re
 import signal
 import sqlite3
 import subprocess
@@ -350,3 +351,29 @@ def test_a_kept_chunk_damaged_in_a_partial_file_of_full_length_is_found_at_the_e
     assert (alice / "data" / "blobs" / blob_id).read_bytes() == data
     assert line["resumed"] == len(recorded) and line["fetched"] == CHUNKS - len(recorded) + 1
     wait_until(lambda: bob_log.chunks(blob_id).count(5) == 2, "chunk 5 sent again")
+
+
+def test_on_a_terminal_blob_get_shows_a_progress_bar_then_one_readable_line(pair, tmp_path):
+    import shlex
+    import shutil
+
+    from tests.test_dash_tmux import Tmux
+    from tests.test_peer_serve import TSR, env_for
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    alice, bob, _ = pair
+    file, data = make_file(tmp_path)
+    blob_id = put(bob, file, "alice")
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in env_for(alice).items() if k.startswith("TESSERA_"))
+    command = f"env {env} {shlex.join(TSR)} blob get {blob_id} --from bob -o {shlex.quote(str(tmp_path / 'out'))}"
+    tmux = Tmux()
+    try:
+        tmux("new-session", "-d", "-s", "t", "-x", "150", "-y", "10", f"{command}; echo EXIT=$?; sleep 600")
+        bar = tmux.wait_for(r"MiB")  # rich's bar: bytes so far of the size, and the speed
+        assert blob_id[:16] in bar and re.search(r"/4\.7 MiB", bar), bar
+        done = tmux.wait_for(r"EXIT=\d+", timeout=DEADLINE)
+        assert "EXIT=0" in done and f"{blob_id}  {len(data)} bytes, {CHUNKS} chunks fetched" in done, done
+    finally:
+        tmux.close()
+    assert (tmp_path / "out").read_bytes() == data
