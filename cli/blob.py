@@ -47,8 +47,20 @@ def put(file: Annotated[str, typer.Argument(metavar="FILE", show_default=False,
 
     size = manifest.parse_chunk_size(chunk_size)
     conn = open_store()
-    grant_to = [peer_list.resolve(conn, name).node_id for name in share_with or []]
-    print(blob_store.put_file(conn, Path(file), chunk_size=size, grant_to=grant_to))
+    peers = [peer_list.resolve(conn, name) for name in share_with or []]
+    print(blob_store.put_file(conn, Path(file), chunk_size=size, grant_to=[p.node_id for p in peers]))
+    _warn_unpublished(peers)
+
+
+def _warn_unpublished(peers: list) -> None:
+    """A grant to a peer this node does not publish to is kept, but serve refuses that peer."""
+    from tessera.cli.messages import print_warning
+    from tessera.core.errors import printable
+
+    for peer in peers:
+        if not peer.publish:
+            print_warning(f"{printable(peer.name)} cannot fetch it yet: this node does not publish to it "
+                          f"(tessera peer add {peer.node_id} --publish)")
 
 
 @blob_app.command("get")
@@ -178,6 +190,7 @@ def share(blob: IdArg, with_peers: Annotated[List[str], typer.Option(
     with transaction(conn):
         grants.grant(conn, blob_id, [p.node_id for p in peers])
     print(printable(f"shared blob {blob_id[:16]} with {', '.join(p.name for p in peers)}"))
+    _warn_unpublished(peers)
 
 
 @blob_app.command("unshare")

@@ -161,12 +161,15 @@ def test_blob_commands_put_list_share_rm_and_their_errors(tmp_path):
     held = run(tmp_path, "blob", "get", blob_id[:12], "-o", str(out))  # held already: no peer needed
     assert held.returncode == 0 and json.loads(held.stdout)["already_held"], held.stderr
     assert out.read_bytes() == file.read_bytes() and (out.stat().st_mode & 0o777) == 0o600
-    bob = "ab" * 32
+    bob, carol = "ab" * 32, "ef" * 32
     assert run(tmp_path, "peer", "add", bob, "--name", "bob", "--publish").returncode == 0
+    assert run(tmp_path, "peer", "add", carol, "--name", "carol", "--subscribe").returncode == 0
+    shared = run(tmp_path, "blob", "share", blob_id[:12], "--with", "carol")
+    assert shared.returncode == 0 and "warning: carol cannot fetch it yet" in shared.stderr, shared.stderr
     assert run(tmp_path, "blob", "share", blob_id[:12], "--with", "bob").returncode == 0
-    assert json.loads(run(tmp_path, "blob", "list", "--json").stdout)[0]["shared_with"] == ["bob"]
+    assert json.loads(run(tmp_path, "blob", "list", "--json").stdout)[0]["shared_with"] == ["bob", "carol"]
     assert run(tmp_path, "blob", "unshare", blob_id[:12], "--with", "bob").returncode == 0
-    assert json.loads(run(tmp_path, "blob", "list", "--json").stdout)[0]["shared_with"] == []
+    assert json.loads(run(tmp_path, "blob", "list", "--json").stdout)[0]["shared_with"] == ["carol"]
     again = run(tmp_path, "blob", "unshare", blob_id[:12], "--with", "bob")
     assert again.returncode == 2 and "is not shared with bob" in again.stderr
     removed = run(tmp_path, "blob", "rm", blob_id[:12])
