@@ -40,6 +40,7 @@ COMMAND_MODULES: dict[str, str] = {
     "shell": "tessera.cli.shell.command",
     "peer": "tessera.cli.peer",
     "serve": "tessera.cli.serve",
+    "blob": "tessera.cli.blob",
 }
 # Root options that take a value (``--correlation ID``): the word after one is not the command.
 _ROOT_VALUE_OPTIONS = ("--correlation",)

@@ -19,6 +19,7 @@ NODE_ID = re.compile(r"[0-9a-f]{64}")  # the node's Ed25519 public key, lowercas
 MAX_NAME_CHARS = 64
 MAX_TICKET_CHARS = 600  # an iroh EndpointTicket with a few addresses and a relay URL
 MAX_SHARE_CHARS = 300  # "notebook:NAME" or "events:PATTERN"
+BLOB_ID = re.compile(r"[0-9a-f]{64}")  # a blob's id: the SHA-256 of its chunk list, lowercase hex (core/blobs/manifest.py)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,22 @@ MESSAGE_TYPES: dict[str, MessageType] = {t.name: t for t in (
     }, "a signed page of a share's items, from cursor_from (exclusive) to cursor_to (inclusive)"),
     MessageType("subscribe", {"cursors": Field(dict)},
                 "push pages of these shares past these cursors as items are written"),
+    # blobs (issue 15, core/blobs/): content-addressed, fetched chunk by chunk
+    MessageType("blob_manifest_request", {"blob": Field(str, pattern=BLOB_ID)},
+                "what is this blob? (answered by blob_manifest, or one not_shared error)"),
+    MessageType("blob_manifest", {
+        "blob": Field(str, pattern=BLOB_ID),
+        "size": Field(int),
+        "chunk_size": Field(int),
+        "chunks": Field(bytes),  # each chunk's SHA-256, 32 bytes each, concatenated
+    }, "a blob's manifest: its size, chunk size and chunk hashes (checked against the id before any chunk)"),
+    MessageType("blob_get", {"blob": Field(str, pattern=BLOB_ID), "index": Field(int)},
+                "one chunk of a blob, by its index from 0 (answered by blob_chunk)"),
+    MessageType("blob_chunk", {
+        "blob": Field(str, pattern=BLOB_ID),
+        "index": Field(int),
+        "data": Field(bytes),
+    }, "one chunk of a blob (checked against the manifest's hash before it is written)"),
 )}
 
 

@@ -13,6 +13,9 @@ subscribed share as items are written, found by polling the store's ``PRAGMA dat
 Before every request and every push the peer is looked up again: a peer removed, or no longer
 published to, is refused there and its subscription ends.
 
+``blob_manifest_request`` and ``blob_get`` are answered by core/blobs/serving.answer (one
+``blob_chunk_sent`` log line a chunk).
+
 ``stop()`` stops accepting, lets each connection finish the frame it is sending, and closes.
 """
 
@@ -166,7 +169,7 @@ class Server:
                 return
             from tessera.core.peers import requests
 
-            answer = requests.answer(self.conn, node_id, request, self.signing_key)
+            answer = self._blob_answer(node_id, request) or requests.answer(self.conn, node_id, request, self.signing_key)
             await channel.send(answer)
             if answer.get("type") == "error":
                 self.log("warning", "refused", peer=identity.short_id(node_id), code=answer.get("code"))
@@ -174,6 +177,18 @@ class Server:
                 await channel.finish()
                 return
         await channel.finish()
+
+    def _blob_answer(self, node_id: str, request: dict) -> dict | None:
+        """The answer to a blob request (core/blobs/serving.py); None for any other request."""
+        if request["type"] not in ("blob_manifest_request", "blob_get"):
+            return None
+        from tessera.core.blobs import serving
+
+        answer = serving.answer(self.conn, node_id, request)
+        if answer["type"] == "blob_chunk":  # one line a chunk: who took which (at most 20 a second a peer)
+            self.log("info", "blob_chunk_sent", peer=identity.short_id(node_id), blob=answer["blob"][:16],
+                     index=answer["index"], bytes=len(answer["data"]))
+        return answer
 
     async def _next_request(self, channel: channels.Channel) -> dict | ProtocolError | None:
         """The peer's next request; None once ``stop()`` is called while we wait for it; or the
