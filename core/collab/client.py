@@ -122,6 +122,7 @@ class CollabClient:
             self.notebook = Notebook.from_updates(local_copy.updates(conn, self.peer_id, self.notebook_name),
                                                   name=self.notebook_name)
             self.notebook.id = self.notebook_id  # type: ignore[attr-defined]
+            self._last_local_row = local_copy.last_row(conn, self.peer_id, self.notebook_name)
         ready = threading.Event()
         self._thread = threading.Thread(target=self._thread_main, args=(ready,), name=f"collab-{self.notebook_name}",
                                         daemon=True)
