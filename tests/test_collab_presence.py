@@ -97,3 +97,23 @@ def test_the_owners_own_front_ends_are_listed_to_peers_and_expire(trio, started)
         bob.wait_show(lambda s: s["people"] == [], "alice's dashboard gone at bob once not renewed")
     finally:
         conn.close()
+
+
+def test_probe_people_lists_who_is_in_a_peers_notebook_without_being_listed_itself(trio, started, monkeypatch):
+    from tessera.core.collab.client import probe_people
+
+    bob = start_driver(started, trio["bob"], "alice", "ops")
+    bob.wait_synced()
+    bob.send("set_cell", cell=trio["cell"])
+    carol_db = str(trio["carol"] / "data" / "tessera.db")
+    monkeypatch.setenv("TESSERA_PEER_LOOPBACK", "1")  # the probe dials from this process, as the CLI would
+    deadline = time.monotonic() + 60
+    while True:
+        people = probe_people(carol_db, "alice", "ops", timeout=30)
+        if [(p["name"], p["cell"], p["where"]) for p in people] == [("bob", trio["cell"], "peer")]:
+            break
+        assert time.monotonic() < deadline, people
+        time.sleep(0.1)
+    bob.wait_show(lambda s: s["people"] == [], "the probe is never listed at bob")
+    assert not any(l.get("event") == "presence" and any(p["name"] == "carol" for p in l["people"])
+                   for l in bob.seen)
