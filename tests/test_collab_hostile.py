@@ -167,3 +167,27 @@ def test_a_notebook_too_large_for_a_frame_is_refused_with_one_line_not_a_silent_
                           and "too large to open live" in l["reason"], "the refusal naming the size limit")
     assert "\n" not in offline["reason"] and "split it into smaller notebooks" in offline["reason"]
     assert serve.poll() is None
+
+
+def test_a_local_edit_over_the_live_limit_is_not_made_nor_sent(tmp_path, procs, started):
+    from tests.collab_helpers import owner_notebook
+    from tests.test_peer_serve import store
+
+    alice, bob, _, cell, serve, ticket = _setup(tmp_path, procs)
+    client = start_driver(started, bob, "alice", "ops")
+    client.wait_synced()
+    before = owner_notebook(alice, "ops")
+    client.send("type", cell=cell, text="y" * (1536 * 1024))  # edit() reports before it returns
+    refused = [l for l in client.seen if l.get("event") == "refused"]
+    assert len(refused) == 1 and "over the 1 MiB one live edit may be" in refused[0]["message"], client.seen
+    assert {"event": "change", "how": "reset"} in client.seen
+    assert sources(client.show()["notebook"])[cell] == SECRET
+    client.send("type", cell=cell, text=" LIMIT 3")  # and the next edit goes through
+    wait_owner(alice, "ops", lambda nb: sources(nb)[cell] == SECRET + " LIMIT 3", "the next edit at alice")
+    conn = store(bob)
+    try:
+        assert conn.execute("SELECT max(length(data)) FROM collab_copy_updates").fetchone()[0] < 1024 * 1024
+    finally:
+        conn.close()
+    assert owner_notebook(alice, "ops")["rows"][0]["cells"][0]["source"] == SECRET + " LIMIT 3" != \
+        before["rows"][0]["cells"][0]["source"]
