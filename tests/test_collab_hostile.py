@@ -110,7 +110,20 @@ def test_a_notebook_not_shared_or_a_node_not_a_peer_gets_one_error_frame_and_no_
     assert [f["type"] for f in not_shared] == ["error"] and not_shared[0]["code"] == "not_shared", not_shared
     assert not_shared[0]["fix"] == "ask alice: tessera peer share private --with bob"
     assert [f["type"] for f in not_peer] == ["error"] and not_peer[0]["code"] == "unknown_peer", not_peer
-    assert not _holds_notebook_bytes(not_shared) and not _holds_notebook_bytes(not_peer)
+
+    from tests.test_peer_serve import node_id, tessera
+
+    assert tessera(alice, "peer", "add", node_id(bob), "--no-publish").returncode == 0  # bob: no longer published to
+
+    async def unpublished():
+        async with RawPeer(bob) as raw:
+            refused = await raw.dial(ticket, "bob")
+            await raw.send(message_types.make("collab_join", notebook="ops", run="owner"))
+            return [refused] + await raw.everything()
+
+    not_published = asyncio.run(unpublished())
+    assert [f["type"] for f in not_published] == ["error"] and not_published[0]["code"] == "not_authorized"
+    assert not any(map(_holds_notebook_bytes, (not_shared, not_peer, not_published)))
     assert serve.poll() is None
 
 
