@@ -163,7 +163,7 @@ def test_malformed_huge_and_unknown_collab_messages_are_refused_and_serve_goes_o
     wait_owner(alice, "ops", lambda nb: sources(nb)[cell] == SECRET + " LIMIT 2", "the edit after the hostile frames")
 
 
-def test_a_notebook_too_large_for_a_frame_is_refused_with_one_line_not_a_silent_drop(tmp_path, procs, started):
+def test_a_notebook_larger_than_one_frame_opens_live_in_parts(tmp_path, procs, started):
     from tessera.core.notebook import repository
     from tests.test_peer_serve import store
 
@@ -172,13 +172,15 @@ def test_a_notebook_too_large_for_a_frame_is_refused_with_one_line_not_a_silent_
     try:
         repository.create(conn, "big")
         repository.add_cell(conn, "big", "x" * (5 * 1024 * 1024))  # under the 8 MiB document limit, over a frame
+        cell = repository.load(conn, "big").ids()[0]
     finally:
         conn.close()
     share(alice, "big", "bob")
     client = start_driver(started, bob, "alice", "big")
-    offline = client.next(lambda l: l.get("event") == "status" and l["status"] == "offline" and l["reason"]
-                          and "too large to open live" in l["reason"], "the refusal naming the size limit")
-    assert "\n" not in offline["reason"] and "split it into smaller notebooks" in offline["reason"]
+    client.wait_synced()
+    assert sources(client.show()["notebook"])[cell] == "x" * (5 * 1024 * 1024)
+    client.send("type", cell=cell, text="END")
+    wait_owner(alice, "big", lambda nb: sources(nb)[cell].endswith("xEND"), "bob's edit of the big notebook")
     assert serve.poll() is None
 
 
@@ -204,3 +206,27 @@ def test_a_local_edit_over_the_live_limit_is_not_made_nor_sent(tmp_path, procs, 
         conn.close()
     assert owner_notebook(alice, "ops")["rows"][0]["cells"][0]["source"] == SECRET + " LIMIT 3" != \
         before["rows"][0]["cells"][0]["source"]
+
+
+def test_edits_that_would_grow_the_notebook_past_its_limit_are_refused_as_too_large(tmp_path, procs, started):
+    from tessera.core.notebook import repository
+    from tests.test_peer_serve import store
+
+    alice, bob, _, _, serve, ticket = _setup(tmp_path, procs)
+    conn = store(alice)
+    try:
+        repository.create(conn, "big")
+        repository.add_cell(conn, "big", "x" * (3 * 1024 * 1024))  # opens live (under a 4 MiB frame)
+        cell = repository.load(conn, "big").ids()[0]
+    finally:
+        conn.close()
+    share(alice, "big", "bob")
+    client = start_driver(started, bob, "alice", "big")
+    client.wait_synced()
+    for _ in range(6):  # 0.9 MiB each: the owner's notebook would pass 8 MiB on the fifth or sixth
+        client.send("type", cell=cell, text="z" * (900 * 1024))
+    refused = client.next(lambda l: l.get("event") == "refused", "the owner's too-large refusal")
+    assert refused["message"].startswith("alice's node refused the edit: notebook 'big' would be too large"), refused
+    assert "split it: move cells to another notebook" in refused["message"]
+    client.next(lambda l: l.get("event") == "change" and l["how"] == "reset", "the reset to the owner's state")
+    assert serve.poll() is None

@@ -358,6 +358,7 @@ class _Session:
         self.sent_upto = 0  # local rows whose content has gone out on this connection
         self.probe_at: float | None = None
         self.first_step2 = True
+        self.parts = protocol.Reassembly()  # of a message the owner sent in parts
 
     async def run(self) -> None:
         client = self.client
@@ -463,8 +464,11 @@ class _Session:
             except asyncio.TimeoutError:
                 raise ProtocolError("silent", f"nothing from the owner's node for {SILENCE_SECONDS:g} s") from None
             kind = message["type"]
-            if kind == "collab":
-                self._collab(protocol.parse(message["data"]))
+            if kind == "collab_part":
+                self.parts.add(message["data"])
+            elif kind == "collab":
+                # the owner's messages are bounded by the parts, not by the 1 MiB of an edit
+                self._collab(protocol.parse(self.parts.finish(message["data"]), limit=None))
             elif kind == "collab_refused":
                 text = message["message"] + (f" ({message['fix']})" if message["fix"] else "")
                 if client.on_refused is not None:
@@ -623,10 +627,13 @@ async def _probe(conn: sqlite3.Connection, peer: Any, notebook: str, timeout: fl
             view = AwarenessView()
 
             async def first_awareness() -> list[dict]:
+                parts = protocol.Reassembly()
                 while True:
                     message = await channel.recv()
-                    if message["type"] == "collab":
-                        parsed = protocol.parse(message["data"])
+                    if message["type"] == "collab_part":
+                        parts.add(message["data"])
+                    elif message["type"] == "collab":
+                        parsed = protocol.parse(parts.finish(message["data"]), limit=None)
                         if parsed.kind == "awareness":
                             view.apply(protocol.awareness_entries(parsed.payload))
                             return view.people()

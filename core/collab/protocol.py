@@ -27,6 +27,9 @@ MAX_AWARENESS_ENTRIES = 256
 MAX_STATE_BYTES = 16 * 1024  # one client's awareness state, as JSON
 EMPTY_UPDATE = b"\x00\x00"  # an update holding nothing (no structs, no deletions)
 
+PART_BYTES = 2 * 1024 * 1024  # what the owner sends in one frame of a message split in parts
+MAX_ASSEMBLED_BYTES = 9 * 1024 * 1024  # a message in parts: a notebook's whole state (8 MiB) and some
+
 SYNC, AWARENESS = 0, 1
 STEP1, STEP2, UPDATE = 0, 1, 2
 _SYNC_KINDS = {STEP1: "step1", STEP2: "step2", UPDATE: "update"}
@@ -61,15 +64,18 @@ def _read_bytes(data: bytes, at: int) -> tuple[bytes, int]:
     return data[at:at + length], at + length
 
 
-def parse(data: bytes) -> YMessage:
+def parse(data: bytes, *, limit: int | None = MAX_DATA_BYTES) -> YMessage:
     """The y-protocol message in ``data``.
 
+    Args:
+        limit: the most bytes accepted (the owner's bound on what a client sends); None for what
+            the owner sends, bounded by the frame alone (a notebook's whole state, up to 4 MiB).
     Raises:
-        ProtocolError ``too_large`` over MAX_DATA_BYTES, ``malformed`` for anything but one whole
+        ProtocolError ``too_large`` over ``limit``, ``malformed`` for anything but one whole
         SYNC or AWARENESS message.
     """
-    if len(data) > MAX_DATA_BYTES:
-        raise ProtocolError("too_large", f"a collab message of {len(data)} bytes is over the limit of {MAX_DATA_BYTES}",
+    if limit is not None and len(data) > limit:
+        raise ProtocolError("too_large", f"a collab message of {len(data)} bytes is over the limit of {limit}",
                             fix="make smaller edits (paste a large text in parts)")
     if len(data) < 2:
         raise _malformed("is shorter than a message type and its length")
@@ -86,6 +92,36 @@ def parse(data: bytes) -> YMessage:
     if end != len(data):
         raise _malformed(f"has {len(data) - end} bytes after its end")
     return YMessage(kind, payload)
+
+
+def pieces(data: bytes) -> list[bytes]:
+    """``data`` cut for sending: every piece but the last goes in a ``collab_part`` frame, the
+    last in the ``collab`` frame (one piece when it fits)."""
+    return [data[i:i + PART_BYTES] for i in range(0, len(data), PART_BYTES)] or [b""]
+
+
+class Reassembly:
+    """The receiving side of ``pieces``: the parts so far, bounded by MAX_ASSEMBLED_BYTES."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def add(self, part: bytes) -> None:
+        """Raises ProtocolError too_large past MAX_ASSEMBLED_BYTES."""
+        self.size += len(part)
+        if self.size > MAX_ASSEMBLED_BYTES:
+            self.parts, self.size = [], 0
+            raise ProtocolError("too_large", f"a collab message in parts is over {MAX_ASSEMBLED_BYTES} bytes")
+        self.parts.append(part)
+
+    def finish(self, last: bytes) -> bytes:
+        """The whole message, given its last piece (from the collab frame)."""
+        if not self.parts:
+            return last
+        data = b"".join(self.parts) + last
+        self.parts, self.size = [], 0
+        return data
 
 
 # --- making messages (pycrdt's own encoders) ----------------------------------------------------

@@ -75,7 +75,12 @@ class RoomClient:
         self.outbox.put_nowait(message)
 
     def post_data(self, data: bytes) -> None:
-        self.post(message_types.make("collab", data=data))
+        """One y-protocol message; one too large for a frame (a notebook's whole state) goes in
+        parts, queued together so nothing comes between them."""
+        *parts, last = protocol.pieces(data)
+        for part in parts:
+            self.post(message_types.make("collab_part", data=part))
+        self.post(message_types.make("collab", data=last))
 
     def close(self, error: ProtocolError) -> None:
         if self.closing is None:
@@ -279,7 +284,7 @@ class Room:
             result = repository.apply_update(self.conn, self.notebook_id, update,
                                              by={"node": client.node_id, "name": peer.name})
         except InputError as exc:
-            code = "too_large" if "large" in exc.message or "MiB" in exc.message else "malformed"
+            code = "too_large" if isinstance(exc, repository.NotebookTooLarge) else "malformed"
             self._refuse(client, code, f"{self.me_name}'s node refused the edit: {exc.message}", exc.hint or "")
             return
         except StoreError as exc:  # the store locked or full: the client keeps the edit and sends it again

@@ -101,6 +101,9 @@ MESSAGE_TYPES: dict[str, MessageType] = {t.name: t for t in (
     }, "owner -> client: one pane's state (core/collab/pane_wire.py), at most PANE_INLINE_LIMIT"),
     MessageType("collab_run", {"cell": Field(str, min_chars=1, max_chars=64)},
                 "client -> owner: run that cell again now"),
+    MessageType("collab_part", {"data": Field(bytes)},
+                "owner -> client: the next piece of a y-protocol message too large for one frame (a "
+                "notebook's whole state); the collab frame after the pieces holds the last one"),
 )}
 
 
