@@ -7,7 +7,8 @@ Commands: {"op": "show"} -> the notebook, people, status, role;
 {"op": "type", "cell": ID, "text": T, "at": N|null} (insert T at N, default the end);
 {"op": "add", "source": S} -> the new cell id; {"op": "move", "cell": ID, "to": N};
 {"op": "split", "cell": ID}; {"op": "merge", "cell": ID}; {"op": "remove", "cell": ID};
-{"op": "set_cell", "cell": ID|null}; {"op": "stop"}.
+{"op": "set_cell", "cell": ID|null}; {"op": "type_run", "cell": ID, "text": T, "every": S} (one
+character every S seconds, at the end); {"op": "stop"}.
 """
 
 from __future__ import annotations
@@ -70,6 +71,13 @@ def run_op(client, op: str, command: dict):
                 return nb.edit_source_by_id(command["cell"], text)
             return nb.edit_source(nb.number_of(command["cell"]), text)
         return client.edit(typing)
+    if op == "type_run":  # one character at a time, every `every` s, at the end of the cell (a typist)
+        import time
+
+        for ch in command["text"]:
+            run_op(client, "type", {"cell": command["cell"], "text": ch})
+            time.sleep(command.get("every", 0.05))
+        return True
     if op == "add":
         return client.edit(lambda nb: nb.add_cell(source=command.get("source", ""))[0])
     if op == "move":

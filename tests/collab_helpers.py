@@ -104,10 +104,19 @@ class Driver:
     lines: queue.Queue
     seen: list
 
-    def send(self, op: str, **fields) -> dict:
-        """Run one command; its result (fails on an error)."""
+    def begin(self, op: str, **fields) -> None:
+        """Start one command without waiting for it (``done`` then waits)."""
         self.proc.stdin.write(json.dumps({"op": op, **fields}) + "\n")
         self.proc.stdin.flush()
+
+    def done(self, op: str, timeout: float = DEADLINE) -> dict:
+        line = self.next(lambda l: l.get("event") == "done" and l.get("op") == op, f"the answer to {op}", timeout)
+        assert "error" not in line, line
+        return line["result"]
+
+    def send(self, op: str, **fields) -> dict:
+        """Run one command; its result (fails on an error)."""
+        self.begin(op, **fields)
         line = self.next(lambda l: l.get("event") == "done" and l.get("op") == op, f"the answer to {op}")
         assert "error" not in line, line
         return line["result"]

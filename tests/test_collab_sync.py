@@ -34,7 +34,7 @@ def trio(tmp_path, procs):
     serve, listening = start_serve(procs, alice)
     point_at(bob, alice, listening["ticket"])
     point_at(carol, alice, listening["ticket"])
-    return {"alice": alice, "bob": bob, "carol": carol, "cell": cell, "serve": serve}
+    return {"alice": alice, "bob": bob, "carol": carol, "cell": cell, "serve": serve, "ticket": listening["ticket"]}
 
 
 def test_typed_text_reaches_the_owners_store_and_a_second_client(trio, started):
@@ -134,3 +134,32 @@ def test_typing_faster_than_the_rate_limit_is_paced_not_refused(trio, started):
     want = "MATCH (p:Pod) RETURN p" + typed
     wait_owner(trio["alice"], "ops", lambda nb: sources(nb)[cell] == want, "every keystroke at alice")
     assert not [l for l in bob.seen if l.get("event") == "status" and l["status"] == "offline"], bob.seen
+
+
+def test_three_typists_in_one_cell_at_once_every_character_everywhere(trio, started):
+    from tests.collab_helpers import befriend, init_node, point_at, share
+
+    dave = trio["alice"].parent / "dave"
+    init_node(dave, "dave")
+    befriend(trio["alice"], dave)
+    share(trio["alice"], "ops", "dave")
+    point_at(dave, trio["alice"], trio["ticket"])
+    cell = trio["cell"]
+    typists = {name: start_driver(started, trio[name] if name in trio else dave, "alice", "ops")
+               for name in ("bob", "carol", "dave")}
+    for driver in typists.values():
+        driver.wait_synced()
+    runs = {"bob": "b" * 40, "carol": "c" * 40, "dave": "d" * 40}
+    for name, driver in typists.items():
+        driver.begin("type_run", cell=cell, text=runs[name], every=0.05)  # 20 characters a second each
+    for driver in typists.values():
+        driver.done("type_run")
+    start = "MATCH (p:Pod) RETURN p"
+    typed = lambda text: text[len(start):] if text.startswith(start) else ""
+    final = wait_owner(trio["alice"], "ops", lambda nb: all(typed(sources(nb)[cell]).count(ch) == 40 for ch in "bcd"),
+                       "every character at alice")
+    text = sources(final)[cell]
+    assert len(typed(text)) == 120
+    for driver in typists.values():
+        driver.wait_show(lambda s: sources(s["notebook"])[cell] == text, "the same text at every typist")
+
