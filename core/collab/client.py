@@ -506,18 +506,13 @@ class _Session:
         client = self.client
         if update == protocol.EMPTY_UPDATE:
             return
-        changed: list[bytes] = []
         with client.lock:
-            doc = client.notebook.doc
-            subscription = doc.observe(lambda event: changed.append(event.update))
             try:
-                doc.apply_update(update)
+                changed = protocol.apply_update(client.notebook.doc, update)
             except ValueError as exc:
                 from tessera.core.peers.frames import ProtocolError
 
                 raise ProtocolError("malformed", f"the owner sent an update that cannot be read ({str(exc)[:100]})")
-            finally:
-                doc.unobserve(subscription)
             if changed:
                 local_copy.add(self.conn, client.peer_id, client.notebook_name, update, pending=False)
                 local_copy.compact_if_long(self.conn, client.peer_id, client.notebook_name, client.notebook.full_update())

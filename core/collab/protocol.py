@@ -124,6 +124,22 @@ class Reassembly:
         return data
 
 
+def apply_update(doc: Any, update: bytes) -> list[bytes]:
+    """Apply ``update`` to ``doc``; the updates of what it changed (its transactions' own, from
+    pycrdt's observer: [] when the document held all of it already).
+
+    Raises:
+        ValueError (pycrdt's) for bytes that are not an update.
+    """
+    changed: list[bytes] = []
+    subscription = doc.observe(lambda event: changed.append(event.update))
+    try:
+        doc.apply_update(update)
+    finally:
+        doc.unobserve(subscription)
+    return changed
+
+
 # --- making messages (pycrdt's own encoders) ----------------------------------------------------
 
 

@@ -308,28 +308,19 @@ class Room:
 
         scratch = Doc()
         scratch.apply_update(self.doc.get_update())
-        changed: list[bytes] = []
-        subscription = scratch.observe(lambda event: changed.append(event.update))
         try:
-            scratch.apply_update(update)
+            return bool(protocol.apply_update(scratch, update))
         except ValueError:
             self._refuse(client, "malformed", "the edit is not a document update", "send updates as pycrdt makes them")
             return False
-        finally:
-            scratch.unobserve(subscription)
-        return bool(changed)
 
     def _apply(self, update: bytes, *, origin: RoomClient | None) -> None:
         """Apply to the room's Doc; what it changed goes to every client but ``origin``."""
-        changed: list[bytes] = []
-        subscription = self.doc.observe(lambda event: changed.append(event.update))
         try:
-            self.doc.apply_update(update)
+            changed = protocol.apply_update(self.doc, update)
         except ValueError as exc:  # a stored row the Doc cannot read: the store's problem, not a client's
             self.log("error", "collab_bad_update", reason=str(exc)[:200])
             return
-        finally:
-            self.doc.unobserve(subscription)
         for data in changed:
             message = protocol.update_message(data)
             for other in list(self.clients):
