@@ -106,3 +106,26 @@ def test_an_edit_the_owner_cannot_store_now_is_kept_and_arrives_once_the_store_i
         holder.close()
     wait_owner(alice, "ops", lambda nb: sources(nb)[cell] == "MATCH (p:Pod) RETURN p LIMIT 4", "the kept edit at alice")
     assert serve.poll() is None
+
+
+def test_a_restarted_serve_forgets_the_peers_its_killed_predecessor_had_in_rooms(trio, procs, started):
+    alice = trio["alice"]
+    bob = start_driver(started, trio["bob"], "alice", "ops")
+    bob.wait_synced()
+
+    def peer_rows() -> int:
+        conn = store(alice)
+        try:
+            return conn.execute("SELECT count(*) FROM collab_presence WHERE location = 'peer'").fetchone()[0]
+        finally:
+            conn.close()
+
+    from tests.test_peer_serve import wait_until
+
+    wait_until(lambda: peer_rows() == 1, "bob mirrored in alice's presence table")
+    trio["serve"].send_signal(signal.SIGKILL)  # no chance to withdraw him
+    trio["serve"].wait(DEADLINE)
+    bob.stop()
+    assert peer_rows() == 1
+    start_serve(procs, alice)  # its listening line comes after the rows are dropped
+    assert peer_rows() == 0
