@@ -129,3 +129,27 @@ def test_a_restarted_serve_forgets_the_peers_its_killed_predecessor_had_in_rooms
     assert peer_rows() == 1
     start_serve(procs, alice)  # its listening line comes after the rows are dropped
     assert peer_rows() == 0
+
+
+def test_a_client_started_while_the_owner_is_down_works_offline_then_syncs_when_it_comes_up(tmp_path, procs, started):
+    from tests.collab_helpers import befriend, init_node, notebook_with_cell, point_at, share
+
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    init_node(alice, "alice")
+    init_node(bob, "bob")
+    befriend(alice, bob)
+    cell = notebook_with_cell(alice, "ops", "MATCH (p:Pod) RETURN p")
+    share(alice, "ops", "bob")
+    serve, listening = start_serve(procs, alice)
+    point_at(bob, alice, listening["ticket"])
+    serve.send_signal(signal.SIGTERM)
+    assert serve.wait(DEADLINE) == 0
+    client = start_driver(started, bob, "alice", "ops")  # never opened before: no local copy
+    offline = client.next(lambda l: l.get("event") == "status" and l["status"] == "offline", "offline at first")
+    assert offline["reason"] and "\n" not in offline["reason"]
+    shown = client.show()
+    assert shown["synced"] is False and shown["notebook"]["rows"] == []
+    start_serve(procs, alice)
+    client.wait_synced()
+    assert sources(client.show()["notebook"]) == {cell: "MATCH (p:Pod) RETURN p"}
+    client.stop()
