@@ -70,6 +70,7 @@ class Daemon:
         from tessera.core.peers.server import Server
 
         endpoint = await node_endpoint.bind(self.conn, port=self.port, listen=True)
+        self._forget_peers_present()
         me = identity.local_identity(self.conn)
         ticket = endpoint.ticket()
         server = Server(self.conn, endpoint, signing_key=node_endpoint.signing_key(self.conn), local_ticket=ticket,
@@ -99,6 +100,17 @@ class Daemon:
             self.log("warning", "close_timeout")
         ticket_file.unlink(missing_ok=True)
         self.log("info", "stopped")
+
+    def _forget_peers_present(self) -> None:
+        """The peers a previous serve had in its collaboration rooms left with it (a killed
+        serve could not withdraw them); their rows would only expire by their TTL."""
+        from tessera.core.collab import presence
+        from tessera.core.store.db import StoreError
+
+        try:
+            presence.withdraw_all(self.conn, "peer")
+        except StoreError as exc:  # the store busy: they expire within the TTL anyway
+            self.log("warning", "presence_failed", reason=exc.one_line()[:300])
 
     # -- subscriptions -------------------------------------------------------------------------
 
