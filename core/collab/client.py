@@ -512,7 +512,7 @@ class _Session:
             except ValueError as exc:
                 from tessera.core.peers.frames import ProtocolError
 
-                raise ProtocolError("malformed", f"the owner sent an update that cannot be read ({str(exc)[:100]})")
+                raise ProtocolError("malformed", f"the owner sent an update that cannot be read ({str(exc)[:100]})") from None
             if changed:
                 local_copy.add(self.conn, client.peer_id, client.notebook_name, update, pending=False)
                 local_copy.compact_if_long(self.conn, client.peer_id, client.notebook_name, client.notebook.full_update())
@@ -536,7 +536,7 @@ class _Session:
         except ValueError as exc:
             from tessera.core.peers.frames import ProtocolError
 
-            raise ProtocolError("malformed", f"the owner sent a state that cannot be read ({str(exc)[:100]})")
+            raise ProtocolError("malformed", f"the owner sent a state that cannot be read ({str(exc)[:100]})") from None
         fresh.id = client.notebook_id  # type: ignore[attr-defined]
         with client.lock:
             client.notebook = fresh
