@@ -64,4 +64,5 @@ def register(app: typer.Typer) -> None:
     """Add the peer commands to ``app``."""
     import tessera.cli.peer_network  # noqa: F401  (invite, join, sync)
     import tessera.cli.peer_sharing  # noqa: F401  (add/remove/list, share/unshare/shared, export/import)
+    import tessera.cli.peer_roles  # noqa: F401  (role)
     app.add_typer(peer_app, name="peer")

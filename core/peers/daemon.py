@@ -70,6 +70,9 @@ class Daemon:
         from tessera.core.peers.server import Server
 
         endpoint = await node_endpoint.bind(self.conn, port=self.port, listen=True)
+        from tessera.core.collab import presence
+
+        presence.withdraw_all(self.conn, "peer")  # the peers of a previous serve left with it
         me = identity.local_identity(self.conn)
         ticket = endpoint.ticket()
         server = Server(self.conn, endpoint, signing_key=node_endpoint.signing_key(self.conn), local_ticket=ticket,

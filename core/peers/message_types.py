@@ -19,6 +19,9 @@ NODE_ID = re.compile(r"[0-9a-f]{64}")  # the node's Ed25519 public key, lowercas
 MAX_NAME_CHARS = 64
 MAX_TICKET_CHARS = 600  # an iroh EndpointTicket with a few addresses and a relay URL
 MAX_SHARE_CHARS = 300  # "notebook:NAME" or "events:PATTERN"
+NOTEBOOK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # core/notebook/repository.NAME_RE
+COLLAB_RUN = re.compile(r"owner|local|none")
+COLLAB_ROLE = re.compile(r"viewer|editor")
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,33 @@ MESSAGE_TYPES: dict[str, MessageType] = {t.name: t for t in (
     }, "a signed page of a share's items, from cursor_from (exclusive) to cursor_to (inclusive)"),
     MessageType("subscribe", {"cursors": Field(dict)},
                 "push pages of these shares past these cursors as items are written"),
+    # live collaboration (issue 15, core/collab/): each on a connection of its own, after the hello
+    MessageType("collab_join", {
+        "notebook": Field(str, min_chars=1, max_chars=64, pattern=NOTEBOOK_NAME),
+        "run": Field(str, pattern=COLLAB_RUN),
+    }, "dialer -> owner: open the notebook live (run: where its cells run for us: owner, local, none); "
+       "answered by collab_welcome, or one error frame (not_shared, not_authorized)"),
+    MessageType("collab_welcome", {
+        "notebook": Field(str, min_chars=1, max_chars=64),
+        "notebook_id": Field(str, min_chars=1, max_chars=64),
+        "role": Field(str, pattern=COLLAB_ROLE),
+        "owner": Field(str, min_chars=1, max_chars=MAX_NAME_CHARS),
+    }, "owner -> dialer: joined; from now on the connection carries collab messages only"),
+    MessageType("collab", {"data": Field(bytes)},
+                "one y-protocol message (SYNC step1/step2/update or AWARENESS) as pycrdt makes them, "
+                "at most core/collab/protocol.MAX_DATA_BYTES"),
+    MessageType("collab_refused", {
+        "code": Field(str, min_chars=1, max_chars=64),
+        "message": Field(str, max_chars=1000),
+        "fix": Field(str, max_chars=300),
+    }, "owner -> client: an update was not applied (read_only, too_large, malformed); the connection "
+       "stays and the client goes back to the owner's state"),
+    MessageType("collab_pane", {
+        "cell": Field(str, min_chars=1, max_chars=64),
+        "data": Field(bytes),
+    }, "owner -> client: one pane's state (core/collab/pane_wire.py), at most PANE_INLINE_LIMIT"),
+    MessageType("collab_run", {"cell": Field(str, min_chars=1, max_chars=64)},
+                "client -> owner: run that cell again now"),
 )}
 
 

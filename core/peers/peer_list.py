@@ -84,6 +84,32 @@ def remove(conn: sqlite3.Connection, node_id: str) -> bool:
     return conn.execute("DELETE FROM peers WHERE node_id = ?", (node_id,)).rowcount > 0
 
 
+def check_role(role: str) -> str:
+    """``role`` when it is one of ROLES.
+
+    Raises:
+        UsageError (exit 2) naming it (escaped) and the roles.
+    """
+    if role not in ROLES:
+        raise UsageError(f"'{printable(role)}' is not a role", hint="use viewer or editor")
+    return role
+
+
+def set_role(conn: sqlite3.Connection, node_id: str, role: str) -> str | None:
+    """Make the peer a viewer or an editor; returns its role before (None: it is not a peer).
+    A collaboration room looks the role up on every update, so the change applies at once.
+
+    Raises:
+        UsageError (exit 2) for a role that is not one of ROLES.
+    """
+    check_role(role)
+    before = conn.execute("SELECT role FROM peers WHERE node_id = ?", (node_id,)).fetchone()
+    if before is None:
+        return None
+    conn.execute("UPDATE peers SET role = ? WHERE node_id = ?", (role, node_id))
+    return before[0]
+
+
 def set_address(conn: sqlite3.Connection, node_id: str, address: str) -> None:
     conn.execute("UPDATE peers SET address = ? WHERE node_id = ?", (address, node_id))
 

@@ -9,7 +9,8 @@ Each connection runs in its own task. Its first frame decides what it is:
 
 After the hello each request is answered in order: ``shares`` and ``pull`` by
 core/peers/requests.answer, ``subscribe`` by pushing pages (core/peers/pages.build) for each
-subscribed share as items are written, found by polling the store's ``PRAGMA data_version``.
+subscribed share as items are written, found by polling the store's ``PRAGMA data_version``;
+``collab_join`` hands the connection to the notebook's room (core/collab/host.py).
 Before every request and every push the peer is looked up again: a peer removed, or no longer
 published to, is refused there and its subscription ends.
 
@@ -56,6 +57,7 @@ class Server:
         self.stopping = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._accepting: asyncio.Task | None = None
+        self._collab = None  # core/collab/host.CollabHost, made at the first collab_join
 
     async def run(self) -> None:
         """Accept until ``stop()`` (or the endpoint closes)."""
@@ -81,6 +83,15 @@ class Server:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:
                 task.cancel()
+        if self._collab is not None:
+            await self._collab.close()
+
+    def _collab_host(self):
+        if self._collab is None:
+            from tessera.core.collab.host import CollabHost
+
+            self._collab = CollabHost(self.conn, log=self.log, stopping=self.stopping)
+        return self._collab
 
     # -- one connection ------------------------------------------------------------------------
 
@@ -163,6 +174,9 @@ class Server:
                 return
             if request["type"] == "subscribe":
                 await self._subscribe(channel, request)
+                return
+            if request["type"] == "collab_join":  # the connection becomes a live notebook's (core/collab/)
+                await self._collab_host().join(channel, request)
                 return
             from tessera.core.peers import requests
 
