@@ -72,6 +72,7 @@ def dash(
     finally:
         conn.close()
     options = live.session_options()
+    options.presence = True  # peers in the notebook see this dashboard, and it sees them
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         run_once(name, live, out)
         return

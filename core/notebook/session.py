@@ -131,6 +131,9 @@ class SessionOptions:
     record: False keeps results out of this store altogether (no cell_results, no ``changed``
     events; on_changes is still called): a notebook that is not this node's (a peer's, run here
     with ``--run local``), or panes run at the owner for its peers (core/collab/pane_feed.py).
+    presence: announce this front end in the notebook's presence (core/collab/presence.py: the
+    owner's own dashboard, so peers see who is in it) and keep ``people`` current: everyone else
+    in it, here and at peers' nodes. Only on a node that has a node key (it has peers).
     for_peers: cells run for someone else (owner-run panes, core/collab/pane_feed.py): read-only
     (a query cell that writes is refused in its pane, never planned), and Secret values stay
     hidden even where this node's user opted in to see them.
@@ -152,6 +155,7 @@ class SessionOptions:
     stdin: Any = None
     record: bool = True
     for_peers: bool = False
+    presence: bool = False
 
 
 class NotebookSession:
@@ -203,6 +207,16 @@ class NotebookSession:
         self.failure: Exception | None = None  # why the worker stopped, if it failed
         self.subgraph: bool | None = None  # keep_subgraph's setting
         self.loaded = threading.Event()
+        # Live collaboration (see core/collab/remote_session.py for a peer's notebook): who else
+        # is in the notebook (options.presence), where the cells run (None: here, nothing to say),
+        # the front end's cell, and the document version the panes show (grows with each change).
+        self.people: list[dict] = []
+        self.runs_at: str | None = None
+        self.role: str | None = None
+        self.status: str | None = None
+        self.doc_version: int | None = None
+        self._cell: str | None = None
+        self._presence: _Presence | None = None
         self._stop = threading.Event()
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._collector: Any = None
@@ -248,6 +262,12 @@ class NotebookSession:
     def reload(self) -> None:
         """Read the notebook again now (after an edit made through the store)."""
         self._command("reload", None)
+
+    def set_cell(self, cell_id: str | None) -> None:
+        """The cell the front end is in (its focused pane, or the cell being edited), for presence."""
+        if cell_id != self._cell:
+            self._cell = cell_id
+            self._wake()
 
     def keep_subgraph(self, want: bool | None) -> None:
         """Keep the matched subgraph in results (True), drop it (False), or do as each cell's
@@ -298,6 +318,8 @@ class NotebookSession:
         try:
             self.document.open(conn, self._wake)
             self._load(first=True)
+            if self.options.presence:
+                self._presence = _Presence.start(conn, self.db_path)
             self.loaded.set()
             if self.options.freeze_gc:
                 import gc
@@ -312,6 +334,8 @@ class NotebookSession:
                 self._round()
             self._flush_records()
         finally:
+            if self._presence is not None and self.notebook_id is not None:
+                self._presence.withdraw(self.notebook_id)
             self.document.close()
             if self._own_hub:
                 self.hub.close()
@@ -327,6 +351,11 @@ class NotebookSession:
             return
         self._do_commands()
         self._follow_edits()
+        if self._presence is not None and self.notebook_id is not None:
+            people = self._presence.round(self.notebook_id, self._cell)
+            if people is not None and people != self.people:
+                self.people = people
+                self.on_layout(self)
         health = self._collector.take_health()
         if health:
             # a watched source was lost or is back: its cells say so (and, back, catch up)
@@ -431,6 +460,7 @@ class NotebookSession:
             self._publish(lc, status="paused" if lc.paused else "starting", cell=lc.cell)
         self._cells = fresh
         self.layout = layout  # every cell in it has a pane by now
+        self.doc_version = self.document.version  # after the panes: a reader seeing it sees them
         self.on_layout(self)
         now = time.monotonic()
         for lc in to_run:
@@ -621,6 +651,63 @@ class NotebookSession:
         self.on_update(pane)
 
 
+class _Presence:
+    """A session's front end in the notebook's presence (SessionOptions.presence), on the worker's
+    connection: announced every ANNOUNCE_SECONDS and when its cell changes; everyone else read
+    at most every PEOPLE_SECONDS (the worker wakes on every commit, a peer's arrival included)."""
+
+    PEOPLE_SECONDS = 0.05
+
+    def __init__(self, conn: Any, node: str, name: str):
+        import secrets
+
+        self.conn = conn
+        self.node, self.name = node, name
+        self.client = f"local-{secrets.token_hex(6)}"
+        self._announced: tuple | None = None
+        self._announce_due = 0.0
+        self._read_due = 0.0
+
+    @classmethod
+    def start(cls, conn: Any, db_path: str) -> "_Presence | None":
+        """None on a node without a node key (never paired: nobody could be in the notebook)."""
+        from pathlib import Path
+
+        from tessera.core.peers import identity, peer_list
+
+        node = identity.node_id_of_store(Path(db_path), create=False)
+        if node is None:
+            return None
+        return cls(conn, node, peer_list.stored_name(conn) or identity.default_name())
+
+    def round(self, notebook_id: str, cell: str | None) -> list[dict] | None:
+        """Announce if due; the others present (None: not read this round)."""
+        from tessera.core.collab import presence
+        from tessera.core.errors import TesseraError
+
+        now = time.monotonic()
+        try:
+            if (notebook_id, cell) != self._announced or now >= self._announce_due:
+                presence.announce(self.conn, notebook_id, self.client, name=self.name, node=self.node, cell=cell,
+                                  where="local")
+                self._announced, self._announce_due = (notebook_id, cell), now + presence.ANNOUNCE_SECONDS
+            if now < self._read_due:
+                return None
+            self._read_due = now + self.PEOPLE_SECONDS
+            return [p for p in presence.present(self.conn, notebook_id) if p["client"] != self.client]
+        except TesseraError:  # a busy store: presence is a help, tried again next round
+            return None
+
+    def withdraw(self, notebook_id: str) -> None:
+        from tessera.core.collab import presence
+        from tessera.core.errors import TesseraError
+
+        try:
+            presence.withdraw(self.conn, notebook_id, self.client)
+        except TesseraError:
+            pass
+
+
 def _writes(cell: dict) -> bool:
     """True for a query cell whose query changes the cluster (CREATE, SET, DELETE...)."""
     from tessera.core.errors import TesseraError
@@ -674,6 +761,11 @@ class StoreDocument:
     """
 
     records = True  # results go to cell_results and the event log
+
+    @property
+    def version(self) -> int | None:
+        """The update mark of the last read (NotebookEditor.type_text's ``version`` compares to it)."""
+        return self._mark
 
     def __init__(self, db_path: str, name: str):
         self.db_path = db_path
