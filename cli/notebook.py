@@ -200,7 +200,8 @@ def title(name: NotebookArg, text: Annotated[str, typer.Argument(metavar="TITLE"
 @notebook_app.command("history")
 @output_options
 def history(name: NotebookArg, *, out: OutputSettings) -> None:
-    """The notebook's changes from the event log, oldest first (renames included)."""
+    """The notebook's changes from the event log, oldest first (renames included), each with who
+    made it (by: the node's name; data.by holds its node id too)."""
     from tessera.core.notebook import repository
     from tessera.core.result import Result
 
@@ -208,9 +209,11 @@ def history(name: NotebookArg, *, out: OutputSettings) -> None:
     rows = []
     for e in found:
         data = {k: v for k, v in e.data.items() if k not in ("notebook", "notebook_id")}
-        rows.append({"seq": e.seq, "time": e.time, "action": e.subject.rsplit(".", 1)[-1], "subject": e.subject,
+        by = data.get("by")
+        rows.append({"seq": e.seq, "time": e.time, "action": e.subject.rsplit(".", 1)[-1],
+                     "by": by.get("name", "") if isinstance(by, dict) else "", "subject": e.subject,
                      "correlation": e.correlation, "data": data})
-    emit(Result(columns=["seq", "time", "action", "subject", "correlation", "data"], rows=rows), out)
+    emit(Result(columns=["seq", "time", "action", "by", "subject", "correlation", "data"], rows=rows), out)
 
 
 @notebook_app.command("run")

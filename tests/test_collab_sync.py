@@ -66,3 +66,59 @@ def test_concurrent_typing_in_one_cell_merges_everywhere(trio, started):
     wait_owner(trio["alice"], "ops", lambda nb: sources(nb)[cell] == want, "both typings at alice")
     for driver in (bob, carol):
         driver.wait_show(lambda s: sources(s["notebook"])[cell] == want, "both typings at each client")
+
+
+def test_edits_made_at_the_owner_reach_the_clients(trio, started):
+    from tests.test_peer_serve import tessera
+
+    bob = start_driver(started, trio["bob"], "alice", "ops")
+    bob.wait_synced()
+    cell = trio["cell"]
+    assert tessera(trio["alice"], "cell", "edit", "ops/1", "MATCH (d:Deployment) RETURN d").returncode == 0
+    added = tessera(trio["alice"], "cell", "add", "ops", "MATCH (s:Service) RETURN s")
+    assert added.returncode == 0, added.stderr
+    shown = bob.wait_show(lambda s: len(sources(s["notebook"])) == 2, "alice's new cell at bob")
+    assert sources(shown["notebook"])[cell] == "MATCH (d:Deployment) RETURN d"
+    assert "MATCH (s:Service) RETURN s" in sources(shown["notebook"]).values()
+
+
+def test_add_move_split_and_remove_from_two_clients_merge(trio, started):
+    bob = start_driver(started, trio["bob"], "alice", "ops")
+    carol = start_driver(started, trio["carol"], "alice", "ops")
+    bob.wait_synced()
+    carol.wait_synced()
+    first = trio["cell"]
+    b1 = bob.send("add", source="bob one")
+    c1 = carol.send("add", source="carol one")
+    for driver in (bob, carol):
+        driver.wait_show(lambda s: len(sources(s["notebook"])) == 3, "both added cells everywhere")
+    bob.send("merge", cell=first)  # first + the next row -> one row of 2
+    carol.send("move", cell=c1, to=1)
+    want = lambda nb: (len(sources(nb)) == 3 and layout(nb) == layout(owner_notebook(trio["alice"], "ops")))
+    bob.wait_show(lambda s: want(s["notebook"]) and s["notebook"] == carol.show()["notebook"], "one layout everywhere")
+    bob.send("remove", cell=b1)
+    carol.send("type", cell=first, text=" LIMIT 1")
+    final = wait_owner(trio["alice"], "ops", lambda nb: b1 not in sources(nb) and sources(nb)[first].endswith("LIMIT 1"),
+                       "the remove and the typing at alice")
+    for driver in (bob, carol):
+        driver.wait_show(lambda s: s["notebook"] == owner_notebook(trio["alice"], "ops"), "the owner's state everywhere")
+    assert sorted(sources(final)) == sorted([first, c1])
+
+
+def test_a_move_while_another_client_types_in_that_cell_keeps_the_text(trio, started):
+    bob = start_driver(started, trio["bob"], "alice", "ops")
+    carol = start_driver(started, trio["carol"], "alice", "ops")
+    bob.wait_synced()
+    carol.wait_synced()
+    cell = trio["cell"]
+    other = bob.send("add", source="second")
+    carol.wait_show(lambda s: other in sources(s["notebook"]), "the second cell at carol")
+    for i, ch in enumerate("abcdefgh"):
+        carol.send("type", cell=cell, text=ch)
+        if i == 3:
+            bob.send("move", cell=cell, to=2)
+    want = "MATCH (p:Pod) RETURN pabcdefgh"
+    final = wait_owner(trio["alice"], "ops", lambda nb: sources(nb).get(cell) == want and layout(nb)[-1] == [cell],
+                       "the moved cell with all of carol's typing at alice")
+    for driver in (bob, carol):
+        driver.wait_show(lambda s: s["notebook"] == final, "the same everywhere")

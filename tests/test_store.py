@@ -218,7 +218,7 @@ def test_full_disk_is_one_line_and_loses_nothing(tiny_disk):
     for i in range(3):
         assert _tessera("events", "publish", "disk.test", str(i), env=env).returncode == 0
     filler = tiny_disk / "filler"
-    with open(filler, "wb") as fh:  # take every free block
+    with open(filler, "wb", buffering=0) as fh:  # take every free block (unbuffered: closing has nothing left to flush)
         try:
             while True:
                 fh.write(b"\0" * 65536)

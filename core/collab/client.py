@@ -99,7 +99,7 @@ class CollabClient:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
-        self._outbox: asyncio.Queue | None = None  # of the current connection
+        self._outbox: _Outbox | None = None  # of the current connection
         self._last_local_row = 0  # the newest local edit's row in the local copy
 
     # --- the front end's side ------------------------------------------------------------------
@@ -122,6 +122,7 @@ class CollabClient:
             self.notebook = Notebook.from_updates(local_copy.updates(conn, self.peer_id, self.notebook_name),
                                                   name=self.notebook_name)
             self.notebook.id = self.notebook_id  # type: ignore[attr-defined]
+            self._last_local_row = local_copy.last_row(conn, self.peer_id, self.notebook_name)
         ready = threading.Event()
         self._thread = threading.Thread(target=self._thread_main, args=(ready,), name=f"collab-{self.notebook_name}",
                                         daemon=True)
@@ -199,7 +200,7 @@ class CollabClient:
 
     def _enqueue(self, item: tuple) -> None:
         if self._outbox is not None:
-            self._outbox.put_nowait(item)
+            self._outbox.put(item)
 
     def _changed(self, how: str) -> None:
         if self.on_change is not None:
@@ -316,7 +317,7 @@ class _Session:
         from tessera.core.peers.rate_limit import TokenBucket
 
         self.client, self.conn, self.channel = client, conn, channel
-        self.outbox: asyncio.Queue = asyncio.Queue()
+        self.outbox = _Outbox()
         self.bucket = TokenBucket(SEND_RATE, SEND_BURST)
         self.probes: collections.deque = collections.deque()  # per step1 sent: the row it confirms, or "reset"
         self.sent_upto = 0  # local rows whose content has gone out on this connection
@@ -326,8 +327,8 @@ class _Session:
     async def run(self) -> None:
         client = self.client
         client._outbox = self.outbox
-        self.outbox.put_nowait(("probe",))  # our step1: the owner's step2 is the first sync
-        self.outbox.put_nowait(("awareness",))
+        self.outbox.put(("probe",))  # our step1: the owner's step2 is the first sync
+        self.outbox.put(("awareness",))
         tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._write()),
                  asyncio.create_task(self._renew()), asyncio.create_task(client._stopping.wait())]
         try:
@@ -371,17 +372,15 @@ class _Session:
         loop = asyncio.get_running_loop()
         while True:
             timeout = None if self.probe_at is None else max(0.0, self.probe_at - loop.time())
-            try:
-                item = await asyncio.wait_for(self.outbox.get(), timeout)
-            except asyncio.TimeoutError:
+            item = await self.outbox.get(timeout)
+            if item is None:
                 self.probe_at = None
                 item = ("probe",)
             await self._pace()
             kind = item[0]
             if kind == "update":
                 updates, upto = [item[1]], item[2]
-                while not self.outbox.empty() and self.outbox._queue[0][0] == "update":  # type: ignore[attr-defined]
-                    _, more, row = self.outbox.get_nowait()
+                for _, more, row in self.outbox.take_while(lambda queued: queued[0] == "update"):
                     updates.append(more)
                     upto = max(upto, row)
                 for data in _merged(updates):
@@ -415,7 +414,7 @@ class _Session:
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(RENEW_SECONDS)
-            self.outbox.put_nowait(("awareness",))
+            self.outbox.put(("awareness",))
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -447,7 +446,7 @@ class _Session:
             with client.lock:
                 reply = protocol.step2_for(client.notebook.doc, message.payload)
                 upto = client._last_local_row
-            self.outbox.put_nowait(("step2", reply, upto))
+            self.outbox.put(("step2", reply, upto))
         elif message.kind in ("step2", "update"):
             probe = self.probes.popleft() if message.kind == "step2" and self.probes else None
             if probe == "reset":
@@ -492,7 +491,7 @@ class _Session:
         for i in range(len(self.probes)):
             if self.probes[i] != "reset":
                 self.probes[i] = 0
-        self.outbox.put_nowait(("probe", "reset"))
+        self.outbox.put(("probe", "reset"))
 
     def _replace(self, full_update: bytes) -> None:
         from tessera.core.notebook.model import Notebook
@@ -509,6 +508,35 @@ class _Session:
             client.notebook = fresh
             local_copy.replace(self.conn, client.peer_id, client.notebook_name, fresh.full_update())
         client._changed("reset")
+
+
+class _Outbox:
+    """What a connection's writer sends next, in order; consecutive updates are taken together
+    (to be merged into one frame while sending is paced)."""
+
+    def __init__(self) -> None:
+        self.items: collections.deque = collections.deque()
+        self.ready = asyncio.Event()
+
+    def put(self, item: tuple) -> None:
+        self.items.append(item)
+        self.ready.set()
+
+    async def get(self, timeout: float | None) -> tuple | None:
+        """The next item, or None after ``timeout`` s without one."""
+        if not self.items:
+            self.ready.clear()
+            try:
+                await asyncio.wait_for(self.ready.wait(), timeout)
+            except asyncio.TimeoutError:
+                return None
+        return self.items.popleft()
+
+    def take_while(self, wanted: Callable[[tuple], bool]) -> list[tuple]:
+        taken = []
+        while self.items and wanted(self.items[0]):
+            taken.append(self.items.popleft())
+        return taken
 
 
 def _merged(updates: list[bytes]) -> list[bytes]:

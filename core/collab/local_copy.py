@@ -52,6 +52,13 @@ def add(conn: sqlite3.Connection, peer: str, notebook: str, update: bytes, *, pe
                             (peer, notebook, update, int(pending))).lastrowid
 
 
+def last_row(conn: sqlite3.Connection, peer: str, notebook: str) -> int:
+    """The newest row of the copy (0: none): what a step2 made from the document now holds."""
+    row = conn.execute("SELECT max(id) FROM collab_copy_updates WHERE peer = ? AND notebook = ?",
+                       (peer, notebook)).fetchone()
+    return row[0] or 0
+
+
 def pending(conn: sqlite3.Connection, peer: str, notebook: str) -> list[tuple[int, bytes]]:
     """The local edits the owner has not confirmed, oldest first: (row id, update)."""
     return list(conn.execute("SELECT id, data FROM collab_copy_updates WHERE peer = ? AND notebook = ? AND pending = 1 "

@@ -98,18 +98,19 @@ def step1(doc: Any) -> bytes:
 
 
 def step2_for(doc: Any, state_vector: bytes) -> bytes:
-    """The step2 answering a step1: everything ``doc`` holds that the state vector lacks.
+    """The step2 answering a step1: everything ``doc`` holds that the state vector lacks (what
+    pycrdt's handle_sync_message answers).
 
     Raises:
         ProtocolError malformed when the state vector cannot be read.
     """
-    from pycrdt import handle_sync_message
-    from pycrdt._sync import create_sync_step1_message
+    from pycrdt import write_message
 
     try:
-        return handle_sync_message(create_sync_step1_message(state_vector)[1:], doc)
+        update = doc.get_update(state_vector)
     except (ValueError, RuntimeError) as exc:
         raise _malformed(f"holds a state vector that cannot be read ({str(exc)[:100]})") from None
+    return bytes([SYNC, STEP2]) + write_message(update)
 
 
 def update_message(update: bytes) -> bytes:

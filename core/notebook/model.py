@@ -1,16 +1,35 @@
 """The notebook document: a pycrdt ``Doc`` (a Yjs document, so edits from anywhere merge).
 
-Layout of the document::
+Layout of the document (format 2)::
 
-    meta: Map   {"title": str}
-    rows: Array of Map {"cells": Array of cell Map}     each row holds 1, 2 or 4 cells
-    cell Map:   id (str, "c" + 6 hex), type (str), source (Text), view (str), refresh (str),
-                sources (str: a JSON list of source specs), title (str)
+    meta:   Map   {"title": str, "format": 2}
+    cells:  Map   {cell id -> cell Map}
+            cell Map: type (str), source (Text), view (str), refresh (str),
+                      sources (str: a JSON list of source specs), title (str)
+    layout: Array of Map {"cells": Array of cell id strings}      each row holds 1, 2 or 4 cells
+
+A cell's Map (and its source Text) lives from its add to its remove: moving a cell, splitting or
+merging rows only move id strings in ``layout``, so text typed concurrently into a cell that
+someone moves is kept. Every edit below runs in one pycrdt transaction, so it is one binary update,
+and writes the smallest change of ``layout`` that gives the new rows (a row whose ids did not
+change is not touched).
+
+Concurrent edits can leave ``layout`` in shapes no single edit makes; reading normalises them
+(``normal_layout``), the same way on every replica, so every Doc holding the same updates reads
+the same notebook: an id seen twice (two concurrent moves) is kept at its first place, an id
+without a cell Map (a concurrent remove) is dropped, an emptied row is skipped, a row of 3 reads
+as 2 + 1 (more than 4: chunks of 4, 2, 1), and a cell Map in no row (a row removed while someone
+added to it) is shown in a row of its own at the end (sorted by id). The next edit writes the
+normalised rows back.
+
+Format 1 (notebooks made before format 2): ``meta`` {title} and ``rows``: Array of Map {"cells":
+Array of cell Map (with its ``id``)}. It is still read as is. ``upgrade`` rewrites such a document
+in place (same Doc: format 2 structures written, ``rows`` emptied); every edit upgrades first, in
+its own transaction, so an owner's first change upgrades. Reading never writes (a peer's replica
+is never upgraded by its reader).
 
 Cells are numbered 1, 2, ... in reading order (row by row, left to right); ``NAME/N`` addresses
-cell N. Every edit below runs in one pycrdt transaction, so it is one binary update. Edits that
-move a cell to another row re-create its Map with the same id and attributes (a CRDT array has
-no move); a cell that only changes attributes or text keeps its Map.
+cell N.
 
 pycrdt is imported lazily: importing this module costs nothing until a notebook is touched.
 """
@@ -26,6 +45,7 @@ from tessera.core.errors import InputError, QueryError, UsageError
 from tessera.core.render.views import VIEWS
 
 ROW_SIZES = (1, 2, 4)
+FORMAT = 2  # the document layout this code writes (see the module docstring)
 ATTRS = ("type", "view", "refresh", "sources", "title")
 DEFAULTS: dict[str, Any] = {"type": "query", "view": "table", "refresh": "manual", "sources": [], "title": ""}
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -100,17 +120,22 @@ class Notebook:
     """A notebook document. ``name`` only labels error messages.
 
     Args:
-        doc: an existing pycrdt Doc (default: a new, empty one).
+        doc: an existing pycrdt Doc (default: a new, empty one, in format 2).
         name: the notebook's name, for messages.
     """
 
     def __init__(self, doc: Any = None, *, name: str = "notebook"):
         from pycrdt import Array, Doc, Map
 
+        fresh = doc is None
         self.doc = doc if doc is not None else Doc()
         self.name = name
         self._meta = self.doc.get("meta", type=Map)
-        self._rows = self.doc.get("rows", type=Array)
+        self._cells = self.doc.get("cells", type=Map)
+        self._layout = self.doc.get("layout", type=Array)
+        self._rows = self.doc.get("rows", type=Array)  # format 1 only
+        if fresh:
+            self._meta["format"] = FORMAT
 
     # --- construction and updates ---------------------------------------------------------
 
@@ -163,7 +188,9 @@ class Notebook:
         with nb.doc.transaction():
             nb._meta["title"] = title
             for row in rows:
-                nb._rows.append(_row_map(row))
+                for cell in row:
+                    nb._cells[cell["id"]] = _cell_map(cell)
+            nb._write_layout([[c["id"] for c in row] for row in rows])
         return nb
 
     def state(self) -> bytes:
@@ -178,52 +205,134 @@ class Notebook:
         """The whole document as one update (what compaction stores)."""
         return self.doc.get_update()
 
+    # --- the format ----------------------------------------------------------------------------
+
+    @property
+    def format(self) -> int:
+        """2 for the current layout, 1 for a document made before it (``rows`` of cell Maps)."""
+        return FORMAT if self._meta.get("format") == FORMAT else 1
+
+    def upgrade(self) -> bool:
+        """Rewrite a format 1 document as format 2 in place (one transaction: every cell's Map
+        copied into ``cells`` with its text, the rows into ``layout``, ``rows`` emptied, the
+        format set). Returns False when it already was format 2 (nothing written)."""
+        if self.format == FORMAT:
+            return False
+        rows, maps = self._read()
+        cells = {cid: _snapshot(cid, maps[cid]) for row in rows for cid in row}
+        with self.doc.transaction():
+            for cid, cell in cells.items():
+                self._cells[cid] = _cell_map(cell)
+            self._write_layout(rows)
+            if len(self._rows):
+                del self._rows[0:len(self._rows)]
+            self._meta["format"] = FORMAT
+        return True
+
+    def _read(self) -> tuple[list[list[str]], dict[str, Any]]:
+        """(the rows of cell ids as readers see them, each cell id's Map)."""
+        if self.format == FORMAT:
+            maps = {str(cid): cell for cid, cell in self._cells.items() if _is_map(cell)}
+            raw = [_row_ids(row) for row in self._layout]
+        else:
+            maps = {}
+            raw = []
+            for row in self._rows:
+                ids = []
+                for cell in _row_cells(row):
+                    cid = str(cell.get("id"))
+                    maps.setdefault(cid, cell)
+                    ids.append(cid)
+                raw.append(ids)
+        return normal_layout(raw, maps.keys()), maps
+
+    def _write_layout(self, rows: list[list[str]]) -> None:
+        """Make ``layout`` hold exactly ``rows`` (each of 1, 2 or 4 ids) with the fewest changes:
+        rows already right are left alone, a changed row has only its changed ids replaced."""
+        from difflib import SequenceMatcher
+
+        from pycrdt import Array, Map
+
+        current = [_row_ids(row) for row in self._layout]
+        ops = SequenceMatcher(None, [tuple(r) for r in current], [tuple(r) for r in rows], autojunk=False).get_opcodes()
+        for tag, i1, i2, j1, j2 in reversed(ops):  # from the end, so earlier indices stay right
+            if tag == "equal":
+                continue
+            paired = min(i2 - i1, j2 - j1)
+            if i2 - i1 > paired:
+                del self._layout[i1 + paired:i2]
+            for k, ids in enumerate(rows[j1 + paired:j2]):
+                self._layout.insert(i1 + paired + k, Map({"cells": Array(list(ids))}))
+            for k in range(paired):
+                row = self._layout[i1 + k]
+                if not _is_map(row) or not _is_array(row.get("cells")):
+                    row = self._layout[i1 + k] = Map({"cells": Array([])})
+                    current[i1 + k] = []
+                _sync_ids(row["cells"], current[i1 + k], rows[j1 + k])
+
     # --- reading -----------------------------------------------------------------------------
 
     @property
     def title(self) -> str:
-        return self._meta.get("title") or ""
+        return str(self._meta.get("title") or "")
 
     def set_title(self, title: str) -> str:
         """Set the title; returns the previous one."""
         check_title(title)
         before = self.title
-        self._meta["title"] = title
+        with self.doc.transaction():
+            self.upgrade()
+            self._meta["title"] = title
         return before
 
     def layout(self) -> list[list[str]]:
         """Cell ids row by row."""
-        return [[str(c["id"]) for c in row["cells"]] for row in self._rows]
+        return self._read()[0]
 
     def ids(self) -> list[str]:
         """Cell ids in reading order."""
         return [cid for row in self.layout() for cid in row]
 
     def __len__(self) -> int:
-        return sum(len(row["cells"]) for row in self._rows)
+        return len(self.ids())
 
-    def _locate(self, n: int) -> tuple[int, int]:
-        count = len(self)
+    def _locate(self, n: int, rows: list[list[str]] | None = None) -> tuple[int, int]:
+        rows = self.layout() if rows is None else rows
+        count = sum(len(row) for row in rows)
         if not isinstance(n, int) or n < 1 or n > count:
             if count == 0:
                 raise QueryError(f"notebook '{self.name}' has no cells; there is no cell {n}",
                                  hint=f"add one with: tessera cell add {self.name} 'MATCH ...'")
             raise QueryError(f"notebook '{self.name}' has {count} cell{'s' if count != 1 else ''}; there is no cell {n}")
         i = n
-        for r, row in enumerate(self._rows):
-            size = len(row["cells"])
-            if i <= size:
+        for r, row in enumerate(rows):
+            if i <= len(row):
                 return r, i - 1
-            i -= size
+            i -= len(row)
         raise AssertionError("unreachable")
 
-    def _cell_map(self, n: int) -> Any:
-        r, p = self._locate(n)
-        return self._rows[r]["cells"][p]
+    def _id_of(self, n: int) -> str:
+        rows = self.layout()
+        r, p = self._locate(n, rows)
+        return rows[r][p]
+
+    def _map_of(self, cell_id: str) -> Any:
+        maps = self._read()[1]
+        if cell_id not in maps:
+            raise QueryError(f"notebook '{self.name}' has no cell with id '{cell_id}'")
+        return maps[cell_id]
 
     def cell(self, n: int) -> dict:
         """Cell ``n`` (1-based, reading order) as a plain dict (see ``to_dict``)."""
-        return _snapshot(self._cell_map(n))
+        return self.cell_by_id(self._id_of(n))
+
+    def cell_by_id(self, cell_id: str) -> dict:
+        """The cell with this id as a plain dict (see ``to_dict``), wherever it moved.
+
+        Raises:
+            QueryError when the notebook has no such cell (it was removed).
+        """
+        return _snapshot(cell_id, self._map_of(cell_id))
 
     def number_of(self, cell_id: str) -> int:
         """The 1-based number of the cell with this id."""
@@ -238,19 +347,20 @@ class Notebook:
 
     def cells(self) -> list[dict]:
         """Every cell as a plain dict, in reading order, each with ``number`` and ``row`` added."""
+        rows, maps = self._read()
         out = []
-        for r, row in enumerate(self._rows, start=1):
-            for cell in row["cells"]:
-                out.append({**_snapshot(cell), "number": len(out) + 1, "row": r})
+        for r, row in enumerate(rows, start=1):
+            for cid in row:
+                out.append({**_snapshot(cid, maps[cid]), "number": len(out) + 1, "row": r})
         return out
 
     def to_dict(self) -> dict:
         """The plain snapshot: ``{"title", "rows": [{"cells": [{id, type, title, view, refresh,
         sources, source}]}]}`` (what ``notebook show -o json`` prints, and what round trips keep)."""
-        return {"title": self.title,
-                "rows": [{"cells": [_snapshot(c) for c in row["cells"]]} for row in self._rows]}
+        rows, maps = self._read()
+        return {"title": self.title, "rows": [{"cells": [_snapshot(cid, maps[cid]) for cid in row]} for row in rows]}
 
-    # --- edits -------------------------------------------------------------------------------
+    # --- edits (each upgrades a format 1 document first, in the same transaction) -------------
 
     def add_cell(self, type: str = "query", source: str = "", *, view: str = "table", refresh: str = "manual",
                  sources: list[str] | None = None, title: str = "", id: str | None = None,
@@ -261,30 +371,41 @@ class Notebook:
         Returns:
             (the new cell's id, its number).
         """
-        cell = {"id": id or new_cell_id(self.ids()), "type": check_type_name(type), "source": source,
+        rows, maps = self._read()
+        cell = {"id": check_cell_id(id) if id else new_cell_id(maps), "type": check_type_name(type), "source": source,
                 "view": check_view(view), "refresh": check_refresh(refresh),
                 "sources": check_sources(sources or []), "title": check_title(title)}
-        if cell["id"] in self.ids():
+        if cell["id"] in maps:
             raise UsageError(f"notebook '{self.name}' already has a cell with id '{cell['id']}'")
         if after is None:
-            index = len(self._rows)
+            index = len(rows)
         elif after == 0:
             index = 0
         else:
-            index = self._locate(after)[0] + 1
+            index = self._locate(after, rows)[0] + 1
         with self.doc.transaction():
-            self._rows.insert(index, _row_map([cell]))
+            self.upgrade()
+            self._cells[cell["id"]] = _cell_map(cell)
+            self._write_layout(rows[:index] + [[cell["id"]]] + rows[index:])
         return cell["id"], self.number_of(cell["id"])
 
     def edit_source(self, n: int, text: str) -> bool:
         """Replace cell ``n``'s source with ``text`` as a minimal CRDT edit (common prefix and
         suffix kept, so concurrent edits elsewhere in the text merge). Returns whether it changed."""
-        t = self._cell_map(n)["source"]
-        old = str(t)
-        if old == text:
+        return self.edit_source_by_id(self._id_of(n), text)
+
+    def edit_source_by_id(self, cell_id: str, text: str) -> bool:
+        """``edit_source`` for the cell with this id (wherever it moved). Returns whether it changed.
+
+        Raises:
+            QueryError when the notebook has no such cell.
+        """
+        if str(self._map_of(cell_id).get("source") or "") == text:
             return False
         with self.doc.transaction():
-            _replace_text(t, old, text)
+            self.upgrade()
+            t = self._map_of(cell_id)["source"]
+            _replace_text(t, str(t), text)
         return True
 
     def set_attrs(self, n: int, **attrs: Any) -> dict[str, list]:
@@ -293,8 +414,8 @@ class Notebook:
         Returns:
             ``{attr: [before, after]}`` for each attribute that changed.
         """
-        cell = self._cell_map(n)
-        before = _snapshot(cell)
+        cid = self._id_of(n)
+        before = self.cell_by_id(cid)
         changes: dict[str, list] = {}
         for attr, value in attrs.items():
             if attr not in ATTRS:
@@ -304,6 +425,8 @@ class Notebook:
                 changes[attr] = [before[attr], value]
         if changes:
             with self.doc.transaction():
+                self.upgrade()
+                cell = self._map_of(cid)
                 for attr, (_, value) in changes.items():
                     cell[attr] = json.dumps(value) if attr == "sources" else value
         return changes
@@ -311,41 +434,35 @@ class Notebook:
     def remove_cell(self, n: int) -> dict:
         """Remove cell ``n`` and return it. A row left with 3 cells becomes a row of 2 followed
         by a row of 1; an emptied row disappears."""
-        r, p = self._locate(n)
-        cells = self._rows[r]["cells"]
-        gone = _snapshot(cells[p])
+        rows = self.layout()
+        r, p = self._locate(n, rows)
+        cid = rows[r][p]
+        gone = self.cell_by_id(cid)
+        left = [c for c in rows[r] if c != cid]
         with self.doc.transaction():
-            del cells[p]
-            size = len(cells)
-            if size == 0:
-                del self._rows[r]
-            elif size == 3:
-                last = _snapshot(cells[2])
-                del cells[2]
-                self._rows.insert(r + 1, _row_map([last]))
+            self.upgrade()
+            del self._cells[cid]
+            self._write_layout(rows[:r] + _chunks(left) + rows[r + 1:])
         return gone
 
     def move_cell(self, n: int, to: int) -> bool:
         """Move cell ``n`` to position ``to`` in reading order; the rows keep their sizes and the
-        cells in between shift by one. Returns whether anything moved."""
-        self._locate(n)
-        self._locate(to)
+        cells in between shift by one. Only ids move: the cell's Map, and its text, stay.
+        Returns whether anything moved."""
+        rows = self.layout()
+        self._locate(n, rows)
+        self._locate(to, rows)
         if n == to:
             return False
-        order = self.ids()
-        snapshots = {c["id"]: c for c in (_snapshot(m) for row in self._rows for m in row["cells"])}
-        moving = order.pop(n - 1)
-        order.insert(to - 1, moving)
+        order = [cid for row in rows for cid in row]
+        order.insert(to - 1, order.pop(n - 1))
+        moved, i = [], 0
+        for row in rows:
+            moved.append(order[i:i + len(row)])
+            i += len(row)
         with self.doc.transaction():
-            i = 0
-            for row in self._rows:
-                cells = row["cells"]
-                for p in range(len(cells)):
-                    want = order[i]
-                    if str(cells[p]["id"]) != want:
-                        del cells[p]
-                        cells.insert(p, _cell_map(snapshots[want]))
-                    i += 1
+            self.upgrade()
+            self._write_layout(moved)
         return True
 
     def split_row(self, n: int) -> tuple[int, list[str], list[str]]:
@@ -354,17 +471,16 @@ class Notebook:
         Returns:
             (the row number, the ids kept in it, the ids of the new row after it).
         """
-        r, _ = self._locate(n)
-        cells = self._rows[r]["cells"]
-        size = len(cells)
+        rows = self.layout()
+        r, _ = self._locate(n, rows)
+        size = len(rows[r])
         if size == 1:
             raise UsageError(f"row {r + 1} of notebook '{self.name}' holds one cell; there is nothing to split")
-        half = size // 2
-        moved = [_snapshot(cells[i]) for i in range(half, size)]
+        kept, moved = rows[r][:size // 2], rows[r][size // 2:]
         with self.doc.transaction():
-            del cells[half:size]
-            self._rows.insert(r + 1, _row_map(moved))
-        return r + 1, [str(cells[i]["id"]) for i in range(half)], [c["id"] for c in moved]
+            self.upgrade()
+            self._write_layout(rows[:r] + [kept, moved] + rows[r + 1:])
+        return r + 1, kept, moved
 
     def merge_rows(self, n: int) -> tuple[int, list[str]]:
         """Merge the row holding cell ``n`` with the row after it: 1 + 1 -> 2, 2 + 2 -> 4.
@@ -372,22 +488,88 @@ class Notebook:
         Returns:
             (the row number, the ids of the merged row).
         """
-        r, _ = self._locate(n)
-        if r + 1 >= len(self._rows):
+        rows = self.layout()
+        r, _ = self._locate(n, rows)
+        if r + 1 >= len(rows):
             raise UsageError(f"row {r + 1} is the last row of notebook '{self.name}'; there is no next row to merge with")
-        cells = self._rows[r]["cells"]
-        nxt = self._rows[r + 1]["cells"]
-        a, b = len(cells), len(nxt)
+        a, b = len(rows[r]), len(rows[r + 1])
         if not ((a, b) in ((1, 1), (2, 2))):
             raise UsageError(
                 f"cannot merge row {r + 1} ({a} cell{'s' if a != 1 else ''}) with row {r + 2} ({b} cell{'s' if b != 1 else ''}): "
                 "a row holds 1, 2 or 4 cells, so only 1 + 1 and 2 + 2 merge")
-        moved = [_snapshot(c) for c in nxt]
+        merged = rows[r] + rows[r + 1]
         with self.doc.transaction():
-            del self._rows[r + 1]
-            for cell in moved:
-                cells.append(_cell_map(cell))
-        return r + 1, [str(c["id"]) for c in cells]
+            self.upgrade()
+            self._write_layout(rows[:r] + [merged] + rows[r + 2:])
+        return r + 1, merged
+
+
+def normal_layout(rows: Iterable[list[str]], known: Iterable[str]) -> list[list[str]]:
+    """The rows readers see, from rows of ids as concurrent edits may leave them: an id at its
+    first place only, ids of no known cell dropped, each row's ids in chunks of 4, 2 and 1 (a
+    row of 3 reads as 2 + 1; an emptied row is skipped), then each known cell in no row in a
+    row of its own, by id (the same order on every replica)."""
+    known = set(known)
+    seen: set[str] = set()
+    out: list[list[str]] = []
+    for row in rows:
+        kept = []
+        for cid in row:
+            if cid in known and cid not in seen:
+                seen.add(cid)
+                kept.append(cid)
+        out.extend(_chunks(kept))
+    out.extend([cid] for cid in sorted(known - seen))
+    return out
+
+
+def _chunks(ids: list[str]) -> list[list[str]]:
+    """``ids`` as rows of 4, 2 and 1 (largest first)."""
+    out = []
+    i = 0
+    while i < len(ids):
+        size = next(s for s in reversed(ROW_SIZES) if s <= len(ids) - i)
+        out.append(ids[i:i + size])
+        i += size
+    return out
+
+
+def _sync_ids(arr: Any, current: list[str], want: list[str]) -> None:
+    """Turn CRDT array ``arr`` (holding ``current``) into ``want`` by deleting and inserting only
+    the ids that differ."""
+    from difflib import SequenceMatcher
+
+    for tag, i1, i2, j1, j2 in reversed(SequenceMatcher(None, current, want, autojunk=False).get_opcodes()):
+        if tag == "equal":
+            continue
+        if i2 > i1:
+            del arr[i1:i2]
+        for k, cid in enumerate(want[j1:j2]):
+            arr.insert(i1 + k, cid)
+
+
+def _is_map(value: Any) -> bool:
+    from pycrdt import Map
+
+    return isinstance(value, Map)
+
+
+def _is_array(value: Any) -> bool:
+    from pycrdt import Array
+
+    return isinstance(value, Array)
+
+
+def _row_ids(row: Any) -> list[str]:
+    """The ids of a format 2 row (nothing for a malformed one)."""
+    cells = row.get("cells") if _is_map(row) else None
+    return [str(cid) for cid in cells] if _is_array(cells) else []
+
+
+def _row_cells(row: Any) -> list[Any]:
+    """The cell Maps of a format 1 row (nothing for a malformed one)."""
+    cells = row.get("cells") if _is_map(row) else None
+    return [cell for cell in cells if _is_map(cell)] if _is_array(cells) else []
 
 
 def _replace_text(t: Any, old: str, text: str) -> None:
@@ -469,30 +651,26 @@ def merge_text(base: str, theirs: str, mine: str) -> str:
     return "\n".join(out)
 
 
-def _snapshot(cell: Any) -> dict:
+def _snapshot(cell_id: str, cell: Any) -> dict:
     sources = cell.get("sources")
+    source = cell.get("source")
     return {
-        "id": str(cell.get("id")),
+        "id": cell_id,
         "type": cell.get("type") or DEFAULTS["type"],
         "title": cell.get("title") or "",
         "view": cell.get("view") or DEFAULTS["view"],
         "refresh": cell.get("refresh") or DEFAULTS["refresh"],
         "sources": json.loads(sources) if sources else [],
-        "source": str(cell["source"]) if "source" in cell else "",
+        "source": str(source) if source is not None else "",
     }
 
 
 def _cell_map(cell: dict) -> Any:
+    """A format 2 cell Map (its id is its key in ``cells``)."""
     from pycrdt import Map, Text
 
     return Map({
-        "id": cell["id"], "type": cell["type"], "source": Text(cell.get("source", "")), "view": cell["view"],
+        "type": cell["type"], "source": Text(cell.get("source", "")), "view": cell["view"],
         "refresh": cell["refresh"], "sources": json.dumps(list(cell.get("sources") or [])),
         "title": cell.get("title") or "",
     })
-
-
-def _row_map(cells: list[dict]) -> Any:
-    from pycrdt import Array, Map
-
-    return Map({"cells": Array([_cell_map(c) for c in cells])})

@@ -8,6 +8,12 @@ and append the event ``notebook.<name>.<action>`` — so two processes editing t
 are serialised by SQLite's write lock and neither loses the other's change, and no change is
 stored without its event (or the other way round).
 
+Every notebook event's data holds ``by`` = {"node": node id hex, "name": node name}: who made the
+change (this node for local edits, the collaborator for ``apply_update``). A live editor stores
+one update per keystroke; the log gets at most one ``cell_edited`` event per (cell, author) per
+typing run (TYPING_RUN_SECONDS, see ``_continues_typing_run``). A format 1 document is upgraded
+to format 2 (core/notebook/model.py) in the transaction of its first change, or by ``upgrade``.
+
 Addresses: ``NAME`` (a notebook) or ``NAME/N`` (its N-th cell in reading order, from 1), each
 optionally led by ``PEER:`` for a peer's notebook read from its replica (``alice:ops``,
 ``alice:ops/2``): only commands that read accept those (replicas are read-only). The peer part is
@@ -18,19 +24,22 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from tessera.core import events
-from tessera.core.errors import EditConflict, QueryError, UsageError
+from tessera.core.errors import EditConflict, InputError, QueryError, UsageError
 from tessera.core.notebook.model import Notebook
 from tessera.core.store.db import transaction
 
 COMPACT_AFTER = 50
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 ACTIONS = ("created", "imported", "renamed", "removed", "titled", "cell_added", "cell_edited", "cell_removed",
-           "cell_moved", "cell_set", "row_split", "row_merged")
+           "cell_moved", "cell_set", "row_split", "row_merged", "layout_changed", "upgraded")
+MAX_DOCUMENT_BYTES = 8 * 1024 * 1024  # a stored notebook's whole state, checked before a change is stored
+TYPING_RUN_SECONDS = 2.0  # an author's edits of one cell this close together are one run: one cell_edited event
 
 
 @dataclass(frozen=True)
@@ -182,6 +191,38 @@ def history(conn: sqlite3.Connection, name: str) -> list[events.Event]:
 # --- writing ----------------------------------------------------------------------------------
 
 
+def clock() -> float:
+    """Seconds since the epoch: when an edit happened, for typing runs (wall-clock time, as the
+    processes sharing a store have no other common clock)."""
+    return time.time()
+
+
+def local_by(conn: sqlite3.Connection) -> dict:
+    """This node as the author of a change: ``{"node": its node id, "name": its name}`` (read
+    once per connection; the node key is made on first use, as ``tessera peer id`` does)."""
+    memo = getattr(conn, "memo", None)
+    if memo is None or "notebook_by" not in memo:
+        from tessera.core.peers.identity import local_identity
+
+        me = local_identity(conn)
+        author = {"node": me.node_id, "name": me.name}
+        if memo is None:
+            return author
+        memo["notebook_by"] = author
+    return dict(memo["notebook_by"])
+
+
+def _author(by: dict) -> dict:
+    return {"node": str(by["node"]), "name": str(by["name"])}
+
+
+def _check_size(nb: Notebook) -> None:
+    size = len(nb.full_update())
+    if size > MAX_DOCUMENT_BYTES:
+        raise InputError(f"notebook '{nb.name}' would hold {size} bytes, more than the {MAX_DOCUMENT_BYTES} a notebook "
+                         "may hold; nothing was stored (split it: move cells to another notebook)")
+
+
 def _store_update(conn: sqlite3.Connection, nid: str, nb: Notebook, update: bytes, when: str) -> None:
     conn.execute("INSERT INTO notebook_updates(notebook_id, data, time) VALUES (?, ?, ?)", (nid, update, when))
     count = conn.execute("SELECT count(*) FROM notebook_updates WHERE notebook_id = ?", (nid,)).fetchone()[0]
@@ -199,8 +240,44 @@ def compact(conn: sqlite3.Connection, nid: str, nb: Notebook, when: str | None =
                      (nid, nb.full_update(), when or events.now()))
 
 
-def _event(conn: sqlite3.Connection, name: str, nid: str, action: str, details: dict) -> events.Event:
-    return events.append(conn, f"notebook.{name}.{action}", {"notebook": name, "notebook_id": nid, **details})
+def _event(conn: sqlite3.Connection, name: str, nid: str, action: str, details: dict, by: dict) -> events.Event:
+    return events.append(conn, f"notebook.{name}.{action}", {"notebook": name, "notebook_id": nid, **details, "by": by})
+
+
+def _continues_typing_run(conn: sqlite3.Connection, nid: str, cell_id: str, author: str, now: float) -> bool:
+    """Record that ``author`` edited the cell at ``now``; True when that continues their typing
+    run: their previous edit of this cell was at most TYPING_RUN_SECONDS before (a clock that
+    went back starts a new run)."""
+    row = conn.execute("SELECT last_edit FROM notebook_typing WHERE notebook_id = ? AND cell_id = ? AND author = ?",
+                       (nid, cell_id, author)).fetchone()
+    conn.execute("INSERT INTO notebook_typing(notebook_id, cell_id, author, last_edit) VALUES (?, ?, ?, ?) "
+                 "ON CONFLICT(notebook_id, cell_id, author) DO UPDATE SET last_edit = excluded.last_edit",
+                 (nid, cell_id, author, now))
+    return row is not None and 0 <= now - row[0] <= TYPING_RUN_SECONDS
+
+
+def _record_events(conn: sqlite3.Connection, nb: Notebook, changes: list[tuple[str, dict]], by: dict) -> None:
+    """Append the events of changes just stored, each with ``by``; a cell_edited that continues
+    its author's typing run appends nothing."""
+    nid = nb.id  # type: ignore[attr-defined]
+    now = clock()
+    for action, details in changes:
+        if action == "cell_edited" and _continues_typing_run(conn, nid, details["cell"], by["node"], now):
+            continue
+        if action == "cell_removed":
+            conn.execute("DELETE FROM notebook_typing WHERE notebook_id = ? AND cell_id = ?", (nid, details["cell"]))
+        _event(conn, nb.name, nid, action, details, by)
+
+
+def _save(conn: sqlite3.Connection, nb: Notebook, since: bytes, changes: list[tuple[str, dict]], by: dict,
+          *, upgraded: bool) -> None:
+    """Store the document's change since state vector ``since`` (size checked first) with its
+    events: the owner's ``upgraded`` first when this change upgraded a format 1 document."""
+    _check_size(nb)
+    _store_update(conn, nb.id, nb, nb.update_since(since), events.now())  # type: ignore[attr-defined]
+    if upgraded:
+        _event(conn, nb.name, nb.id, "upgraded", {"format": nb.format}, local_by(conn))  # type: ignore[attr-defined]
+    _record_events(conn, nb, changes, by)
 
 
 def create(conn: sqlite3.Connection, name: str, title: str = "", *, notebook: Notebook | None = None,
@@ -208,13 +285,16 @@ def create(conn: sqlite3.Connection, name: str, title: str = "", *, notebook: No
     """Create a notebook (empty, or holding ``notebook``'s content, for imports).
 
     Raises:
-        UsageError for a bad name; QueryError "notebook 'x' already exists".
+        UsageError for a bad name; QueryError "notebook 'x' already exists"; InputError for
+        content larger than MAX_DOCUMENT_BYTES.
     """
     check_name(name)
     nb = notebook if notebook is not None else Notebook(name=name)
     nb.name = name
     if notebook is None and title:
         nb.set_title(title)
+    nb.upgrade()
+    _check_size(nb)
     when = events.now()
     nid = uuid.uuid4().hex
     with transaction(conn):
@@ -222,13 +302,14 @@ def create(conn: sqlite3.Connection, name: str, title: str = "", *, notebook: No
             raise QueryError(f"notebook '{name}' already exists", hint="pick another name, or remove it with: tessera notebook rm " + name)
         conn.execute("INSERT INTO notebooks(id, name, created, updated) VALUES (?, ?, ?, ?)", (nid, name, when, when))
         conn.execute("INSERT INTO notebook_updates(notebook_id, data, time) VALUES (?, ?, ?)", (nid, nb.full_update(), when))
-        _event(conn, name, nid, action, {"title": nb.title, "cells": len(nb), **(details or {})})
+        _event(conn, name, nid, action, {"title": nb.title, "cells": len(nb), **(details or {})}, local_by(conn))
     nb.id = nid  # type: ignore[attr-defined]
     return nb
 
 
 def change(conn: sqlite3.Connection, name: str, action: str, edit: Callable[[Notebook], dict | None]) -> tuple[Notebook, dict | None]:
-    """Apply ``edit`` to the notebook and persist it with its event, in one transaction.
+    """Apply ``edit`` to the notebook and persist it with its event (``by`` this node), in one
+    transaction; a format 1 document is upgraded in the same transaction.
 
     Args:
         action: the event's last subject token (cell_added, cell_set, ...).
@@ -236,18 +317,157 @@ def change(conn: sqlite3.Connection, name: str, action: str, edit: Callable[[Not
             (then nothing is stored and no event is written).
     Returns:
         (the notebook after the edit, the details or None).
+    Raises:
+        InputError when the notebook would grow past MAX_DOCUMENT_BYTES (nothing stored).
     """
     with transaction(conn):
         nb = load(conn, name)
         before = nb.state()
+        upgraded = nb.upgrade()
         details = edit(nb)
         if details is None:
             return nb, None
-        update = nb.update_since(before)
-        when = events.now()
-        _store_update(conn, nb.id, nb, update, when)  # type: ignore[attr-defined]
-        _event(conn, nb.name, nb.id, action, details)  # type: ignore[attr-defined]
+        _save(conn, nb, before, [(action, details)], local_by(conn), upgraded=upgraded)
     return nb, details
+
+
+def _find(conn: sqlite3.Connection, name_or_id: str) -> tuple[str, str]:
+    """(id, name) of the notebook with this id, else this name.
+
+    Raises:
+        QueryError when there is none (it was removed, or never was).
+    """
+    for column in ("id", "name"):
+        row = conn.execute(f"SELECT id, name FROM notebooks WHERE {column} = ?", (name_or_id,)).fetchone()
+        if row is not None:
+            return row[0], row[1]
+    if re.fullmatch(r"[0-9a-f]{32}", name_or_id or ""):
+        raise QueryError("the notebook was removed")
+    nid, name, _, _ = _record(conn, name_or_id)  # raises, naming the notebooks there are
+    return nid, name
+
+
+def upgrade(conn: sqlite3.Connection, name_or_id: str) -> bool:
+    """Upgrade a stored format 1 notebook (its name or id) to format 2 in place, in one
+    transaction with its ``upgraded`` event (the collaboration host calls this before serving
+    a notebook, so collaborators edit the format 2 structures). False when it already was."""
+    with transaction(conn):
+        nid, name = _find(conn, name_or_id)
+        nb = _load_by_id(conn, nid, name)
+        before = nb.state()
+        if not nb.upgrade():
+            return False
+        _save(conn, nb, before, [], local_by(conn), upgraded=True)
+    return True
+
+
+def _view(nb: Notebook) -> dict:
+    """What the events compare: the title, each cell (with number and row) and the rows.
+
+    Raises:
+        InputError when a cell holds an attribute no edit could have given it (a collaborator's
+        update made by hand).
+    """
+    from tessera.core.notebook.model import ATTRS, CHECKS
+
+    try:
+        cells = nb.cells()
+        for cell in cells:
+            for attr in ATTRS:
+                CHECKS[attr](cell[attr])
+        return {"title": nb.title, "cells": {c["id"]: c for c in cells}, "layout": nb.layout()}
+    except UsageError as exc:
+        raise InputError(f"the update leaves notebook '{nb.name}' with a bad cell: {exc.message}; nothing was stored") from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InputError(f"the update leaves notebook '{nb.name}' unreadable ({exc}); nothing was stored") from None
+
+
+def _filtered(layout: list[list[str]], keep: set[str]) -> list[list[str]]:
+    return [r for r in ([c for c in row if c in keep] for row in layout) if r]
+
+
+def _changes(before: dict, after: dict) -> list[tuple[str, dict]]:
+    """The events describing how ``after`` differs from ``before`` (``_view`` snapshots): the
+    title; cells added, removed, edited, set; and the rows: cell_moved for each cell that
+    changed place among rows of unchanged sizes, else one layout_changed (splits, merges, and
+    what concurrent edits made)."""
+    from difflib import SequenceMatcher
+
+    out: list[tuple[str, dict]] = []
+    if before["title"] != after["title"]:
+        out.append(("titled", {"before": before["title"], "title": after["title"]}))
+    old, new = before["cells"], after["cells"]
+    for cid, cell in new.items():
+        if cid not in old:
+            out.append(("cell_added", {"cell": cid, **{k: v for k, v in cell.items() if k != "id"}}))
+    for cid, cell in old.items():
+        if cid not in new:
+            gone = {k: v for k, v in cell.items() if k not in ("number", "row")}
+            out.append(("cell_removed", {"cell": cid, "number": cell["number"], "removed": gone}))
+    for cid, cell in new.items():
+        if cid not in old:
+            continue
+        was = old[cid]
+        if was["source"] != cell["source"]:
+            out.append(("cell_edited", {"cell": cid, "number": cell["number"], "before": was["source"],
+                                        "source": cell["source"]}))
+        changes = {a: [was[a], cell[a]] for a in ("type", "view", "refresh", "sources", "title") if was[a] != cell[a]}
+        if changes:
+            out.append(("cell_set", {"cell": cid, "number": cell["number"], "changes": changes}))
+    common = set(old) & set(new)
+    rows_before, rows_after = _filtered(before["layout"], common), _filtered(after["layout"], common)
+    if rows_before != rows_after:
+        order_before = [c for row in rows_before for c in row]
+        order_after = [c for row in rows_after for c in row]
+        if [len(r) for r in rows_before] == [len(r) for r in rows_after]:
+            matcher = SequenceMatcher(None, order_before, order_after, autojunk=False)
+            stayed = {order_before[b.a + k] for b in matcher.get_matching_blocks() for k in range(b.size)}
+            for cid in order_after:
+                if cid not in stayed:
+                    out.append(("cell_moved", {"cell": cid, "from": old[cid]["number"], "to": new[cid]["number"],
+                                               "layout": after["layout"]}))
+        else:
+            out.append(("layout_changed", {"before": before["layout"], "layout": after["layout"]}))
+    return out
+
+
+def apply_update(conn: sqlite3.Connection, name_or_id: str, update: bytes, *, by: dict) -> dict | None:
+    """Apply a binary update from a collaborator to the stored notebook (its name or id), in one
+    transaction: load it (upgrading a format 1 document), apply the update, and when the document
+    changed store the difference (never the raw bytes: a repeated update stores nothing) with
+    the events describing what changed, each with ``by`` (the collaborator: {"node", "name"}).
+
+    Returns:
+        {"changed": [the actions, in order], "notebook": its name}, or None when nothing changed
+        (an update already applied, or an empty one).
+    Raises:
+        QueryError when the notebook is gone; InputError (one line) for bytes that are not an
+        update, an update that leaves a cell no edit could make, or one that would make the
+        stored notebook larger than MAX_DOCUMENT_BYTES (checked before anything is stored).
+    """
+    if not isinstance(update, (bytes, bytearray, memoryview)):
+        raise InputError(f"a notebook update is bytes, not {type(update).__name__}")
+    if len(update) > MAX_DOCUMENT_BYTES:
+        raise InputError(f"the update ({len(update)} bytes) is larger than a notebook may be ({MAX_DOCUMENT_BYTES} "
+                         "bytes); nothing was stored")
+    author = _author(by)
+    with transaction(conn):
+        nid, name = _find(conn, name_or_id)
+        nb = _load_by_id(conn, nid, name)
+        since = nb.state()
+        upgraded = nb.upgrade()
+        before_state, before = nb.full_update(), _view(nb)
+        try:
+            nb.doc.apply_update(bytes(update))
+        except ValueError as exc:
+            reason = str(exc).strip().split("\n")[0][:200]
+            raise InputError(f"the update for notebook '{name}' is not a notebook update ({reason}); nothing was stored") from None
+        if nb.full_update() == before_state:
+            return None
+        _check_size(nb)
+        changes = _changes(before, _view(nb))
+        _save(conn, nb, since, changes, author, upgraded=upgraded)
+    return {"changed": [action for action, _ in changes], "notebook": name}
 
 
 def rename(conn: sqlite3.Connection, old: str, new: str) -> None:
@@ -262,7 +482,7 @@ def rename(conn: sqlite3.Connection, old: str, new: str) -> None:
         conn.execute("UPDATE notebooks SET name = ?, updated = ? WHERE id = ?", (new, events.now(), nid))
         # a share names the notebook (peer_shares, core/peers/shares.py): it follows the rename
         conn.execute("UPDATE OR REPLACE peer_shares SET item = ? WHERE item = ?", (f"notebook:{new}", f"notebook:{old}"))
-        _event(conn, new, nid, "renamed", {"from": old, "to": new})
+        _event(conn, new, nid, "renamed", {"from": old, "to": new}, local_by(conn))
 
 
 def remove(conn: sqlite3.Connection, name: str) -> None:
@@ -270,7 +490,7 @@ def remove(conn: sqlite3.Connection, name: str) -> None:
     with transaction(conn):
         nb = load(conn, name)
         conn.execute("DELETE FROM notebooks WHERE id = ?", (nb.id,))  # type: ignore[attr-defined]
-        _event(conn, name, nb.id, "removed", {"title": nb.title, "cells": len(nb)})  # type: ignore[attr-defined]
+        _event(conn, name, nb.id, "removed", {"title": nb.title, "cells": len(nb)}, local_by(conn))  # type: ignore[attr-defined]
 
 
 # --- the edits, as named operations (the CLI and other front ends call these) ----------------

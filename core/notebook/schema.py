@@ -45,4 +45,17 @@ MIGRATIONS = Component("notebooks", (
     ALTER TABLE notebook_updates_v3 RENAME TO notebook_updates;
     CREATE INDEX notebook_updates_notebook ON notebook_updates(notebook_id, id);
     """,
+    # 4: typing runs. A live editor stores one update per keystroke but the log gets one
+    # cell_edited event per (cell, author) per run of typing (repository.TYPING_RUN_SECONDS): this
+    # is when each author last edited each cell, so every process editing the store (serve's
+    # collaboration host, the dashboard, `cell edit`) applies the same rule.
+    """
+    CREATE TABLE notebook_typing (
+        notebook_id TEXT NOT NULL REFERENCES notebooks(id) ON DELETE CASCADE,
+        cell_id TEXT NOT NULL,
+        author TEXT NOT NULL,
+        last_edit REAL NOT NULL,
+        PRIMARY KEY (notebook_id, cell_id, author)
+    );
+    """,
 ))
