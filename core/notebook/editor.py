@@ -104,7 +104,7 @@ class NotebookEditor:
 
         def edit(conn: Any) -> dict:
             nb, _ = repository.change(conn, name, "cell_edited", lambda nb: typed_into(nb, cell_id, base, text))
-            return {"text": nb.cell(nb.number_of(cell_id))["source"],
+            return {"text": nb.cell_by_id(cell_id)["source"],
                     "version": repository.update_mark(conn, nb.id)}  # type: ignore[attr-defined]
 
         self.submit(edit, done=done, failed=failed)
@@ -192,11 +192,10 @@ def typed_into(nb: Any, cell_id: str, base: str, text: str) -> dict | None:
     Raises:
         QueryError when the cell is gone (removed by someone else meanwhile).
     """
-    n = nb.number_of(cell_id)
-    before = nb.cell(n)["source"]
-    if not nb.edit_source(n, rebase_typing(base, text, before)):
+    before = nb.cell_by_id(cell_id)["source"]
+    if not nb.edit_source_by_id(cell_id, rebase_typing(base, text, before)):
         return None
-    return {"cell": cell_id, "number": n, "before": before, "source": nb.cell(n)["source"]}
+    return {"cell": cell_id, "number": nb.number_of(cell_id), "before": before, "source": nb.cell_by_id(cell_id)["source"]}
 
 
 def changed_span(old: str, new: str) -> tuple[int, int, int]:
