@@ -57,9 +57,13 @@ def open_session(addr: Any, run: str, options: Any, **callbacks: Any) -> Any:
     session = RemoteNotebookSession(str(config.database_path()), addr.peer, addr.name, options, run=run,
                                     number=addr.cell, **callbacks)
     session.start()
-    if not session.wait_synced(SYNC_SECONDS):
-        session.stop()
-        raise not_live(session)
+    deadline = time.monotonic() + SYNC_SECONDS
+    while not session.wait_synced(0.05):
+        refused = (session.reason or "").startswith("the peer refused")  # for good: no use retrying
+        if refused or time.monotonic() > deadline:
+            error = not_live(session)  # before stop(), which ends with the reason "stopped"
+            session.stop()
+            raise error
     return session
 
 
