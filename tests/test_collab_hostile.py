@@ -148,3 +148,22 @@ def test_malformed_huge_and_unknown_collab_messages_are_refused_and_serve_goes_o
     client.wait_synced()
     client.send("type", cell=cell, text=" LIMIT 2")
     wait_owner(alice, "ops", lambda nb: sources(nb)[cell] == SECRET + " LIMIT 2", "the edit after the hostile frames")
+
+
+def test_a_notebook_too_large_for_a_frame_is_refused_with_one_line_not_a_silent_drop(tmp_path, procs, started):
+    from tessera.core.notebook import repository
+    from tests.test_peer_serve import store
+
+    alice, bob, _, _, serve, ticket = _setup(tmp_path, procs)
+    conn = store(alice)
+    try:
+        repository.create(conn, "big")
+        repository.add_cell(conn, "big", "x" * (5 * 1024 * 1024))  # under the 8 MiB document limit, over a frame
+    finally:
+        conn.close()
+    share(alice, "big", "bob")
+    client = start_driver(started, bob, "alice", "big")
+    offline = client.next(lambda l: l.get("event") == "status" and l["status"] == "offline" and l["reason"]
+                          and "too large to open live" in l["reason"], "the refusal naming the size limit")
+    assert "\n" not in offline["reason"] and "split it into smaller notebooks" in offline["reason"]
+    assert serve.poll() is None

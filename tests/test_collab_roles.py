@@ -61,3 +61,28 @@ def test_peer_role_refuses_an_unknown_role_before_looking_at_the_peers(tmp_path)
     assert bad.returncode == 2 and bad.stderr.strip() == "tessera: 'owner' is not a role (use viewer or editor)"
     unknown = tessera(alice, "peer", "role", "nobody", "editor")
     assert unknown.returncode == 2 and "no peer 'nobody'" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_unsharing_the_notebook_closes_the_peers_live_connection_with_the_reason(tmp_path, procs, started):
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    init_node(alice, "alice")
+    init_node(bob, "bob")
+    befriend(alice, bob)
+    cell = notebook_with_cell(alice, "ops", "MATCH (p:Pod) RETURN p")
+    share(alice, "ops", "bob")
+    serve, listening = start_serve(procs, alice)
+    point_at(bob, alice, listening["ticket"])
+    client = start_driver(started, bob, "alice", "ops")
+    client.wait_synced()
+    assert tessera(alice, "peer", "unshare", "ops", "--with", "bob").returncode == 0
+    offline = client.next(lambda l: l.get("event") == "status" and l["status"] == "offline"
+                          and "not shared" in (l["reason"] or ""), "the connection closed as not shared")
+    assert "ask alice: tessera peer share ops --with bob" in offline["reason"]
+    before = owner_notebook(alice, "ops")
+    client.send("type", cell=cell, text=" LIMIT 1")  # kept in bob's copy, never reaching alice
+    assert sources(client.show()["notebook"])[cell].endswith(" LIMIT 1")
+    client.next(lambda l: l.get("event") == "status" and l["status"] == "connecting", "the client dialing again")
+    client.next(lambda l: l.get("event") == "status" and l["status"] == "offline"
+                and "not shared" in (l["reason"] or ""), "the new join refused too")
+    assert owner_notebook(alice, "ops") == before
+    assert serve.poll() is None

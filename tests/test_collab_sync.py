@@ -122,3 +122,15 @@ def test_a_move_while_another_client_types_in_that_cell_keeps_the_text(trio, sta
                        "the moved cell with all of carol's typing at alice")
     for driver in (bob, carol):
         driver.wait_show(lambda s: s["notebook"] == final, "the same everywhere")
+
+
+def test_typing_faster_than_the_rate_limit_is_paced_not_refused(trio, started):
+    bob = start_driver(started, trio["bob"], "alice", "ops")
+    bob.wait_synced()
+    cell = trio["cell"]
+    typed = "".join(chr(ord("a") + i % 26) for i in range(200))  # far over serve's 20 frames/s, burst 40
+    for ch in typed:
+        bob.send("type", cell=cell, text=ch)
+    want = "MATCH (p:Pod) RETURN p" + typed
+    wait_owner(trio["alice"], "ops", lambda nb: sources(nb)[cell] == want, "every keystroke at alice")
+    assert not [l for l in bob.seen if l.get("event") == "status" and l["status"] == "offline"], bob.seen

@@ -249,7 +249,7 @@ class CollabClient:
                 try:
                     if endpoint is None:
                         endpoint = await node_endpoint.bind(conn, listen=False)
-                    live = await self._connection(conn, endpoint)
+                    live = await self._until_stopped(self._connection(conn, endpoint))
                     reason = "the owner's node closed the connection"
                 except TesseraError as exc:
                     reason = exc.one_line()[:300]
@@ -274,6 +274,23 @@ class CollabClient:
                     await asyncio.wait_for(endpoint.close(), STOP_SECONDS)
                 except (asyncio.TimeoutError, TesseraError):
                     pass
+
+    async def _until_stopped(self, work: Any) -> bool:
+        """``work``'s result, or False once stop() was called (a live connection then leaves by
+        itself: it is given a moment for that; a dial in progress is cancelled)."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                await asyncio.wait({task}, timeout=STOP_SECONDS / 2)
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                return False
+            return task.result()
+        finally:
+            stop.cancel()
 
     async def _connection(self, conn: sqlite3.Connection, endpoint: Any) -> bool:
         """One connection to the owner, until it ends or we stop; whether it got live.

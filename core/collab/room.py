@@ -28,7 +28,8 @@ from typing import Any, Callable
 
 from tessera.core.collab import presence, protocol
 from tessera.core.peers import identity, message_types
-from tessera.core.peers.frames import ProtocolError
+from tessera.core.peers.frames import MAX_FRAME_BYTES, ProtocolError
+from tessera.core.store.db import StoreError
 
 POLL_SECONDS = 0.01  # how often an open room looks for edits made at the owner (PRAGMA data_version)
 TICK_SECONDS = 0.5  # awareness renewals and expiry
@@ -194,7 +195,16 @@ class Room:
                 message = await client.outbox.get()
                 if message is None:
                     break
-                await client.channel.send(message)
+                try:
+                    await client.channel.send(message)
+                except ProtocolError as error:  # too large for a frame (a notebook's state over 4 MiB)
+                    if error.code != "too_large" or client.closing is not None:
+                        raise
+                    client.closing = ProtocolError(
+                        "too_large", f"notebook {self.name} is too large to open live (a frame holds at most "
+                                     f"{MAX_FRAME_BYTES // (1024 * 1024)} MiB)",
+                        fix=f"ask {self.me_name} to split it into smaller notebooks")
+                    break
         except (transport.TransportError, ProtocolError, OSError):
             return
         if client.closing is not None:
@@ -373,8 +383,11 @@ class Room:
                             "cell": protocol.short_text(state.get("cell")), "run": client.run}
             client.renewed = asyncio.get_running_loop().time()
             self._broadcast_awareness([(awareness_id, clock, client.state)], origin=client)
-            presence.announce(self.conn, self.notebook_id, client.presence_client, name=client.name,
-                              node=client.node_id, cell=client.state["cell"], where="peer")
+            try:
+                presence.announce(self.conn, self.notebook_id, client.presence_client, name=client.name,
+                                  node=client.node_id, cell=client.state["cell"], where="peer")
+            except StoreError as exc:  # the mirror is for the owner's own lists: the peers still see it
+                self.log("warning", "presence_failed", reason=exc.one_line()[:200])
 
     def _drop_awareness(self, client: RoomClient, *, announce: bool = True) -> None:
         if client.awareness_id is None or client.state is None:
@@ -385,8 +398,8 @@ class Room:
             self._broadcast_awareness([(client.awareness_id, client.clock, None)], origin=client)
         try:
             presence.withdraw(self.conn, self.notebook_id, client.presence_client)
-        except Exception as exc:  # the store busy: the row expires by its TTL anyway
-            self.log("warning", "presence_failed", reason=f"{type(exc).__name__}: {str(exc)[:200]}")
+        except StoreError as exc:  # the store busy: the row expires by its TTL anyway
+            self.log("warning", "presence_failed", reason=exc.one_line()[:200])
 
     def _local_people(self) -> list[dict]:
         return [{k: p[k] for k in ("client", "name", "node", "cell")}
