@@ -121,3 +121,34 @@ def test_a_viewers_typing_is_refused_with_the_owners_message(tmux, shared_notes)
         time.sleep(0.1)
     assert re.search(re.escape(NOTE), screen(tmux, "c"))
     close_editor_and_quit(tmux, "c")
+
+
+def test_pane_of_a_peers_cell_on_a_terminal_follows_the_owners_cluster(tmux, tmp_path, procs, kubeconfig, kube_api,
+                                                                        monkeypatch):
+    """`tessera pane alice:ops/1` at bob, who has no kubeconfig: alice's serve runs the cell over
+    her cluster and bob's pane shows its rows, says @alice, and follows a change there."""
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    init_node(alice, "alice")
+    init_node(bob, "bob")
+    befriend(alice, bob)
+    assert tessera(alice, "notebook", "new", "ops").returncode == 0
+    query = 'MATCH (p:Pod) WHERE p.metadata.namespace = "shop" RETURN p.metadata.name AS pod, p.status.phase AS phase'
+    assert tessera(alice, "cell", "add", "ops", query, "--refresh", "watch").returncode == 0
+    share(alice, "ops", "bob")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))  # alice's serve: her credentials
+    _, listening = start_serve(procs, alice)
+    point_at(bob, alice, listening["ticket"])
+    env = env_for(bob)
+    keep = " ".join(f"{k}={shlex.quote(env[k])}" for k in ("TESSERA_HOME", "TESSERA_CONFIG_DIR", "TESSERA_PEER_LOOPBACK"))
+    empty = tmp_path / "empty-home"
+    empty.mkdir()
+    command = (f"env -u COLUMNS -u LINES -u KUBECONFIG HOME={shlex.quote(str(empty))} {keep} {TESSERA} pane "
+               "alice:ops/1; echo EXIT=$?; sleep 600")
+    tmux("new-session", "-d", "-s", "p", "-x", "100", "-y", "20", command)
+    wait_screen(tmux, "p", r"web-5d8f-0\s+Running")
+    wait_screen(tmux, "p", r"@alice")
+    pod = kube_api.get("v1", "Pod", "shop", "web-5d8f-0")
+    kube_api.update({**pod, "status": {"phase": "Failed"}})
+    wait_screen(tmux, "p", r"web-5d8f-0\s+Failed")
+    tmux("send-keys", "-t", "p", "q")
+    wait_screen(tmux, "p", r"EXIT=0")

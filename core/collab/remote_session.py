@@ -189,7 +189,8 @@ class RemoteNotebookSession:
         if run == "local":
             from tessera.core.notebook.session import NotebookSession
 
-            local_options = replace(self.options, record=False)
+            # not this node's notebook: nothing recorded, and presence is the client's awareness
+            local_options = replace(self.options, record=False, presence=False)
             self._local = NotebookSession(db_path, notebook, local_options, number=number,
                                           on_update=lambda pane: self.on_update(pane),
                                           on_layout=lambda session: self._local_layout(),

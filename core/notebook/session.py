@@ -710,13 +710,17 @@ class _Presence:
 
 def _writes(cell: dict) -> bool:
     """True for a query cell whose query changes the cluster (CREATE, SET, DELETE...)."""
+    return cell["type"] == "query" and _query_writes(cell.get("source", ""))
+
+
+@functools.lru_cache(maxsize=256)
+def _query_writes(text: str) -> bool:
+    """Parsed once per text: a live cell is checked at every evaluation."""
     from tessera.core.errors import TesseraError
     from tessera.core.query.run import parse_query
 
-    if cell["type"] != "query":
-        return False
     try:
-        return parse_query(cell.get("source", "")).is_mutation
+        return parse_query(text).is_mutation
     except TesseraError:
         return False  # running it reports why it does not parse
 
