@@ -94,9 +94,11 @@ def dash(
     from tessera.cli.tui.app import DashApp
 
     if addr is not None and addr.peer is not None:
-        from tessera.core.collab.remote_session import RemoteNotebookSession
+        from tessera.cli.remote_notebook import open_session
 
-        session = RemoteNotebookSession(str(config.database_path()), addr.peer, addr.name, options, run=where)
+        # Checked before the screen is taken: a notebook not shared with us is one line and exit 5,
+        # an owner that cannot be reached exit 3 (unless we have a copy to work on offline).
+        session = open_session(addr, where, options, offline=True)
     else:
         from tessera.core.notebook.session import NotebookSession
 

@@ -42,9 +42,11 @@ def check_run(run: str | None, peer: str | None) -> str:
     return run or "owner"
 
 
-def open_session(addr: Any, run: str, options: Any, **callbacks: Any) -> Any:
+def open_session(addr: Any, run: str, options: Any, *, offline: bool = False, **callbacks: Any) -> Any:
     """A started RemoteNotebookSession on ``addr`` (a parse_address with a peer), synced with
-    the owner; the caller stops it.
+    the owner; the caller stops it. ``offline``: a notebook this node has a local copy of (it
+    was opened before) is returned at once, synced or not (the dashboard works offline and
+    catches up), unless the owner refuses it.
 
     Raises:
         UsageError for a peer not in the peer list; NotAuthorized when the owner refuses (the
@@ -58,8 +60,11 @@ def open_session(addr: Any, run: str, options: Any, **callbacks: Any) -> Any:
                                     number=addr.cell, **callbacks)
     session.start()
     deadline = time.monotonic() + SYNC_SECONDS
+    kept = session.client.notebook_id is not None  # a local copy from an earlier session
     while not session.wait_synced(0.05):
         refused = (session.reason or "").startswith("the peer refused")  # for good: no use retrying
+        if offline and kept and not refused and session.status == "offline":
+            return session  # the owner's node is not there now: work on the local copy
         if refused or time.monotonic() > deadline:
             error = not_live(session)  # before stop(), which ends with the reason "stopped"
             session.stop()

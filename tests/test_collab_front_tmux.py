@@ -152,3 +152,11 @@ def test_pane_of_a_peers_cell_on_a_terminal_follows_the_owners_cluster(tmux, tmp
     wait_screen(tmux, "p", r"web-5d8f-0\s+Failed")
     tmux("send-keys", "-t", "p", "q")
     wait_screen(tmux, "p", r"EXIT=0")
+
+
+def test_dash_of_a_peers_notebook_not_shared_is_one_line_and_exit_5(tmux, shared_notes):
+    assert tessera(shared_notes["alice"], "notebook", "new", "private").returncode == 0
+    start_dash(tmux, "n", shared_notes["bob"], "alice:private")
+    text = wait_screen(tmux, "n", r"EXIT=5")
+    assert "not shared" in text or "not_shared" in text
+    assert "Traceback" not in text

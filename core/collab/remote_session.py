@@ -175,6 +175,7 @@ class RemoteNotebookSession:
         self.reason: str | None = None
         self.runs_at = f"@{peer}" if run == "owner" else "local"
         self._lock = threading.RLock()
+        self._started = False
         self._assembler = PaneAssembler()
         self._pane_errors: dict[str, str] = {}
         self._results: dict[str, tuple[Any, Any]] = {}
@@ -215,6 +216,9 @@ class RemoteNotebookSession:
         Raises:
             UsageError for a peer not in the peer list.
         """
+        if self._started:  # the CLI starts it to check the owner answers, the dashboard then again
+            return self
+        self._started = True
         self.client.start()
         if self._local is not None:
             self._local.start()
