@@ -87,12 +87,13 @@ def test_a_result_over_the_limit_is_a_truncated_snapshot_that_says_so():
     (msgpack.packb({"v": 2, "kind": "status", "status": "live"}), "version"),
     (msgpack.packb({"v": 1, "kind": "boom", "status": "live"}), "unknown kind"),
     (msgpack.packb({"v": 1, "kind": "status", "status": "live", "error": 5}), "'error' is not text"),
-    (msgpack.packb({"v": 1, "kind": "snapshot", "status": "live", "columns": ["a"], "rows": [["k"]],
+    (msgpack.packb({"v": 1, "kind": "status", "status": "live"}), "'seq' is not a message number"),
+    (msgpack.packb({"v": 1, "kind": "snapshot", "status": "live", "seq": 1, "columns": ["a"], "rows": [["k"]],
                     "truncated": False, "total": 1}), "not [key, row]"),
-    (msgpack.packb({"v": 1, "kind": "changes", "status": "live", "columns": ["a"],
+    (msgpack.packb({"v": 1, "kind": "changes", "status": "live", "seq": 1, "columns": ["a"],
                     "changes": [["exploded", "k", {}]]}), "not [op, key, row]"),
-    (msgpack.packb({"v": 1, "kind": "changes", "status": "live", "columns": ["a"], "changes": []}),
-     "before its first full result"),
+    (msgpack.packb({"v": 1, "kind": "changes", "status": "live", "seq": 1, "columns": ["a"], "changes": []}),
+     "does not follow the last one"),
 ])
 def test_a_malformed_pane_message_is_one_line_and_changes_nothing(data, says):
     asm = PaneAssembler()
@@ -100,6 +101,25 @@ def test_a_malformed_pane_message_is_one_line_and_changes_nothing(data, says):
         asm.apply("c1", data)
     assert says in str(caught.value) and "\n" not in caught.value.one_line()
     assert asm.views == {}
+
+
+def test_a_late_joiners_snapshot_is_numbered_so_a_missed_change_is_noticed():
+    from tessera.core.collab.pane_wire import OutOfStep
+
+    enc = PaneEncoder()
+    enc.encode("c1", state([{"a": 1}], ["x"]))
+    late = enc.snapshot("c1", state([{"a": 1}], ["x"]))  # what a viewer joining now gets
+    missed = enc.encode("c1", state([{"a": 1}, {"a": 2}], ["x", "y"], version=2))
+    then = enc.encode("c1", state([{"a": 1}, {"a": 2}, {"a": 3}], ["x", "y", "z"], version=3))
+    in_step = PaneAssembler()
+    for data in (late, missed, then):
+        in_step.apply("c1", data)
+    assert [r["a"] for r in in_step.views["c1"].result().rows] == [1, 2, 3]
+    lost = PaneAssembler()
+    lost.apply("c1", late)
+    with pytest.raises(OutOfStep):
+        lost.apply("c1", then)  # y never arrived: applying z alone would show a wrong pane
+    assert [r["a"] for r in lost.views["c1"].result().rows] == [1]
 
 
 # --- PaneFeed over the kube emulator ----------------------------------------------------------------
@@ -173,6 +193,12 @@ def test_the_feed_streams_row_changes_refuses_writes_and_hides_secrets(owner_not
             late.apply(cell_id, data)
         assert late.views[ids["pods"]].result().rows == viewer.view(ids["pods"]).result().rows
         assert late.views[ids["secret"]].result().rows == secret.result().rows
+        # a viewer out of step asks for the cell again: its next message is a snapshot
+        with viewer.lock:
+            before = len([k for c, k in viewer.kinds if c == ids["pods"]])
+        feed.run_now(ids["pods"])
+        wait_until(lambda: [k for c, k in viewer.kinds[:] if c == ids["pods"]][before:][:1] == ["snapshot"],
+                   what="a snapshot after run_now")
     finally:
         feed.stop()
     # nothing recorded in the owner's store: a feed is a view for peers

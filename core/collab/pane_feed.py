@@ -56,14 +56,14 @@ class PaneFeed:
     def snapshot(self) -> list[tuple[str, bytes]]:
         """Every pane as it was last sent, each as a full snapshot, for a client joining late:
         the changes sent after it apply to exactly these rows."""
-        from tessera.core.collab.pane_wire import PaneEncoder
-
         with self._lock:
-            fresh = PaneEncoder(self._encoder.limit)  # no side effect on what the others were sent
-            return [(cell_id, fresh.snapshot(cell_id, state)) for cell_id, state in self._sent.items()]
+            return [(cell_id, self._encoder.snapshot(cell_id, state)) for cell_id, state in self._sent.items()]
 
     def run_now(self, cell_id: str) -> None:
-        """Run the cell again now (a viewer's ``collab_run``); an unknown id is ignored."""
+        """Run the cell again now (a viewer's ``collab_run``; an unknown id is ignored), its next
+        message a snapshot: a viewer that lost step with the cell's changes asks this way."""
+        with self._lock:
+            self._encoder.forget(cell_id)
         self.session.run_now(cell_id)
 
     # --- the session's callbacks (its worker thread) ---------------------------------------

@@ -14,7 +14,9 @@ snapshot (the first rows that fit, ``truncated`` set and ``total`` the real coun
 says, until large results move as blobs; after a truncated snapshot each change is sent as a
 snapshot again (the viewer holds only part of the rows, so a diff could not apply).
 
-Message fields: ``v`` 1; ``kind`` "snapshot" | "changes" | "status"; ``status``, ``error``,
+Message fields: ``v`` 1; ``kind`` "snapshot" | "changes" | "status"; ``seq``, the cell's
+message number (a late joiner's snapshot carries the number of the last message, so changes
+that do not follow what a viewer holds are noticed: OutOfStep); ``status``, ``error``,
 ``fault``, ``refreshed``, ``sources`` as in PaneState; snapshot: ``columns`` (list of str),
 ``rows`` ([[key, row], ...]), ``truncated`` (bool), ``total`` (int); changes: ``columns``,
 ``changes`` ([[op, key, row], ...]) and, when rows moved (a sorted result), ``order`` (every key). A status message carries no rows (the pane is starting,
@@ -39,6 +41,12 @@ _HEAD_ROOM = 64 * 1024
 
 class PaneWireError(InputError):
     """A pane message that is not what pane_wire sends (one line, for the pane)."""
+
+
+class OutOfStep(PaneWireError):
+    """Row changes that do not apply to the rows this viewer holds (a message missed, or none
+    before them): the viewer asks for the pane again (``collab_run``: the owner's feed then
+    sends it as a snapshot)."""
 
 
 def _pack(message: dict) -> bytes:
@@ -69,9 +77,10 @@ class PaneEncoder:
     def __init__(self, limit: int = PANE_INLINE_LIMIT):
         self.limit = limit
         self._sent: dict[str, tuple[list[str], dict[str, dict]] | None] = {}
+        self._seq: dict[str, int] = {}  # per cell: the number of the last message made
 
     def forget(self, cell_id: str) -> None:
-        """The cell is gone: its next state (if it comes back) starts with a snapshot."""
+        """The next message of the cell is a snapshot (it is gone, or a viewer lost step)."""
         self._sent.pop(cell_id, None)
 
     def encode(self, cell_id: str, state: Any) -> bytes:
@@ -80,14 +89,15 @@ class PaneEncoder:
         from tessera.core.times import now
         from tessera.core.watch.live_query import diff_rows, keyed_rows
 
+        seq = self._seq[cell_id] = self._seq.get(cell_id, 0) + 1
         if state.result is None:
-            return _pack({**_head(state), "kind": "status"})
+            return _pack({**_head(state), "kind": "status", "seq": seq})
         columns = [str(c) for c in state.result.columns]
         rows = keyed_rows(state.result)
         last = self._sent.get(cell_id)
         if last is not None and last[0] == columns:
             changes = diff_rows(last[1], rows, now())
-            message = {**_head(state), "kind": "changes", "columns": columns,
+            message = {**_head(state), "kind": "changes", "seq": seq, "columns": columns,
                        "changes": [[c["op"], c["key"], c["row"]] for c in changes]}
             if list(_applied(last[1], message["changes"])) != list(rows):
                 message["order"] = list(rows)  # a sorted result moved rows about: the viewer follows
@@ -95,31 +105,36 @@ class PaneEncoder:
             if len(data) <= self.limit:
                 self._sent[cell_id] = (columns, rows)
                 return data
-        return self.snapshot(cell_id, state)
+        data, self._sent[cell_id] = self._snapshot(state, seq)
+        return data
 
     def snapshot(self, cell_id: str, state: Any) -> bytes:
-        """Every row of ``state`` (as many as fit: then flagged truncated), for a first message
-        or a viewer joining late."""
+        """Every row of ``state`` (as many as fit: then flagged truncated) as the message last
+        made for the cell, for a viewer joining late: the changes made after it apply to it.
+        Nothing is changed (what the other viewers were sent stays)."""
+        return self._snapshot(state, self._seq.get(cell_id, 0))[0]
+
+    def _snapshot(self, state: Any, seq: int) -> tuple[bytes, Any]:
+        """(the snapshot message, what the viewer then holds: None when truncated)."""
         from tessera.core.watch.live_query import keyed_rows
 
         if state.result is None:
-            return _pack({**_head(state), "kind": "status"})
+            return _pack({**_head(state), "kind": "status", "seq": seq}), None
         columns = [str(c) for c in state.result.columns]
         rows = keyed_rows(state.result)
-        message = {**_head(state), "kind": "snapshot", "columns": columns, "rows": [[k, r] for k, r in rows.items()],
-                   "truncated": False, "total": len(rows)}
+        message = {**_head(state), "kind": "snapshot", "seq": seq, "columns": columns,
+                   "rows": [[k, r] for k, r in rows.items()], "truncated": False, "total": len(rows)}
         data = _pack(message)
         if len(data) <= self.limit:
-            self._sent[cell_id] = (columns, rows)
-            return data
+            return data, (columns, rows)
         kept, size = [], len(_pack({**message, "rows": []})) + _HEAD_ROOM
         for pair in message["rows"]:
             size += len(_pack({"r": pair}))
             if size > self.limit:
                 break
             kept.append(pair)
-        self._sent[cell_id] = None  # the viewer holds part of the rows: the next change is a snapshot again
-        return _pack({**message, "rows": kept, "truncated": True})
+        # the viewer holds part of the rows: the next change is a snapshot again
+        return _pack({**message, "rows": kept, "truncated": True}), None
 
 
 @dataclass
@@ -136,6 +151,7 @@ class PaneView:
     truncated: bool = False
     total: int = 0
     has_rows: bool = False
+    seq: int = 0
 
     def result(self) -> Any:
         """The rows as a Result (keys kept, so a viewer's live row changes match the owner's)."""
@@ -186,6 +202,7 @@ def decode(data: bytes) -> dict:
         _opt_str(message, key)
     sources = message.get("sources", [])
     _want(isinstance(sources, list) and all(isinstance(s, str) for s in sources), "'sources' is not a list of text")
+    _want(isinstance(message.get("seq"), int) and message["seq"] >= 0, "'seq' is not a message number")
     kind = message["kind"]
     if kind == "status":
         return message
@@ -240,16 +257,16 @@ class PaneAssembler:
         view = PaneView(status=message["status"], error=message.get("error"), fault=message.get("fault"),
                         refreshed=message.get("refreshed"), sources=tuple(message.get("sources", [])),
                         columns=old.columns, rows=old.rows, truncated=old.truncated, total=old.total,
-                        has_rows=old.has_rows)
+                        has_rows=old.has_rows, seq=message["seq"])
         kind = message["kind"]
         if kind == "snapshot":
             view.columns = message["columns"]
             view.rows = {k: r for k, r in message["rows"]}
             view.truncated, view.total, view.has_rows = message["truncated"], message["total"], True
         elif kind == "changes":
-            if not old.has_rows or old.truncated:
-                raise PaneWireError("a pane update from the owner came before its first full result",
-                                    hint="press r in the pane to have it sent again")
+            if not old.has_rows or old.truncated or message["seq"] != old.seq + 1:
+                raise OutOfStep("a pane update from the owner does not follow the last one this pane has; "
+                                "asked for the whole pane again", hint="it comes with the cell's next run")
             rows = _applied(old.rows, message["changes"])
             if message.get("order") is not None:
                 _want(set(message["order"]) == set(rows), "'order' does not list the rows")

@@ -293,12 +293,15 @@ class RemoteNotebookSession:
             self.on_refused(text)
 
     def _pane(self, cell_id: str, data: bytes) -> None:
-        from tessera.core.collab.pane_wire import PaneWireError
+        from tessera.core.collab.pane_wire import OutOfStep, PaneWireError
 
         with self._lock:
             try:
                 self._assembler.apply(cell_id, data)
                 self._pane_errors.pop(cell_id, None)
+            except OutOfStep as err:
+                self._pane_errors[cell_id] = err.one_line()
+                self.client.run_cell(cell_id)  # the owner's feed answers with a snapshot
             except PaneWireError as err:
                 self._pane_errors[cell_id] = err.one_line()
         self._publish(cell_id)
