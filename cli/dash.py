@@ -18,8 +18,11 @@ from tessera.cli.remote_notebook import RunOption
 
 NotebookArg = Annotated[Optional[str], typer.Argument(metavar="NOTEBOOK", show_default=False,
                                                       autocompletion=completers.notebooks,
-                                                      help="The notebook (default: the only one there is), or a "
-                                                           "peer's: PEER:NOTEBOOK.")]
+                                                      help="The notebook (default: the only one there is).")]
+DashNotebookArg = Annotated[Optional[str], typer.Argument(metavar="NOTEBOOK", show_default=False,
+                                                          autocompletion=completers.notebooks,
+                                                          help="The notebook (default: the only one there is), or a "
+                                                               "peer's: PEER:NOTEBOOK.")]
 MouseOption = Annotated[bool, typer.Option("--mouse/--no-mouse",
                                            help="Take mouse clicks and scrolling; --no-mouse leaves the mouse to the "
                                                 "terminal (its own text selection).")]
@@ -52,7 +55,7 @@ def resolve_notebook(conn: Any, name: str | None, command: str = "dash") -> str:
 @output_options
 @live_options
 def dash(
-    notebook: NotebookArg = None,
+    notebook: DashNotebookArg = None,
     mouse: MouseOption = True,
     run_at: RunOption = None,
     *,

@@ -30,11 +30,11 @@ def started():
 
 @pytest.fixture
 def pair(tmp_path, procs, kubeconfig, monkeypatch):
-    """alice serving notebook ops (a watched pod list over her cluster) shared with bob."""
+    """alice serving notebook ops (a watched pod list over her cluster) shared with bob, a viewer."""
     alice, bob = tmp_path / "alice", tmp_path / "bob"
     init_node(alice, "alice")
     init_node(bob, "bob")
-    befriend(alice, bob)
+    befriend(alice, bob, role="viewer")
     assert tessera(alice, "notebook", "new", "ops").returncode == 0
     added = tessera(alice, "cell", "add", "ops", PODS, "--refresh", "watch", "--title", "Shop pods")
     assert added.returncode == 0, added.stderr
