@@ -110,7 +110,20 @@ def test_a_notebook_not_shared_or_a_node_not_a_peer_gets_one_error_frame_and_no_
     assert [f["type"] for f in not_shared] == ["error"] and not_shared[0]["code"] == "not_shared", not_shared
     assert not_shared[0]["fix"] == "ask alice: tessera peer share private --with bob"
     assert [f["type"] for f in not_peer] == ["error"] and not_peer[0]["code"] == "unknown_peer", not_peer
-    assert not _holds_notebook_bytes(not_shared) and not _holds_notebook_bytes(not_peer)
+
+    from tests.test_peer_serve import node_id, tessera
+
+    assert tessera(alice, "peer", "add", node_id(bob), "--no-publish").returncode == 0  # bob: no longer published to
+
+    async def unpublished():
+        async with RawPeer(bob) as raw:
+            refused = await raw.dial(ticket, "bob")
+            await raw.send(message_types.make("collab_join", notebook="ops", run="owner"))
+            return [refused] + await raw.everything()
+
+    not_published = asyncio.run(unpublished())
+    assert [f["type"] for f in not_published] == ["error"] and not_published[0]["code"] == "not_authorized"
+    assert not any(map(_holds_notebook_bytes, (not_shared, not_peer, not_published)))
     assert serve.poll() is None
 
 
@@ -167,3 +180,27 @@ def test_a_notebook_too_large_for_a_frame_is_refused_with_one_line_not_a_silent_
                           and "too large to open live" in l["reason"], "the refusal naming the size limit")
     assert "\n" not in offline["reason"] and "split it into smaller notebooks" in offline["reason"]
     assert serve.poll() is None
+
+
+def test_a_local_edit_over_the_live_limit_is_not_made_nor_sent(tmp_path, procs, started):
+    from tests.collab_helpers import owner_notebook
+    from tests.test_peer_serve import store
+
+    alice, bob, _, cell, serve, ticket = _setup(tmp_path, procs)
+    client = start_driver(started, bob, "alice", "ops")
+    client.wait_synced()
+    before = owner_notebook(alice, "ops")
+    client.send("type", cell=cell, text="y" * (1536 * 1024))  # edit() reports before it returns
+    refused = [l for l in client.seen if l.get("event") == "refused"]
+    assert len(refused) == 1 and "over the 1 MiB one live edit may be" in refused[0]["message"], client.seen
+    assert {"event": "change", "how": "reset"} in client.seen
+    assert sources(client.show()["notebook"])[cell] == SECRET
+    client.send("type", cell=cell, text=" LIMIT 3")  # and the next edit goes through
+    wait_owner(alice, "ops", lambda nb: sources(nb)[cell] == SECRET + " LIMIT 3", "the next edit at alice")
+    conn = store(bob)
+    try:
+        assert conn.execute("SELECT max(length(data)) FROM collab_copy_updates").fetchone()[0] < 1024 * 1024
+    finally:
+        conn.close()
+    assert owner_notebook(alice, "ops")["rows"][0]["cells"][0]["source"] == SECRET + " LIMIT 3" != \
+        before["rows"][0]["cells"][0]["source"]

@@ -77,3 +77,32 @@ def test_a_client_killed_with_unsent_edits_sends_them_when_restarted(trio, procs
     carol.wait_show(lambda s: sources(s["notebook"])[cell] == want, "bob's unsent edit at carol (reconnected)")
     again.wait_show(lambda s: _pending(trio["bob"], alice) == 0, "bob's edit confirmed")
     assert {"bob", "carol"} <= _edits_by(alice, "ops")
+
+
+def test_an_edit_the_owner_cannot_store_now_is_kept_and_arrives_once_the_store_is_free(tmp_path, procs, started):
+    from tests.collab_helpers import befriend, init_node, notebook_with_cell, point_at, share
+
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    init_node(alice, "alice")
+    init_node(bob, "bob")
+    befriend(alice, bob)
+    cell = notebook_with_cell(alice, "ops", "MATCH (p:Pod) RETURN p")
+    share(alice, "ops", "bob")
+    (alice / "config").mkdir(parents=True, exist_ok=True)
+    (alice / "config" / "config.toml").write_text("store_lock_timeout = 0.5\n")  # serve gives up on a lock soon
+    serve, listening = start_serve(procs, alice)
+    point_at(bob, alice, listening["ticket"])
+    client = start_driver(started, bob, "alice", "ops")
+    client.wait_synced()
+    holder = store(alice)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds alice's store
+    try:
+        client.send("type", cell=cell, text=" LIMIT 4")
+        offline = client.next(lambda l: l.get("event") == "status" and l["status"] == "offline", "the busy refusal")
+        assert "alice's node could not store the edit now" in offline["reason"], offline
+        assert "sent again when the connection is back" in offline["reason"]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    wait_owner(alice, "ops", lambda nb: sources(nb)[cell] == "MATCH (p:Pod) RETURN p LIMIT 4", "the kept edit at alice")
+    assert serve.poll() is None

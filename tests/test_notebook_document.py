@@ -121,11 +121,11 @@ def test_apply_update_refuses_an_update_that_makes_the_notebook_too_big(conn, mo
     before = copy.state()
     for _ in range(3):  # each update alone is small; together they pass the limit
         copy.edit_source_by_id(first, copy.cell_by_id(first)["source"] + "y" * 400)
-    with pytest.raises(InputError, match=r"would hold \d+ bytes, more than the \d+ a notebook may hold; nothing was stored"):
+    with pytest.raises(repository.NotebookTooLarge, match=r"would be too large: [\d.]+ MiB, over the [\d.]+ MiB a notebook may hold; nothing was stored"):
         repository.apply_update(conn, "ops", copy.update_since(before), by=BOB)
     assert len(stored_updates(conn, nid)) == count
     assert repository.load(conn, "ops").cell_by_id(first)["source"] == "small"
-    with pytest.raises(InputError, match="larger than a notebook may be"):  # refused before it is even read
+    with pytest.raises(repository.NotebookTooLarge, match="the update is too large"):  # refused before it is read
         repository.apply_update(conn, "ops", b"\x00" * (stored + 2000), by=BOB)
 
 
@@ -433,3 +433,31 @@ def test_an_export_after_concurrent_edits_holds_the_rows_as_read():
     assert all(len(row) in (1, 2, 4) for row in a.layout())
     assert import_markdown(export_markdown(a)).to_dict() == a.to_dict()
     assert import_ipynb(export_ipynb(a)).to_dict() == a.to_dict()
+
+
+def test_a_read_after_a_change_that_only_deletes_sees_it():
+    nb = Notebook(name="t")
+    a, _ = nb.add_cell(source="alpha")
+    b, _ = nb.add_cell(source="beta")
+    assert nb.ids() == [a, b]  # read (and kept)
+    state = nb.state()
+    nb.remove_cell(2)  # a lone cell's row and Map deleted: nothing inserted
+    assert nb.state() == state  # so the state vector alone would not show the change
+    assert nb.ids() == [a] and len(nb) == 1
+    nb.edit_source_by_id(a, "alp")  # a delete inside the text
+    assert nb.cell(1)["source"] == "alp"
+
+
+def test_every_keystroke_is_stored_across_compactions(conn, clock):
+    repository.create(conn, "ops")
+    cid, _ = repository.add_cell(conn, "ops", "")
+    copy = replica_of(conn)
+    nid = repository.notebook_id(conn, "ops")
+    typed = ""
+    for i in range(repository.COMPACT_AFTER * 2 + 7):
+        typed += "abcdefghij"[i % 10]
+        send(conn, copy, lambda nb, text=typed: nb.edit_source_by_id(cid, text))
+        clock.now += 0.1
+    assert len(stored_updates(conn, nid)) <= repository.COMPACT_AFTER  # compacted on the way
+    assert repository.load(conn, "ops").cell_by_id(cid)["source"] == typed
+    assert len(notebook_events(conn, action="cell_edited")) == 1

@@ -155,11 +155,29 @@ class CollabClient:
             update = notebook.update_since(before)
             if update == protocol.EMPTY_UPDATE:
                 return result
+            if len(update) > protocol.MAX_DATA_BYTES - 64:  # the owner would refuse it: not kept, not sent
+                self._undo_edit(len(update))
+                return result
             row = local_copy.add(self._conn(), self.peer_id, self.notebook_name, update, pending=True)
             self._last_local_row = row
         self._post(("update", update, row))
         self._changed("local")
         return result
+
+    def _undo_edit(self, size: int) -> None:
+        """Drop an edit too large to send: the document goes back to the local copy (under the
+        lock), as after the owner's refusal."""
+        from tessera.core.notebook.model import Notebook
+
+        fresh = Notebook.from_updates(local_copy.updates(self._conn(), self.peer_id, self.notebook_name),
+                                      name=self.notebook_name)
+        fresh.id = self.notebook_id  # type: ignore[attr-defined]
+        self.notebook = fresh
+        if self.on_refused is not None:
+            self.on_refused(f"the edit was not made: it is {size} bytes, over the "
+                            f"{protocol.MAX_DATA_BYTES // (1024 * 1024)} MiB one live edit may be "
+                            "(paste a large text in parts)")
+        self._changed("reset")
 
     def set_cell(self, cell_id: str | None) -> None:
         """Our awareness: the cell we are in (None: none)."""

@@ -158,7 +158,7 @@ class Room:
                 self.on_empty(self)
 
     async def _read(self, client: RoomClient, stopping: asyncio.Event, writer: asyncio.Task) -> None:
-        from tessera.core.peers import hello
+        from tessera.core.peers import hello, transport
 
         channel = client.channel
         stop = asyncio.create_task(stopping.wait())
@@ -178,6 +178,9 @@ class Room:
                 except (hello.PeerRefused, ProtocolError) as error:  # its error frame, a protocol error (answered), closed
                     if error.code not in ("closed",):
                         self.log("info", "collab_closed", peer=identity.short_id(client.node_id), code=error.code)
+                    return
+                except transport.TransportError as exc:
+                    self.log("info", "collab_closed", peer=identity.short_id(client.node_id), reason=str(exc)[:200])
                     return
                 client.heard = asyncio.get_running_loop().time()
                 try:
@@ -279,6 +282,12 @@ class Room:
             code = "too_large" if "large" in exc.message or "MiB" in exc.message else "malformed"
             self._refuse(client, code, f"{self.me_name}'s node refused the edit: {exc.message}", exc.hint or "")
             return
+        except StoreError as exc:  # the store locked or full: the client keeps the edit and sends it again
+            self.log("warning", "collab_store_failed", peer=identity.short_id(client.node_id),
+                     reason=exc.one_line()[:300])  # the owner's paths and processes stay in its own log
+            client.close(ProtocolError("busy", f"{self.me_name}'s node could not store the edit now (its store is busy)",
+                                       fix="the edit is kept and sent again when the connection is back"))
+            raise ClientGone from None
         except QueryError as exc:
             self._close_all(ProtocolError("not_found", f"notebook {self.nb.name} is gone from {self.me_name}",
                                           fix=exc.hint or ""))

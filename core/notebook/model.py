@@ -134,6 +134,7 @@ class Notebook:
         self._cells = self.doc.get("cells", type=Map)
         self._layout = self.doc.get("layout", type=Array)
         self._rows = self.doc.get("rows", type=Array)  # format 1 only
+        self._read_cache: tuple[bytes, list[list[str]], dict[str, dict]] | None = None
         if fresh:
             self._meta["format"] = FORMAT
 
@@ -218,8 +219,8 @@ class Notebook:
         format set). Returns False when it already was format 2 (nothing written)."""
         if self.format == FORMAT:
             return False
-        rows, maps = self._read()
-        cells = {cid: _snapshot(cid, maps[cid]) for row in rows for cid in row}
+        rows, plain = self._read()
+        cells = {cid: _snapshot(cid, plain[cid]) for row in rows for cid in row}
         with self.doc.transaction():
             for cid, cell in cells.items():
                 self._cells[cid] = _cell_map(cell)
@@ -229,22 +230,38 @@ class Notebook:
             self._meta["format"] = FORMAT
         return True
 
-    def _read(self) -> tuple[list[list[str]], dict[str, Any]]:
-        """(the rows of cell ids as readers see them, each cell id's Map)."""
+    def _read(self) -> tuple[list[list[str]], dict[str, dict]]:
+        """(the rows of cell ids as readers see them, each cell id's content as plain data; the
+        caller must not change them). Reading a pycrdt document element by element is slow (a
+        transaction per access) and a live view reads often, so the result is kept until the
+        document changes: its state vector says what was inserted, and an update past it holds
+        just the delete set, which says what was deleted."""
+        state = self.doc.get_state()
+        key = state + self.doc.get_update(state)
+        if self._read_cache is not None and self._read_cache[0] == key:
+            return self._read_cache[1], self._read_cache[2]
+        rows, plain = self._read_document()
+        self._read_cache = (key, rows, plain)
+        return rows, plain
+
+    def _read_document(self) -> tuple[list[list[str]], dict[str, dict]]:
+        # str() of a pycrdt type is its JSON, made by yrs in one call: several times faster than
+        # to_py(), which walks the document in Python
         if self.format == FORMAT:
-            maps = {str(cid): cell for cid, cell in self._cells.items() if _is_map(cell)}
-            raw = [_row_ids(row) for row in self._layout]
+            plain = {str(cid): cell for cid, cell in _as_plain(self._cells, {}).items() if isinstance(cell, dict)}
+            raw = [_row_items(row) for row in _as_plain(self._layout, [])]
         else:
-            maps = {}
+            plain = {}
             raw = []
-            for row in self._rows:
+            for row in _as_plain(self._rows, []):
                 ids = []
-                for cell in _row_cells(row):
-                    cid = str(cell.get("id"))
-                    maps.setdefault(cid, cell)
-                    ids.append(cid)
+                for cell in _row_items(row):
+                    if isinstance(cell, dict):
+                        cid = str(cell.get("id"))
+                        plain.setdefault(cid, cell)
+                        ids.append(cid)
                 raw.append(ids)
-        return normal_layout(raw, maps.keys()), maps
+        return normal_layout(raw, plain.keys()), plain
 
     def _write_layout(self, rows: list[list[str]]) -> None:
         """Make ``layout`` hold exactly ``rows`` (each of 1, 2 or 4 ids) with the fewest changes:
@@ -253,7 +270,7 @@ class Notebook:
 
         from pycrdt import Array, Map
 
-        current = [_row_ids(row) for row in self._layout]
+        current = [[str(cid) for cid in _row_items(row)] for row in _as_plain(self._layout, [])]
         ops = SequenceMatcher(None, [tuple(r) for r in current], [tuple(r) for r in rows], autojunk=False).get_opcodes()
         for tag, i1, i2, j1, j2 in reversed(ops):  # from the end, so earlier indices stay right
             if tag == "equal":
@@ -287,11 +304,11 @@ class Notebook:
 
     def layout(self) -> list[list[str]]:
         """Cell ids row by row."""
-        return self._read()[0]
+        return [list(row) for row in self._read()[0]]
 
     def ids(self) -> list[str]:
         """Cell ids in reading order."""
-        return [cid for row in self.layout() for cid in row]
+        return [cid for row in self._read()[0] for cid in row]
 
     def __len__(self) -> int:
         return len(self.ids())
@@ -316,11 +333,18 @@ class Notebook:
         r, p = self._locate(n, rows)
         return rows[r][p]
 
-    def _map_of(self, cell_id: str) -> Any:
-        maps = self._read()[1]
-        if cell_id not in maps:
+    def _plain_of(self, cell_id: str) -> dict:
+        plain = self._read()[1]
+        if cell_id not in plain:
             raise QueryError(f"notebook '{self.name}' has no cell with id '{cell_id}'")
-        return maps[cell_id]
+        return plain[cell_id]
+
+    def _map_of(self, cell_id: str) -> Any:
+        """The cell's Map in a format 2 document (edits upgrade first)."""
+        cell = self._cells.get(cell_id)
+        if not _is_map(cell):
+            raise QueryError(f"notebook '{self.name}' has no cell with id '{cell_id}'")
+        return cell
 
     def cell(self, n: int) -> dict:
         """Cell ``n`` (1-based, reading order) as a plain dict (see ``to_dict``)."""
@@ -332,7 +356,7 @@ class Notebook:
         Raises:
             QueryError when the notebook has no such cell (it was removed).
         """
-        return _snapshot(cell_id, self._map_of(cell_id))
+        return _snapshot(cell_id, self._plain_of(cell_id))
 
     def number_of(self, cell_id: str) -> int:
         """The 1-based number of the cell with this id."""
@@ -347,18 +371,18 @@ class Notebook:
 
     def cells(self) -> list[dict]:
         """Every cell as a plain dict, in reading order, each with ``number`` and ``row`` added."""
-        rows, maps = self._read()
+        rows, plain = self._read()
         out = []
         for r, row in enumerate(rows, start=1):
             for cid in row:
-                out.append({**_snapshot(cid, maps[cid]), "number": len(out) + 1, "row": r})
+                out.append({**_snapshot(cid, plain[cid]), "number": len(out) + 1, "row": r})
         return out
 
     def to_dict(self) -> dict:
         """The plain snapshot: ``{"title", "rows": [{"cells": [{id, type, title, view, refresh,
         sources, source}]}]}`` (what ``notebook show -o json`` prints, and what round trips keep)."""
-        rows, maps = self._read()
-        return {"title": self.title, "rows": [{"cells": [_snapshot(cid, maps[cid]) for cid in row]} for row in rows]}
+        rows, plain = self._read()
+        return {"title": self.title, "rows": [{"cells": [_snapshot(cid, plain[cid]) for cid in row]} for row in rows]}
 
     # --- edits (each upgrades a format 1 document first, in the same transaction) -------------
 
@@ -371,11 +395,11 @@ class Notebook:
         Returns:
             (the new cell's id, its number).
         """
-        rows, maps = self._read()
-        cell = {"id": check_cell_id(id) if id else new_cell_id(maps), "type": check_type_name(type), "source": source,
+        rows, plain = self._read()
+        cell = {"id": check_cell_id(id) if id else new_cell_id(plain), "type": check_type_name(type), "source": source,
                 "view": check_view(view), "refresh": check_refresh(refresh),
                 "sources": check_sources(sources or []), "title": check_title(title)}
-        if cell["id"] in maps:
+        if cell["id"] in plain:
             raise UsageError(f"notebook '{self.name}' already has a cell with id '{cell['id']}'")
         if after is None:
             index = len(rows)
@@ -400,7 +424,7 @@ class Notebook:
         Raises:
             QueryError when the notebook has no such cell.
         """
-        if str(self._map_of(cell_id).get("source") or "") == text:
+        if self.cell_by_id(cell_id)["source"] == text:
             return False
         with self.doc.transaction():
             self.upgrade()
@@ -560,16 +584,17 @@ def _is_array(value: Any) -> bool:
     return isinstance(value, Array)
 
 
-def _row_ids(row: Any) -> list[str]:
-    """The ids of a format 2 row (nothing for a malformed one)."""
-    cells = row.get("cells") if _is_map(row) else None
-    return [str(cid) for cid in cells] if _is_array(cells) else []
+def _as_plain(shared: Any, empty: Any) -> Any:
+    """A pycrdt Map or Array as plain data (``empty`` when it holds something else)."""
+    value = json.loads(str(shared))
+    return value if isinstance(value, type(empty)) else empty
 
 
-def _row_cells(row: Any) -> list[Any]:
-    """The cell Maps of a format 1 row (nothing for a malformed one)."""
-    cells = row.get("cells") if _is_map(row) else None
-    return [cell for cell in cells if _is_map(cell)] if _is_array(cells) else []
+def _row_items(row: Any) -> list[Any]:
+    """What a row (as plain data) holds: ids in format 2, cells in format 1 (nothing for a
+    malformed row)."""
+    cells = row.get("cells") if isinstance(row, dict) else None
+    return cells if isinstance(cells, list) else []
 
 
 def _replace_text(t: Any, old: str, text: str) -> None:
@@ -651,7 +676,8 @@ def merge_text(base: str, theirs: str, mine: str) -> str:
     return "\n".join(out)
 
 
-def _snapshot(cell_id: str, cell: Any) -> dict:
+def _snapshot(cell_id: str, cell: dict) -> dict:
+    """A cell as ``to_dict`` shows it, from its content as plain data."""
     sources = cell.get("sources")
     source = cell.get("source")
     return {

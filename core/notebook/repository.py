@@ -216,11 +216,21 @@ def _author(by: dict) -> dict:
     return {"node": str(by["node"]), "name": str(by["name"])}
 
 
+class NotebookTooLarge(InputError):
+    """A change that would make a notebook's whole state larger than MAX_DOCUMENT_BYTES (nothing
+    was stored); the collaboration host tells the editor so."""
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
 def _check_size(nb: Notebook) -> None:
     size = len(nb.full_update())
     if size > MAX_DOCUMENT_BYTES:
-        raise InputError(f"notebook '{nb.name}' would hold {size} bytes, more than the {MAX_DOCUMENT_BYTES} a notebook "
-                         "may hold; nothing was stored (split it: move cells to another notebook)")
+        raise NotebookTooLarge(f"notebook '{nb.name}' would be too large: {_mib(size)}, over the "
+                               f"{_mib(MAX_DOCUMENT_BYTES)} a notebook may hold; nothing was stored",
+                               hint="split it: move cells to another notebook")
 
 
 def _store_update(conn: sqlite3.Connection, nid: str, nb: Notebook, update: bytes, when: str) -> None:
@@ -285,8 +295,8 @@ def create(conn: sqlite3.Connection, name: str, title: str = "", *, notebook: No
     """Create a notebook (empty, or holding ``notebook``'s content, for imports).
 
     Raises:
-        UsageError for a bad name; QueryError "notebook 'x' already exists"; InputError for
-        content larger than MAX_DOCUMENT_BYTES.
+        UsageError for a bad name; QueryError "notebook 'x' already exists"; NotebookTooLarge
+        for content larger than MAX_DOCUMENT_BYTES.
     """
     check_name(name)
     nb = notebook if notebook is not None else Notebook(name=name)
@@ -318,7 +328,7 @@ def change(conn: sqlite3.Connection, name: str, action: str, edit: Callable[[Not
     Returns:
         (the notebook after the edit, the details or None).
     Raises:
-        InputError when the notebook would grow past MAX_DOCUMENT_BYTES (nothing stored).
+        NotebookTooLarge when the notebook would grow past MAX_DOCUMENT_BYTES (nothing stored).
     """
     with transaction(conn):
         nb = load(conn, name)
@@ -442,14 +452,15 @@ def apply_update(conn: sqlite3.Connection, name_or_id: str, update: bytes, *, by
         (an update already applied, or an empty one).
     Raises:
         QueryError when the notebook is gone; InputError (one line) for bytes that are not an
-        update, an update that leaves a cell no edit could make, or one that would make the
-        stored notebook larger than MAX_DOCUMENT_BYTES (checked before anything is stored).
+        update or an update that leaves a cell no edit could make; NotebookTooLarge (an
+        InputError) for one that would make the stored notebook larger than MAX_DOCUMENT_BYTES
+        (checked before anything is stored).
     """
     if not isinstance(update, (bytes, bytearray, memoryview)):
         raise InputError(f"a notebook update is bytes, not {type(update).__name__}")
     if len(update) > MAX_DOCUMENT_BYTES:
-        raise InputError(f"the update ({len(update)} bytes) is larger than a notebook may be ({MAX_DOCUMENT_BYTES} "
-                         "bytes); nothing was stored")
+        raise NotebookTooLarge(f"the update is too large: {_mib(len(update))}, over the {_mib(MAX_DOCUMENT_BYTES)} "
+                               "a whole notebook may hold; nothing was stored")
     author = _author(by)
     with transaction(conn):
         nid, name = _find(conn, name_or_id)
