@@ -160,3 +160,27 @@ def test_dash_of_a_peers_notebook_not_shared_is_one_line_and_exit_5(tmux, shared
     text = wait_screen(tmux, "n", r"EXIT=5")
     assert "not shared" in text or "not_shared" in text
     assert "Traceback" not in text
+
+
+def test_dash_run_local_runs_a_peers_cells_with_this_nodes_kubeconfig(tmux, tmp_path, procs, kube_api_b):
+    """`tessera dash alice:ops --run local` at bob: the cells run at bob over his own cluster, and
+    each pane says `local`."""
+    from tests.kube_emulator import write_kubeconfig
+
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    init_node(alice, "alice")
+    init_node(bob, "bob")
+    befriend(alice, bob)
+    assert tessera(alice, "notebook", "new", "ops").returncode == 0
+    query = 'MATCH (p:Pod) WHERE p.metadata.namespace = "shop" RETURN p.metadata.name AS pod, p.status.phase AS phase'
+    assert tessera(alice, "cell", "add", "ops", query, "--refresh", "watch").returncode == 0
+    share(alice, "ops", "bob")
+    _, listening = start_serve(procs, alice)  # alice has no cluster at all here
+    point_at(bob, alice, listening["ticket"])
+    mine = write_kubeconfig(tmp_path / "bob-kubeconfig", {"bobs": (kube_api_b.url, "shop")}, current="bobs")
+    start_dash(tmux, "l", bob, f"alice:ops --run local --kubeconfig {shlex.quote(str(mine))}")
+    wait_screen(tmux, "l", r"web-b-5d8f-0\s+Running")
+    wait_screen(tmux, "l", r"local · ")
+    assert "@alice" not in screen(tmux, "l")
+    tmux("send-keys", "-t", "l", "q")
+    wait_screen(tmux, "l", r"EXIT=0")
