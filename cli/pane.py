@@ -117,6 +117,7 @@ def pane(
         except Exception:
             session.stop()
             raise
+        session.set_cell(cell["id"])  # presence: others see us in this cell
     else:
         conn = connect(db_path)
         try:

@@ -194,7 +194,7 @@ class DashApp(App):
             return
         layout = [list(row) for row in self.session.layout]
         people = list(self.session.people)
-        status = (self.session.status, getattr(self.session, "reason", None))
+        status = (self.session.status, self.session.reason)
         if layout != self._layout:
             self._relayout(layout)
             self._banner()
@@ -297,7 +297,7 @@ class DashApp(App):
             title = self.session.title or self.session.name
             cells = sum(len(r) for r in self._layout)
             text = f"{self.session.name} — {title} · {cells} cells"
-            status, reason = self.session.status, getattr(self.session, "reason", None)
+            status, reason = self.session.status, self.session.reason
             if status in ("connecting", "offline"):  # a peer's notebook, not live now
                 text += f" · {status}" + (f": {reason}" if reason else "") + " (edits are kept and sent when back)"
                 error = status == "offline"

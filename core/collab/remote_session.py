@@ -176,6 +176,7 @@ class RemoteNotebookSession:
         self.runs_at = f"@{peer}" if run == "owner" else "local"
         self._lock = threading.RLock()
         self._started = False
+        self._shown_version = 0
         self._assembler = PaneAssembler()
         self._pane_errors: dict[str, str] = {}
         self._results: dict[str, tuple[Any, Any]] = {}
@@ -205,10 +206,9 @@ class RemoteNotebookSession:
         return self.client.role
 
     @property
-    def doc_version(self) -> int:
+    def doc_version(self) -> int | None:
+        """The document version the panes show (an editor's own change is in them from its version on)."""
         return self._local.doc_version if self._local is not None else self._shown_version
-
-    _shown_version = 0
 
     def start(self) -> "RemoteNotebookSession":
         """Connect (in the background; work starts from the local copy if there is one).

@@ -213,7 +213,8 @@ class NotebookSession:
         self.people: list[dict] = []
         self.runs_at: str | None = None
         self.role: str | None = None
-        self.status: str | None = None
+        self.status: str | None = None  # a peer's notebook: its connection (connecting, live, offline)
+        self.reason: str | None = None
         self.doc_version: int | None = None
         self._cell: str | None = None
         self._presence: _Presence | None = None
