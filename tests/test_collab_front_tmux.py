@@ -79,10 +79,10 @@ def shared_notes(tmp_path, procs):
     added = tessera(alice, "cell", "add", "ops", NOTE, "--type", "markdown")
     assert added.returncode == 0, added.stderr
     share(alice, "ops", "bob", "carol")
-    _, listening = start_serve(procs, alice)
+    serve, listening = start_serve(procs, alice)
     point_at(bob, alice, listening["ticket"])
     point_at(carol, alice, listening["ticket"])
-    return {"alice": alice, "bob": bob, "carol": carol}
+    return {"alice": alice, "bob": bob, "carol": carol, "serve": serve}
 
 
 def test_text_typed_in_one_nodes_dashboard_shows_in_the_others(tmux, shared_notes):
@@ -184,3 +184,32 @@ def test_dash_run_local_runs_a_peers_cells_with_this_nodes_kubeconfig(tmux, tmp_
     assert "@alice" not in screen(tmux, "l")
     tmux("send-keys", "-t", "l", "q")
     wait_screen(tmux, "l", r"EXIT=0")
+
+
+def test_a_dashboard_opens_a_peers_notebook_offline_and_its_typing_reaches_the_owner_later(tmux, shared_notes, procs):
+    """bob opened alice:ops before (his node keeps a copy); with alice's serve stopped his
+    dashboard still opens it, says it is offline, takes his typing, and once alice's serve is
+    back the typing reaches her store."""
+    start_dash(tmux, "b", shared_notes["bob"], "alice:ops")
+    wait_screen(tmux, "b", re.escape(NOTE))
+    tmux("send-keys", "-t", "b", "q")
+    wait_screen(tmux, "b", r"EXIT=0")
+    tmux("kill-session", "-t", "b")
+    serve = shared_notes["serve"]
+    serve.terminate()
+    assert serve.wait(60) == 0
+    start_dash(tmux, "b2", shared_notes["bob"], "alice:ops")
+    wait_screen(tmux, "b2", r"offline")
+    wait_screen(tmux, "b2", re.escape(NOTE))
+    tmux("send-keys", "-t", "b2", "e")
+    wait_screen(tmux, "b2", r"saved as you type")
+    tmux("send-keys", "-t", "b2", "End")
+    tmux("send-keys", "-t", "b2", "-l", " Typed offline.")
+    wait_screen(tmux, "b2", r"Typed offline\.")
+    _, listening = start_serve(procs, shared_notes["alice"])
+    point_at(shared_notes["bob"], shared_notes["alice"], listening["ticket"])
+    deadline = time.monotonic() + 90
+    while sources(owner_notebook(shared_notes["alice"], "ops")).popitem()[1] != NOTE + " Typed offline.":
+        assert time.monotonic() < deadline, sources(owner_notebook(shared_notes["alice"], "ops"))
+        time.sleep(0.2)
+    close_editor_and_quit(tmux, "b2")
