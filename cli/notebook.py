@@ -107,13 +107,23 @@ def _load(addr: Any) -> Any:
 
     if addr.peer is None:
         return repository.load(_conn(), addr.name)
+    from tessera.core.errors import QueryError, SourceUnavailable
     from tessera.core.peers.replica_reading import open_peer
 
-    replica = open_peer(addr.peer)
     try:
-        nb = repository.load(replica.conn, addr.name)
-    finally:
-        replica.conn.close()
+        replica = open_peer(addr.peer)
+        try:
+            nb = repository.load(replica.conn, addr.name)
+        finally:
+            replica.conn.close()
+    except (SourceUnavailable, QueryError):
+        # Not synced here (yet): a notebook shared live is read from its owner's node instead.
+        from tessera.cli.remote_notebook import fetch_notebook
+
+        nb = fetch_notebook(addr)
+        if nb is None:
+            raise
+        return nb
     nb.owner = replica.label  # type: ignore[attr-defined]
     return nb
 
@@ -124,7 +134,8 @@ def show(address: AddressArg, *, out: OutputSettings) -> None:
     """Show a notebook's cells (or one cell): number, row, id, type, view, refresh, title, first line.
 
     -o json (or yaml) prints the whole document: title, rows, cells with their full source.
-    PEER:NOTEBOOK[/N] shows a peer's notebook from its replica (read-only), e.g. alice:ops.
+    PEER:NOTEBOOK[/N] shows a peer's notebook from its replica (read-only), e.g. alice:ops;
+    without a replica of it, as the peer's node has it now (a notebook shared live).
     Who has the notebook open now (here, and at peers' nodes; for a peer's notebook, asked of
     its node) is listed after the title line (-o json: "people").
     """

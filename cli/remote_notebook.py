@@ -136,3 +136,29 @@ def watch(addr: Any, run: str, options: Any, *, on_changes: Callable[[dict, list
                 raise session.failure
     finally:
         session.stop()
+
+
+def fetch_notebook(addr: Any, timeout: float = 10.0) -> Any:
+    """A peer's notebook as its owner's node has it now (for ``notebook show alice:ops`` without a
+    replica), read over a collab connection that runs nothing; None when the owner's node does
+    not give it (not shared, not reachable) within ``timeout``. ``.owner`` is the peer as named."""
+    from tessera.core import config
+    from tessera.core.collab.client import CollabClient
+    from tessera.core.errors import TesseraError
+    from tessera.core.notebook.model import Notebook
+
+    client = CollabClient(str(config.database_path()), addr.peer, addr.name, run="none")
+    try:
+        client.start()
+    except TesseraError:
+        return None
+    try:
+        if not client.wait_synced(timeout):
+            return None
+        with client.lock:
+            nb = Notebook.from_updates([client.notebook.full_update()], name=addr.name)
+        nb.id = client.notebook_id  # type: ignore[attr-defined]
+        nb.owner = addr.peer  # type: ignore[attr-defined]
+        return nb
+    finally:
+        client.stop()

@@ -133,14 +133,21 @@ def test_notebook_show_lists_who_is_connected(pair, started):
     assert [(p["name"], p["where"]) for p in people] == [("bob", "peer")]
     table = tessera(pair["alice"], "notebook", "show", "ops", "-o", "table")
     assert "connected: bob (at a peer)" in table.stdout
-    # at bob's node, `notebook show alice:ops` (from its replica) asks alice's node who is in it
+    # at bob's node, `notebook show alice:ops` asks alice's node who is in it: without a replica
+    # (never synced) the notebook itself is read from her node too, then from the replica
+    def show_at_bob() -> dict:
+        shown = subprocess.run([*TSR, "notebook", "show", "alice:ops", "-o", "json"], env=pair["bob_env"],
+                               capture_output=True, text=True, timeout=DEADLINE, stdin=subprocess.DEVNULL)
+        assert shown.returncode == 0, shown.stderr
+        return json.loads(shown.stdout)
+
+    live = show_at_bob()
+    assert [p["name"] for p in live["people"]] == ["bob"]  # its driver, connected
+    assert live["rows"][0]["cells"][0]["source"] == PODS
     synced = subprocess.run([*TSR, "peer", "sync", "alice"], env=pair["bob_env"], capture_output=True, text=True,
                             timeout=DEADLINE, stdin=subprocess.DEVNULL)
     assert synced.returncode == 0, synced.stderr
-    at_bob = subprocess.run([*TSR, "notebook", "show", "alice:ops", "-o", "json"], env=pair["bob_env"],
-                            capture_output=True, text=True, timeout=DEADLINE, stdin=subprocess.DEVNULL)
-    assert at_bob.returncode == 0, at_bob.stderr
-    assert [p["name"] for p in json.loads(at_bob.stdout)["people"]] == ["bob"]  # its driver, connected
+    assert [p["name"] for p in show_at_bob()["people"]] == ["bob"]
     bob.stop()
     gone = tessera(pair["alice"], "notebook", "show", "ops", "-o", "json")
     assert json.loads(gone.stdout)["people"] == []
