@@ -671,3 +671,19 @@ def test_the_owners_dashboard_announces_itself_and_shows_who_else_is_in_the_note
                         and "bob" not in str(pane(app, "deps").border_title), what="bob moved to cell 2")
     run(main())
     assert mine() == []  # withdrawn on exit
+
+
+def test_an_open_editor_closes_when_its_cell_is_removed_elsewhere(grid_notebook):
+    async def main():
+        from tessera.cli.tui.cell_editor import EditScreen
+
+        async with dashboard(grid_notebook) as (app, pilot):
+            pane(app, "deps").focus()
+            await pilot.press("e")
+            assert isinstance(app.screen, EditScreen)
+            conn = connect()
+            repository.remove_cell(conn, "grid", "deps")  # another process
+            conn.close()
+            await until(pilot, app, lambda: not isinstance(app.screen, EditScreen), what="the editor closed")
+            assert any("was removed elsewhere" in n.message for n in app._notifications)
+    run(main())

@@ -223,6 +223,11 @@ class DashApp(App):
         state = self.session.panes.get(screen.cell["id"])
         if state is not None:
             screen.follow(state.cell.get("source", ""), self.session.doc_version)
+        elif self.session.layout and not screen.pending:
+            # removed elsewhere (another dashboard, a peer): nothing left to type into
+            screen.dismiss(None)
+            self.notify(f"cell {screen.cell.get('number', '?')} was removed elsewhere; its editor is closed",
+                        severity="warning", timeout=6, markup=False)
 
     def _tell_cell(self) -> None:
         """Presence: the cell this dashboard is in (being edited, else focused)."""
