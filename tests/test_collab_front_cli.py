@@ -109,6 +109,14 @@ def test_run_local_runs_a_peers_notebook_with_this_nodes_own_kubeconfig(pair, ku
     assert result.returncode == 0, result.stderr
     assert pods_of(result.stdout).get("only-at-bob") == "Pending"
     assert "web-5d8f-0" not in pods_of(result.stdout)  # alice's cluster is not read
+    from tests.test_peer_serve import store
+
+    conn = store(pair["bob"])
+    try:  # run here, but not bob's notebook: nothing recorded in his store
+        assert conn.execute("SELECT count(*) FROM cell_results").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM events WHERE subject LIKE 'query.%'").fetchone()[0] == 0
+    finally:
+        conn.close()
 
 
 def test_a_notebook_not_shared_is_refused_with_exit_5_and_one_line(pair):
