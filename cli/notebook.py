@@ -11,6 +11,7 @@ import typer
 
 from tessera.cli import completers
 from tessera.cli.options import OutputSettings, SourceFlags, emit, output_options, read_text, source_options
+from tessera.cli.remote_notebook import RunOption
 
 _SETTINGS = dict(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                  context_settings={"help_option_names": ["-h", "--help"]})
@@ -106,13 +107,23 @@ def _load(addr: Any) -> Any:
 
     if addr.peer is None:
         return repository.load(_conn(), addr.name)
+    from tessera.core.errors import QueryError, SourceUnavailable
     from tessera.core.peers.replica_reading import open_peer
 
-    replica = open_peer(addr.peer)
     try:
-        nb = repository.load(replica.conn, addr.name)
-    finally:
-        replica.conn.close()
+        replica = open_peer(addr.peer)
+        try:
+            nb = repository.load(replica.conn, addr.name)
+        finally:
+            replica.conn.close()
+    except (SourceUnavailable, QueryError):
+        # Not synced here (yet): a notebook shared live is read from its owner's node instead.
+        from tessera.cli.remote_notebook import fetch_notebook
+
+        nb = fetch_notebook(addr)
+        if nb is None:
+            raise
+        return nb
     nb.owner = replica.label  # type: ignore[attr-defined]
     return nb
 
@@ -123,7 +134,10 @@ def show(address: AddressArg, *, out: OutputSettings) -> None:
     """Show a notebook's cells (or one cell): number, row, id, type, view, refresh, title, first line.
 
     -o json (or yaml) prints the whole document: title, rows, cells with their full source.
-    PEER:NOTEBOOK[/N] shows a peer's notebook from its replica (read-only), e.g. alice:ops.
+    PEER:NOTEBOOK[/N] shows a peer's notebook from its replica (read-only), e.g. alice:ops;
+    without a replica of it, as the peer's node has it now (a notebook shared live).
+    Who has the notebook open now (here, and at peers' nodes; for a peer's notebook, asked of
+    its node) is listed after the title line (-o json: "people").
     """
     import json
 
@@ -137,8 +151,9 @@ def show(address: AddressArg, *, out: OutputSettings) -> None:
     owner = getattr(nb, "owner", None)
     shown = nb.name if owner is None else f"{owner}:{nb.name}"
     fmt = out.format()
+    people = _people_in(addr, nb)
     if fmt in ("json", "yaml"):
-        data = nb.cell(addr.cell) if addr.cell else {"name": nb.name, **nb.to_dict()}
+        data = nb.cell(addr.cell) if addr.cell else {"name": nb.name, **nb.to_dict(), "people": people}
         if owner is not None:
             data = {"source": owner, **data}
         if fmt == "json":
@@ -160,7 +175,40 @@ def show(address: AddressArg, *, out: OutputSettings) -> None:
         rows_n = len(nb.layout())
         print(f"{shown}: {printable(nb.title) or '(no title)'} ({len(nb)} cell{'s' if len(nb) != 1 else ''}"
               f" in {rows_n} row{'s' if rows_n != 1 else ''})")
+        if people:
+            print("connected: " + ", ".join(_person(p, nb) for p in people))
     emit(Result(columns=["cell", "row", "id", "type", "view", "refresh", "title", "sources", "source"], rows=rows), out)
+
+
+def _people_in(addr: Any, nb: Any) -> list[dict]:
+    """Who has the notebook open now: [{name, node, cell, where}] (where: local = at this
+    node, peer = at a peer's). A peer's notebook: asked of its node (collab probe_people);
+    unreachable, it is said on stderr and the list is empty."""
+    if addr.peer is None:
+        from tessera.core.collab import presence
+
+        found = presence.present(_conn(), nb.id)
+    else:
+        from tessera.core import config
+        from tessera.core.collab.client import probe_people
+        from tessera.core.errors import TesseraError
+
+        try:
+            found = probe_people(str(config.database_path()), addr.peer, addr.name, timeout=5.0)
+        except TesseraError as err:
+            _note(f"who is in {addr.peer}:{addr.name} is unknown: {err.one_line()}")
+            return []
+    return [{k: p.get(k) for k in ("name", "node", "cell", "where")} for p in found]
+
+
+def _person(person: dict, nb: Any) -> str:
+    """``bob (cell 2, at a peer)``."""
+    from tessera.core.errors import printable
+
+    where = [] if person.get("where") != "peer" else ["at a peer"]
+    if person.get("cell") in nb.ids():
+        where.insert(0, f"cell {nb.number_of(person['cell'])}")
+    return printable(person.get("name") or "?") + (f" ({', '.join(where)})" if where else "")
 
 
 @notebook_app.command("rm")
@@ -222,6 +270,7 @@ def history(name: NotebookArg, *, out: OutputSettings) -> None:
 def run(
     address: AddressArg,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep the cells current by their refresh policy and print row changes as JSONL.")] = False,
+    run_at: RunOption = None,
     *,
     src: SourceFlags,
     out: OutputSettings,
@@ -237,33 +286,89 @@ def run(
     Query cells without sources of their own use -s / --context (default: the current kube
     context). When a cell's rows differ from its previous run, the event
     query.<notebook>.<cell id>.changed records the row changes.
+
+    PEER:NOTEBOOK runs a peer's notebook live over a connection to its `tessera serve`: at the
+    owner by default (--run owner: no kubeconfig needed here), or here (--run local); nothing is
+    recorded in this node's store.
     Example: tessera notebook run ops -o jsonl
     """
+    from tessera.cli.remote_notebook import check_run
     from tessera.core.errors import TesseraError
     from tessera.core.notebook import repository
     from tessera.core.notebook.cells import CellContext, run_notebook
     from tessera.core.result import Result
 
-    addr = repository.parse_address(address)
+    addr = repository.parse_address(address, peer=True)
+    where = check_run(run_at, addr.peer)
+    failures: list[tuple[str, TesseraError]] = []
+    if addr.peer is not None:
+        _run_remote(addr, where, watch, src, out, failures)
+        return
     conn = _conn()
     ctx = CellContext(conn, default_sources=src.specs, contexts=src.contexts, kubeconfig=src.kubeconfig,
                       namespace=src.namespace, all_namespaces=src.all_namespaces, stdin=sys.stdin, speed=src.speed,
                       loop=src.loop)
-    failures: list[tuple[str, TesseraError]] = []
-
-    def failed(cell: dict, err: TesseraError) -> None:
-        where = f"{addr.name}/{cell['number']} ({cell['id']})"
-        failures.append((where, err))
-        _note(f"{where}: {err.one_line()}")
-
+    failed = _failure_note(addr.name, failures)
     if watch:
         _watch(conn, addr, ctx, failed)
         return
     runs = run_notebook(conn, addr.name, addr.cell, context=ctx, on_error=failed)
+    _print_runs(addr.name, runs, out, failures)
+
+
+def _failure_note(shown: str, failures: list) -> Any:
+    """The on_error of a run: each failing cell noted on stderr and kept for the exit code."""
+    def failed(cell: dict, err: Any) -> None:
+        where = f"{shown}/{cell['number']} ({cell['id']})"
+        failures.append((where, err))
+        _note(f"{where}: {err.one_line()}")
+
+    return failed
+
+
+def _run_remote(addr: Any, where: str, watch: bool, src: SourceFlags, out: OutputSettings, failures: list) -> None:
+    """``notebook run PEER:NOTEBOOK``: once, or --watch, over a live connection to the owner."""
+    import threading
+
+    from tessera.cli import remote_notebook
+    from tessera.core.notebook.session import SessionOptions
+
+    if "-" in src.specs:
+        from tessera.core.errors import UsageError
+
+        raise UsageError("a peer's notebook cannot read stdin ('-s -')", hint="save the input to a file and use -s FILE")
+    options = SessionOptions(default_sources=src.specs, contexts=src.contexts, kubeconfig=src.kubeconfig,
+                             namespace=src.namespace, all_namespaces=src.all_namespaces, speed=src.speed, loop=src.loop)
+    shown = f"{addr.peer}:{addr.name}"
+    failed = _failure_note(shown, failures)
+    if watch:
+        remote_notebook.watch(addr, where, options, on_changes=_print_changes, on_error=failed,
+                              stop=threading.Event())
+        return
+    runs, failing = remote_notebook.run_once(addr, where, options)
+    for cell, err in failing:
+        failed(cell, err)
+    _print_runs(shown, runs, out, failures)
+
+
+def _print_changes(cell: dict, changes: list[dict]) -> None:
+    """--watch's output: one JSON line per row change, with its cell id."""
+    import orjson
+
+    write = sys.stdout.buffer.write
+    for change in changes:
+        write(orjson.dumps({"cell": cell["id"], **change}, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+    sys.stdout.flush()
+
+
+def _print_runs(name: str, runs: list, out: OutputSettings, failures: list) -> None:
+    """Print each cell's rows as -o asks (one section per cell on a terminal)."""
+    from tessera.core.result import Result
+
     fmt = out.format()
     if out.output is None and fmt == "table" or fmt in ("table", "tree", "graph", "dot", "mermaid", "cyphernetes"):
         for r in runs:
-            print(f"── {addr.name}/{r.cell['number']} {r.cell['title'] or r.cell['type']} ({r.cell['id']})")
+            print(f"── {name}/{r.cell['number']} {r.cell['title'] or r.cell['type']} ({r.cell['id']})")
             view = r.cell["view"] if out.output is None else fmt
             sub = OutputSettings(view, out.color, out.limit, out.quiet)
             emit(r.result, sub)
@@ -314,18 +419,10 @@ def _watch(conn, addr, ctx, failed) -> None:
     """``notebook run --watch``: JSONL row changes, each with its cell id, until interrupted."""
     import threading
 
-    import orjson
-
     from tessera.core.notebook.session import watch_notebook
     from tessera.core.watch.cache import shared_hub
 
     hub = shared_hub()
-    write = sys.stdout.buffer.write
-
-    def changed(cell: dict, changes: list[dict]) -> None:
-        for change in changes:
-            write(orjson.dumps({"cell": cell["id"], **change}, option=orjson.OPT_NON_STR_KEYS) + b"\n")
-        sys.stdout.flush()
 
     def fault(cell: dict, notice: str | None) -> None:
         where = f"{addr.name}/{cell['number']} ({cell['id']})"
@@ -333,7 +430,7 @@ def _watch(conn, addr, ctx, failed) -> None:
 
     try:
         watch_notebook(conn, addr.name, ctx, hub=hub, stop=threading.Event(), number=addr.cell,
-                       on_changes=changed, on_error=failed, on_fault=fault)
+                       on_changes=_print_changes, on_error=failed, on_fault=fault)
     finally:
         hub.close()
 

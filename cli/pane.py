@@ -24,6 +24,7 @@ import typer
 from tessera.cli import completers
 from tessera.cli.dash import run_once
 from tessera.cli.options import LiveFlags, OutputSettings, live_options, output_options
+from tessera.cli.remote_notebook import RunOption
 from tessera.core.errors import EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_TERMINATED
 
 AddressArg = Annotated[str, typer.Argument(metavar="NB/N", show_default=False, autocompletion=completers.cells,
@@ -71,6 +72,7 @@ _KEYS = {
 def pane(
     address: AddressArg,
     view: ViewOption = None,
+    run_at: RunOption = None,
     *,
     live: LiveFlags,
     out: OutputSettings,
@@ -83,31 +85,48 @@ def pane(
     Exit codes: 0 after q, 130 after Ctrl-C, 129 after SIGHUP, 143 after SIGTERM.
     Without a terminal, or with -o, prints the cell's rows once (JSONL by default), like
     notebook run NB/N.
+    PEER:NB/N shows a cell of a peer's shared notebook, run at the owner (--run owner, the
+    default: no kubeconfig needed here) or here (--run local).
     Example: tessera pane ops/2 -s replay:demo --speed 20
     """
+    from tessera.cli.remote_notebook import check_run
     from tessera.core.errors import UsageError
     from tessera.core.notebook import repository
     from tessera.core.render.views import VIEWS
 
-    addr = repository.parse_address(address, cell=True)
+    addr = repository.parse_address(address, cell=True, peer=True)
+    where = check_run(run_at, addr.peer)
     if view is not None and view not in VIEWS:
         raise UsageError(f"'{view}' is not a view; choose from {', '.join(VIEWS)}")
     options = live.session_options()
     if out.output is not None or not (_isatty(sys.stdin) and _isatty(sys.stdout)):
-        run_once(str(addr), live, out)
+        run_once(str(addr), live, out, run_at=run_at)
         return
     from tessera.core import config
     from tessera.core.store.db import connect
 
     number = int(addr.cell or 0)  # parse_address(cell=True) always has one
     db_path = str(config.database_path())
-    conn = connect(db_path)
-    try:
-        # Checked here, so a bad address is one line on stderr, not a flash of an empty screen.
-        cell = {**repository.load(conn, addr.name).cell(number), "number": number}
-    finally:
-        conn.close()
-    screen = PaneScreen(db_path, addr.name, number, options, cell=cell, view=view, color=out.use_color(sys.stdout))
+    session = None
+    if addr.peer is not None:
+        from tessera.cli.remote_notebook import open_session
+
+        session = open_session(addr, where, options)
+        try:
+            cell = {**session.document.read().cell(number), "number": number}
+        except Exception:
+            session.stop()
+            raise
+        session.set_cell(cell["id"])  # presence: others see us in this cell
+    else:
+        conn = connect(db_path)
+        try:
+            # Checked here, so a bad address is one line on stderr, not a flash of an empty screen.
+            cell = {**repository.load(conn, addr.name).cell(number), "number": number}
+        finally:
+            conn.close()
+    screen = PaneScreen(db_path, str(addr).rsplit("/", 1)[0], number, options, cell=cell, view=view,
+                        color=out.use_color(sys.stdout), session=session)
     code = screen.run()
     if code:
         raise typer.Exit(code)
@@ -132,10 +151,13 @@ class PaneScreen:
         view: a view to show instead of the cell's own (None: the cell's).
         color: colours and styles (False: plain text).
         fd_in / fd_out: the terminal (default: stdin and stdout).
+        session: the session to show (a peer's notebook: a started RemoteNotebookSession on
+            this cell); None: a NotebookSession on this node's notebook ``name``.
     """
 
     def __init__(self, db_path: str, name: str, number: int, options: Any, *, cell: dict, view: str | None = None,
-                 color: bool = True, fd_in: int | None = None, fd_out: int | None = None) -> None:
+                 color: bool = True, fd_in: int | None = None, fd_out: int | None = None,
+                 session: Any = None) -> None:
         from tessera.core.notebook.session import GRAPH_VIEWS, NotebookSession, PaneState
 
         self.name = name
@@ -144,8 +166,11 @@ class PaneScreen:
         self.color = color
         self.fd_in = sys.stdin.fileno() if fd_in is None else fd_in
         self.fd_out = sys.stdout.fileno() if fd_out is None else fd_out
-        self.session = NotebookSession(db_path, name, options, number=number, on_update=self._on_update,
-                                       on_layout=self._on_layout)
+        self._started = session is not None  # a peer's notebook: started (and synced) by the caller
+        if session is None:
+            session = NotebookSession(db_path, name, options, number=number)
+        session.on_update, session.on_layout = self._on_update, self._on_layout
+        self.session = session
         self.state: Any = PaneState(cell=cell)
         if view is not None and (view in GRAPH_VIEWS) != (cell.get("view") in GRAPH_VIEWS):
             self.session.subgraph = view in GRAPH_VIEWS  # planned so from the start (before start())
@@ -224,7 +249,12 @@ class PaneScreen:
                 handlers[sig] = signal.signal(sig, handler)
             self._take_terminal()
             self._draw()  # the first frame: the status line, before any result
-            self.session.start()
+            if not self._started:
+                self.session.start()
+            else:  # started before the screen was ours: show what it has
+                state = self.session.panes.get(self.state.cell.get("id"))
+                if state is not None:
+                    self.state = state
             self._loop()
         except Exception as exc:  # drawn from here on: the terminal comes back first
             failure = exc
@@ -489,7 +519,9 @@ class PaneScreen:
         line.append(f"{self.name}/{cell.get('number', self.number)} ", style="bold" if self.color else "")
         line.append(cell.get("title") or cell.get("type") or "")
         line.append(f" {status}", style=style)
-        parts = []
+        parts = [self.session.runs_at] if self.session.runs_at else []  # a peer's notebook: @alice or local
+        if self.session.status in ("connecting", "offline"):
+            parts.append(self.session.status)
         sources = st.sources or tuple(cell.get("sources") or ())
         if sources:
             parts.append(",".join(sources))

@@ -200,18 +200,20 @@ def test_edit_saves_and_reruns_and_completes(grid_notebook):
     run(main())
 
 
-def test_edit_escape_discards(grid_notebook):
+def test_edit_is_saved_as_it_is_typed_and_escape_closes(grid_notebook):
     async def main():
-        from tessera.cli.tui.cell_editor import EditScreen, QueryArea
+        from tessera.cli.tui.cell_editor import EditScreen
 
         async with dashboard(grid_notebook) as (app, pilot):
             pane(app, "deps").focus()
             await pilot.press("e")
-            app.screen.query_one(QueryArea).text = "garbage"
+            await pilot.press("space", "L", "I", "M", "I", "T", "space", "2")  # at the end of the text
+            await until(pilot, app, lambda: notebook_cells("grid")[0]["source"] == DEPLOYMENTS + " LIMIT 2",
+                        what="each keystroke stored while the editor is open")
+            assert isinstance(app.screen, EditScreen)
             await pilot.press("escape")
             assert not isinstance(app.screen, EditScreen)
-            await pilot.pause(0.3)
-            assert notebook_cells("grid")[0]["source"] == DEPLOYMENTS
+            assert notebook_cells("grid")[0]["source"] == DEPLOYMENTS + " LIMIT 2"
     run(main())
 
 
@@ -335,24 +337,48 @@ def test_edit_left_open_while_the_cell_moves_saves_into_that_cell(grid_notebook)
     run(main())
 
 
-def test_edit_of_a_line_changed_elsewhere_is_a_conflict_not_a_mix(grid_notebook):
+def test_typing_here_and_elsewhere_on_the_same_line_merges(grid_notebook):
+    """Live co-editing: what another process types in the cell comes into the open editor, the
+    cursor staying where it was in the text around it; what is typed here then lands at the
+    cursor, and both edits are kept (no conflict file: the editor is never on an old copy)."""
     async def main():
         from tessera.cli.tui.cell_editor import QueryArea
 
         async with dashboard(grid_notebook) as (app, pilot):
             pane(app, "deps").focus()
             await pilot.press("e")
+            area = app.screen.query_one(QueryArea)
+            area.move_cursor((0, len("MATCH (d:Deployment)")))
             conn = connect()
-            repository.edit_cell(conn, "grid", "deps", DEPLOYMENTS + " LIMIT 50")  # meanwhile, elsewhere
+            repository.edit_cell(conn, "grid", "deps", "// mine\n" + DEPLOYMENTS + " LIMIT 50")  # elsewhere
             conn.close()
-            app.screen.query_one(QueryArea).text = DEPLOYMENTS + " LIMIT 1"
-            await pilot.press("ctrl+s")
-            await until(pilot, app, lambda: any("changed on the same lines" in n.message for n in app._notifications),
-                        what="the conflict reported")
-            (note,) = [n.message for n in app._notifications if "changed on the same lines" in n.message]
-            kept = note.split("your version is in ", 1)[1].split(" (", 1)[0]
-            assert open(kept).read() == DEPLOYMENTS + " LIMIT 1"
-            assert notebook_cells("grid")[0]["source"] == DEPLOYMENTS + " LIMIT 50"  # not "LIMIT 01"
+            await until(pilot, app, lambda: area.text == "// mine\n" + DEPLOYMENTS + " LIMIT 50",
+                        what="the other edit in the open editor")
+            assert area.cursor_location == (1, len("MATCH (d:Deployment)"))  # moved down a line with its text
+            await pilot.press("space", "x")
+            want = "// mine\nMATCH (d:Deployment) x" + DEPLOYMENTS[len("MATCH (d:Deployment)"):] + " LIMIT 50"
+            await until(pilot, app, lambda: notebook_cells("grid")[0]["source"] == want, what="both edits stored")
+            assert area.text == want
+    run(main())
+
+
+def test_text_typed_elsewhere_at_the_cursor_goes_after_it(grid_notebook):
+    async def main():
+        from tessera.cli.tui.cell_editor import QueryArea
+
+        async with dashboard(grid_notebook) as (app, pilot):
+            pane(app, "notes").focus()
+            await pilot.press("e")
+            area = app.screen.query_one(QueryArea)
+            area.move_cursor((0, len("Some ")))
+            conn = connect()
+            repository.edit_cell(conn, "grid", "notes", "Some more **notes**.")
+            conn.close()
+            await until(pilot, app, lambda: area.text == "Some more **notes**.", what="the other edit")
+            assert area.cursor_location == (0, len("Some "))
+            await pilot.press("X")
+            await until(pilot, app, lambda: notebook_cells("grid")[6]["source"] == "Some Xmore **notes**.",
+                        what="the keystroke stored before the other's text")
     run(main())
 
 
@@ -536,9 +562,10 @@ def test_the_dashboard_changes_notebooks_only_through_the_core_editor(grid_noteb
     assert [thread for thread, files in opened if editor_file in files] == ["tessera-notebook-editor"]
 
 
-def test_a_dashboard_edit_and_cell_edit_meet_in_the_same_merge(grid_notebook, monkeypatch, tmp_path):
-    """Both ways of editing an old copy — the dashboard's editor (e) and ``tessera cell edit``
-    with $EDITOR — save through repository.edit_cell and its three-way merge (model.merge_text)."""
+def test_a_dashboard_edit_is_live_and_cell_edit_merges_over_it(grid_notebook, monkeypatch, tmp_path):
+    """The dashboard's editor is never on an old copy: each change is written as typed, on the
+    editor's thread (no three-way merge); ``tessera cell edit`` with $EDITOR, which is, merges
+    three-way (model.merge_text) over it."""
     import sys
     import threading
 
@@ -574,7 +601,7 @@ def test_a_dashboard_edit_and_cell_edit_meet_in_the_same_merge(grid_notebook, mo
     notebook_cli.edit("grid/1")  # `tessera cell edit grid/1`, in this process so the merge is seen
     assert notebook_cells("grid")[0]["source"] == DEPLOYMENTS + "\nLIMIT 4"
     assert [(thread, base) for thread, base, _, _ in merges] == [
-        ("tessera-notebook-editor", DEPLOYMENTS), (threading.current_thread().name, DEPLOYMENTS + "\nLIMIT 3")]
+        (threading.current_thread().name, DEPLOYMENTS + "\nLIMIT 3")]
 
 
 def test_a_pane_keeps_its_drawn_rows_while_the_rows_on_show_are_the_same():
@@ -606,4 +633,57 @@ def test_a_pane_keeps_its_drawn_rows_while_the_rows_on_show_are_the_same():
             await pilot.pause()
             text = screen_text(app)
             assert p.render() is not drawn and "changed-on-screen" in text and "12:34:57" in text
+    run(main())
+
+
+def test_the_owners_dashboard_announces_itself_and_shows_who_else_is_in_the_notebook(grid_notebook):
+    """Presence (core/collab/presence.py): the dashboard announces itself with its focused cell,
+    shows the others in its banner (name, cell) and on the border of the pane each is in, and
+    withdraws on exit."""
+    from tessera.core.collab import presence
+    from tessera.core.peers import identity
+
+    conn = connect()
+    identity.init(conn, "alice")  # a node with a key: peers could be in its notebooks
+    nid = repository.notebook_id(conn, "grid")
+    presence.announce(conn, nid, "peer-bob", name="bob", node="b" * 64, cell="deps", where="peer")
+    conn.close()
+
+    def mine() -> list[dict]:
+        conn = connect()
+        try:
+            return [p for p in presence.present(conn, nid) if p["where"] == "local"]
+        finally:
+            conn.close()
+
+    async def main():
+        async with dashboard(grid_notebook, presence=True) as (app, pilot):
+            await until(pilot, app, lambda: "here: bob (cell 1)" in screen_text(app), what="bob in the banner")
+            assert "bob" in str(pane(app, "deps").border_title)
+            assert "bob" not in str(pane(app, "phases").border_title)
+            pane(app, "phases").focus()
+            await until(pilot, app, lambda: [(p["name"], p["cell"]) for p in mine()] == [("alice", "phases")],
+                        what="our own presence, in the focused cell")
+            conn = connect()
+            presence.announce(conn, nid, "peer-bob", name="bob", node="b" * 64, cell="phases", where="peer")
+            conn.close()
+            await until(pilot, app, lambda: "bob" in str(pane(app, "phases").border_title)
+                        and "bob" not in str(pane(app, "deps").border_title), what="bob moved to cell 2")
+    run(main())
+    assert mine() == []  # withdrawn on exit
+
+
+def test_an_open_editor_closes_when_its_cell_is_removed_elsewhere(grid_notebook):
+    async def main():
+        from tessera.cli.tui.cell_editor import EditScreen
+
+        async with dashboard(grid_notebook) as (app, pilot):
+            pane(app, "deps").focus()
+            await pilot.press("e")
+            assert isinstance(app.screen, EditScreen)
+            conn = connect()
+            repository.remove_cell(conn, "grid", "deps")  # another process
+            conn.close()
+            await until(pilot, app, lambda: not isinstance(app.screen, EditScreen), what="the editor closed")
+            assert any("was removed elsewhere" in n.message for n in app._notifications)
     run(main())

@@ -22,6 +22,8 @@ from tessera.cli.tui.cell_pane import CellPane
 
 # Checks for new pane states this often: changes are coalesced to at most this rate per pane.
 SYNC_SECONDS = 0.1
+# How long the banner shows an edit the owner refused.
+NOTICE_SECONDS = 10.0
 
 
 class DashApp(App):
@@ -83,6 +85,12 @@ class DashApp(App):
         self._completion: dict[tuple, Any] = {}
         self._pending_focus: str | None = None  # a cell just added, focused when its pane appears
         self._signals: list[int] = []  # signals whose handlers on_mount installed
+        self._ui_loop: asyncio.AbstractEventLoop | None = None
+        self._push_pending = False
+        self._people: list[dict] | None = None  # as last shown
+        self._status: tuple | None = None  # a peer's notebook: the connection's status as last shown
+        self._notice: tuple[str, float] | None = None  # a refusal kept in the banner until then
+        self._follow_session()
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -91,9 +99,53 @@ class DashApp(App):
         yield VerticalScroll(id="grid", can_focus=False)
         yield Footer()
 
+    def _follow_session(self) -> None:
+        """Have the session's worker push its changes to the screen at once (a keystroke typed
+        elsewhere, a new layout, a pane's new rows), besides the regular SYNC_SECONDS check."""
+        on_layout, on_update = self.session.on_layout, self.session.on_update
+
+        def layout_changed(session: Any) -> None:
+            on_layout(session)
+            self._push()
+
+        def pane_changed(state: Any) -> None:
+            on_update(state)
+            self._push()
+
+        self.session.on_layout, self.session.on_update = layout_changed, pane_changed
+        if hasattr(self.session, "on_refused"):  # a peer's notebook: the owner may refuse an edit
+            self.session.on_refused = lambda text: self._on_ui(self._refused, text)
+
+    def _push(self) -> None:
+        """From any thread: sync the screen soon (once for many calls in a row)."""
+        loop = self._ui_loop
+        if loop is None or self._push_pending:
+            return
+        self._push_pending = True
+        try:
+            loop.call_soon_threadsafe(self._pushed)
+        except RuntimeError:  # the app's loop has ended
+            pass
+
+    def _pushed(self) -> None:
+        self._push_pending = False
+        if self.is_running:
+            self._sync()
+
+    def _refused(self, text: str) -> None:
+        """The owner refused an edit: its one line, in the banner and as a notification; the
+        document is back to the owner's state (the session's next layout shows it)."""
+        import time
+
+        self.notify(text, severity="error", timeout=8, markup=False)
+        self._notice = (text, time.monotonic() + NOTICE_SECONDS)
+        self._banner()
+        self.set_timer(NOTICE_SECONDS + 0.1, self._banner)
+
     def on_mount(self) -> None:
         if not self.color:
             self.theme = "textual-ansi" if "textual-ansi" in self.available_themes else self.theme
+        self._ui_loop = asyncio.get_running_loop()
         self.session.start()
         self.set_interval(SYNC_SECONDS, self._sync)
         self._banner()
@@ -141,13 +193,52 @@ class DashApp(App):
             self._banner(f"stopped: {_one_line(self.session.failure)}", error=True)
             return
         layout = [list(row) for row in self.session.layout]
+        people = list(self.session.people)
+        status = (self.session.status, self.session.reason)
         if layout != self._layout:
             self._relayout(layout)
             self._banner()
+        elif people != self._people or status != self._status:
+            self._banner()
+        self._people, self._status = people, status
+        here: dict[str, list[str]] = {}
+        for person in people:
+            if person.get("cell"):
+                here.setdefault(person["cell"], []).append(person.get("name") or "?")
         for pane in self.query(CellPane):
             state = self.session.panes.get(pane.cell_id)
             if state is not None:
                 pane.show_state(state)
+            pane.show_people(here.get(pane.cell_id, []))
+        self._follow_editor()
+        self._tell_cell()
+
+    def _follow_editor(self) -> None:
+        """An open editor shows what others typed in its cell (once our own typing is stored)."""
+        from tessera.cli.tui.cell_editor import EditScreen
+
+        screen = self.screen
+        if not isinstance(screen, EditScreen):
+            return
+        state = self.session.panes.get(screen.cell["id"])
+        if state is not None:
+            screen.follow(state.cell.get("source", ""), self.session.doc_version)
+        elif self.session.layout and not screen.pending:
+            # removed elsewhere (another dashboard, a peer): nothing left to type into
+            screen.dismiss(None)
+            self.notify(f"cell {screen.cell.get('number', '?')} was removed elsewhere; its editor is closed",
+                        severity="warning", timeout=6, markup=False)
+
+    def _tell_cell(self) -> None:
+        """Presence: the cell this dashboard is in (being edited, else focused)."""
+        from tessera.cli.tui.cell_editor import EditScreen
+
+        screen = self.screen
+        if isinstance(screen, EditScreen):
+            cell = screen.cell["id"]
+        else:
+            cell = self.focused.cell_id if isinstance(self.focused, CellPane) else None
+        self.session.set_cell(cell)
 
     def _soon(self) -> None:
         """Look for the session's answer to a command sooner than the next regular sync."""
@@ -176,7 +267,7 @@ class DashApp(App):
                     continue
                 ui = self._ui.get(cell_id, {})
                 panes.append(CellPane(cell_id, state, row_offset=ui.get("offset", 0), needle=ui.get("needle"),
-                                      color=self.color))
+                                      color=self.color, runs_at=self.session.runs_at))
             rows.append(Horizontal(*panes, classes="row"))
         grid.mount_all(rows)
         self._layout = layout
@@ -200,12 +291,38 @@ class DashApp(App):
 
     def _banner(self, text: str | None = None, *, error: bool = False) -> None:
         banner = self.query_one("#banner", Static)
+        if text is None and self._notice is not None:
+            import time
+
+            if time.monotonic() < self._notice[1]:
+                text, error = self._notice[0], True
+            else:
+                self._notice = None
         if text is None:
             title = self.session.title or self.session.name
             cells = sum(len(r) for r in self._layout)
-            text = f"{self.session.name} — {title} · {cells} cells · ? for help"
+            text = f"{self.session.name} — {title} · {cells} cells"
+            status, reason = self.session.status, self.session.reason
+            if status in ("connecting", "offline"):  # a peer's notebook, not live now
+                text += f" · {status}" + (f": {reason}" if reason else "") + " (edits are kept and sent when back)"
+                error = status == "offline"
+            if self.session.role:
+                text += f" · you are {'a viewer' if self.session.role == 'viewer' else 'an editor'}"
+            people = self.session.people
+            if people:
+                text += " · here: " + ", ".join(self._person(p) for p in people)
+            text += " · ? for help"
         banner.update(text)
         banner.set_class(error, "-error")
+
+    def _person(self, person: dict) -> str:
+        """``bob (cell 2)``: a person in the notebook and the cell they are in."""
+        name = person.get("name") or "?"
+        cell = person.get("cell")
+        state = self.session.panes.get(cell) if cell else None
+        if state is None:
+            return name
+        return f"{name} (cell {state.cell.get('number', '?')})"
 
     # --- the focused pane ------------------------------------------------------------------
 
@@ -354,19 +471,28 @@ class DashApp(App):
         if pane is None:
             return
         cell = pane.state.cell
-        name, cell_id, base = self.session.name, pane.cell_id, cell.get("source", "")
+        cell_id = pane.cell_id
 
-        def done(text: str | None) -> None:
-            if text is None or text == base:
-                return
-            # By id, merged three-way with what the cell holds now (as cell edit with $EDITOR):
-            # the cell may have moved, or been edited elsewhere, while the editor was open.
-            self.session.editor.edit_cell(name, cell_id, text, base_text=base,
-                                          **self._replies("edit", lambda _: self.notify("cell saved", timeout=1.5)))
+        def write(base: str, text: str, written: Callable[[Any], None], failed: Callable[[Exception], None]) -> None:
+            # Each change as typed, by id, onto what the cell holds when it is written: the cell
+            # may have moved, or others may be typing in it too (core/notebook/editor.py).
+            replies = self._replies("edit", written)
+            on_error = replies["failed"]
+
+            def not_written(err: Exception) -> None:
+                self._on_ui(failed, err)
+                on_error(err)
+
+            self.session.editor.type_text(self.session.name, cell_id, base, text, done=replies["done"],
+                                          failed=not_written)
+
+        def closed(text: str | None) -> None:
+            self._tell_cell()
 
         r = pane.region
-        self.push_screen(EditScreen(cell, self.completion(cell.get("sources") or []), (r.x, r.y, r.width, r.height)),
-                         done)
+        self.push_screen(EditScreen(cell, self.completion(cell.get("sources") or []), (r.x, r.y, r.width, r.height),
+                                    write=write), closed)
+        self.session.set_cell(cell_id)
 
     def completion(self, specs: list[str]) -> Any:
         """The completion data (kinds, fields) for cells reading these sources."""

@@ -1,6 +1,11 @@
 """Editing a cell's query in the dashboard: a text area highlighted by Tessera's own lexer
 (core/query/highlight.py) with completion of keywords, kinds and field paths
-(core/completion.py). Ctrl+S saves, Esc cancels, Tab completes."""
+(core/completion.py). Tab completes; Esc or Ctrl+S closes it.
+
+The editor is live: each change is written to the notebook as it is typed (``write``, the
+session editor's ``type_text``), and what others type in the same cell (another dashboard, a
+peer) comes into the open editor (``follow``) as one replacement, the cursor kept where it was
+in the text around it (core/notebook/editor.py map_offset)."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static, TextArea
+from textual.widgets.text_area import Selection
 
 # Highlight classes of core/query/highlight.py -> TextArea theme style names.
 _STYLE_NAMES = {"kind": "type", "variable": "variable.builtin", "function": "function.call",
@@ -131,24 +137,31 @@ class EditScreen(ModalScreen[str | None]):
     EditScreen #edit-help { height: 1; color: $text-muted; }
     """
     BINDINGS = [
-        Binding("ctrl+s", "save", "Save"),
-        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "save", "Close"),
+        Binding("escape", "cancel", "Close"),
         Binding("tab", "complete", "Complete", priority=True),
     ]
 
     def __init__(self, cell: dict, completion: CompletionData | None = None,
-                 region: tuple[int, int, int, int] | None = None) -> None:
+                 region: tuple[int, int, int, int] | None = None, *, write: Any = None) -> None:
+        """``write(base, text, written, failed)``: store the change ``base`` -> ``text`` (then
+        ``written({"text", "version"})`` or ``failed(error)``, on the UI thread). A viewer of a
+        peer's notebook types too: the owner's node refuses the edit, and says so."""
         super().__init__()
         self.cell = cell
         self.completion = completion
         self.anchor = region
+        self.write = write
         self._candidates: list[str] = []
         self._start = 0
+        self._shown = cell.get("source", "")  # the text last written or followed (not a new change)
+        self._pending = 0  # changes written but not yet stored
+        self._written_version: int | None = None  # the document version holding our last change
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(f"cell {self.cell.get('number')} · {self.cell.get('title') or self.cell['type']} — "
-                         "Ctrl+S save · Esc cancel · Tab complete", id="edit-help", markup=False)
+                         "saved as you type · Esc close · Tab complete", id="edit-help", markup=False)
             area = QueryArea(self.cell.get("source", ""), soft_wrap=True, show_line_numbers=True, tab_behavior="focus")
             area.theme = "monokai" if self.app.color else "css"
             yield area
@@ -176,7 +189,58 @@ class EditScreen(ModalScreen[str | None]):
             options.remove_class("-shown")
             self.query_one(QueryArea).focus()
             return
-        self.dismiss(None)
+        self.dismiss(self.query_one(QueryArea).text)  # every change is written already
+
+    # --- live: our changes out, others' in ------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Changes typed here and not yet stored."""
+        return self._pending
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        text = event.text_area.text
+        if text == self._shown or self.write is None:
+            return  # followed from the document (or nothing new)
+        base, self._shown = self._shown, text
+        self._pending += 1
+        self.write(base, text, self._written, self._write_failed)
+
+    def _written(self, result: dict) -> None:
+        self._pending -= 1
+        version = result.get("version")
+        if version is not None and (self._written_version is None or version > self._written_version):
+            self._written_version = version
+
+    def _write_failed(self, error: Exception) -> None:
+        self._pending -= 1
+
+    def follow(self, text: str, version: int | None) -> bool:
+        """Show the document's text of the cell (version ``version``), once every change typed
+        here is in it: a document older than our last stored change is skipped (it would undo
+        what was just typed). Returns whether the editor changed."""
+        from tessera.core.notebook.editor import changed_span, map_offset
+
+        if self._pending or (self._written_version is not None and version is not None
+                             and version < self._written_version):
+            return False
+        areas = self.query(QueryArea)
+        if not areas:  # not composed yet
+            return False
+        area = areas.first()
+        old = area.text
+        if old != self._shown:
+            return False  # typed here, its Changed message not handled yet: written first
+        if text == old:
+            self._shown = text
+            return False
+        start, old_end, new_end = changed_span(old, text)
+        cursor = map_offset(old, text, _offset(old, area.cursor_location))
+        anchor = map_offset(old, text, _offset(old, area.selection.start))
+        self._shown = text
+        area.replace(text[start:new_end], _location(old, start), _location(old, old_end), maintain_selection_offset=True)
+        area.selection = Selection(_location(text, anchor), _location(text, cursor))
+        return True
 
     def action_complete(self) -> None:
         """Complete the word at the cursor: insert the only candidate, else list them."""

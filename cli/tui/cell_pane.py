@@ -66,7 +66,7 @@ class CellPane(Widget, can_focus=True):
     """
 
     def __init__(self, cell_id: str, state: Any, *, row_offset: int = 0, needle: str | None = None,
-                 color: bool = True) -> None:
+                 color: bool = True, runs_at: str | None = None) -> None:
         from tessera.core.render.views import ViewCache
 
         super().__init__(id=f"cell-{cell_id}")
@@ -75,6 +75,8 @@ class CellPane(Widget, can_focus=True):
         self.row_offset = row_offset
         self.needle = needle
         self.color = color
+        self.runs_at = runs_at  # where the cell runs (a peer's notebook: "@alice" or "local")
+        self.people: list[str] = []  # the others in this cell (presence)
         self._views = ViewCache()
         self._drawn_version = -1
         self._body: KeptBody | None = None  # the body last drawn, kept while what it shows is the same
@@ -92,6 +94,12 @@ class CellPane(Widget, can_focus=True):
         self.state = state
         self._update_chrome()
         self.refresh()
+
+    def show_people(self, names: list[str]) -> None:
+        """Name on the border who else is in this cell (editing it, or with it focused)."""
+        if names != self.people:
+            self.people = list(names)
+            self._update_chrome()
 
     @property
     def view(self) -> str:
@@ -143,8 +151,10 @@ class CellPane(Widget, can_focus=True):
         head.append(f"{cell.get('number', '?')} ", style="bold" if self.color else "")
         head.append(title or cell["type"])
         head.append(f" {st.status}", style=style or "")
+        if self.people:
+            head.append(" · " + ", ".join(self.people), style="bold magenta" if self.color else "")
         self.border_title = head
-        parts = []
+        parts = [self.runs_at] if self.runs_at else []
         if st.sources:
             parts.append(",".join(st.sources))
         if cell["type"] != "markdown":

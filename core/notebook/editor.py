@@ -93,6 +93,22 @@ class NotebookEditor:
         self.submit(lambda conn: repository.edit_cell(conn, name, cell_id, text, base_text=base_text),
                     done=done, failed=failed)
 
+    def type_text(self, name: str, cell_id: str, base: str, text: str, *, done: Done = None,
+                  failed: Failed = None) -> None:
+        """A live editor's change of a cell's text, as typed: ``base`` (what the editor showed) became
+        ``text``; that one change is applied to what the cell holds when it is written (others'
+        typing meanwhile kept, see rebase_typing). ``done({"text", "version"})``: the cell's text
+        once stored, and the notebook's update mark then (a NotebookSession's ``doc_version``
+        reaches it once it shows this edit)."""
+        from tessera.core.notebook import repository
+
+        def edit(conn: Any) -> dict:
+            nb, _ = repository.change(conn, name, "cell_edited", lambda nb: typed_into(nb, cell_id, base, text))
+            return {"text": nb.cell_by_id(cell_id)["source"],
+                    "version": repository.update_mark(conn, nb.id)}  # type: ignore[attr-defined]
+
+        self.submit(edit, done=done, failed=failed)
+
     def set_cell(self, name: str, cell_id: str, *, done: Done = None, failed: Failed = None, **attrs: Any) -> None:
         """repository.set_cell by id (view, refresh, type, title, sources)."""
         from tessera.core.notebook import repository
@@ -164,3 +180,68 @@ def _call(fn: Callable[..., Any] | None, *args: Any, default: Callable[..., Any]
 def _one_line(err: BaseException) -> str:
     one = getattr(err, "one_line", None)
     return one() if callable(one) else f"{type(err).__name__}: {err}"
+
+
+# --- live typing ---------------------------------------------------------------------------------
+
+
+def typed_into(nb: Any, cell_id: str, base: str, text: str) -> dict | None:
+    """Apply a live editor's change (``base`` -> ``text``) to cell ``cell_id`` of Notebook ``nb``
+    as it is now; returns the ``cell_edited`` event's details, or None when nothing changed.
+
+    Raises:
+        QueryError when the cell is gone (removed by someone else meanwhile).
+    """
+    before = nb.cell_by_id(cell_id)["source"]
+    if not nb.edit_source_by_id(cell_id, rebase_typing(base, text, before)):
+        return None
+    return {"cell": cell_id, "number": nb.number_of(cell_id), "before": before, "source": nb.cell_by_id(cell_id)["source"]}
+
+
+def changed_span(old: str, new: str) -> tuple[int, int, int]:
+    """The one replacement turning ``old`` into ``new``: (start, end in old, end in new), after
+    the longest common prefix and then the longest common suffix."""
+    limit = min(len(old), len(new))
+    prefix = 0
+    while prefix < limit and old[prefix] == new[prefix]:
+        prefix += 1
+    suffix = 0
+    while suffix < limit - prefix and old[len(old) - 1 - suffix] == new[len(new) - 1 - suffix]:
+        suffix += 1
+    return prefix, len(old) - suffix, len(new) - suffix
+
+
+def map_offset(old: str, new: str, offset: int) -> int:
+    """Where a position in ``old`` is in ``new``: before the changed part (changed_span) it
+    stays; after it, it moves by the length change; inside it, it follows its character through
+    a diff of that part (difflib), and a position in text that was replaced goes to where the
+    replacement starts. Text someone else inserted exactly at the position ends up after it,
+    never behind it."""
+    from difflib import SequenceMatcher
+
+    start, old_end, new_end = changed_span(old, new)
+    if offset <= start:
+        return offset
+    if offset >= old_end:
+        return offset + (new_end - old_end)
+    at = offset - start
+    blocks = SequenceMatcher(None, old[start:old_end], new[start:new_end], autojunk=False).get_opcodes()
+    for tag, i1, i2, j1, j2 in blocks:
+        if tag == "equal" and i1 <= at <= i2:
+            return start + j1 + (at - i1)
+        if tag != "equal" and i1 <= at < i2:
+            return start + j1
+    return new_end
+
+
+def rebase_typing(base: str, mine: str, current: str) -> str:
+    """``current`` with the change that turned ``base`` into ``mine`` applied to it: a live
+    editor's keystroke made over ``base`` while ``current`` (others' typing included) is what the
+    document holds now. Text typed by others stays; the keystroke lands where it was made."""
+    if current == base:
+        return mine
+    start, old_end, new_end = changed_span(base, mine)
+    inserted = mine[start:new_end]
+    at = map_offset(base, current, start)
+    until = max(at, map_offset(base, current, old_end)) if old_end > start else at
+    return current[:at] + inserted + current[until:]

@@ -22,6 +22,7 @@ event then carries the diff since the previous record.
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -41,6 +42,12 @@ FROZEN_GC_YOUNG_THRESHOLD = 10_000
 EVAL_CPU_SPACING = 10.0
 # Views drawn from the matched subgraph, which only full evaluations produce.
 GRAPH_VIEWS = ("tree", "graph")
+# The longest a worker waits between rounds when nothing is due (commands and edits wake it).
+IDLE_ROUND_SECONDS = 1.0
+# How often a session looks for edits made to its notebook elsewhere (PRAGMA data_version on a
+# connection of its own, which costs microseconds): a keystroke typed in another process (a
+# collaborator's, stored by `tessera serve`) reaches this one's screen within about this long.
+FOLLOW_POLL_SECONDS = 0.01
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,15 @@ class SessionOptions:
     STORE_ROWS_EVERY seconds (and when the session stops).
     min_refresh: a watch cell is evaluated at most once per this many seconds; changes arriving
     meanwhile are gathered and applied together (0: on every change, as ``query --watch``).
+    record: False keeps results out of this store altogether (no cell_results, no ``changed``
+    events; on_changes is still called): a notebook that is not this node's (a peer's, run here
+    with ``--run local``), or panes run at the owner for its peers (core/collab/pane_feed.py).
+    presence: announce this front end in the notebook's presence (core/collab/presence.py: the
+    owner's own dashboard, so peers see who is in it) and keep ``people`` current: everyone else
+    in it, here and at peers' nodes. Only on a node that has a node key (it has peers).
+    for_peers: cells run for someone else (owner-run panes, core/collab/pane_feed.py): read-only
+    (a query cell that writes is refused in its pane, never planned), and Secret values stay
+    hidden even where this node's user opted in to see them.
     freeze_gc: once the first results are in, move everything alive (the watch caches above all)
     out of the garbage collector's sight (gc.freeze): full collections otherwise walk every cached
     object and pause the whole process, the screen included. For front ends that own the process.
@@ -137,6 +153,9 @@ class SessionOptions:
     min_refresh: float = 0.0
     freeze_gc: bool = False
     stdin: Any = None
+    record: bool = True
+    for_peers: bool = False
+    presence: bool = False
 
 
 class NotebookSession:
@@ -156,6 +175,11 @@ class NotebookSession:
         on_fault: called from the worker with (cell, notice) when a source the cell watches is
             lost (the notice says why; the cell is then ``reconnecting``), and with (cell, None)
             when it is back.
+        document: where the notebook is read from and followed (see StoreDocument, the
+            default: this node's store; core/collab/remote_session.py's ClientDocument: a
+            peer's notebook, live over a collab connection).
+        editor: how the front end edits it (default: a NotebookEditor on the store that reloads
+            this session after each edit).
     """
 
     def __init__(self, db_path: str, name: str, options: SessionOptions | None = None, *, number: int | None = None,
@@ -163,7 +187,8 @@ class NotebookSession:
                  on_layout: Callable[["NotebookSession"], None] | None = None,
                  on_changes: Callable[[dict, list[dict]], None] | None = None,
                  on_error: Callable[[dict, Exception], None] | None = None,
-                 on_fault: Callable[[dict, str | None], None] | None = None):
+                 on_fault: Callable[[dict, str | None], None] | None = None,
+                 document: Any = None, editor: Any = None):
         self.db_path = db_path
         self.name = name
         self.options = options or SessionOptions()
@@ -182,15 +207,29 @@ class NotebookSession:
         self.failure: Exception | None = None  # why the worker stopped, if it failed
         self.subgraph: bool | None = None  # keep_subgraph's setting
         self.loaded = threading.Event()
+        # Live collaboration (see core/collab/remote_session.py for a peer's notebook): who else
+        # is in the notebook (options.presence), where the cells run (None: here, nothing to say),
+        # the front end's cell, and the document version the panes show (grows with each change).
+        self.people: list[dict] = []
+        self.runs_at: str | None = None
+        self.role: str | None = None
+        self.status: str | None = None  # a peer's notebook: its connection (connecting, live, offline)
+        self.reason: str | None = None
+        self.doc_version: int | None = None
+        self._cell: str | None = None
+        self._presence: _Presence | None = None
         self._stop = threading.Event()
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._collector: Any = None
         self._thread: threading.Thread | None = None
-        from tessera.core.notebook.editor import NotebookEditor
+        self.document = document if document is not None else StoreDocument(db_path, name)
+        if editor is None:
+            from tessera.core.notebook.editor import NotebookEditor
 
-        # Edits made by the front end showing this session: written in order on the editor's
-        # thread, then the session reloads (``editor.edit_cell(...)``, see core/notebook/editor.py).
-        self.editor = NotebookEditor(db_path, after_edit=self.reload)
+            # Edits made by the front end showing this session: written in order on the editor's
+            # thread, then the session reloads (``editor.edit_cell(...)``, see core/notebook/editor.py).
+            editor = NotebookEditor(db_path, after_edit=self.reload)
+        self.editor = editor
 
     # --- commands (any thread) -------------------------------------------------------------
 
@@ -224,6 +263,12 @@ class NotebookSession:
     def reload(self) -> None:
         """Read the notebook again now (after an edit made through the store)."""
         self._command("reload", None)
+
+    def set_cell(self, cell_id: str | None) -> None:
+        """The cell the front end is in (its focused pane, or the cell being edited), for presence."""
+        if cell_id != self._cell:
+            self._cell = cell_id
+            self._wake()
 
     def keep_subgraph(self, want: bool | None) -> None:
         """Keep the matched subgraph in results (True), drop it (False), or do as each cell's
@@ -264,16 +309,18 @@ class NotebookSession:
             self.hub = CacheHub()
         conn = db.connect(self.db_path)
         o = self.options
-        self._context = CellContext(conn, notebook=self.name, db_path=self.db_path,
+        self._context = (_peers_cell_context() if o.for_peers else CellContext)(conn, notebook=self.name, db_path=self.db_path,
                                     default_sources=list(o.default_sources), contexts=list(o.contexts),
                                     kubeconfig=o.kubeconfig, namespace=o.namespace, all_namespaces=o.all_namespaces,
                                     stdin=o.stdin, speed=o.speed, loop=o.loop)
         self._conn = conn
         self._collector = ChangeCollector(self.hub)
         self._cells: dict[str, _LiveCell] = {}
-        self._mark = None
         try:
+            self.document.open(conn, self._wake)
             self._load(first=True)
+            if self.options.presence:
+                self._presence = _Presence.start(conn, self.db_path)
             self.loaded.set()
             if self.options.freeze_gc:
                 import gc
@@ -288,6 +335,9 @@ class NotebookSession:
                 self._round()
             self._flush_records()
         finally:
+            if self._presence is not None and self.notebook_id is not None:
+                self._presence.withdraw(self.notebook_id)
+            self.document.close()
             if self._own_hub:
                 self.hub.close()
             conn.close()
@@ -296,12 +346,17 @@ class NotebookSession:
         now = time.monotonic()
         dues = [min(lc.due, lc.live_due) for lc in self._cells.values() if not lc.paused]
         dues += [lc.record_due for lc in self._cells.values() if lc.record_due is not None]
-        timeout = min([max(0.0, d - now) for d in dues] + [1.0])
+        timeout = min([max(0.0, d - now) for d in dues] + [IDLE_ROUND_SECONDS])
         woke, keys, oids = self._collector.wait(timeout)
         if self._stop.is_set():
             return
         self._do_commands()
         self._follow_edits()
+        if self._presence is not None and self.notebook_id is not None:
+            people = self._presence.round(self.notebook_id, self._cell)
+            if people is not None and people != self.people:
+                self.people = people
+                self.on_layout(self)
         health = self._collector.take_health()
         if health:
             # a watched source was lost or is back: its cells say so (and, back, catch up)
@@ -344,8 +399,7 @@ class NotebookSession:
             if what in ("reload", "subgraph"):
                 if what == "subgraph":
                     self.subgraph = cell_id  # type: ignore[assignment]  (the setting, not a cell)
-                self._mark = None
-                self._follow_edits()
+                self._load(first=False)
                 continue
             lc = self._cells.get(cell_id)
             if lc is None:
@@ -361,26 +415,18 @@ class NotebookSession:
                 self._evaluate(lc, None, reload_sources=True, publish=True)
 
     def _follow_edits(self) -> None:
-        """Reload when the notebook's stored updates moved on (an edit here or elsewhere)."""
-        from tessera.core.notebook import repository
-
-        mark = repository.update_mark(self._conn, self.notebook_id) if self.notebook_id else None
-        if mark is not None and mark == self._mark:
-            return
-        self._load(first=False)
+        """Reload when the notebook moved on (an edit here or elsewhere)."""
+        if self.document.moved_on():
+            self._load(first=False)
 
     def _load(self, *, first: bool) -> None:
-        from tessera.core.notebook import repository
         from tessera.core.notebook.cells import cell_type
 
-        if self.notebook_id is None:
-            nb = repository.load(self._conn, self.name)
-            self.notebook_id = nb.id  # type: ignore[attr-defined]
-        else:
-            nb = repository.load_by_id(self._conn, self.notebook_id)
+        nb = self.document.read()
+        self.notebook_id = nb.id  # type: ignore[attr-defined]
+        if nb.name != self.name:  # renamed meanwhile
             self.name = nb.name
             self._context.notebook = nb.name
-        self._mark = repository.update_mark(self._conn, self.notebook_id)
         cells = nb.cells()
         if self.number is not None:
             nb.cell(self.number)  # a bad number raises here (and ends the session)
@@ -415,6 +461,7 @@ class NotebookSession:
             self._publish(lc, status="paused" if lc.paused else "starting", cell=lc.cell)
         self._cells = fresh
         self.layout = layout  # every cell in it has a pane by now
+        self.doc_version = self.document.version  # after the panes: a reader seeing it sees them
         self.on_layout(self)
         now = time.monotonic()
         for lc in to_run:
@@ -446,7 +493,7 @@ class NotebookSession:
         subgraph = self._wants_subgraph(cell)
         key = _plan_key(cell, subgraph)
         policy = cell.get("refresh") or "manual"
-        if policy == "watch" and cell["type"] == "query":
+        if policy == "watch" and cell["type"] == "query" and not (self.options.for_peers and _writes(cell)):
             try:
                 sources = self._context.query_sources(cell)
             except TesseraError:
@@ -486,6 +533,8 @@ class NotebookSession:
             lc.pending, lc.live_due = None, float("inf")  # a full evaluation covers them
         fault = None  # a watched source that cannot be reached: said, and retried by the hub
         try:
+            if self.options.for_peers:
+                _refuse_writes(lc.cell)
             if lc.live is not None:
                 live = lc.live.get()
                 changes = live.refresh(changed)
@@ -556,6 +605,9 @@ class NotebookSession:
         pane = self.panes.get(lc.cell["id"])
         if pane is None or pane.result is None:
             return
+        if not (self.options.record and self.document.records):
+            self._report_unrecorded(lc, pane.result)
+            return
         lc.last_record = now = time.monotonic()
         store_rows = final or not self.options.record_every or now - lc.rows_stored >= STORE_ROWS_EVERY
         changes, lc.recorded = record_rows(self._conn, self.name, self.notebook_id, lc.cell, pane.result, lc.recorded,
@@ -576,6 +628,17 @@ class NotebookSession:
             if changes:
                 self.on_changes(lc.cell, changes)
 
+    def _report_unrecorded(self, lc: _LiveCell, result: Any) -> None:
+        """What _record tells on_changes, for results kept out of the store (options.record)."""
+        from tessera.core.watch.live_query import diff_rows, keyed_rows
+
+        lc.last_record = time.monotonic()
+        rows = keyed_rows(result)
+        changes = diff_rows(lc.recorded or {}, rows, _now())
+        lc.recorded, lc.reported = rows, True
+        if self.on_changes is not None and changes:
+            self.on_changes(lc.cell, changes)
+
     def _flush_records(self) -> None:
         for lc in self._cells.values():
             if lc.record_due is not None or lc.rows_pending:
@@ -587,6 +650,191 @@ class NotebookSession:
         pane = replace(old, **changes, version=old.version + 1)
         self.panes[cell_id] = pane
         self.on_update(pane)
+
+
+class _Presence:
+    """A session's front end in the notebook's presence (SessionOptions.presence), on the worker's
+    connection: announced every ANNOUNCE_SECONDS and when its cell changes; everyone else read
+    at most every PEOPLE_SECONDS (the worker wakes on every commit, a peer's arrival included)."""
+
+    PEOPLE_SECONDS = 0.05
+
+    def __init__(self, conn: Any, node: str, name: str):
+        import secrets
+
+        self.conn = conn
+        self.node, self.name = node, name
+        self.client = f"local-{secrets.token_hex(6)}"
+        self._announced: tuple | None = None
+        self._announce_due = 0.0
+        self._read_due = 0.0
+
+    @classmethod
+    def start(cls, conn: Any, db_path: str) -> "_Presence | None":
+        """None on a node without a node key (never paired: nobody could be in the notebook)."""
+        from pathlib import Path
+
+        from tessera.core.peers import identity, peer_list
+
+        node = identity.node_id_of_store(Path(db_path), create=False)
+        if node is None:
+            return None
+        return cls(conn, node, peer_list.stored_name(conn) or identity.default_name())
+
+    def round(self, notebook_id: str, cell: str | None) -> list[dict] | None:
+        """Announce if due; the others present (None: not read this round)."""
+        from tessera.core.collab import presence
+        from tessera.core.errors import TesseraError
+
+        now = time.monotonic()
+        try:
+            if (notebook_id, cell) != self._announced or now >= self._announce_due:
+                presence.announce(self.conn, notebook_id, self.client, name=self.name, node=self.node, cell=cell,
+                                  where="local")
+                self._announced, self._announce_due = (notebook_id, cell), now + presence.ANNOUNCE_SECONDS
+            if now < self._read_due:
+                return None
+            self._read_due = now + self.PEOPLE_SECONDS
+            return [p for p in presence.present(self.conn, notebook_id) if p["client"] != self.client]
+        except TesseraError:  # a busy store: presence is a help, tried again next round
+            return None
+
+    def withdraw(self, notebook_id: str) -> None:
+        from tessera.core.collab import presence
+        from tessera.core.errors import TesseraError
+
+        try:
+            presence.withdraw(self.conn, notebook_id, self.client)
+        except TesseraError:
+            pass
+
+
+def _writes(cell: dict) -> bool:
+    """True for a query cell whose query changes the cluster (CREATE, SET, DELETE...)."""
+    return cell["type"] == "query" and _query_writes(cell.get("source", ""))
+
+
+@functools.lru_cache(maxsize=256)
+def _query_writes(text: str) -> bool:
+    """Parsed once per text: a live cell is checked at every evaluation."""
+    from tessera.core.errors import TesseraError
+    from tessera.core.query.run import parse_query
+
+    try:
+        return parse_query(text).is_mutation
+    except TesseraError:
+        return False  # running it reports why it does not parse
+
+
+def _refuse_writes(cell: dict) -> None:
+    """A cell run for peers may only read (SessionOptions.for_peers)."""
+    from tessera.core.errors import ReadOnly
+
+    if _writes(cell):
+        raise ReadOnly("this cell changes the cluster, and cells run for peers are read-only: it was not run",
+                       hint="run it at the owner's node, or with --run local")
+
+
+@functools.cache
+def _peers_cell_context() -> type:
+    from tessera.core.notebook.cells import CellContext
+
+    class PeersCellContext(CellContext):
+        """A CellContext whose sources hide Secret values whatever this node's setting."""
+
+        def sources_for(self, specs: list[str], query_contexts: Any = ()) -> list[Any]:
+            from tessera.core.secrets import RedactingSource
+
+            opened = super().sources_for(specs, query_contexts)
+            for i, source in enumerate(opened):  # the list opened once and kept: wrapped once
+                if not isinstance(source, RedactingSource):
+                    opened[i] = RedactingSource(source)
+            return opened
+
+    return PeersCellContext
+
+
+class StoreDocument:
+    """A session's notebook as this node's store holds it (the default document).
+
+    The worker reads it with its own connection; a poller thread with a connection of its own
+    checks ``PRAGMA data_version`` every FOLLOW_POLL_SECONDS and wakes the worker when another
+    connection committed (an edit by the dashboard's editor, ``cell edit``, a collaborator's
+    keystroke stored by ``tessera serve``), so edits show within milliseconds, not at the
+    worker's next timed round. The worker then compares the notebook's update mark: other
+    commits (results, events) cost one indexed query and no reload.
+    """
+
+    records = True  # results go to cell_results and the event log
+
+    @property
+    def version(self) -> int | None:
+        """The update mark of the last read (NotebookEditor.type_text's ``version`` compares to it)."""
+        return self._mark
+
+    def __init__(self, db_path: str, name: str):
+        self.db_path = db_path
+        self.name = name
+        self.notebook_id: str | None = None
+        self._conn: Any = None
+        self._mark: int | None = None
+        self._closed = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    def open(self, conn: Any, wake: Callable[[], None]) -> None:
+        """Start following, reading with ``conn`` (the worker's); ``wake()`` when it may have moved on."""
+        import sqlite3
+
+        self._conn = conn
+        try:
+            watcher = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=1.0, check_same_thread=False)
+            # read before the first load, so that an edit committed between the two is seen
+            seen = watcher.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error:
+            return  # the worker's own timed rounds still follow edits
+        self._poller = threading.Thread(target=self._poll, args=(watcher, seen, wake), name="tessera-session-follow",
+                                        daemon=True)
+        self._poller.start()
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def moved_on(self) -> bool:
+        """True when the notebook's stored updates changed since the last read."""
+        from tessera.core.notebook import repository
+
+        if self.notebook_id is None:
+            return True
+        mark = repository.update_mark(self._conn, self.notebook_id)
+        return mark is None or mark != self._mark
+
+    def read(self) -> Any:
+        """The notebook now (a Notebook with ``.id``); QueryError when it is gone."""
+        from tessera.core.notebook import repository
+
+        if self.notebook_id is None:
+            nb = repository.load(self._conn, self.name)
+            self.notebook_id = nb.id  # type: ignore[attr-defined]
+        else:
+            nb = repository.load_by_id(self._conn, self.notebook_id)
+            self.name = nb.name
+        self._mark = repository.update_mark(self._conn, self.notebook_id)
+        return nb
+
+    def _poll(self, conn: Any, seen: int, wake: Callable[[], None]) -> None:
+        import sqlite3
+
+        try:
+            while not self._closed.wait(FOLLOW_POLL_SECONDS):
+                try:
+                    version = conn.execute("PRAGMA data_version").fetchone()[0]
+                except sqlite3.Error:
+                    continue
+                if version != seen:
+                    seen = version
+                    wake()
+        finally:
+            conn.close()
 
 
 class _LazyLiveQuery:
