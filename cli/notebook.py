@@ -296,7 +296,6 @@ def run(
     from tessera.core.errors import TesseraError
     from tessera.core.notebook import repository
     from tessera.core.notebook.cells import CellContext, run_notebook
-    from tessera.core.result import Result
 
     addr = repository.parse_address(address, peer=True)
     where = check_run(run_at, addr.peer)

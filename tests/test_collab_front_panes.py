@@ -11,7 +11,6 @@ import msgpack
 import pytest
 
 from tessera.core import config
-from tessera.core.collab import pane_wire
 from tessera.core.collab.pane_wire import PaneAssembler, PaneEncoder, PaneWireError
 from tessera.core.notebook import repository
 from tessera.core.notebook.session import PaneState

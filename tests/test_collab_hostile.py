@@ -35,7 +35,7 @@ class RawPeer:
         await self.endpoint.close()
 
     async def dial(self, ticket: str, name: str):
-        from tessera.core.peers import frames, message_types
+        from tessera.core.peers import message_types
 
         self.connection = await self.endpoint.connect(ticket)
         self.stream = await self.connection.open_stream()

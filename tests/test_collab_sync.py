@@ -59,7 +59,7 @@ def test_concurrent_typing_in_one_cell_merges_everywhere(trio, started):
     bob.wait_synced()
     carol.wait_synced()
     cell = trio["cell"]
-    for b, c in zip("bbbbb", "ccccc"):
+    for b, c in zip("bbbbb", "ccccc", strict=True):
         bob.send("type", cell=cell, text=b, at=0)  # bob types at the start, carol at the end
         carol.send("type", cell=cell, text=c)
     want = "bbbbbMATCH (p:Pod) RETURN pccccc"

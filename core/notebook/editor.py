@@ -226,7 +226,7 @@ def map_offset(old: str, new: str, offset: int) -> int:
         return offset + (new_end - old_end)
     at = offset - start
     blocks = SequenceMatcher(None, old[start:old_end], new[start:new_end], autojunk=False).get_opcodes()
-    for tag, i1, i2, j1, j2 in blocks:
+    for tag, i1, i2, j1, _j2 in blocks:
         if tag == "equal" and i1 <= at <= i2:
             return start + j1 + (at - i1)
         if tag != "equal" and i1 <= at < i2:
