@@ -1,5 +1,5 @@
 """Awareness states as a client sees them: who else is in the notebook, from the AWARENESS
-messages the owner relays (core/collab/protocol.py decodes them).
+messages the owner relays (core/collab/y_messages.py decodes them).
 
 Two kinds of state, by who set them:
 
@@ -13,7 +13,7 @@ Two kinds of state, by who set them:
 
 from __future__ import annotations
 
-from tessera.core.collab.protocol import short_text
+from tessera.core.collab.y_messages import short_text
 
 
 class AwarenessView:

@@ -33,7 +33,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from tessera.core.collab import local_copy, protocol
+from tessera.core.collab import local_copy, y_messages
 from tessera.core.collab.awareness import AwarenessView
 
 T = TypeVar("T")
@@ -153,9 +153,9 @@ class CollabClient:
             before = notebook.state()
             result = fn(notebook)
             update = notebook.update_since(before)
-            if update == protocol.EMPTY_UPDATE:
+            if update == y_messages.EMPTY_UPDATE:
                 return result
-            if len(update) > protocol.MAX_DATA_BYTES - 64:  # the owner would refuse it: not kept, not sent
+            if len(update) > y_messages.MAX_DATA_BYTES - 64:  # the owner would refuse it: not kept, not sent
                 self._undo_edit(len(update))
                 return result
             row = local_copy.add(self._conn(), self.peer_id, self.notebook_name, update, pending=True)
@@ -175,7 +175,7 @@ class CollabClient:
         self.notebook = fresh
         if self.on_refused is not None:
             self.on_refused(f"the edit was not made: it is {size} bytes, over the "
-                            f"{protocol.MAX_DATA_BYTES // (1024 * 1024)} MiB one live edit may be "
+                            f"{y_messages.MAX_DATA_BYTES // (1024 * 1024)} MiB one live edit may be "
                             "(paste a large text in parts)")
         self._changed("reset")
 
@@ -358,7 +358,7 @@ class _Session:
         self.sent_upto = 0  # local rows whose content has gone out on this connection
         self.probe_at: float | None = None
         self.first_step2 = True
-        self.parts = protocol.Reassembly()  # of a message the owner sent in parts
+        self.parts = y_messages.Reassembly()  # of a message the owner sent in parts
 
     async def run(self) -> None:
         client = self.client
@@ -387,7 +387,7 @@ class _Session:
         client = self.client
         client._awareness_clock += 1
         try:
-            await asyncio.wait_for(self._send(protocol.awareness_message(
+            await asyncio.wait_for(self._send(y_messages.awareness_message(
                 [(client._awareness_id, client._awareness_clock, None)])), 2.0)
             await asyncio.wait_for(self.channel.stream.finish(), 2.0)
         except (asyncio.TimeoutError, TesseraError, OSError):
@@ -420,17 +420,17 @@ class _Session:
                     updates.append(more)
                     upto = max(upto, row)
                 for data in _merged(updates):
-                    await self._send(protocol.update_message(data))
+                    await self._send(y_messages.update_message(data))
                 self.sent_upto = max(self.sent_upto, upto)
                 self.probe_at = loop.time() + PROBE_DELAY
             elif kind == "probe":
                 if len(item) > 1:  # "reset": as a document that has nothing, to get everything
                     from pycrdt import Doc
 
-                    message, marker = protocol.step1(Doc()), item[1]
+                    message, marker = y_messages.step1(Doc()), item[1]
                 else:
                     with self.client.lock:
-                        message = protocol.step1(self.client.notebook.doc)
+                        message = y_messages.step1(self.client.notebook.doc)
                     marker = self.sent_upto
                 self.probes.append(marker)
                 await self._send(message)
@@ -443,7 +443,7 @@ class _Session:
                 client._awareness_clock += 1
                 me = _me(self.conn)
                 state = {"name": me[1], "node": me[0], "cell": client._cell, "run": client.run}
-                await self._send(protocol.awareness_message([(client._awareness_id, client._awareness_clock, state)]))
+                await self._send(y_messages.awareness_message([(client._awareness_id, client._awareness_clock, state)]))
             elif kind == "frame":
                 await self.channel.send(item[1])
 
@@ -468,7 +468,7 @@ class _Session:
                 self.parts.add(message["data"])
             elif kind == "collab":
                 # the owner's messages are bounded by the parts, not by the 1 MiB of an edit
-                self._collab(protocol.parse(self.parts.finish(message["data"]), limit=None))
+                self._collab(y_messages.parse(self.parts.finish(message["data"]), limit=None))
             elif kind == "collab_refused":
                 text = message["message"] + (f" ({message['fix']})" if message["fix"] else "")
                 if client.on_refused is not None:
@@ -479,11 +479,11 @@ class _Session:
                     client.on_pane(message["cell"], message["data"])
             # anything else the owner may send in a later version is skipped
 
-    def _collab(self, message: protocol.YMessage) -> None:
+    def _collab(self, message: y_messages.YMessage) -> None:
         client = self.client
         if message.kind == "step1":
             with client.lock:
-                reply = protocol.step2_for(client.notebook.doc, message.payload)
+                reply = y_messages.step2_for(client.notebook.doc, message.payload)
                 upto = client._last_local_row
             self.outbox.put(("step2", reply, upto))
         elif message.kind in ("step2", "update"):
@@ -499,16 +499,16 @@ class _Session:
                 client._synced.set()
                 client._set_status("live")
         elif message.kind == "awareness":
-            if client._view.apply(protocol.awareness_entries(message.payload), own=client._awareness_id):
+            if client._view.apply(y_messages.awareness_entries(message.payload), own=client._awareness_id):
                 client._set_people()
 
     def _apply(self, update: bytes) -> None:
         client = self.client
-        if update == protocol.EMPTY_UPDATE:
+        if update == y_messages.EMPTY_UPDATE:
             return
         with client.lock:
             try:
-                changed = protocol.apply_update(client.notebook.doc, update)
+                changed = y_messages.apply_update(client.notebook.doc, update)
             except ValueError as exc:
                 from tessera.core.peers.frames import ProtocolError
 
@@ -580,7 +580,7 @@ def _merged(updates: list[bytes]) -> list[bytes]:
     from pycrdt import merge_updates
 
     merged = merge_updates(*updates)
-    return [merged] if len(merged) <= protocol.MAX_DATA_BYTES - 16 else updates
+    return [merged] if len(merged) <= y_messages.MAX_DATA_BYTES - 16 else updates
 
 
 def _me(conn: sqlite3.Connection) -> tuple[str, str]:
@@ -622,15 +622,15 @@ async def _probe(conn: sqlite3.Connection, peer: Any, notebook: str, timeout: fl
             view = AwarenessView()
 
             async def first_awareness() -> list[dict]:
-                parts = protocol.Reassembly()
+                parts = y_messages.Reassembly()
                 while True:
                     message = await channel.recv()
                     if message["type"] == "collab_part":
                         parts.add(message["data"])
                     elif message["type"] == "collab":
-                        parsed = protocol.parse(parts.finish(message["data"]), limit=None)
+                        parsed = y_messages.parse(parts.finish(message["data"]), limit=None)
                         if parsed.kind == "awareness":
-                            view.apply(protocol.awareness_entries(parsed.payload))
+                            view.apply(y_messages.awareness_entries(parsed.payload))
                             return view.people()
 
             try:

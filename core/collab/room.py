@@ -26,7 +26,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from tessera.core.collab import presence, protocol
+from tessera.core.collab import presence, y_messages
 from tessera.core.peers import identity, message_types
 from tessera.core.peers.frames import MAX_FRAME_BYTES, ProtocolError
 from tessera.core.store.db import StoreError
@@ -77,7 +77,7 @@ class RoomClient:
     def post_data(self, data: bytes) -> None:
         """One y-protocol message; one too large for a frame (a notebook's whole state) goes in
         parts, queued together so nothing comes between them."""
-        *parts, last = protocol.pieces(data)
+        *parts, last = y_messages.pieces(data)
         for part in parts:
             self.post(message_types.make("collab_part", data=part))
         self.post(message_types.make("collab", data=last))
@@ -143,8 +143,8 @@ class Room:
         self.clients.add(client)
         writer = asyncio.create_task(self._write(client))
         try:
-            client.post_data(protocol.step1(self.doc))
-            client.post_data(protocol.awareness_message(self._all_awareness()))
+            client.post_data(y_messages.step1(self.doc))
+            client.post_data(y_messages.awareness_message(self._all_awareness()))
             if client.run == "owner":
                 await self._join_feed(client)
             await self._read(client, stopping, writer)
@@ -224,13 +224,13 @@ class Room:
         kind = message["type"]
         if kind == "collab":
             try:
-                parsed = protocol.parse(message["data"])
+                parsed = y_messages.parse(message["data"])
                 if parsed.kind == "step1":
-                    client.post_data(protocol.step2_for(self.doc, parsed.payload))
+                    client.post_data(y_messages.step2_for(self.doc, parsed.payload))
                 elif parsed.kind in ("step2", "update"):
                     self._update(client, parsed.payload)
                 else:
-                    self._awareness(client, protocol.awareness_entries(parsed.payload))
+                    self._awareness(client, y_messages.awareness_entries(parsed.payload))
             except ProtocolError as error:  # bad bytes: refused, the connection stays
                 self._refuse(client, error.code, error.message, error.fix)
         elif kind == "collab_run":
@@ -267,7 +267,7 @@ class Room:
         from tessera.core.errors import InputError, QueryError
         from tessera.core.notebook import repository
 
-        if update == protocol.EMPTY_UPDATE:
+        if update == y_messages.EMPTY_UPDATE:
             return
         peer, refusal = self._access(client)
         if refusal is not None:
@@ -309,7 +309,7 @@ class Room:
         scratch = Doc()
         scratch.apply_update(self.doc.get_update())
         try:
-            return bool(protocol.apply_update(scratch, update))
+            return bool(y_messages.apply_update(scratch, update))
         except ValueError:
             self._refuse(client, "malformed", "the edit is not a document update", "send updates as pycrdt makes them")
             return False
@@ -317,12 +317,12 @@ class Room:
     def _apply(self, update: bytes, *, origin: RoomClient | None) -> None:
         """Apply to the room's Doc; what it changed goes to every client but ``origin``."""
         try:
-            changed = protocol.apply_update(self.doc, update)
+            changed = y_messages.apply_update(self.doc, update)
         except ValueError as exc:  # a stored row the Doc cannot read: the store's problem, not a client's
             self.log("error", "collab_bad_update", reason=str(exc)[:200])
             return
         for data in changed:
-            message = protocol.update_message(data)
+            message = y_messages.update_message(data)
             for other in list(self.clients):
                 if other is not origin:
                     other.post_data(message)
@@ -364,7 +364,7 @@ class Room:
                                         if c.awareness_id is not None and c.state is not None]
 
     def _broadcast_awareness(self, entries: list[tuple[int, int, dict | None]], *, origin: RoomClient | None) -> None:
-        message = protocol.awareness_message(entries)
+        message = y_messages.awareness_message(entries)
         for client in list(self.clients):
             if client is not origin:
                 client.post_data(message)
@@ -385,7 +385,7 @@ class Room:
                 self._drop_awareness(client, announce=True)
                 continue
             client.state = {"name": client.name, "node": client.node_id,
-                            "cell": protocol.short_text(state.get("cell")), "run": client.run}
+                            "cell": y_messages.short_text(state.get("cell")), "run": client.run}
             client.renewed = asyncio.get_running_loop().time()
             self._broadcast_awareness([(awareness_id, clock, client.state)], origin=client)
             try:

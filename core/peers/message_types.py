@@ -105,7 +105,7 @@ MESSAGE_TYPES: dict[str, MessageType] = {t.name: t for t in (
     }, "owner -> dialer: joined; from now on the connection carries collab messages only"),
     MessageType("collab", {"data": Field(bytes)},
                 "one y-protocol message (SYNC step1/step2/update or AWARENESS) as pycrdt makes them, "
-                "at most core/collab/protocol.MAX_DATA_BYTES"),
+                "at most core/collab/y_messages.MAX_DATA_BYTES"),
     MessageType("collab_refused", {
         "code": Field(str, min_chars=1, max_chars=64),
         "message": Field(str, max_chars=1000),
