@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from tessera.core.collab import presence, y_messages
+from tessera.core.collab.pane_wire import PANE_INLINE_LIMIT
 from tessera.core.peers import identity, message_types
 from tessera.core.peers.frames import MAX_FRAME_BYTES, ProtocolError
 from tessera.core.store.db import StoreError
@@ -37,7 +38,6 @@ RENEW_SECONDS = 2.5  # the owner's awareness renewal
 EXPIRE_SECONDS = 8.0  # a client's awareness state not renewed for this long is dropped
 IDLE_SECONDS = 30.0  # a connection that sends nothing for this long is closed (clients renew every 2.5 s)
 MAX_QUEUED = 5000  # frames waiting for one client before it is dropped as too slow
-PANE_INLINE_LIMIT = 1024 * 1024
 
 Log = Callable[..., None]
 
