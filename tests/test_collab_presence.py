@@ -20,17 +20,18 @@ def test_a_presence_entry_counts_within_its_ttl_and_not_after(tmp_path):
     from tessera.core.store.db import connect
 
     conn = connect(tmp_path / "tessera.db")
+    ttl = presence.PRESENCE_TTL
     presence.announce(conn, "nb1", "dash-1", name="alice", node="ab" * 32, cell="c1", where="local", now=1000.0)
-    presence.announce(conn, "nb1", "bob-7", name="bob", node="cd" * 32, cell=None, where="peer", now=1004.0)
-    presence.announce(conn, "nb2", "dash-2", name="alice", node="ab" * 32, cell=None, where="local", now=1004.0)
+    presence.announce(conn, "nb1", "bob-7", name="bob", node="cd" * 32, cell=None, where="peer", now=1000.0 + ttl / 2)
+    presence.announce(conn, "nb2", "dash-2", name="alice", node="ab" * 32, cell=None, where="local", now=1000.0 + ttl / 2)
     at = lambda now: [(p["client"], p["cell"], p["where"]) for p in presence.present(conn, "nb1", now=now)]
-    assert at(1005.0) == [("dash-1", "c1", "local"), ("bob-7", None, "peer")]
-    assert at(1000.0 + presence.PRESENCE_TTL) == [("dash-1", "c1", "local"), ("bob-7", None, "peer")]
-    assert at(1000.0 + presence.PRESENCE_TTL + 0.5) == [("bob-7", None, "peer")]  # dash-1 not renewed
-    presence.announce(conn, "nb1", "dash-1", name="alice", node="ab" * 32, cell="c2", where="local", now=1012.0)
-    assert at(1013.0) == [("dash-1", "c2", "local"), ("bob-7", None, "peer")]  # renewed, in another cell
+    assert at(1000.0 + ttl / 2 + 0.5) == [("dash-1", "c1", "local"), ("bob-7", None, "peer")]
+    assert at(1000.0 + ttl) == [("dash-1", "c1", "local"), ("bob-7", None, "peer")]
+    assert at(1000.0 + ttl + 0.5) == [("bob-7", None, "peer")]  # dash-1 not renewed
+    presence.announce(conn, "nb1", "dash-1", name="alice", node="ab" * 32, cell="c2", where="local", now=1000.0 + ttl + 1)
+    assert at(1000.0 + ttl + 1.5) == [("dash-1", "c2", "local"), ("bob-7", None, "peer")]  # renewed, in another cell
     presence.withdraw(conn, "nb1", "bob-7")
-    assert at(1013.0) == [("dash-1", "c2", "local")]
+    assert at(1000.0 + ttl + 1.5) == [("dash-1", "c2", "local")]
     with pytest.raises(ValueError):
         presence.announce(conn, "nb1", "x", name="x", node="x", cell=None, where="elsewhere")
 
@@ -58,7 +59,7 @@ def test_people_are_listed_with_name_and_cell_and_a_client_that_leaves_is_gone_a
     finally:
         conn.close()
     bob.stop()
-    # gone at once: well before the 8 s expiry would drop him (the deadline is generous; the
+    # gone at once: well before the 6 s expiry would drop him (the deadline is generous; the
     # event says he left rather than expired, as the serve's log shows)
     carol.next(lambda l: l.get("event") == "presence" and l["people"] == [], "bob gone at carol")
 
@@ -73,7 +74,7 @@ def test_a_client_killed_with_sigkill_is_gone_within_the_expiry(trio, started):
     killed = time.monotonic()
     carol.next(lambda l: l.get("event") == "presence" and l["people"] == [], "bob gone at carol")
     took = time.monotonic() - killed
-    # Not a timing assertion on the machine's speed: the serve drops him when his renewal is 8 s
+    # Not a timing assertion on the machine's speed: the serve drops him when his renewal is 6 s
     # late, or at once when the transport notices the dead connection; record it for the report.
     print(f"bob gone after {took:.1f} s")
 
@@ -89,7 +90,7 @@ def test_the_owners_own_front_ends_are_listed_to_peers_and_expire(trio, started)
         nid = repository.notebook_id(conn, "ops")
         me = identity.local_identity(conn)
         # alice's dashboard, announced as front ends do (with a clock 3 s behind, so the entry
-        # expires 7 s from now without waiting for a whole TTL)
+        # expires before a whole TTL from now)
         presence.announce(conn, nid, "dash-1", name=me.name, node=me.node_id, cell=trio["cell"], where="local",
                           now=time.time() - 3)
         shown = bob.wait_show(lambda s: _names(s) == [("alice", trio["cell"])], "alice's dashboard at bob")

@@ -38,8 +38,8 @@ from tessera.core.collab.awareness import AwarenessView
 
 T = TypeVar("T")
 
-RENEW_SECONDS = 2.5  # our awareness renewal (the owner drops a state not renewed for 8 s)
-SILENCE_SECONDS = 9.0  # nothing from the owner for this long (it renews every 2.5 s): it is gone
+RENEW_SECONDS = 2.0  # our awareness renewal (the owner drops a state not renewed for 6 s)
+SILENCE_SECONDS = 9.0  # nothing from the owner for this long (it renews every 2 s): it is gone
 BACKOFF_FIRST = 0.5
 BACKOFF_MOST = 10.0
 PROBE_DELAY = 0.3  # after the last update sent, ask for the confirmation (a step1) this much later

@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlite3
 import time
 
-PRESENCE_TTL = 10.0
-ANNOUNCE_SECONDS = 3.0  # how often a local front end announces itself (well within the TTL)
+PRESENCE_TTL = 7.0
+ANNOUNCE_SECONDS = 2.0  # how often a local front end announces itself (well within the TTL)
 SWEEP_AFTER = 10 * PRESENCE_TTL  # rows older than this are deleted when someone reads
 LOCATIONS = ("local", "peer")
 

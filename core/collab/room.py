@@ -34,9 +34,9 @@ from tessera.core.store.db import StoreError
 
 POLL_SECONDS = 0.01  # how often an open room looks for edits made at the owner (PRAGMA data_version)
 TICK_SECONDS = 0.5  # awareness renewals and expiry
-RENEW_SECONDS = 2.5  # the owner's awareness renewal
-EXPIRE_SECONDS = 8.0  # a client's awareness state not renewed for this long is dropped
-IDLE_SECONDS = 30.0  # a connection that sends nothing for this long is closed (clients renew every 2.5 s)
+RENEW_SECONDS = 2.0  # the owner's awareness renewal
+EXPIRE_SECONDS = 6.0  # a client's awareness state not renewed for this long is dropped
+IDLE_SECONDS = 30.0  # a connection that sends nothing for this long is closed (clients renew every 2 s)
 MAX_QUEUED = 5000  # frames waiting for one client before it is dropped as too slow
 
 Log = Callable[..., None]
