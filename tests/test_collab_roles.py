@@ -46,6 +46,7 @@ def test_a_viewers_edit_is_refused_then_accepted_once_made_editor_without_reconn
 
     made = tessera(alice, "peer", "role", "bob", "editor")
     assert made.returncode == 0 and "bob" in made.stdout and "now editor (was viewer)" in made.stdout, made
+    client.wait_show(lambda s: s["role"] == "editor", "the new role told to bob's client (collab_role)")
     client.send("type", cell=cell, text=" LIMIT 1")
     wait_owner(alice, "ops", lambda nb: sources(nb)[cell] == "MATCH (p:Pod) RETURN p LIMIT 1", "the edit at alice")
     edited = [e for e in _events(alice, "ops")[events_before:] if e.subject.endswith(".cell_edited")]

@@ -13,6 +13,8 @@ The connection (one ``collab_join``, then ``collab`` messages both ways):
   step2 (what it lacks: our offline edits). Then updates flow both ways as they are made.
 - confirmation: the owner handles a connection's messages in order, so its step2 answering a
   step1 we sent after some edits means it has handled them: those rows stop being pending.
+- a role changed at the owner (``collab_role``): ``role`` is the new one, and ``on_status`` is
+  called again so the screen says so;
 - a refusal (``collab_refused``, e.g. a viewer's edit): ``on_refused`` gets its one line, and
   the document goes back to the owner's state (a fresh Doc from the owner's full step2).
 - renewals: our awareness every RENEW_SECONDS; the owner renews its own as often, so nothing
@@ -474,6 +476,12 @@ class _Session:
                 if client.on_refused is not None:
                     client.on_refused(text)
                 self._reset()
+            elif kind == "collab_role":  # `peer role` at the owner: our screen says the new role at once
+                client.role = message["role"]
+                local_copy.set_info(self.conn, client.peer_id, client.notebook_name, notebook_id=client.notebook_id,
+                                    role=client.role, owner=client.owner)
+                if client.on_status is not None:
+                    client.on_status(client.status, client.reason)
             elif kind == "collab_pane":
                 if client.on_pane is not None:
                     client.on_pane(message["cell"], message["data"])

@@ -53,7 +53,7 @@ class CollabHost:
         if room is None or room.closed:
             room = self.rooms[notebook_id] = Room(self.conn, notebook_id, log=self.log, on_empty=self._empty)
             room.start()
-        client = RoomClient(channel, node_id, peer.name, request["run"])
+        client = RoomClient(channel, node_id, peer.name, request["run"], role=peer.role)
         await channel.send(message_types.make("collab_welcome", notebook=name, notebook_id=notebook_id,
                                               role=peer.role, owner=me.name))
         self.log("info", "collab_joined", peer=identity.short_id(node_id), name=peer.name, notebook=name,

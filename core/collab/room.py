@@ -54,6 +54,7 @@ class RoomClient:
     node_id: str
     name: str
     run: str
+    role: str = "viewer"  # the role it was last told (collab_welcome, then collab_role)
     outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
     awareness_id: int | None = None
     clock: int = 0
@@ -348,9 +349,12 @@ class Room:
                     self._apply(data, origin=None)
                     self.last_row = row_id
                 for client in list(self.clients):
-                    _, refusal = self._access(client)
+                    peer, refusal = self._access(client)
                     if refusal is not None:
                         client.close(refusal)
+                    elif peer.role != client.role:  # `peer role` at the owner: the client's screen says so at once
+                        client.role = peer.role
+                        client.post(message_types.make("collab_role", role=peer.role))
             await asyncio.sleep(POLL_SECONDS)
 
     # --- awareness ----------------------------------------------------------------------------

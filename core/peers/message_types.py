@@ -121,6 +121,9 @@ MESSAGE_TYPES: dict[str, MessageType] = {t.name: t for t in (
     MessageType("collab_part", {"data": Field(bytes)},
                 "owner -> client: the next piece of a y-protocol message too large for one frame (a "
                 "notebook's whole state); the collab frame after the pieces holds the last one"),
+    MessageType("collab_role", {"role": Field(str, pattern=COLLAB_ROLE)},
+                "owner -> client: your role in this notebook changed (tessera peer role); edits are "
+                "checked against the new one from now on"),
 )}
 
 
