@@ -79,6 +79,8 @@ def not_live(session: Any) -> Exception:
     reason = session.reason or "no answer"
     where = f"{session.peer}:{session.notebook}"
     if reason.startswith("the peer refused"):
+        if "(ask " in reason:  # the owner's refusal names its fix already
+            return NotAuthorized(f"{where}: {reason}")
         return NotAuthorized(f"{where}: {reason}", hint=f"ask {session.peer} to share it: "
                              f"tessera peer share {session.notebook} --with <your name>")
     return SourceUnavailable(f"{where}: cannot reach {session.peer}'s node ({reason})",
@@ -154,6 +156,10 @@ def fetch_notebook(addr: Any, timeout: float = 10.0) -> Any:
         return None
     try:
         if not client.wait_synced(timeout):
+            if (client.reason or "").startswith("the peer refused"):  # not shared: say so, not "no replica"
+                from types import SimpleNamespace
+
+                raise not_live(SimpleNamespace(reason=client.reason, peer=addr.peer, notebook=addr.name))
             return None
         with client.lock:
             nb = Notebook.from_updates([client.notebook.full_update()], name=addr.name)

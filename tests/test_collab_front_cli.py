@@ -125,6 +125,12 @@ def test_a_notebook_not_shared_is_refused_with_exit_5_and_one_line(pair):
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) <= 2 and "Traceback" not in result.stderr
     assert "not shared" in result.stderr or "not_shared" in result.stderr
+    # without a replica, show asks the owner's node: its refusal is the line, not "no replica"
+    shown = bob_runs(pair, "notebook", "show", "alice:private")
+    assert shown.returncode == 5, (shown.returncode, shown.stderr)
+    assert shown.stderr.strip().splitlines() == [
+        "tessera: alice:private: the peer refused: notebook private is not shared with bob by alice "
+        "(ask alice: tessera peer share private --with bob)"]
 
 
 def test_run_is_refused_for_this_nodes_own_notebook(pair):
