@@ -9,8 +9,9 @@ measures that).
 
 - ``keystroke_ms``: bob types --keystrokes characters at --rate a second into a cell; for each,
   the time until it is in the document of ``carol`` (another node's client, what its dashboard
-  draws from) and until alice's own NotebookSession (what alice's dashboard draws from) has it.
-  p50/p95. Clocks: every process reads CLOCK_MONOTONIC, which is one clock machine-wide on Linux.
+  draws from), until alice's own NotebookSession (what alice's dashboard draws from) has it, and
+  until alice's dashboard (``tessera dash ops``'s app, headless under Textual's run_test) renders
+  the pane with it. p50/p95; the first WARMUP_KEYS keystrokes are listed apart. Clocks: every process reads CLOCK_MONOTONIC, which is one clock machine-wide on Linux.
 - ``three_editors``: bob, carol and dave each type their own letter at --rate a second for
   --seconds into one cell at once; afterwards every client's document and alice's store are
   compared: ``all_present`` is true when each holds every character of each editor; ``cpu_pct``
@@ -43,6 +44,7 @@ TYPE_CELL = "ctype01"  # the cell bob types in (keystroke latency)
 SHARED_CELL = "cshare1"  # the cell three editors type in at once
 PODS_CELL = "cpods01"  # the owner-run pane the viewer watches
 LETTERS = {"bob": "b", "carol": "c", "dave": "d"}
+WARMUP_KEYS = 5  # bob's first keystrokes: reported apart (the dashboard's first frames after start-up)
 
 
 def log(msg: str) -> None:
@@ -176,6 +178,44 @@ def role_owner_watcher(args) -> None:
     session.stop()
 
 
+def role_owner_dash(args) -> None:
+    """The same at the owner's dashboard: ``tessera dash ops``'s app, headless (Textual's
+    run_test), logging when the pane of ``--cell`` *renders* a text holding more of a letter."""
+    import asyncio
+
+    os.environ["TESSERA_HOME"] = args.home
+    os.environ["NO_COLOR"] = "1"
+    from tessera.cli.tui import cell_pane
+    from tessera.cli.tui.app import DashApp
+    from tessera.core.notebook.session import NotebookSession, SessionOptions
+
+    seen = {letter: 0 for letter in LETTERS.values()}
+    drawn = cell_pane.CellPane.render
+
+    def render(self):
+        out = drawn(self)
+        if self.cell_id == args.cell:
+            now = time.monotonic()
+            for letter, n in _counts(self.state.cell.get("source", "")).items():
+                if n > seen[letter]:
+                    seen[letter] = n
+                    print(json.dumps({"t": now, "event": "seen", "letter": letter, "count": n}), flush=True)
+        return out
+
+    cell_pane.CellPane.render = render
+    options = SessionOptions()
+    options.presence = True
+    db = str(Path(args.home) / "tessera.db")
+    app = DashApp(NotebookSession(db, "ops", options), db, color=False)
+
+    async def run() -> None:
+        async with app.run_test(size=(120, 40)):
+            emit(event="ready")
+            await asyncio.to_thread(sys.stdin.readline)
+
+    asyncio.run(run())
+
+
 def role_viewer(args) -> None:
     """Log each pod name the owner-run pane ``--cell`` newly lists."""
     from tessera.core.collab.pane_wire import PaneAssembler
@@ -200,7 +240,8 @@ def role_viewer(args) -> None:
     client.stop()
 
 
-ROLES = {"typist": role_typist, "watcher": role_watcher, "owner-watcher": role_owner_watcher, "viewer": role_viewer}
+ROLES = {"typist": role_typist, "watcher": role_watcher, "owner-watcher": role_owner_watcher,
+         "owner-dash": role_owner_dash, "viewer": role_viewer}
 
 
 # --- the parent ------------------------------------------------------------------------------
@@ -356,25 +397,33 @@ def measure(args, root: Path) -> dict:
         watcher = Child("carol", "--role", "watcher", "--home", str(homes["carol"]), "--cell", TYPE_CELL, env=env)
         owner = Child("alice-session", "--role", "owner-watcher", "--home", str(homes["alice"]), "--cell", TYPE_CELL,
                       env={**env, "KUBECONFIG": str(kubeconfig)})
+        dash = Child("alice-dash", "--role", "owner-dash", "--home", str(homes["alice"]), "--cell", TYPE_CELL,
+                     env={**env, "KUBECONFIG": str(kubeconfig)})
         typist = Child("bob", "--role", "typist", "--home", str(homes["bob"]), "--cell", TYPE_CELL, "--letter", "b",
                        "--count", str(args.keystrokes), "--rate", str(args.rate), env=env)
-        children += [watcher, owner, typist]
-        for child in (watcher, owner, typist):
+        children += [watcher, owner, dash, typist]
+        for child in (watcher, owner, dash, typist):
             child.wait_for("ready")
         typist.say()
         typist.wait_for("typed", timeout=args.keystrokes / args.rate + 120)
         _wait_count(watcher, "b", args.keystrokes)
         _wait_count(owner, "b", args.keystrokes)
-        sent = typist.events("key")
+        _wait_count(dash, "b", args.keystrokes)
+        keys = typist.events("key")
+        warm, sent = keys[:WARMUP_KEYS], keys[WARMUP_KEYS:]
         result["keystroke_ms"] = {
             "to_peer_client": _percentiles(_latencies(sent, watcher.events("seen"), "b")),
             "to_owner_session": _percentiles(_latencies(sent, owner.events("seen"), "b")),
+            "to_owner_dashboard_render": _percentiles(_latencies(sent, dash.events("seen"), "b")),
             "keystrokes": len(sent), "rate_per_s": args.rate,
+            # the first keystrokes after everything started, kept out of the percentiles above
+            "warmup_to_owner_dashboard_render": [_ms(x) for x in _latencies(warm, dash.events("seen"), "b")],
         }
         for child in (typist, watcher):
             child.say()
         owner.say()
-        for child in (watcher, owner, typist):
+        dash.say()
+        for child in (watcher, owner, dash, typist):
             child.end()
         children.clear()
 
