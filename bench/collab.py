@@ -39,6 +39,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
+from procstat import proc_cpu_s  # noqa: E402
 
 TYPE_CELL = "ctype01"  # the cell bob types in (keystroke latency)
 SHARED_CELL = "cshare1"  # the cell three editors type in at once
@@ -61,15 +63,6 @@ def _percentiles(samples: list[float]) -> dict:
     ordered = sorted(samples)
     return {"p50": _ms(statistics.median(ordered)), "p95": _ms(ordered[max(0, int(len(ordered) * 0.95) - 1)]),
             "max": _ms(ordered[-1]), "n": len(ordered)}
-
-
-def proc_cpu_s(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def emit(**fields) -> None:

@@ -52,6 +52,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
+from procstat import proc_cpu_s, proc_rss_mb  # noqa: E402
 
 try:  # the emulator's own dependencies (kmock) come with the dev extras
     from kube_emulator import Emulator, write_kubeconfig  # noqa: E402
@@ -379,26 +381,6 @@ class Reader(threading.Thread):
                     return False
                 self.cond.wait(left)
             return True
-
-
-def proc_cpu_s(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def proc_rss_mb(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
 
 
 def count_paths(reqs: list[dict], *, starts_only: bool) -> dict[str, int]:

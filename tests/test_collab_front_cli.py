@@ -12,20 +12,11 @@ import threading
 import pytest
 
 from tests.collab_helpers import befriend, init_node, point_at, share, start_driver
+from tests.test_collab_sync import started  # noqa: F401  (a fixture)
 from tests.kube_emulator import write_kubeconfig
 from tests.test_peer_serve import DEADLINE, TSR, env_for, procs, start_serve, tessera, wait_until  # noqa: F401
 
 PODS = 'MATCH (p:Pod) WHERE p.metadata.namespace = "shop" RETURN p.metadata.name AS pod, p.status.phase AS phase'
-
-
-@pytest.fixture
-def started():
-    running = []
-    yield running
-    for proc in running:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(60)
 
 
 @pytest.fixture
