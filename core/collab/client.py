@@ -100,6 +100,8 @@ class CollabClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._outbox: _Outbox | None = None  # of the current connection
+        self._endpoint: Any = None  # bound by the loop thread: dials the owner (the collab connection, blob fetches)
+        self._fetches: set[asyncio.Task] = set()  # blob fetches under way (the loop thread's)
         self._last_local_row = 0  # the newest local edit's row in the local copy
 
     # --- the front end's side ------------------------------------------------------------------
@@ -190,6 +192,52 @@ class CollabClient:
         """Who is in the notebook but us: [{client, name, node, cell, where}]."""
         return list(self._people)
 
+    def fetch_blob(self, blob_id: str, done: Callable[[bytes | None, str | None], None]) -> Any:
+        """Fetch blob ``blob_id`` from the owner (core/blobs/fetch.py: verified chunk by chunk) on
+        the client's loop, with its endpoint; ``done(data, None)`` with its bytes, or
+        ``done(None, one-line reason)``, on a worker thread (never the caller's nor the loop's).
+        The blob is not kept in this node's store unless it was there before. Returns a
+        concurrent.futures.Future: cancel() it when the blob is superseded (done is then not
+        called), or None when the client is stopped (done is called with the reason)."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or self._stopping is None or self._stopping.is_set():
+            done(None, "the connection to the owner is closed")
+            return None
+        try:
+            return asyncio.run_coroutine_threadsafe(self._fetch_blob(blob_id, done), loop)
+        except RuntimeError:  # the loop ended meanwhile
+            done(None, "the connection to the owner is closed")
+            return None
+
+    async def _fetch_blob(self, blob_id: str, done: Callable[[bytes | None, str | None], None]) -> None:
+        from tessera.core.blobs import blob_store, fetch
+        from tessera.core.errors import TesseraError
+        from tessera.core.peers import peer_list
+
+        task = asyncio.current_task()
+        self._fetches.add(task)
+        conn = self._conn()
+        data, reason = None, None
+        kept_before = blob_store.info(conn, blob_id) is not None
+        try:
+            peer = peer_list.get(conn, self.peer_id)
+            if self._endpoint is None or peer is None:
+                raise TesseraError("not connected to the owner's node")
+            await fetch.fetch(conn, self._endpoint, blob_id, [peer])
+            data = blob_store.read_bytes(conn, blob_id)
+        except TesseraError as exc:
+            reason = exc.one_line()[:300]
+        except OSError as exc:
+            reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+        finally:
+            if not kept_before:  # a pane's snapshot, not this node's blob: the pane holds its rows
+                try:
+                    blob_store.remove(conn, blob_id)
+                except TesseraError:
+                    pass
+            self._fetches.discard(task)
+        await asyncio.to_thread(done, data, reason)
+
     def run_cell(self, cell_id: str) -> None:
         """Ask the owner to run that cell again now."""
         from tessera.core.peers import message_types
@@ -266,7 +314,7 @@ class CollabClient:
                 live = False
                 try:
                     if endpoint is None:
-                        endpoint = await node_endpoint.bind(conn, listen=False)
+                        endpoint = self._endpoint = await node_endpoint.bind(conn, listen=False)
                     live = await self._until_stopped(self._connection(conn, endpoint))
                     reason = "the owner's node closed the connection"
                 except TesseraError as exc:
@@ -287,6 +335,10 @@ class CollabClient:
                 delay = min(delay * 2, BACKOFF_MOST)
         finally:
             self._set_status("offline", "stopped")
+            for task in list(self._fetches):
+                task.cancel()
+            await asyncio.gather(*self._fetches, return_exceptions=True)
+            self._endpoint = None
             if endpoint is not None:
                 try:
                     await asyncio.wait_for(endpoint.close(), STOP_SECONDS)
