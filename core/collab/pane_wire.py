@@ -250,8 +250,8 @@ def decode(data: bytes, *, limit: int = PANE_INLINE_LIMIT) -> dict:
     if kind == "blob":
         _want(isinstance(message.get("blob"), str) and _BLOB_ID.fullmatch(message["blob"]) is not None,
               "'blob' is not a blob id")
-        _want(isinstance(message.get("size"), int) and PANE_INLINE_LIMIT < message["size"] <= MAX_PANE_BLOB_BYTES,
-              f"'size' is not a size over {PANE_INLINE_LIMIT} bytes and at most {MAX_PANE_BLOB_BYTES}")
+        _want(isinstance(message.get("size"), int) and 0 < message["size"] <= MAX_PANE_BLOB_BYTES,
+              f"'size' is not a size of at most {MAX_PANE_BLOB_BYTES} bytes")
         _want(isinstance(message.get("total"), int) and message["total"] >= 0, "'total' is not a count")
         return message
     columns = message.get("columns")
