@@ -210,7 +210,7 @@ class CollabClient:
             return None
 
     async def _fetch_blob(self, blob_id: str, done: Callable[[bytes | None, str | None], None]) -> None:
-        from tessera.core.blobs import blob_store, fetch
+        from tessera.core.blobs import blob_store
         from tessera.core.errors import TesseraError
         from tessera.core.peers import peer_list
 
@@ -223,8 +223,7 @@ class CollabClient:
             peer = peer_list.get(conn, self.peer_id)
             if self._endpoint is None or peer is None:
                 raise TesseraError("not connected to the owner's node")
-            await fetch.fetch(conn, self._endpoint, blob_id, [peer])
-            data = blob_store.read_bytes(conn, blob_id)
+            data = await _fetch_pane_blob(conn, self._endpoint, blob_id, peer)
         except TesseraError as exc:
             reason = exc.one_line()[:300]
         except OSError as exc:
@@ -594,6 +593,36 @@ class _Session:
             client.notebook = fresh
             local_copy.replace(self.conn, client.peer_id, client.notebook_name, fresh.full_update())
         client._changed("reset")
+
+
+FETCH_TRIES = 50  # another front end of this node fetching the same pane blob: wait for it, then read or fetch again
+FETCH_RETRY_SECONDS = 0.2
+
+
+async def _fetch_pane_blob(conn: sqlite3.Connection, endpoint: Any, blob_id: str, peer: Any) -> bytes:
+    """The blob's bytes, fetched from ``peer``. Two front ends of one node (a dashboard and
+    ``notebook run``) get the same pane blob at once: the second finds the first's fetch under
+    way (its file lock), waits, then reads the blob, or fetches it again when the first has
+    removed it already.
+
+    Raises:
+        TesseraError from core/blobs/fetch.py and blob_store.read_bytes.
+    """
+    from tessera.core.blobs import blob_store, fetch
+    from tessera.core.errors import UsageError
+
+    for attempt in range(FETCH_TRIES):
+        try:
+            await fetch.fetch(conn, endpoint, blob_id, [peer])
+            return blob_store.read_bytes(conn, blob_id)
+        except blob_store.BlobError as exc:
+            if "under way" not in exc.message or attempt == FETCH_TRIES - 1:  # fetch's lock held by another process
+                raise
+        except UsageError:  # removed by the other front end between its fetch and our read
+            if attempt == FETCH_TRIES - 1:
+                raise
+        await asyncio.sleep(FETCH_RETRY_SECONDS)
+    raise AssertionError("unreachable")
 
 
 class _Outbox:
