@@ -12,7 +12,7 @@ import msgpack
 import pytest
 
 from tessera.core.collab.pane_wire import (PANE_INLINE_LIMIT, OutOfStep, PaneAssembler, PaneEncoder, PaneWireError,
-                                           decode)
+                                           decode, read_blob)
 from tessera.core.notebook.session import PaneState
 from tessera.core.result import Result
 
@@ -55,7 +55,7 @@ def test_a_snapshot_over_the_limit_goes_as_a_blob_and_arrives_whole_then_changes
     assert msgpack.unpackb(second)["kind"] == "changes" and len(second) < 1024
     held = asm.apply("c1", second)
     assert held.fetching is not None and not held.has_rows
-    view = asm.apply_blob("c1", message["blob"], shelf.blobs[message["blob"]])
+    view = asm.apply_blob("c1", message["blob"], read_blob(shelf.blobs[message["blob"]]))
     assert view.fetching is None and not view.truncated and view.seq == 2
     result = view.result()
     assert len(result.rows) == 400 and not result.warnings
@@ -74,9 +74,9 @@ def test_a_newer_snapshot_supersedes_the_blob_being_fetched():
     second = msgpack.unpackb(enc.encode("c1", state(401, version=2)))
     assert second["kind"] == "blob" and second["blob"] != first["blob"]
     asm.apply("c1", msgpack.packb(second))
-    assert asm.apply_blob("c1", first["blob"], shelf.blobs[first["blob"]]) is None  # superseded: ignored
+    assert asm.apply_blob("c1", first["blob"], read_blob(shelf.blobs[first["blob"]])) is None  # superseded: ignored
     assert asm.blob_failed("c1", first["blob"]) is False
-    assert len(asm.apply_blob("c1", second["blob"], shelf.blobs[second["blob"]]).rows) == 401
+    assert len(asm.apply_blob("c1", second["blob"], read_blob(shelf.blobs[second["blob"]])).rows) == 401
     # an inline snapshot supersedes a fetch too
     enc.forget("c1")
     asm.apply("c1", enc.encode("c1", state(401, version=3)))
@@ -103,11 +103,12 @@ def test_a_blob_that_is_not_the_snapshot_announced_is_refused_and_the_wait_ends(
     asm.apply("c1", enc.snapshot("c1", state(400)))
     other = msgpack.unpackb(shelf.blobs[blob])
     with pytest.raises(PaneWireError, match="not the snapshot it was announced as"):
-        asm.apply_blob("c1", blob, msgpack.packb({**other, "seq": 9}))
+        asm.apply_blob("c1", blob, read_blob(msgpack.packb({**other, "seq": 9})))
     assert asm.views["c1"].fetching is None
-    asm.apply("c1", enc.snapshot("c1", state(400)))
     with pytest.raises(PaneWireError, match="not readable"):
-        asm.apply_blob("c1", blob, b"\xc1 not msgpack")
+        read_blob(b"\xc1 not msgpack")
+    with pytest.raises(PaneWireError, match="not a snapshot"):
+        read_blob(enc.encode("c1", state(400, changed={1: {"pod": "p1", "note": "y"}}, version=2)))
 
 
 def test_over_the_blob_limit_or_when_the_owner_cannot_store_it_the_snapshot_is_truncated_saying_why():

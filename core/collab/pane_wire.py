@@ -277,6 +277,18 @@ def decode(data: bytes, *, limit: int = PANE_INLINE_LIMIT) -> dict:
     return message
 
 
+def read_blob(data: bytes) -> dict:
+    """A pane blob's content: one snapshot message, checked as ``decode`` checks an inline one
+    (bounded by MAX_PANE_BLOB_BYTES).
+
+    Raises:
+        PaneWireError.
+    """
+    message = decode(data, limit=MAX_PANE_BLOB_BYTES)
+    _want(message["kind"] == "snapshot", "its result blob is not a snapshot")
+    return message
+
+
 def _applied(rows: dict[str, dict], changes: list[list]) -> dict[str, dict]:
     """``rows`` after ``changes`` ([op, key, row]); new rows go last."""
     out = dict(rows)
@@ -320,12 +332,13 @@ class PaneAssembler:
         self.views[cell_id] = view
         return view
 
-    def apply_blob(self, cell_id: str, blob_id: str, data: bytes) -> PaneView | None:
-        """The fetched content of the cell's blob ``blob_id``: its snapshot applied, then the
-        messages held meanwhile. None when that blob is no longer the one awaited (superseded).
+    def apply_blob(self, cell_id: str, blob_id: str, message: dict) -> PaneView | None:
+        """The content of the cell's blob ``blob_id``, read with ``read_blob`` (outside any lock:
+        it may be 64 MiB): its snapshot applied, then the messages held meanwhile. None when that
+        blob is no longer the one awaited (superseded).
 
         Raises:
-            PaneWireError when the content is not the snapshot announced (the fetch is over
+            PaneWireError when the content is not the snapshot announced (the wait is over
             either way), OutOfStep when a held message does not follow it.
         """
         old = self.views.get(cell_id)
@@ -334,7 +347,6 @@ class PaneAssembler:
         _, _, seq = old.fetching
         waiting = _replace(old, fetching=None, held=[])
         self.views[cell_id] = waiting
-        message = decode(data, limit=MAX_PANE_BLOB_BYTES)
         _want(message["kind"] == "snapshot" and not message["truncated"] and message["seq"] == seq,
               "its result blob is not the snapshot it was announced as")
         view = _step(waiting, message)

@@ -330,21 +330,27 @@ class RemoteNotebookSession:
 
     def _fetched(self, cell_id: str, blob_id: str, data: bytes | None, reason: str | None) -> None:
         """A pane blob's fetch ended (a worker thread): its snapshot shown, or why not."""
-        from tessera.core.collab.pane_wire import OutOfStep, PaneWireError
+        from tessera.core.collab.pane_wire import OutOfStep, PaneWireError, read_blob
 
+        message = None
+        if data is not None:
+            try:
+                message = read_blob(data)  # outside the lock: the client's thread keeps delivering meanwhile
+            except PaneWireError as err:
+                reason = err.one_line()
         with self._lock:
             if self._fetches.get(cell_id, (None,))[0] == blob_id:
                 del self._fetches[cell_id]
             view = self._assembler.views.get(cell_id)
             size = view.fetching[1] if view is not None and view.fetching is not None else 0
-            if data is None:
+            if message is None:
                 if not self._assembler.blob_failed(cell_id, blob_id):
                     return  # superseded meanwhile: the newer message is what counts
                 self._pane_errors[cell_id] = (f"the pane's whole result ({size / (1024 * 1024):.1f} MiB) could not "
                                               f"be fetched from {self.runs_at}: {reason}")
             else:
                 try:
-                    if self._assembler.apply_blob(cell_id, blob_id, data) is None:
+                    if self._assembler.apply_blob(cell_id, blob_id, message) is None:
                         return
                     self._pane_errors.pop(cell_id, None)
                 except OutOfStep as err:
