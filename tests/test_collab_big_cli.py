@@ -152,3 +152,38 @@ def test_a_pane_over_one_message_reaches_a_viewer_whole_as_a_blob_and_changes_fo
     watch.terminate()
     watch.wait(DEADLINE)
     wait_until(lambda: pane_blobs(big["alice"]) == {}, "alice's pane blobs removed once nobody views the panes")
+
+
+def test_a_failed_fetch_is_one_line_in_the_pane_and_the_cells_next_message_recovers(big, kube_api, started):
+    # bob's blob store cannot take a fetch: its partial-fetch directory is a file
+    blobs = big["bob"] / "data" / "blobs"
+    blobs.mkdir(mode=0o700, exist_ok=True)
+    (blobs / "partial").write_text("in the way")
+    watch = subprocess.Popen([*TSR, "notebook", "run", "alice:ops", "--watch", "-o", "jsonl"], env=big["bob_env"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    started.append(watch)
+    lines: list[dict] = []
+    errors: list[str] = []
+
+    def read(stream, into, parse):
+        for line in stream:
+            into.append(parse(line))
+
+    threading.Thread(target=read, args=(watch.stdout, lines, json.loads), daemon=True).start()
+    threading.Thread(target=read, args=(watch.stderr, errors, str.rstrip), daemon=True).start()
+    wait_until(lambda: any("could not be fetched from @alice" in e for e in errors), "the failed fetch in the pane",
+               timeout=DEADLINE * 2)
+    line = next(e for e in errors if "could not be fetched" in e)
+    assert "1.5 MiB" in line and "this node cannot store it: File exists" in line, errors
+    assert "Traceback" not in "\n".join(errors)
+    assert lines == []  # no partial rows shown as if they were the result
+    # the way is clear again; the cell's next message (a pod changes) makes bob ask for the pane
+    # again, and it arrives whole
+    (blobs / "partial").unlink()
+    pod = kube_api.get("v1", "Pod", "shop", "big-042")
+    kube_api.update({**pod, "status": {"phase": "Pending"}})
+    want = {f"big-{i:03d}" for i in range(PODS)}
+    wait_until(lambda: want <= {l["row"]["pod"] for l in lines if l["op"] == "added"}, "every big pod added after all",
+               timeout=DEADLINE * 2)
+    added = {l["row"]["pod"]: l["row"] for l in lines if l["op"] == "added"}
+    assert added["big-042"]["phase"] == "Pending" and added["big-199"]["note"] == note_of(199)

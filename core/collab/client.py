@@ -226,8 +226,9 @@ class CollabClient:
             data = await _fetch_pane_blob(conn, self._endpoint, blob_id, peer)
         except TesseraError as exc:
             reason = exc.one_line()[:300]
-        except OSError as exc:
-            reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+        except OSError as exc:  # this node's data home (its blobs/ unwritable, in the way)
+            where = f" ({exc.filename})" if exc.filename else ""
+            reason = f"this node cannot store it: {exc.strerror or type(exc).__name__}{where}"[:300]
         finally:
             if not kept_before:  # a pane's snapshot, not this node's blob: the pane holds its rows
                 try:
