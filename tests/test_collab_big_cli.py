@@ -187,3 +187,26 @@ def test_a_failed_fetch_is_one_line_in_the_pane_and_the_cells_next_message_recov
                timeout=DEADLINE * 2)
     added = {l["row"]["pod"]: l["row"] for l in lines if l["op"] == "added"}
     assert added["big-042"]["phase"] == "Pending" and added["big-199"]["note"] == note_of(199)
+
+
+def test_the_pane_says_it_is_fetching_from_the_owner_until_the_whole_result_is_shown(big, monkeypatch):
+    """RemoteNotebookSession, the dashboard's and `tessera pane`'s session, in this process as bob."""
+    from tessera.core.collab.remote_session import RemoteNotebookSession
+
+    for key in ("TESSERA_HOME", "TESSERA_CONFIG_DIR", "TESSERA_PEER_LOOPBACK"):
+        monkeypatch.setenv(key, env_for(big["bob"])[key])
+    states = []
+    session = RemoteNotebookSession(str(big["bob"] / "data" / "tessera.db"), "alice", "ops", run="owner",
+                                    on_update=states.append)
+    session.start()
+    try:
+        shown = wait_until(lambda: next((s for s in list(states) if s.result is not None and len(s.result.rows) > PODS),
+                                        None), "the whole pane at bob", timeout=DEADLINE * 2)
+        before = states[:states.index(shown)]
+        fetching = [s for s in before if s.fault and s.fault.startswith("fetching ")]
+        assert fetching and fetching[0].fault == "fetching 1.5 MiB from @alice" and fetching[0].status == "starting"
+        assert fetching[0].result is None  # nothing partial shown as the result meanwhile
+        assert shown.fault is None and shown.error is None and not shown.result.warnings
+        assert len(shown.result.rows) == PODS + 3  # the big pods and the shop's three
+    finally:
+        session.stop()
