@@ -148,6 +148,15 @@ def test_a_pane_over_one_message_reaches_a_viewer_whole_as_a_blob_and_changes_fo
     finally:
         conn.close()
 
+    # carol, once alice shares the notebook with her, joins the room and may fetch the pane
+    share(big["alice"], "ops", "carol")
+    carol_env = {k: v for k, v in env_for(big["carol"]).items() if k != "KUBECONFIG"}
+    joined = subprocess.run([*TSR, "notebook", "run", "alice:ops", "-o", "jsonl"], env=carol_env,
+                            capture_output=True, text=True, timeout=DEADLINE * 2, stdin=subprocess.DEVNULL)
+    assert joined.returncode == 0, joined.stderr
+    assert want <= set(rows_of(joined.stdout)) and rows_of(joined.stdout)["big-249"]["note"] == note_of(249)
+    assert node_id(big["carol"]) in next(iter(pane_blobs(big["alice"]).values()))
+
     # the last viewer leaves: the feed stops and every pane blob goes
     watch.terminate()
     watch.wait(DEADLINE)
