@@ -141,7 +141,10 @@ class PaneFeed:
             previous = self._blobs.get(cell_id)
             self._blobs[cell_id] = blob_id
             if previous is not None and previous != blob_id and previous not in self._blobs.values():
-                blob_store.remove(conn, previous)
+                try:
+                    blob_store.remove(conn, previous)
+                except Exception as err:  # the store busy: removed when the feed stops or starts again
+                    log.warning("superseded pane blob not removed: %s", err)
         return blob_id
 
     def _forget_blob(self, cell_id: str) -> None:
