@@ -102,6 +102,8 @@ class CollabClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._outbox: _Outbox | None = None  # of the current connection
+        self._endpoint: Any = None  # bound by the loop thread: dials the owner (the collab connection, blob fetches)
+        self._fetches: set[asyncio.Task] = set()  # blob fetches under way (the loop thread's)
         self._last_local_row = 0  # the newest local edit's row in the local copy
 
     # --- the front end's side ------------------------------------------------------------------
@@ -192,6 +194,52 @@ class CollabClient:
         """Who is in the notebook but us: [{client, name, node, cell, where}]."""
         return list(self._people)
 
+    def fetch_blob(self, blob_id: str, done: Callable[[bytes | None, str | None], None]) -> Any:
+        """Fetch blob ``blob_id`` from the owner (core/blobs/fetch.py: verified chunk by chunk) on
+        the client's loop, with its endpoint; ``done(data, None)`` with its bytes, or
+        ``done(None, one-line reason)``, on a worker thread (never the caller's nor the loop's).
+        The blob is not kept in this node's store unless it was there before. Returns a
+        concurrent.futures.Future: cancel() it when the blob is superseded (done is then not
+        called), or None when the client is stopped (done is called with the reason)."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or self._stopping is None or self._stopping.is_set():
+            done(None, "the connection to the owner is closed")
+            return None
+        try:
+            return asyncio.run_coroutine_threadsafe(self._fetch_blob(blob_id, done), loop)
+        except RuntimeError:  # the loop ended meanwhile
+            done(None, "the connection to the owner is closed")
+            return None
+
+    async def _fetch_blob(self, blob_id: str, done: Callable[[bytes | None, str | None], None]) -> None:
+        from tessera.core.blobs import blob_store
+        from tessera.core.errors import TesseraError
+        from tessera.core.peers import peer_list
+
+        task = asyncio.current_task()
+        self._fetches.add(task)
+        conn = self._conn()
+        data, reason = None, None
+        kept_before = blob_store.info(conn, blob_id) is not None
+        try:
+            peer = peer_list.get(conn, self.peer_id)
+            if self._endpoint is None or peer is None:
+                raise TesseraError("not connected to the owner's node")
+            data = await _fetch_pane_blob(conn, self._endpoint, blob_id, peer)
+        except TesseraError as exc:
+            reason = exc.one_line()[:300]
+        except OSError as exc:  # this node's data home (its blobs/ unwritable, in the way)
+            where = f" ({exc.filename})" if exc.filename else ""
+            reason = f"this node cannot store it: {exc.strerror or type(exc).__name__}{where}"[:300]
+        finally:
+            if not kept_before:  # a pane's snapshot, not this node's blob: the pane holds its rows
+                try:
+                    blob_store.remove(conn, blob_id)
+                except TesseraError:
+                    pass
+            self._fetches.discard(task)
+        await asyncio.to_thread(done, data, reason)
+
     def run_cell(self, cell_id: str) -> None:
         """Ask the owner to run that cell again now."""
         from tessera.core.peers import message_types
@@ -268,7 +316,7 @@ class CollabClient:
                 live = False
                 try:
                     if endpoint is None:
-                        endpoint = await node_endpoint.bind(conn, listen=False)
+                        endpoint = self._endpoint = await node_endpoint.bind(conn, listen=False)
                     live = await self._until_stopped(self._connection(conn, endpoint))
                     reason = "the owner's node closed the connection"
                 except TesseraError as exc:
@@ -289,6 +337,10 @@ class CollabClient:
                 delay = min(delay * 2, BACKOFF_MOST)
         finally:
             self._set_status("offline", "stopped")
+            for task in list(self._fetches):
+                task.cancel()
+            await asyncio.gather(*self._fetches, return_exceptions=True)
+            self._endpoint = None
             if endpoint is not None:
                 try:
                     await asyncio.wait_for(endpoint.close(), STOP_SECONDS)
@@ -550,6 +602,36 @@ class _Session:
             client.notebook = fresh
             local_copy.replace(self.conn, client.peer_id, client.notebook_name, fresh.full_update())
         client._changed("reset")
+
+
+FETCH_TRIES = 50  # another front end of this node fetching the same pane blob: wait for it, then read or fetch again
+FETCH_RETRY_SECONDS = 0.2
+
+
+async def _fetch_pane_blob(conn: sqlite3.Connection, endpoint: Any, blob_id: str, peer: Any) -> bytes:
+    """The blob's bytes, fetched from ``peer``. Two front ends of one node (a dashboard and
+    ``notebook run``) get the same pane blob at once: the second finds the first's fetch under
+    way (its file lock), waits, then reads the blob, or fetches it again when the first has
+    removed it already.
+
+    Raises:
+        TesseraError from core/blobs/fetch.py and blob_store.read_bytes.
+    """
+    from tessera.core.blobs import blob_store, fetch
+    from tessera.core.errors import UsageError
+
+    for attempt in range(FETCH_TRIES):
+        try:
+            await fetch.fetch(conn, endpoint, blob_id, [peer])
+            return blob_store.read_bytes(conn, blob_id)
+        except blob_store.BlobError as exc:
+            if "under way" not in exc.message or attempt == FETCH_TRIES - 1:  # fetch's lock held by another process
+                raise
+        except UsageError:  # removed by the other front end between its fetch and our read
+            if attempt == FETCH_TRIES - 1:
+                raise
+        await asyncio.sleep(FETCH_RETRY_SECONDS)
+    raise AssertionError("unreachable")
 
 
 class _Outbox:

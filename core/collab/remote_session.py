@@ -6,7 +6,10 @@ Where the cells run:
 
 - ``run="owner"`` (the default): at the owner, with its sources and credentials; its panes
   arrive as pane_wire messages (a snapshot, then row changes) and are shown as they come. This
-  node needs no kubeconfig. ``run_now`` asks the owner to run the cell again.
+  node needs no kubeconfig. ``run_now`` asks the owner to run the cell again. A snapshot too
+  large for one message is announced as a blob, fetched from the owner by the client (its loop,
+  never the caller's thread) while the pane says "fetching N MiB from @alice", then shown whole;
+  a newer snapshot cancels that fetch, and a failed one is one line in the pane.
 - ``run="local"``: here, with this node's own kubeconfig and flags, by a NotebookSession over
   the client's document (ClientDocument) instead of the store; nothing is recorded in this
   node's store (the notebook is not this node's: no cell_results, no ``changed`` events).
@@ -179,6 +182,7 @@ class RemoteNotebookSession:
         self._shown_version = 0
         self._assembler = PaneAssembler()
         self._pane_errors: dict[str, str] = {}
+        self._fetches: dict[str, tuple[str, Any]] = {}  # cell id -> (blob id, its fetch's future)
         self._results: dict[str, tuple[Any, Any]] = {}
         self._paused: set[str] = set()
         self._reported: dict[str, dict] = {}  # owner-run: the rows on_changes was last told of, per cell
@@ -297,13 +301,63 @@ class RemoteNotebookSession:
 
         with self._lock:
             try:
-                self._assembler.apply(cell_id, data)
+                view = self._assembler.apply(cell_id, data)
                 self._pane_errors.pop(cell_id, None)
             except OutOfStep as err:
+                view = self._assembler.views.get(cell_id)
                 self._pane_errors[cell_id] = err.one_line()
                 self.client.run_cell(cell_id)  # the owner's feed answers with a snapshot
             except PaneWireError as err:
+                view = self._assembler.views.get(cell_id)
                 self._pane_errors[cell_id] = err.one_line()
+            self._follow_fetch(cell_id, view)
+        self._publish(cell_id)
+
+    def _follow_fetch(self, cell_id: str, view: Any) -> None:
+        """Start the fetch of the blob the view awaits; cancel one it no longer awaits (under
+        self._lock)."""
+        want = view.fetching[0] if view is not None and view.fetching is not None else None
+        current = self._fetches.get(cell_id)
+        if current is not None and current[0] != want:
+            del self._fetches[cell_id]
+            if current[1] is not None:
+                current[1].cancel()
+        if want is not None and cell_id not in self._fetches:
+            self._fetches[cell_id] = (want, None)
+            future = self.client.fetch_blob(want, lambda data, reason: self._fetched(cell_id, want, data, reason))
+            if self._fetches.get(cell_id, (None,))[0] == want:
+                self._fetches[cell_id] = (want, future)
+
+    def _fetched(self, cell_id: str, blob_id: str, data: bytes | None, reason: str | None) -> None:
+        """A pane blob's fetch ended (a worker thread): its snapshot shown, or why not."""
+        from tessera.core.collab.pane_wire import OutOfStep, PaneWireError, read_blob
+
+        message = None
+        if data is not None:
+            try:
+                message = read_blob(data)  # outside the lock: the client's thread keeps delivering meanwhile
+            except PaneWireError as err:
+                reason = err.one_line()
+        with self._lock:
+            if self._fetches.get(cell_id, (None,))[0] == blob_id:
+                del self._fetches[cell_id]
+            view = self._assembler.views.get(cell_id)
+            size = view.fetching[1] if view is not None and view.fetching is not None else 0
+            if message is None:
+                if not self._assembler.blob_failed(cell_id, blob_id):
+                    return  # superseded meanwhile: the newer message is what counts
+                self._pane_errors[cell_id] = (f"the pane's whole result ({size / (1024 * 1024):.1f} MiB) could not "
+                                              f"be fetched from {self.runs_at}: {reason}")
+            else:
+                try:
+                    if self._assembler.apply_blob(cell_id, blob_id, message) is None:
+                        return
+                    self._pane_errors.pop(cell_id, None)
+                except OutOfStep as err:
+                    self._pane_errors[cell_id] = err.one_line()
+                    self.client.run_cell(cell_id)
+                except PaneWireError as err:
+                    self._pane_errors[cell_id] = err.one_line()
         self._publish(cell_id)
 
     # --- owner-run panes ----------------------------------------------------------------------
@@ -357,11 +411,16 @@ class RemoteNotebookSession:
                 result = self._result_of(cell_id, view)
                 if result is not None and result.warnings:
                     error = error or result.warnings[0]  # a truncated result says so in the pane
+                fault = view.fault if view else None
+                if view is not None and view.fetching is not None:
+                    fault = f"fetching {view.fetching[1] / (1024 * 1024):.1f} MiB from {self.runs_at}"
+                    if not view.has_rows and status not in ("paused", "error"):
+                        status = "starting"  # its first rows are on the way (notebook run waits for them)
                 state = PaneState(cell=cell, status=status, result=result,
                                   error=error if error is not None else (view.error if view else None),
                                   refreshed=view.refreshed if view else None,
                                   sources=tuple(view.sources) if view else (), version=(old.version + 1) if old else 0,
-                                  fault=view.fault if view else None)
+                                  fault=fault)
                 if cell_id in self._paused and old is not None:
                     state = replace(old, cell=cell, status="paused", version=old.version + 1)
             if old is not None and _same(old, state):

@@ -14,6 +14,8 @@ owner's Doc, awareness and the owner-run panes.
   every RENEW_SECONDS.
 - Panes: while at least one client asked run="owner", front's PaneFeed runs the cells here and
   each pane message goes to those clients (a late joiner first gets a snapshot of every pane).
+  A snapshot too large for one message is a blob the feed grants to those clients' nodes
+  (``pane_viewers``), which they fetch from this serve (core/blobs/serving.py).
 
 Each client has its own outgoing queue and writer task, so a slow client never holds up the
 others, and frames on one connection are never interleaved.
@@ -115,6 +117,7 @@ class Room:
         self.owner_renewed = 0.0
         self.clients: set[RoomClient] = set()
         self.feed: Any = None
+        self.pane_viewers: tuple[str, ...] = ()  # node ids of the run=owner clients (read by the feed's thread)
         self.closed = False
         self._tasks: list[asyncio.Task] = []
 
@@ -151,6 +154,7 @@ class Room:
             await self._read(client, stopping, writer)
         finally:
             self.clients.discard(client)
+            self._set_pane_viewers()
             self._drop_awareness(client)
             if client.closing is None:
                 writer.cancel()
@@ -432,10 +436,14 @@ class Room:
 
     # --- owner-run panes ----------------------------------------------------------------------
 
+    def _set_pane_viewers(self) -> None:
+        self.pane_viewers = tuple(sorted({c.node_id for c in self.clients if c.run == "owner"}))
+
     async def _join_feed(self, client: RoomClient) -> None:
         feed_class = _pane_feed_class()
         if feed_class is None:
             return
+        self._set_pane_viewers()
         try:
             if self.feed is None:
                 loop = asyncio.get_running_loop()
@@ -446,8 +454,11 @@ class Room:
                     except RuntimeError:  # serve stopping
                         pass
 
-                self.feed = feed_class(self.conn.path, self.name, send)
+                self.feed = feed_class(self.conn.path, self.name, send, notebook_id=self.notebook_id,
+                                       viewers=lambda: self.pane_viewers)
                 await asyncio.to_thread(self.feed.start)
+            else:
+                await asyncio.to_thread(self.feed.grant, client.node_id)
             for cell_id, data in await asyncio.to_thread(self.feed.snapshot):
                 self._post_pane(client, cell_id, data)
         except Exception as exc:  # the panes are an extra: the notebook is still served
