@@ -85,7 +85,8 @@ def parse_address(text: str, *, cell: bool | None = None, peer: bool = False) ->
         if not peer:
             raise UsageError(f"'{text}' is a peer's notebook, read from its replica, which is read-only: "
                              "this command works on this node's own notebooks only",
-                             hint=f"read it with `tessera notebook show {text}`")
+                             hint=f"read it with `tessera notebook show {text}`, or edit it live (as its editor) "
+                                  f"in `tessera dash {owner}:{local.split('/')[0]}`")
         address = parse_address(local, cell=cell)
         return Address(address.name, address.cell, owner)
     parts = (text or "").split("/")
