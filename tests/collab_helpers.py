@@ -10,7 +10,7 @@ import queue
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.test_peer_serve import DEADLINE, env_for, node_id, store, tessera, wait_until
@@ -103,9 +103,15 @@ class Driver:
     proc: subprocess.Popen
     lines: queue.Queue
     seen: list
+    # lines read, since the last command began, while waiting for another: an event the client's
+    # thread printed before the answer to the command that caused it (a refusal before the "done"
+    # of the "type" that drew it). The next waits look here first; each command starts afresh, so a
+    # wait never matches a line from before the command preceding it.
+    unclaimed: list = field(default_factory=list)
 
     def begin(self, op: str, **fields) -> None:
         """Start one command without waiting for it (``done`` then waits)."""
+        self.unclaimed.clear()
         self.proc.stdin.write(json.dumps({"op": op, **fields}) + "\n")
         self.proc.stdin.flush()
 
@@ -122,6 +128,10 @@ class Driver:
         return line["result"]
 
     def next(self, predicate, what: str, timeout: float = DEADLINE) -> dict:
+        for i, line in enumerate(self.unclaimed):
+            if predicate(line):
+                del self.unclaimed[: i + 1]  # the lines before it were passed over, as when read in order
+                return line
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -131,6 +141,7 @@ class Driver:
             self.seen.append(line)
             if predicate(line):
                 return line
+            self.unclaimed.append(line)
         raise AssertionError(f"timed out waiting for {what}; saw {self.seen[-20:]}; "
                              f"exit {self.proc.poll()}")
 
