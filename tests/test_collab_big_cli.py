@@ -13,6 +13,7 @@ import pytest
 
 from tessera.core.collab.pane_wire import PANE_INLINE_LIMIT
 from tests.collab_helpers import befriend, init_node, point_at, share
+from tests.test_collab_sync import started  # noqa: F401  (a fixture)
 from tests.test_peer_serve import DEADLINE, TSR, env_for, node_id, procs, start_serve, store, tessera, wait_until  # noqa: F401
 
 PODS = 250
@@ -23,16 +24,6 @@ BIG = ('MATCH (p:Pod) WHERE p.metadata.namespace = "shop" '
 
 def note_of(i: int) -> str:
     return (f"pod {i:03d} " * (NOTE // 8 + 1))[:NOTE]
-
-
-@pytest.fixture
-def started():
-    running = []
-    yield running
-    for proc in running:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(60)
 
 
 @pytest.fixture
