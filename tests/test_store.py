@@ -71,7 +71,7 @@ def test_upgrade_reaches_the_schema_of_a_new_store(tmp_path, version):
     upgraded, new = db.connect(tmp_path / "old.db"), db.connect(tmp_path / "new.db")
     assert _schema(upgraded) == _schema(new)
     assert db.component_versions(upgraded) == db.component_versions(new) == migrations.latest_versions()
-    assert set(migrations.latest_versions()) == {"store", "events", "notebooks", "peers", "pairing", "blobs", "collab"}
+    assert set(migrations.latest_versions()) == {"store", "events", "notebooks", "peers", "pairing", "blobs", "collab", "knowledge"}
 
 
 def test_a_component_newer_than_this_tessera_is_refused_unknown_ones_left_alone(tmp_path):

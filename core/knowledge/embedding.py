@@ -1,0 +1,72 @@
+"""Chunk embeddings, offline: wordllama's 256-dimension static model, which ships inside its wheel.
+
+The model is loaded from the installed package folder with ``disable_download=True`` (and the
+Hugging Face hub told it is offline), so no code path can try to fetch a model. Vectors are
+L2-normalised float32, stored as 1 KiB blobs; cosine similarity is then a dot product.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from tessera.core.errors import TesseraError
+
+DIMENSIONS = 256
+MODEL = "l2_supercat"  # the weights file wordllama's wheel carries: weights/l2_supercat_256.safetensors
+_lock = threading.Lock()
+_model: Any = None
+
+
+class EmbeddingUnavailable(TesseraError):
+    """The bundled model cannot be loaded (a broken install): exit 3."""
+
+    exit_code = 3
+
+
+def model() -> Any:
+    """The loaded model (once per process)."""
+    global _model
+    with _lock:
+        if _model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            try:
+                import wordllama
+                from wordllama import WordLlama
+
+                folder = Path(wordllama.__file__).parent
+                _model = WordLlama.load(config=MODEL, dim=DIMENSIONS, cache_dir=folder, disable_download=True)
+            except Exception as exc:  # noqa: BLE001 - any failure of the library is the same fault for the user
+                raise EmbeddingUnavailable(f"cannot load the bundled embedding model: {exc}",
+                                           hint="reinstall tessera (make setup); semantic search needs wordllama's wheel") from None
+        return _model
+
+
+def embed(texts: list[str]) -> Any:
+    """A (len(texts), DIMENSIONS) float32 array of unit vectors (a zero row for an empty text)."""
+    import numpy as np
+
+    if not texts:
+        return np.zeros((0, DIMENSIONS), dtype=np.float32)
+    vectors = np.asarray(model().embed(list(texts), norm=True), dtype=np.float32)
+    return np.nan_to_num(vectors, copy=False)
+
+
+def to_blob(vector: Any) -> bytes:
+    """One vector as the bytes stored in knowledge_chunks.embedding."""
+    import numpy as np
+
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def from_blobs(blobs: list[bytes]) -> Any:
+    """Stored vectors as one (n, DIMENSIONS) array; a blob of the wrong size becomes a zero row."""
+    import numpy as np
+
+    out = np.zeros((len(blobs), DIMENSIONS), dtype=np.float32)
+    for i, blob in enumerate(blobs):
+        if blob is not None and len(blob) == DIMENSIONS * 4:
+            out[i] = np.frombuffer(blob, dtype="<f4")
+    return out
