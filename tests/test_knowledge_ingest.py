@@ -387,3 +387,24 @@ def test_kep_corpus_sig_folder_splits_real_proposals():
     assert yamls and all(d.kind == "code" and d.language == "yaml" for d in yamls)
     assert any("kep-number" in c.text for d in yamls for c in d.chunks)
     assert consistency_problems(conn) == []
+
+
+def test_embed_gives_wordllama_own_vectors_and_every_chunk_gets_one(tmp_path):
+    import numpy as np
+
+    from tessera.core.knowledge import embedding
+
+    texts = ["my container keeps restarting", "", "CrashLoopBackOff " * 400, "kubectl -n shop get pod web"]
+    mine = embedding.embed(texts)
+    with np.errstate(invalid="ignore"):
+        theirs = np.nan_to_num(np.asarray(embedding.model().embed(texts, norm=True), dtype=np.float32))
+    assert mine.shape == (4, embedding.DIMENSIONS) and np.abs(mine - theirs).max() < 1e-5
+    assert not mine[1].any()
+    root = write_notes(tmp_path)
+    conn = connect()
+    ingest_paths(conn, [str(root)])
+    doc = index.read_document(conn, str(root), "runbooks/web.md", embeddings=True)
+    stored = embedding.from_blobs([c.embedding for c in doc.chunks])
+    from tessera.core.knowledge.ingest import embedding_text
+
+    assert np.abs(stored - embedding.embed([embedding_text(doc, c) for c in doc.chunks])).max() < 1e-6
