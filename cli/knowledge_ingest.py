@@ -26,11 +26,13 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and 
 
 
 def ingest(paths: PathArgs, watch: Watch = False, emit: Emit = False, output: Output = "text", quiet: Quiet = False) -> None:
-    """Ingest notes, runbooks and code as Document and Chunk resources: markdown split by headings,
-    code by top-level definitions, text by paragraphs. Unchanged files are not written again;
-    files gone are removed; binary, unreadable and oversized files are skipped and counted.
+    """Ingest notes, runbooks and code into the knowledge index (Document and Chunk resources).
 
-    The summary goes to stderr as one line. Example: tessera ingest ~/runbooks ./README.md
+    Markdown is split by headings, code by top-level definitions, text by paragraphs. Unchanged
+    files are not written again; files gone are removed; binary, unreadable and oversized files
+    are skipped and counted. The summary goes to stderr as one line; exit 2 for a missing PATH.
+
+    Example: tessera ingest ~/runbooks ./README.md; tessera ingest --emit notes | TESSERA_HOME=b tessera ingest -
     """
     from tessera.core.errors import UsageError
 
