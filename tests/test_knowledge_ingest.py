@@ -215,6 +215,24 @@ def test_a_file_path_ingests_that_file_without_removing_its_siblings(tmp_path):
     assert len(index.stored_hashes(conn, str(root))) == 5
 
 
+def test_a_folder_inside_an_ingested_root_is_ingested_as_part_of_it(tmp_path):
+    root = write_notes(tmp_path)
+    conn = connect()
+    ingest_paths(conn, [str(root)])
+    (root / "runbooks" / "web.md").unlink()
+    (root / "runbooks" / "db.md").write_text("# DB\n\nPostgres failover.\n")
+    (root / "tools" / "check.sh").unlink()  # outside the folder ingested next: stays stored
+    summary = ingest_paths(conn, [str(root / "runbooks")])
+    assert (summary.added, summary.removed, summary.unchanged) == (1, 1, 1)
+    assert [r["root"] for r in index.roots(conn)] == [str(root)]
+    assert sorted(index.stored_hashes(conn, str(root))) == [
+        "notes/crashloop.txt", "runbooks/api.md", "runbooks/db.md", "tools/check.sh", "tools/restart.py"]
+    # a file the root's .gitignore leaves out is skipped when named, as `git add` refuses it
+    named = ingest_paths(conn, [str(root / "debug.log"), str(root / ".private" / "secret.md")])
+    assert named.skipped == {"ignored": 2} and named.added == 0
+    assert "debug.log" not in index.stored_hashes(conn, str(root)) and len(index.roots(conn)) == 1
+
+
 def test_symlinked_root_is_canonical_and_root_given_kept(tmp_path):
     root = write_notes(tmp_path)
     link = tmp_path / "link"

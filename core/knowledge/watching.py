@@ -43,7 +43,7 @@ def watch(conn: sqlite3.Connection, targets: list[Target], stop: threading.Event
     rules = {str(t.root): IgnoreRules(t.root) for t in targets}
     # A file is watched through its folder: an editor that saves by renaming a new file over
     # it would end a watch on the file itself.
-    watched = sorted({str((t.root / t.only).parent) if t.only else str(t.root) for t in targets})
+    watched = sorted({str((t.root / t.only).parent) if t.only else str(t.root / (t.under or "")) for t in targets})
     ready = False
     # yield_on_timeout: the first (possibly empty) batch comes once the watcher runs, which is
     # the moment to call on_ready; later empty ones (every RUST_TIMEOUT_MS) are ignored.
@@ -85,7 +85,7 @@ def _relevant(target: Target, batch: set) -> list[str] | None:
         rel = Path(os.path.relpath(path, root)).as_posix()
         if rel == ".":
             continue
-        if target.only is not None and rel != target.only:
+        if not target.covers(rel) and not (target.under is not None and rel == target.under):
             continue
         if change == watchfiles.Change.modified and os.path.isdir(path) and not os.path.islink(path):
             continue
