@@ -174,13 +174,11 @@ def test_a_run_that_changed_something_appends_one_event_with_its_summary(tmp_pat
     conn = connect()
     ingest_paths(conn, [str(root)])
     (root / "runbooks" / "web.md").write_text("# Web\n\nnew text\n")
-    start = events.last_position(conn)
     ingest_paths(conn, [str(root)])
-    new = [e for e in events.read(conn) if e.subject.startswith("knowledge.ingest.")]
-    latest = [e for e in new if e.seq > 1]
-    assert len(new) == 2 and new[-1].subject == "knowledge.ingest.done"
-    assert new[-1].data["updated"] == 1 and new[-1].data["roots"] == [str(root)]
-    assert events.last_position(conn) > start and latest
+    ingest_paths(conn, [str(root)])  # nothing changed: no event
+    runs = [e for e in events.read(conn) if e.subject.startswith("knowledge.ingest.")]
+    assert [e.subject for e in runs] == ["knowledge.ingest.done"] * 2
+    assert runs[0].data["added"] == 5 and runs[1].data["updated"] == 1 and runs[1].data["roots"] == [str(root)]
 
 
 def test_changed_file_is_updated_and_removed_file_removed_only_under_its_root(tmp_path):
@@ -326,6 +324,26 @@ def test_a_bad_jsonl_line_names_its_number_and_keeps_the_lines_before_it():
         with pytest.raises(InputError, match=message):
             ingest_jsonl(conn, [bad])
     assert list(index.stored_hashes(conn, "-")) == ["ok.md"] and consistency_problems(conn) == []
+
+
+def test_jsonl_bytes_that_are_not_text_and_overlong_lines_are_refused_by_line():
+    conn = connect()
+    good = json.dumps({"path": "ok.md", "text": "# Ok\n\nfine\n"}).encode() + b"\n"
+    with pytest.raises(InputError, match=r"^stdin:2: not UTF-8 \(byte 30\)"):
+        ingest_jsonl(conn, [good, b'{"path": "a.md", "text": "caf\xe9"}\n'])
+    with pytest.raises(InputError, match=r"^stdin:1: holds a lone surrogate \(\\ud800\)"):
+        ingest_jsonl(conn, [b'{"path": "b.md", "text": "\\ud800"}\n'])
+    with pytest.raises(InputError, match=r"^stdin:1: the line is over the 100-byte input limit"):
+        ingest_jsonl(conn, [b"x" * 101], max_line_bytes=100)
+    assert list(index.stored_hashes(conn, "-")) == ["ok.md"] and consistency_problems(conn) == []
+
+
+def test_cli_stdin_line_over_the_input_limit_is_refused_without_reading_it_whole(tmp_path):
+    line = json.dumps({"path": "big.md", "text": "x" * 5000})
+    proc = tessera("ingest", "-", stdin=json.dumps({"path": "a.md", "text": "# A\nx\n"}) + "\n" + line + "\n",
+                   env={"TESSERA_MAX_INPUT_BYTES": "4KiB"})
+    assert proc.returncode == 2 and proc.stderr.startswith("tessera: stdin:2: the line is over the 4,096-byte input limit")
+    assert list(index.stored_hashes(connect(), "-")) == ["a.md"]
 
 
 def test_jsonl_delete_lines_remove():

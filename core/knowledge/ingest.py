@@ -215,12 +215,16 @@ def ingest_changed(conn: sqlite3.Connection, root: Path, root_given: str, paths:
     return run.finish()
 
 
-def ingest_jsonl(conn: sqlite3.Connection, lines: Iterable[str], *, on_change: OnChange | None = None,
+def ingest_jsonl(conn: sqlite3.Connection, lines: Iterable[str | bytes], *, on_change: OnChange | None = None,
                  on_progress: OnProgress | None = None, now: Callable[[], str] | None = None,
                  where: str = "stdin", max_line_bytes: int | None = None) -> IngestSummary:
     """Ingest JSONL documents (``tessera ingest -``): each line an ``--emit`` line, or a document
     ``{"path": ..., "text": ...}`` with optional root, root_given, title, kind, language, tags,
     links, front_matter, mtime (split as a file of that name would be).
+
+    Lines may be bytes (UTF-8) or text; a line longer than ``max_line_bytes`` (default the input
+    limit, core/config.py) is refused (read them with ``readline(limit + 1)`` so that a longer
+    one arrives cut, not whole in memory).
 
     Raises:
         InputError naming the line for a bad line: nothing of it is written, earlier lines are kept.
@@ -240,6 +244,11 @@ def ingest_jsonl(conn: sqlite3.Connection, lines: Iterable[str], *, on_change: O
         if not line.strip():
             continue
         try:
+            if isinstance(line, bytes):
+                try:
+                    line = line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ValueError(f"not UTF-8 (byte {exc.start + 1})") from None
             op, value = _parse_line(line, run.now)
         except (ValueError, KeyError, TypeError) as exc:
             run.summary.roots = list(roots)
@@ -455,6 +464,10 @@ def _parse_line(line: str, now: Callable[[], str]) -> tuple[str, Any]:
         raise ValueError(f"not JSON: {exc.msg} at column {exc.colno}") from None
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:  # a "\ud800" escape: JSON can say it, no text can hold it
+        raise ValueError(f"holds a lone surrogate (\\u{ord(exc.object[exc.start]):04x}), which is not text") from None
     op = data.get("op", "upsert")
     if op not in ("upsert", "delete"):
         raise ValueError(f"\"op\" must be \"upsert\" or \"delete\", not {json.dumps(op)[:40]}")
