@@ -109,7 +109,19 @@ def test_other_code_by_blocks_with_definition_headings_and_broken_python_falls_b
     assert [c.heading for c in broken.chunks] == ["def ok():", "def broken(:"]
     kep = split("keps/sig-x/1-a/kep.yaml", "title: A\nkep-number: 1\nauthors:\n  - \"@x\"\n\nstage: beta\n")
     assert kep.kind == "code" and kep.language == "yaml"
-    assert [c.heading for c in kep.chunks] == ["title: A", "stage: beta"]
+    assert [(c.heading, c.start_line, c.end_line) for c in kep.chunks] == [("", 1, 6)]  # metadata read whole
+    manifests = split("k8s/app.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  namespace: shop\n  name: web\n"
+                                      "spec: {}\n---\nkind: Service\nmetadata:\n  name: api\n")
+    assert [(c.heading, c.start_line, c.end_line) for c in manifests.chunks] == [("Deployment/web", 1, 6), ("Service/api", 8, 10)]
+
+
+def test_html_comments_are_not_text_nor_headings_nor_fences():
+    parts = split("k.md", "<!-- template notes\n``` an unclosed fence in a comment\n# not a heading\n-->\n# KEP-1: Real\n\n"
+                          "## Summary\ntext <!-- inline --> kept\n\n## Empty\n<!-- only a comment -->\n\n## Code\n"
+                          "```\n<!-- in code it stays -->\n```\n")
+    assert [(c.heading, c.start_line) for c in parts.chunks] == [("KEP-1: Real > Summary", 7), ("KEP-1: Real > Code", 13)]
+    assert parts.chunks[0].text == "## Summary\ntext  kept" and "<!-- in code it stays -->" in parts.chunks[1].text
+    assert parts.title == "KEP-1: Real"
 
 
 def test_plain_text_paragraphs_merge_up_to_the_cap():
