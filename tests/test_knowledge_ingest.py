@@ -456,3 +456,37 @@ def test_embed_gives_wordllama_own_vectors_and_every_chunk_gets_one(tmp_path):
     from tessera.core.knowledge.ingest import embedding_text
 
     assert np.abs(stored - embedding.embed([embedding_text(doc, c) for c in doc.chunks])).max() < 1e-6
+
+
+def test_cli_draws_a_progress_bar_when_stderr_is_a_terminal(tmp_path):
+    import pty
+    import threading
+
+    root = write_notes(tmp_path)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([*TSR, "ingest", str(root)], stdout=subprocess.PIPE, stderr=follower,
+                            env={**os.environ, "COLUMNS": "120"})
+    os.close(follower)  # the child holds its copy: reading ends (EIO) once it exits
+    chunks: list[bytes] = []
+
+    def read_terminal():
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=read_terminal, daemon=True)
+    reader.start()
+    try:
+        stdout, _ = proc.communicate(timeout=300)
+        reader.join(60)
+    finally:
+        os.close(leader)
+    assert proc.returncode == 0 and stdout == b""
+    text = b"".join(chunks).decode("utf-8", "replace")
+    assert "ingesting" in text and "/6" in text  # the bar: files done of 6
+    assert "tessera: ingested " in text and "5 added" in text
