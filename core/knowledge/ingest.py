@@ -68,7 +68,7 @@ class IngestSummary:
     def line(self) -> str:
         """``ingested notes: 12 added, 3 updated, 640 unchanged, 2 removed; skipped 4 (3 binary,
         1 oversized) in 1.2 s`` (roots escaped for the terminal)."""
-        text = (f"ingested {printable(', '.join(self.roots))}: {self.added} added, {self.updated} updated, "
+        text = (f"ingested {printable(', '.join(self.roots)) or 'no documents'}: {self.added} added, {self.updated} updated, "
                 f"{self.unchanged} unchanged, {self.removed} removed")
         total = sum(self.skipped.values())
         if total:
