@@ -307,7 +307,7 @@ class _Run:
         self.limit = max_knowledge_file_bytes()
         self.summary = IngestSummary()
         self.started = time.monotonic()
-        self.pending: list[tuple[DocumentRecord, bool, str | None]] = []
+        self.pending: list[tuple[DocumentRecord, bool]] = []  # (document, whether one was stored)
         self.pending_chunks = 0
 
     def file(self, target: Target, item: Candidate, stored: dict[str, str]) -> bool:
@@ -354,7 +354,7 @@ class _Run:
         for chunk in doc.chunks:
             if not chunk.mentions:
                 chunk.mentions = mentions.extract(chunk.text)
-        self.pending.append((doc, existed, stored_hash))
+        self.pending.append((doc, existed))
         self.pending_chunks += len(doc.chunks)
         if self.pending_chunks >= EMBED_BATCH:
             self.flush()
@@ -367,17 +367,13 @@ class _Run:
         from tessera.core.knowledge import embedding
 
         pending, self.pending, self.pending_chunks = self.pending, [], 0
-        texts = [embedding_text(doc, chunk) for doc, _, _ in pending for chunk in doc.chunks]
-        # Embedded shortest first: the model pads each of its batches to its longest text, so
-        # texts of like length together cost a fraction of the time and memory of mixed ones.
-        by_length = sorted(range(len(texts)), key=lambda k: len(texts[k]))
-        vectors = embedding.embed([texts[k] for k in by_length])[_inverse(by_length)] if texts else []
+        vectors = embedding.embed([embedding_text(doc, chunk) for doc, _ in pending for chunk in doc.chunks])
         i = 0
-        for doc, _, _ in pending:
+        for doc, _ in pending:
             for chunk in doc.chunks:
                 chunk.embedding = embedding.to_blob(vectors[i])
                 i += 1
-        for doc, existed, _ in pending:
+        for doc, existed in pending:
             if not index.write_document(self.conn, doc, at=self.now()):
                 self.summary.unchanged += 1
                 continue
@@ -405,14 +401,6 @@ class _Run:
 
             events.append(self.conn, EVENT_SUBJECT, self.summary.as_dict())
         return self.summary
-
-
-def _inverse(order: list[int]) -> list[int]:
-    """The permutation undoing ``order`` (position of each original index in it)."""
-    out = [0] * len(order)
-    for position, original in enumerate(order):
-        out[original] = position
-    return out
 
 
 def _candidates(target: Target) -> list[Candidate]:
