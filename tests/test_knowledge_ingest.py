@@ -67,6 +67,11 @@ def test_a_long_section_is_cut_at_paragraphs_and_an_empty_section_is_no_chunk():
     assert [c.ordinal for c in parts.chunks] == list(range(len(parts.chunks)))
 
 
+def test_a_file_of_only_headings_is_one_chunk_and_one_of_only_comments_none():
+    assert [(c.heading, c.text) for c in split("h.md", "# Only\n\n## Headings\n").chunks] == [("Only", "# Only\n\n## Headings")]
+    assert split("c.md", "<!-- nothing rendered -->\n").chunks == []
+
+
 def test_front_matter_tags_links_and_title_precedence():
     text = ("---\ntitle: From front matter\ntags: [a, b]\nreview: 2026-01-02\n---\n# The H1\n"
             "See [docs](https://d.example/x \"t\"), <https://auto.example/y>, [[Wiki Page|label]] and [ref].\n"

@@ -199,6 +199,8 @@ def _split_markdown(path: str, text: str, stem: str) -> Split:
             blocks[:2] = [blocks[0] + [(blocks[1][0][0] - 1, "")] + blocks[1]]
         parts.extend(_merge_blocks(blocks, heading=heading))
     out.chunks = _numbered(parts)
+    if not out.chunks and sections:  # only headings: they are still what the file says
+        out.chunks = _numbered([(sections[0][0], [line for _, section in sections for line in section])])
     prose = "\n".join(t for _, t in _outside_fences(lines))
     out.tags = _unique(_front_matter_tags(out.front_matter) + _TAG.findall(_INLINE_CODE.sub(" ", prose)))
     out.links = _unique(_links(prose))
