@@ -23,9 +23,12 @@ Output = Annotated[str, typer.Option("--output", "-o", metavar="FORMAT", show_de
                                      help="'json': also print the summary as one JSON line on stdout "
                                           "(default: nothing on stdout but --emit's lines).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line on stderr.")]
+Reindex = Annotated[bool, typer.Option("--reindex", help="Split, extract mentions and embed unchanged files again too "
+                                                         "(after an upgrade of tessera changed how).")]
 
 
-def ingest(paths: PathArgs, watch: Watch = False, emit: Emit = False, output: Output = "text", quiet: Quiet = False) -> None:
+def ingest(paths: PathArgs, watch: Watch = False, emit: Emit = False, output: Output = "text", quiet: Quiet = False,
+           reindex: Reindex = False) -> None:
     """Ingest notes, runbooks and code into the knowledge index (Document and Chunk resources).
 
     Markdown is split by headings, code by top-level definitions, text by paragraphs. Unchanged
@@ -41,8 +44,8 @@ def ingest(paths: PathArgs, watch: Watch = False, emit: Emit = False, output: Ou
     if output == "json" and emit:
         raise UsageError("--emit and -o json both write stdout", hint="use one: --emit for the changes, -o json for the summary")
     from_stdin = "-" in paths
-    if from_stdin and (len(paths) > 1 or watch):
-        raise UsageError("'-' (JSONL on stdin) cannot be combined with paths or --watch",
+    if from_stdin and (len(paths) > 1 or watch or reindex):
+        raise UsageError("'-' (JSONL on stdin) cannot be combined with paths, --watch or --reindex",
                          hint="run `tessera ingest -` on its own")
     on_change = _emit_line if emit else None
     conn = open_store()
@@ -61,7 +64,7 @@ def ingest(paths: PathArgs, watch: Watch = False, emit: Emit = False, output: Ou
     targets = ingesting.resolve_targets(paths, known_roots=known)
     def first_ingest() -> None:
         summary = _with_progress(lambda progress: ingesting.ingest_targets(
-            conn, targets, on_progress=progress, on_change=on_change, on_warning=print_warning), quiet)
+            conn, targets, on_progress=progress, on_change=on_change, on_warning=print_warning, reindex=reindex), quiet)
         _report(summary, output, quiet)
 
     if not watch:

@@ -184,6 +184,25 @@ def test_reingesting_unchanged_files_writes_nothing_even_with_a_new_mtime(tmp_pa
     assert changes(conn) == before and events.last_position(conn) == log_before  # no change row, no event
 
 
+def test_reindex_rewrites_unchanged_files_with_what_splitting_and_mentions_make_now(tmp_path, monkeypatch):
+    from tessera.core.knowledge import mentions
+
+    root = write_notes(tmp_path)
+    conn = connect()
+    ingest_paths(conn, [str(root)])
+    fake = {"kind": "Deployment", "name": "upgraded", "namespace": None, "form": "test"}
+    monkeypatch.setattr(mentions, "extract", lambda text: [fake])  # an upgraded extractor
+    assert ingest_paths(conn, [str(root)]).unchanged == 5  # content unchanged: kept as stored
+    assert index.read_document(conn, str(root), "runbooks/web.md").chunks[0].mentions != [fake]
+    before = changes(conn)
+    seen = []
+    summary = ingest_paths(conn, [str(root)], reindex=True, on_change=seen.append)
+    assert (summary.updated, summary.unchanged, summary.added) == (5, 0, 0)
+    assert all(c.mentions == [fake] for c in index.read_document(conn, str(root), "runbooks/web.md").chunks)
+    assert changes(conn) == before + 10 and [c["op"] for c in seen] == ["upsert"] * 5  # a delete and an upsert each
+    assert consistency_problems(conn) == []
+
+
 def test_a_run_that_changed_something_appends_one_event_with_its_summary(tmp_path):
     from tessera.core import events
 

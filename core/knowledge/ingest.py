@@ -143,7 +143,7 @@ def _holding_root(real: Path, known: dict[str, str]) -> Path | None:
 
 def ingest_paths(conn: sqlite3.Connection, paths: list[str], *, on_progress: OnProgress | None = None,
                  on_change: OnChange | None = None, on_warning: OnWarning | None = None,
-                 now: Callable[[], str] | None = None) -> IngestSummary:
+                 now: Callable[[], str] | None = None, reindex: bool = False) -> IngestSummary:
     """Ingest the files under ``paths`` (folders, or single files under their parent as root).
 
     Args:
@@ -151,18 +151,21 @@ def ingest_paths(conn: sqlite3.Connection, paths: list[str], *, on_progress: OnP
         on_change: called with each change as ``--emit`` writes it (see change_line).
         on_warning: called with a one-line warning (a bad front matter) for a file still ingested.
         now: the clock for ingested_at and the change log (default core/times.now).
+        reindex: split, extract mentions, embed and write unchanged files too (after an upgrade
+            changed how that is done: stored documents are otherwise kept while their file is).
     Raises:
         UsageError when a path does not exist (nothing is written).
     """
     targets = resolve_targets(paths, known_roots={r["root"]: r["root_given"] for r in index.roots(conn)})
-    return ingest_targets(conn, targets, on_progress=on_progress, on_change=on_change, on_warning=on_warning, now=now)
+    return ingest_targets(conn, targets, on_progress=on_progress, on_change=on_change, on_warning=on_warning, now=now,
+                          reindex=reindex)
 
 
 def ingest_targets(conn: sqlite3.Connection, targets: list[Target], *, on_progress: OnProgress | None = None,
                    on_change: OnChange | None = None, on_warning: OnWarning | None = None,
-                   now: Callable[[], str] | None = None) -> IngestSummary:
+                   now: Callable[[], str] | None = None, reindex: bool = False) -> IngestSummary:
     """``ingest_paths`` for targets already resolved (``--watch`` re-scans a root with it)."""
-    run = _Run(conn, on_change, on_warning, now)
+    run = _Run(conn, on_change, on_warning, now, reindex=reindex)
     run.summary.roots = [t.root_given for t in targets]
     plans = [(target, _candidates(target)) for target in targets]
     total = sum(len(found) for _, found in plans)
@@ -296,7 +299,7 @@ def embedding_text(doc: DocumentRecord, chunk: ChunkRecord) -> str:
 
 class _Run:
     def __init__(self, conn: sqlite3.Connection, on_change: OnChange | None, on_warning: OnWarning | None,
-                 now: Callable[[], str] | None):
+                 now: Callable[[], str] | None, *, reindex: bool = False):
         from tessera.core.config import max_knowledge_file_bytes
         from tessera.core.times import now as clock
 
@@ -307,6 +310,7 @@ class _Run:
         self.limit = max_knowledge_file_bytes()
         self.summary = IngestSummary()
         self.started = time.monotonic()
+        self.reindex = reindex  # unchanged files are split, embedded and written again
         self.pending: list[tuple[DocumentRecord, bool]] = []  # (document, whether one was stored)
         self.pending_chunks = 0
 
@@ -323,7 +327,7 @@ class _Run:
             return read == "unreadable"
         data, mtime = read
         digest = hashlib.sha256(data).hexdigest()
-        if stored.get(item.path) == digest:
+        if stored.get(item.path) == digest and not self.reindex:
             self.summary.unchanged += 1
             return True
         try:
@@ -348,7 +352,7 @@ class _Run:
     def pending_document(self, doc: DocumentRecord, *, existed: bool, stored_hash: str | None) -> None:
         from tessera.core.knowledge import mentions
 
-        if stored_hash == doc.hash:
+        if stored_hash == doc.hash and not self.reindex:
             self.summary.unchanged += 1
             return
         for chunk in doc.chunks:
@@ -374,7 +378,7 @@ class _Run:
                 chunk.embedding = embedding.to_blob(vectors[i])
                 i += 1
         for doc, existed in pending:
-            if not index.write_document(self.conn, doc, at=self.now()):
+            if not self._write(doc):
                 self.summary.unchanged += 1
                 continue
             if existed:
@@ -384,6 +388,15 @@ class _Run:
             self.summary.chunks_written += len(doc.chunks)
             if self.on_change is not None:
                 self.on_change(change_line("upsert", doc=doc))
+
+    def _write(self, doc: DocumentRecord) -> bool:
+        if not self.reindex:
+            return index.write_document(self.conn, doc, at=self.now())
+        from tessera.core.store.db import transaction
+
+        with transaction(self.conn):  # the old version out and the new in, as one change
+            index.remove_document(self.conn, doc.root, doc.path, at=self.now())
+            return index.write_document(self.conn, doc, at=self.now())
 
     def remove(self, root: str, path: str) -> bool:
         if not index.remove_document(self.conn, root, path, at=self.now()):
