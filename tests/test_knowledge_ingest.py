@@ -294,6 +294,24 @@ def test_oversized_is_skipped_before_reading_and_fifo_and_dangling_link_are_unre
     assert "skipped 6 (2 binary, 2 oversized, 2 unreadable)" in summary.line()
 
 
+def test_names_that_are_not_utf8_are_skipped_or_refused(tmp_path):
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "ok.md").write_text("# Ok\n\nfine\n")
+    with open(os.path.join(os.fsencode(root), b"bad\xff.md"), "w") as f:
+        f.write("# Bad name\n")
+    os.makedirs(os.path.join(os.fsencode(root), b"dir\xfe"))
+    with open(os.path.join(os.fsencode(root), b"dir\xfe", b"in.md"), "w") as f:
+        f.write("# In\n")
+    conn = connect()
+    summary = ingest_paths(conn, [str(root)])
+    assert (summary.added, summary.skipped) == (1, {"unreadable": 2})
+    bad_root = os.fsdecode(os.path.join(os.fsencode(root), b"dir\xfe"))
+    with pytest.raises(UsageError, match=r"dir\\xfe': its path is not UTF-8"):
+        ingest_paths(conn, [bad_root])
+    assert consistency_problems(conn) == []
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_a_file_without_read_permission_is_unreadable(tmp_path):
     root = tmp_path / "r"

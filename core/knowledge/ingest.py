@@ -118,6 +118,11 @@ def resolve_targets(paths: list[str], *, known_roots: dict[str, str] | None = No
             reason = getattr(exc, "strerror", None) or "no such file or folder"
             raise UsageError(f"cannot ingest '{printable(given)}': {reason}",
                              hint="give an existing file or folder; nothing was ingested") from None
+        try:
+            str(real).encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"cannot ingest '{printable(given.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace'))}':"
+                             " its path is not UTF-8", hint="rename it; nothing was ingested") from None
         is_dir = stat.S_ISDIR(mode)
         if not is_dir and not stat.S_ISREG(mode):
             raise UsageError(f"cannot ingest '{printable(given)}': not a regular file or folder",
