@@ -72,6 +72,18 @@ def test_a_file_of_only_headings_is_one_chunk_and_one_of_only_comments_none():
     assert split("c.md", "<!-- nothing rendered -->\n").chunks == []
 
 
+def test_hostile_markdown_splits_in_linear_time():
+    """Text made of link openers ("[[[[...", "[a](" repeated) made the link patterns scan to the
+    end from every bracket: hours for these 200 KB. A generous deadline (not a speed figure):
+    done in a fraction of a second now, it cannot pass while the scan is quadratic."""
+    script = ("from tessera.core.knowledge.splitting import split\n"
+              "for text in ('[' * 200000, '[a](' * 50000, '[[' * 100000, '[a](b(' * 40000, '[a\\n' * 60000):\n"
+              "    split('x.md', text)\n")
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    links = split("a.md", "See [w](https://en.wikipedia.org/wiki/Foo_(bar)) and ![i](img.png \"t\")\n").links
+    assert links == ["https://en.wikipedia.org/wiki/Foo_(bar)", "img.png"]
+
+
 def test_front_matter_tags_links_and_title_precedence():
     text = ("---\ntitle: From front matter\ntags: [a, b]\nreview: 2026-01-02\n---\n# The H1\n"
             "See [docs](https://d.example/x \"t\"), <https://auto.example/y>, [[Wiki Page|label]] and [ref].\n"

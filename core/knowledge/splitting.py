@@ -163,8 +163,10 @@ def _numbered(parts: list[tuple[str, list[Line]]]) -> list[ChunkRecord]:
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _NOT_PARAGRAPH = re.compile(r"^ {0,3}(?:[-+*>|]|\d+[.)]\s|<|    |\t)")
-_LINK = re.compile(r"!?\[(?:[^\]\\]|\\.)*\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'(][^)]*[\"')])?\s*\)")
-_REFERENCE = re.compile(r"^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s.*)?$", re.M)
+# Bounded and without nested brackets (a URL may hold one level of parentheses, as Wikipedia's
+# do), so that text like "[[[[..." or "[a](" repeated costs linear time (an unbounded "[...](" scan from every bracket was quadratic: minutes on 200 KB).
+_LINK = re.compile(r"!?\[[^\[\]\n]{0,500}\]\(\s{0,20}<?((?:[^()\s<>]|\([^()\s<>]{0,200}\)){1,2048})>?(?:\s{1,20}[\"'(][^()\n]{0,500}[\"')])?\s{0,20}\)")
+_REFERENCE = re.compile(r"^ {0,3}\[[^\[\]\n]{1,500}\]:[ \t]*<?(\S{1,2048}?)>?(?:[ \t].*)?$", re.M)
 _AUTOLINK = re.compile(r"<((?:https?|ftp|mailto):[^\s<>]+)>")
 _WIKI = re.compile(r"\[\[([^\[\]|#]+)(?:#[^\[\]|]*)?(?:\|[^\[\]]*)?\]\]")
 _TAG = re.compile(r"(?:^|(?<=\s))#([A-Za-z][\w/-]*[\w])")
