@@ -48,20 +48,20 @@ def ingest(paths: PathArgs, watch: Watch = False, emit: Emit = False, output: Ou
         raise UsageError("'-' (JSONL on stdin) cannot be combined with paths, --watch or --reindex",
                          hint="run `tessera ingest -` on its own")
     on_change = _emit_line if emit else None
-    conn = open_store()
     if from_stdin:
+        from tessera.core.config import max_input_bytes
         from tessera.core.knowledge.ingest import ingest_jsonl
 
-        from tessera.core.config import max_input_bytes
-
         limit = max_input_bytes()
-        summary = ingest_jsonl(conn, _stdin_lines(limit), on_change=on_change, max_line_bytes=limit)
+        summary = ingest_jsonl(open_store(), _stdin_lines(limit), on_change=on_change, max_line_bytes=limit)
         _report(summary, output, quiet)
         return
     from tessera.core.knowledge import ingest as ingesting
 
-    known = {r["root"]: r["root_given"] for r in ingesting.index.roots(conn)}
-    targets = ingesting.resolve_targets(paths, known_roots=known)
+    ingesting.resolve_targets(paths)  # a PATH missing: refused before the store is even opened
+    conn = open_store()
+    targets = ingesting.resolve_paths(conn, paths)
+
     def first_ingest() -> None:
         summary = _with_progress(lambda progress: ingesting.ingest_targets(
             conn, targets, on_progress=progress, on_change=on_change, on_warning=print_warning, reindex=reindex), quiet)

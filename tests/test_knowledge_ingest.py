@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -437,6 +438,7 @@ def test_cli_summary_on_stderr_nothing_on_stdout_and_json_summary(tmp_path):
 def test_cli_missing_path_exits_2_with_one_line(tmp_path):
     proc = tessera("ingest", str(tmp_path / "no\x1bpe"))
     assert proc.returncode == 2 and proc.stdout == ""
+    assert not (Path(os.environ["TESSERA_HOME"]) / "tessera.db").exists()  # refused before the store is made
     assert proc.stderr == f"tessera: cannot ingest '{tmp_path}/no\\x1bpe': No such file or directory (give an existing file or folder; nothing was ingested)\n"
 
 

@@ -161,9 +161,13 @@ def ingest_paths(conn: sqlite3.Connection, paths: list[str], *, on_progress: OnP
     Raises:
         UsageError when a path does not exist (nothing is written).
     """
-    targets = resolve_targets(paths, known_roots={r["root"]: r["root_given"] for r in index.roots(conn)})
-    return ingest_targets(conn, targets, on_progress=on_progress, on_change=on_change, on_warning=on_warning, now=now,
-                          reindex=reindex)
+    return ingest_targets(conn, resolve_paths(conn, paths), on_progress=on_progress, on_change=on_change,
+                          on_warning=on_warning, now=now, reindex=reindex)
+
+
+def resolve_paths(conn: sqlite3.Connection, paths: list[str]) -> list[Target]:
+    """``resolve_targets`` with the roots already ingested in this store."""
+    return resolve_targets(paths, known_roots={r["root"]: r["root_given"] for r in index.roots(conn)})
 
 
 def ingest_targets(conn: sqlite3.Connection, targets: list[Target], *, on_progress: OnProgress | None = None,
