@@ -203,8 +203,9 @@ def _split_markdown(path: str, text: str, stem: str) -> Split:
             body_first_line = consumed.count("\n") + 2
             text = text[end.end() + 1:]
     lines = _without_comments(_lines(text, body_first_line))
-    sections = _sections(lines)
-    h1 = next((title for level, title, _ in _headings(lines) if level == 1), None)
+    headings = _headings(lines)
+    sections = _sections(lines, headings)
+    h1 = next((title for level, title, _ in headings if level == 1), None)
     fm_title = out.front_matter.get("title")
     out.title = (str(fm_title).strip() if isinstance(fm_title, (str, int, float)) and str(fm_title).strip() else None) \
         or h1 or stem
@@ -332,12 +333,12 @@ def _headings(lines: list[Line]) -> list[tuple[int, str, int]]:
     return found
 
 
-def _sections(lines: list[Line]) -> list[tuple[str, list[Line]]]:
+def _sections(lines: list[Line], headings: list[tuple[int, str, int]]) -> list[tuple[str, list[Line]]]:
     """The lines split at each heading, each with its heading path ("A > B")."""
     sections: list[tuple[str, list[Line]]] = []
     stack: list[tuple[int, str]] = []
     start, heading = 0, ""
-    for level, title, index in _headings(lines):
+    for level, title, index in headings:
         sections.append((heading, lines[start:index]))
         while stack and stack[-1][0] >= level:
             stack.pop()
