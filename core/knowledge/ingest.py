@@ -228,8 +228,8 @@ def ingest_changed(conn: sqlite3.Connection, root: Path, root_given: str, paths:
 
 
 def ingest_jsonl(conn: sqlite3.Connection, lines: Iterable[str | bytes], *, on_change: OnChange | None = None,
-                 on_progress: OnProgress | None = None, now: Callable[[], str] | None = None,
-                 where: str = "stdin", max_line_bytes: int | None = None) -> IngestSummary:
+                 now: Callable[[], str] | None = None, where: str = "stdin",
+                 max_line_bytes: int | None = None) -> IngestSummary:
     """Ingest JSONL documents (``tessera ingest -``): each line an ``--emit`` line, or a document
     ``{"path": ..., "text": ...}`` with optional root, root_given, title, kind, language, tags,
     links, front_matter, mtime (split as a file of that name would be).
@@ -282,8 +282,6 @@ def ingest_jsonl(conn: sqlite3.Connection, lines: Iterable[str | bytes], *, on_c
             hashes = stored.setdefault(doc.root, index.stored_hashes(conn, doc.root))
             run.pending_document(doc, existed=doc.path in hashes, stored_hash=hashes.get(doc.path))
             hashes[doc.path] = doc.hash
-        if on_progress is not None:
-            on_progress(number, 0, "")
     run.flush()
     run.summary.roots = list(roots)
     return run.finish()
