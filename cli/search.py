@@ -110,9 +110,9 @@ def _find(text: str, *, count: int, mode: str, per: str, peers: bool) -> tuple[l
             stores += [(replica.label, replica.conn) for replica in replicas]
         if not stores:
             notes.insert(0, "nothing is ingested here yet (run `tessera ingest PATH` first)")
-            from tessera.core.knowledge.search_text import parse
+            from tessera.core.knowledge.search import check_syntax
 
-            parse(text)  # bad syntax is still an error (exit 1), with nothing to search
+            check_syntax(text)  # bad syntax is still an error (exit 1), with nothing to search
             return [], notes, warnings
         hits = search_many(stores, text, limit=count, mode=mode, per=per, on_warning=warnings.append)
         return hits, notes, warnings

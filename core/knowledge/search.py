@@ -99,10 +99,33 @@ def _check(text: str, mode: str, per: str, limit: int) -> ParsedSearch:
         raise QueryError(f"'{printable(per)}' is not a way to rank hits", hint=f"use one of {', '.join(PER)}")
     if not 0 <= limit <= MAX_LIMIT:
         raise QueryError(f"a search returns 0 to {MAX_LIMIT} hits, not {limit}")
+    return check_syntax(text)
+
+
+_syntax_conn: sqlite3.Connection | None = None
+_syntax_lock = threading.Lock()
+
+
+def check_syntax(text: str) -> ParsedSearch:
+    """``text`` parsed and its FTS5 expression tried on an empty in-memory index, so bad syntax
+    is the same one-line QueryError with no store, or a store with nothing in it.
+
+    Raises:
+        QueryError for bad syntax or a text without a word.
+    """
+    global _syntax_conn
     parsed = parse(text)
     if not parsed.fts:
         raise QueryError(f"the search text '{printable(text)}' has no word to look for",
                          hint="give at least one word (letters or digits)")
+    with _syntax_lock:
+        if _syntax_conn is None:
+            _syntax_conn = sqlite3.connect(":memory:", check_same_thread=False)
+            _syntax_conn.execute("CREATE VIRTUAL TABLE knowledge_fts USING fts5(title, heading, text, path)")
+        try:
+            _syntax_conn.execute("SELECT rowid FROM knowledge_fts WHERE knowledge_fts MATCH ?", (parsed.fts,)).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise _syntax_error(text, exc) from None
     return parsed
 
 
@@ -139,8 +162,6 @@ class Searcher:
         """
         parsed = _check(text, mode, per, limit)
         if limit == 0 or not has_knowledge(self.conn):
-            if mode != "semantic":
-                self._validate(text, parsed)
             return []
         with self._lock:
             return self._search(text, parsed, limit=limit, mode=mode, per=per, source=source)
@@ -174,16 +195,6 @@ class Searcher:
                 raise
             raise _syntax_error(text, exc) from None
         return [(rowid, _bm25_score(rank)) for rowid, rank in rows]
-
-    def _validate(self, text: str, parsed: ParsedSearch) -> None:
-        try:
-            self.conn.execute("SELECT rowid FROM knowledge_fts WHERE knowledge_fts MATCH ? LIMIT 1",
-                              (parsed.fts,)).fetchall()
-        except sqlite3.OperationalError as exc:
-            if _is_syntax_error(exc):
-                raise _syntax_error(text, exc) from None
-            if "no such table" not in str(exc):
-                raise
 
     def _semantic_ranking(self, parsed: ParsedSearch, *, depth: int | None) -> list[tuple[int, float]]:
         """Chunks by cosine with the query's words, best first, positive cosines only (the best
@@ -252,8 +263,6 @@ class Searcher:
     # -- one search -----------------------------------------------------------------------------
 
     def _search(self, text: str, parsed: ParsedSearch, *, limit: int, mode: str, per: str, source: str) -> list[Hit]:
-        if mode == "semantic":
-            self._validate(text, parsed)  # the same text is refused in every mode
         lexical: list[tuple[int, float]] = self._bm25(text, parsed) if mode != "semantic" else []
         docs = self._documents_of([c for c, _ in lexical]) if per == "document" and lexical else {}
         if mode == "bm25":
@@ -414,7 +423,7 @@ def search_many(stores: list[tuple[str, Any]], text: str, *, limit: int = 10, mo
     left out with a warning (``on_warning``); bad search syntax is the user's and raises.
     Ties are broken by the stores' order, then path.
     """
-    parse(text)  # an unbalanced quote is refused once, before any store is read
+    check_syntax(text)  # bad syntax is refused once, before any store is read
     merged: list[tuple[int, Hit]] = []
     for order, (label, store) in enumerate(stores):
         finder = store if isinstance(store, Searcher) else searcher(store)
