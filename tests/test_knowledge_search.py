@@ -78,11 +78,11 @@ def paths(hits) -> list[str]:
 
 @pytest.mark.parametrize("text, fts", [
     ("crash-loop", '"crash-loop"'),
-    ("kube-proxy restarts", '"kube-proxy" "restarts"'),
+    ("kube-proxy restarts", '"kube-proxy" AND "restarts"'),
     ("deployment/web", '"deployment/web"'),
     ("app.kubernetes.io/name", '"app.kubernetes.io/name"'),
-    ("don't panic", '"don\'t" "panic"'),
-    ("web and api", '"web" "and" "api"'),
+    ("don't panic", '"don\'t" AND "panic"'),
+    ("web and api", '"web" AND "and" AND "api"'),
     ("web AND api", '"web" AND "api"'),
     ('"rollout undo" OR rollback', '"rollout undo" OR "rollback"'),
     ("kube*", '"kube"*'),
@@ -91,11 +91,21 @@ def paths(hits) -> list[str]:
     ("Heading:(scaling OR rollback)", 'heading: ( "scaling" OR "rollback" )'),
     ("(web OR api) NOT dns", '( "web" OR "api" ) NOT "dns"'),
     ("NEAR(kubectl rollout, 3)", 'NEAR("kubectl" "rollout", 3)'),
-    ("f(x) - web", '"f(x)" "web"'),
-    ('say ""hi""', '"say" "" "hi" ""'),
+    ("f(x) - web", '"f(x)" AND "web"'),
+    ('say ""hi""', '"say" AND "hi"'),
+    # FTS5 refuses a group right after a phrase without an operator: the AND is written out
+    ("Recursive read-only (RRO) mounts", '"Recursive" AND "read-only" AND ( "RRO" ) AND "mounts"'),
+    ("(web) title:api", '( "web" ) AND title: "api"'),
 ])
 def test_plain_words_are_quoted_and_syntax_is_kept(text, fts):
     assert parse(text).fts == fts
+
+
+def test_plain_text_of_several_terms_can_be_relaxed_to_or_and_syntax_cannot():
+    assert parse("kube-proxy restarts* kube-proxy").terms == ('"kube-proxy"', '"restarts"*')
+    assert parse("kube-proxy").terms == ()
+    for text in ("a AND b", "a OR b", "a NOT b", "(a b)", "title:a b", "NEAR(a b)"):
+        assert parse(text).terms == (), text
 
 
 def test_semantic_words_leave_out_operators_and_what_not_excludes():
@@ -134,7 +144,24 @@ def test_text_without_a_word_is_refused(conn):
 def test_plain_hyphenated_and_dotted_words_just_work(conn):
     assert paths(search(conn, "kube-proxy", mode="bm25"))[0] == "runbooks/kube-proxy.md"
     assert paths(search(conn, "deployment/web", mode="bm25")) == ["runbooks/web.md"]
-    assert paths(search(conn, "kubectl -n shop", mode="bm25")) == ["runbooks/web.md"]
+    assert paths(search(conn, "kubectl -n shop", mode="bm25"))[0] == "runbooks/web.md"
+
+
+def test_plain_words_all_in_a_chunk_come_first_then_chunks_with_some_of_them(conn):
+    hits = search(conn, "kubectl shop", mode="bm25", per="chunk")
+    both = [h for h in hits if "kubectl" in h.snippet.lower().replace("«", "").replace("»", "")
+            and "shop" in h.snippet.lower().replace("«", "").replace("»", "")]
+    assert [h.path for h in hits[:1]] == ["runbooks/web.md"] and hits[0] in both
+    assert {h.path for h in hits} == {"runbooks/web.md", "runbooks/crashloop.md"}  # the others name kubectl only
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    # no chunk holds all of these words: the ones holding some are still found, best first
+    loose = search(conn, "coredns iptables volumes", mode="bm25")
+    assert set(paths(loose)) == {"notes/dns.md", "runbooks/kube-proxy.md", "notes/storage.md"}
+    # syntax is taken as written: no relaxing
+    assert search(conn, "coredns AND iptables", mode="bm25") == []
+    assert search(conn, '"coredns iptables"', mode="bm25") == []
+    # search() in queries scores the chunks that hold every word
+    assert chunk_scores(conn, "coredns iptables") == {}
 
 
 def test_phrases_match_words_in_order_only(conn):

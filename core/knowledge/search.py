@@ -41,6 +41,7 @@ MARK_START, MARK_END, ELLIPSIS = "«", "»", "…"
 SNIPPET_TOKENS = 24
 FUSION_DEPTH = 100  # how deep into each ranking the fusion looks (a rank past it would add < 1/160)
 MAX_LIMIT = 10_000
+RELAX_SHARE, RELAX_MIN_CHUNKS, RELAX_TERMS = 0.05, 100, 6  # plain words falling back on some of them: _relaxed
 
 _BM25 = "bm25(knowledge_fts, " + ", ".join(str(w) for w in BM25_WEIGHTS) + ")"
 
@@ -184,12 +185,50 @@ class Searcher:
 
     # -- rankings -------------------------------------------------------------------------------
 
-    def _bm25(self, text: str, parsed: ParsedSearch, limit: int | None = None) -> list[tuple[int, float]]:
-        """The best ``limit`` matching chunks (all when None), best first: (chunk id, score)."""
+    def _bm25(self, text: str, parsed: ParsedSearch, limit: int | None = None, *,
+              relax_below: int | None = None) -> list[tuple[int, float]]:
+        """The best ``limit`` matching chunks (all when None), best first: (chunk id, score).
+
+        With ``relax_below``, plain text whose terms fewer than that many chunks hold all of
+        is searched again for chunks holding some of its distinctive terms (_relaxed); those
+        follow, each score capped at the one before it (scores never rise down the list)."""
+        ranked = self._match(text, parsed.fts, limit)
+        if not parsed.terms or relax_below is None or len(ranked) >= relax_below:
+            return ranked
+        relaxed = self._relaxed(parsed)
+        if not relaxed:
+            return ranked
+        have = {c for c, _ in ranked}
+        floor = ranked[-1][1] if ranked else 1.0
+        for chunk_id, score in self._match(text, relaxed, limit):
+            if chunk_id not in have:
+                floor = min(floor, score)
+                ranked.append((chunk_id, floor))
+                if limit is not None and len(ranked) >= limit:
+                    break
+        return ranked
+
+    def _relaxed(self, parsed: ParsedSearch) -> str:
+        """The plain text's distinctive terms joined by OR: those in at most RELAX_SHARE of the
+        chunks or RELAX_MIN_CHUNKS (at most RELAX_TERMS of them, the rarest), else the two rarest. Words found
+        nearly everywhere ("the", "how", "pod" in the KEPs) rank nothing and would make FTS5
+        score most of the index; counting a term's chunks costs a fraction of a millisecond."""
+        self._load(vectors=False)
+        common = max(RELAX_SHARE * len(self._ids), RELAX_MIN_CHUNKS)
+        counts = []
+        for term in parsed.terms:
+            found = self.conn.execute("SELECT count(*) FROM knowledge_fts WHERE knowledge_fts MATCH ?", (term,)).fetchone()[0]
+            if found:
+                counts.append((found, term))
+        counts.sort()
+        rare = [term for found, term in counts if found <= common][:RELAX_TERMS]
+        return " OR ".join(rare or [term for _, term in counts[:2]])
+
+    def _match(self, text: str, fts: str, limit: int | None) -> list[tuple[int, float]]:
         try:
             rows = self.conn.execute(
                 f"SELECT rowid, {_BM25} AS b FROM knowledge_fts WHERE knowledge_fts MATCH ? ORDER BY b, rowid"
-                + (" LIMIT ?" if limit is not None else ""), (parsed.fts,) if limit is None else (parsed.fts, limit)).fetchall()
+                + (" LIMIT ?" if limit is not None else ""), (fts,) if limit is None else (fts, limit)).fetchall()
         except sqlite3.OperationalError as exc:
             if not _is_syntax_error(exc):
                 raise
@@ -202,7 +241,7 @@ class Searcher:
         self._load(vectors=False)
         fetch = max(4 * count, 40)
         while True:
-            ranked = self._bm25(text, parsed, fetch)
+            ranked = self._bm25(text, parsed, fetch, relax_below=fetch)
             best = _best_per_document(ranked, self._documents_of([c for c, _ in ranked]), count)
             if len(best) >= count or len(ranked) < fetch:
                 return best
@@ -277,7 +316,8 @@ class Searcher:
 
     def _search(self, text: str, parsed: ParsedSearch, *, limit: int, mode: str, per: str, source: str) -> list[Hit]:
         if mode == "bm25":
-            ranked = self._bm25_documents(text, parsed, limit) if per == "document" else self._bm25(text, parsed, limit)
+            ranked = (self._bm25_documents(text, parsed, limit) if per == "document"
+                      else self._bm25(text, parsed, limit, relax_below=limit))
             return self._hits(ranked, parsed, matched={c for c, _ in ranked}, source=source)
         if mode == "semantic":
             return self._hits(self._semantic(parsed, limit, per=per), parsed, matched=set(), source=source)
@@ -285,10 +325,10 @@ class Searcher:
         if per == "document":
             # one FTS5 query however common the words: the documents among its best chunks
             self._load(vectors=True)
-            ranked = self._bm25(text, parsed, 3 * depth)
+            ranked = self._bm25(text, parsed, 3 * depth, relax_below=limit)
             lexical = _best_per_document(ranked, self._documents_of([c for c, _ in ranked]), depth)
         else:
-            lexical = self._bm25(text, parsed, depth)
+            lexical = self._bm25(text, parsed, depth, relax_below=limit)
         semantic = self._semantic(parsed, depth, per=per)
         if per == "document":
             docs = self._documents_of([c for c, _ in lexical] + [c for c, _ in semantic])
