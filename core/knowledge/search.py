@@ -316,8 +316,10 @@ class Searcher:
 
     def _search(self, text: str, parsed: ParsedSearch, *, limit: int, mode: str, per: str, source: str) -> list[Hit]:
         if mode == "bm25":
-            ranked = (self._bm25_documents(text, parsed, limit) if per == "document"
-                      else self._bm25(text, parsed, limit, relax_below=limit))
+            if per == "chunk":
+                ranked = self._bm25(text, parsed, limit, relax_below=limit)
+                return self._hits(ranked, parsed, matched={c for c, _ in ranked}, source=source)
+            ranked, _ = self._shown_chunks(parsed, self._bm25_documents(text, parsed, limit))
             return self._hits(ranked, parsed, matched={c for c, _ in ranked}, source=source)
         if mode == "semantic":
             return self._hits(self._semantic(parsed, limit, per=per), parsed, matched=set(), source=source)
@@ -336,11 +338,41 @@ class Searcher:
             shown.update({docs[c]: c for c, _ in reversed(lexical) if c in docs})  # matched words: the better snippet
             fused = _fuse([[docs[c] for c, _ in lexical if c in docs], [docs[c] for c, _ in semantic if c in docs]])
             ranked = [(shown[d], score) for d, score in sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
+            ranked, in_text = self._shown_chunks(parsed, ranked)
         else:
             fused = _fuse([[c for c, _ in lexical], [c for c, _ in semantic]])
             ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-        matched = {c for c, _ in lexical}
+            in_text = set()
+        matched = {c for c, _ in lexical} | in_text
         return self._hits(ranked, parsed, matched={c for c, _ in ranked if c in matched}, source=source)
+
+    def _shown_chunks(self, parsed: ParsedSearch, ranked: list[tuple[int, float]]) -> tuple[list[tuple[int, float]], set[int]]:
+        """Each hit's document shown by its best chunk whose text holds the words, when it has
+        one (the score stays the document's). A word in a document's title or top heading is
+        in every chunk's title and heading path, so its best-scoring chunk can be one whose
+        text says nothing of it ("Dependencies"). Returns the hits and the chunks put in."""
+        import numpy as np
+
+        docs = self._documents_of([c for c, _ in ranked])
+        if not docs:
+            return ranked, set()
+        chunk_ids = [int(c) for c in self._ids[np.isin(self._docs, list(set(docs.values())))]]
+        best: dict[int, int] = {}
+        for expr in (parsed.fts, self._relaxed(parsed) if parsed.terms else ""):
+            if not expr or len(best) == len(set(docs.values())):
+                continue
+            marks = ",".join("?" * len(chunk_ids))
+            for (rowid,) in self.conn.execute(
+                    f"SELECT rowid FROM knowledge_fts WHERE knowledge_fts MATCH ? AND rowid IN ({marks})"
+                    f" ORDER BY {_BM25}, rowid", [f"text : ( {expr} )", *chunk_ids]):
+                best.setdefault(self._document_of(rowid), rowid)
+        out = [(best.get(docs.get(c, -1), c), score) for c, score in ranked]
+        return out, set(best.values())
+
+    def _document_of(self, chunk_id: int) -> int:
+        import numpy as np
+
+        return int(self._docs[int(np.searchsorted(self._ids, chunk_id))])
 
     def _hits(self, ranked: list[tuple[int, float]], parsed: ParsedSearch, *, matched: set[int], source: str) -> list[Hit]:
         if not ranked:
@@ -356,7 +388,8 @@ class Searcher:
             snippets = dict(self.conn.execute(
                 f"SELECT rowid, snippet(knowledge_fts, 2, ?, ?, ?, {SNIPPET_TOKENS}) FROM knowledge_fts"
                 f" WHERE knowledge_fts MATCH ? AND rowid IN ({','.join('?' * len(wanted))})",
-                [MARK_START, MARK_END, ELLIPSIS, parsed.fts, *wanted]))
+                # plain words: each one marked wherever it is (hits may hold only some of them)
+                [MARK_START, MARK_END, ELLIPSIS, " OR ".join(parsed.terms) if parsed.terms else parsed.fts, *wanted]))
         out = []
         for chunk_id, score in ranked:
             row = rows.get(chunk_id)
