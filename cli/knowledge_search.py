@@ -52,8 +52,8 @@ def search(
 ) -> None:
     """Search the ingested notes, runbooks and code, best first.
 
-    On a terminal each hit is one line, [SOURCE] (SCORE) PATH — TITLE › HEADING: SNIPPET, the
-    matched words in bold; in a pipe, JSON lines (source, path, title, heading, score, snippet...).
+    On a terminal each hit is one line, [SOURCE] (SCORE) PATH — TITLE › HEADING: SNIPPET (the
+    heading without the title it starts with), the matched words in bold; in a pipe, JSON lines (source, path, title, heading, score, snippet...).
     Example: tessera search "crash-loop NOT staging" -n 5
     """
     from tessera.core.errors import UsageError
@@ -141,11 +141,20 @@ def _print_lines(hits: list[Any], *, color: bool) -> None:
         line.append(f"[{printable(hit.source)}]", style="cyan")
         line.append(f" ({hit.score:.2f}) ", style="dim")
         line.append(printable(hit.path), style="bold")
-        where = printable(hit.title) + (f" › {printable(hit.heading)}" if hit.heading else "")
+        where = printable(hit.title) + (f" › {printable(heading)}" if (heading := _own_heading(hit)) else "")
         line.append(f" — {where}: ")
         for i, part in enumerate(printable(hit.snippet).replace(MARK_END, MARK_START).split(MARK_START)):
             line.append(part, style="bold" if i % 2 else None)
         console.print(line)
+
+
+def _own_heading(hit: Any) -> str:
+    """The heading path without the title it starts with (a markdown file's first heading is
+    usually its title: "KEP-753: Sidecar containers > Design" shows as "Design")."""
+    if hit.heading == hit.title:
+        return ""
+    prefix = f"{hit.title} > "
+    return hit.heading[len(prefix):] if hit.title and hit.heading.startswith(prefix) else hit.heading
 
 
 def _isatty(stream: Any) -> bool:

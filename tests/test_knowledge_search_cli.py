@@ -165,3 +165,89 @@ def test_no_model_download_is_ever_attempted(notes, tmp_path):
         assert json.loads(r.stdout.splitlines()[0])["path"] == "notes/crashloop.txt"
     assert not attempts.exists(), attempts.read_text()
     assert not (tmp_path / "hf").exists() and not (tmp_path / "cache").exists(), "no model cache was made"
+
+
+# --- --peers ---------------------------------------------------------------------------------------
+
+WHEN = "2026-12-01T00:00:00.000Z"
+
+
+def add_peer(name: str, node_id: str, *, knowledge: Path | None, tables: bool = True) -> Path:
+    """A peer in this node's peer list and its replica file: a store whose knowledge tables hold
+    what ``knowledge`` ingests to (what filing the peer's pages writes through index.py), or a
+    replica from before knowledge (``tables=False``: events and notebooks only)."""
+    import sqlite3
+
+    from tessera.core.knowledge.ingest import ingest_paths
+    from tessera.core.peers import peer_list, replica_files
+    from tessera.core.store import db
+
+    local = db.connect()
+    with db.transaction(local):
+        peer_list.add(local, node_id, name, publish=True, subscribe=True, added_at=WHEN)
+    local.close()
+    path = replica_files.replica_path(node_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if tables:
+        replica = db.connect(path)
+        if knowledge is not None:
+            ingest_paths(replica, [str(knowledge)])
+    else:
+        replica = sqlite3.connect(path)
+        replica.execute("CREATE TABLE events(seq)")
+        replica.execute("CREATE TABLE notebooks(id)")
+        replica.commit()
+    replica.close()
+    return path
+
+
+def test_peers_fan_out_merges_by_score_and_labels_each_row(notes, tmp_path):
+    theirs = tmp_path / "alice-notes"
+    (theirs / "runbooks").mkdir(parents=True)
+    (theirs / "runbooks" / "crashloop.md").write_text(
+        "# CrashLoopBackOff\n\nA pod in CrashLoopBackOff: the container exits, the kubelet restarts it with a "
+        "growing back-off. CrashLoopBackOff means look at the logs of the previous container.\n")
+    (theirs / "runbooks" / "dns.md").write_text("# DNS\n\nCoreDNS answers the cluster's DNS queries.\n")
+    add_peer("alice", "a" * 64, knowledge=theirs)
+    add_peer("bob", "b" * 64, knowledge=None, tables=False)
+    mine = rows(tsr("search", "crashloopbackoff", "--mode", "bm25"))
+    r = tsr("search", "crashloopbackoff", "--mode", "bm25", "--peers")
+    found = rows(r)
+    assert {row["source"] for row in found} == {"local", "alice"}
+    assert [row["score"] for row in found] == sorted((row["score"] for row in found), reverse=True)
+    assert ("alice", "runbooks/crashloop.md") in {(row["source"], row["path"]) for row in found}
+    assert [row for row in found if row["source"] == "local"] == mine
+    assert r.stderr == "tessera: warning: bob has no knowledge to search (nothing shared as knowledge:PATH)\n"
+    quiet = tsr("search", "crashloopbackoff", "--mode", "bm25", "--peers", "-q")
+    assert quiet.stderr == "" and rows(quiet) == found
+
+
+def test_peers_on_a_terminal_label_lines_with_the_peer_name(notes, tmp_path):
+    theirs = tmp_path / "alice-notes"
+    theirs.mkdir()
+    (theirs / "zanzibar.md").write_text("# Zanzibar\n\nThe zanzibar cluster runbook.\n")
+    add_peer("al\x1b[31mice", "c" * 64, knowledge=theirs)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([*TSR, "search", "zanzibar", "--peers", "--color", "never"], stdin=subprocess.DEVNULL,
+                            stdout=follower, stderr=subprocess.PIPE, env=dict(os.environ))
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.wait(timeout=60)
+    os.close(leader)
+    line = seen.decode().strip()
+    assert proc.returncode == 0
+    assert line.startswith("[al\\x1b[31mice] (") and ") zanzibar.md — Zanzibar: " in line, line  # the name escaped
+
+
+def test_peers_without_any_replica_searches_local_with_a_note(notes):
+    r = tsr("search", "rollout", "--peers", "--mode", "bm25")
+    assert rows(r) and {row["source"] for row in rows(r)} == {"local"}
+    assert r.stderr == "tessera: no peer has sent anything yet (see `tessera peer list`)\n"
