@@ -214,6 +214,27 @@ def test_hits_carry_their_place_and_a_snippet_with_the_match_marked(conn):
                                   "chunk_id", "start_line"}
 
 
+def test_a_document_is_shown_by_a_section_whose_text_holds_the_words(conn):
+    # "Zebra" is in the title, so in every chunk's title column; the short section that never
+    # names it scores best, but the section shown is the one whose text does
+    write_notes(conn, {"animals/zebra.md": ("Zebra care", [
+        ("Feeding", "Hay twice a day."),
+        ("Stripes", "Every zebra has stripes of its own; a zebra foal knows its mother by them, and keepers "
+                    "tell one animal from another the same way when they count the herd in the evening."),
+    ])})
+    for mode in ("bm25", "hybrid"):
+        (hit,) = [h for h in search(conn, "zebra", mode=mode) if h.path == "animals/zebra.md"]
+        assert hit.heading == "Stripes" and "«zebra»" in hit.snippet, mode
+
+
+def test_plain_text_with_parentheses_and_abbreviations_searches(conn):
+    # FTS5 refuses '"a" ( "b" )': every KEP title with an abbreviation in parentheses failed
+    for text in ("Recursive read-only (RRO) mounts", "Kubernetes Enhancement Proposals (KEPs)",
+                 "can we roll back (i.e. the enablement)?", "resources (PIDs, sockets, etc.)"):
+        search(conn, text, mode="bm25")
+    assert paths(search(conn, "scale (deployment/web)", mode="bm25")) == ["runbooks/web.md"]
+
+
 def test_limit(conn):
     assert len(search(conn, "kube*", mode="bm25", limit=1)) == 1
     assert search(conn, "kube*", mode="bm25", limit=0) == []

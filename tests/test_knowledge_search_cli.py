@@ -101,7 +101,8 @@ def test_bad_syntax_is_one_line_and_exit_1(notes, text, what):
 def test_plain_text_never_trips_fts_syntax(notes):
     for text in ("crash-loop", "kube-proxy", "deployment/web", "api-config", "app.kubernetes.io/name",
                  "don't", "what's 502?", "web-7d9f8c6b5-x2x9q", "f(x)", "a -- b", "50%", "c++", "#oncall",
-                 "and or not", "near", "title: web"):
+                 "and or not", "near", "title: web", "Kubernetes Enhancement Proposals (KEPs)",
+                 "can it be disabled (i.e. rolled back)?"):
         r = tsr("search", text, "--mode", "bm25")
         assert r.returncode == 0, (text, r.stderr)
     assert rows(tsr("search", "deployment/web", "--mode", "bm25"))[0]["path"] in ("runbooks/web.md", "tools/restart.py")
@@ -165,6 +166,20 @@ def test_no_model_download_is_ever_attempted(notes, tmp_path):
         assert json.loads(r.stdout.splitlines()[0])["path"] == "notes/crashloop.txt"
     assert not attempts.exists(), attempts.read_text()
     assert not (tmp_path / "hf").exists() and not (tmp_path / "cache").exists(), "no model cache was made"
+
+
+def test_a_broken_model_install_is_exit_3_in_one_line(notes, tmp_path):
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text("import sys\nsys.modules['wordllama'] = None  # the import fails\n")
+    env = {**os.environ, "PYTHONPATH": str(hook)}
+    r = subprocess.run([*TSR, "search", "restarting", "--mode", "semantic"], capture_output=True, text=True,
+                       timeout=120, env=env, stdin=subprocess.DEVNULL)
+    assert r.returncode == 3 and r.stdout == ""
+    assert r.stderr.startswith("tessera: cannot load the bundled embedding model: ") and r.stderr.count("\n") == 1
+    bm25 = subprocess.run([*TSR, "search", "restarting", "--mode", "bm25"], capture_output=True, text=True,
+                          timeout=120, env=env, stdin=subprocess.DEVNULL)
+    assert bm25.returncode == 0 and bm25.stdout, "words alone need no model"
 
 
 # --- --peers ---------------------------------------------------------------------------------------
