@@ -168,6 +168,21 @@ def test_no_model_download_is_ever_attempted(notes, tmp_path):
     assert not (tmp_path / "hf").exists() and not (tmp_path / "cache").exists(), "no model cache was made"
 
 
+def test_a_damaged_store_is_one_line_and_left_as_it_is(tmp_path):
+    from tessera.core.store.db import db_path
+
+    store = db_path()
+    store.parent.mkdir(parents=True, exist_ok=True)
+    store.write_bytes(b"not a database at all " * 300)
+    before = store.read_bytes()
+    for args in (["search", "web"], ["search", "web", "--peers"]):
+        r = tsr(*args)
+        assert r.returncode != 0 and r.stdout == ""
+        assert r.stderr.startswith(f"tessera: the store {store} is damaged: ") and r.stderr.count("\n") == 1, r.stderr
+        assert "internal error" not in r.stderr
+    assert store.read_bytes() == before
+
+
 def test_a_broken_model_install_is_exit_3_in_one_line(notes, tmp_path):
     hook = tmp_path / "hook"
     hook.mkdir()

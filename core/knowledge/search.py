@@ -499,14 +499,16 @@ def search_many(stores: list[tuple[str, Any]], text: str, *, limit: int = 10, mo
     """Search several stores (``(label, connection or Searcher)``: this node's and peers'
     replicas) and merge their hits by score, each labelled with its store's label.
 
-    A store that cannot be searched (a replica without knowledge tables, a damaged file) is
-    left out with a warning (``on_warning``); bad search syntax is the user's and raises.
+    A store that cannot be searched (a replica without knowledge tables, a damaged file: an
+    sqlite3.Error) is left out with a warning (``on_warning``); bad search syntax is the user's
+    and raises, and so does any other error (a caller wrapping a Searcher to raise its own for a
+    store that must answer, as the CLI does for this node's).
     Ties are broken by the stores' order, then path.
     """
     check_syntax(text)  # bad syntax is refused once, before any store is read
     merged: list[tuple[int, Hit]] = []
     for order, (label, store) in enumerate(stores):
-        finder = store if isinstance(store, Searcher) else searcher(store)
+        finder = store if hasattr(store, "search") else searcher(store)  # a Searcher, or one wrapped
         try:
             if knowledge_state(finder.conn) == "missing":
                 if on_warning is not None:
