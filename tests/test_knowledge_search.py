@@ -54,7 +54,7 @@ def write_notes(conn, notes=NOTES, *, root=ROOT, embed=True) -> None:
         vectors = embed_texts(texts) if embed else [None] * len(texts)
         chunks = [ChunkRecord(ordinal=i, heading=heading, start_line=1 + 3 * i, end_line=2 + 3 * i, text=text,
                               embedding=to_blob(v) if v is not None else None)
-                  for i, ((heading, text), v) in enumerate(zip(sections, vectors))]
+                  for i, ((heading, text), v) in enumerate(zip(sections, vectors, strict=True))]
         body = "\n".join(texts)
         index.write_document(conn, DocumentRecord(
             root=root, root_given=root.lstrip("/"), path=path, kind="markdown", title=title, size=len(body),

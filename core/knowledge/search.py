@@ -310,7 +310,7 @@ class Searcher:
         wanted = np.asarray(chunk_ids, dtype=np.int64)
         at = np.minimum(np.searchsorted(self._ids, wanted), len(self._ids) - 1)
         found = self._ids[at] == wanted
-        return {int(c): int(d) for c, d in zip(wanted[found], self._docs[at][found])}
+        return {int(c): int(d) for c, d in zip(wanted[found], self._docs[at][found], strict=True)}
 
     # -- one search -----------------------------------------------------------------------------
 
