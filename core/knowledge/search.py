@@ -143,6 +143,7 @@ class Searcher:
         self._ids: Any = None       # every chunk's id (int64, ascending)
         self._docs: Any = None      # its document's id
         self._matrix: Any = None    # its embedding, (n, 256) float32 unit vectors; None until needed
+        self._term_chunks: dict[str, int] = {}  # a term (FTS5 syntax) -> how many chunks hold it
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -217,7 +218,11 @@ class Searcher:
         common = max(RELAX_SHARE * len(self._ids), RELAX_MIN_CHUNKS)
         counts = []
         for term in parsed.terms:
-            found = self.conn.execute("SELECT count(*) FROM knowledge_fts WHERE knowledge_fts MATCH ?", (term,)).fetchone()[0]
+            found = self._term_chunks.get(term)
+            if found is None:
+                found = self.conn.execute("SELECT count(*) FROM knowledge_fts WHERE knowledge_fts MATCH ?",
+                                          (term,)).fetchone()[0]
+                self._term_chunks[term] = found
             if found:
                 counts.append((found, term))
         counts.sort()
@@ -235,16 +240,17 @@ class Searcher:
             raise _syntax_error(text, exc) from None
         return [(rowid, _bm25_score(rank)) for rowid, rank in rows]
 
-    def _bm25_documents(self, text: str, parsed: ParsedSearch, count: int) -> list[tuple[int, float]]:
-        """The best chunk of each of the ``count`` best-matching documents, best first. FTS5
-        scores every match whatever the LIMIT; fewer rows fetched is less to sort and carry."""
+    def _bm25_documents(self, text: str, parsed: ParsedSearch, count: int) -> tuple[list[tuple[int, float]], list[int]]:
+        """The best chunk of each of the ``count`` best-matching documents, best first, and the
+        chunk ranking it came from. FTS5 scores every match whatever the LIMIT; fewer rows
+        fetched is less to sort and carry."""
         self._load(vectors=False)
         fetch = max(4 * count, 40)
         while True:
             ranked = self._bm25(text, parsed, fetch, relax_below=fetch)
             best = _best_per_document(ranked, self._documents_of([c for c, _ in ranked]), count)
             if len(best) >= count or len(ranked) < fetch:
-                return best
+                return best, [c for c, _ in ranked]
             fetch *= 4
 
     def _cosines(self, parsed: ParsedSearch) -> Any:
@@ -298,6 +304,8 @@ class Searcher:
         self._ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         self._docs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
         self._matrix = _matrix([r[2] for r in rows]) if vectors else None
+        if version != self._version:
+            self._term_chunks = {}
         self._version = version
 
     def _documents_of(self, chunk_ids: list[int]) -> dict[int, int]:
@@ -319,7 +327,7 @@ class Searcher:
             if per == "chunk":
                 ranked = self._bm25(text, parsed, limit, relax_below=limit)
                 return self._hits(ranked, parsed, matched={c for c, _ in ranked}, source=source)
-            ranked, _ = self._shown_chunks(parsed, self._bm25_documents(text, parsed, limit))
+            ranked, _ = self._shown_chunks(parsed, *self._bm25_documents(text, parsed, limit))
             return self._hits(ranked, parsed, matched={c for c, _ in ranked}, source=source)
         if mode == "semantic":
             return self._hits(self._semantic(parsed, limit, per=per), parsed, matched=set(), source=source)
@@ -327,8 +335,8 @@ class Searcher:
         if per == "document":
             # one FTS5 query however common the words: the documents among its best chunks
             self._load(vectors=True)
-            ranked = self._bm25(text, parsed, 3 * depth, relax_below=limit)
-            lexical = _best_per_document(ranked, self._documents_of([c for c, _ in ranked]), depth)
+            lexical_chunks = self._bm25(text, parsed, 3 * depth, relax_below=limit)
+            lexical = _best_per_document(lexical_chunks, self._documents_of([c for c, _ in lexical_chunks]), depth)
         else:
             lexical = self._bm25(text, parsed, depth, relax_below=limit)
         semantic = self._semantic(parsed, depth, per=per)
@@ -338,7 +346,7 @@ class Searcher:
             shown.update({docs[c]: c for c, _ in reversed(lexical) if c in docs})  # matched words: the better snippet
             fused = _fuse([[docs[c] for c, _ in lexical if c in docs], [docs[c] for c, _ in semantic if c in docs]])
             ranked = [(shown[d], score) for d, score in sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
-            ranked, in_text = self._shown_chunks(parsed, ranked)
+            ranked, in_text = self._shown_chunks(parsed, ranked, [c for c, _ in lexical_chunks])
         else:
             fused = _fuse([[c for c, _ in lexical], [c for c, _ in semantic]])
             ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
@@ -346,33 +354,39 @@ class Searcher:
         matched = {c for c, _ in lexical} | in_text
         return self._hits(ranked, parsed, matched={c for c, _ in ranked if c in matched}, source=source)
 
-    def _shown_chunks(self, parsed: ParsedSearch, ranked: list[tuple[int, float]]) -> tuple[list[tuple[int, float]], set[int]]:
-        """Each hit's document shown by its best chunk whose text holds the words, when it has
-        one (the score stays the document's). A word in a document's title or top heading is
-        in every chunk's title and heading path, so its best-scoring chunk can be one whose
-        text says nothing of it ("Dependencies"). Returns the hits and the chunks put in."""
+    def _shown_chunks(self, parsed: ParsedSearch, ranked: list[tuple[int, float]],
+                      preferred: list[int]) -> tuple[list[tuple[int, float]], set[int]]:
+        """Each hit's document shown by a chunk whose text holds the words, when it has one: the
+        first such chunk in ``preferred`` (the bm25 ranking), else its first in the file; the
+        score stays the document's. A word in a document's title or top heading is in every
+        chunk's title and heading path, so its best-scoring chunk can be one whose text says
+        nothing of it ("Dependencies"). Returns the hits and the chunks put in.
+
+        The text match is one unranked FTS5 query (a MATCH with ``rowid IN (...)`` runs the
+        match once per rowid: seconds for a long sentence)."""
         import numpy as np
 
         docs = self._documents_of([c for c, _ in ranked])
-        if not docs:
+        wanted = set(docs.values())
+        if not wanted:
             return ranked, set()
-        chunk_ids = [int(c) for c in self._ids[np.isin(self._docs, list(set(docs.values())))]]
-        best: dict[int, int] = {}
+        rank = {c: i for i, c in enumerate(preferred)}
+        best: dict[int, tuple[float, int]] = {}
         for expr in (parsed.fts, self._relaxed(parsed) if parsed.terms else ""):
-            if not expr or len(best) == len(set(docs.values())):
+            if not expr or len(best) == len(wanted):
                 continue
-            marks = ",".join("?" * len(chunk_ids))
-            for (rowid,) in self.conn.execute(
-                    f"SELECT rowid FROM knowledge_fts WHERE knowledge_fts MATCH ? AND rowid IN ({marks})"
-                    f" ORDER BY {_BM25}, rowid", [f"text : ( {expr} )", *chunk_ids]):
-                best.setdefault(self._document_of(rowid), rowid)
-        out = [(best.get(docs.get(c, -1), c), score) for c, score in ranked]
-        return out, set(best.values())
-
-    def _document_of(self, chunk_id: int) -> int:
-        import numpy as np
-
-        return int(self._docs[int(np.searchsorted(self._ids, chunk_id))])
+            rows = self.conn.execute("SELECT rowid FROM knowledge_fts WHERE knowledge_fts MATCH ?",
+                                     (f"text : ( {expr} )",)).fetchall()
+            found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            at = np.minimum(np.searchsorted(self._ids, found), max(len(self._ids) - 1, 0))
+            known = self._ids[at] == found
+            for chunk_id, doc in zip(found[known].tolist(), self._docs[at][known].tolist(), strict=True):
+                key = (rank.get(chunk_id, float("inf")), chunk_id)
+                if doc in wanted and (doc not in best or key < best[doc]):
+                    best[doc] = key
+        chosen = {doc: chunk_id for doc, (_, chunk_id) in best.items()}
+        out = [(chosen.get(docs.get(c, -1), c), score) for c, score in ranked]
+        return out, set(chosen.values())
 
     def _hits(self, ranked: list[tuple[int, float]], parsed: ParsedSearch, *, matched: set[int], source: str) -> list[Hit]:
         if not ranked:
