@@ -402,8 +402,9 @@ class Searcher:
             snippets = dict(self.conn.execute(
                 f"SELECT rowid, snippet(knowledge_fts, 2, ?, ?, ?, {SNIPPET_TOKENS}) FROM knowledge_fts"
                 f" WHERE knowledge_fts MATCH ? AND rowid IN ({','.join('?' * len(wanted))})",
-                # plain words: each one marked wherever it is (hits may hold only some of them)
-                [MARK_START, MARK_END, ELLIPSIS, " OR ".join(parsed.terms) if parsed.terms else parsed.fts, *wanted]))
+                # plain words: their distinctive ones marked wherever they are (hits may hold only
+                # some of them; FTS5 runs this match once per rowid, so "the" and "a" would cost)
+                [MARK_START, MARK_END, ELLIPSIS, self._relaxed(parsed) if parsed.terms else parsed.fts, *wanted]))
         out = []
         for chunk_id, score in ranked:
             row = rows.get(chunk_id)
