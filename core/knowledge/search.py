@@ -13,12 +13,15 @@ cosine over the chunks' embeddings, and their reciprocal rank fusion (docs/knowl
   with rank 1-based in each ranking, divided by its maximum ``2 / (RRF_K + 1)`` so that 1.0 means
   first in both.
 
-Hits are the best chunk of each document by default (a user wants distinct documents in the top
-ten); ``per="chunk"`` ranks chunks. Snippets mark the matched words with ``«`` and ``»``
-(MARK_START / MARK_END).
+Hits are documents by default (a user wants distinct documents in the top ten), each scored by
+its best chunk and shown by its best chunk whose text holds the words; ``per="chunk"`` ranks
+chunks. Plain words that too few chunks hold all of fall back on chunks holding their distinctive
+terms, ranked after (``_bm25``, ``_relaxed``). Snippets mark the matched words with ``«`` and
+``»`` (MARK_START / MARK_END).
 
-A ``Searcher`` keeps a store's embedding matrix and reloads it only when ``knowledge_changes``
-moved on (its largest id), so repeated searches (a search cell, the bench) cost a dot product.
+A ``Searcher`` keeps a store's chunk ids, embedding matrix and term counts and reads them again
+only when ``knowledge_changes`` moved on (its largest id), so repeated searches (a search cell,
+the bench) cost the FTS5 queries and one matrix-vector product.
 """
 
 from __future__ import annotations
