@@ -79,24 +79,36 @@ class IngestSummary:
 
 @dataclass
 class Target:
-    """One PATH of a run: its canonical root, the root as typed, and for a file PATH the one
-    path under that root it covers (removals are then limited to it)."""
+    """One PATH of a run: its canonical root and the root as typed; for a file PATH the one path
+    under that root it covers (``only``), for a folder inside an ingested root the folder under
+    that root (``under``). Removals are limited to what the target covers."""
 
     root: Path
     root_given: str
     only: str | None = None
+    under: str | None = None
+
+    def covers(self, path: str) -> bool:
+        """Whether ``path`` (relative to the root) is this target's to add or remove."""
+        if self.only is not None:
+            return path == self.only
+        return self.under is None or path.startswith(self.under + "/")
 
 
 def resolve_targets(paths: list[str], *, known_roots: dict[str, str] | None = None) -> list[Target]:
     """Each PATH canonicalised (symlinks resolved); all are checked before anything is done.
 
-    A file's root is the deepest of ``known_roots`` (roots already ingested) holding it, so that
-    ingesting one edited file of an ingested folder updates that folder's document; else the
-    file's own folder.
+    A PATH inside a root already ingested (``known_roots``: canonical -> as given; the deepest
+    one holding it) is ingested as part of that root: ``tessera ingest notes/runbooks/web.md``
+    after ``tessera ingest notes`` updates that document instead of making a second copy under
+    a new root. Otherwise a folder is its own root and a file's root is its folder. Either way
+    the root's .gitignore files and hidden folders apply (a file they leave out is skipped as
+    "ignored", as ``git add`` refuses one).
 
     Raises:
         UsageError (exit 2) for a path that does not exist or is neither a file nor a folder.
     """
+    known = known_roots or {}
     targets: list[Target] = []
     for given in paths:
         try:
@@ -106,19 +118,27 @@ def resolve_targets(paths: list[str], *, known_roots: dict[str, str] | None = No
             reason = getattr(exc, "strerror", None) or "no such file or folder"
             raise UsageError(f"cannot ingest '{printable(given)}': {reason}",
                              hint="give an existing file or folder; nothing was ingested") from None
-        if stat.S_ISDIR(mode):
-            targets.append(Target(real, given))
-        elif stat.S_ISREG(mode):
-            holders = [Path(r) for r in known_roots or {} if r.startswith("/") and real.is_relative_to(r)]
-            if holders:
-                root = max(holders, key=lambda r: len(r.parts))
-                targets.append(Target(root, (known_roots or {})[str(root)], real.relative_to(root).as_posix()))
-            else:
-                targets.append(Target(real.parent, os.path.dirname(given.rstrip("/")) or ".", real.name))
-        else:
+        is_dir = stat.S_ISDIR(mode)
+        if not is_dir and not stat.S_ISREG(mode):
             raise UsageError(f"cannot ingest '{printable(given)}': not a regular file or folder",
                              hint="give a file or folder; nothing was ingested")
+        holder = _holding_root(real, known)
+        if holder is not None:
+            rel = real.relative_to(holder).as_posix()
+            targets.append(Target(holder, known[str(holder)], only=None if is_dir else rel, under=rel if is_dir else None))
+        elif is_dir:
+            targets.append(Target(real, given))
+        else:
+            targets.append(Target(real.parent, os.path.dirname(given.rstrip("/")) or ".", real.name))
     return targets
+
+
+def _holding_root(real: Path, known: dict[str, str]) -> Path | None:
+    """The deepest ingested root strictly above ``real``."""
+    if str(real) in known:
+        return None  # a root itself
+    holders = [Path(r) for r in known if r.startswith("/") and real.is_relative_to(r)]
+    return max(holders, key=lambda r: len(r.parts)) if holders else None
 
 
 def ingest_paths(conn: sqlite3.Connection, paths: list[str], *, on_progress: OnProgress | None = None,
@@ -157,9 +177,8 @@ def ingest_targets(conn: sqlite3.Connection, targets: list[Target], *, on_progre
             if on_progress is not None:
                 on_progress(done, total, item.path)
         run.flush()
-        scope = [target.only] if target.only is not None else list(stored)
-        for path in scope:
-            if path in stored and path not in kept:
+        for path in list(stored):
+            if target.covers(path) and path not in kept:
                 run.remove(str(target.root), path)
     return run.finish()
 
@@ -388,9 +407,14 @@ def _inverse(order: list[int]) -> list[int]:
 
 
 def _candidates(target: Target) -> list[Candidate]:
+    rules = IgnoreRules(target.root)
     if target.only is not None:
+        if rules.excluded(target.only):
+            return [Candidate(target.only, str(target.root / target.only), "ignored")]
         return [candidate(target.root, target.only)]
-    return list(walk(target.root))
+    if target.under is not None and rules.excluded(target.under, is_dir=True):
+        return []
+    return list(walk(target.root, rules, start=target.under or ""))
 
 
 def _read(path: str, limit: int) -> tuple[bytes, str] | str:
