@@ -147,6 +147,7 @@ class Searcher:
         self._docs: Any = None      # its document's id
         self._matrix: Any = None    # its embedding, (n, 256) float32 unit vectors; None until needed
         self._term_chunks: dict[str, int] = {}  # a term (FTS5 syntax) -> how many chunks hold it
+        self._matches_nothing: set[str] = set()  # FTS5 expressions no chunk matches
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -169,6 +170,7 @@ class Searcher:
         if limit == 0 or not has_knowledge(self.conn):
             return []
         with self._lock:
+            self._load(vectors=mode != "bm25")  # what is kept is checked against the index once per search
             return self._search(text, parsed, limit=limit, mode=mode, per=per, source=source)
 
     def chunk_scores(self, text: str, *, mode: str = "bm25") -> dict[int, float]:
@@ -179,6 +181,7 @@ class Searcher:
         if not has_knowledge(self.conn):
             return {}
         with self._lock:
+            self._load(vectors=mode != "bm25")
             lexical = self._bm25(text, parsed) if mode != "semantic" else []
             if mode == "bm25":
                 return dict(lexical)
@@ -241,6 +244,8 @@ class Searcher:
             if not _is_syntax_error(exc):
                 raise
             raise _syntax_error(text, exc) from None
+        if not rows:
+            self._matches_nothing.add(fts)
         return [(rowid, _bm25_score(rank)) for rowid, rank in rows]
 
     def _bm25_documents(self, text: str, parsed: ParsedSearch, count: int) -> tuple[list[tuple[int, float]], list[int]]:
@@ -308,7 +313,7 @@ class Searcher:
         self._docs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
         self._matrix = _matrix([r[2] for r in rows]) if vectors else None
         if version != self._version:
-            self._term_chunks = {}
+            self._term_chunks, self._matches_nothing = {}, set()
         self._version = version
 
     def _documents_of(self, chunk_ids: list[int]) -> dict[int, int]:
@@ -376,8 +381,8 @@ class Searcher:
         rank = {c: i for i, c in enumerate(preferred)}
         best: dict[int, tuple[float, int]] = {}
         for expr in (parsed.fts, self._relaxed(parsed) if parsed.terms else ""):
-            if not expr or len(best) == len(wanted):
-                continue
+            if not expr or len(best) == len(wanted) or expr in self._matches_nothing:
+                continue  # (a sentence's every word in one section: usually none, and known)
             rows = self.conn.execute("SELECT rowid FROM knowledge_fts WHERE knowledge_fts MATCH ?",
                                      (f"text : ( {expr} )",)).fetchall()
             found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
