@@ -235,6 +235,11 @@ def test_plain_text_with_parentheses_and_abbreviations_searches(conn):
     assert paths(search(conn, "scale (deployment/web)", mode="bm25")) == ["runbooks/web.md"]
 
 
+def test_snippets_mark_each_plain_word(conn):
+    (hit,) = search(conn, "previous liveness", mode="bm25")
+    assert "«previous»" in hit.snippet and "«liveness»" in hit.snippet
+
+
 def test_limit(conn):
     assert len(search(conn, "kube*", mode="bm25", limit=1)) == 1
     assert search(conn, "kube*", mode="bm25", limit=0) == []

@@ -215,6 +215,14 @@ class Searcher:
                     break
         return ranked
 
+    def _marked(self, parsed: ParsedSearch) -> str:
+        """What snippets mark: the text as written; plain words each on its own (a hit may hold
+        some of them), the distinctive ones only for a long text (FTS5 runs a snippet's match
+        once per rowid: a sentence's every word would cost milliseconds per hit)."""
+        if not parsed.terms:
+            return parsed.fts
+        return " OR ".join(parsed.terms) if len(parsed.terms) <= RELAX_TERMS else self._relaxed(parsed)
+
     def _relaxed(self, parsed: ParsedSearch) -> str:
         """The plain text's distinctive terms joined by OR: those in at most RELAX_SHARE of the
         chunks or RELAX_MIN_CHUNKS (at most RELAX_TERMS of them, the rarest), else the two rarest. Words found
@@ -410,9 +418,7 @@ class Searcher:
             snippets = dict(self.conn.execute(
                 f"SELECT rowid, snippet(knowledge_fts, 2, ?, ?, ?, {SNIPPET_TOKENS}) FROM knowledge_fts"
                 f" WHERE knowledge_fts MATCH ? AND rowid IN ({','.join('?' * len(wanted))})",
-                # plain words: their distinctive ones marked wherever they are (hits may hold only
-                # some of them; FTS5 runs this match once per rowid, so "the" and "a" would cost)
-                [MARK_START, MARK_END, ELLIPSIS, self._relaxed(parsed) if parsed.terms else parsed.fts, *wanted]))
+                [MARK_START, MARK_END, ELLIPSIS, self._marked(parsed), *wanted]))
         out = []
         for chunk_id, score in ranked:
             row = rows.get(chunk_id)
