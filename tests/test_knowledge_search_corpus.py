@@ -69,6 +69,12 @@ def test_a_phrase_and_a_prefix(sig_node):
     assert all("crashloop" in h.snippet.lower() for h in hits) and "«" in hits[0].snippet
 
 
+def test_snippets_mark_common_words_too(sig_node):
+    # "containers" is in most of sig-node's sections: it is still marked beside "sidecar"
+    (hit,) = search(sig_node, "sidecar containers", mode="bm25", limit=1)
+    assert "«sidecar»" in hit.snippet and "«containers»" in hit.snippet, hit.snippet
+
+
 def test_a_paraphrase_under_semantic_and_hybrid(sig_node):
     for mode in ("semantic", "hybrid"):
         top = folders(search(sig_node, "containers restarting again and again after crashing", mode=mode, limit=3))
