@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from tessera.cli import completers
 from tessera.cli.options import OutputSettings, emit, output_options
 
 # The formats a list of hits can take (the graph views draw matched subgraphs: hits are not one).
@@ -35,7 +36,7 @@ def _check_mode(value: str) -> str:
     return value
 
 
-Mode = Annotated[str, typer.Option("--mode", "-m", metavar="MODE", callback=_check_mode,
+Mode = Annotated[str, typer.Option("--mode", "-m", metavar="MODE", callback=_check_mode, autocompletion=completers.search_modes,
                                    help="hybrid (words and meaning, fused), bm25 (the words) or semantic "
                                         "(the meaning: offline embeddings).")]
 
