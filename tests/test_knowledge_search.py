@@ -281,6 +281,14 @@ def test_semantic_scores_are_cosines_and_hybrid_scores_are_normalised_rrf(conn):
     assert "«" in hybrid[0].snippet
 
 
+def test_what_is_nothing_like_the_query_is_no_hit(conn):
+    # without a floor every search by meaning "finds" the least unlike chunks, and hybrid fills
+    # the list with unrelated documents at up to 0.5
+    assert search(conn, "banana bread recipe", mode="semantic") == []
+    write_notes(conn, {"notes/zanzibar.md": ("Zanzibar", [("", "The zanzibar cluster runs the batch jobs.")])})
+    assert paths(search(conn, "zanzibar", mode="hybrid")) == ["notes/zanzibar.md"]
+
+
 def test_semantic_hits_without_the_words_show_the_chunk_opening(conn):
     hits = search(conn, "my container keeps restarting", mode="semantic")
     assert all("«" not in h.snippet for h in hits)

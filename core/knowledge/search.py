@@ -8,7 +8,7 @@ cosine over the chunks' embeddings, and their reciprocal rank fusion (docs/knowl
   higher is better, 0.5 at ``b = BM25_HALF``; one formula for every store, so scores from
   different stores can be merged (each store's own document frequencies still weigh words).
 - ``semantic``: the cosine of the query's embedding with each chunk's (both unit vectors: a dot
-  product), clamped at 0.
+  product); below SEMANTIC_FLOOR a chunk is no hit.
 - ``hybrid`` (the default): reciprocal rank fusion of the two rankings, ``sum 1 / (RRF_K + rank)``
   with rank 1-based in each ranking, divided by its maximum ``2 / (RRF_K + 1)`` so that 1.0 means
   first in both.
@@ -44,6 +44,11 @@ MARK_START, MARK_END, ELLIPSIS = "«", "»", "…"
 SNIPPET_TOKENS = 24
 FUSION_DEPTH = 100  # how deep into each ranking the fusion looks (a rank past it would add < 1/160)
 MAX_LIMIT = 10_000
+# A chunk less like the query than this is no semantic hit: over the KEPs, queries about nothing
+# in them ("banana bread recipe", "zanzibar") reach 0.28 at most, the 30 paraphrases' targets
+# 0.33 to 0.73. Without it every search by meaning "finds" something, and hybrid fills the list
+# with unrelated documents at up to 0.5.
+SEMANTIC_FLOOR = 0.3
 RELAX_SHARE, RELAX_MIN_CHUNKS, RELAX_TERMS = 0.05, 100, 6  # plain words falling back on some of them: _relaxed
 
 _BM25 = "bm25(knowledge_fts, " + ", ".join(str(w) for w in BM25_WEIGHTS) + ")"
@@ -176,7 +181,7 @@ class Searcher:
     def chunk_scores(self, text: str, *, mode: str = "bm25") -> dict[int, float]:
         """Every matching chunk's score (chunk id -> 0..1, higher better) for ``text``: the
         query function ``search("TEXT")`` scores chunks with it. ``semantic`` matches every
-        chunk with a positive cosine; ``hybrid`` fuses the two complete rankings."""
+        chunk with a cosine from SEMANTIC_FLOOR; ``hybrid`` fuses the two complete rankings."""
         parsed = _check(text, mode, "chunk", 0)
         if not has_knowledge(self.conn):
             return {}
@@ -280,7 +285,7 @@ class Searcher:
 
     def _semantic(self, parsed: ParsedSearch, count: int | None, *, per: str) -> list[tuple[int, float]]:
         """The ``count`` closest chunks (or the closest chunk of the ``count`` closest documents),
-        best first, positive cosines only; count None: every chunk."""
+        best first, cosines from SEMANTIC_FLOOR only; count None: every such chunk."""
         import numpy as np
 
         cosines = self._cosines(parsed)
@@ -291,7 +296,7 @@ class Searcher:
         while True:
             top = np.argpartition(-cosines, take - 1)[:take] if take < total else np.arange(total)
             order = top[np.lexsort((self._ids[top], -cosines[top]))]
-            order = order[cosines[order] > 0]
+            order = order[cosines[order] >= SEMANTIC_FLOOR]
             if per == "chunk":
                 return [(int(self._ids[i]), float(cosines[i])) for i in order[:count]]
             seen: set[int] = set()
