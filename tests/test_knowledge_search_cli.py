@@ -57,6 +57,25 @@ def test_number_of_hits_mode_and_chunks(notes):
     assert {r["path"] for r in by_chunk} == {r["path"] for r in by_doc}
 
 
+def test_other_formats_and_no_hits(notes):
+    jsonl = rows(tsr("search", "kubectl", "--mode", "bm25"))
+    as_json = tsr("search", "kubectl", "--mode", "bm25", "-o", "json")
+    assert as_json.returncode == 0 and json.loads(as_json.stdout) == jsonl
+    table = tsr("search", "kubectl", "--mode", "bm25", "-o", "table", "-n", "1")
+    assert table.returncode == 0
+    header = table.stdout.splitlines()[0].split()
+    assert header == ["source", "score", "path", "title", "heading", "snippet"]
+    assert tsr("search", "kubectl", "-n", "0").stdout == ""
+    none = tsr("search", "nosuchwordanywhere", "--mode", "bm25")
+    assert none.returncode == 0 and none.stdout == "" and none.stderr == ""
+
+
+def test_control_characters_in_the_text_are_escaped_in_errors(notes):
+    r = tsr("search", "web\x1b[2J AND")
+    assert r.returncode == 1 and "\x1b" not in r.stderr and "web\\x1b[2J AND" in r.stderr
+    assert r.stderr.count("\n") == 1
+
+
 def test_paraphrase_finds_the_crashloop_note_under_semantic_and_hybrid(notes):
     for mode in ("semantic", "hybrid"):
         found = rows(tsr("search", "pod stuck restarting over and over", "--mode", mode))
