@@ -297,19 +297,12 @@ class Searcher:
             top = np.argpartition(-cosines, take - 1)[:take] if take < total else np.arange(total)
             order = top[np.lexsort((self._ids[top], -cosines[top]))]
             order = order[cosines[order] >= SEMANTIC_FLOOR]
-            if per == "chunk":
+            floored = len(order) < take  # the rest are further still: no use looking deeper
+            if per == "document":  # each document's first (closest) chunk, in order
+                _, first = np.unique(self._docs[order], return_index=True)
+                order = order[np.sort(first)]
+            if count is None or len(order) >= count or take >= total or floored:
                 return [(int(self._ids[i]), float(cosines[i])) for i in order[:count]]
-            seen: set[int] = set()
-            out = []
-            for i in order:
-                doc = int(self._docs[i])
-                if doc not in seen:
-                    seen.add(doc)
-                    out.append((int(self._ids[i]), float(cosines[i])))
-                    if count is not None and len(out) >= count:
-                        return out
-            if take >= total:
-                return out
             take = min(total, take * 4)
 
     def _load(self, *, vectors: bool) -> None:
