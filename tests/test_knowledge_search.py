@@ -308,6 +308,20 @@ def test_the_searcher_reloads_vectors_only_when_the_index_changed(conn):
     assert "runbooks/oom.md" not in paths(finder.search("container killed out of memory", mode="semantic"))
 
 
+def test_the_kept_searcher_does_not_keep_its_connection_alive(tmp_path):
+    import gc
+    import weakref
+
+    store = connect(tmp_path / "s.db")
+    write_notes(store, embed=False)
+    assert search(store, "kubectl", mode="bm25")
+    alive = weakref.ref(store)
+    store.close()
+    del store
+    gc.collect()
+    assert alive() is None, "freed, though searcher() keeps a Searcher for it"
+
+
 def test_chunk_scores_semantic_and_hybrid(conn):
     semantic = chunk_scores(conn, "my container keeps restarting", mode="semantic")
     assert semantic and all(0 < s <= 1 for s in semantic.values())

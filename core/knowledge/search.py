@@ -144,8 +144,10 @@ class Searcher:
     Thread-safe (one lock); the connection must allow use from the calling threads.
     """
 
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
+    def __init__(self, conn: sqlite3.Connection, *, weak: bool = False):
+        # weak: searcher() keeps one per connection in a WeakKeyDictionary, whose values must not
+        # hold their keys (the connection would never be freed)
+        self._conn: Any = weakref.ref(conn) if weak else (lambda: conn)
         self._lock = threading.Lock()
         self._version: int | None = None
         self._ids: Any = None       # every chunk's id (int64, ascending)
@@ -153,6 +155,13 @@ class Searcher:
         self._matrix: Any = None    # its embedding, (n, 256) float32 unit vectors; None until needed
         self._term_chunks: dict[str, int] = {}  # a term (FTS5 syntax) -> how many chunks hold it
         self._matches_nothing: set[str] = set()  # FTS5 expressions no chunk matches
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn = self._conn()
+        if conn is None:
+            raise RuntimeError("the connection of this Searcher was closed and freed")
+        return conn
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -506,7 +515,7 @@ def searcher(conn: sqlite3.Connection) -> Searcher:
         except TypeError:
             return Searcher(conn)
         if found is None:
-            found = _searchers[conn] = Searcher(conn)
+            found = _searchers[conn] = Searcher(conn, weak=True)
         return found
 
 
