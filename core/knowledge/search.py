@@ -290,7 +290,11 @@ class Searcher:
         self._load(vectors=True)
         if not len(self._ids) or not parsed.words.strip():
             return None
-        return self._matrix @ embed([parsed.words])[0]
+        import numpy as np
+
+        # einsum, not @: a matrix-vector product goes to OpenBLAS's threads, whose hand-offs cost
+        # 8 ms on a busy 2-core machine against 2.5 ms for einsum's one thread (32,000 chunks)
+        return np.einsum("ij,j->i", self._matrix, embed([parsed.words])[0])
 
     def _semantic(self, parsed: ParsedSearch, count: int | None, *, per: str) -> list[tuple[int, float]]:
         """The ``count`` closest chunks (or the closest chunk of the ``count`` closest documents),
