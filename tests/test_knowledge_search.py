@@ -133,6 +133,14 @@ def test_misplaced_operators_are_one_line_errors_in_every_mode(conn, text):
         assert "\n" not in err.value.one_line()
 
 
+def test_a_text_over_the_limit_is_refused_before_any_work(conn, monkeypatch):
+    from tessera.core.knowledge import search as search_module
+
+    monkeypatch.setattr(search_module, "parse", lambda text: pytest.fail("parsed before the limit was checked"))
+    with pytest.raises(QueryError, match=r"the search text is 4001 characters long; at most 4000 are searched"):
+        search(conn, "w" * 4001)
+
+
 def test_text_without_a_word_is_refused(conn):
     with pytest.raises(QueryError, match="has no word to look for"):
         search(conn, "- / --", mode="bm25")

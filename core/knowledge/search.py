@@ -44,6 +44,7 @@ MARK_START, MARK_END, ELLIPSIS = "«", "»", "…"
 SNIPPET_TOKENS = 24
 FUSION_DEPTH = 100  # how deep into each ranking the fusion looks (a rank past it would add < 1/160)
 MAX_LIMIT = 10_000
+MAX_TEXT = 4_000  # characters: a pasted page would make FTS5 intersect thousands of posting lists
 # A chunk less like the query than this is no semantic hit: over the KEPs, queries about nothing
 # in them ("banana bread recipe", "zanzibar") reach 0.28 at most, the 30 paraphrases' targets
 # 0.33 to 0.73. Without it every search by meaning "finds" something, and hybrid fills the list
@@ -120,9 +121,12 @@ def check_syntax(text: str) -> ParsedSearch:
     is the same one-line QueryError with no store, or a store with nothing in it.
 
     Raises:
-        QueryError for bad syntax or a text without a word.
+        QueryError for bad syntax, a text without a word, or one over MAX_TEXT characters.
     """
     global _syntax_conn
+    if len(text) > MAX_TEXT:
+        raise QueryError(f"the search text is {len(text)} characters long; at most {MAX_TEXT} are searched",
+                         hint="search for the few words that matter (a long text is looked for by meaning just as well)")
     parsed = parse(text)
     if not parsed.fts:
         raise QueryError(f"the search text '{printable(text)}' has no word to look for",
