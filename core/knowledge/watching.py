@@ -1,0 +1,93 @@
+"""``tessera ingest --watch``: keep the index current as files change (docs/knowledge.md "Ingesting").
+
+watchfiles (inotify on Linux) reports changed paths in batches. Its defaults wait up to 1.6 s to
+gather a batch; here a batch is taken once nothing has changed for STEP_MS (and at most
+DEBOUNCE_MS after its first change), so a saved file is searchable well within 200 ms. Each
+batch goes through ingest.ingest_changed: one transaction per document, as for a full ingest,
+so stopping the watch (or killing it) at any moment leaves the index consistent. A changed
+``.gitignore`` re-scans its root, since what it leaves out may have changed anywhere below it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Callable
+
+from tessera.core.knowledge import ingest
+from tessera.core.knowledge.file_walk import IgnoreRules
+from tessera.core.knowledge.ingest import IngestSummary, OnChange, OnWarning, Target
+
+DEBOUNCE_MS = 50
+STEP_MS = 5
+RUST_TIMEOUT_MS = 100
+
+OnBatch = Callable[[IngestSummary, list[str]], None]  # (what the batch did, the paths it touched)
+
+
+def watch(conn: sqlite3.Connection, targets: list[Target], stop: threading.Event, *,
+          on_ready: Callable[[], None] | None = None, on_batch: OnBatch | None = None,
+          on_change: OnChange | None = None, on_warning: OnWarning | None = None) -> None:
+    """Apply file changes under ``targets`` to the index until ``stop`` is set.
+
+    Args:
+        on_ready: called once the watcher is running, before any change is applied: the caller's
+            first full ingest goes here, so that a file saved while it runs is not missed (its
+            change is applied after it).
+        on_batch: called after each batch of changes that reached the index with its summary.
+    """
+    import watchfiles
+
+    rules = {str(t.root): IgnoreRules(t.root) for t in targets}
+    # A file is watched through its folder: an editor that saves by renaming a new file over
+    # it would end a watch on the file itself.
+    watched = sorted({str((t.root / t.only).parent) if t.only else str(t.root / (t.under or "")) for t in targets})
+    ready = False
+    # yield_on_timeout: the first (possibly empty) batch comes once the watcher runs, which is
+    # the moment to call on_ready; later empty ones (every RUST_TIMEOUT_MS) are ignored.
+    for batch in watchfiles.watch(*watched, debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=stop,
+                                  rust_timeout=RUST_TIMEOUT_MS, yield_on_timeout=True, raise_interrupt=False,
+                                  watch_filter=None, recursive=True, ignore_permission_denied=True):
+        if not ready:
+            ready = True
+            if on_ready is not None:
+                on_ready()
+        for target in targets:
+            changed = _relevant(target, batch)
+            if changed is None:
+                continue
+            root_rules = rules[str(target.root)]
+            if any(rel == ".gitignore" or rel.endswith("/.gitignore") for rel in changed):
+                rules[str(target.root)] = root_rules = IgnoreRules(target.root)
+                summary = ingest.ingest_targets(conn, [target], on_change=on_change, on_warning=on_warning)
+            else:
+                summary = ingest.ingest_changed(conn, target.root, target.root_given, changed, rules=root_rules,
+                                                on_change=on_change, on_warning=on_warning)
+            if on_batch is not None and (summary.changed or summary.skipped):
+                on_batch(summary, sorted(changed))
+        if stop.is_set():
+            break
+
+
+def _relevant(target: Target, batch: set) -> list[str] | None:
+    """The paths of ``batch`` under ``target`` (relative, '/'-separated) worth looking at, or
+    None. A folder reported modified is left out: its files' own changes are reported, and
+    walking the folder again for each would cost a re-read of everything below it."""
+    import watchfiles
+
+    root = str(target.root)
+    out = []
+    for change, path in batch:
+        if not (path == root or path.startswith(root + os.sep)):
+            continue
+        rel = Path(os.path.relpath(path, root)).as_posix()
+        if rel == ".":
+            continue
+        if not target.covers(rel) and not (target.under is not None and rel == target.under):
+            continue
+        if change == watchfiles.Change.modified and os.path.isdir(path) and not os.path.islink(path):
+            continue
+        out.append(rel)
+    return out or None
