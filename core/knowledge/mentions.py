@@ -150,6 +150,7 @@ def extract(text: str) -> list[dict[str, Any]]:
     if not text:
         return []
     _kubectl_mentions(text, found)
+    text = _without_kubectl(text)
     _slash_mentions(text, found)
     _manifest_mentions(text, found)
     _prose_mentions(text, found)
@@ -187,26 +188,29 @@ class _Found:
 # ---------------------------------------------------------------------------- kubectl lines
 
 
+_KUBECTL_RE = re.compile(r"(?<![\w/.-])kubectl(?![\w-])(?:[^\n]*?\\\r?\n)*[^\n]*")
+
+
 def _kubectl_commands(text: str) -> Iterator[list[str]]:
-    """The words after each ``kubectl`` (lines joined at a trailing backslash)."""
-    joined = re.sub(r"\\\r?\n", " ", text)
-    for line in joined.splitlines():
-        for match in re.finditer(r"(?<![\w/.-])kubectl(?![\w-])", line):
-            rest = line[match.end():]
-            nxt = re.search(r"(?<![\w/.-])kubectl(?![\w-])", rest)
-            if nxt:
-                rest = rest[:nxt.start()]
-            words = []
-            for raw in rest.split():
-                if raw in _END_OF_COMMAND or raw.startswith(("|", "&&", ";", "#", "$(")):
-                    break
-                word = raw.strip("`'\",;()")
-                if raw.endswith((";", "`")) and word:
-                    words.append(word)
-                    break
-                if word:
-                    words.append(word)
-            yield words
+    """The words after each ``kubectl`` (a line continued by a trailing backslash read whole)."""
+    for span in _KUBECTL_RE.finditer(text):
+        rest = re.sub(r"\\\r?\n", " ", span.group(0))[len("kubectl"):]
+        words = []
+        for raw in rest.split():
+            if raw in _END_OF_COMMAND or raw.startswith(("|", "&&", ";", "#", "$(")) or raw == "kubectl":
+                break
+            word = raw.strip("`'\",;()")
+            if word:
+                words.append(word)
+            if raw.endswith((";", "`")):
+                break
+        yield words
+
+
+def _without_kubectl(text: str) -> str:
+    """``text`` with each kubectl command blanked out (its mentions, with their namespace, are
+    read by _kubectl_mentions; the other forms must not read them again without it)."""
+    return _KUBECTL_RE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
 
 
 def _kubectl_mentions(text: str, found: _Found) -> None:
@@ -270,8 +274,8 @@ def _kubectl_arguments(words: list[str]) -> tuple[str | None, list[str]]:
 def _add_named(found: _Found, kind: str, name: str, namespace: str | None, form: str) -> None:
     """A kind-qualified name; a Pod name with a placeholder names its workload instead, and a
     ReplicaSet pod's name its workload too."""
+    placeholder = _POD_PLACEHOLDER_RE.match(name)
     name = name.rstrip(".,:;")
-    placeholder = _POD_PLACEHOLDER_RE.fullmatch(name) or _POD_PLACEHOLDER_RE.match(name)
     if kind == "Pod" and placeholder:
         found.add(None, placeholder.group(1), namespace, "pod-name")
         return
@@ -290,16 +294,8 @@ def _slash_mentions(text: str, found: _Found) -> None:
     slash = _patterns()[0]
     for m in slash.finditer(text):
         kind, name = every.get(m.group(1).lower()), m.group(2)
-        if kind and name.lower() not in SUBRESOURCES and not _is_path_after(text, m.end()) and not _in_kubectl(
-                text, m.start()):
+        if kind and name.lower() not in SUBRESOURCES and not _is_path_after(text, m.end()):
             _add_named(found, kind, name, _namespace_nearby(text, m.start(), m.end()), "kind/name")
-
-
-def _in_kubectl(text: str, start: int) -> bool:
-    """The match is part of a kubectl command on its line (read with its namespace by
-    _kubectl_mentions)."""
-    line_start = text.rfind("\n", 0, start) + 1
-    return re.search(r"(?<![\w/.-])kubectl(?![\w-])", text[line_start:start]) is not None
 
 
 def _is_path_after(text: str, end: int) -> bool:
