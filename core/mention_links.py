@@ -29,7 +29,7 @@ MENTIONS = "MENTIONS"
 
 # The kinds a chunk can name and link to (kinds a runbook talks about).
 LINKED_KINDS = (
-    "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod", "Service", "Ingress",
+    "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod", "Service", "Endpoints", "Ingress",
     "ConfigMap", "Secret", "ServiceAccount", "PersistentVolumeClaim", "PersistentVolume", "StorageClass",
     "Namespace", "Node", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "Role", "RoleBinding",
     "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",

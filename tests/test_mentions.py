@@ -80,6 +80,10 @@ def test_prose_forms():
     assert ("Service", "api", None) in named("the service `api` selects them")
     assert ("ConfigMap", "app-settings", None) in named("edit the `app-settings` configmap")
     assert ("Deployment", "web-frontend", None) in named("Deployment web-frontend rolls out")
+    assert named("The Service api routes to the api pods.") == {("Service", "api", None)}
+    # the word after a Kind that closed "the api Service" is prose, as is a verb after a Kind
+    assert named("Checks that the api Service answers.") == {("Service", "api", None)}
+    assert named("The Deployment creates a ReplicaSet") == set()
 
 
 def test_yaml_manifests():

@@ -56,6 +56,15 @@ above below relevant related affected running failed failing pending broken heal
 managed owning owned parent child certain several many more most less few various multiple separate
 individual appropriate respective said former latter resulting additional extra simple basic generic
 specified named kubernetes k8s object objects resource resources kind kinds
+account accounts mesh controller controllers spec specs status name names type types lifecycle security
+template templates api-server apiserver level levels policy policies object's field fields list lists
+selector selectors label labels annotation annotations owner owners reference references manifest manifests
+definition definitions version versions update updates rollout rollouts creation deletion admission
+scheduling scheduler topology network networking storage discovery proxy dns ip ips port ports traffic
+endpoint endpoints load balancer balancing backed based level-triggered group groups scope scoped
+quota quotas limit limits metrics metric data value values key keys mount mounts volume volumes
+informer informers cache caches watch watches event events condition conditions phase phases
+and-or is-a has-a per-namespace
 """.split()) | frozenset((
     # hyphenated words and tokens with digits that read as prose or versions, not names
     "built-in", "long-running", "non-zero", "so-called", "well-known", "up-to-date", "read-only", "read-write",
@@ -138,9 +147,9 @@ def _patterns() -> tuple[re.Pattern, re.Pattern, re.Pattern, re.Pattern, re.Patt
                                 re.IGNORECASE)
     article_name_kind = re.compile(r"(?<![\w-])(?i:" + "|".join(_ARTICLES) + r")\s+([a-z0-9][-a-z0-9.]*[a-z0-9])\s+("
                                    + alternation(own) + r")(?![\w-])")
-    kind_then_distinct = re.compile(r"(?<![\w-])(" + alternation(own) + r")\s+([a-z0-9][-a-z0-9.]*[a-z0-9])"
+    kind_then_name = re.compile(r"(?<![\w-])(" + alternation(own) + r")\s+([a-z0-9][-a-z0-9.]*[a-z0-9])"
                                     r"(?![\w-]|\.\w)")
-    return slash, word_then_tick, tick_then_word, article_name_kind, kind_then_distinct
+    return slash, word_then_tick, tick_then_word, article_name_kind, kind_then_name
 
 
 def extract(text: str) -> list[dict[str, Any]]:
@@ -347,17 +356,28 @@ def _manifest_mentions(text: str, found: _Found) -> None:
 
 def _prose_mentions(text: str, found: _Found) -> None:
     _, words, own = _kind_words()
-    _, word_then_tick, tick_then_word, article_name_kind, kind_then_distinct = _patterns()
+    _, word_then_tick, tick_then_word, article_name_kind, kind_then_name = _patterns()
     for m in word_then_tick.finditer(text):
         _add_prose(found, words[m.group(1).lower()], m.group(2))
     for m in tick_then_word.finditer(text):
         _add_prose(found, words[m.group(2).lower()], m.group(1))
+    kinds_read: set[int] = set()  # where a Kind closed "the web Deployment": what follows is prose
     for m in article_name_kind.finditer(text):
         if _plain_name(m.group(1)):
             _add_prose(found, own[m.group(2)], m.group(1))
-    for m in kind_then_distinct.finditer(text):
-        if _plain_name(m.group(2)) and _distinctive(m.group(2)):
-            _add_prose(found, own[m.group(1)], m.group(2))
+            kinds_read.add(m.start(2))
+    for m in kind_then_name.finditer(text):
+        name = m.group(2)
+        if m.start(1) in kinds_read or not _plain_name(name):
+            continue
+        if _distinctive(name) or (len(name) >= 3 and not _reads_as_prose(name)):
+            _add_prose(found, own[m.group(1)], name)
+
+
+def _reads_as_prose(word: str) -> bool:
+    """A plain word after a Kind that reads as a verb or adverb ("the Deployment creates",
+    "the Pod restarted", "Service routing"): not taken for a name without backticks."""
+    return word.endswith(("s", "ed", "ing", "ly")) and len(word) > 3
 
 
 def _add_prose(found: _Found, kind: str, name: str) -> None:
