@@ -1,7 +1,8 @@
 """How a chunk's mentions become ``MENTIONS`` relationships (docs/knowledge.md "One graph").
 
 A chunk stores the mentions core/knowledge/mentions.py found in its text. The knowledge source
-(plugins/sources/knowledge.py) puts three derived fields on each ``Chunk`` object, and the rules
+(plugins/sources/knowledge.py) puts three derived fields on each ``Chunk`` object (and on each
+``Document``, over all its chunks), and the rules
 here join them to the cluster's resources with ordinary hash joins (core/query/joins.py):
 
 - ``mentioned``: ``{Kind: [name, ...]}``, every kind-qualified mention's name (``deployment/web``,
@@ -25,7 +26,9 @@ from typing import Any
 from tessera.core.relationships import Criterion, Rule
 
 CHUNK_KIND = "Chunk"
+DOCUMENT_KIND = "Document"
 MENTIONS = "MENTIONS"
+PART_OF = "PART_OF"  # a Chunk -> its Document
 
 # The kinds a chunk can name and link to (kinds a runbook talks about).
 LINKED_KINDS = (
@@ -87,14 +90,17 @@ def scoped_name_holds(scoped: list[Any], names: list[Any], namespace: str) -> bo
 
 
 def mention_rules() -> list[Rule]:
-    """Chunk -MENTIONS-> each of LINKED_KINDS: by kind and name (and namespace when the mention
-    gives one), and by a bare name that exists as a resource of that kind."""
-    rules = []
-    for kind in LINKED_KINDS:
-        rules.append(Rule(CHUNK_KIND, kind, MENTIONS, (
-            Criterion(f"mentioned.{kind}[]", "metadata.name", "exact"),
-            Criterion(f"mentioned_scoped.{kind}[]", "metadata.name", "scoped_name"),
-        ), same_namespace=False, origin="knowledge"))
-        rules.append(Rule(CHUNK_KIND, kind, MENTIONS, (Criterion("candidates[]", "metadata.name", "exact"),),
-                          same_namespace=False, origin="knowledge"))
+    """Chunk (and Document: its chunks' mentions together) -MENTIONS-> each of LINKED_KINDS, by
+    kind and name (and namespace when the mention gives one), and by a bare name that exists as a
+    resource of that kind; and Chunk -PART_OF-> its Document."""
+    rules = [Rule(CHUNK_KIND, DOCUMENT_KIND, PART_OF, (Criterion("document_uid", "metadata.uid", "exact"),),
+                  same_namespace=False, origin="knowledge")]
+    for source_kind in (CHUNK_KIND, DOCUMENT_KIND):
+        for kind in LINKED_KINDS:
+            rules.append(Rule(source_kind, kind, MENTIONS, (
+                Criterion(f"mentioned.{kind}[]", "metadata.name", "exact"),
+                Criterion(f"mentioned_scoped.{kind}[]", "metadata.name", "scoped_name"),
+            ), same_namespace=False, origin="knowledge"))
+            rules.append(Rule(source_kind, kind, MENTIONS, (Criterion("candidates[]", "metadata.name", "exact"),),
+                              same_namespace=False, origin="knowledge"))
     return rules
