@@ -50,6 +50,11 @@ def test_kubectl_commands_with_namespaces():
     assert ("Deployment", "yaml", None) not in named("kubectl get deploy web -o yaml | less")
 
 
+def test_kubectl_in_a_code_span_ends_with_it():
+    assert named("Roll back with `kubectl -n shop rollout undo deployment/web`. Then wait") == {
+        ("Deployment", "web", "shop")}
+
+
 def test_kubectl_over_continued_lines():
     text = "kubectl -n shop \\\n  rollout restart \\\n  deployment/web\n"
     assert named(text) == {("Deployment", "web", "shop")}

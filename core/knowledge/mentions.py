@@ -208,10 +208,13 @@ def _kubectl_commands(text: str) -> Iterator[list[str]]:
         for raw in rest.split():
             if raw in _END_OF_COMMAND or raw.startswith(("|", "&&", ";", "#", "$(")) or raw == "kubectl":
                 break
-            word = raw.strip("`'\",;()")
+            word = raw.strip("`'\",;()!?")
+            closes = "`" in raw[1:] or raw.endswith(";")  # the end of a code span or statement
+            if closes:
+                word = word.split("`")[0].rstrip(".:")
             if word:
                 words.append(word)
-            if raw.endswith((";", "`")):
+            if closes:
                 break
         yield words
 
