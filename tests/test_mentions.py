@@ -85,10 +85,11 @@ def test_prose_forms():
     assert ("Service", "api", None) in named("the service `api` selects them")
     assert ("ConfigMap", "app-settings", None) in named("edit the `app-settings` configmap")
     assert ("Deployment", "web-frontend", None) in named("Deployment web-frontend rolls out")
-    assert named("The Service api routes to the api pods.") == {("Service", "api", None)}
-    # the word after a Kind that closed "the api Service" is prose, as is a verb after a Kind
     assert named("Checks that the api Service answers.") == {("Service", "api", None)}
-    assert named("The Deployment creates a ReplicaSet") == set()
+    assert named("Namespace kube-system and ClusterRole cluster-admin") == {
+        ("Namespace", "kube-system", None), ("ClusterRole", "cluster-admin", None)}
+    # a plain word after a Kind is prose ("Service account"): only a distinctive name is taken
+    assert named("The Service api routes; the Deployment creates a ReplicaSet") == set()
 
 
 def test_yaml_manifests():
@@ -124,6 +125,7 @@ def test_a_name_named_with_a_kind_is_not_also_bare():
     "a built-in, long-running, read-only, non-zero thing",
     "kubectl get pods -n shop",
     "the secret of a good job is a service to the node",
+    "the Pod specification, Node affinity and a Service account",
     "",
 ])
 def test_prose_that_names_nothing(text):

@@ -65,6 +65,13 @@ endpoint endpoints load balancer balancing backed based level-triggered group gr
 quota quotas limit limits metrics metric data value values key keys mount mounts volume volumes
 informer informers cache caches watch watches event events condition conditions phase phases
 and-or is-a has-a per-namespace
+will would can could shall should may might must cannot won wont don doesn didn isn aren wasn has have had
+having does did do done get gets got make makes made use uses used using which who whom whose what when where
+while why how after before during until since because though although however therefore thus hence yet
+already still even ever never always often sometimes again once twice now here there itself themselves
+metadata container containers startup shutdown failure failures validation creation restart restarts
+owner's level-based based standard own large larger small smaller newer older different active inactive
+external internal same-named right wrong usual normal regular special across between within among upon against toward towards like unlike
 """.split()) | frozenset((
     # hyphenated words and tokens with digits that read as prose or versions, not names
     "built-in", "long-running", "non-zero", "so-called", "well-known", "up-to-date", "read-only", "read-write",
@@ -103,7 +110,7 @@ _PLACEHOLDER = r"(?:…|\.\.\.|[xX]{3,}|<[^<>\s`]{1,40}>|\{[^{}\s`]{1,40}\}|\*|\
 _POD_PLACEHOLDER_RE = re.compile(r"(?<![\w./-])([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)-" + _PLACEHOLDER)
 _REPLICASET_POD_RE = re.compile(r"([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)-[a-z0-9]{8,10}-[a-z0-9]{5}\Z")
 _BACKTICK_RE = re.compile(r"`([^`\n]{1,253})`")
-_TOKEN_RE = re.compile(r"(?<![\w./@:-])([a-z0-9][-a-z0-9]{1,61}[a-z0-9])(?![\w/@-]|\.\w)")
+_TOKEN_RE = re.compile(r"(?<![\w./@:-])(?=[a-z]*[-0-9])([a-z0-9][-a-z0-9]{1,61}[a-z0-9])(?![\w/@-]|\.\w)")
 _MANIFEST_KIND_RE = re.compile(r"^(\s*)kind:\s*['\"]?([A-Z][A-Za-z0-9]+)['\"]?\s*$")
 
 
@@ -132,24 +139,18 @@ def _kind_words() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
     return every, words, own
 
 
-@lru_cache(maxsize=1)
-def _patterns() -> tuple[re.Pattern, re.Pattern, re.Pattern, re.Pattern, re.Pattern]:
-    every, words, own = _kind_words()
-
-    def alternation(names: Any) -> str:
-        return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-
-    slash = re.compile(r"(?<![\w./:@-])(" + alternation(every) + r")/(" + _SUBDOMAIN + r")(?![\w-]|\.\w)",
-                       re.IGNORECASE)
-    word_then_tick = re.compile(r"(?<![\w-])(" + alternation(words) + r")\s+`(" + _SUBDOMAIN + r")`",
-                                re.IGNORECASE)
-    tick_then_word = re.compile(r"`(" + _SUBDOMAIN + r")`\s+(" + alternation(words) + r")(?![\w-])",
-                                re.IGNORECASE)
-    article_name_kind = re.compile(r"(?<![\w-])(?i:" + "|".join(_ARTICLES) + r")\s+([a-z0-9][-a-z0-9.]*[a-z0-9])\s+("
-                                   + alternation(own) + r")(?![\w-])")
-    kind_then_name = re.compile(r"(?<![\w-])(" + alternation(own) + r")\s+([a-z0-9][-a-z0-9.]*[a-z0-9])"
-                                    r"(?![\w-]|\.\w)")
-    return slash, word_then_tick, tick_then_word, article_name_kind, kind_then_name
+# The kind-qualified forms are found from a cheap anchor (a '/', a backtick, a capitalised word, a
+# '-' before a placeholder) and checked around it against the kind table: one regular expression
+# with every kind spelling in it made the scan twenty times slower.
+_CAPITALISED_RE = re.compile(r"[A-Z][A-Za-z]+")
+_WORD_BEFORE_RE = re.compile(r"(?<![\w./:@-])([A-Za-z][A-Za-z0-9.]*)\Z")
+_NAME_AFTER_SLASH_RE = re.compile(_SUBDOMAIN + r"(?![\w-]|\.\w)")
+_PLAIN_WORD_BEFORE_RE = re.compile(r"(?<![\w-])([A-Za-z]+)\s+\Z")
+_ARTICLE_NAME_BEFORE_RE = re.compile(r"(?<![\w-])(?i:" + "|".join(_ARTICLES) + r")\s+([a-z0-9][-a-z0-9.]*[a-z0-9])\s+\Z")
+_DISTINCT_NAME_AFTER_RE = re.compile(r"\s+(?=[a-z.]*[-0-9])([a-z0-9][-a-z0-9.]*[a-z0-9])(?![\w-]|\.\w)")
+_TICK_THEN_WORD_RE = re.compile(r"`(" + _SUBDOMAIN + r")`\s+([A-Za-z]+)(?![\w-])")
+_PLACEHOLDER_RE = re.compile("-" + _PLACEHOLDER)
+_NAME_BEFORE_RE = re.compile(r"(?<![\w./-])([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)\Z")
 
 
 def extract(text: str) -> list[dict[str, Any]]:
@@ -202,6 +203,8 @@ _KUBECTL_RE = re.compile(r"(?<![\w/.-])kubectl(?![\w-])(?:[^\n]*?\\\r?\n)*[^\n]*
 
 def _kubectl_commands(text: str) -> Iterator[list[str]]:
     """The words after each ``kubectl`` (a line continued by a trailing backslash read whole)."""
+    if "kubectl" not in text:
+        return
     for span in _KUBECTL_RE.finditer(text):
         rest = re.sub(r"\\\r?\n", " ", span.group(0))[len("kubectl"):]
         words = []
@@ -222,6 +225,8 @@ def _kubectl_commands(text: str) -> Iterator[list[str]]:
 def _without_kubectl(text: str) -> str:
     """``text`` with each kubectl command blanked out (its mentions, with their namespace, are
     read by _kubectl_mentions; the other forms must not read them again without it)."""
+    if "kubectl" not in text:
+        return text
     return _KUBECTL_RE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
 
 
@@ -303,11 +308,16 @@ def _add_named(found: _Found, kind: str, name: str, namespace: str | None, form:
 
 def _slash_mentions(text: str, found: _Found) -> None:
     every, _, _ = _kind_words()
-    slash = _patterns()[0]
-    for m in slash.finditer(text):
-        kind, name = every.get(m.group(1).lower()), m.group(2)
-        if kind and name.lower() not in SUBRESOURCES and not _is_path_after(text, m.end()):
-            _add_named(found, kind, name, _namespace_nearby(text, m.start(), m.end()), "kind/name")
+    slash = text.find("/")
+    while slash >= 0:
+        before = _WORD_BEFORE_RE.search(text, max(0, slash - 64), slash)
+        if before is not None:
+            kind = every.get(before.group(1).lower())
+            after = _NAME_AFTER_SLASH_RE.match(text, slash + 1) if kind else None
+            if after is not None and after.group().lower() not in SUBRESOURCES and not _is_path_after(text, after.end()):
+                _add_named(found, kind, after.group(), _namespace_nearby(text, before.start(), after.end()),
+                           "kind/name")
+        slash = text.find("/", slash + 1)
 
 
 def _is_path_after(text: str, end: int) -> bool:
@@ -325,6 +335,8 @@ def _namespace_nearby(text: str, start: int, end: int) -> str | None:
 
 def _manifest_mentions(text: str, found: _Found) -> None:
     """``kind: Deployment`` then its ``metadata:`` block's ``name:`` / ``namespace:``."""
+    if "kind:" not in text:
+        return
     _, _, own = _kind_words()
     lines = text.splitlines()
     for i, line in enumerate(lines):
@@ -359,28 +371,28 @@ def _manifest_mentions(text: str, found: _Found) -> None:
 
 def _prose_mentions(text: str, found: _Found) -> None:
     _, words, own = _kind_words()
-    _, word_then_tick, tick_then_word, article_name_kind, kind_then_name = _patterns()
-    for m in word_then_tick.finditer(text):
-        _add_prose(found, words[m.group(1).lower()], m.group(2))
-    for m in tick_then_word.finditer(text):
-        _add_prose(found, words[m.group(2).lower()], m.group(1))
-    kinds_read: set[int] = set()  # where a Kind closed "the web Deployment": what follows is prose
-    for m in article_name_kind.finditer(text):
-        if _plain_name(m.group(1)):
-            _add_prose(found, own[m.group(2)], m.group(1))
-            kinds_read.add(m.start(2))
-    for m in kind_then_name.finditer(text):
-        name = m.group(2)
-        if m.start(1) in kinds_read or not _plain_name(name):
+    for m in _BACKTICK_RE.finditer(text):  # Deployment `web`
+        before = _PLAIN_WORD_BEFORE_RE.search(text, max(0, m.start() - 64), m.start())
+        if before is not None and before.group(1).lower() in words and _SUBDOMAIN_RE.match(m.group(1)):
+            _add_prose(found, words[before.group(1).lower()], m.group(1))
+    for m in _TICK_THEN_WORD_RE.finditer(text):  # the `web` deployment
+        if m.group(2).lower() in words:
+            _add_prose(found, words[m.group(2).lower()], m.group(1))
+    for m in _CAPITALISED_RE.finditer(text):
+        kind = own.get(m.group())
+        if kind is None or (m.start() and (text[m.start() - 1].isalnum() or text[m.start() - 1] in "_-")):
             continue
-        if _distinctive(name) or (len(name) >= 3 and not _reads_as_prose(name)):
-            _add_prose(found, own[m.group(1)], name)
-
-
-def _reads_as_prose(word: str) -> bool:
-    """A plain word after a Kind that reads as a verb or adverb ("the Deployment creates",
-    "the Pod restarted", "Service routing"): not taken for a name without backticks."""
-    return word.endswith(("s", "ed", "ing", "ly")) and len(word) > 3
+        if m.end() < len(text) and (text[m.end()].isalnum() or text[m.end()] in "_-"):
+            continue
+        article = _ARTICLE_NAME_BEFORE_RE.search(text, max(0, m.start() - 80), m.start())
+        if article is not None and _plain_name(article.group(1)):  # the web Deployment
+            _add_prose(found, kind, article.group(1))
+            continue  # what follows "the web Deployment" is prose
+        # Deployment web-frontend. "Pod specification", "Node affinity", "Service account": a
+        # plain word after a Kind is prose far more often than a name, so only a distinctive one
+        after = _DISTINCT_NAME_AFTER_RE.match(text, m.end())
+        if after is not None and _plain_name(after.group(1)):
+            _add_prose(found, kind, after.group(1))
 
 
 def _add_prose(found: _Found, kind: str, name: str) -> None:
@@ -390,7 +402,13 @@ def _add_prose(found: _Found, kind: str, name: str) -> None:
 
 
 def _plain_name(name: str) -> bool:
-    return bool(_LABEL_RE.match(name)) and name not in STOP_WORDS and not _VERSION_RE.match(name) and len(name) >= 2
+    return (bool(_LABEL_RE.match(name)) and name not in STOP_WORDS and not _VERSION_RE.match(name) and len(name) >= 2
+            and (_distinctive(name) or not name.endswith(_ADJECTIVE_ENDINGS)))
+
+
+# "the associated Pod", "a suspended Job", "the headless Service": words with these endings
+# before a Kind describe it rather than name it
+_ADJECTIVE_ENDINGS = ("ed", "ing", "able", "ible", "ive", "less", "ful", "ous", "est", "ier")
 
 
 def _distinctive(name: str) -> bool:
@@ -398,9 +416,10 @@ def _distinctive(name: str) -> bool:
 
 
 def _pod_name_mentions(text: str, found: _Found) -> None:
-    for m in _POD_PLACEHOLDER_RE.finditer(text):
-        if m.group(1) not in STOP_WORDS:
-            found.add(None, m.group(1), None, "pod-name")
+    for m in _PLACEHOLDER_RE.finditer(text):
+        before = _NAME_BEFORE_RE.search(text, max(0, m.start() - 64), m.start())
+        if before is not None and before.group(1) not in STOP_WORDS:
+            found.add(None, before.group(1), None, "pod-name")
 
 
 def _bare_mentions(text: str, found: _Found) -> None:

@@ -98,7 +98,7 @@ def chunks(conn: sqlite3.Connection, *, name: str | None = None) -> list[dict[st
         params = [*docs, ordinal_filter]
     rows = conn.execute(sql + " ORDER BY d.root, d.path, c.ordinal", params).fetchall()
     out = []
-    for chunk_id, ordinal, heading, start, end, text, mentions_json, doc_id in rows:
+    for _chunk_id, ordinal, heading, start, end, text, mentions_json, doc_id in rows:
         doc = docs[doc_id]
         found = _mentions(mentions_json)
         out.append({
