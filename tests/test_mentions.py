@@ -82,6 +82,7 @@ def test_prose_forms():
     assert ("Deployment", "web", None) in named("The web Deployment is old.")
     assert ("Deployment", "web", None) in named("Deployment `web` runs the shop")
     assert ("Deployment", "web", None) in named("then restart the `web` deployment")
+    assert named("the `web` pods restart") == {(None, "web", None)}  # the pods of the workload web
     assert ("Service", "api", None) in named("the service `api` selects them")
     assert ("ConfigMap", "app-settings", None) in named("edit the `app-settings` configmap")
     assert ("Deployment", "web-frontend", None) in named("Deployment web-frontend rolls out")

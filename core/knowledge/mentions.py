@@ -376,8 +376,12 @@ def _prose_mentions(text: str, found: _Found) -> None:
         if before is not None and before.group(1).lower() in words and _SUBDOMAIN_RE.match(m.group(1)):
             _add_prose(found, words[before.group(1).lower()], m.group(1))
     for m in _TICK_THEN_WORD_RE.finditer(text):  # the `web` deployment
-        if m.group(2).lower() in words:
-            _add_prose(found, words[m.group(2).lower()], m.group(1))
+        kind = words.get(m.group(2).lower())
+        if kind == "Pod":  # "the `web` pods": pods are named after their workload
+            if _plain_name(m.group(1)):
+                found.add(None, m.group(1), None, "pod-name")
+        elif kind is not None:
+            _add_prose(found, kind, m.group(1))
     for m in _CAPITALISED_RE.finditer(text):
         kind = own.get(m.group())
         if kind is None or (m.start() and (text[m.start() - 1].isalnum() or text[m.start() - 1] in "_-")):
