@@ -1,7 +1,7 @@
 """How a chunk's mentions become ``MENTIONS`` relationships (docs/knowledge.md "One graph").
 
 A chunk stores the mentions core/knowledge/mentions.py found in its text. The knowledge source
-(plugins/sources/knowledge.py) puts three derived fields on each ``Chunk`` object (and on each
+(plugins/sources/knowledge_source.py) puts three derived fields on each ``Chunk`` object (and on each
 ``Document``, over all its chunks), and the rules
 here join them to the cluster's resources with ordinary hash joins (core/query/joins.py):
 

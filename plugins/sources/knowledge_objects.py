@@ -1,5 +1,5 @@
 """The store's knowledge tables (core/knowledge_schema.py) as Kubernetes-shaped objects for the
-``knowledge`` source (plugins/sources/knowledge.py): kinds ``Document`` and ``Chunk`` under
+``knowledge`` source (plugins/sources/knowledge_source.py): kinds ``Document`` and ``Chunk`` under
 ``tessera.dev/v1``, cluster-scoped (docs/knowledge.md "Knowledge in queries and notebooks").
 
 metadata.name is readable and stable: a Document's path relative to its root, a Chunk's
