@@ -198,3 +198,27 @@ def test_the_issue_query_over_a_live_cluster(notes, kube_api, kubeconfig):
                      'MATCH (c:Chunk)-[:MENTIONS]->(s:Service) RETURN c.path, s.metadata.name'))
     assert {(r["context"], r["c.path"], r["s.metadata.name"]) for r in found} == {
         ("emu-a", "tools/restart.py", "api")}  # "the api Service"; emu-b's Service is api-b
+
+
+# ----------------------------------------------------------------------------- live
+
+
+def test_a_live_query_sees_a_newly_ingested_document(tmp_path):
+    from process_lines import json_lines
+
+    root = write_files(tmp_path / "live", {"one.md": "# One\n\nnothing yet\n"})
+    assert tsr("ingest", str(root)).returncode == 0
+    proc = subprocess.Popen([*TSR, "query", "--watch", "-s", "knowledge",
+                             'MATCH (c:Chunk) WHERE search("rollback") > 0 OR c.path = "one.md" RETURN c.path'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            env=dict(os.environ))
+    try:
+        first = json_lines(proc, 1)
+        assert [(e["op"], e["row"]["c.path"]) for e in first] == [("added", "one.md")], proc.stderr
+        write_files(root, {"two.md": "# Two\n\nRoll back deployment/web: a rollback.\n"})
+        assert tsr("ingest", str(root)).returncode == 0
+        second = json_lines(proc, 1)
+        assert [(e["op"], e["row"]["c.path"]) for e in second] == [("added", "two.md")]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

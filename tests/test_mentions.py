@@ -127,6 +127,8 @@ def test_a_name_named_with_a_kind_is_not_also_bare():
     "kubectl get pods -n shop",
     "the secret of a good job is a service to the node",
     "the Pod specification, Node affinity and a Service account",
+    "title: Consider terminating pods in Deployment\nkep-number: 3973\n",
+    "Any test that checks Deployment and ReplicaSet status",
     "",
 ])
 def test_prose_that_names_nothing(text):

@@ -82,7 +82,8 @@ external internal same-named right wrong usual normal regular special across bet
 ))
 _VERSION_RE = re.compile(r"v\d+(?:(?:alpha|beta)\d*)?\Z|\d[\d.\-]*\Z|[0-9a-f]{7,64}\Z|\d{4}-\d{2}(?:-\d{2})?\Z")
 
-_ARTICLES = ("the", "a", "an", "our", "this", "that", "your", "its", "their", "my")
+# "that checks Deployment", "this new Pod": only articles and possessives start "the web Deployment"
+_ARTICLES = ("the", "a", "an", "our", "your", "their", "my")
 
 # kubectl verbs whose arguments name resources; the value-taking flags to skip with their value.
 _KUBECTL_VERBS = frozenset((
@@ -145,10 +146,10 @@ def _kind_words() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
 _CAPITALISED_RE = re.compile(r"[A-Z][A-Za-z]+")
 _WORD_BEFORE_RE = re.compile(r"(?<![\w./:@-])([A-Za-z][A-Za-z0-9.]*)\Z")
 _NAME_AFTER_SLASH_RE = re.compile(_SUBDOMAIN + r"(?![\w-]|\.\w)")
-_PLAIN_WORD_BEFORE_RE = re.compile(r"(?<![\w-])([A-Za-z]+)\s+\Z")
-_ARTICLE_NAME_BEFORE_RE = re.compile(r"(?<![\w-])(?i:" + "|".join(_ARTICLES) + r")\s+([a-z0-9][-a-z0-9.]*[a-z0-9])\s+\Z")
-_DISTINCT_NAME_AFTER_RE = re.compile(r"\s+(?=[a-z.]*[-0-9])([a-z0-9][-a-z0-9.]*[a-z0-9])(?![\w-]|\.\w)")
-_TICK_THEN_WORD_RE = re.compile(r"`(" + _SUBDOMAIN + r")`\s+([A-Za-z]+)(?![\w-])")
+_PLAIN_WORD_BEFORE_RE = re.compile(r"(?<![\w-])([A-Za-z]+)[ \t]+\Z")
+_ARTICLE_NAME_BEFORE_RE = re.compile(r"(?<![\w-])(?i:" + "|".join(_ARTICLES) + r")[ \t]+([a-z0-9][-a-z0-9.]*[a-z0-9])[ \t]+\Z")
+_DISTINCT_NAME_AFTER_RE = re.compile(r"[ \t]+(?=[a-z.]*[-0-9])([a-z0-9][-a-z0-9.]*[a-z0-9])(?![\w-]|\.\w)")
+_TICK_THEN_WORD_RE = re.compile(r"`(" + _SUBDOMAIN + r")`[ \t]+([A-Za-z]+)(?![\w-])")
 _PLACEHOLDER_RE = re.compile("-" + _PLACEHOLDER)
 _NAME_BEFORE_RE = re.compile(r"(?<![\w./-])([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)\Z")
 
@@ -434,8 +435,17 @@ def _bare_mentions(text: str, found: _Found) -> None:
             found.add(None, token, None, "bare")
     for m in _TOKEN_RE.finditer(text):
         token = m.group(1)
-        if _distinctive(token) and _candidate(token, every) and not _POD_PLACEHOLDER_RE.match(text, m.start()):
+        if (_distinctive(token) and _candidate(token, every) and not _POD_PLACEHOLDER_RE.match(text, m.start())
+                and not _is_key(text, m.start(), m.end())):
             found.add(None, token, None, "bare")
+
+
+def _is_key(text: str, start: int, end: int) -> bool:
+    """``kep-number: 3973``: a YAML or front-matter key (first on its line, then ':'), not a name."""
+    if text[end:end + 1] != ":":
+        return False
+    line_start = text.rfind("\n", 0, start) + 1
+    return text[line_start:start].strip(" \t-") == ""
 
 
 def _candidate(token: str, kind_words: dict[str, str]) -> bool:
