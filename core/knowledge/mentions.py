@@ -44,6 +44,14 @@ SUBRESOURCES = frozenset((
     "ephemeralcontainers", "resize", "token", "finalize", "approval", "rollback", "*",
 ))
 
+# "deploy/upgrade the driver", "deployment/rollout", "create/update": word pairs in prose.
+SLASH_PROSE = frozenset((
+    "upgrade", "upgrades", "rollout", "rollouts", "update", "updates", "create", "delete", "deploy", "deployment",
+    "manage", "management", "release", "test", "tests", "run", "build", "install", "uninstall", "configure",
+    "configuration", "monitor", "monitoring", "operate", "operation", "maintain", "maintenance", "rollback",
+    "restart", "scaling", "downgrade", "downgrades", "removal", "remove", "teardown", "setup", "use", "usage",
+))
+
 # Words that are never a name: prose around kind words ("the new Deployment") and common
 # English or Kubernetes words that pass the DNS-1123 shape.
 STOP_WORDS = frozenset("""
@@ -150,7 +158,10 @@ _PLAIN_WORD_BEFORE_RE = re.compile(r"(?<![\w-])([A-Za-z]+)[ \t]+\Z")
 _ARTICLE_NAME_BEFORE_RE = re.compile(r"(?<![\w-])(?i:" + "|".join(_ARTICLES) + r")[ \t]+([a-z0-9][-a-z0-9.]*[a-z0-9])[ \t]+\Z")
 _DISTINCT_NAME_AFTER_RE = re.compile(r"[ \t]+(?=[a-z.]*[-0-9])([a-z0-9][-a-z0-9.]*[a-z0-9])(?![\w-]|\.\w)")
 _TICK_THEN_WORD_RE = re.compile(r"`(" + _SUBDOMAIN + r")`[ \t]+([A-Za-z]+)(?![\w-])")
-_PLACEHOLDER_RE = re.compile("-" + _PLACEHOLDER)
+# In prose only the placeholders that read as a pod's generated suffix: ``verify-*.sh``,
+# ``checkpoint-<container>.tar`` and ``x-kubernetes-*`` are patterns of other names.
+_PROSE_PLACEHOLDER_RE = re.compile(r"-(?:…|\.\.\.|[xX]{4,}|<(?:hash|pod-hash|pod|random|suffix|id|pod-id|uid|n|number|"
+                                   r"replicaset-hash|template-hash)>)(?![\w.<>-])")
 _NAME_BEFORE_RE = re.compile(r"(?<![\w./-])([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)\Z")
 
 
@@ -315,7 +326,8 @@ def _slash_mentions(text: str, found: _Found) -> None:
         if before is not None:
             kind = every.get(before.group(1).lower())
             after = _NAME_AFTER_SLASH_RE.match(text, slash + 1) if kind else None
-            if after is not None and after.group().lower() not in SUBRESOURCES and not _is_path_after(text, after.end()):
+            if (after is not None and after.group().lower() not in SUBRESOURCES and after.group() not in SLASH_PROSE
+                    and not _is_path_after(text, after.end())):
                 _add_named(found, kind, after.group(), _namespace_nearby(text, before.start(), after.end()),
                            "kind/name")
         slash = text.find("/", slash + 1)
@@ -421,7 +433,7 @@ def _distinctive(name: str) -> bool:
 
 
 def _pod_name_mentions(text: str, found: _Found) -> None:
-    for m in _PLACEHOLDER_RE.finditer(text):
+    for m in _PROSE_PLACEHOLDER_RE.finditer(text):
         before = _NAME_BEFORE_RE.search(text, max(0, m.start() - 64), m.start())
         if before is not None and before.group(1) not in STOP_WORDS:
             found.add(None, before.group(1), None, "pod-name")
