@@ -222,3 +222,29 @@ def test_a_live_query_sees_a_newly_ingested_document(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+# ----------------------------------------------------------------------------- real data
+
+
+def test_kep_chunks_mentioning_deployments_are_few_and_real():
+    """Two SIG folders of the KEP corpus (skipped when absent): real prose that talks about
+    Deployments all the time but names few; the named ones are found."""
+    from knowledge_helpers import kep_corpus
+
+    keps = kep_corpus() / "keps"
+    r = tsr("ingest", str(keps / "sig-cli"), str(keps / "sig-network"))
+    assert r.returncode == 0, r.stderr
+    total = rows(tsr("query", "-s", "knowledge", "-o", "jsonl", "MATCH (c:Chunk) RETURN count(c) AS n"))[0]["n"]
+    named = rows(tsr("query", "-s", "knowledge", "-o", "jsonl",
+                     "MATCH (c:Chunk) WHERE c.mentioned.Deployment IS NOT NULL RETURN c.path, c.mentioned.Deployment"))
+    assert total > 1000
+    assert 3 <= len(named) <= total // 100, named  # a sane number: named Deployments, not every "Deployment"
+    assert any(r["c.path"] == "2590-kubectl-subresource/README.md" and "nginx-deployment" in r["c.mentioned.Deployment"]
+               for r in named)
+    # and across the demo cluster: only resources that exist there, by their exact names
+    linked = rows(tsr("query", "-s", "knowledge", "-s", "demo", "-o", "jsonl",
+                      "MATCH (c:Chunk)-[:MENTIONS]->(x) RETURN DISTINCT x.metadata.name AS n"))
+    demo_names = {r["n"] for r in rows(tsr("query", "-s", "demo", "-o", "jsonl",
+                                           "MATCH (d:Deployment) RETURN d.metadata.name AS n"))}
+    assert {r["n"] for r in linked} & demo_names == {"kube-state-metrics"}
