@@ -248,3 +248,40 @@ def test_kep_chunks_mentioning_deployments_are_few_and_real():
     demo_names = {r["n"] for r in rows(tsr("query", "-s", "demo", "-o", "jsonl",
                                            "MATCH (d:Deployment) RETURN d.metadata.name AS n"))}
     assert {r["n"] for r in linked} & demo_names == {"kube-state-metrics"}
+
+
+def test_a_live_query_across_the_cluster_and_the_knowledge(tmp_path, kube_api, kubeconfig):
+    """-s knowledge --context: the join watches each kind through the source that has it; a new
+    runbook and a new Deployment each show up."""
+    from process_lines import json_lines
+
+    root = write_files(tmp_path / "live", {"web.md": "# Web\n\nRestart deployment/web.\n"})
+    assert tsr("ingest", str(root)).returncode == 0
+    proc = subprocess.Popen([*TSR, "query", "--watch", "-s", "knowledge", "--context", "emu-a", "--kubeconfig",
+                             str(kubeconfig), 'MATCH (c:Chunk)-[:MENTIONS]->(d:Deployment) RETURN c.path, d.metadata.name'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            env=dict(os.environ))
+    try:
+        assert [(e["op"], e["row"]["c.path"], e["row"]["d.metadata.name"]) for e in json_lines(proc, 1)] == [
+            ("added", "web.md", "web")]
+        write_files(root, {"cart.md": "# Cart\n\nScale deployment/cart and deployment/orders.\n"})
+        assert tsr("ingest", str(root)).returncode == 0
+        assert [(e["op"], e["row"]["c.path"], e["row"]["d.metadata.name"]) for e in json_lines(proc, 1)] == [
+            ("added", "cart.md", "cart")]
+        kube_api.add({"apiVersion": "apps/v1", "kind": "Deployment",
+                      "metadata": {"name": "orders", "namespace": "shop", "uid": "d-shop-orders"},
+                      "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "orders"}}}})
+        assert [(e["op"], e["row"]["c.path"], e["row"]["d.metadata.name"]) for e in json_lines(proc, 1)] == [
+            ("added", "cart.md", "orders")]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def test_a_notebook_cell_over_the_knowledge_and_a_cluster(demo_notes):
+    assert tsr("notebook", "new", "kb").returncode == 0
+    r = tsr("cell", "add", "kb", "-s", "knowledge", "-s", "demo",
+            'MATCH (c:Chunk)-[:MENTIONS]->(d:Deployment) WHERE c.path = "ads.md" RETURN c.path, d.metadata.name')
+    assert r.returncode == 0, r.stderr
+    found = rows(tsr("notebook", "run", "kb"))
+    assert [(f["c.path"], f["d.metadata.name"]) for f in found] == [("ads.md", "ads")]
