@@ -30,6 +30,8 @@ class JoinedSource:
     def __init__(self, base: Any, added: Any):
         object.__setattr__(self, "base", base)
         object.__setattr__(self, "added", added)
+        # the added source's kinds, once: any other kind is the base's without asking it
+        object.__setattr__(self, "_added_kinds", frozenset((k.group, k.kind) for k in added.kinds()))
 
     def __getattr__(self, attr: str) -> Any:
         if attr in ("list_versioned", "watch"):
@@ -52,7 +54,8 @@ class JoinedSource:
         return own + [k for k in self.added.kinds() if (k.group, k.kind) not in have]
 
     def _owner(self, kind: KindInfo) -> Any:
-        if any((k.group, k.kind) == (kind.group, kind.kind) for k in self.base.kinds()):
+        key = (kind.group, kind.kind)
+        if key not in self._added_kinds or any((k.group, k.kind) == key for k in self.base.kinds()):
             return self.base
         return self.added
 
