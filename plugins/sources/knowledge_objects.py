@@ -3,8 +3,8 @@
 ``tessera.dev/v1``, cluster-scoped (docs/knowledge.md "Knowledge in queries and notebooks").
 
 metadata.name is readable and stable: a Document's path relative to its root, a Chunk's
-``PATH#ORDINAL``; metadata.uid is derived from the canonical root and path (and the ordinal), so
-it survives a re-ingest that rewrites the rows. The fields sit at the top level (``d.title``,
+``PATH#ORDINAL``; metadata.uid is derived from the canonical root and path (a UUID 5), a Chunk's
+that and ``#ORDINAL``, so it survives a re-ingest that rewrites the rows. The fields sit at the top level (``d.title``,
 ``c.heading``, ``c.text``); a Chunk carries its document's path, title, tags, format and hash.
 ``mentioned``, ``mentioned_scoped`` and ``candidates`` (core/mention_links.py) are what the
 MENTIONS rules join on.
@@ -12,7 +12,6 @@ MENTIONS rules join on.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import uuid
 from typing import Any
@@ -41,9 +40,10 @@ def document_uid(root: str, path: str) -> str:
     return str(uuid.uuid5(_UID_SPACE, f"{root}\0{path}"))
 
 
-def chunk_uid(root: str, path: str, ordinal: int) -> str:
-    """The stable uid of a document's chunk number ``ordinal``."""
-    return str(uuid.uuid5(_UID_SPACE, f"{root}\0{path}#{ordinal}"))
+def chunk_uid(root: str, path: str, ordinal: int, *, document: str | None = None) -> str:
+    """The stable uid of a document's chunk number ``ordinal``: its document's uid (``document``
+    when the caller has it) and ``#ORDINAL``."""
+    return f"{document or document_uid(root, path)}#{ordinal}"
 
 
 def chunk_name(path: str, ordinal: int) -> str:
@@ -103,9 +103,10 @@ def chunks(conn: sqlite3.Connection, *, name: str | None = None) -> list[dict[st
         found = _mentions(mentions_json)
         out.append({
             "apiVersion": API_VERSION, "kind": "Chunk",
-            "metadata": {"name": chunk_name(doc["path"], ordinal), "uid": chunk_uid(doc["root"], doc["path"], ordinal),
+            "metadata": {"name": chunk_name(doc["path"], ordinal),
+                         "uid": chunk_uid(doc["root"], doc["path"], ordinal, document=doc["uid"]),
                          "creationTimestamp": doc["ingested_at"], "resourceVersion": f"{doc['hash'][:16]}"},
-            "document": doc["path"], "document_uid": document_uid(doc["root"], doc["path"]),
+            "document": doc["path"], "document_uid": doc["uid"],
             "root": doc["root"], "root_given": doc["root_given"], "path": doc["path"], "title": doc["title"],
             "format": doc["kind"], "language": doc["language"], "tags": doc["tags"], "mtime": doc["mtime"],
             "hash": doc["hash"], "ordinal": ordinal, "heading": heading, "start_line": start, "end_line": end,
@@ -136,7 +137,7 @@ def _document_rows(conn: sqlite3.Connection, path: str | None) -> dict[int, dict
     out = {}
     for (doc_id, root, given, rel, kind, language, title, tags, links, front, size, mtime, digest,
          ingested) in conn.execute(sql, () if path is None else (path,)):
-        out[doc_id] = {"root": root, "root_given": given, "path": rel, "kind": kind, "language": language,
+        out[doc_id] = {"uid": document_uid(root, rel), "root": root, "root_given": given, "path": rel, "kind": kind, "language": language,
                        "title": title, "tags": _json_list(tags), "links": _json_list(links),
                        "front_matter": _json_map(front), "size": size, "mtime": mtime, "hash": digest,
                        "ingested_at": ingested}
@@ -146,7 +147,7 @@ def _document_rows(conn: sqlite3.Connection, path: str | None) -> dict[int, dict
 def _document_object(doc: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION, "kind": "Document",
-        "metadata": {"name": doc["path"], "uid": document_uid(doc["root"], doc["path"]),
+        "metadata": {"name": doc["path"], "uid": doc["uid"],
                      "creationTimestamp": doc["ingested_at"], "resourceVersion": doc["hash"][:16]},
         "root": doc["root"], "root_given": doc["root_given"], "path": doc["path"], "title": doc["title"],
         "format": doc["kind"], "language": doc["language"], "tags": doc["tags"], "links": doc["links"],
@@ -199,7 +200,9 @@ def _json_map(text: str) -> dict:
 
 
 def _loads(text: Any) -> Any:
+    import orjson
+
     try:
-        return json.loads(text) if isinstance(text, str) else None
-    except ValueError:
+        return orjson.loads(text) if isinstance(text, str) else None
+    except orjson.JSONDecodeError:
         return None
