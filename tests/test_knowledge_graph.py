@@ -285,3 +285,51 @@ def test_a_notebook_cell_over_the_knowledge_and_a_cluster(demo_notes):
     assert r.returncode == 0, r.stderr
     found = rows(tsr("notebook", "run", "kb"))
     assert [(f["c.path"], f["d.metadata.name"]) for f in found] == [("ads.md", "ads")]
+
+
+# ----------------------------------------------------------------------------- in-process
+
+
+class CountingKnowledge:
+    """A knowledge source that counts what the engine asks it to score."""
+
+    def __init__(self, source):
+        self.source = source
+        self.asked: list[str] = []
+
+    def __getattr__(self, attr):
+        return getattr(self.source, attr)
+
+    def kinds(self):
+        return self.source.kinds()
+
+    def list(self, kind, **filters):
+        return self.source.list(kind, **filters)
+
+    def text_scores(self, text):
+        self.asked.append(text)
+        return self.source.text_scores(text)
+
+
+def test_search_is_scored_once_per_distinct_text_per_run(tmp_path):
+    """The engine asks the source once per text, however many rows, clauses and variables use it
+    (the search part's chunk_scores is a full-text query over every chunk)."""
+    from tessera.core.knowledge.ingest import ingest_paths
+    from tessera.core.query.run import run_query
+    from tessera.core.store.db import connect
+    from tessera.plugins.sources.knowledge_source import KnowledgeSource
+
+    conn = connect()
+    ingest_paths(conn, [str(write_notes(tmp_path))])
+    counting = CountingKnowledge(KnowledgeSource())
+    try:
+        result = run_query('MATCH (c:Chunk) WHERE search("kubectl") > 0 OR search(c, "restart") > 0'
+                           ' RETURN c.path, search("kubectl") AS k ORDER BY search(c, "kubectl") DESC, c.path',
+                           [counting], shape="rows")
+        assert len(result.rows) > 3
+        assert sorted(counting.asked) == ["kubectl", "restart"]
+        scores = [row["k"] for row in result.rows]
+        assert scores == sorted(scores, reverse=True) and scores[0] > 0
+    finally:
+        counting.source.close()
+        conn.close()
