@@ -41,8 +41,8 @@ COMMAND_MODULES: dict[str, str] = {
     "peer": "tessera.cli.peer",
     "serve": "tessera.cli.serve",
     "blob": "tessera.cli.blob",
-    "search": "tessera.cli.search",
     "ingest": "tessera.cli.knowledge_ingest",
+    "search": "tessera.cli.knowledge_search",
 }
 # Root options that take a value (``--correlation ID``): the word after one is not the command.
 _ROOT_VALUE_OPTIONS = ("--correlation",)
