@@ -6,25 +6,28 @@ order, each (kind, name, namespace) once. The forms, strongest first:
 
 - ``kind/name``: ``deployment/web``, ``deploy/web``, ``svc/api``, ``deployments.apps/web``, with any
   spelling of a kind in core/builtin_kinds.py (Kind, singular, plural, short name); not inside a
-  path or URL (``docs/deploy/web.md``), not a subresource (``pods/exec``, ``deployments/scale``).
+  path or URL (``docs/deploy/web.md``), not a subresource (``pods/exec``, ``deployments/scale``),
+  not a word pair (``deploy/upgrade``).
 - ``kubectl``: ``kubectl [-n NS|--namespace NS] get|describe|logs|rollout|... KIND NAME...`` or
-  ``KIND/NAME``; ``kubectl logs|exec|attach|port-forward NAME`` names a Pod. ``-n`` / ``--namespace``
-  gives the namespace to every mention of the command.
+  ``KIND/NAME``; ``kubectl logs|exec|attach|port-forward NAME`` names a Pod, ``drain NAME`` a Node.
+  ``-n`` / ``--namespace`` gives the namespace to every mention of the command (lines continued
+  by a backslash are one command; the command is blanked out before the other forms read the text).
 - ``manifest``: a YAML object's ``kind:`` with its ``metadata.name`` (and ``metadata.namespace``).
 - ``prose``: a kind word beside a name in backticks (``Deployment `web` ``, "the `web` deployment"),
-  or a Kind in its own capitalised spelling beside a plain name: "the web Deployment" (after an
-  article), "Deployment web-frontend" (a distinctive name: with '-' or a digit).
-- ``pod-name``: a pod name with a placeholder or an ellipsis (``web-…``, ``web-...``, ``web-xxxxx``,
-  ``web-<hash>``, ``web-*``) names the workload ``web`` (kind None: core/mention_links.py links it
-  to each workload kind); a real-looking ReplicaSet pod name (``web-7d9f8c6b5-x2x9q``) is a Pod
-  mention and names its workload too.
+  or a Kind in its own capitalised spelling after an article and a name ("the web Deployment") or
+  before a distinctive name ("Deployment web-frontend"); on one line.
+- ``pod-name``: a pod name with a placeholder (``web-…``, ``web-...``, ``web-xxxxx``, ``web-<hash>``;
+  in a kubectl command also ``web-*``, ``web-$POD``) or "the `web` pods" names the workload
+  ``web`` (kind None: core/mention_links.py links it to each workload kind); a ReplicaSet pod's
+  name (``web-7d9f8c6b5-x2x9q``) is a Pod mention and names its workload too.
 - ``bare``: any other token that could be a resource name (DNS-1123 label, 3-63 characters, not a
-  stop word, not a version, number or hex digest) that is in backticks or distinctive (has '-'
-  or a digit). Kind None: it links only to a resource of exactly that name in the queried
-  sources. A name already named with a kind in the same chunk is not repeated as a bare one.
+  stop word, a version, a number, a hex digest or a YAML key) that is in backticks or distinctive
+  (has '-' or a digit). Kind None: it links only to a resource of exactly that name in the
+  queried sources. A name already named with a kind in the same chunk is not repeated as a bare one.
 
 Plain words are never bare candidates ("the web of dependencies" names nothing); kind words only
-count in the shapes above, so "a Service mesh" or "the new Deployment" name nothing either.
+count in the shapes above, so "a Service mesh", "the new Deployment" or "Pod specification" name
+nothing either.
 """
 
 from __future__ import annotations
