@@ -333,3 +333,17 @@ def test_search_is_scored_once_per_distinct_text_per_run(tmp_path):
     finally:
         counting.source.close()
         conn.close()
+
+
+def test_writes_to_knowledge_kinds_beside_a_cluster_are_refused(notes, kube_api, kubeconfig):
+    """The joined source takes the cluster's writes, never a Chunk's: nothing reaches the API."""
+    before = len(kube_api.list_requests())
+    r = tsr("query", "-s", "knowledge", "--context", "emu-a", "--kubeconfig", str(kubeconfig), "--dry-run",
+            'MATCH (c:Chunk {name: "runbooks/web.md#0"}) SET c.title = "x"')
+    assert r.returncode == 1, r.stderr
+    assert "read-only" in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not [q for q in kube_api.list_requests()[before:] if q.get("method") not in (None, "GET")]
+    # the cluster's own resources are still writable through it
+    r = tsr("query", "-s", "knowledge", "--context", "emu-a", "--kubeconfig", str(kubeconfig), "--dry-run",
+            'MATCH (d:Deployment {name: "web"}) SET d.spec.replicas = 3')
+    assert r.returncode == 0, r.stderr

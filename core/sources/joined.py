@@ -19,6 +19,9 @@ from tessera.core.kinds import KindInfo
 from tessera.core.sources.protocol import ClosableSource, ScoringSource, WatchableSource
 
 
+_WRITES = ("create", "patch", "delete", "api_path")
+
+
 class JoinedSource:
     """``base`` with ``added``'s kinds (the base wins a kind both offer).
 
@@ -39,7 +42,22 @@ class JoinedSource:
             if not (isinstance(self.base, WatchableSource) and isinstance(self.added, WatchableSource)):
                 raise AttributeError(attr)
             return getattr(self, f"_{attr}_routed")
-        return getattr(self.base, attr)
+        value = getattr(self.base, attr)
+        if attr in _WRITES and callable(value):
+            return self._writes_base_kinds_only(attr, value)
+        return value
+
+    def _writes_base_kinds_only(self, attr: str, write: Any) -> Any:
+        """The base's write method, refusing the added source's kinds (the knowledge is read-only:
+        a CREATE, SET or DELETE of a Chunk must not reach the cluster's API)."""
+        def call(kind: KindInfo, *args: Any, **kwargs: Any) -> Any:
+            if self._owner(kind) is self.added:
+                from tessera.core.errors import ReadOnly
+
+                raise ReadOnly(f"{kind.kind} objects come from '{self.added.name}', which is read-only",
+                               hint="change them with tessera ingest; write only the cluster's resources")
+            return write(kind, *args, **kwargs)
+        return call
 
     def __setattr__(self, attr: str, value: Any) -> None:
         setattr(self.base, attr, value)
