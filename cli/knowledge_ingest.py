@@ -49,7 +49,10 @@ def ingest(paths: PathArgs, watch: Watch = False, emit: Emit = False, output: Ou
     if from_stdin:
         from tessera.core.knowledge.ingest import ingest_jsonl
 
-        summary = ingest_jsonl(conn, _stdin_lines(), on_change=on_change)
+        from tessera.core.config import max_input_bytes
+
+        limit = max_input_bytes()
+        summary = ingest_jsonl(conn, _stdin_lines(limit), on_change=on_change, max_line_bytes=limit)
         _report(summary, output, quiet)
         return
     from tessera.core.knowledge import ingest as ingesting
@@ -69,14 +72,24 @@ def ingest(paths: PathArgs, watch: Watch = False, emit: Emit = False, output: Ou
     raise typer.Exit(stopper.exit_code())
 
 
-def _stdin_lines():
+def _stdin_lines(limit: int):
+    """stdin's lines as bytes, each read up to ``limit`` + 1 bytes (a longer one is refused by
+    ingest_jsonl without being held whole)."""
     from tessera.core.errors import UsageError
 
     if sys.stdin is None or sys.stdin.closed:
         raise UsageError("stdin is closed", hint="pipe JSONL documents into `tessera ingest -`")
     if sys.stdin.isatty():
         print_message("reading JSONL documents from the terminal (Ctrl-D ends)")
-    yield from sys.stdin
+    stream = sys.stdin.buffer
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit:
+            yield line  # refused by its length; the rest of it is never read
+            return
+        yield line
 
 
 def _emit_line(change: dict[str, Any]) -> None:

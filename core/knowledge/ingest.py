@@ -68,7 +68,7 @@ class IngestSummary:
     def line(self) -> str:
         """``ingested notes: 12 added, 3 updated, 640 unchanged, 2 removed; skipped 4 (3 binary,
         1 oversized) in 1.2 s`` (roots escaped for the terminal)."""
-        text = (f"ingested {printable(', '.join(self.roots))}: {self.added} added, {self.updated} updated, "
+        text = (f"ingested {printable(', '.join(self.roots)) or 'no documents'}: {self.added} added, {self.updated} updated, "
                 f"{self.unchanged} unchanged, {self.removed} removed")
         total = sum(self.skipped.values())
         if total:
@@ -215,12 +215,16 @@ def ingest_changed(conn: sqlite3.Connection, root: Path, root_given: str, paths:
     return run.finish()
 
 
-def ingest_jsonl(conn: sqlite3.Connection, lines: Iterable[str], *, on_change: OnChange | None = None,
+def ingest_jsonl(conn: sqlite3.Connection, lines: Iterable[str | bytes], *, on_change: OnChange | None = None,
                  on_progress: OnProgress | None = None, now: Callable[[], str] | None = None,
                  where: str = "stdin", max_line_bytes: int | None = None) -> IngestSummary:
     """Ingest JSONL documents (``tessera ingest -``): each line an ``--emit`` line, or a document
     ``{"path": ..., "text": ...}`` with optional root, root_given, title, kind, language, tags,
     links, front_matter, mtime (split as a file of that name would be).
+
+    Lines may be bytes (UTF-8) or text; a line longer than ``max_line_bytes`` (default the input
+    limit, core/config.py) is refused (read them with ``readline(limit + 1)`` so that a longer
+    one arrives cut, not whole in memory).
 
     Raises:
         InputError naming the line for a bad line: nothing of it is written, earlier lines are kept.
@@ -240,6 +244,11 @@ def ingest_jsonl(conn: sqlite3.Connection, lines: Iterable[str], *, on_change: O
         if not line.strip():
             continue
         try:
+            if isinstance(line, bytes):
+                try:
+                    line = line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ValueError(f"not UTF-8 (byte {exc.start + 1})") from None
             op, value = _parse_line(line, run.now)
         except (ValueError, KeyError, TypeError) as exc:
             run.summary.roots = list(roots)
@@ -298,7 +307,7 @@ class _Run:
         self.limit = max_knowledge_file_bytes()
         self.summary = IngestSummary()
         self.started = time.monotonic()
-        self.pending: list[tuple[DocumentRecord, bool, str | None]] = []
+        self.pending: list[tuple[DocumentRecord, bool]] = []  # (document, whether one was stored)
         self.pending_chunks = 0
 
     def file(self, target: Target, item: Candidate, stored: dict[str, str]) -> bool:
@@ -345,7 +354,7 @@ class _Run:
         for chunk in doc.chunks:
             if not chunk.mentions:
                 chunk.mentions = mentions.extract(chunk.text)
-        self.pending.append((doc, existed, stored_hash))
+        self.pending.append((doc, existed))
         self.pending_chunks += len(doc.chunks)
         if self.pending_chunks >= EMBED_BATCH:
             self.flush()
@@ -358,17 +367,13 @@ class _Run:
         from tessera.core.knowledge import embedding
 
         pending, self.pending, self.pending_chunks = self.pending, [], 0
-        texts = [embedding_text(doc, chunk) for doc, _, _ in pending for chunk in doc.chunks]
-        # Embedded shortest first: the model pads each of its batches to its longest text, so
-        # texts of like length together cost a fraction of the time and memory of mixed ones.
-        by_length = sorted(range(len(texts)), key=lambda k: len(texts[k]))
-        vectors = embedding.embed([texts[k] for k in by_length])[_inverse(by_length)] if texts else []
+        vectors = embedding.embed([embedding_text(doc, chunk) for doc, _ in pending for chunk in doc.chunks])
         i = 0
-        for doc, _, _ in pending:
+        for doc, _ in pending:
             for chunk in doc.chunks:
                 chunk.embedding = embedding.to_blob(vectors[i])
                 i += 1
-        for doc, existed, _ in pending:
+        for doc, existed in pending:
             if not index.write_document(self.conn, doc, at=self.now()):
                 self.summary.unchanged += 1
                 continue
@@ -396,14 +401,6 @@ class _Run:
 
             events.append(self.conn, EVENT_SUBJECT, self.summary.as_dict())
         return self.summary
-
-
-def _inverse(order: list[int]) -> list[int]:
-    """The permutation undoing ``order`` (position of each original index in it)."""
-    out = [0] * len(order)
-    for position, original in enumerate(order):
-        out[original] = position
-    return out
 
 
 def _candidates(target: Target) -> list[Candidate]:
@@ -455,6 +452,10 @@ def _parse_line(line: str, now: Callable[[], str]) -> tuple[str, Any]:
         raise ValueError(f"not JSON: {exc.msg} at column {exc.colno}") from None
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:  # a "\ud800" escape: JSON can say it, no text can hold it
+        raise ValueError(f"holds a lone surrogate (\\u{ord(exc.object[exc.start]):04x}), which is not text") from None
     op = data.get("op", "upsert")
     if op not in ("upsert", "delete"):
         raise ValueError(f"\"op\" must be \"upsert\" or \"delete\", not {json.dumps(op)[:40]}")
