@@ -59,13 +59,14 @@ def file_items(replica: sqlite3.Connection, share_path: str, items: list, *, aft
 def _prepare(docs: list) -> None:
     """Mentions and embeddings for the received chunks, made here as ingest makes them."""
     from tessera.core.knowledge import embedding, mentions
+    from tessera.core.knowledge.ingest import embedding_text
 
-    chunks = [chunk for doc in docs for chunk in doc.chunks]
-    for chunk in chunks:
+    pairs = [(doc, chunk) for doc in docs for chunk in doc.chunks]
+    for _, chunk in pairs:
         chunk.mentions = mentions.extract(chunk.text)
-    if chunks:
-        vectors = embedding.embed([chunk.text for chunk in chunks])
-        for chunk, vector in zip(chunks, vectors, strict=True):
+    if pairs:
+        vectors = embedding.embed([embedding_text(doc, chunk) for doc, chunk in pairs])
+        for (_, chunk), vector in zip(pairs, vectors, strict=True):
             chunk.embedding = embedding.to_blob(vector)
 
 

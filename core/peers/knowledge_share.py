@@ -21,10 +21,12 @@ import posixpath
 import sqlite3
 
 from tessera.core.errors import UsageError, printable
+from tessera.core.peers.frames import MAX_FRAME_BYTES
 
-# One document's packed item at most: a page must fit a frame (core/peers/frames.py, 4 MiB),
-# and a page holds at least one item. Ingest skips files far larger than this as oversized.
-MAX_DOCUMENT_BYTES = 3 * 1024 * 1024
+# One document's packed item at most: a page must fit a frame (core/peers/frames.py, 4 MiB)
+# beside its share, cursors and signature, and a page holds at least one item. A document over
+# it (a file near ingest's 4 MiB limit) stays on this node: it is never sent.
+MAX_DOCUMENT_BYTES = MAX_FRAME_BYTES - 64 * 1024
 
 # Where a document lies: its root joined with its path ('/'-separated), as SQL over a table
 # with root and path columns.
