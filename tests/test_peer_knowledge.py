@@ -334,3 +334,61 @@ def test_pages_of_a_large_share_keep_to_their_limits_and_a_pull_files_them_all(a
     report, _ = pull(bob, alice)
     assert report.ok and report.shares[item].pages > 3
     assert len(replica_documents(bob, alice)) == 40
+
+
+def test_a_signed_knowledge_page_of_anything_is_filed_or_refused_never_a_crash(alice_bob):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    alice, bob = alice_bob
+    copy = replica.open_for_write(alice.node_id, bob.path)
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(), st.text(max_size=12),
+                        st.binary(max_size=8))
+    plain = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                          st.dictionaries(st.one_of(st.text(max_size=5), st.binary(max_size=3)),
+                                                                          inner, max_size=3)), max_leaves=8)
+    chunk_fields = st.sampled_from(["ordinal", "heading", "start_line", "end_line", "text", "mentions", "embedding"])
+    chunk = st.one_of(plain, st.dictionaries(chunk_fields, plain, max_size=7),
+                      st.builds(lambda c: {**_bad_chunks()[0], **c}, st.dictionaries(chunk_fields, plain, max_size=2)))
+    fields = st.sampled_from(["op", "change", "root", "root_given", "path", "kind", "title", "size", "mtime", "hash",
+                              "language", "tags", "links", "front_matter", "chunks"])
+    roots = st.sampled_from(["/notes", "/notes/public", "/", "/notes/../x", "notes", "/notes/"])
+    paths = st.sampled_from(["a.md", "public/a.md", "../a.md", "", "a//b", "/a", "./a", "a\x00b"])
+    item = st.one_of(
+        st.builds(lambda path, change: _document("/notes", path, change=change), st.sampled_from(["a.md", "b/c.md"]),
+                  st.integers(1, 5)),  # well formed: filed when its change is within the page
+        plain,
+        st.builds(lambda root, path, changes, chunks: {**_document(root, path), **changes,
+                                                       **({"chunks": chunks} if chunks is not None else {})},
+                  roots, paths, st.dictionaries(fields, plain, max_size=2), st.one_of(st.none(), st.lists(chunk, max_size=3))),
+        st.builds(lambda root, path, change: {"op": "delete", "change": change, "root": root, "path": path},
+                  roots, paths, st.one_of(st.integers(-1, 5), plain)))
+    page = st.fixed_dictionaries({"type": st.just("page"), "more": st.booleans(),
+                                  "share": st.sampled_from(["knowledge:/notes", "knowledge:/", "knowledge:/notes/public"]),
+                                  "cursor_from": st.just(0), "cursor_to": st.integers(0, 5),
+                                  "items": st.lists(item, max_size=3).map(pages.pack_items)})
+
+    def contents():
+        return [copy.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+                for table in ("knowledge_documents", "knowledge_chunks", "knowledge_changes", "sync_cursors")]
+
+    @settings(max_examples=200, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(page)
+    def check(candidate):
+        with transaction(copy):  # each example starts from an empty replica
+            for table in ("knowledge_fts", "knowledge_chunks", "knowledge_documents", "knowledge_changes", "sync_cursors"):
+                copy.execute(f"DELETE FROM {table}")
+        before = contents()
+        try:
+            filed.append(replica.apply(copy, alice.node_id, page_signing.signed(candidate, alice.key, inner_sorted=True)))
+        except replica.PageRefused:
+            assert contents() == before  # refused: nothing written
+        assert not copy.in_transaction
+
+    filed: list[int] = []
+    try:
+        check()
+    finally:
+        copy.close()
+    assert any(filed), "no example reached the writes"

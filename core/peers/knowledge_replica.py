@@ -136,7 +136,7 @@ def _check_document(item: dict, where: str) -> None:
             raise InputError(f"{where} has {name} that are not at most {MAX_LIST} strings")
     try:  # stored as JSON: no bytes, no map key but a string
         json.dumps(item["front_matter"], sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         raise InputError(f"{where} has front matter that is not plain JSON data") from None
     chunks = item["chunks"]
     if len(chunks) > MAX_CHUNKS:
