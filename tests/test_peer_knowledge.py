@@ -392,3 +392,17 @@ def test_a_signed_knowledge_page_of_anything_is_filed_or_refused_never_a_crash(a
     finally:
         copy.close()
     assert any(filed), "no example reached the writes"
+
+
+def test_a_document_too_large_for_a_frame_stays_home_and_the_rest_of_the_share_goes(alice_bob, tmp_path, monkeypatch):
+    alice, bob = alice_bob
+    root = tmp_path / "kb"
+    write(root / "small.md", "# Small\n\nfits\n")
+    write(root / "large.md", "# Large\n\n" + "word " * 4000 + "\n")
+    ingest_paths(alice.conn, [str(root)])
+    item = f"knowledge:{root.resolve()}"
+    share(alice, item, bob)
+    monkeypatch.setattr(knowledge_share, "MAX_DOCUMENT_BYTES", 10_000)  # large.md packs to about 20 KB
+    report, _ = pull(bob, alice)
+    assert report.ok and report.shares[item].cursor == knowledge_share.latest_cursor(alice.conn)
+    assert {p for _, p in replica_documents(bob, alice)} == {"small.md"}
