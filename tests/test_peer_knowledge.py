@@ -406,3 +406,38 @@ def test_a_document_too_large_for_a_frame_stays_home_and_the_rest_of_the_share_g
     report, _ = pull(bob, alice)
     assert report.ok and report.shares[item].cursor == knowledge_share.latest_cursor(alice.conn)
     assert {p for _, p in replica_documents(bob, alice)} == {"small.md"}
+
+
+def test_a_shared_kep_folder_searches_the_same_at_the_receiver(alice_bob):
+    """Real prose (../shared/corpus/kubernetes-keps): what bob files from alice's share of a sig's
+    KEPs ranks exactly as alice's own index does, in every mode (same text, same model, same
+    bm25 statistics), and a share of one KEP's folder under that root carries only it."""
+    from knowledge_helpers import kep_corpus
+
+    from tessera.core.knowledge.search import search
+
+    alice, bob = alice_bob
+    sig = (kep_corpus() / "keps" / "sig-autoscaling").resolve()
+    ingest_paths(alice.conn, [str(sig)])
+    item = f"knowledge:{sig}"
+    share(alice, item, bob)
+    report, _ = pull(bob, alice)
+    assert report.ok, report.error
+    assert report.shares[item].items == shares.item_count(alice.conn, item) > 10
+    copy = replica_files.open_read_only(alice.node_id, bob.path)
+    try:
+        for text in ("autoscaler custom metrics", "scale to zero", "horizontal pod autoscaler"):
+            for mode in ("bm25", "semantic", "hybrid"):
+                theirs = [(h.path, h.heading, h.score) for h in search(copy, text, mode=mode)]
+                assert theirs == [(h.path, h.heading, h.score) for h in search(alice.conn, text, mode=mode)], (text, mode)
+                assert theirs, (text, mode)
+    finally:
+        copy.close()
+
+    one = sorted(p for p in index.stored_hashes(alice.conn, str(sig)) if "/" in p)[0].split("/")[0]
+    carol = make_node(alice.path.parent.parent, "carol")
+    befriend(alice, carol)
+    share(alice, f"knowledge:{sig / one}", carol)
+    assert pull(carol, alice)[0].ok
+    got = {p for _, p in replica_documents(carol, alice)}
+    assert got and all(p.startswith(f"{one}/") for p in got)
