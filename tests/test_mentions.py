@@ -55,6 +55,14 @@ def test_kubectl_in_a_code_span_ends_with_it():
         ("Deployment", "web", "shop")}
 
 
+def test_the_prose_after_a_kubectl_command_on_its_line_is_read():
+    # the command ends with its code span or statement; what follows on the line is prose
+    assert named("Undo it: `kubectl -n payments rollout undo deployment/ledger`. Check the service "
+                 "`payments-api` still has endpoints.") == {
+        ("Deployment", "ledger", "payments"), ("Service", "payments-api", None)}
+    assert named("kubectl -n shop get pods; then look at the Service `cart-api`") == {("Service", "cart-api", None)}
+
+
 def test_kubectl_over_continued_lines():
     text = "kubectl -n shop \\\n  rollout restart \\\n  deployment/web\n"
     assert named(text) == {("Deployment", "web", "shop")}

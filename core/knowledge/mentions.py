@@ -218,14 +218,27 @@ _KUBECTL_RE = re.compile(r"(?<![\w/.-])kubectl(?![\w-])(?:[^\n]*?\\\r?\n)*[^\n]*
 
 def _kubectl_commands(text: str) -> Iterator[list[str]]:
     """The words after each ``kubectl`` (a line continued by a trailing backslash read whole)."""
+    for _, _, words in _kubectl_spans(text):
+        yield words
+
+
+def _kubectl_spans(text: str) -> Iterator[tuple[int, int, list[str]]]:
+    """Each kubectl command as (start, end, its words): it ends at the end of its line (or of its
+    continued lines), at a shell separator, or where its code span or statement closes, so the
+    prose after `kubectl ...` on the same line is not part of it."""
     if "kubectl" not in text:
         return
     for span in _KUBECTL_RE.finditer(text):
-        rest = re.sub(r"\\\r?\n", " ", span.group(0))[len("kubectl"):]
+        start = span.start()
+        end = start + len("kubectl")
         words = []
-        for raw in rest.split():
+        for raw_match in re.finditer(r"\\\r?\n|\S+", span.group(0)[len("kubectl"):]):
+            raw = raw_match.group(0)
+            if raw.startswith("\\") and raw.strip("\\\r\n") == "":
+                continue  # a line continuation
             if raw in _END_OF_COMMAND or raw.startswith(("|", "&&", ";", "#", "$(")) or raw == "kubectl":
                 break
+            end = start + len("kubectl") + raw_match.end()
             word = raw.strip("`'\",;()!?")
             closes = "`" in raw[1:] or raw.endswith(";")  # the end of a code span or statement
             if closes:
@@ -234,7 +247,7 @@ def _kubectl_commands(text: str) -> Iterator[list[str]]:
                 words.append(word)
             if closes:
                 break
-        yield words
+        yield start, end, words
 
 
 def _without_kubectl(text: str) -> str:
@@ -242,7 +255,13 @@ def _without_kubectl(text: str) -> str:
     read by _kubectl_mentions; the other forms must not read them again without it)."""
     if "kubectl" not in text:
         return text
-    return _KUBECTL_RE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+    parts, at = [], 0
+    for start, end, _ in _kubectl_spans(text):
+        parts.append(text[at:start])
+        parts.append(re.sub(r"[^\n`]", " ", text[start:end]))  # backticks kept: code spans still pair up
+        at = end
+    parts.append(text[at:])
+    return "".join(parts)
 
 
 def _kubectl_mentions(text: str, found: _Found) -> None:
