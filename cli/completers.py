@@ -58,6 +58,12 @@ def color_modes(incomplete: str) -> Pairs:
     return [("auto", "on a terminal, unless NO_COLOR is set"), ("always", ""), ("never", "")]
 
 
+def search_modes(incomplete: str) -> Pairs:
+    """``tessera search --mode``: how hits are ranked."""
+    return [("hybrid", "words and meaning, fused (the default)"), ("bm25", "the words"),
+            ("semantic", "the meaning (offline embeddings)")]
+
+
 def views(incomplete: str) -> Pairs:
     """``--view``: how a cell shows its rows."""
     from tessera.core.render.views import VIEWS
@@ -215,12 +221,14 @@ def peers(incomplete: str) -> Pairs:
 
 @_quiet
 def share_items(incomplete: str) -> Pairs:
-    """An ITEM to share: ``notebook:NAME`` for each notebook, the items shared already, and
-    ``events:`` to type a subject pattern after."""
+    """An ITEM to share: ``notebook:NAME`` for each notebook, ``knowledge:ROOT`` for each root
+    ingested, the items shared already, and ``events:`` to type a subject pattern after."""
     def query(conn: Any) -> Pairs:
         out = [(f"notebook:{name}", "notebook") for (name,) in conn.execute("SELECT name FROM notebooks ORDER BY name")]
+        out += [(f"knowledge:{root}", "ingested") for (root,) in
+                conn.execute("SELECT DISTINCT root FROM knowledge_documents ORDER BY root")]
         out += [(item, "shared") for (item,) in conn.execute("SELECT DISTINCT item FROM peer_shares ORDER BY item")
-                if item.startswith("events:")]
+                if item.startswith(("events:", "knowledge:"))]
         return out + [("events:", "events:SUBJECT_PATTERN, e.g. events:deploy.>")]
 
     return _read_store(query)

@@ -12,11 +12,13 @@ ENTRY_POINTS: dict[str, dict[str, str]] = {
         "replay": "tessera.plugins.sources.replay:ReplaySource",
         "local": "tessera.plugins.sources.stores:LocalStoreSource",
         "peer": "tessera.plugins.sources.stores:PeerReplicaSource",
+        "knowledge": "tessera.plugins.sources.knowledge_source:KnowledgeSource",
     },
     "tessera.cells": {
         "query": "tessera.plugins.cells.query_cell:QueryCell",
         "markdown": "tessera.plugins.cells.markdown_cell:MarkdownCell",
         "sql": "tessera.plugins.cells.sql_cell:SqlCell",
         "events": "tessera.plugins.cells.events_cell:EventsCell",
+        "search": "tessera.plugins.cells.search_cell:SearchCell",
     },
 }
