@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -70,6 +71,18 @@ def test_a_long_section_is_cut_at_paragraphs_and_an_empty_section_is_no_chunk():
 def test_a_file_of_only_headings_is_one_chunk_and_one_of_only_comments_none():
     assert [(c.heading, c.text) for c in split("h.md", "# Only\n\n## Headings\n").chunks] == [("Only", "# Only\n\n## Headings")]
     assert split("c.md", "<!-- nothing rendered -->\n").chunks == []
+
+
+def test_hostile_markdown_splits_in_linear_time():
+    """Text made of link openers ("[[[[...", "[a](" repeated) made the link patterns scan to the
+    end from every bracket: hours for these 200 KB. A generous deadline (not a speed figure):
+    done in a fraction of a second now, it cannot pass while the scan is quadratic."""
+    script = ("from tessera.core.knowledge.splitting import split\n"
+              "for text in ('[' * 200000, '[a](' * 50000, '[[' * 100000, '[a](b(' * 40000, '[a\\n' * 60000):\n"
+              "    split('x.md', text)\n")
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    links = split("a.md", "See [w](https://en.wikipedia.org/wiki/Foo_(bar)) and ![i](img.png \"t\")\n").links
+    assert links == ["https://en.wikipedia.org/wiki/Foo_(bar)", "img.png"]
 
 
 def test_front_matter_tags_links_and_title_precedence():
@@ -184,6 +197,25 @@ def test_reingesting_unchanged_files_writes_nothing_even_with_a_new_mtime(tmp_pa
     assert changes(conn) == before and events.last_position(conn) == log_before  # no change row, no event
 
 
+def test_reindex_rewrites_unchanged_files_with_what_splitting_and_mentions_make_now(tmp_path, monkeypatch):
+    from tessera.core.knowledge import mentions
+
+    root = write_notes(tmp_path)
+    conn = connect()
+    ingest_paths(conn, [str(root)])
+    fake = {"kind": "Deployment", "name": "upgraded", "namespace": None, "form": "test"}
+    monkeypatch.setattr(mentions, "extract", lambda text: [fake])  # an upgraded extractor
+    assert ingest_paths(conn, [str(root)]).unchanged == 5  # content unchanged: kept as stored
+    assert index.read_document(conn, str(root), "runbooks/web.md").chunks[0].mentions != [fake]
+    before = changes(conn)
+    seen = []
+    summary = ingest_paths(conn, [str(root)], reindex=True, on_change=seen.append)
+    assert (summary.updated, summary.unchanged, summary.added) == (5, 0, 0)
+    assert all(c.mentions == [fake] for c in index.read_document(conn, str(root), "runbooks/web.md").chunks)
+    assert changes(conn) == before + 10 and [c["op"] for c in seen] == ["upsert"] * 5  # a delete and an upsert each
+    assert consistency_problems(conn) == []
+
+
 def test_a_run_that_changed_something_appends_one_event_with_its_summary(tmp_path):
     from tessera.core import events
 
@@ -273,6 +305,24 @@ def test_oversized_is_skipped_before_reading_and_fifo_and_dangling_link_are_unre
     assert summary.skipped == {"oversized": 2, "unreadable": 2, "binary": 2}
     assert summary.added == 1
     assert "skipped 6 (2 binary, 2 oversized, 2 unreadable)" in summary.line()
+
+
+def test_names_that_are_not_utf8_are_skipped_or_refused(tmp_path):
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "ok.md").write_text("# Ok\n\nfine\n")
+    with open(os.path.join(os.fsencode(root), b"bad\xff.md"), "w") as f:
+        f.write("# Bad name\n")
+    os.makedirs(os.path.join(os.fsencode(root), b"dir\xfe"))
+    with open(os.path.join(os.fsencode(root), b"dir\xfe", b"in.md"), "w") as f:
+        f.write("# In\n")
+    conn = connect()
+    summary = ingest_paths(conn, [str(root)])
+    assert (summary.added, summary.skipped) == (1, {"unreadable": 2})
+    bad_root = os.fsdecode(os.path.join(os.fsencode(root), b"dir\xfe"))
+    with pytest.raises(UsageError, match=r"dir\\xfe': its path is not UTF-8"):
+        ingest_paths(conn, [bad_root])
+    assert consistency_problems(conn) == []
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
@@ -388,6 +438,7 @@ def test_cli_summary_on_stderr_nothing_on_stdout_and_json_summary(tmp_path):
 def test_cli_missing_path_exits_2_with_one_line(tmp_path):
     proc = tessera("ingest", str(tmp_path / "no\x1bpe"))
     assert proc.returncode == 2 and proc.stdout == ""
+    assert not (Path(os.environ["TESSERA_HOME"]) / "tessera.db").exists()  # refused before the store is made
     assert proc.stderr == f"tessera: cannot ingest '{tmp_path}/no\\x1bpe': No such file or directory (give an existing file or folder; nothing was ingested)\n"
 
 
@@ -431,9 +482,15 @@ def test_kep_corpus_sig_folder_splits_real_proposals():
     assert len(readmes) > 20
     motivation = [(d, c) for d in readmes for c in d.chunks if c.heading.endswith(" > Motivation")]
     assert len(motivation) >= len(readmes) // 2
-    doc, chunk = motivation[0]
-    assert chunk.text.startswith("### Motivation") or chunk.text.startswith("## Motivation")
-    assert doc.title.startswith("KEP-") or doc.title  # the first H1 ("KEP-NNNN: ...") unless front matter says
+    # one KEP checked against its file: the first H1 is the title, "## Motivation" its own chunk
+    pvcs = docs["1847-autoremove-statefulset-pvcs/README.md"]
+    lines = (folder / pvcs.path).read_text().split("\n")
+    h1 = next(line[2:].strip() for line in lines if line.startswith("# "))
+    assert pvcs.title == h1 == "KEP-1847: Auto delete PVCs created by StatefulSet"
+    chunk = next(c for c in pvcs.chunks if c.heading == f"{h1} > Motivation")
+    assert lines[chunk.start_line - 1] == "## Motivation" and chunk.text.startswith("## Motivation\n")
+    assert not any("<!--" in c.text for c in pvcs.chunks)  # the template's comments are not text
+    assert [c.heading for c in pvcs.chunks].count(f"{h1} > Motivation") == 1
     assert all(len(c.text) <= MAX_CHUNK_CHARS or "```" in c.text or "\n" not in c.text.strip()
                for d in readmes for c in d.chunks)
     yamls = [d for p, d in docs.items() if p.endswith("/kep.yaml")]
@@ -495,3 +552,16 @@ def test_cli_draws_a_progress_bar_when_stderr_is_a_terminal(tmp_path):
     text = b"".join(chunks).decode("utf-8", "replace")
     assert "ingesting" in text and "/6" in text  # the bar: files done of 6
     assert "tessera: ingested " in text and "5 added" in text
+
+
+def test_loading_the_model_leaves_logging_alone():
+    """wordllama's import calls logging.basicConfig(level=INFO): every library's INFO records
+    (watchfiles' "2 changes detected" in the middle of --watch's JSON lines) went to stderr."""
+    script = ("import logging, sys\n"
+              "from tessera.core.knowledge import embedding\n"
+              "embedding.embed(['x'])\n"
+              "logging.getLogger('watchfiles.main').info('2 changes detected')\n"
+              "print(len(logging.getLogger().handlers), logging.getLogger().level)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "" and proc.stdout == "0 30\n"

@@ -29,7 +29,8 @@ class Watcher:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         for line in self.proc.stderr:
@@ -41,7 +42,7 @@ class Watcher:
             try:
                 line = self.lines.get(timeout=0.5)
             except queue.Empty:
-                assert self.proc.poll() is None, f"the watch exited: {self.seen}"
+                assert self.reader.is_alive(), f"the watch exited and said no more: {self.seen}"
                 continue
             self.seen.append(line)
             if predicate(line):
@@ -119,6 +120,10 @@ def test_saved_renamed_and_deleted_files_reach_the_index_and_sigterm_exits_0(wat
     assert not searchable("zebrawombat")(store())
 
     assert watcher.stop(signal.SIGTERM) == 0
+    watcher.wait_line(lambda line: '"event": "ingest.stopped"' in line)
+    # stderr is not a terminal: after the summary line, every line is JSON (no library's log lines)
+    assert watcher.seen[0].startswith("tessera: ingested ")
+    assert all(isinstance(json.loads(line), dict) for line in watcher.seen[1:])
     conn = store()
     assert consistency_problems(conn) == []
     assert paths(conn) == {"runbooks/fresh.md", "runbooks/web.md", "runbooks/api-renamed.md"}
@@ -155,3 +160,40 @@ def test_a_file_saved_during_the_first_ingest_is_not_missed(tmp_path):
         stop.set()
         worker.join(DEADLINE)
     assert not worker.is_alive()
+
+
+def test_a_batch_the_locked_store_refused_is_applied_once_the_lock_is_gone(tmp_path, monkeypatch):
+    """The store locked past its timeout is an error for that batch, reported, and its paths are
+    tried again with the next batch: the watch goes on and the change lands."""
+    from tessera.core.knowledge.ingest import ingest_paths, resolve_targets
+    from tessera.core.knowledge.watching import watch
+    from tessera.core.store.db import connect
+
+    root = write_notes(tmp_path)
+    conn = connect()
+    ingest_paths(conn, [str(root)])
+    monkeypatch.setenv("TESSERA_LOCK_TIMEOUT", "0.05")
+    watcher_conn = connect()
+    errors: list[str] = []
+    ready = threading.Event()
+    stop = threading.Event()
+    worker = threading.Thread(target=watch, args=(watcher_conn, resolve_targets([str(root)]), stop), daemon=True,
+                              kwargs={"on_ready": ready.set, "on_error": lambda exc, paths: errors.append(exc.one_line())})
+    blocker = sqlite3.connect(Path(os.environ["TESSERA_HOME"]) / "tessera.db", isolation_level=None)
+    worker.start()
+    try:
+        assert ready.wait(DEADLINE)
+        blocker.execute("BEGIN IMMEDIATE")  # another process's write, held
+        (root / "runbooks" / "web.md").write_text("# Web\n\nafter the lock: wombatword\n")
+        deadline = time.monotonic() + DEADLINE
+        while not errors and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert errors and "locked" in errors[0]
+        blocker.execute("ROLLBACK")
+        poll(searchable("wombatword"), "the refused batch applied after the lock went")
+    finally:
+        stop.set()
+        worker.join(DEADLINE)
+        blocker.close()
+    assert not worker.is_alive()
+

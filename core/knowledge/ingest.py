@@ -118,6 +118,11 @@ def resolve_targets(paths: list[str], *, known_roots: dict[str, str] | None = No
             reason = getattr(exc, "strerror", None) or "no such file or folder"
             raise UsageError(f"cannot ingest '{printable(given)}': {reason}",
                              hint="give an existing file or folder; nothing was ingested") from None
+        try:
+            str(real).encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"cannot ingest '{printable(given.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace'))}':"
+                             " its path is not UTF-8", hint="rename it; nothing was ingested") from None
         is_dir = stat.S_ISDIR(mode)
         if not is_dir and not stat.S_ISREG(mode):
             raise UsageError(f"cannot ingest '{printable(given)}': not a regular file or folder",
@@ -143,7 +148,7 @@ def _holding_root(real: Path, known: dict[str, str]) -> Path | None:
 
 def ingest_paths(conn: sqlite3.Connection, paths: list[str], *, on_progress: OnProgress | None = None,
                  on_change: OnChange | None = None, on_warning: OnWarning | None = None,
-                 now: Callable[[], str] | None = None) -> IngestSummary:
+                 now: Callable[[], str] | None = None, reindex: bool = False) -> IngestSummary:
     """Ingest the files under ``paths`` (folders, or single files under their parent as root).
 
     Args:
@@ -151,18 +156,25 @@ def ingest_paths(conn: sqlite3.Connection, paths: list[str], *, on_progress: OnP
         on_change: called with each change as ``--emit`` writes it (see change_line).
         on_warning: called with a one-line warning (a bad front matter) for a file still ingested.
         now: the clock for ingested_at and the change log (default core/times.now).
+        reindex: split, extract mentions, embed and write unchanged files too (after an upgrade
+            changed how that is done: stored documents are otherwise kept while their file is).
     Raises:
         UsageError when a path does not exist (nothing is written).
     """
-    targets = resolve_targets(paths, known_roots={r["root"]: r["root_given"] for r in index.roots(conn)})
-    return ingest_targets(conn, targets, on_progress=on_progress, on_change=on_change, on_warning=on_warning, now=now)
+    return ingest_targets(conn, resolve_paths(conn, paths), on_progress=on_progress, on_change=on_change,
+                          on_warning=on_warning, now=now, reindex=reindex)
+
+
+def resolve_paths(conn: sqlite3.Connection, paths: list[str]) -> list[Target]:
+    """``resolve_targets`` with the roots already ingested in this store."""
+    return resolve_targets(paths, known_roots={r["root"]: r["root_given"] for r in index.roots(conn)})
 
 
 def ingest_targets(conn: sqlite3.Connection, targets: list[Target], *, on_progress: OnProgress | None = None,
                    on_change: OnChange | None = None, on_warning: OnWarning | None = None,
-                   now: Callable[[], str] | None = None) -> IngestSummary:
+                   now: Callable[[], str] | None = None, reindex: bool = False) -> IngestSummary:
     """``ingest_paths`` for targets already resolved (``--watch`` re-scans a root with it)."""
-    run = _Run(conn, on_change, on_warning, now)
+    run = _Run(conn, on_change, on_warning, now, reindex=reindex)
     run.summary.roots = [t.root_given for t in targets]
     plans = [(target, _candidates(target)) for target in targets]
     total = sum(len(found) for _, found in plans)
@@ -216,8 +228,8 @@ def ingest_changed(conn: sqlite3.Connection, root: Path, root_given: str, paths:
 
 
 def ingest_jsonl(conn: sqlite3.Connection, lines: Iterable[str | bytes], *, on_change: OnChange | None = None,
-                 on_progress: OnProgress | None = None, now: Callable[[], str] | None = None,
-                 where: str = "stdin", max_line_bytes: int | None = None) -> IngestSummary:
+                 now: Callable[[], str] | None = None, where: str = "stdin",
+                 max_line_bytes: int | None = None) -> IngestSummary:
     """Ingest JSONL documents (``tessera ingest -``): each line an ``--emit`` line, or a document
     ``{"path": ..., "text": ...}`` with optional root, root_given, title, kind, language, tags,
     links, front_matter, mtime (split as a file of that name would be).
@@ -270,8 +282,6 @@ def ingest_jsonl(conn: sqlite3.Connection, lines: Iterable[str | bytes], *, on_c
             hashes = stored.setdefault(doc.root, index.stored_hashes(conn, doc.root))
             run.pending_document(doc, existed=doc.path in hashes, stored_hash=hashes.get(doc.path))
             hashes[doc.path] = doc.hash
-        if on_progress is not None:
-            on_progress(number, 0, "")
     run.flush()
     run.summary.roots = list(roots)
     return run.finish()
@@ -296,7 +306,7 @@ def embedding_text(doc: DocumentRecord, chunk: ChunkRecord) -> str:
 
 class _Run:
     def __init__(self, conn: sqlite3.Connection, on_change: OnChange | None, on_warning: OnWarning | None,
-                 now: Callable[[], str] | None):
+                 now: Callable[[], str] | None, *, reindex: bool = False):
         from tessera.core.config import max_knowledge_file_bytes
         from tessera.core.times import now as clock
 
@@ -307,6 +317,7 @@ class _Run:
         self.limit = max_knowledge_file_bytes()
         self.summary = IngestSummary()
         self.started = time.monotonic()
+        self.reindex = reindex  # unchanged files are split, embedded and written again
         self.pending: list[tuple[DocumentRecord, bool]] = []  # (document, whether one was stored)
         self.pending_chunks = 0
 
@@ -323,7 +334,7 @@ class _Run:
             return read == "unreadable"
         data, mtime = read
         digest = hashlib.sha256(data).hexdigest()
-        if stored.get(item.path) == digest:
+        if stored.get(item.path) == digest and not self.reindex:
             self.summary.unchanged += 1
             return True
         try:
@@ -348,7 +359,7 @@ class _Run:
     def pending_document(self, doc: DocumentRecord, *, existed: bool, stored_hash: str | None) -> None:
         from tessera.core.knowledge import mentions
 
-        if stored_hash == doc.hash:
+        if stored_hash == doc.hash and not self.reindex:
             self.summary.unchanged += 1
             return
         for chunk in doc.chunks:
@@ -374,7 +385,7 @@ class _Run:
                 chunk.embedding = embedding.to_blob(vectors[i])
                 i += 1
         for doc, existed in pending:
-            if not index.write_document(self.conn, doc, at=self.now()):
+            if not self._write(doc):
                 self.summary.unchanged += 1
                 continue
             if existed:
@@ -384,6 +395,15 @@ class _Run:
             self.summary.chunks_written += len(doc.chunks)
             if self.on_change is not None:
                 self.on_change(change_line("upsert", doc=doc))
+
+    def _write(self, doc: DocumentRecord) -> bool:
+        if not self.reindex:
+            return index.write_document(self.conn, doc, at=self.now())
+        from tessera.core.store.db import transaction
+
+        with transaction(self.conn):  # the old version out and the new in, as one change
+            index.remove_document(self.conn, doc.root, doc.path, at=self.now())
+            return index.write_document(self.conn, doc, at=self.now())
 
     def remove(self, root: str, path: str) -> bool:
         if not index.remove_document(self.conn, root, path, at=self.now()):
