@@ -565,3 +565,61 @@ def test_loading_the_model_leaves_logging_alone():
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "" and proc.stdout == "0 30\n"
+
+
+# -- the full-text index after a batch -----------------------------------------------------------
+
+
+def fts_segments(conn) -> int:
+    """How many b-trees (segments) FTS5 keeps for knowledge_fts: its %_idx shadow table has a row
+    per segment and leaf-page range."""
+    return conn.execute("SELECT count(DISTINCT segid) FROM knowledge_fts_idx").fetchone()[0]
+
+
+def write_many_notes(root: Path) -> Path:
+    """40 small notes: ingested, a transaction each, a segment each, of which automerge keeps several."""
+    root.mkdir()
+    for i in range(40):
+        (root / f"note{i:02}.md").write_text(f"# Note {i}\n\nrestart the web pod number {i} when the probe fails\n\n"
+                                             f"## Detail\n\n{'drain node ' * (i % 5)}kubelet eviction {i}\n")
+    return root
+
+
+def test_a_batch_ingest_leaves_the_full_text_index_one_b_tree(tmp_path):
+    root = write_many_notes(tmp_path / "many")
+    conn = connect()
+    summary = ingest_paths(conn, [str(root)])
+    assert summary.added == 40
+    assert fts_segments(conn) == 1
+    conn.execute("INSERT INTO knowledge_fts(knowledge_fts) VALUES ('integrity-check')")
+
+    # the lines of `ingest -` too; a run that changed nothing does not rewrite it
+    lines = [json.dumps({"root": "/jsonl", "path": f"j{i}.md", "text": f"# J {i}\n\nprobe fails on pod {i}\n"})
+             for i in range(30)]
+    ingest_jsonl(conn, lines)
+    assert fts_segments(conn) == 1
+    before = conn.total_changes
+    ingest_paths(conn, [str(root)])
+    assert conn.total_changes == before
+
+
+def test_compacting_the_full_text_index_keeps_every_ranking_and_snippet(tmp_path, monkeypatch):
+    from tessera.core.knowledge.search import Searcher
+
+    root = write_many_notes(tmp_path / "many")
+    conn = connect()
+    monkeypatch.setattr(index, "compact_text_index", lambda conn: None)  # the index as the writes leave it
+    assert ingest_paths(conn, [str(root)]).added == 40
+    monkeypatch.undo()
+    assert fts_segments(conn) > 1
+    queries = ["restart the web pod", "drain node", "probe fails kubelet", '"web pod"', "evict*", "title : note",
+               "what to do when a pod keeps failing its probe after a node drain"]
+
+    def searches():
+        searcher = Searcher(conn)
+        return [[h.as_dict() for h in searcher.search(q, mode=mode, per=per, limit=15)]
+                for q in queries for mode in ("bm25", "hybrid", "semantic") for per in ("document", "chunk")]
+    fragmented = searches()
+    index.compact_text_index(conn)
+    assert fts_segments(conn) == 1
+    assert searches() == fragmented

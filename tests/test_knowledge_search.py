@@ -381,3 +381,43 @@ def test_search_many_warns_about_a_store_it_cannot_search(conn, tmp_path):
 def test_search_many_raises_bad_syntax_once(conn):
     with pytest.raises(QueryError):
         search_many([("local", conn)], "web AND", mode="bm25")
+
+
+def test_hybrid_searches_in_several_threads_at_once_each_get_what_they_get_alone(conn):
+    # the cosines run on the worker threads (search._worker) while each caller runs its FTS5
+    # queries: more callers than workers, each on its own connection, must not mix their results
+    import threading
+
+    texts = ["my container keeps restarting", "kube-proxy iptables", "dns resolution fails", "scale the web deployment",
+             "volume claim pending", "rollback a release"]
+    alone = {t: [h.as_dict() for h in search(conn, t)] for t in texts}
+    assert all(alone.values())
+    got: dict[tuple[int, str], list] = {}
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        own = connect()
+        try:
+            for _ in range(5):
+                for t in texts:
+                    got[(n, t)] = [h.as_dict() for h in search(own, t)]
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert got == {(n, t): alone[t] for n in range(4) for t in texts}
+
+
+def test_a_failing_full_text_query_in_a_hybrid_search_is_the_error_raised(conn):
+    # the cosines were started on a worker before the FTS5 query failed: the caller gets the
+    # FTS5 query's error, not a result and not the worker's
+    conn.execute("DROP TABLE knowledge_fts")
+    with pytest.raises(sqlite3.Error, match="no such table: knowledge_fts"):
+        search(conn, "kube-proxy iptables")

@@ -192,7 +192,7 @@ def ingest_targets(conn: sqlite3.Connection, targets: list[Target], *, on_progre
         for path in list(stored):
             if target.covers(path) and path not in kept:
                 run.remove(str(target.root), path)
-    return run.finish()
+    return run.finish(compact=True)
 
 
 def ingest_changed(conn: sqlite3.Connection, root: Path, root_given: str, paths: Iterable[str], *,
@@ -284,7 +284,7 @@ def ingest_jsonl(conn: sqlite3.Connection, lines: Iterable[str | bytes], *, on_c
             hashes[doc.path] = doc.hash
     run.flush()
     run.summary.roots = list(roots)
-    return run.finish()
+    return run.finish(compact=True)
 
 
 def change_line(op: str, *, doc: DocumentRecord | None = None, root: str = "", path: str = "") -> dict[str, Any]:
@@ -413,8 +413,19 @@ class _Run:
             self.on_change(change_line("delete", root=root, path=path))
         return True
 
-    def finish(self) -> IngestSummary:
+    def finish(self, *, compact: bool = False) -> IngestSummary:
+        """Write what is pending and append the ingest's event; ``compact``: then merge the
+        full-text index (index.compact_text_index) when anything changed. A store too full to
+        take the merged copy keeps its index as it was: searches are slower, nothing is lost."""
         self.flush()
+        if compact and self.summary.changed:
+            from tessera.core.store.db import StoreError
+
+            try:
+                index.compact_text_index(self.conn)
+            except StoreError as exc:
+                if self.on_warning is not None:
+                    self.on_warning(f"the full-text index was not compacted (searches stay slower until the next ingest): {exc}")
         self.summary.seconds = time.monotonic() - self.started
         if self.summary.changed:
             from tessera.core import events

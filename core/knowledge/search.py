@@ -30,10 +30,13 @@ import sqlite3
 import threading
 import weakref
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from tessera.core.errors import QueryError, printable
 from tessera.core.knowledge.search_text import SYNTAX_HINT, ParsedSearch, parse
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 MODES = ("bm25", "semantic", "hybrid")
 PER = ("document", "chunk")
@@ -287,40 +290,18 @@ class Searcher:
                 return best, [c for c, _ in ranked]
             fetch *= 4
 
-    def _cosines(self, parsed: ParsedSearch) -> Any:
-        """Each chunk's cosine with the query's words (rows of _ids), or None with nothing to compare."""
-        from tessera.core.knowledge.embedding import embed
-
-        self._load(vectors=True)
-        if not len(self._ids) or not parsed.words.strip():
-            return None
-        import numpy as np
-
-        # einsum, not @: a matrix-vector product goes to OpenBLAS's threads, whose hand-offs cost
-        # 8 ms on a busy 2-core machine against 2.5 ms for einsum's one thread (32,000 chunks)
-        return np.einsum("ij,j->i", self._matrix, embed([parsed.words])[0])
-
     def _semantic(self, parsed: ParsedSearch, count: int | None, *, per: str) -> list[tuple[int, float]]:
         """The ``count`` closest chunks (or the closest chunk of the ``count`` closest documents),
         best first, cosines from SEMANTIC_FLOOR only; count None: every such chunk."""
-        import numpy as np
+        self._load(vectors=True)
+        return _closest(self._ids, self._docs, self._matrix, parsed.words, count, per=per)
 
-        cosines = self._cosines(parsed)
-        if cosines is None:
-            return []
-        total = len(cosines)
-        take = total if count is None else min(total, max(8 * count, 256))
-        while True:
-            top = np.argpartition(-cosines, take - 1)[:take] if take < total else np.arange(total)
-            order = top[np.lexsort((self._ids[top], -cosines[top]))]
-            order = order[cosines[order] >= SEMANTIC_FLOOR]
-            floored = len(order) < take  # the rest are further still: no use looking deeper
-            if per == "document":  # each document's first (closest) chunk, in order
-                _, first = np.unique(self._docs[order], return_index=True)
-                order = order[np.sort(first)]
-            if count is None or len(order) >= count or take >= total or floored:
-                return [(int(self._ids[i]), float(cosines[i])) for i in order[:count]]
-            take = min(total, take * 4)
+    def _semantic_soon(self, parsed: ParsedSearch, count: int | None, *, per: str) -> "Future[list[tuple[int, float]]]":
+        """_semantic on a worker thread, while this one runs the FTS5 queries (numpy and SQLite
+        release the GIL). The worker reads no connection, only the arrays _load read, taken now:
+        a _load on this thread meanwhile replaces them (never changes them in place)."""
+        self._load(vectors=True)
+        return _worker().submit(_closest, self._ids, self._docs, self._matrix, parsed.words, count, per=per)
 
     def _load(self, *, vectors: bool) -> None:
         """Every chunk's id and document (and embedding, when ``vectors``), read again when
@@ -363,14 +344,18 @@ class Searcher:
         if mode == "semantic":
             return self._hits(self._semantic(parsed, limit, per=per), parsed, matched=set(), source=source)
         depth = max(limit, FUSION_DEPTH)
-        if per == "document":
-            # one FTS5 query however common the words: the documents among its best chunks
-            self._load(vectors=True)
-            lexical_chunks = self._bm25(text, parsed, 3 * depth, relax_below=limit)
-            lexical = _best_per_document(lexical_chunks, self._documents_of([c for c, _ in lexical_chunks]), depth)
-        else:
-            lexical = self._bm25(text, parsed, depth, relax_below=limit)
-        semantic = self._semantic(parsed, depth, per=per)
+        semantic_soon = self._semantic_soon(parsed, depth, per=per)  # on the worker while SQLite matches
+        try:
+            if per == "document":
+                # one FTS5 query however common the words: the documents among its best chunks
+                lexical_chunks = self._bm25(text, parsed, 3 * depth, relax_below=limit)
+                lexical = _best_per_document(lexical_chunks, self._documents_of([c for c, _ in lexical_chunks]), depth)
+            else:
+                lexical = self._bm25(text, parsed, depth, relax_below=limit)
+        except BaseException:
+            semantic_soon.exception()  # waited for, its own error dropped: no cosine outlives the search
+            raise
+        semantic = semantic_soon.result()
         if per == "document":
             docs = self._documents_of([c for c, _ in lexical] + [c for c, _ in semantic])
             shown = {docs[c]: c for c, _ in reversed(semantic) if c in docs}
@@ -401,6 +386,7 @@ class Searcher:
         wanted = set(docs.values())
         if not wanted:
             return ranked, set()
+        wanted_array = np.fromiter(wanted, dtype=np.int64, count=len(wanted))
         rank = {c: i for i, c in enumerate(preferred)}
         best: dict[int, tuple[float, int]] = {}
         for expr in (parsed.fts, self._relaxed(parsed) if parsed.terms else ""):
@@ -410,10 +396,12 @@ class Searcher:
                                      (f"text : ( {expr} )",)).fetchall()
             found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             at = np.minimum(np.searchsorted(self._ids, found), max(len(self._ids) - 1, 0))
-            known = self._ids[at] == found
-            for chunk_id, doc in zip(found[known].tolist(), self._docs[at][known].tolist(), strict=True):
+            # thousands of chunks hold a long text's rare words; the few of the hits' documents
+            # are picked out in numpy, not one by one in Python
+            kept = (self._ids[at] == found) & np.isin(self._docs[at], wanted_array)
+            for chunk_id, doc in zip(found[kept].tolist(), self._docs[at][kept].tolist(), strict=True):
                 key = (rank.get(chunk_id, float("inf")), chunk_id)
-                if doc in wanted and (doc not in best or key < best[doc]):
+                if doc not in best or key < best[doc]:
                     best[doc] = key
         chosen = {doc: chunk_id for doc, (_, chunk_id) in best.items()}
         out = [(chosen.get(docs.get(c, -1), c), score) for c, score in ranked]
@@ -457,6 +445,58 @@ def _matrix(blobs: list[bytes | None]) -> Any:
     if blobs and all(b is not None and len(b) == DIMENSIONS * 4 for b in blobs):
         return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), DIMENSIONS)
     return from_blobs(blobs)
+
+
+def _cosines(matrix: Any, words: str) -> Any:
+    """Each row's cosine with the embedding of ``words``, or None with nothing to compare."""
+    if matrix is None or not len(matrix) or not words.strip():
+        return None
+    import numpy as np
+
+    from tessera.core.knowledge.embedding import embed
+
+    # einsum, not @: a matrix-vector product goes to OpenBLAS's threads, whose hand-offs cost
+    # 8 ms on a busy 2-core machine against 2.5 ms for einsum's one thread (32,000 chunks)
+    return np.einsum("ij,j->i", matrix, embed([words])[0])
+
+
+def _closest(ids: Any, docs: Any, matrix: Any, words: str, count: int | None, *, per: str) -> list[tuple[int, float]]:
+    """Searcher._semantic over the arrays _load read (ids, document ids, embeddings)."""
+    import numpy as np
+
+    cosines = _cosines(matrix, words)
+    if cosines is None:
+        return []
+    total = len(cosines)
+    take = total if count is None else min(total, max(8 * count, 256))
+    while True:
+        top = np.argpartition(-cosines, take - 1)[:take] if take < total else np.arange(total)
+        order = top[np.lexsort((ids[top], -cosines[top]))]
+        order = order[cosines[order] >= SEMANTIC_FLOOR]
+        floored = len(order) < take  # the rest are further still: no use looking deeper
+        if per == "document":  # each document's first (closest) chunk, in order
+            _, first = np.unique(docs[order], return_index=True)
+            order = order[np.sort(first)]
+        if count is None or len(order) >= count or take >= total or floored:
+            return [(int(ids[i]), float(cosines[i])) for i in order[:count]]
+        take = min(total, take * 4)
+
+
+_pool: "ThreadPoolExecutor | None" = None
+_pool_lock = threading.Lock()
+
+
+def _worker() -> "ThreadPoolExecutor":
+    """The threads hybrid searches compute cosines on (numpy and SQLite release the GIL, so the
+    matrix-vector product overlaps the FTS5 queries). Two: searches in two threads (a dashboard
+    beside a shell) need not queue behind each other; made on first use."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tessera-cosine")
+        return _pool
 
 
 def _bm25_score(rank: float) -> float:
