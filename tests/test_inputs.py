@@ -122,6 +122,17 @@ def test_nesting_within_the_cap_still_reads(tmp_path):
     assert json.loads(proc.stdout) == [{"n": "deep"}]
 
 
+def test_brackets_in_quoted_strings_are_not_nesting(tmp_path):
+    # the early refusal reads the text up to where its brackets run 216 deep: here they are all in
+    # a string, so it finds no deep level there and the document reads whole
+    f = tmp_path / "quoted.yaml"
+    f.write_text('apiVersion: v1\nkind: Pod\nmetadata:\n  name: quoted\n  annotations:\n    note: "' + "{[" * 3000
+                 + '"\nspec: {containers: [{name: a}]}\n')
+    proc = tessera("query", "-s", str(f), "-o", "json", "MATCH (p:Pod) RETURN p.metadata.name AS n", cap_memory=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [{"n": "quoted"}]
+
+
 def test_deeply_nested_json_is_refused(tmp_path):
     f = tmp_path / "deep.json"
     f.write_text('{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": ' + "[" * 300 + "]" * 300 + "}")

@@ -16,7 +16,6 @@ from tessera.core.errors import EXIT_TIMEOUT, EXIT_UNAVAILABLE, TesseraError
 
 SERVE_LOCK = "serve.lock"
 SYNC_LOCK = "sync.lock"
-SYNC_WAIT = 30.0  # seconds `peer sync` waits for another sync
 
 
 class ServeRunning(TesseraError):
@@ -65,14 +64,20 @@ def serve_running(data_home: Path) -> bool:
     return False
 
 
-def sync_lock(data_home: Path, *, wait: float = SYNC_WAIT, on_wait: Callable[[str], None] | None = None):
-    """The held sync lock, waiting up to ``wait`` s for another sync (saying so once).
+def sync_lock(data_home: Path, *, wait: float | None = None, on_wait: Callable[[str], None] | None = None):
+    """The held sync lock, waiting up to ``wait`` s for another sync (saying so once); by default
+    as long as a command waits for the store's write lock (``store_lock_timeout``, 30 s): one
+    setting says how long a command waits for another process.
 
     Raises:
         SyncBusy (exit 4) when it is still held after ``wait`` s.
     """
     from filelock import Timeout
 
+    if wait is None:
+        from tessera.core.config import store_lock_timeout
+
+        wait = store_lock_timeout()
     lock = _lock(data_home, SYNC_LOCK)
     try:
         lock.acquire(timeout=0)
