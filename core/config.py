@@ -204,6 +204,7 @@ def request_timeout() -> float | None:
 # Sizes of input read whole into memory, checked before reading (docs/limits.md).
 DEFAULT_MAX_INPUT_BYTES = 256 * 1024 * 1024
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+DEFAULT_MAX_KNOWLEDGE_FILE_BYTES = 4 * 1024 * 1024
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
                "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
 
@@ -242,6 +243,13 @@ def max_event_bytes() -> int:
     """The most bytes one event's data may hold in ``events publish``: ``TESSERA_MAX_EVENT_BYTES``,
     else ``max_event_bytes`` in config.toml, else 1 MiB."""
     return _size_setting("TESSERA_MAX_EVENT_BYTES", "max_event_bytes", DEFAULT_MAX_EVENT_BYTES)
+
+
+def max_knowledge_file_bytes() -> int:
+    """The largest file ``tessera ingest`` reads (larger ones are skipped as oversized, checked
+    before reading): ``TESSERA_KNOWLEDGE_MAX_FILE_BYTES``, else ``knowledge_max_file_bytes`` in
+    config.toml, else 4 MiB."""
+    return _size_setting("TESSERA_KNOWLEDGE_MAX_FILE_BYTES", "knowledge_max_file_bytes", DEFAULT_MAX_KNOWLEDGE_FILE_BYTES)
 
 
 def format_bytes(n: int) -> str:
