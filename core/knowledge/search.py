@@ -1,0 +1,435 @@
+"""Ranked search over the knowledge tables (core/knowledge_schema.py): bm25 over the FTS5 index,
+cosine over the chunks' embeddings, and their reciprocal rank fusion (docs/knowledge.md,
+"Searching", has the formulas and the choices made).
+
+- ``bm25``: FTS5's bm25 with column weights title 4, heading 2, text 1, path 1 (a word in a
+  document's title or a section's heading says more about it than one in the prose). Score
+  ``b / (b + BM25_HALF)`` with ``b = -bm25`` (FTS5's bm25 is negative, lower is better): 0..1,
+  higher is better, 0.5 at ``b = BM25_HALF``; one formula for every store, so scores from
+  different stores can be merged (each store's own document frequencies still weigh words).
+- ``semantic``: the cosine of the query's embedding with each chunk's (both unit vectors: a dot
+  product), clamped at 0.
+- ``hybrid`` (the default): reciprocal rank fusion of the two rankings, ``sum 1 / (RRF_K + rank)``
+  with rank 1-based in each ranking, divided by its maximum ``2 / (RRF_K + 1)`` so that 1.0 means
+  first in both.
+
+Hits are the best chunk of each document by default (a user wants distinct documents in the top
+ten); ``per="chunk"`` ranks chunks. Snippets mark the matched words with ``«`` and ``»``
+(MARK_START / MARK_END).
+
+A ``Searcher`` keeps a store's embedding matrix and reloads it only when ``knowledge_changes``
+moved on (its largest id), so repeated searches (a search cell, the bench) cost a dot product.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import weakref
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterable
+
+from tessera.core.errors import QueryError, printable
+from tessera.core.knowledge.search_text import SYNTAX_HINT, ParsedSearch, parse
+
+MODES = ("bm25", "semantic", "hybrid")
+PER = ("document", "chunk")
+BM25_WEIGHTS = (4.0, 2.0, 1.0, 1.0)  # title, heading, text, path: the order of knowledge_fts's columns
+BM25_HALF = 10.0
+RRF_K = 60
+MARK_START, MARK_END, ELLIPSIS = "«", "»", "…"
+SNIPPET_TOKENS = 24
+FUSION_DEPTH = 200  # how deep into each ranking the fusion looks (ranks past it add < 1/260 each)
+MAX_LIMIT = 10_000
+
+_RANK = "bm25(" + ", ".join(str(w) for w in BM25_WEIGHTS) + ")"
+
+
+@dataclass
+class Hit:
+    """One search result: a chunk (the best of its document unless ranked per chunk).
+
+    source: where it was found (``local`` or a peer's name); root / root_given: the ingested
+    root, canonical and as typed; path: relative to the root; score: 0..1 (the module
+    docstring); snippet: the text around the match, matches between ``«`` and ``»``, on one
+    line; start_line: the chunk's first line in its file (1-based).
+    """
+
+    source: str
+    root: str
+    root_given: str
+    path: str
+    title: str
+    heading: str
+    score: float
+    snippet: str
+    chunk_id: int
+    start_line: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def knowledge_state(conn: sqlite3.Connection) -> str:
+    """``missing`` (no knowledge tables: a store from before issue 16 opened read-only, or a
+    peer's replica with no knowledge shared), ``empty`` (nothing ingested) or ``present``."""
+    try:
+        found = conn.execute("SELECT 1 FROM knowledge_documents LIMIT 1").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return "missing"
+        raise
+    return "present" if found is not None else "empty"
+
+
+def has_knowledge(conn: sqlite3.Connection) -> bool:
+    """Whether the store has the knowledge tables and at least one document in them."""
+    return knowledge_state(conn) == "present"
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise QueryError(f"'{printable(mode)}' is not a search mode", hint=f"use one of {', '.join(MODES)}")
+    return mode
+
+
+def _check(text: str, mode: str, per: str, limit: int) -> ParsedSearch:
+    check_mode(mode)
+    if per not in PER:
+        raise QueryError(f"'{printable(per)}' is not a way to rank hits", hint=f"use one of {', '.join(PER)}")
+    if not 0 <= limit <= MAX_LIMIT:
+        raise QueryError(f"a search returns 0 to {MAX_LIMIT} hits, not {limit}")
+    parsed = parse(text)
+    if not parsed.fts:
+        raise QueryError(f"the search text '{printable(text)}' has no word to look for",
+                         hint="give at least one word (letters or digits)")
+    return parsed
+
+
+class Searcher:
+    """Searches one store connection, keeping its embedding matrix between searches.
+
+    Thread-safe (one lock); the connection must allow use from the calling threads.
+    """
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self._lock = threading.Lock()
+        self._version: int | None = None
+        self._ids: Any = None       # chunk ids (int64), rows of _matrix
+        self._docs: Any = None      # each row's document id
+        self._matrix: Any = None    # (n, 256) float32 unit vectors
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def version(self) -> int:
+        """The largest id in knowledge_changes (0 for none): moves on with every write."""
+        try:
+            return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM knowledge_changes").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+
+    def search(self, text: str, *, limit: int = 10, mode: str = "hybrid", per: str = "document",
+               source: str = "local") -> list[Hit]:
+        """The best ``limit`` hits for ``text`` (FTS5 syntax, plain words welcome: search_text.py).
+
+        Raises:
+            QueryError (exit 1) for bad syntax, one line with a hint; EmbeddingUnavailable
+            (exit 3) when semantic ranking is asked for and the bundled model cannot load.
+        """
+        parsed = _check(text, mode, per, limit)
+        if limit == 0 or not has_knowledge(self.conn):
+            if mode != "semantic":
+                self._validate(text, parsed)
+            return []
+        with self._lock:
+            return self._search(text, parsed, limit=limit, mode=mode, per=per, source=source)
+
+    def chunk_scores(self, text: str, *, mode: str = "bm25") -> dict[int, float]:
+        """Every matching chunk's score (chunk id -> 0..1, higher better) for ``text``: the
+        query function ``search("TEXT")`` scores chunks with it. ``semantic`` matches every
+        chunk with a positive cosine; ``hybrid`` fuses the two complete rankings."""
+        parsed = _check(text, mode, "chunk", 0)
+        if not has_knowledge(self.conn):
+            return {}
+        with self._lock:
+            lexical = self._bm25(text, parsed) if mode != "semantic" else []
+            if mode == "bm25":
+                return dict(lexical)
+            semantic = self._semantic_ranking(parsed, depth=None)
+            if mode == "semantic":
+                return dict(semantic)
+            return _fuse([[c for c, _ in lexical], [c for c, _ in semantic]])
+
+    # -- rankings -------------------------------------------------------------------------------
+
+    def _bm25(self, text: str, parsed: ParsedSearch) -> list[tuple[int, float]]:
+        """Every matching chunk, best first: (chunk id, score)."""
+        try:
+            rows = self.conn.execute(
+                "SELECT rowid, rank FROM knowledge_fts WHERE knowledge_fts MATCH ? AND rank MATCH ?"
+                " ORDER BY rank, rowid", (parsed.fts, _RANK)).fetchall()
+        except sqlite3.OperationalError as exc:
+            if not _is_syntax_error(exc):
+                raise
+            raise _syntax_error(text, exc) from None
+        return [(rowid, _bm25_score(rank)) for rowid, rank in rows]
+
+    def _validate(self, text: str, parsed: ParsedSearch) -> None:
+        try:
+            self.conn.execute("SELECT rowid FROM knowledge_fts WHERE knowledge_fts MATCH ? LIMIT 1",
+                              (parsed.fts,)).fetchall()
+        except sqlite3.OperationalError as exc:
+            if _is_syntax_error(exc):
+                raise _syntax_error(text, exc) from None
+            if "no such table" not in str(exc):
+                raise
+
+    def _semantic_ranking(self, parsed: ParsedSearch, *, depth: int | None) -> list[tuple[int, float]]:
+        """Chunks by cosine with the query's words, best first, positive cosines only (the best
+        ``depth`` when given, else all)."""
+        import numpy as np
+
+        from tessera.core.knowledge.embedding import embed
+
+        self._load_vectors()
+        if self._matrix is None or not len(self._ids) or not parsed.words.strip():
+            return []
+        query = embed([parsed.words])[0]
+        cosines = self._matrix @ query
+        if depth is not None and depth < len(cosines):
+            top = np.argpartition(-cosines, depth)[:depth]
+            order = top[np.lexsort((self._ids[top], -cosines[top]))]
+        else:
+            order = np.lexsort((self._ids, -cosines))
+        return [(int(self._ids[i]), float(cosines[i])) for i in order if cosines[i] > 0]
+
+    def _semantic_documents(self, parsed: ParsedSearch, count: int) -> list[tuple[int, float]]:
+        """The best chunk of each of the ``count`` closest documents, best first."""
+        import numpy as np
+
+        self._load_vectors()
+        if self._matrix is None or not len(self._ids):
+            return []
+        from tessera.core.knowledge.embedding import embed
+
+        if not parsed.words.strip():
+            return []
+        cosines = self._matrix @ embed([parsed.words])[0]
+        order = np.lexsort((self._ids, -cosines))
+        seen: set[int] = set()
+        out = []
+        for i in order:
+            if cosines[i] <= 0:
+                break
+            doc = int(self._docs[i])
+            if doc not in seen:
+                seen.add(doc)
+                out.append((int(self._ids[i]), float(cosines[i])))
+                if len(out) >= count:
+                    break
+        return out
+
+    def _load_vectors(self) -> None:
+        version = self.version()
+        if self._matrix is not None and version == self._version:
+            return
+        import numpy as np
+
+        from tessera.core.knowledge.embedding import DIMENSIONS, from_blobs
+
+        rows = self.conn.execute("SELECT id, document_id, embedding FROM knowledge_chunks"
+                                 " WHERE embedding IS NOT NULL ORDER BY id").fetchall()
+        self._ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        self._docs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+        blobs = [r[2] for r in rows]
+        if blobs and all(len(b) == DIMENSIONS * 4 for b in blobs):
+            self._matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), DIMENSIONS)
+        else:
+            self._matrix = from_blobs(blobs)
+        self._version = version
+
+    # -- one search -----------------------------------------------------------------------------
+
+    def _search(self, text: str, parsed: ParsedSearch, *, limit: int, mode: str, per: str, source: str) -> list[Hit]:
+        if mode == "semantic":
+            self._validate(text, parsed)  # the same text is refused in every mode
+        lexical: list[tuple[int, float]] = self._bm25(text, parsed) if mode != "semantic" else []
+        docs = self._documents_of([c for c, _ in lexical]) if per == "document" and lexical else {}
+        if mode == "bm25":
+            ranked = _best_per_document(lexical, docs, limit) if per == "document" else lexical[:limit]
+            return self._hits(ranked, parsed, matched={c for c, _ in ranked}, source=source)
+        if per == "document":
+            semantic = self._semantic_documents(parsed, max(limit, FUSION_DEPTH) if mode == "hybrid" else limit)
+        else:
+            semantic = self._semantic_ranking(parsed, depth=max(limit, FUSION_DEPTH) if mode == "hybrid" else limit)
+        if mode == "semantic":
+            return self._hits(semantic[:limit], parsed, matched=set(), source=source)
+        if per == "document":
+            lexical_docs = _best_per_document(lexical, docs, FUSION_DEPTH)
+            shown = {self._document_of(c, docs): c for c, _ in reversed(semantic)}
+            shown.update({docs[c]: c for c, _ in reversed(lexical_docs)})  # words that match make the better snippet
+            doc_of = {c: self._document_of(c, docs) for c, _ in semantic} | {c: docs[c] for c, _ in lexical_docs}
+            fused = _fuse([[doc_of[c] for c, _ in lexical_docs], [doc_of[c] for c, _ in semantic]])
+            ranked = [(shown[d], s) for d, s in sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
+        else:
+            fused = _fuse([[c for c, _ in lexical[:FUSION_DEPTH]], [c for c, _ in semantic]])
+            ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        matched = {c for c, _ in lexical}
+        return self._hits(ranked, parsed, matched={c for c, _ in ranked if c in matched}, source=source)
+
+    def _documents_of(self, chunk_ids: list[int]) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for part in _batches(chunk_ids, 500):
+            marks = ",".join("?" * len(part))
+            out.update(self.conn.execute(f"SELECT id, document_id FROM knowledge_chunks WHERE id IN ({marks})", part))
+        return out
+
+    def _document_of(self, chunk_id: int, known: dict[int, int]) -> int:
+        if chunk_id in known:
+            return known[chunk_id]
+        import numpy as np
+
+        i = int(np.searchsorted(self._ids, chunk_id))  # _ids is sorted (ORDER BY id)
+        return int(self._docs[i])
+
+    def _hits(self, ranked: list[tuple[int, float]], parsed: ParsedSearch, *, matched: set[int], source: str) -> list[Hit]:
+        if not ranked:
+            return []
+        ids = [c for c, _ in ranked]
+        marks = ",".join("?" * len(ids))
+        rows = {r[0]: r for r in self.conn.execute(
+            "SELECT c.id, d.root, d.root_given, d.path, d.title, c.heading, c.start_line, c.text"
+            f" FROM knowledge_chunks c JOIN knowledge_documents d ON d.id = c.document_id WHERE c.id IN ({marks})", ids)}
+        snippets: dict[int, str] = {}
+        if matched:
+            wanted = [c for c in ids if c in matched]
+            snippets = dict(self.conn.execute(
+                f"SELECT rowid, snippet(knowledge_fts, 2, ?, ?, ?, {SNIPPET_TOKENS}) FROM knowledge_fts"
+                f" WHERE knowledge_fts MATCH ? AND rowid IN ({','.join('?' * len(wanted))})",
+                [MARK_START, MARK_END, ELLIPSIS, parsed.fts, *wanted]))
+        out = []
+        for chunk_id, score in ranked:
+            row = rows.get(chunk_id)
+            if row is None:  # removed between the ranking and now
+                continue
+            _, root, given, path, title, heading, start, body = row
+            snippet = snippets.get(chunk_id) or _opening(body)
+            out.append(Hit(source=source, root=root, root_given=given, path=path, title=title, heading=heading,
+                           score=round(min(1.0, max(0.0, score)), 4), snippet=" ".join(snippet.split()),
+                           chunk_id=chunk_id, start_line=start))
+        return out
+
+
+def _bm25_score(rank: float) -> float:
+    b = max(0.0, -float(rank))
+    return b / (b + BM25_HALF)
+
+
+def _fuse(rankings: list[list[int]]) -> dict[int, float]:
+    """Reciprocal rank fusion of rankings (best first), divided by its maximum for two
+    rankings: key -> 0..1."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, key in enumerate(ranking, start=1):
+            fused[key] = fused.get(key, 0.0) + 1.0 / (RRF_K + rank)
+    top = 2.0 / (RRF_K + 1)
+    return {key: value / top for key, value in fused.items()}
+
+
+def _best_per_document(ranked: list[tuple[int, float]], docs: dict[int, int], count: int) -> list[tuple[int, float]]:
+    seen: set[int] = set()
+    out = []
+    for chunk_id, score in ranked:
+        doc = docs[chunk_id]
+        if doc not in seen:
+            seen.add(doc)
+            out.append((chunk_id, score))
+            if len(out) >= count:
+                break
+    return out
+
+
+def _opening(text: str, words: int = SNIPPET_TOKENS) -> str:
+    parts = text.split()
+    return " ".join(parts[:words]) + (ELLIPSIS if len(parts) > words else "")
+
+
+def _batches(items: list[int], size: int) -> Iterable[list[int]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _is_syntax_error(exc: sqlite3.OperationalError) -> bool:
+    """Whether FTS5 refused the MATCH expression (not: a missing or damaged table)."""
+    message = str(exc)
+    return message.startswith("fts5:") or "syntax error" in message or message.startswith("unterminated string")
+
+
+def _syntax_error(text: str, exc: sqlite3.OperationalError) -> QueryError:
+    message = str(exc)
+    if message.startswith("fts5: "):
+        message = message[len("fts5: "):]
+    if message == 'syntax error near ""':
+        message = "the text ends where a term was expected"
+    return QueryError(f"bad search text '{printable(text)}': {message}", hint=SYNTAX_HINT)
+
+
+# -- module-level: a Searcher per connection, kept while the connection lives ---------------------
+
+_searchers: "weakref.WeakKeyDictionary[Any, Searcher]" = weakref.WeakKeyDictionary()
+_searchers_lock = threading.Lock()
+
+
+def searcher(conn: sqlite3.Connection) -> Searcher:
+    """The Searcher kept for ``conn`` (a new one each call for a connection that takes no weak
+    reference: a plain sqlite3.Connection; the store's StoreConnection does)."""
+    with _searchers_lock:
+        try:
+            found = _searchers.get(conn)
+        except TypeError:
+            return Searcher(conn)
+        if found is None:
+            found = _searchers[conn] = Searcher(conn)
+        return found
+
+
+def search(conn: sqlite3.Connection, text: str, *, limit: int = 10, mode: str = "hybrid", per: str = "document",
+           source: str = "local") -> list[Hit]:
+    """The best ``limit`` hits in this store (Searcher.search)."""
+    return searcher(conn).search(text, limit=limit, mode=mode, per=per, source=source)
+
+
+def chunk_scores(conn: sqlite3.Connection, text: str, *, mode: str = "bm25") -> dict[int, float]:
+    """Chunk id -> score for every matching chunk (Searcher.chunk_scores)."""
+    return searcher(conn).chunk_scores(text, mode=mode)
+
+
+def search_many(stores: list[tuple[str, Any]], text: str, *, limit: int = 10, mode: str = "hybrid",
+                per: str = "document", on_warning: Callable[[str], None] | None = None) -> list[Hit]:
+    """Search several stores (``(label, connection or Searcher)``: this node's and peers'
+    replicas) and merge their hits by score, each labelled with its store's label.
+
+    A store that cannot be searched (a replica without knowledge tables, a damaged file) is
+    left out with a warning (``on_warning``); bad search syntax is the user's and raises.
+    Ties are broken by the stores' order, then path.
+    """
+    parse(text)  # an unbalanced quote is refused once, before any store is read
+    merged: list[tuple[int, Hit]] = []
+    for order, (label, store) in enumerate(stores):
+        finder = store if isinstance(store, Searcher) else searcher(store)
+        try:
+            if knowledge_state(finder.conn) == "missing":
+                if on_warning is not None:
+                    on_warning(f"{printable(label)} has no knowledge to search (nothing shared as knowledge:PATH)")
+                continue
+            found = finder.search(text, limit=limit, mode=mode, per=per, source=label)
+        except QueryError:
+            raise
+        except sqlite3.Error as exc:
+            if on_warning is not None:
+                on_warning(f"cannot search {printable(label)}'s knowledge: {exc}")
+            continue
+        merged += [(order, hit) for hit in found]
+    merged.sort(key=lambda pair: (-pair[1].score, pair[0], pair[1].path, pair[1].start_line))
+    return [hit for _, hit in merged[:limit]]
