@@ -79,25 +79,26 @@ class IgnoreRules:
                 verdict = result.include
         return verdict
 
-    def excluded(self, path: str) -> bool:
-        """Whether ``path`` (a file, relative to the root) is left out: hidden, or ignored itself
-        or through one of its folders."""
+    def excluded(self, path: str, *, is_dir: bool = False) -> bool:
+        """Whether ``path`` (relative to the root) is left out: hidden, or ignored itself or
+        through one of its folders."""
         parts = path.split("/")
         if any(part.startswith(".") for part in parts):
             return True
         for depth in range(1, len(parts)):
             if self.ignored("/".join(parts[:depth]), is_dir=True):
                 return True
-        return self.ignored(path)
+        return self.ignored(path, is_dir=is_dir)
 
 
-def walk(root: Path, rules: IgnoreRules | None = None) -> Iterator[Candidate]:
-    """Every candidate file under ``root`` (canonical), in sorted order, pruning hidden and
+def walk(root: Path, rules: IgnoreRules | None = None, *, start: str = "") -> Iterator[Candidate]:
+    """Every candidate file under ``root`` (canonical; only below its folder ``start`` when
+    given, which the caller has checked is not excluded), in sorted order, pruning hidden and
     ignored folders. A folder that cannot be listed is left out silently: its files are then
     not candidates, and (because a folder vanishing mid-walk looks the same) not removed
     either: ingest only removes documents whose file is known to be gone."""
     rules = rules or IgnoreRules(root)
-    stack = [""]
+    stack = [start]
     while stack:
         folder = stack.pop()
         try:

@@ -135,6 +135,13 @@ def ingest_paths(conn: sqlite3.Connection, paths: list[str], *, on_progress: OnP
         UsageError when a path does not exist (nothing is written).
     """
     targets = resolve_targets(paths, known_roots={r["root"]: r["root_given"] for r in index.roots(conn)})
+    return ingest_targets(conn, targets, on_progress=on_progress, on_change=on_change, on_warning=on_warning, now=now)
+
+
+def ingest_targets(conn: sqlite3.Connection, targets: list[Target], *, on_progress: OnProgress | None = None,
+                   on_change: OnChange | None = None, on_warning: OnWarning | None = None,
+                   now: Callable[[], str] | None = None) -> IngestSummary:
+    """``ingest_paths`` for targets already resolved (``--watch`` re-scans a root with it)."""
     run = _Run(conn, on_change, on_warning, now)
     run.summary.roots = [t.root_given for t in targets]
     plans = [(target, _candidates(target)) for target in targets]
@@ -169,24 +176,20 @@ def ingest_changed(conn: sqlite3.Connection, root: Path, root_given: str, paths:
     stored = index.stored_hashes(conn, str(root))
     for rel in sorted(set(paths)):
         absolute = os.path.join(root, *rel.split("/"))
-        if os.path.isdir(absolute) and not os.path.islink(absolute):
-            if rules.excluded(rel + "/x"):  # hidden or ignored folder: what was under it goes
-                below = [p for p in stored if p.startswith(rel + "/")]
-                for path in below:
+        exists = os.path.lexists(absolute)
+        below = [p for p in stored if p.startswith(rel + "/")]
+        if exists and os.path.isdir(absolute) and not os.path.islink(absolute):
+            # a folder made, moved in or changed: its files as the walk finds them now
+            present = {} if rules.excluded(rel, is_dir=True) else {c.path: c for c in walk(root, rules, start=rel)}
+            kept = {c.path for c in present.values() if run.file(target, c, stored)}
+            for path in below:
+                if path not in kept:
                     run.remove(str(root), path)
-                continue
-            present = {c.path: c for c in walk(root, rules) if c.path.startswith(rel + "/")}
-            for item in present.values():
-                run.file(target, item, stored)
-            for path in [p for p in stored if p.startswith(rel + "/") and p not in present]:
-                run.remove(str(root), path)
             continue
-        if os.path.lexists(absolute) and not rules.excluded(rel):
-            if run.file(target, candidate(root, rel), stored):
-                continue
-        elif not os.path.lexists(absolute):  # gone: a folder's documents go with it
-            for path in [p for p in stored if p.startswith(rel + "/")]:
-                run.remove(str(root), path)
+        for path in below:  # a folder gone (or moved away): its documents go with it
+            run.remove(str(root), path)
+        if exists and not rules.excluded(rel) and run.file(target, candidate(root, rel), stored):
+            continue
         if rel in stored:
             run.remove(str(root), rel)
     run.flush()
@@ -337,7 +340,10 @@ class _Run:
 
         pending, self.pending, self.pending_chunks = self.pending, [], 0
         texts = [embedding_text(doc, chunk) for doc, _, _ in pending for chunk in doc.chunks]
-        vectors = embedding.embed(texts)
+        # Embedded shortest first: the model pads each of its batches to its longest text, so
+        # texts of like length together cost a fraction of the time and memory of mixed ones.
+        by_length = sorted(range(len(texts)), key=lambda k: len(texts[k]))
+        vectors = embedding.embed([texts[k] for k in by_length])[_inverse(by_length)] if texts else []
         i = 0
         for doc, _, _ in pending:
             for chunk in doc.chunks:
@@ -371,6 +377,14 @@ class _Run:
 
             events.append(self.conn, EVENT_SUBJECT, self.summary.as_dict())
         return self.summary
+
+
+def _inverse(order: list[int]) -> list[int]:
+    """The permutation undoing ``order`` (position of each original index in it)."""
+    out = [0] * len(order)
+    for position, original in enumerate(order):
+        out[original] = position
+    return out
 
 
 def _candidates(target: Target) -> list[Candidate]:

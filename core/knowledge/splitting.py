@@ -124,7 +124,7 @@ def _merge_blocks(blocks: list[list[Line]], *, heading: str, cap: int = MAX_CHUN
         if current and size + block_size > cap:
             parts.append((heading, current))
             current, size = [], 0
-        if block_size > cap and not _FENCE.match(block[0][1]):
+        if block_size > cap and not any(_FENCE.match(text) for _, text in block):
             for piece in _cut_lines(block, cap):
                 parts.append((heading, piece))
             continue
@@ -194,7 +194,10 @@ def _split_markdown(path: str, text: str, stem: str) -> Split:
     for heading, section in sections:
         if _heading_only(section):
             continue
-        parts.extend(_merge_blocks(_paragraphs(section, fences=True), heading=heading))
+        blocks = _paragraphs(section, fences=True)
+        if heading and len(blocks) > 1 and _heading_only(blocks[0]):  # a heading stays with what follows it
+            blocks[:2] = [blocks[0] + [(blocks[1][0][0] - 1, "")] + blocks[1]]
+        parts.extend(_merge_blocks(blocks, heading=heading))
     out.chunks = _numbered(parts)
     prose = "\n".join(t for _, t in _outside_fences(lines))
     out.tags = _unique(_front_matter_tags(out.front_matter) + _TAG.findall(_INLINE_CODE.sub(" ", prose)))

@@ -1,0 +1,132 @@
+"""tessera ingest --watch, as a real subprocess: saved, renamed and deleted files reach the index,
+a changed .gitignore re-scans, SIGTERM and Ctrl-C stop it cleanly (docs/knowledge.md "Ingesting")."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from knowledge_helpers import consistency_problems, write_notes
+
+DEADLINE = 60.0
+
+
+class Watcher:
+    """A running ``tessera ingest --watch ROOT`` with its stderr lines collected."""
+
+    def __init__(self, root: Path):
+        self.proc = subprocess.Popen([sys.executable, "-m", "tessera.cli.main", "ingest", "--watch", str(root)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.put(line)
+
+    def wait_line(self, predicate) -> str:
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                assert self.proc.poll() is None, f"the watch exited: {self.seen}"
+                continue
+            self.seen.append(line)
+            if predicate(line):
+                return line
+        raise AssertionError(f"no such line within {DEADLINE} s: {self.seen}")
+
+    def stop(self, sig: int) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=DEADLINE)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def watched(tmp_path):
+    root = write_notes(tmp_path)
+    watcher = Watcher(root)
+    try:
+        watcher.wait_line(lambda line: '"event": "ingest.watching"' in line)
+        yield root, watcher
+    finally:
+        watcher.kill()
+
+
+def store() -> sqlite3.Connection:
+    path = Path(os.environ["TESSERA_HOME"]) / "tessera.db"
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+
+
+def poll(condition, what: str):
+    """Poll ``condition()`` (a fresh read of the store each time) until it is true."""
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        conn = store()
+        try:
+            if condition(conn):
+                return
+        finally:
+            conn.close()
+        time.sleep(0.005)
+    raise AssertionError(f"not within {DEADLINE} s: {what}")
+
+
+def searchable(word: str):
+    return lambda conn: conn.execute("SELECT count(*) FROM knowledge_fts WHERE knowledge_fts MATCH ?", (word,)).fetchone()[0] > 0
+
+
+def paths(conn) -> set[str]:
+    return {row[0] for row in conn.execute("SELECT path FROM knowledge_documents")}
+
+
+def test_saved_renamed_and_deleted_files_reach_the_index_and_sigterm_exits_0(watched):
+    root, watcher = watched
+    (root / "runbooks" / "fresh.md").write_text("# Fresh\n\nThe word zebracorn appears here.\n")
+    poll(searchable("zebracorn"), "a new file's word searchable")
+    batch = json.loads(watcher.wait_line(lambda line: '"event": "ingest.batch"' in line))
+    assert batch["added"] == 1 and "runbooks/fresh.md" in batch["paths"] and batch["level"] == "info"
+
+    (root / "runbooks" / "web.md").write_text("# Web\n\nnow about quokkaflow only\n")
+    poll(searchable("quokkaflow"), "a saved file's new word searchable")
+    poll(lambda conn: not searchable("Remediation")(conn), "a saved file's old text gone")
+
+    (root / "runbooks" / "api.md").rename(root / "runbooks" / "api-renamed.md")
+    poll(lambda conn: {"runbooks/api-renamed.md"} <= paths(conn) and "runbooks/api.md" not in paths(conn), "a rename")
+
+    (root / "notes" / "crashloop.txt").unlink()
+    poll(lambda conn: "notes/crashloop.txt" not in paths(conn), "a delete")
+
+    (root / "scratch.log").write_text("ignored zebrawombat\n")  # *.log is ignored
+    (root / ".gitignore").write_text("*.log\nbuild/\ntools/\n")
+    poll(lambda conn: not any(p.startswith("tools/") for p in paths(conn)), "a .gitignore change re-scans")
+    assert not searchable("zebrawombat")(store())
+
+    assert watcher.stop(signal.SIGTERM) == 0
+    conn = store()
+    assert consistency_problems(conn) == []
+    assert paths(conn) == {"runbooks/fresh.md", "runbooks/web.md", "runbooks/api-renamed.md"}
+
+
+def test_ctrl_c_exits_130_with_the_index_consistent(watched):
+    root, watcher = watched
+    for i in range(20):
+        (root / "runbooks" / f"many-{i}.md").write_text(f"# Many {i}\n\nword{i}x\n")
+    assert watcher.stop(signal.SIGINT) == 130
+    assert consistency_problems(store()) == []
