@@ -27,7 +27,7 @@ import sqlite3
 import threading
 import weakref
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from tessera.core.errors import QueryError, printable
 from tessera.core.knowledge.search_text import SYNTAX_HINT, ParsedSearch, parse
@@ -39,10 +39,10 @@ BM25_HALF = 10.0
 RRF_K = 60
 MARK_START, MARK_END, ELLIPSIS = "«", "»", "…"
 SNIPPET_TOKENS = 24
-FUSION_DEPTH = 200  # how deep into each ranking the fusion looks (ranks past it add < 1/260 each)
+FUSION_DEPTH = 100  # how deep into each ranking the fusion looks (a rank past it would add < 1/160)
 MAX_LIMIT = 10_000
 
-_RANK = "bm25(" + ", ".join(str(w) for w in BM25_WEIGHTS) + ")"
+_BM25 = "bm25(knowledge_fts, " + ", ".join(str(w) for w in BM25_WEIGHTS) + ")"
 
 
 @dataclass
@@ -99,10 +99,33 @@ def _check(text: str, mode: str, per: str, limit: int) -> ParsedSearch:
         raise QueryError(f"'{printable(per)}' is not a way to rank hits", hint=f"use one of {', '.join(PER)}")
     if not 0 <= limit <= MAX_LIMIT:
         raise QueryError(f"a search returns 0 to {MAX_LIMIT} hits, not {limit}")
+    return check_syntax(text)
+
+
+_syntax_conn: sqlite3.Connection | None = None
+_syntax_lock = threading.Lock()
+
+
+def check_syntax(text: str) -> ParsedSearch:
+    """``text`` parsed and its FTS5 expression tried on an empty in-memory index, so bad syntax
+    is the same one-line QueryError with no store, or a store with nothing in it.
+
+    Raises:
+        QueryError for bad syntax or a text without a word.
+    """
+    global _syntax_conn
     parsed = parse(text)
     if not parsed.fts:
         raise QueryError(f"the search text '{printable(text)}' has no word to look for",
                          hint="give at least one word (letters or digits)")
+    with _syntax_lock:
+        if _syntax_conn is None:
+            _syntax_conn = sqlite3.connect(":memory:", check_same_thread=False)
+            _syntax_conn.execute("CREATE VIRTUAL TABLE knowledge_fts USING fts5(title, heading, text, path)")
+        try:
+            _syntax_conn.execute("SELECT rowid FROM knowledge_fts WHERE knowledge_fts MATCH ?", (parsed.fts,)).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise _syntax_error(text, exc) from None
     return parsed
 
 
@@ -116,9 +139,9 @@ class Searcher:
         self.conn = conn
         self._lock = threading.Lock()
         self._version: int | None = None
-        self._ids: Any = None       # chunk ids (int64), rows of _matrix
-        self._docs: Any = None      # each row's document id
-        self._matrix: Any = None    # (n, 256) float32 unit vectors
+        self._ids: Any = None       # every chunk's id (int64, ascending)
+        self._docs: Any = None      # its document's id
+        self._matrix: Any = None    # its embedding, (n, 256) float32 unit vectors; None until needed
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -139,8 +162,6 @@ class Searcher:
         """
         parsed = _check(text, mode, per, limit)
         if limit == 0 or not has_knowledge(self.conn):
-            if mode != "semantic":
-                self._validate(text, parsed)
             return []
         with self._lock:
             return self._search(text, parsed, limit=limit, mode=mode, per=per, source=source)
@@ -156,142 +177,130 @@ class Searcher:
             lexical = self._bm25(text, parsed) if mode != "semantic" else []
             if mode == "bm25":
                 return dict(lexical)
-            semantic = self._semantic_ranking(parsed, depth=None)
+            semantic = self._semantic(parsed, None, per="chunk")
             if mode == "semantic":
                 return dict(semantic)
             return _fuse([[c for c, _ in lexical], [c for c, _ in semantic]])
 
     # -- rankings -------------------------------------------------------------------------------
 
-    def _bm25(self, text: str, parsed: ParsedSearch) -> list[tuple[int, float]]:
-        """Every matching chunk, best first: (chunk id, score)."""
+    def _bm25(self, text: str, parsed: ParsedSearch, limit: int | None = None) -> list[tuple[int, float]]:
+        """The best ``limit`` matching chunks (all when None), best first: (chunk id, score)."""
         try:
             rows = self.conn.execute(
-                "SELECT rowid, rank FROM knowledge_fts WHERE knowledge_fts MATCH ? AND rank MATCH ?"
-                " ORDER BY rank, rowid", (parsed.fts, _RANK)).fetchall()
+                f"SELECT rowid, {_BM25} AS b FROM knowledge_fts WHERE knowledge_fts MATCH ? ORDER BY b, rowid"
+                + (" LIMIT ?" if limit is not None else ""), (parsed.fts,) if limit is None else (parsed.fts, limit)).fetchall()
         except sqlite3.OperationalError as exc:
             if not _is_syntax_error(exc):
                 raise
             raise _syntax_error(text, exc) from None
         return [(rowid, _bm25_score(rank)) for rowid, rank in rows]
 
-    def _validate(self, text: str, parsed: ParsedSearch) -> None:
-        try:
-            self.conn.execute("SELECT rowid FROM knowledge_fts WHERE knowledge_fts MATCH ? LIMIT 1",
-                              (parsed.fts,)).fetchall()
-        except sqlite3.OperationalError as exc:
-            if _is_syntax_error(exc):
-                raise _syntax_error(text, exc) from None
-            if "no such table" not in str(exc):
-                raise
+    def _bm25_documents(self, text: str, parsed: ParsedSearch, count: int) -> list[tuple[int, float]]:
+        """The best chunk of each of the ``count`` best-matching documents, best first. FTS5
+        scores every match whatever the LIMIT; fewer rows fetched is less to sort and carry."""
+        self._load(vectors=False)
+        fetch = max(4 * count, 40)
+        while True:
+            ranked = self._bm25(text, parsed, fetch)
+            best = _best_per_document(ranked, self._documents_of([c for c, _ in ranked]), count)
+            if len(best) >= count or len(ranked) < fetch:
+                return best
+            fetch *= 4
 
-    def _semantic_ranking(self, parsed: ParsedSearch, *, depth: int | None) -> list[tuple[int, float]]:
-        """Chunks by cosine with the query's words, best first, positive cosines only (the best
-        ``depth`` when given, else all)."""
-        import numpy as np
-
+    def _cosines(self, parsed: ParsedSearch) -> Any:
+        """Each chunk's cosine with the query's words (rows of _ids), or None with nothing to compare."""
         from tessera.core.knowledge.embedding import embed
 
-        self._load_vectors()
-        if self._matrix is None or not len(self._ids) or not parsed.words.strip():
+        self._load(vectors=True)
+        if not len(self._ids) or not parsed.words.strip():
+            return None
+        return self._matrix @ embed([parsed.words])[0]
+
+    def _semantic(self, parsed: ParsedSearch, count: int | None, *, per: str) -> list[tuple[int, float]]:
+        """The ``count`` closest chunks (or the closest chunk of the ``count`` closest documents),
+        best first, positive cosines only; count None: every chunk."""
+        import numpy as np
+
+        cosines = self._cosines(parsed)
+        if cosines is None:
             return []
-        query = embed([parsed.words])[0]
-        cosines = self._matrix @ query
-        if depth is not None and depth < len(cosines):
-            top = np.argpartition(-cosines, depth)[:depth]
+        total = len(cosines)
+        take = total if count is None else min(total, max(8 * count, 256))
+        while True:
+            top = np.argpartition(-cosines, take - 1)[:take] if take < total else np.arange(total)
             order = top[np.lexsort((self._ids[top], -cosines[top]))]
-        else:
-            order = np.lexsort((self._ids, -cosines))
-        return [(int(self._ids[i]), float(cosines[i])) for i in order if cosines[i] > 0]
+            order = order[cosines[order] > 0]
+            if per == "chunk":
+                return [(int(self._ids[i]), float(cosines[i])) for i in order[:count]]
+            seen: set[int] = set()
+            out = []
+            for i in order:
+                doc = int(self._docs[i])
+                if doc not in seen:
+                    seen.add(doc)
+                    out.append((int(self._ids[i]), float(cosines[i])))
+                    if count is not None and len(out) >= count:
+                        return out
+            if take >= total:
+                return out
+            take = min(total, take * 4)
 
-    def _semantic_documents(self, parsed: ParsedSearch, count: int) -> list[tuple[int, float]]:
-        """The best chunk of each of the ``count`` closest documents, best first."""
-        import numpy as np
-
-        self._load_vectors()
-        if self._matrix is None or not len(self._ids):
-            return []
-        from tessera.core.knowledge.embedding import embed
-
-        if not parsed.words.strip():
-            return []
-        cosines = self._matrix @ embed([parsed.words])[0]
-        order = np.lexsort((self._ids, -cosines))
-        seen: set[int] = set()
-        out = []
-        for i in order:
-            if cosines[i] <= 0:
-                break
-            doc = int(self._docs[i])
-            if doc not in seen:
-                seen.add(doc)
-                out.append((int(self._ids[i]), float(cosines[i])))
-                if len(out) >= count:
-                    break
-        return out
-
-    def _load_vectors(self) -> None:
+    def _load(self, *, vectors: bool) -> None:
+        """Every chunk's id and document (and embedding, when ``vectors``), read again when
+        knowledge_changes moved on since they were read."""
         version = self.version()
-        if self._matrix is not None and version == self._version:
+        if self._version == version and (self._matrix is not None or not vectors):
             return
         import numpy as np
 
-        from tessera.core.knowledge.embedding import DIMENSIONS, from_blobs
-
-        rows = self.conn.execute("SELECT id, document_id, embedding FROM knowledge_chunks"
-                                 " WHERE embedding IS NOT NULL ORDER BY id").fetchall()
+        columns = "id, document_id, embedding" if vectors else "id, document_id"
+        rows = self.conn.execute(f"SELECT {columns} FROM knowledge_chunks ORDER BY id").fetchall()
         self._ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         self._docs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
-        blobs = [r[2] for r in rows]
-        if blobs and all(len(b) == DIMENSIONS * 4 for b in blobs):
-            self._matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), DIMENSIONS)
-        else:
-            self._matrix = from_blobs(blobs)
+        self._matrix = _matrix([r[2] for r in rows]) if vectors else None
         self._version = version
+
+    def _documents_of(self, chunk_ids: list[int]) -> dict[int, int]:
+        """Chunk id -> document id, from the ids read by _load (a chunk written since is left
+        out: the next search reads them again)."""
+        import numpy as np
+
+        if not chunk_ids or not len(self._ids):
+            return {}
+        wanted = np.asarray(chunk_ids, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self._ids, wanted), len(self._ids) - 1)
+        found = self._ids[at] == wanted
+        return {int(c): int(d) for c, d in zip(wanted[found], self._docs[at][found])}
 
     # -- one search -----------------------------------------------------------------------------
 
     def _search(self, text: str, parsed: ParsedSearch, *, limit: int, mode: str, per: str, source: str) -> list[Hit]:
-        if mode == "semantic":
-            self._validate(text, parsed)  # the same text is refused in every mode
-        lexical: list[tuple[int, float]] = self._bm25(text, parsed) if mode != "semantic" else []
-        docs = self._documents_of([c for c, _ in lexical]) if per == "document" and lexical else {}
         if mode == "bm25":
-            ranked = _best_per_document(lexical, docs, limit) if per == "document" else lexical[:limit]
+            ranked = self._bm25_documents(text, parsed, limit) if per == "document" else self._bm25(text, parsed, limit)
             return self._hits(ranked, parsed, matched={c for c, _ in ranked}, source=source)
-        if per == "document":
-            semantic = self._semantic_documents(parsed, max(limit, FUSION_DEPTH) if mode == "hybrid" else limit)
-        else:
-            semantic = self._semantic_ranking(parsed, depth=max(limit, FUSION_DEPTH) if mode == "hybrid" else limit)
         if mode == "semantic":
-            return self._hits(semantic[:limit], parsed, matched=set(), source=source)
+            return self._hits(self._semantic(parsed, limit, per=per), parsed, matched=set(), source=source)
+        depth = max(limit, FUSION_DEPTH)
         if per == "document":
-            lexical_docs = _best_per_document(lexical, docs, FUSION_DEPTH)
-            shown = {self._document_of(c, docs): c for c, _ in reversed(semantic)}
-            shown.update({docs[c]: c for c, _ in reversed(lexical_docs)})  # words that match make the better snippet
-            doc_of = {c: self._document_of(c, docs) for c, _ in semantic} | {c: docs[c] for c, _ in lexical_docs}
-            fused = _fuse([[doc_of[c] for c, _ in lexical_docs], [doc_of[c] for c, _ in semantic]])
-            ranked = [(shown[d], s) for d, s in sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
+            # one FTS5 query however common the words: the documents among its best chunks
+            self._load(vectors=True)
+            ranked = self._bm25(text, parsed, 3 * depth)
+            lexical = _best_per_document(ranked, self._documents_of([c for c, _ in ranked]), depth)
         else:
-            fused = _fuse([[c for c, _ in lexical[:FUSION_DEPTH]], [c for c, _ in semantic]])
+            lexical = self._bm25(text, parsed, depth)
+        semantic = self._semantic(parsed, depth, per=per)
+        if per == "document":
+            docs = self._documents_of([c for c, _ in lexical] + [c for c, _ in semantic])
+            shown = {docs[c]: c for c, _ in reversed(semantic) if c in docs}
+            shown.update({docs[c]: c for c, _ in reversed(lexical) if c in docs})  # matched words: the better snippet
+            fused = _fuse([[docs[c] for c, _ in lexical if c in docs], [docs[c] for c, _ in semantic if c in docs]])
+            ranked = [(shown[d], score) for d, score in sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
+        else:
+            fused = _fuse([[c for c, _ in lexical], [c for c, _ in semantic]])
             ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
         matched = {c for c, _ in lexical}
         return self._hits(ranked, parsed, matched={c for c, _ in ranked if c in matched}, source=source)
-
-    def _documents_of(self, chunk_ids: list[int]) -> dict[int, int]:
-        out: dict[int, int] = {}
-        for part in _batches(chunk_ids, 500):
-            marks = ",".join("?" * len(part))
-            out.update(self.conn.execute(f"SELECT id, document_id FROM knowledge_chunks WHERE id IN ({marks})", part))
-        return out
-
-    def _document_of(self, chunk_id: int, known: dict[int, int]) -> int:
-        if chunk_id in known:
-            return known[chunk_id]
-        import numpy as np
-
-        i = int(np.searchsorted(self._ids, chunk_id))  # _ids is sorted (ORDER BY id)
-        return int(self._docs[i])
 
     def _hits(self, ranked: list[tuple[int, float]], parsed: ParsedSearch, *, matched: set[int], source: str) -> list[Hit]:
         if not ranked:
@@ -321,6 +330,18 @@ class Searcher:
         return out
 
 
+def _matrix(blobs: list[bytes | None]) -> Any:
+    """The stored vectors as one (n, DIMENSIONS) array; a chunk without one is a zero row (its
+    cosine is 0: never a semantic hit)."""
+    import numpy as np
+
+    from tessera.core.knowledge.embedding import DIMENSIONS, from_blobs
+
+    if blobs and all(b is not None and len(b) == DIMENSIONS * 4 for b in blobs):
+        return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), DIMENSIONS)
+    return from_blobs(blobs)
+
+
 def _bm25_score(rank: float) -> float:
     b = max(0.0, -float(rank))
     return b / (b + BM25_HALF)
@@ -341,8 +362,8 @@ def _best_per_document(ranked: list[tuple[int, float]], docs: dict[int, int], co
     seen: set[int] = set()
     out = []
     for chunk_id, score in ranked:
-        doc = docs[chunk_id]
-        if doc not in seen:
+        doc = docs.get(chunk_id)
+        if doc is not None and doc not in seen:
             seen.add(doc)
             out.append((chunk_id, score))
             if len(out) >= count:
@@ -353,11 +374,6 @@ def _best_per_document(ranked: list[tuple[int, float]], docs: dict[int, int], co
 def _opening(text: str, words: int = SNIPPET_TOKENS) -> str:
     parts = text.split()
     return " ".join(parts[:words]) + (ELLIPSIS if len(parts) > words else "")
-
-
-def _batches(items: list[int], size: int) -> Iterable[list[int]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
 
 
 def _is_syntax_error(exc: sqlite3.OperationalError) -> bool:
@@ -414,7 +430,7 @@ def search_many(stores: list[tuple[str, Any]], text: str, *, limit: int = 10, mo
     left out with a warning (``on_warning``); bad search syntax is the user's and raises.
     Ties are broken by the stores' order, then path.
     """
-    parse(text)  # an unbalanced quote is refused once, before any store is read
+    check_syntax(text)  # bad syntax is refused once, before any store is read
     merged: list[tuple[int, Hit]] = []
     for order, (label, store) in enumerate(stores):
         finder = store if isinstance(store, Searcher) else searcher(store)
