@@ -153,9 +153,12 @@ def index_size(db: Path, bytes_ingested: int) -> dict:
         conn.close()
     store = db.stat().st_size
     wal = db.with_name(db.name + "-wal")
+    knowledge = sum(by_table.values()) or None
     return {"store_bytes": store, "wal_bytes_after_checkpoint": wal.stat().st_size if wal.exists() else 0,
             "corpus_bytes_ingested": bytes_ingested,
             "ratio": round(store / bytes_ingested, 3) if bytes_ingested else None,
+            "knowledge_bytes": knowledge,
+            "knowledge_ratio": round(knowledge / bytes_ingested, 3) if knowledge and bytes_ingested else None,
             "embedding_bytes": embeddings, "chunk_text_bytes": text,
             "by_table_bytes": dict(sorted(by_table.items(), key=lambda kv: -kv[1]))}
 
@@ -170,8 +173,10 @@ def watch_latency(tessera: str, env: dict, copy: Path, db: Path, samples: int, w
     # evenly spaced over the sorted list, so the edited files are of every size
     step = max(1, len(readmes) // (samples + warmups))
     targets = [readmes[(i * step) % len(readmes)] for i in range(samples + warmups)]
+    stderr_path = copy.parent / "watch.stderr"  # a file, not a pipe: one line per batch must never block it
+    stderr = stderr_path.open("w")
     proc = subprocess.Popen([tessera, "ingest", "--watch", str(copy)], env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=stderr)
     ro = None
     latencies: list[float] = []
     sizes: list[int] = []
@@ -187,8 +192,8 @@ def watch_latency(tessera: str, env: dict, copy: Path, db: Path, samples: int, w
             found = None
             while time.perf_counter() - saved < limit:
                 if proc.poll() is not None:
-                    return {"error": f"tessera ingest --watch exited {proc.returncode}: "
-                                     f"{(proc.stderr.read() or '').strip().splitlines()[-1:]}"}
+                    last = (stderr_path.read_text().strip().splitlines() or [""])[-1]
+                    return {"error": f"tessera ingest --watch exited {proc.returncode}: {last[:300]}"}
                 if ro is None and db.exists():
                     ro = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
                 if ro is not None:
@@ -220,6 +225,7 @@ def watch_latency(tessera: str, env: dict, copy: Path, db: Path, samples: int, w
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        stderr.close()
     result = {"ms": percentiles(latencies), "edited_file_bytes_median": sorted(sizes)[len(sizes) // 2] if sizes else None,
               "missed": missed, "warmups": warmups, "watch_exit": proc.returncode,
               "target_p95_ms": WATCH_TARGET_P95_MS}
@@ -428,7 +434,7 @@ def run(tmp: Path, corpus: Path, queries: list[dict], tessera: str, args) -> int
         finally:
             conn.close()
     else:
-        seconds, proc = run_tessera(tessera, ["ingest", str(copy)], env, timeout=3600)
+        seconds, proc = run_tessera(tessera, ["ingest", "-o", "json", str(copy)], env, timeout=3600)
         if proc.returncode != 0:
             out["full_ingest"] = {"error": failure(proc), "seconds": round(seconds, 2)}
             print(json.dumps(out))
@@ -441,7 +447,7 @@ def run(tmp: Path, corpus: Path, queries: list[dict], tessera: str, args) -> int
                           "chunks": state["chunks"], "kinds": state["kinds"], "summary": summary}
 
     log("re-ingest, nothing changed")
-    seconds, proc = run_tessera(tessera, ["ingest", str(copy)], env, timeout=3600)
+    seconds, proc = run_tessera(tessera, ["ingest", "-o", "json", str(copy)], env, timeout=3600)
     again = store_state(db)
     reingest = {"seconds": round(seconds, 2), "summary": last_json(proc.stdout),
                 "changes_logged": again["last_change"] - state["last_change"],
