@@ -75,3 +75,25 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
     watch = result["watch_to_searchable"]
     assert "error" not in watch, watch
     assert watch["missed"] == [] and watch["ms"]["n"] == 3
+
+
+def test_paraphrases_target_30_distinct_keps_without_their_title_words() -> None:
+    import re
+
+    import yaml
+
+    queries = json.loads((REPO / "bench" / "paraphrases.json").read_text())
+    assert len(queries) == 30 and len({q["kep"] for q in queries}) == 30
+    corpus = Path(os.environ.get("TESSERA_SHARED", REPO.parent / "shared")) / "corpus" / "kubernetes-keps"
+    if not corpus.is_dir():
+        import pytest
+
+        pytest.skip(f"KEP corpus absent: {corpus} not found (it lives in ../shared beside the checkout)")
+    small = {"a", "an", "the", "of", "for", "in", "to", "and", "on", "by", "with", "from", "support", "add"}
+    for q in queries:
+        folder = corpus / q["kep"]
+        assert (folder / "README.md").is_file(), q["kep"]
+        title = yaml.safe_load((folder / "kep.yaml").read_text())["title"].strip()
+        assert q["title"] == title
+        title_words = set(re.findall(r"[a-z0-9]+", title.lower())) - small
+        assert not title_words & set(re.findall(r"[a-z0-9]+", q["query"].lower())), q["kep"]
