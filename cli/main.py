@@ -41,7 +41,7 @@ COMMAND_MODULES: dict[str, str] = {
     "peer": "tessera.cli.peer",
     "serve": "tessera.cli.serve",
     "blob": "tessera.cli.blob",
-    "ingest": "tessera.cli.ingest",
+    "ingest": "tessera.cli.knowledge_ingest",
     "search": "tessera.cli.search",
 }
 # Root options that take a value (``--correlation ID``): the word after one is not the command.

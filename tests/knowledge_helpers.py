@@ -156,7 +156,7 @@ def consistency_problems(conn) -> list[str]:
                            " ON d.id = c.document_id WHERE d.id IS NULL").fetchone()[0]
     if orphans:
         problems.append(f"{orphans} chunks without a document")
-    for doc_id, path, size, n, low, high in conn.execute(
+    for _doc_id, path, size, n, low, high in conn.execute(
             "SELECT d.id, d.path, d.size, count(c.id), min(c.ordinal), max(c.ordinal) FROM knowledge_documents d"
             " LEFT JOIN knowledge_chunks c ON c.document_id = d.id GROUP BY d.id"):
         if n == 0 and size > 0:

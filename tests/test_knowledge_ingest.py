@@ -67,6 +67,11 @@ def test_a_long_section_is_cut_at_paragraphs_and_an_empty_section_is_no_chunk():
     assert [c.ordinal for c in parts.chunks] == list(range(len(parts.chunks)))
 
 
+def test_a_file_of_only_headings_is_one_chunk_and_one_of_only_comments_none():
+    assert [(c.heading, c.text) for c in split("h.md", "# Only\n\n## Headings\n").chunks] == [("Only", "# Only\n\n## Headings")]
+    assert split("c.md", "<!-- nothing rendered -->\n").chunks == []
+
+
 def test_front_matter_tags_links_and_title_precedence():
     text = ("---\ntitle: From front matter\ntags: [a, b]\nreview: 2026-01-02\n---\n# The H1\n"
             "See [docs](https://d.example/x \"t\"), <https://auto.example/y>, [[Wiki Page|label]] and [ref].\n"
@@ -109,7 +114,19 @@ def test_other_code_by_blocks_with_definition_headings_and_broken_python_falls_b
     assert [c.heading for c in broken.chunks] == ["def ok():", "def broken(:"]
     kep = split("keps/sig-x/1-a/kep.yaml", "title: A\nkep-number: 1\nauthors:\n  - \"@x\"\n\nstage: beta\n")
     assert kep.kind == "code" and kep.language == "yaml"
-    assert [c.heading for c in kep.chunks] == ["title: A", "stage: beta"]
+    assert [(c.heading, c.start_line, c.end_line) for c in kep.chunks] == [("", 1, 6)]  # metadata read whole
+    manifests = split("k8s/app.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  namespace: shop\n  name: web\n"
+                                      "spec: {}\n---\nkind: Service\nmetadata:\n  name: api\n")
+    assert [(c.heading, c.start_line, c.end_line) for c in manifests.chunks] == [("Deployment/web", 1, 6), ("Service/api", 8, 10)]
+
+
+def test_html_comments_are_not_text_nor_headings_nor_fences():
+    parts = split("k.md", "<!-- template notes\n``` an unclosed fence in a comment\n# not a heading\n-->\n# KEP-1: Real\n\n"
+                          "## Summary\ntext <!-- inline --> kept\n\n## Empty\n<!-- only a comment -->\n\n## Code\n"
+                          "```\n<!-- in code it stays -->\n```\n")
+    assert [(c.heading, c.start_line) for c in parts.chunks] == [("KEP-1: Real > Summary", 7), ("KEP-1: Real > Code", 13)]
+    assert parts.chunks[0].text == "## Summary\ntext  kept" and "<!-- in code it stays -->" in parts.chunks[1].text
+    assert parts.title == "KEP-1: Real"
 
 
 def test_plain_text_paragraphs_merge_up_to_the_cap():
@@ -167,6 +184,25 @@ def test_reingesting_unchanged_files_writes_nothing_even_with_a_new_mtime(tmp_pa
     assert changes(conn) == before and events.last_position(conn) == log_before  # no change row, no event
 
 
+def test_reindex_rewrites_unchanged_files_with_what_splitting_and_mentions_make_now(tmp_path, monkeypatch):
+    from tessera.core.knowledge import mentions
+
+    root = write_notes(tmp_path)
+    conn = connect()
+    ingest_paths(conn, [str(root)])
+    fake = {"kind": "Deployment", "name": "upgraded", "namespace": None, "form": "test"}
+    monkeypatch.setattr(mentions, "extract", lambda text: [fake])  # an upgraded extractor
+    assert ingest_paths(conn, [str(root)]).unchanged == 5  # content unchanged: kept as stored
+    assert index.read_document(conn, str(root), "runbooks/web.md").chunks[0].mentions != [fake]
+    before = changes(conn)
+    seen = []
+    summary = ingest_paths(conn, [str(root)], reindex=True, on_change=seen.append)
+    assert (summary.updated, summary.unchanged, summary.added) == (5, 0, 0)
+    assert all(c.mentions == [fake] for c in index.read_document(conn, str(root), "runbooks/web.md").chunks)
+    assert changes(conn) == before + 10 and [c["op"] for c in seen] == ["upsert"] * 5  # a delete and an upsert each
+    assert consistency_problems(conn) == []
+
+
 def test_a_run_that_changed_something_appends_one_event_with_its_summary(tmp_path):
     from tessera.core import events
 
@@ -174,13 +210,11 @@ def test_a_run_that_changed_something_appends_one_event_with_its_summary(tmp_pat
     conn = connect()
     ingest_paths(conn, [str(root)])
     (root / "runbooks" / "web.md").write_text("# Web\n\nnew text\n")
-    start = events.last_position(conn)
     ingest_paths(conn, [str(root)])
-    new = [e for e in events.read(conn) if e.subject.startswith("knowledge.ingest.")]
-    latest = [e for e in new if e.seq > 1]
-    assert len(new) == 2 and new[-1].subject == "knowledge.ingest.done"
-    assert new[-1].data["updated"] == 1 and new[-1].data["roots"] == [str(root)]
-    assert events.last_position(conn) > start and latest
+    ingest_paths(conn, [str(root)])  # nothing changed: no event
+    runs = [e for e in events.read(conn) if e.subject.startswith("knowledge.ingest.")]
+    assert [e.subject for e in runs] == ["knowledge.ingest.done"] * 2
+    assert runs[0].data["added"] == 5 and runs[1].data["updated"] == 1 and runs[1].data["roots"] == [str(root)]
 
 
 def test_changed_file_is_updated_and_removed_file_removed_only_under_its_root(tmp_path):
@@ -213,6 +247,24 @@ def test_a_file_path_ingests_that_file_without_removing_its_siblings(tmp_path):
     # the file belongs to the ingested root now: its document there is updated, nothing else moves
     assert (again.added, again.updated, again.removed) == (0, 1, 0)
     assert len(index.stored_hashes(conn, str(root))) == 5
+
+
+def test_a_folder_inside_an_ingested_root_is_ingested_as_part_of_it(tmp_path):
+    root = write_notes(tmp_path)
+    conn = connect()
+    ingest_paths(conn, [str(root)])
+    (root / "runbooks" / "web.md").unlink()
+    (root / "runbooks" / "db.md").write_text("# DB\n\nPostgres failover.\n")
+    (root / "tools" / "check.sh").unlink()  # outside the folder ingested next: stays stored
+    summary = ingest_paths(conn, [str(root / "runbooks")])
+    assert (summary.added, summary.removed, summary.unchanged) == (1, 1, 1)
+    assert [r["root"] for r in index.roots(conn)] == [str(root)]
+    assert sorted(index.stored_hashes(conn, str(root))) == [
+        "notes/crashloop.txt", "runbooks/api.md", "runbooks/db.md", "tools/check.sh", "tools/restart.py"]
+    # a file the root's .gitignore leaves out is skipped when named, as `git add` refuses it
+    named = ingest_paths(conn, [str(root / "debug.log"), str(root / ".private" / "secret.md")])
+    assert named.skipped == {"ignored": 2} and named.added == 0
+    assert "debug.log" not in index.stored_hashes(conn, str(root)) and len(index.roots(conn)) == 1
 
 
 def test_symlinked_root_is_canonical_and_root_given_kept(tmp_path):
@@ -308,6 +360,26 @@ def test_a_bad_jsonl_line_names_its_number_and_keeps_the_lines_before_it():
         with pytest.raises(InputError, match=message):
             ingest_jsonl(conn, [bad])
     assert list(index.stored_hashes(conn, "-")) == ["ok.md"] and consistency_problems(conn) == []
+
+
+def test_jsonl_bytes_that_are_not_text_and_overlong_lines_are_refused_by_line():
+    conn = connect()
+    good = json.dumps({"path": "ok.md", "text": "# Ok\n\nfine\n"}).encode() + b"\n"
+    with pytest.raises(InputError, match=r"^stdin:2: not UTF-8 \(byte 30\)"):
+        ingest_jsonl(conn, [good, b'{"path": "a.md", "text": "caf\xe9"}\n'])
+    with pytest.raises(InputError, match=r"^stdin:1: holds a lone surrogate \(\\ud800\)"):
+        ingest_jsonl(conn, [b'{"path": "b.md", "text": "\\ud800"}\n'])
+    with pytest.raises(InputError, match=r"^stdin:1: the line is over the 100-byte input limit"):
+        ingest_jsonl(conn, [b"x" * 101], max_line_bytes=100)
+    assert list(index.stored_hashes(conn, "-")) == ["ok.md"] and consistency_problems(conn) == []
+
+
+def test_cli_stdin_line_over_the_input_limit_is_refused_without_reading_it_whole(tmp_path):
+    line = json.dumps({"path": "big.md", "text": "x" * 5000})
+    proc = tessera("ingest", "-", stdin=json.dumps({"path": "a.md", "text": "# A\nx\n"}) + "\n" + line + "\n",
+                   env={"TESSERA_MAX_INPUT_BYTES": "4KiB"})
+    assert proc.returncode == 2 and proc.stderr.startswith("tessera: stdin:2: the line is over the 4,096-byte input limit")
+    assert list(index.stored_hashes(connect(), "-")) == ["a.md"]
 
 
 def test_jsonl_delete_lines_remove():
@@ -408,3 +480,37 @@ def test_embed_gives_wordllama_own_vectors_and_every_chunk_gets_one(tmp_path):
     from tessera.core.knowledge.ingest import embedding_text
 
     assert np.abs(stored - embedding.embed([embedding_text(doc, c) for c in doc.chunks])).max() < 1e-6
+
+
+def test_cli_draws_a_progress_bar_when_stderr_is_a_terminal(tmp_path):
+    import pty
+    import threading
+
+    root = write_notes(tmp_path)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([*TSR, "ingest", str(root)], stdout=subprocess.PIPE, stderr=follower,
+                            env={**os.environ, "COLUMNS": "120"})
+    os.close(follower)  # the child holds its copy: reading ends (EIO) once it exits
+    chunks: list[bytes] = []
+
+    def read_terminal():
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=read_terminal, daemon=True)
+    reader.start()
+    try:
+        stdout, _ = proc.communicate(timeout=300)
+        reader.join(60)
+    finally:
+        os.close(leader)
+    assert proc.returncode == 0 and stdout == b""
+    text = b"".join(chunks).decode("utf-8", "replace")
+    assert "ingesting" in text and "/6" in text  # the bar: files done of 6
+    assert "tessera: ingested " in text and "5 added" in text

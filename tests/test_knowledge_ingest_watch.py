@@ -130,3 +130,28 @@ def test_ctrl_c_exits_130_with_the_index_consistent(watched):
         (root / "runbooks" / f"many-{i}.md").write_text(f"# Many {i}\n\nword{i}x\n")
     assert watcher.stop(signal.SIGINT) == 130
     assert consistency_problems(store()) == []
+
+
+def test_a_file_saved_during_the_first_ingest_is_not_missed(tmp_path):
+    """watch() calls on_ready (where the CLI runs its first full ingest) only once the watcher
+    runs: a save then is applied right after, not lost until the next save."""
+    from tessera.core.knowledge.ingest import resolve_targets
+    from tessera.core.knowledge.watching import watch
+    from tessera.core.store.db import connect
+
+    root = write_notes(tmp_path)
+    conn = connect()
+    stop = threading.Event()
+
+    def save_during_first_ingest():
+        (root / "runbooks" / "web.md").write_text("# Web\n\nsaved while ingesting: platypusword\n")
+
+    worker = threading.Thread(target=watch, args=(conn, resolve_targets([str(root)]), stop),
+                              kwargs={"on_ready": save_during_first_ingest}, daemon=True)
+    worker.start()
+    try:
+        poll(searchable("platypusword"), "the save made during the first ingest applied")
+    finally:
+        stop.set()
+        worker.join(DEADLINE)
+    assert not worker.is_alive()

@@ -68,7 +68,7 @@ class IngestSummary:
     def line(self) -> str:
         """``ingested notes: 12 added, 3 updated, 640 unchanged, 2 removed; skipped 4 (3 binary,
         1 oversized) in 1.2 s`` (roots escaped for the terminal)."""
-        text = (f"ingested {printable(', '.join(self.roots))}: {self.added} added, {self.updated} updated, "
+        text = (f"ingested {printable(', '.join(self.roots)) or 'no documents'}: {self.added} added, {self.updated} updated, "
                 f"{self.unchanged} unchanged, {self.removed} removed")
         total = sum(self.skipped.values())
         if total:
@@ -79,24 +79,36 @@ class IngestSummary:
 
 @dataclass
 class Target:
-    """One PATH of a run: its canonical root, the root as typed, and for a file PATH the one
-    path under that root it covers (removals are then limited to it)."""
+    """One PATH of a run: its canonical root and the root as typed; for a file PATH the one path
+    under that root it covers (``only``), for a folder inside an ingested root the folder under
+    that root (``under``). Removals are limited to what the target covers."""
 
     root: Path
     root_given: str
     only: str | None = None
+    under: str | None = None
+
+    def covers(self, path: str) -> bool:
+        """Whether ``path`` (relative to the root) is this target's to add or remove."""
+        if self.only is not None:
+            return path == self.only
+        return self.under is None or path.startswith(self.under + "/")
 
 
 def resolve_targets(paths: list[str], *, known_roots: dict[str, str] | None = None) -> list[Target]:
     """Each PATH canonicalised (symlinks resolved); all are checked before anything is done.
 
-    A file's root is the deepest of ``known_roots`` (roots already ingested) holding it, so that
-    ingesting one edited file of an ingested folder updates that folder's document; else the
-    file's own folder.
+    A PATH inside a root already ingested (``known_roots``: canonical -> as given; the deepest
+    one holding it) is ingested as part of that root: ``tessera ingest notes/runbooks/web.md``
+    after ``tessera ingest notes`` updates that document instead of making a second copy under
+    a new root. Otherwise a folder is its own root and a file's root is its folder. Either way
+    the root's .gitignore files and hidden folders apply (a file they leave out is skipped as
+    "ignored", as ``git add`` refuses one).
 
     Raises:
         UsageError (exit 2) for a path that does not exist or is neither a file nor a folder.
     """
+    known = known_roots or {}
     targets: list[Target] = []
     for given in paths:
         try:
@@ -106,24 +118,32 @@ def resolve_targets(paths: list[str], *, known_roots: dict[str, str] | None = No
             reason = getattr(exc, "strerror", None) or "no such file or folder"
             raise UsageError(f"cannot ingest '{printable(given)}': {reason}",
                              hint="give an existing file or folder; nothing was ingested") from None
-        if stat.S_ISDIR(mode):
-            targets.append(Target(real, given))
-        elif stat.S_ISREG(mode):
-            holders = [Path(r) for r in known_roots or {} if r.startswith("/") and real.is_relative_to(r)]
-            if holders:
-                root = max(holders, key=lambda r: len(r.parts))
-                targets.append(Target(root, (known_roots or {})[str(root)], real.relative_to(root).as_posix()))
-            else:
-                targets.append(Target(real.parent, os.path.dirname(given.rstrip("/")) or ".", real.name))
-        else:
+        is_dir = stat.S_ISDIR(mode)
+        if not is_dir and not stat.S_ISREG(mode):
             raise UsageError(f"cannot ingest '{printable(given)}': not a regular file or folder",
                              hint="give a file or folder; nothing was ingested")
+        holder = _holding_root(real, known)
+        if holder is not None:
+            rel = real.relative_to(holder).as_posix()
+            targets.append(Target(holder, known[str(holder)], only=None if is_dir else rel, under=rel if is_dir else None))
+        elif is_dir:
+            targets.append(Target(real, given))
+        else:
+            targets.append(Target(real.parent, os.path.dirname(given.rstrip("/")) or ".", real.name))
     return targets
+
+
+def _holding_root(real: Path, known: dict[str, str]) -> Path | None:
+    """The deepest ingested root strictly above ``real``."""
+    if str(real) in known:
+        return None  # a root itself
+    holders = [Path(r) for r in known if r.startswith("/") and real.is_relative_to(r)]
+    return max(holders, key=lambda r: len(r.parts)) if holders else None
 
 
 def ingest_paths(conn: sqlite3.Connection, paths: list[str], *, on_progress: OnProgress | None = None,
                  on_change: OnChange | None = None, on_warning: OnWarning | None = None,
-                 now: Callable[[], str] | None = None) -> IngestSummary:
+                 now: Callable[[], str] | None = None, reindex: bool = False) -> IngestSummary:
     """Ingest the files under ``paths`` (folders, or single files under their parent as root).
 
     Args:
@@ -131,18 +151,21 @@ def ingest_paths(conn: sqlite3.Connection, paths: list[str], *, on_progress: OnP
         on_change: called with each change as ``--emit`` writes it (see change_line).
         on_warning: called with a one-line warning (a bad front matter) for a file still ingested.
         now: the clock for ingested_at and the change log (default core/times.now).
+        reindex: split, extract mentions, embed and write unchanged files too (after an upgrade
+            changed how that is done: stored documents are otherwise kept while their file is).
     Raises:
         UsageError when a path does not exist (nothing is written).
     """
     targets = resolve_targets(paths, known_roots={r["root"]: r["root_given"] for r in index.roots(conn)})
-    return ingest_targets(conn, targets, on_progress=on_progress, on_change=on_change, on_warning=on_warning, now=now)
+    return ingest_targets(conn, targets, on_progress=on_progress, on_change=on_change, on_warning=on_warning, now=now,
+                          reindex=reindex)
 
 
 def ingest_targets(conn: sqlite3.Connection, targets: list[Target], *, on_progress: OnProgress | None = None,
                    on_change: OnChange | None = None, on_warning: OnWarning | None = None,
-                   now: Callable[[], str] | None = None) -> IngestSummary:
+                   now: Callable[[], str] | None = None, reindex: bool = False) -> IngestSummary:
     """``ingest_paths`` for targets already resolved (``--watch`` re-scans a root with it)."""
-    run = _Run(conn, on_change, on_warning, now)
+    run = _Run(conn, on_change, on_warning, now, reindex=reindex)
     run.summary.roots = [t.root_given for t in targets]
     plans = [(target, _candidates(target)) for target in targets]
     total = sum(len(found) for _, found in plans)
@@ -157,9 +180,8 @@ def ingest_targets(conn: sqlite3.Connection, targets: list[Target], *, on_progre
             if on_progress is not None:
                 on_progress(done, total, item.path)
         run.flush()
-        scope = [target.only] if target.only is not None else list(stored)
-        for path in scope:
-            if path in stored and path not in kept:
+        for path in list(stored):
+            if target.covers(path) and path not in kept:
                 run.remove(str(target.root), path)
     return run.finish()
 
@@ -196,12 +218,16 @@ def ingest_changed(conn: sqlite3.Connection, root: Path, root_given: str, paths:
     return run.finish()
 
 
-def ingest_jsonl(conn: sqlite3.Connection, lines: Iterable[str], *, on_change: OnChange | None = None,
+def ingest_jsonl(conn: sqlite3.Connection, lines: Iterable[str | bytes], *, on_change: OnChange | None = None,
                  on_progress: OnProgress | None = None, now: Callable[[], str] | None = None,
                  where: str = "stdin", max_line_bytes: int | None = None) -> IngestSummary:
     """Ingest JSONL documents (``tessera ingest -``): each line an ``--emit`` line, or a document
     ``{"path": ..., "text": ...}`` with optional root, root_given, title, kind, language, tags,
     links, front_matter, mtime (split as a file of that name would be).
+
+    Lines may be bytes (UTF-8) or text; a line longer than ``max_line_bytes`` (default the input
+    limit, core/config.py) is refused (read them with ``readline(limit + 1)`` so that a longer
+    one arrives cut, not whole in memory).
 
     Raises:
         InputError naming the line for a bad line: nothing of it is written, earlier lines are kept.
@@ -221,6 +247,11 @@ def ingest_jsonl(conn: sqlite3.Connection, lines: Iterable[str], *, on_change: O
         if not line.strip():
             continue
         try:
+            if isinstance(line, bytes):
+                try:
+                    line = line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ValueError(f"not UTF-8 (byte {exc.start + 1})") from None
             op, value = _parse_line(line, run.now)
         except (ValueError, KeyError, TypeError) as exc:
             run.summary.roots = list(roots)
@@ -268,7 +299,7 @@ def embedding_text(doc: DocumentRecord, chunk: ChunkRecord) -> str:
 
 class _Run:
     def __init__(self, conn: sqlite3.Connection, on_change: OnChange | None, on_warning: OnWarning | None,
-                 now: Callable[[], str] | None):
+                 now: Callable[[], str] | None, *, reindex: bool = False):
         from tessera.core.config import max_knowledge_file_bytes
         from tessera.core.times import now as clock
 
@@ -279,7 +310,8 @@ class _Run:
         self.limit = max_knowledge_file_bytes()
         self.summary = IngestSummary()
         self.started = time.monotonic()
-        self.pending: list[tuple[DocumentRecord, bool, str | None]] = []
+        self.reindex = reindex  # unchanged files are split, embedded and written again
+        self.pending: list[tuple[DocumentRecord, bool]] = []  # (document, whether one was stored)
         self.pending_chunks = 0
 
     def file(self, target: Target, item: Candidate, stored: dict[str, str]) -> bool:
@@ -295,7 +327,7 @@ class _Run:
             return read == "unreadable"
         data, mtime = read
         digest = hashlib.sha256(data).hexdigest()
-        if stored.get(item.path) == digest:
+        if stored.get(item.path) == digest and not self.reindex:
             self.summary.unchanged += 1
             return True
         try:
@@ -320,13 +352,13 @@ class _Run:
     def pending_document(self, doc: DocumentRecord, *, existed: bool, stored_hash: str | None) -> None:
         from tessera.core.knowledge import mentions
 
-        if stored_hash == doc.hash:
+        if stored_hash == doc.hash and not self.reindex:
             self.summary.unchanged += 1
             return
         for chunk in doc.chunks:
             if not chunk.mentions:
                 chunk.mentions = mentions.extract(chunk.text)
-        self.pending.append((doc, existed, stored_hash))
+        self.pending.append((doc, existed))
         self.pending_chunks += len(doc.chunks)
         if self.pending_chunks >= EMBED_BATCH:
             self.flush()
@@ -339,18 +371,14 @@ class _Run:
         from tessera.core.knowledge import embedding
 
         pending, self.pending, self.pending_chunks = self.pending, [], 0
-        texts = [embedding_text(doc, chunk) for doc, _, _ in pending for chunk in doc.chunks]
-        # Embedded shortest first: the model pads each of its batches to its longest text, so
-        # texts of like length together cost a fraction of the time and memory of mixed ones.
-        by_length = sorted(range(len(texts)), key=lambda k: len(texts[k]))
-        vectors = embedding.embed([texts[k] for k in by_length])[_inverse(by_length)] if texts else []
+        vectors = embedding.embed([embedding_text(doc, chunk) for doc, _ in pending for chunk in doc.chunks])
         i = 0
-        for doc, _, _ in pending:
+        for doc, _ in pending:
             for chunk in doc.chunks:
                 chunk.embedding = embedding.to_blob(vectors[i])
                 i += 1
-        for doc, existed, _ in pending:
-            if not index.write_document(self.conn, doc, at=self.now()):
+        for doc, existed in pending:
+            if not self._write(doc):
                 self.summary.unchanged += 1
                 continue
             if existed:
@@ -360,6 +388,15 @@ class _Run:
             self.summary.chunks_written += len(doc.chunks)
             if self.on_change is not None:
                 self.on_change(change_line("upsert", doc=doc))
+
+    def _write(self, doc: DocumentRecord) -> bool:
+        if not self.reindex:
+            return index.write_document(self.conn, doc, at=self.now())
+        from tessera.core.store.db import transaction
+
+        with transaction(self.conn):  # the old version out and the new in, as one change
+            index.remove_document(self.conn, doc.root, doc.path, at=self.now())
+            return index.write_document(self.conn, doc, at=self.now())
 
     def remove(self, root: str, path: str) -> bool:
         if not index.remove_document(self.conn, root, path, at=self.now()):
@@ -379,18 +416,15 @@ class _Run:
         return self.summary
 
 
-def _inverse(order: list[int]) -> list[int]:
-    """The permutation undoing ``order`` (position of each original index in it)."""
-    out = [0] * len(order)
-    for position, original in enumerate(order):
-        out[original] = position
-    return out
-
-
 def _candidates(target: Target) -> list[Candidate]:
+    rules = IgnoreRules(target.root)
     if target.only is not None:
+        if rules.excluded(target.only):
+            return [Candidate(target.only, str(target.root / target.only), "ignored")]
         return [candidate(target.root, target.only)]
-    return list(walk(target.root))
+    if target.under is not None and rules.excluded(target.under, is_dir=True):
+        return []
+    return list(walk(target.root, rules, start=target.under or ""))
 
 
 def _read(path: str, limit: int) -> tuple[bytes, str] | str:
@@ -431,6 +465,10 @@ def _parse_line(line: str, now: Callable[[], str]) -> tuple[str, Any]:
         raise ValueError(f"not JSON: {exc.msg} at column {exc.colno}") from None
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:  # a "\ud800" escape: JSON can say it, no text can hold it
+        raise ValueError(f"holds a lone surrogate (\\u{ord(exc.object[exc.start]):04x}), which is not text") from None
     op = data.get("op", "upsert")
     if op not in ("upsert", "delete"):
         raise ValueError(f"\"op\" must be \"upsert\" or \"delete\", not {json.dumps(op)[:40]}")

@@ -20,8 +20,8 @@ MAX_CHUNK_CHARS = 4000
 HEADING_SEPARATOR = " > "
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown", ".mdown", ".mkd", ".mdx"})
-# Suffix -> language for code. YAML (kep.yaml, manifests) is code: its top-level blocks are the
-# parts worth finding, and its mentions (kind: Deployment, name: web) matter to the graph.
+# Suffix -> language for code. YAML (kep.yaml, manifests) is code, split by documents (see
+# _yaml_parts): its mentions (kind: Deployment, name: web) matter to the graph.
 CODE_LANGUAGES = {
     ".py": "python", ".pyi": "python", ".go": "go", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript",
     ".jsx": "javascript", ".ts": "typescript", ".tsx": "typescript", ".sh": "shell", ".bash": "shell", ".zsh": "shell",
@@ -184,7 +184,7 @@ def _split_markdown(path: str, text: str, stem: str) -> Split:
             consumed = text[:end.end()]
             body_first_line = consumed.count("\n") + 2
             text = text[end.end() + 1:]
-    lines = _lines(text, body_first_line)
+    lines = _without_comments(_lines(text, body_first_line))
     sections = _sections(lines)
     h1 = next((title for level, title, _ in _headings(lines) if level == 1), None)
     fm_title = out.front_matter.get("title")
@@ -199,9 +199,56 @@ def _split_markdown(path: str, text: str, stem: str) -> Split:
             blocks[:2] = [blocks[0] + [(blocks[1][0][0] - 1, "")] + blocks[1]]
         parts.extend(_merge_blocks(blocks, heading=heading))
     out.chunks = _numbered(parts)
+    if not out.chunks and sections:  # only headings: they are still what the file says
+        out.chunks = _numbered([(sections[0][0], [line for _, section in sections for line in section])])
     prose = "\n".join(t for _, t in _outside_fences(lines))
     out.tags = _unique(_front_matter_tags(out.front_matter) + _TAG.findall(_INLINE_CODE.sub(" ", prose)))
     out.links = _unique(_links(prose))
+    return out
+
+
+_COMMENT_OPEN, _COMMENT_CLOSE = "<!--", "-->"
+
+
+def _without_comments(lines: list[Line]) -> list[Line]:
+    """The lines with HTML comments (``<!-- ... -->``, over any number of lines) blanked, outside
+    fenced code. A comment is not rendered, so it is not what the document says: the KEP
+    template's instructions, left in most proposals, would otherwise be in every search, and a
+    fence or heading written inside one would be taken for a real one."""
+    out: list[Line] = []
+    fence: str | None = None
+    in_comment = False
+    for number, line in lines:
+        if not in_comment:
+            m = _FENCE.match(line)
+            if fence is not None:
+                if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) \
+                        and not line.strip()[len(m.group(1)):].strip():
+                    fence = None
+                out.append((number, line))
+                continue
+            if m:
+                fence = m.group(1)
+                out.append((number, line))
+                continue
+        kept, rest = [], line
+        while rest:
+            if in_comment:
+                end = rest.find(_COMMENT_CLOSE)
+                if end < 0:
+                    rest = ""
+                else:
+                    in_comment, rest = False, rest[end + len(_COMMENT_CLOSE):]
+            else:
+                start = rest.find(_COMMENT_OPEN)
+                if start < 0:
+                    kept.append(rest)
+                    rest = ""
+                else:
+                    kept.append(rest[:start])
+                    in_comment, rest = True, rest[start + len(_COMMENT_OPEN):]
+        cleaned = "".join(kept)
+        out.append((number, cleaned if cleaned.strip() or not line.strip() else ""))
     return out
 
 
@@ -337,7 +384,6 @@ _DEFINITION = {
     "shell": re.compile(r"^(?:function\s+)?([\w:.-]+)\s*\(\)\s*\{?|^function\s+([\w:.-]+)"),
     "rust": re.compile(r"^(?:pub(?:\([^)]*\))?\s+)?(?:async\s+)?(?:unsafe\s+)?"
                        r"(?:fn|struct|enum|trait|impl(?:<[^>]*>)?|mod|type|const|static|macro_rules!)\s+([\w:<>]+)"),
-    "yaml": re.compile(r"^([\w.-]+|\"[^\"]+\"|'[^']+'):"),
     "java": re.compile(r"^(?:public|private|protected|abstract|final|static|\s)*(?:class|interface|enum|record)\s+(\w+)"),
     "kotlin": re.compile(r"^(?:public|private|internal|data|sealed|open|abstract|\s)*(?:class|interface|object|fun|val)\s+(\w+)"),
     "ruby": re.compile(r"^(?:def|class|module)\s+([\w.:?!]+)"),
@@ -355,7 +401,33 @@ def _split_code(text: str, language: str | None) -> list[ChunkRecord]:
         parts = _python_parts(text)
         if parts is not None:
             return _numbered(parts)
+    if language == "yaml":
+        return _numbered(_yaml_parts(_lines(text, 1)))
     return _numbered(_code_blocks(_lines(text, 1), language))
+
+
+_YAML_DOCUMENT = re.compile(r"^---(?:\s|$)")
+_YAML_KIND = re.compile(r"^kind:\s*['\"]?([\w.-]+)", re.M)
+_YAML_NAME = re.compile(r"^metadata:\s*\n(?:[ \t]+.*\n)*?[ \t]+name:\s*['\"]?([\w.:-]+)", re.M)
+
+
+def _yaml_parts(lines: list[Line]) -> list[tuple[str, list[Line]]]:
+    """YAML by documents (``---``), each merged up to the cap: a kep.yaml's metadata is read as
+    a whole (one chunk, not a chunk per key), and a manifest's document is headed by its kind
+    and name (``Deployment/web``)."""
+    documents: list[list[Line]] = [[]]
+    for line in lines:
+        if _YAML_DOCUMENT.match(line[1]):
+            documents.append([])
+        else:
+            documents[-1].append(line)
+    parts: list[tuple[str, list[Line]]] = []
+    for document in documents:
+        text = "\n".join(t for _, t in document) + "\n"
+        kind, name = _YAML_KIND.search(text), _YAML_NAME.search(text)
+        heading = f"{kind.group(1)}/{name.group(1)}" if kind and name else ""
+        parts.extend(_merge_blocks(_paragraphs(document), heading=heading))
+    return parts
 
 
 def _python_parts(text: str) -> list[tuple[str, list[Line]]] | None:
@@ -399,8 +471,6 @@ def _code_blocks(lines: list[Line], language: str | None) -> list[tuple[str, lis
     blocks: list[list[Line]] = []
     for block in _paragraphs(lines):
         if blocks and _CONTINUATION.match(block[0][1]):
-            blocks[-1] = blocks[-1] + [(block[0][0] - 1, "")] + block
-        elif language == "yaml" and blocks and block[0][1].startswith("- "):
             blocks[-1] = blocks[-1] + [(block[0][0] - 1, "")] + block
         else:
             blocks.append(block)

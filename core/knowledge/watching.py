@@ -22,29 +22,38 @@ from tessera.core.knowledge.ingest import IngestSummary, OnChange, OnWarning, Ta
 
 DEBOUNCE_MS = 50
 STEP_MS = 5
+RUST_TIMEOUT_MS = 100
 
 OnBatch = Callable[[IngestSummary, list[str]], None]  # (what the batch did, the paths it touched)
 
 
-def watch(conn: sqlite3.Connection, targets: list[Target], stop: threading.Event, *, on_batch: OnBatch | None = None,
-          on_change: OnChange | None = None, on_warning: OnWarning | None = None,
-          on_ready: Callable[[], None] | None = None) -> None:
+def watch(conn: sqlite3.Connection, targets: list[Target], stop: threading.Event, *,
+          on_ready: Callable[[], None] | None = None, on_batch: OnBatch | None = None,
+          on_change: OnChange | None = None, on_warning: OnWarning | None = None) -> None:
     """Apply file changes under ``targets`` to the index until ``stop`` is set.
 
     Args:
+        on_ready: called once the watcher is running, before any change is applied: the caller's
+            first full ingest goes here, so that a file saved while it runs is not missed (its
+            change is applied after it).
         on_batch: called after each batch of changes that reached the index with its summary.
-        on_ready: called once the watcher is running (changes from then on are seen).
     """
     import watchfiles
 
     rules = {str(t.root): IgnoreRules(t.root) for t in targets}
     # A file is watched through its folder: an editor that saves by renaming a new file over
     # it would end a watch on the file itself.
-    watched = sorted({str((t.root / t.only).parent) if t.only else str(t.root) for t in targets})
-    if on_ready is not None:
-        on_ready()
+    watched = sorted({str((t.root / t.only).parent) if t.only else str(t.root / (t.under or "")) for t in targets})
+    ready = False
+    # yield_on_timeout: the first (possibly empty) batch comes once the watcher runs, which is
+    # the moment to call on_ready; later empty ones (every RUST_TIMEOUT_MS) are ignored.
     for batch in watchfiles.watch(*watched, debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=stop,
-                                  raise_interrupt=False, watch_filter=None, recursive=True, ignore_permission_denied=True):
+                                  rust_timeout=RUST_TIMEOUT_MS, yield_on_timeout=True, raise_interrupt=False,
+                                  watch_filter=None, recursive=True, ignore_permission_denied=True):
+        if not ready:
+            ready = True
+            if on_ready is not None:
+                on_ready()
         for target in targets:
             changed = _relevant(target, batch)
             if changed is None:
@@ -76,7 +85,7 @@ def _relevant(target: Target, batch: set) -> list[str] | None:
         rel = Path(os.path.relpath(path, root)).as_posix()
         if rel == ".":
             continue
-        if target.only is not None and rel != target.only:
+        if not target.covers(rel) and not (target.under is not None and rel == target.under):
             continue
         if change == watchfiles.Change.modified and os.path.isdir(path) and not os.path.islink(path):
             continue

@@ -23,14 +23,19 @@ Output = Annotated[str, typer.Option("--output", "-o", metavar="FORMAT", show_de
                                      help="'json': also print the summary as one JSON line on stdout "
                                           "(default: nothing on stdout but --emit's lines).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line on stderr.")]
+Reindex = Annotated[bool, typer.Option("--reindex", help="Split, extract mentions and embed unchanged files again too "
+                                                         "(after an upgrade of tessera changed how).")]
 
 
-def ingest(paths: PathArgs, watch: Watch = False, emit: Emit = False, output: Output = "text", quiet: Quiet = False) -> None:
-    """Ingest notes, runbooks and code as Document and Chunk resources: markdown split by headings,
-    code by top-level definitions, text by paragraphs. Unchanged files are not written again;
-    files gone are removed; binary, unreadable and oversized files are skipped and counted.
+def ingest(paths: PathArgs, watch: Watch = False, emit: Emit = False, output: Output = "text", quiet: Quiet = False,
+           reindex: Reindex = False) -> None:
+    """Ingest notes, runbooks and code into the knowledge index (Document and Chunk resources).
 
-    The summary goes to stderr as one line. Example: tessera ingest ~/runbooks ./README.md
+    Markdown is split by headings, code by top-level definitions, text by paragraphs. Unchanged
+    files are not written again; files gone are removed; binary, unreadable and oversized files
+    are skipped and counted. The summary goes to stderr as one line; exit 2 for a missing PATH.
+
+    Example: tessera ingest ~/runbooks ./README.md; tessera ingest --emit notes | TESSERA_HOME=b tessera ingest -
     """
     from tessera.core.errors import UsageError
 
@@ -39,38 +44,55 @@ def ingest(paths: PathArgs, watch: Watch = False, emit: Emit = False, output: Ou
     if output == "json" and emit:
         raise UsageError("--emit and -o json both write stdout", hint="use one: --emit for the changes, -o json for the summary")
     from_stdin = "-" in paths
-    if from_stdin and (len(paths) > 1 or watch):
-        raise UsageError("'-' (JSONL on stdin) cannot be combined with paths or --watch",
+    if from_stdin and (len(paths) > 1 or watch or reindex):
+        raise UsageError("'-' (JSONL on stdin) cannot be combined with paths, --watch or --reindex",
                          hint="run `tessera ingest -` on its own")
     on_change = _emit_line if emit else None
     conn = open_store()
     if from_stdin:
         from tessera.core.knowledge.ingest import ingest_jsonl
 
-        summary = ingest_jsonl(conn, _stdin_lines(), on_change=on_change)
+        from tessera.core.config import max_input_bytes
+
+        limit = max_input_bytes()
+        summary = ingest_jsonl(conn, _stdin_lines(limit), on_change=on_change, max_line_bytes=limit)
         _report(summary, output, quiet)
         return
     from tessera.core.knowledge import ingest as ingesting
 
     known = {r["root"]: r["root_given"] for r in ingesting.index.roots(conn)}
     targets = ingesting.resolve_targets(paths, known_roots=known)
-    stopper = _Stopper() if watch else None
-    summary = _with_progress(lambda progress: ingesting.ingest_targets(
-        conn, targets, on_progress=progress, on_change=on_change, on_warning=print_warning), quiet)
-    _report(summary, output, quiet)
-    if stopper is not None:
-        _watch(conn, targets, stopper, on_change, quiet)
-        raise typer.Exit(stopper.exit_code())
+    def first_ingest() -> None:
+        summary = _with_progress(lambda progress: ingesting.ingest_targets(
+            conn, targets, on_progress=progress, on_change=on_change, on_warning=print_warning, reindex=reindex), quiet)
+        _report(summary, output, quiet)
+
+    if not watch:
+        first_ingest()
+        return
+    stopper = _Stopper()
+    _watch(conn, targets, stopper, on_change, quiet, first_ingest)
+    raise typer.Exit(stopper.exit_code())
 
 
-def _stdin_lines():
+def _stdin_lines(limit: int):
+    """stdin's lines as bytes, each read up to ``limit`` + 1 bytes (a longer one is refused by
+    ingest_jsonl without being held whole)."""
     from tessera.core.errors import UsageError
 
     if sys.stdin is None or sys.stdin.closed:
         raise UsageError("stdin is closed", hint="pipe JSONL documents into `tessera ingest -`")
     if sys.stdin.isatty():
         print_message("reading JSONL documents from the terminal (Ctrl-D ends)")
-    yield from sys.stdin
+    stream = sys.stdin.buffer
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit:
+            yield line  # refused by its length; the rest of it is never read
+            return
+        yield line
 
 
 def _emit_line(change: dict[str, Any]) -> None:
@@ -134,7 +156,7 @@ class _Stopper:
         return {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_OK}.get(self.signals[0], EXIT_HANGUP)
 
 
-def _watch(conn: Any, targets: list, stopper: _Stopper, on_change: Any, quiet: bool) -> None:
+def _watch(conn: Any, targets: list, stopper: _Stopper, on_change: Any, quiet: bool, first_ingest: Any) -> None:
     from tessera.core.knowledge.watching import watch
     from tessera.core.times import now
 
@@ -158,6 +180,7 @@ def _watch(conn: Any, targets: list, stopper: _Stopper, on_change: Any, quiet: b
             paths=paths[:20], seconds=figures["seconds"])
 
     def on_ready() -> None:
+        first_ingest()
         stopper.watching = True
         log("ingest.watching", roots=[t.root_given for t in targets])
 
