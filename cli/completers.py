@@ -58,6 +58,12 @@ def color_modes(incomplete: str) -> Pairs:
     return [("auto", "on a terminal, unless NO_COLOR is set"), ("always", ""), ("never", "")]
 
 
+def search_modes(incomplete: str) -> Pairs:
+    """``tessera search --mode``: how hits are ranked."""
+    return [("hybrid", "words and meaning, fused (the default)"), ("bm25", "the words"),
+            ("semantic", "the meaning (offline embeddings)")]
+
+
 def views(incomplete: str) -> Pairs:
     """``--view``: how a cell shows its rows."""
     from tessera.core.render.views import VIEWS

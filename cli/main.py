@@ -42,7 +42,7 @@ COMMAND_MODULES: dict[str, str] = {
     "serve": "tessera.cli.serve",
     "blob": "tessera.cli.blob",
     "ingest": "tessera.cli.knowledge_ingest",
-    "search": "tessera.cli.search",
+    "search": "tessera.cli.knowledge_search",
 }
 # Root options that take a value (``--correlation ID``): the word after one is not the command.
 _ROOT_VALUE_OPTIONS = ("--correlation",)

@@ -33,7 +33,7 @@ CellSources = Annotated[Optional[list[str]], typer.Option(
     help="A source the cell queries (as tessera query -s: file, directory, demo, replay:FILE, local, peer:NAME, peers). Repeatable.")]
 TypeOpt = Annotated[Optional[str], typer.Option("--type", "-t", metavar="TYPE", show_default=False,
                                                 autocompletion=completers.cell_types,
-                                                help="Cell type: query (default), markdown, sql, events, or a plugin's.")]
+                                                help="Cell type: query (default), markdown, sql, events, search, or a plugin's.")]
 ViewOpt = Annotated[Optional[str], typer.Option("--view", metavar="VIEW", show_default=False,
                                                 autocompletion=completers.views,
                                                 help="How the cell shows its rows: table, json, yaml, tree or graph.")]

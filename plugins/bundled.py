@@ -18,5 +18,6 @@ ENTRY_POINTS: dict[str, dict[str, str]] = {
         "markdown": "tessera.plugins.cells.markdown_cell:MarkdownCell",
         "sql": "tessera.plugins.cells.sql_cell:SqlCell",
         "events": "tessera.plugins.cells.events_cell:EventsCell",
+        "search": "tessera.plugins.cells.search_cell:SearchCell",
     },
 }

@@ -54,7 +54,7 @@ def write_notes(conn, notes=NOTES, *, root=ROOT, embed=True) -> None:
         vectors = embed_texts(texts) if embed else [None] * len(texts)
         chunks = [ChunkRecord(ordinal=i, heading=heading, start_line=1 + 3 * i, end_line=2 + 3 * i, text=text,
                               embedding=to_blob(v) if v is not None else None)
-                  for i, ((heading, text), v) in enumerate(zip(sections, vectors))]
+                  for i, ((heading, text), v) in enumerate(zip(sections, vectors, strict=True))]
         body = "\n".join(texts)
         index.write_document(conn, DocumentRecord(
             root=root, root_given=root.lstrip("/"), path=path, kind="markdown", title=title, size=len(body),
@@ -78,11 +78,11 @@ def paths(hits) -> list[str]:
 
 @pytest.mark.parametrize("text, fts", [
     ("crash-loop", '"crash-loop"'),
-    ("kube-proxy restarts", '"kube-proxy" "restarts"'),
+    ("kube-proxy restarts", '"kube-proxy" AND "restarts"'),
     ("deployment/web", '"deployment/web"'),
     ("app.kubernetes.io/name", '"app.kubernetes.io/name"'),
-    ("don't panic", '"don\'t" "panic"'),
-    ("web and api", '"web" "and" "api"'),
+    ("don't panic", '"don\'t" AND "panic"'),
+    ("web and api", '"web" AND "and" AND "api"'),
     ("web AND api", '"web" AND "api"'),
     ('"rollout undo" OR rollback', '"rollout undo" OR "rollback"'),
     ("kube*", '"kube"*'),
@@ -91,11 +91,21 @@ def paths(hits) -> list[str]:
     ("Heading:(scaling OR rollback)", 'heading: ( "scaling" OR "rollback" )'),
     ("(web OR api) NOT dns", '( "web" OR "api" ) NOT "dns"'),
     ("NEAR(kubectl rollout, 3)", 'NEAR("kubectl" "rollout", 3)'),
-    ("f(x) - web", '"f(x)" "web"'),
-    ('say ""hi""', '"say" "" "hi" ""'),
+    ("f(x) - web", '"f(x)" AND "web"'),
+    ('say ""hi""', '"say" AND "hi"'),
+    # FTS5 refuses a group right after a phrase without an operator: the AND is written out
+    ("Recursive read-only (RRO) mounts", '"Recursive" AND "read-only" AND ( "RRO" ) AND "mounts"'),
+    ("(web) title:api", '( "web" ) AND title: "api"'),
 ])
 def test_plain_words_are_quoted_and_syntax_is_kept(text, fts):
     assert parse(text).fts == fts
+
+
+def test_plain_text_of_several_terms_can_be_relaxed_to_or_and_syntax_cannot():
+    assert parse("kube-proxy restarts* kube-proxy").terms == ('"kube-proxy"', '"restarts"*')
+    assert parse("kube-proxy").terms == ()
+    for text in ("a AND b", "a OR b", "a NOT b", "(a b)", "title:a b", "NEAR(a b)"):
+        assert parse(text).terms == (), text
 
 
 def test_semantic_words_leave_out_operators_and_what_not_excludes():
@@ -134,7 +144,24 @@ def test_text_without_a_word_is_refused(conn):
 def test_plain_hyphenated_and_dotted_words_just_work(conn):
     assert paths(search(conn, "kube-proxy", mode="bm25"))[0] == "runbooks/kube-proxy.md"
     assert paths(search(conn, "deployment/web", mode="bm25")) == ["runbooks/web.md"]
-    assert paths(search(conn, "kubectl -n shop", mode="bm25")) == ["runbooks/web.md"]
+    assert paths(search(conn, "kubectl -n shop", mode="bm25"))[0] == "runbooks/web.md"
+
+
+def test_plain_words_all_in_a_chunk_come_first_then_chunks_with_some_of_them(conn):
+    hits = search(conn, "kubectl shop", mode="bm25", per="chunk")
+    both = [h for h in hits if "kubectl" in h.snippet.lower().replace("«", "").replace("»", "")
+            and "shop" in h.snippet.lower().replace("«", "").replace("»", "")]
+    assert [h.path for h in hits[:1]] == ["runbooks/web.md"] and hits[0] in both
+    assert {h.path for h in hits} == {"runbooks/web.md", "runbooks/crashloop.md"}  # the others name kubectl only
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    # no chunk holds all of these words: the ones holding some are still found, best first
+    loose = search(conn, "coredns iptables volumes", mode="bm25")
+    assert set(paths(loose)) == {"notes/dns.md", "runbooks/kube-proxy.md", "notes/storage.md"}
+    # syntax is taken as written: no relaxing
+    assert search(conn, "coredns AND iptables", mode="bm25") == []
+    assert search(conn, '"coredns iptables"', mode="bm25") == []
+    # search() in queries scores the chunks that hold every word
+    assert chunk_scores(conn, "coredns iptables") == {}
 
 
 def test_phrases_match_words_in_order_only(conn):
@@ -185,6 +212,32 @@ def test_hits_carry_their_place_and_a_snippet_with_the_match_marked(conn):
     assert 0 < hit.score < 1
     assert set(hit.as_dict()) == {"source", "root", "root_given", "path", "title", "heading", "score", "snippet",
                                   "chunk_id", "start_line"}
+
+
+def test_a_document_is_shown_by_a_section_whose_text_holds_the_words(conn):
+    # "Zebra" is in the title, so in every chunk's title column; the short section that never
+    # names it scores best, but the section shown is the one whose text does
+    write_notes(conn, {"animals/zebra.md": ("Zebra care", [
+        ("Feeding", "Hay twice a day."),
+        ("Stripes", "Every zebra has stripes of its own; a zebra foal knows its mother by them, and keepers "
+                    "tell one animal from another the same way when they count the herd in the evening."),
+    ])})
+    for mode in ("bm25", "hybrid"):
+        (hit,) = [h for h in search(conn, "zebra", mode=mode) if h.path == "animals/zebra.md"]
+        assert hit.heading == "Stripes" and "«zebra»" in hit.snippet, mode
+
+
+def test_plain_text_with_parentheses_and_abbreviations_searches(conn):
+    # FTS5 refuses '"a" ( "b" )': every KEP title with an abbreviation in parentheses failed
+    for text in ("Recursive read-only (RRO) mounts", "Kubernetes Enhancement Proposals (KEPs)",
+                 "can we roll back (i.e. the enablement)?", "resources (PIDs, sockets, etc.)"):
+        search(conn, text, mode="bm25")
+    assert paths(search(conn, "scale (deployment/web)", mode="bm25")) == ["runbooks/web.md"]
+
+
+def test_snippets_mark_each_plain_word(conn):
+    (hit,) = search(conn, "previous liveness", mode="bm25")
+    assert "«previous»" in hit.snippet and "«liveness»" in hit.snippet
 
 
 def test_limit(conn):

@@ -101,7 +101,8 @@ def test_bad_syntax_is_one_line_and_exit_1(notes, text, what):
 def test_plain_text_never_trips_fts_syntax(notes):
     for text in ("crash-loop", "kube-proxy", "deployment/web", "api-config", "app.kubernetes.io/name",
                  "don't", "what's 502?", "web-7d9f8c6b5-x2x9q", "f(x)", "a -- b", "50%", "c++", "#oncall",
-                 "and or not", "near", "title: web"):
+                 "and or not", "near", "title: web", "Kubernetes Enhancement Proposals (KEPs)",
+                 "can it be disabled (i.e. rolled back)?"):
         r = tsr("search", text, "--mode", "bm25")
         assert r.returncode == 0, (text, r.stderr)
     assert rows(tsr("search", "deployment/web", "--mode", "bm25"))[0]["path"] in ("runbooks/web.md", "tools/restart.py")
@@ -165,3 +166,118 @@ def test_no_model_download_is_ever_attempted(notes, tmp_path):
         assert json.loads(r.stdout.splitlines()[0])["path"] == "notes/crashloop.txt"
     assert not attempts.exists(), attempts.read_text()
     assert not (tmp_path / "hf").exists() and not (tmp_path / "cache").exists(), "no model cache was made"
+
+
+def test_a_damaged_store_is_one_line_and_left_as_it_is(tmp_path):
+    from tessera.core.store.db import db_path
+
+    store = db_path()
+    store.parent.mkdir(parents=True, exist_ok=True)
+    store.write_bytes(b"not a database at all " * 300)
+    before = store.read_bytes()
+    for args in (["search", "web"], ["search", "web", "--peers"]):
+        r = tsr(*args)
+        assert r.returncode != 0 and r.stdout == ""
+        assert r.stderr.startswith(f"tessera: the store {store} is damaged: ") and r.stderr.count("\n") == 1, r.stderr
+        assert "internal error" not in r.stderr
+    assert store.read_bytes() == before
+
+
+def test_a_broken_model_install_is_exit_3_in_one_line(notes, tmp_path):
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text("import sys\nsys.modules['wordllama'] = None  # the import fails\n")
+    env = {**os.environ, "PYTHONPATH": str(hook)}
+    r = subprocess.run([*TSR, "search", "restarting", "--mode", "semantic"], capture_output=True, text=True,
+                       timeout=120, env=env, stdin=subprocess.DEVNULL)
+    assert r.returncode == 3 and r.stdout == ""
+    assert r.stderr.startswith("tessera: cannot load the bundled embedding model: ") and r.stderr.count("\n") == 1
+    bm25 = subprocess.run([*TSR, "search", "restarting", "--mode", "bm25"], capture_output=True, text=True,
+                          timeout=120, env=env, stdin=subprocess.DEVNULL)
+    assert bm25.returncode == 0 and bm25.stdout, "words alone need no model"
+
+
+# --- --peers ---------------------------------------------------------------------------------------
+
+WHEN = "2026-12-01T00:00:00.000Z"
+
+
+def add_peer(name: str, node_id: str, *, knowledge: Path | None, tables: bool = True) -> Path:
+    """A peer in this node's peer list and its replica file: a store whose knowledge tables hold
+    what ``knowledge`` ingests to (what filing the peer's pages writes through index.py), or a
+    replica from before knowledge (``tables=False``: events and notebooks only)."""
+    import sqlite3
+
+    from tessera.core.knowledge.ingest import ingest_paths
+    from tessera.core.peers import peer_list, replica_files
+    from tessera.core.store import db
+
+    local = db.connect()
+    with db.transaction(local):
+        peer_list.add(local, node_id, name, publish=True, subscribe=True, added_at=WHEN)
+    local.close()
+    path = replica_files.replica_path(node_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if tables:
+        replica = db.connect(path)
+        if knowledge is not None:
+            ingest_paths(replica, [str(knowledge)])
+    else:
+        replica = sqlite3.connect(path)
+        replica.execute("CREATE TABLE events(seq)")
+        replica.execute("CREATE TABLE notebooks(id)")
+        replica.commit()
+    replica.close()
+    return path
+
+
+def test_peers_fan_out_merges_by_score_and_labels_each_row(notes, tmp_path):
+    theirs = tmp_path / "alice-notes"
+    (theirs / "runbooks").mkdir(parents=True)
+    (theirs / "runbooks" / "crashloop.md").write_text(
+        "# CrashLoopBackOff\n\nA pod in CrashLoopBackOff: the container exits, the kubelet restarts it with a "
+        "growing back-off. CrashLoopBackOff means look at the logs of the previous container.\n")
+    (theirs / "runbooks" / "dns.md").write_text("# DNS\n\nCoreDNS answers the cluster's DNS queries.\n")
+    add_peer("alice", "a" * 64, knowledge=theirs)
+    add_peer("bob", "b" * 64, knowledge=None, tables=False)
+    mine = rows(tsr("search", "crashloopbackoff", "--mode", "bm25"))
+    r = tsr("search", "crashloopbackoff", "--mode", "bm25", "--peers")
+    found = rows(r)
+    assert {row["source"] for row in found} == {"local", "alice"}
+    assert [row["score"] for row in found] == sorted((row["score"] for row in found), reverse=True)
+    assert ("alice", "runbooks/crashloop.md") in {(row["source"], row["path"]) for row in found}
+    assert [row for row in found if row["source"] == "local"] == mine
+    assert r.stderr == "tessera: warning: bob has no knowledge to search (nothing shared as knowledge:PATH)\n"
+    quiet = tsr("search", "crashloopbackoff", "--mode", "bm25", "--peers", "-q")
+    assert quiet.stderr == "" and rows(quiet) == found
+
+
+def test_peers_on_a_terminal_label_lines_with_the_peer_name(notes, tmp_path):
+    theirs = tmp_path / "alice-notes"
+    theirs.mkdir()
+    (theirs / "zanzibar.md").write_text("# Zanzibar\n\nThe zanzibar cluster runbook.\n")
+    add_peer("al\x1b[31mice", "c" * 64, knowledge=theirs)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([*TSR, "search", "zanzibar", "--peers", "--color", "never"], stdin=subprocess.DEVNULL,
+                            stdout=follower, stderr=subprocess.PIPE, env=dict(os.environ))
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.wait(timeout=60)
+    os.close(leader)
+    line = seen.decode().strip()
+    assert proc.returncode == 0
+    assert line.startswith("[al\\x1b[31mice] (") and ") zanzibar.md — Zanzibar: " in line, line  # the name escaped
+
+
+def test_peers_without_any_replica_searches_local_with_a_note(notes):
+    r = tsr("search", "rollout", "--peers", "--mode", "bm25")
+    assert rows(r) and {row["source"] for row in rows(r)} == {"local"}
+    assert r.stderr == "tessera: no peer has sent anything yet (see `tessera peer list`)\n"

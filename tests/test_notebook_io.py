@@ -254,7 +254,7 @@ attr_text = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"))
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(title=attr_text, cells=st.lists(st.tuples(
-    st.sampled_from(["query", "markdown", "sql", "events"]), cell_text, attr_text,
+    st.sampled_from(["query", "markdown", "sql", "events", "search"]), cell_text, attr_text,
     st.lists(st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=8), max_size=3),
     st.sampled_from(["table", "json", "yaml", "tree", "graph"]), st.sampled_from(["manual", "watch", "every:5"]),
 ), max_size=5), merges=st.lists(st.integers(1, 5), max_size=3))

@@ -13,12 +13,15 @@ cosine over the chunks' embeddings, and their reciprocal rank fusion (docs/knowl
   with rank 1-based in each ranking, divided by its maximum ``2 / (RRF_K + 1)`` so that 1.0 means
   first in both.
 
-Hits are the best chunk of each document by default (a user wants distinct documents in the top
-ten); ``per="chunk"`` ranks chunks. Snippets mark the matched words with ``«`` and ``»``
-(MARK_START / MARK_END).
+Hits are documents by default (a user wants distinct documents in the top ten), each scored by
+its best chunk and shown by its best chunk whose text holds the words; ``per="chunk"`` ranks
+chunks. Plain words that too few chunks hold all of fall back on chunks holding their distinctive
+terms, ranked after (``_bm25``, ``_relaxed``). Snippets mark the matched words with ``«`` and
+``»`` (MARK_START / MARK_END).
 
-A ``Searcher`` keeps a store's embedding matrix and reloads it only when ``knowledge_changes``
-moved on (its largest id), so repeated searches (a search cell, the bench) cost a dot product.
+A ``Searcher`` keeps a store's chunk ids, embedding matrix and term counts and reads them again
+only when ``knowledge_changes`` moved on (its largest id), so repeated searches (a search cell,
+the bench) cost the FTS5 queries and one matrix-vector product.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ MARK_START, MARK_END, ELLIPSIS = "«", "»", "…"
 SNIPPET_TOKENS = 24
 FUSION_DEPTH = 100  # how deep into each ranking the fusion looks (a rank past it would add < 1/160)
 MAX_LIMIT = 10_000
+RELAX_SHARE, RELAX_MIN_CHUNKS, RELAX_TERMS = 0.05, 100, 6  # plain words falling back on some of them: _relaxed
 
 _BM25 = "bm25(knowledge_fts, " + ", ".join(str(w) for w in BM25_WEIGHTS) + ")"
 
@@ -142,6 +146,8 @@ class Searcher:
         self._ids: Any = None       # every chunk's id (int64, ascending)
         self._docs: Any = None      # its document's id
         self._matrix: Any = None    # its embedding, (n, 256) float32 unit vectors; None until needed
+        self._term_chunks: dict[str, int] = {}  # a term (FTS5 syntax) -> how many chunks hold it
+        self._matches_nothing: set[str] = set()  # FTS5 expressions no chunk matches
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -164,6 +170,7 @@ class Searcher:
         if limit == 0 or not has_knowledge(self.conn):
             return []
         with self._lock:
+            self._load(vectors=mode != "bm25")  # what is kept is checked against the index once per search
             return self._search(text, parsed, limit=limit, mode=mode, per=per, source=source)
 
     def chunk_scores(self, text: str, *, mode: str = "bm25") -> dict[int, float]:
@@ -174,6 +181,7 @@ class Searcher:
         if not has_knowledge(self.conn):
             return {}
         with self._lock:
+            self._load(vectors=mode != "bm25")
             lexical = self._bm25(text, parsed) if mode != "semantic" else []
             if mode == "bm25":
                 return dict(lexical)
@@ -184,28 +192,81 @@ class Searcher:
 
     # -- rankings -------------------------------------------------------------------------------
 
-    def _bm25(self, text: str, parsed: ParsedSearch, limit: int | None = None) -> list[tuple[int, float]]:
-        """The best ``limit`` matching chunks (all when None), best first: (chunk id, score)."""
+    def _bm25(self, text: str, parsed: ParsedSearch, limit: int | None = None, *,
+              relax_below: int | None = None) -> list[tuple[int, float]]:
+        """The best ``limit`` matching chunks (all when None), best first: (chunk id, score).
+
+        With ``relax_below``, plain text whose terms fewer than that many chunks hold all of
+        is searched again for chunks holding some of its distinctive terms (_relaxed); those
+        follow, each score capped at the one before it (scores never rise down the list)."""
+        ranked = self._match(text, parsed.fts, limit)
+        if not parsed.terms or relax_below is None or len(ranked) >= relax_below:
+            return ranked
+        relaxed = self._relaxed(parsed)
+        if not relaxed:
+            return ranked
+        have = {c for c, _ in ranked}
+        floor = ranked[-1][1] if ranked else 1.0
+        for chunk_id, score in self._match(text, relaxed, limit):
+            if chunk_id not in have:
+                floor = min(floor, score)
+                ranked.append((chunk_id, floor))
+                if limit is not None and len(ranked) >= limit:
+                    break
+        return ranked
+
+    def _marked(self, parsed: ParsedSearch) -> str:
+        """What snippets mark: the text as written; plain words each on its own (a hit may hold
+        some of them), the distinctive ones only for a long text (FTS5 runs a snippet's match
+        once per rowid: a sentence's every word would cost milliseconds per hit)."""
+        if not parsed.terms:
+            return parsed.fts
+        return " OR ".join(parsed.terms) if len(parsed.terms) <= RELAX_TERMS else self._relaxed(parsed)
+
+    def _relaxed(self, parsed: ParsedSearch) -> str:
+        """The plain text's distinctive terms joined by OR: those in at most RELAX_SHARE of the
+        chunks or RELAX_MIN_CHUNKS (at most RELAX_TERMS of them, the rarest), else the two rarest. Words found
+        nearly everywhere ("the", "how", "pod" in the KEPs) rank nothing and would make FTS5
+        score most of the index; counting a term's chunks costs a fraction of a millisecond."""
+        self._load(vectors=False)
+        common = max(RELAX_SHARE * len(self._ids), RELAX_MIN_CHUNKS)
+        counts = []
+        for term in parsed.terms:
+            found = self._term_chunks.get(term)
+            if found is None:
+                found = self.conn.execute("SELECT count(*) FROM knowledge_fts WHERE knowledge_fts MATCH ?",
+                                          (term,)).fetchone()[0]
+                self._term_chunks[term] = found
+            if found:
+                counts.append((found, term))
+        counts.sort()
+        rare = [term for found, term in counts if found <= common][:RELAX_TERMS]
+        return " OR ".join(rare or [term for _, term in counts[:2]])
+
+    def _match(self, text: str, fts: str, limit: int | None) -> list[tuple[int, float]]:
         try:
             rows = self.conn.execute(
                 f"SELECT rowid, {_BM25} AS b FROM knowledge_fts WHERE knowledge_fts MATCH ? ORDER BY b, rowid"
-                + (" LIMIT ?" if limit is not None else ""), (parsed.fts,) if limit is None else (parsed.fts, limit)).fetchall()
+                + (" LIMIT ?" if limit is not None else ""), (fts,) if limit is None else (fts, limit)).fetchall()
         except sqlite3.OperationalError as exc:
             if not _is_syntax_error(exc):
                 raise
             raise _syntax_error(text, exc) from None
+        if not rows:
+            self._matches_nothing.add(fts)
         return [(rowid, _bm25_score(rank)) for rowid, rank in rows]
 
-    def _bm25_documents(self, text: str, parsed: ParsedSearch, count: int) -> list[tuple[int, float]]:
-        """The best chunk of each of the ``count`` best-matching documents, best first. FTS5
-        scores every match whatever the LIMIT; fewer rows fetched is less to sort and carry."""
+    def _bm25_documents(self, text: str, parsed: ParsedSearch, count: int) -> tuple[list[tuple[int, float]], list[int]]:
+        """The best chunk of each of the ``count`` best-matching documents, best first, and the
+        chunk ranking it came from. FTS5 scores every match whatever the LIMIT; fewer rows
+        fetched is less to sort and carry."""
         self._load(vectors=False)
         fetch = max(4 * count, 40)
         while True:
-            ranked = self._bm25(text, parsed, fetch)
+            ranked = self._bm25(text, parsed, fetch, relax_below=fetch)
             best = _best_per_document(ranked, self._documents_of([c for c, _ in ranked]), count)
             if len(best) >= count or len(ranked) < fetch:
-                return best
+                return best, [c for c, _ in ranked]
             fetch *= 4
 
     def _cosines(self, parsed: ParsedSearch) -> Any:
@@ -259,6 +320,8 @@ class Searcher:
         self._ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         self._docs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
         self._matrix = _matrix([r[2] for r in rows]) if vectors else None
+        if version != self._version:
+            self._term_chunks, self._matches_nothing = {}, set()
         self._version = version
 
     def _documents_of(self, chunk_ids: list[int]) -> dict[int, int]:
@@ -271,13 +334,16 @@ class Searcher:
         wanted = np.asarray(chunk_ids, dtype=np.int64)
         at = np.minimum(np.searchsorted(self._ids, wanted), len(self._ids) - 1)
         found = self._ids[at] == wanted
-        return {int(c): int(d) for c, d in zip(wanted[found], self._docs[at][found])}
+        return {int(c): int(d) for c, d in zip(wanted[found], self._docs[at][found], strict=True)}
 
     # -- one search -----------------------------------------------------------------------------
 
     def _search(self, text: str, parsed: ParsedSearch, *, limit: int, mode: str, per: str, source: str) -> list[Hit]:
         if mode == "bm25":
-            ranked = self._bm25_documents(text, parsed, limit) if per == "document" else self._bm25(text, parsed, limit)
+            if per == "chunk":
+                ranked = self._bm25(text, parsed, limit, relax_below=limit)
+                return self._hits(ranked, parsed, matched={c for c, _ in ranked}, source=source)
+            ranked, _ = self._shown_chunks(parsed, *self._bm25_documents(text, parsed, limit))
             return self._hits(ranked, parsed, matched={c for c, _ in ranked}, source=source)
         if mode == "semantic":
             return self._hits(self._semantic(parsed, limit, per=per), parsed, matched=set(), source=source)
@@ -285,10 +351,10 @@ class Searcher:
         if per == "document":
             # one FTS5 query however common the words: the documents among its best chunks
             self._load(vectors=True)
-            ranked = self._bm25(text, parsed, 3 * depth)
-            lexical = _best_per_document(ranked, self._documents_of([c for c, _ in ranked]), depth)
+            lexical_chunks = self._bm25(text, parsed, 3 * depth, relax_below=limit)
+            lexical = _best_per_document(lexical_chunks, self._documents_of([c for c, _ in lexical_chunks]), depth)
         else:
-            lexical = self._bm25(text, parsed, depth)
+            lexical = self._bm25(text, parsed, depth, relax_below=limit)
         semantic = self._semantic(parsed, depth, per=per)
         if per == "document":
             docs = self._documents_of([c for c, _ in lexical] + [c for c, _ in semantic])
@@ -296,11 +362,47 @@ class Searcher:
             shown.update({docs[c]: c for c, _ in reversed(lexical) if c in docs})  # matched words: the better snippet
             fused = _fuse([[docs[c] for c, _ in lexical if c in docs], [docs[c] for c, _ in semantic if c in docs]])
             ranked = [(shown[d], score) for d, score in sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
+            ranked, in_text = self._shown_chunks(parsed, ranked, [c for c, _ in lexical_chunks])
         else:
             fused = _fuse([[c for c, _ in lexical], [c for c, _ in semantic]])
             ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-        matched = {c for c, _ in lexical}
+            in_text = set()
+        matched = {c for c, _ in lexical} | in_text
         return self._hits(ranked, parsed, matched={c for c, _ in ranked if c in matched}, source=source)
+
+    def _shown_chunks(self, parsed: ParsedSearch, ranked: list[tuple[int, float]],
+                      preferred: list[int]) -> tuple[list[tuple[int, float]], set[int]]:
+        """Each hit's document shown by a chunk whose text holds the words, when it has one: the
+        first such chunk in ``preferred`` (the bm25 ranking), else its first in the file; the
+        score stays the document's. A word in a document's title or top heading is in every
+        chunk's title and heading path, so its best-scoring chunk can be one whose text says
+        nothing of it ("Dependencies"). Returns the hits and the chunks put in.
+
+        The text match is one unranked FTS5 query (a MATCH with ``rowid IN (...)`` runs the
+        match once per rowid: seconds for a long sentence)."""
+        import numpy as np
+
+        docs = self._documents_of([c for c, _ in ranked])
+        wanted = set(docs.values())
+        if not wanted:
+            return ranked, set()
+        rank = {c: i for i, c in enumerate(preferred)}
+        best: dict[int, tuple[float, int]] = {}
+        for expr in (parsed.fts, self._relaxed(parsed) if parsed.terms else ""):
+            if not expr or len(best) == len(wanted) or expr in self._matches_nothing:
+                continue  # (a sentence's every word in one section: usually none, and known)
+            rows = self.conn.execute("SELECT rowid FROM knowledge_fts WHERE knowledge_fts MATCH ?",
+                                     (f"text : ( {expr} )",)).fetchall()
+            found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            at = np.minimum(np.searchsorted(self._ids, found), max(len(self._ids) - 1, 0))
+            known = self._ids[at] == found
+            for chunk_id, doc in zip(found[known].tolist(), self._docs[at][known].tolist(), strict=True):
+                key = (rank.get(chunk_id, float("inf")), chunk_id)
+                if doc in wanted and (doc not in best or key < best[doc]):
+                    best[doc] = key
+        chosen = {doc: chunk_id for doc, (_, chunk_id) in best.items()}
+        out = [(chosen.get(docs.get(c, -1), c), score) for c, score in ranked]
+        return out, set(chosen.values())
 
     def _hits(self, ranked: list[tuple[int, float]], parsed: ParsedSearch, *, matched: set[int], source: str) -> list[Hit]:
         if not ranked:
@@ -316,7 +418,7 @@ class Searcher:
             snippets = dict(self.conn.execute(
                 f"SELECT rowid, snippet(knowledge_fts, 2, ?, ?, ?, {SNIPPET_TOKENS}) FROM knowledge_fts"
                 f" WHERE knowledge_fts MATCH ? AND rowid IN ({','.join('?' * len(wanted))})",
-                [MARK_START, MARK_END, ELLIPSIS, parsed.fts, *wanted]))
+                [MARK_START, MARK_END, ELLIPSIS, self._marked(parsed), *wanted]))
         out = []
         for chunk_id, score in ranked:
             row = rows.get(chunk_id)
@@ -426,14 +528,16 @@ def search_many(stores: list[tuple[str, Any]], text: str, *, limit: int = 10, mo
     """Search several stores (``(label, connection or Searcher)``: this node's and peers'
     replicas) and merge their hits by score, each labelled with its store's label.
 
-    A store that cannot be searched (a replica without knowledge tables, a damaged file) is
-    left out with a warning (``on_warning``); bad search syntax is the user's and raises.
+    A store that cannot be searched (a replica without knowledge tables, a damaged file: an
+    sqlite3.Error) is left out with a warning (``on_warning``); bad search syntax is the user's
+    and raises, and so does any other error (a caller wrapping a Searcher to raise its own for a
+    store that must answer, as the CLI does for this node's).
     Ties are broken by the stores' order, then path.
     """
     check_syntax(text)  # bad syntax is refused once, before any store is read
     merged: list[tuple[int, Hit]] = []
     for order, (label, store) in enumerate(stores):
-        finder = store if isinstance(store, Searcher) else searcher(store)
+        finder = store if hasattr(store, "search") else searcher(store)  # a Searcher, or one wrapped
         try:
             if knowledge_state(finder.conn) == "missing":
                 if on_warning is not None:

@@ -11,7 +11,9 @@ text never makes FTS5 fail:
   which FTS5's tokenizer makes the phrase "crash loop"; ``deployment/web``, ``kube-proxy``,
   ``app.kubernetes.io/name``, ``don't`` likewise); a run of punctuation only is left out.
 
-An unbalanced quote or parenthesis is refused here; a misplaced operator (``web AND``) by FTS5,
+Plain text of several terms must all be in a chunk (FTS5's implicit AND); ``terms`` lets the
+ranking add chunks holding some of them when fewer chunks hold them all. An unbalanced quote or
+parenthesis is refused here; a misplaced operator (``web AND``) by FTS5,
 whose message core/knowledge/search.py turns into the same one-line QueryError.
 """
 
@@ -35,10 +37,13 @@ _NEAR_DISTANCE = re.compile(r"\s*,\s*(\d+)\s*\)")
 class ParsedSearch:
     """``fts``: the FTS5 MATCH expression (``""`` when the text has no word to match);
     ``words``: the text the semantic ranking embeds (phrases and words, without operators,
-    column names, ``*`` or what NOT excludes)."""
+    column names, ``*`` or what NOT excludes); ``terms``: for plain text of several terms (no
+    operator, group, NEAR or column filter), each term as FTS5 syntax, for the ranking to fall
+    back on chunks holding some of them when too few hold them all (empty otherwise)."""
 
     fts: str
     words: str
+    terms: tuple[str, ...] = ()
 
 
 def parse(text: str) -> ParsedSearch:
@@ -68,6 +73,7 @@ class _Parser:
         self.depth = 0
         self.skip_next = False  # the term after NOT: kept out of the semantic words
         self.skip_depth: int | None = None  # inside a NOT ( ... ) group
+        self.plain = True  # no syntax but phrases and prefixes: the terms may be relaxed to OR
 
     def fail(self, what: str, at: int) -> QueryError:
         return QueryError(f"bad search text '{printable(self.text)}': {what} (at character {at + 1})",
@@ -98,7 +104,8 @@ class _Parser:
                 self.word(opened)
         if opened:
             raise self.fail("'(' not closed", opened[-1])
-        return ParsedSearch(" ".join(self.fts), " ".join(self.words))
+        terms = tuple(dict.fromkeys(t for t in self.fts if t != "AND"))
+        return ParsedSearch(" ".join(self.fts), " ".join(self.words), terms if self.plain and len(terms) > 1 else ())
 
     def phrase(self) -> str:
         """The phrase starting at the quote under the cursor, its doubled quotes undone."""
@@ -123,8 +130,18 @@ class _Parser:
         if self.text.startswith("*", self.i):
             self.i += 1
             prefix = True
-        self.fts.append(_quoted(words) + ("*" if prefix else ""))
+        if not _has_token(words):  # "" or "--": nothing FTS5 would match
+            return
+        self.operand(_quoted(words) + ("*" if prefix else ""))
         self.semantic(words)
+
+    def operand(self, token: str) -> None:
+        """Emit the start of an operand (a phrase, ``(``, NEAR(...), a column filter), with an
+        explicit AND after a previous operand: FTS5 reads ``a b`` as ``a AND b`` but refuses
+        ``a (b)`` (KEP titles are full of "Name (ABBR)")."""
+        if self.fts and (self.fts[-1] == ")" or self.fts[-1].endswith(('"', '*', ')'))) and self.fts[-1] not in OPERATORS:
+            self.fts.append("AND")
+        self.fts.append(token)
 
     def semantic(self, words: str) -> None:
         if self.skip_depth is not None:
@@ -135,7 +152,8 @@ class _Parser:
         self.words.append(words)
 
     def open_group(self) -> None:
-        self.fts.append("(")
+        self.plain = False
+        self.operand("(")
         self.depth += 1
         if self.skip_next and self.skip_depth is None:
             self.skip_next, self.skip_depth = False, self.depth
@@ -148,6 +166,7 @@ class _Parser:
 
     def near(self) -> None:
         """``NEAR(term term ..., N)``: the terms quoted, the distance kept."""
+        self.plain = False
         start = self.i
         self.i += len("NEAR(")
         inner: list[str] = []
@@ -159,12 +178,12 @@ class _Parser:
             distance = _NEAR_DISTANCE.match(self.text, self.i)
             if distance:
                 self.i = distance.end()
-                self.fts.append(f"NEAR({' '.join(inner)}, {distance.group(1)})")
+                self.operand(f"NEAR({' '.join(inner)}, {distance.group(1)})")
                 return
             ch = self.text[self.i]
             if ch == ")":
                 self.i += 1
-                self.fts.append(f"NEAR({' '.join(inner)})")
+                self.operand(f"NEAR({' '.join(inner)})")
                 return
             if ch == '"':
                 words = self.phrase()
@@ -189,20 +208,25 @@ class _Parser:
         text = self.text
         column = _COLUMN_PREFIX.match(text, self.i)
         if column:  # the filter applies to what follows: a word, a "phrase" or a ( group )
-            self.fts.append(column.group(1).lower() + ":")
+            self.plain = False
+            self.operand(column.group(1).lower() + ":")
             self.i = column.end()
             return
-        end = self.i
+        # The word ends at a space or a quote, or at a ')' that closes an open group ("(web OR
+        # api)", "(i.e. roll back)?"); a ')' matching a '(' inside the word is the word's ("f(x)").
+        end, inner = self.i, 0
         while end < len(text) and not text[end].isspace() and text[end] != '"':
+            if text[end] == "(":
+                inner += 1
+            elif text[end] == ")":
+                if inner == 0 and opened:
+                    break
+                inner = max(0, inner - 1)
             end += 1
-        # ')' at the end of a word closes a group when one is open ("(web OR api)"); otherwise
-        # it is part of the word ("f(x)")
-        closing = 0
-        while end - closing > self.i and text[end - closing - 1] == ")" and closing < len(opened):
-            closing += 1
-        word = text[self.i:end - closing]
-        self.i = end - closing
+        word = text[self.i:end]
+        self.i = end
         if word in OPERATORS:
+            self.plain = False
             self.fts.append(word)
             if word == "NOT":
                 self.skip_next = True

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from tessera.cli import completers
 from tessera.cli.options import OutputSettings, emit, output_options
 
 # The formats a list of hits can take (the graph views draw matched subgraphs: hits are not one).
@@ -35,7 +36,7 @@ def _check_mode(value: str) -> str:
     return value
 
 
-Mode = Annotated[str, typer.Option("--mode", "-m", metavar="MODE", callback=_check_mode,
+Mode = Annotated[str, typer.Option("--mode", "-m", metavar="MODE", callback=_check_mode, autocompletion=completers.search_modes,
                                    help="hybrid (words and meaning, fused), bm25 (the words) or semantic "
                                         "(the meaning: offline embeddings).")]
 
@@ -52,8 +53,8 @@ def search(
 ) -> None:
     """Search the ingested notes, runbooks and code, best first.
 
-    On a terminal each hit is one line, [SOURCE] (SCORE) PATH — TITLE › HEADING: SNIPPET, the
-    matched words in bold; in a pipe, JSON lines (source, path, title, heading, score, snippet...).
+    On a terminal each hit is one line, [SOURCE] (SCORE) PATH — TITLE › HEADING: SNIPPET (the
+    heading without the title it starts with), the matched words in bold; in a pipe, JSON lines (source, path, title, heading, score, snippet...).
     Example: tessera search "crash-loop NOT staging" -n 5
     """
     from tessera.core.errors import UsageError
@@ -91,16 +92,16 @@ def _count(number: int | None, limit: int | None) -> int:
 def _find(text: str, *, count: int, mode: str, per: str, peers: bool) -> tuple[list[Any], list[str], list[str]]:
     """The hits, the notes (nothing to search) and the warnings (a store left out)."""
     from tessera.core.knowledge.search import knowledge_state, search_many
-    from tessera.core.peers.replica_reading import LOCAL, local_store
+    from tessera.core.store.db import connect_read_only
 
     notes: list[str] = []
     warnings: list[str] = []
     stores: list[tuple[str, Any]] = []
-    local = local_store()
+    local = connect_read_only(timeout=5.0)  # creates and migrates nothing: a search writes nothing
     replicas: list[Any] = []
     try:
-        if local is not None and knowledge_state(local) == "present":
-            stores.append((LOCAL, local))
+        if local is not None and _local_state(local, knowledge_state) == "present":
+            stores.append(("local", _LocalStore(local)))  # core/peers/replica_reading.LOCAL: the peers' word for this node
         if peers:
             from tessera.core.peers.replica_reading import open_all
 
@@ -123,6 +124,42 @@ def _find(text: str, *, count: int, mode: str, per: str, peers: bool) -> tuple[l
             local.close()
 
 
+def _local_state(conn: Any, knowledge_state: Any) -> str:
+    """knowledge_state of this node's store; a damaged or locked store is its one-line StoreError
+    (exit 1 or 3), not a warning: it is the store the user asked about."""
+    import sqlite3
+
+    try:
+        return knowledge_state(conn)
+    except sqlite3.Error as exc:
+        raise _store_error(exc) from None
+
+
+def _store_error(exc: Exception) -> Exception:
+    from tessera.core.store.db import db_path, store_error
+
+    return store_error(exc, db_path(), 5.0) or exc
+
+
+class _LocalStore:
+    """This node's store for search_many: its failures raised as the store's errors (a peer's
+    replica that fails is left out with a warning instead)."""
+
+    def __init__(self, conn: Any):
+        from tessera.core.knowledge.search import Searcher
+
+        self.conn = conn
+        self.searcher = Searcher(conn)
+
+    def search(self, *args: Any, **kwargs: Any) -> Any:
+        import sqlite3
+
+        try:
+            return self.searcher.search(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise _store_error(exc) from None
+
+
 def _print_lines(hits: list[Any], *, color: bool) -> None:
     """``[SOURCE] (SCORE) PATH — TITLE › HEADING: SNIPPET`` per hit; the marked words bold."""
     from rich.console import Console
@@ -141,11 +178,20 @@ def _print_lines(hits: list[Any], *, color: bool) -> None:
         line.append(f"[{printable(hit.source)}]", style="cyan")
         line.append(f" ({hit.score:.2f}) ", style="dim")
         line.append(printable(hit.path), style="bold")
-        where = printable(hit.title) + (f" › {printable(hit.heading)}" if hit.heading else "")
+        where = printable(hit.title) + (f" › {printable(heading)}" if (heading := _own_heading(hit)) else "")
         line.append(f" — {where}: ")
         for i, part in enumerate(printable(hit.snippet).replace(MARK_END, MARK_START).split(MARK_START)):
             line.append(part, style="bold" if i % 2 else None)
         console.print(line)
+
+
+def _own_heading(hit: Any) -> str:
+    """The heading path without the title it starts with (a markdown file's first heading is
+    usually its title: "KEP-753: Sidecar containers > Design" shows as "Design")."""
+    if hit.heading == hit.title:
+        return ""
+    prefix = f"{hit.title} > "
+    return hit.heading[len(prefix):] if hit.title and hit.heading.startswith(prefix) else hit.heading
 
 
 def _isatty(stream: Any) -> bool:
