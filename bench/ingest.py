@@ -378,6 +378,25 @@ def guarded(stage, key: str) -> dict:
         return {key: f"{type(exc).__name__}: {exc}"}
 
 
+def cli_search_figures(tessera: str, env: dict, queries: list[dict], count: int) -> dict:
+    """``tessera search -n 10 --mode M TEXT`` as a subprocess (start-up, the store opened, the
+    model loaded for semantic and hybrid, JSONL out) for the first ``count`` paraphrases."""
+    out: dict = {}
+    for mode in MODES:
+        times: list[float] = []
+        failed: list[str] = []
+        for q in queries[:count]:
+            seconds, proc = run_tessera(tessera, ["search", "-n", "10", "--mode", mode, q["query"]], env, timeout=120)
+            if proc.returncode == 0:
+                times.append(seconds * 1000)
+            else:
+                failed.append(failure(proc))
+        out[mode] = percentiles(times)
+        if failed:
+            out[mode]["errors"] = failed[:3]
+    return out
+
+
 # --- the run --------------------------------------------------------------------------------------
 
 def quick_queries(corpus: Path, queries: list[dict]) -> list[dict]:
@@ -480,6 +499,7 @@ def run(tmp: Path, corpus: Path, queries: list[dict], tessera: str, args) -> int
     if queries:
         out.update(guarded(lambda: search_figures(db, queries, args.rounds), "search_error"))
         out["rg_ms"] = rg_figures(copy, queries, args.rounds)
+        out["cli_search_ms"] = guarded(lambda: cli_search_figures(tessera, env, queries, 10), "error")
     else:
         out["search_error"] = "no paraphrase targets a KEP of this corpus"
 
