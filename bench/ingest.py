@@ -412,7 +412,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="timed passes over the 30 queries per mode")
     parser.add_argument("--busy", type=int, default=0, help="start N busy loops for the run (a loaded machine)")
     parser.add_argument("--tessera", default=None)
-    parser.add_argument("--quick", action="store_true", help="3 watch samples, 1 round: a smoke run")
+    parser.add_argument("--quick", action="store_true", help="3 watch samples, 1 round, 1 command-line search per mode: a smoke run")
     parser.add_argument("--no-watch", action="store_true")
     parser.add_argument("--in-process", action="store_true",
                         help="the full ingest through ingest_paths in this process instead of a tessera subprocess")
@@ -499,7 +499,7 @@ def run(tmp: Path, corpus: Path, queries: list[dict], tessera: str, args) -> int
     if queries:
         out.update(guarded(lambda: search_figures(db, queries, args.rounds), "search_error"))
         out["rg_ms"] = rg_figures(copy, queries, args.rounds)
-        out["cli_search_ms"] = guarded(lambda: cli_search_figures(tessera, env, queries, 10), "error")
+        out["cli_search_ms"] = guarded(lambda: cli_search_figures(tessera, env, queries, 1 if args.quick else 10), "error")
     else:
         out["search_error"] = "no paraphrase targets a KEP of this corpus"
 

@@ -69,6 +69,9 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
     first = result["query_keps"].index("keps/sig-node/277-ephemeral-containers")
     assert result["title_ranks"]["bm25"][first] == 1
 
+    for mode in ("bm25", "semantic", "hybrid"):
+        assert result["cli_search_ms"][mode]["n"] == 1, result["cli_search_ms"]
+
     rg = result["rg_ms"]
     assert "error" in rg or (rg["n"] == 3 and rg["p50"] is not None)
 
