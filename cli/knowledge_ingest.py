@@ -48,20 +48,20 @@ def ingest(paths: PathArgs, watch: Watch = False, emit: Emit = False, output: Ou
         raise UsageError("'-' (JSONL on stdin) cannot be combined with paths, --watch or --reindex",
                          hint="run `tessera ingest -` on its own")
     on_change = _emit_line if emit else None
-    conn = open_store()
     if from_stdin:
+        from tessera.core.config import max_input_bytes
         from tessera.core.knowledge.ingest import ingest_jsonl
 
-        from tessera.core.config import max_input_bytes
-
         limit = max_input_bytes()
-        summary = ingest_jsonl(conn, _stdin_lines(limit), on_change=on_change, max_line_bytes=limit)
+        summary = ingest_jsonl(open_store(), _stdin_lines(limit), on_change=on_change, max_line_bytes=limit)
         _report(summary, output, quiet)
         return
     from tessera.core.knowledge import ingest as ingesting
 
-    known = {r["root"]: r["root_given"] for r in ingesting.index.roots(conn)}
-    targets = ingesting.resolve_targets(paths, known_roots=known)
+    ingesting.resolve_targets(paths)  # a PATH missing: refused before the store is even opened
+    conn = open_store()
+    targets = ingesting.resolve_paths(conn, paths)
+
     def first_ingest() -> None:
         summary = _with_progress(lambda progress: ingesting.ingest_targets(
             conn, targets, on_progress=progress, on_change=on_change, on_warning=print_warning, reindex=reindex), quiet)
@@ -162,15 +162,15 @@ def _watch(conn: Any, targets: list, stopper: _Stopper, on_change: Any, quiet: b
 
     as_json = not sys.stderr.isatty()
 
-    def log(event: str, **fields: Any) -> None:
-        if quiet:
+    def log(event: str, level: str = "info", **fields: Any) -> None:
+        if quiet and level == "info":
             return
         if as_json:
-            line = json.dumps({"time": now(), "level": "info", "event": event, **fields}, default=str)
+            line = json.dumps({"time": now(), "level": level, "event": event, **fields}, default=str)
         else:
             from tessera.core.errors import printable
 
-            line = printable(f"{now()} {event} " + " ".join(f"{k}={v}" for k, v in fields.items()))
+            line = printable(f"{now()} {level:<5} {event} " + " ".join(f"{k}={v}" for k, v in fields.items()))
         print(line, file=sys.stderr, flush=True)
 
     def on_batch(summary: Any, paths: list[str]) -> None:
@@ -179,12 +179,16 @@ def _watch(conn: Any, targets: list, stopper: _Stopper, on_change: Any, quiet: b
             removed=figures["removed"], unchanged=figures["unchanged"], skipped=figures["skipped"],
             paths=paths[:20], seconds=figures["seconds"])
 
+    def on_error(exc: Any, paths: list[str]) -> None:
+        log("ingest.failed", level="error", error=exc.one_line(), paths=paths[:20], retry="with the next batch")
+
     def on_ready() -> None:
         first_ingest()
         stopper.watching = True
         log("ingest.watching", roots=[t.root_given for t in targets])
 
-    watch(conn, targets, stopper.stop, on_batch=on_batch, on_change=on_change, on_warning=print_warning, on_ready=on_ready)
+    watch(conn, targets, stopper.stop, on_batch=on_batch, on_change=on_change, on_warning=print_warning,
+          on_ready=on_ready, on_error=on_error)
     log("ingest.stopped")
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -70,6 +71,18 @@ def test_a_long_section_is_cut_at_paragraphs_and_an_empty_section_is_no_chunk():
 def test_a_file_of_only_headings_is_one_chunk_and_one_of_only_comments_none():
     assert [(c.heading, c.text) for c in split("h.md", "# Only\n\n## Headings\n").chunks] == [("Only", "# Only\n\n## Headings")]
     assert split("c.md", "<!-- nothing rendered -->\n").chunks == []
+
+
+def test_hostile_markdown_splits_in_linear_time():
+    """Text made of link openers ("[[[[...", "[a](" repeated) made the link patterns scan to the
+    end from every bracket: hours for these 200 KB. A generous deadline (not a speed figure):
+    done in a fraction of a second now, it cannot pass while the scan is quadratic."""
+    script = ("from tessera.core.knowledge.splitting import split\n"
+              "for text in ('[' * 200000, '[a](' * 50000, '[[' * 100000, '[a](b(' * 40000, '[a\\n' * 60000):\n"
+              "    split('x.md', text)\n")
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    links = split("a.md", "See [w](https://en.wikipedia.org/wiki/Foo_(bar)) and ![i](img.png \"t\")\n").links
+    assert links == ["https://en.wikipedia.org/wiki/Foo_(bar)", "img.png"]
 
 
 def test_front_matter_tags_links_and_title_precedence():
@@ -294,6 +307,24 @@ def test_oversized_is_skipped_before_reading_and_fifo_and_dangling_link_are_unre
     assert "skipped 6 (2 binary, 2 oversized, 2 unreadable)" in summary.line()
 
 
+def test_names_that_are_not_utf8_are_skipped_or_refused(tmp_path):
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "ok.md").write_text("# Ok\n\nfine\n")
+    with open(os.path.join(os.fsencode(root), b"bad\xff.md"), "w") as f:
+        f.write("# Bad name\n")
+    os.makedirs(os.path.join(os.fsencode(root), b"dir\xfe"))
+    with open(os.path.join(os.fsencode(root), b"dir\xfe", b"in.md"), "w") as f:
+        f.write("# In\n")
+    conn = connect()
+    summary = ingest_paths(conn, [str(root)])
+    assert (summary.added, summary.skipped) == (1, {"unreadable": 2})
+    bad_root = os.fsdecode(os.path.join(os.fsencode(root), b"dir\xfe"))
+    with pytest.raises(UsageError, match=r"dir\\xfe': its path is not UTF-8"):
+        ingest_paths(conn, [bad_root])
+    assert consistency_problems(conn) == []
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_a_file_without_read_permission_is_unreadable(tmp_path):
     root = tmp_path / "r"
@@ -407,6 +438,7 @@ def test_cli_summary_on_stderr_nothing_on_stdout_and_json_summary(tmp_path):
 def test_cli_missing_path_exits_2_with_one_line(tmp_path):
     proc = tessera("ingest", str(tmp_path / "no\x1bpe"))
     assert proc.returncode == 2 and proc.stdout == ""
+    assert not (Path(os.environ["TESSERA_HOME"]) / "tessera.db").exists()  # refused before the store is made
     assert proc.stderr == f"tessera: cannot ingest '{tmp_path}/no\\x1bpe': No such file or directory (give an existing file or folder; nothing was ingested)\n"
 
 

@@ -155,3 +155,39 @@ def test_a_file_saved_during_the_first_ingest_is_not_missed(tmp_path):
         stop.set()
         worker.join(DEADLINE)
     assert not worker.is_alive()
+
+
+def test_a_batch_the_locked_store_refused_is_applied_once_the_lock_is_gone(tmp_path, monkeypatch):
+    """The store locked past its timeout is an error for that batch, reported, and its paths are
+    tried again with the next batch: the watch goes on and the change lands."""
+    from tessera.core.knowledge.ingest import ingest_paths, resolve_targets
+    from tessera.core.knowledge.watching import watch
+    from tessera.core.store.db import connect
+
+    root = write_notes(tmp_path)
+    conn = connect()
+    ingest_paths(conn, [str(root)])
+    monkeypatch.setenv("TESSERA_LOCK_TIMEOUT", "0.05")
+    watcher_conn = connect()
+    errors: list[str] = []
+    ready = threading.Event()
+    stop = threading.Event()
+    worker = threading.Thread(target=watch, args=(watcher_conn, resolve_targets([str(root)]), stop), daemon=True,
+                              kwargs={"on_ready": ready.set, "on_error": lambda exc, paths: errors.append(exc.one_line())})
+    blocker = sqlite3.connect(Path(os.environ["TESSERA_HOME"]) / "tessera.db", isolation_level=None)
+    worker.start()
+    try:
+        assert ready.wait(DEADLINE)
+        blocker.execute("BEGIN IMMEDIATE")  # another process's write, held
+        (root / "runbooks" / "web.md").write_text("# Web\n\nafter the lock: wombatword\n")
+        deadline = time.monotonic() + DEADLINE
+        while not errors and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert errors and "locked" in errors[0]
+        blocker.execute("ROLLBACK")
+        poll(searchable("wombatword"), "the refused batch applied after the lock went")
+    finally:
+        stop.set()
+        worker.join(DEADLINE)
+        blocker.close()
+    assert not worker.is_alive()

@@ -7,6 +7,7 @@
   are skipped: they are tool state, secrets or editor droppings, not knowledge.
 - Symbolic links to files are followed (the file is read through the link, under the link's
   path); links to folders are not, so a link loop or a link to / cannot run the walk away.
+- A file whose name is not UTF-8 cannot be stored as a path: it is reported "unreadable".
 - Image, PDF and archive suffixes are reported without being read: they are binary whatever
   their first bytes say (an SVG is XML, but a drawing, not prose).
 """
@@ -131,6 +132,9 @@ def walk(root: Path, rules: IgnoreRules | None = None, *, start: str = "") -> It
 def candidate(root: Path, rel: str) -> Candidate:
     """``rel`` under ``root`` as a Candidate, with the skip its name or file type already tells."""
     absolute = os.path.join(root, *rel.split("/"))
+    if not _is_text(rel):  # a name that is not UTF-8 (os gives it with surrogates): not storable as a path
+        shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return Candidate(shown, absolute, "unreadable")
     if os.path.splitext(rel)[1].lower() in BINARY_SUFFIXES:
         return Candidate(rel, absolute, "binary")
     try:
@@ -142,3 +146,11 @@ def candidate(root: Path, rel: str) -> Candidate:
     if not stat.S_ISREG(mode):  # a FIFO, a socket, a device: reading could block or never end
         return Candidate(rel, absolute, "unreadable")
     return Candidate(rel, absolute)
+
+
+def _is_text(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

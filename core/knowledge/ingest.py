@@ -118,6 +118,11 @@ def resolve_targets(paths: list[str], *, known_roots: dict[str, str] | None = No
             reason = getattr(exc, "strerror", None) or "no such file or folder"
             raise UsageError(f"cannot ingest '{printable(given)}': {reason}",
                              hint="give an existing file or folder; nothing was ingested") from None
+        try:
+            str(real).encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"cannot ingest '{printable(given.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace'))}':"
+                             " its path is not UTF-8", hint="rename it; nothing was ingested") from None
         is_dir = stat.S_ISDIR(mode)
         if not is_dir and not stat.S_ISREG(mode):
             raise UsageError(f"cannot ingest '{printable(given)}': not a regular file or folder",
@@ -156,9 +161,13 @@ def ingest_paths(conn: sqlite3.Connection, paths: list[str], *, on_progress: OnP
     Raises:
         UsageError when a path does not exist (nothing is written).
     """
-    targets = resolve_targets(paths, known_roots={r["root"]: r["root_given"] for r in index.roots(conn)})
-    return ingest_targets(conn, targets, on_progress=on_progress, on_change=on_change, on_warning=on_warning, now=now,
-                          reindex=reindex)
+    return ingest_targets(conn, resolve_paths(conn, paths), on_progress=on_progress, on_change=on_change,
+                          on_warning=on_warning, now=now, reindex=reindex)
+
+
+def resolve_paths(conn: sqlite3.Connection, paths: list[str]) -> list[Target]:
+    """``resolve_targets`` with the roots already ingested in this store."""
+    return resolve_targets(paths, known_roots={r["root"]: r["root_given"] for r in index.roots(conn)})
 
 
 def ingest_targets(conn: sqlite3.Connection, targets: list[Target], *, on_progress: OnProgress | None = None,
@@ -219,8 +228,8 @@ def ingest_changed(conn: sqlite3.Connection, root: Path, root_given: str, paths:
 
 
 def ingest_jsonl(conn: sqlite3.Connection, lines: Iterable[str | bytes], *, on_change: OnChange | None = None,
-                 on_progress: OnProgress | None = None, now: Callable[[], str] | None = None,
-                 where: str = "stdin", max_line_bytes: int | None = None) -> IngestSummary:
+                 now: Callable[[], str] | None = None, where: str = "stdin",
+                 max_line_bytes: int | None = None) -> IngestSummary:
     """Ingest JSONL documents (``tessera ingest -``): each line an ``--emit`` line, or a document
     ``{"path": ..., "text": ...}`` with optional root, root_given, title, kind, language, tags,
     links, front_matter, mtime (split as a file of that name would be).
@@ -273,8 +282,6 @@ def ingest_jsonl(conn: sqlite3.Connection, lines: Iterable[str | bytes], *, on_c
             hashes = stored.setdefault(doc.root, index.stored_hashes(conn, doc.root))
             run.pending_document(doc, existed=doc.path in hashes, stored_hash=hashes.get(doc.path))
             hashes[doc.path] = doc.hash
-        if on_progress is not None:
-            on_progress(number, 0, "")
     run.flush()
     run.summary.roots = list(roots)
     return run.finish()

@@ -86,23 +86,38 @@ def _lines(text: str, first: int) -> list[Line]:
     return list(enumerate(text.split("\n"), start=first))
 
 
+def _closes(fence: str, line: str) -> bool:
+    """Whether ``line`` ends the code block ``fence`` opened: the same character, at least as
+    many, nothing after."""
+    m = _FENCE.match(line)
+    return bool(m) and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) \
+        and not line.strip()[len(m.group(1)):].strip()
+
+
+def _in_fences(lines: list[Line]) -> list[bool]:
+    """For each line, whether it belongs to a fenced code block (its fence lines included)."""
+    marks, fence = [], None
+    for _, line in lines:
+        if fence is not None:
+            marks.append(True)
+            if _closes(fence, line):
+                fence = None
+            continue
+        m = _FENCE.match(line)
+        if m:
+            fence = m.group(1)
+        marks.append(m is not None)
+    return marks
+
+
 def _paragraphs(lines: list[Line], *, fences: bool = False) -> list[list[Line]]:
     """Runs of non-blank lines; with ``fences``, a fenced code block (blank lines and all) stays
     inside one run."""
+    fenced = _in_fences(lines) if fences else [False] * len(lines)
     blocks: list[list[Line]] = []
     current: list[Line] = []
-    fence: str | None = None
-    for number, line in lines:
-        if fences:
-            m = _FENCE.match(line)
-            if fence is None and m:
-                fence = m.group(1)
-            elif fence is not None and m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) \
-                    and not line.strip()[len(m.group(1)):].strip():
-                fence = None
-                current.append((number, line))
-                continue
-        if fence is None and not line.strip():
+    for (number, line), in_fence in zip(lines, fenced, strict=True):
+        if not in_fence and not line.strip():
             if current:
                 blocks.append(current)
                 current = []
@@ -163,8 +178,11 @@ def _numbered(parts: list[tuple[str, list[Line]]]) -> list[ChunkRecord]:
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _NOT_PARAGRAPH = re.compile(r"^ {0,3}(?:[-+*>|]|\d+[.)]\s|<|    |\t)")
-_LINK = re.compile(r"!?\[(?:[^\]\\]|\\.)*\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'(][^)]*[\"')])?\s*\)")
-_REFERENCE = re.compile(r"^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s.*)?$", re.M)
+# Bounded and without nested brackets (a URL may hold one level of parentheses, as Wikipedia's
+# do), so that text like "[[[[..." or "[a](" repeated costs linear time (an unbounded "[...]("
+# scan from every bracket was quadratic: hours on 200 KB).
+_LINK = re.compile(r"!?\[[^\[\]\n]{0,500}\]\(\s{0,20}<?((?:[^()\s<>]|\([^()\s<>]{0,200}\)){1,2048})>?(?:\s{1,20}[\"'(][^()\n]{0,500}[\"')])?\s{0,20}\)")
+_REFERENCE = re.compile(r"^ {0,3}\[[^\[\]\n]{1,500}\]:[ \t]*<?(\S{1,2048}?)>?(?:[ \t].*)?$", re.M)
 _AUTOLINK = re.compile(r"<((?:https?|ftp|mailto):[^\s<>]+)>")
 _WIKI = re.compile(r"\[\[([^\[\]|#]+)(?:#[^\[\]|]*)?(?:\|[^\[\]]*)?\]\]")
 _TAG = re.compile(r"(?:^|(?<=\s))#([A-Za-z][\w/-]*[\w])")
@@ -185,8 +203,9 @@ def _split_markdown(path: str, text: str, stem: str) -> Split:
             body_first_line = consumed.count("\n") + 2
             text = text[end.end() + 1:]
     lines = _without_comments(_lines(text, body_first_line))
-    sections = _sections(lines)
-    h1 = next((title for level, title, _ in _headings(lines) if level == 1), None)
+    headings = _headings(lines)
+    sections = _sections(lines, headings)
+    h1 = next((title for level, title, _ in headings if level == 1), None)
     fm_title = out.front_matter.get("title")
     out.title = (str(fm_title).strip() if isinstance(fm_title, (str, int, float)) and str(fm_title).strip() else None) \
         or h1 or stem
@@ -220,13 +239,12 @@ def _without_comments(lines: list[Line]) -> list[Line]:
     in_comment = False
     for number, line in lines:
         if not in_comment:
-            m = _FENCE.match(line)
             if fence is not None:
-                if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) \
-                        and not line.strip()[len(m.group(1)):].strip():
+                if _closes(fence, line):
                     fence = None
                 out.append((number, line))
                 continue
+            m = _FENCE.match(line)
             if m:
                 fence = m.group(1)
                 out.append((number, line))
@@ -292,16 +310,10 @@ def _headings(lines: list[Line]) -> list[tuple[int, str, int]]:
     """Every heading outside fenced code: (level, text, index into ``lines`` where the heading
     starts). A setext heading starts at its text's first line."""
     found: list[tuple[int, str, int]] = []
-    fence: str | None = None
     paragraph_start: int | None = None
-    for i, (_, line) in enumerate(lines):
-        m = _FENCE.match(line)
-        if fence is not None:
-            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) and not line.strip()[len(m.group(1)):].strip():
-                fence = None
-            continue
-        if m:
-            fence, paragraph_start = m.group(1), None
+    for i, ((_, line), in_fence) in enumerate(zip(lines, _in_fences(lines), strict=True)):
+        if in_fence:
+            paragraph_start = None
             continue
         atx = _ATX.match(line)
         if atx:
@@ -321,12 +333,12 @@ def _headings(lines: list[Line]) -> list[tuple[int, str, int]]:
     return found
 
 
-def _sections(lines: list[Line]) -> list[tuple[str, list[Line]]]:
+def _sections(lines: list[Line], headings: list[tuple[int, str, int]]) -> list[tuple[str, list[Line]]]:
     """The lines split at each heading, each with its heading path ("A > B")."""
     sections: list[tuple[str, list[Line]]] = []
     stack: list[tuple[int, str]] = []
     start, heading = 0, ""
-    for level, title, index in _headings(lines):
+    for level, title, index in headings:
         sections.append((heading, lines[start:index]))
         while stack and stack[-1][0] >= level:
             stack.pop()
@@ -348,18 +360,7 @@ def _heading_only(section: list[Line]) -> bool:
 
 
 def _outside_fences(lines: list[Line]) -> list[Line]:
-    out, fence = [], None
-    for number, line in lines:
-        m = _FENCE.match(line)
-        if fence is not None:
-            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence):
-                fence = None
-            continue
-        if m:
-            fence = m.group(1)
-            continue
-        out.append((number, line))
-    return out
+    return [line for line, in_fence in zip(lines, _in_fences(lines), strict=True) if not in_fence]
 
 
 def _links(prose: str) -> list[str]:

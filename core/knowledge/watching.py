@@ -4,7 +4,8 @@ watchfiles (inotify on Linux) reports changed paths in batches. Its defaults wai
 gather a batch; here a batch is taken once nothing has changed for STEP_MS (and at most
 DEBOUNCE_MS after its first change), so a saved file is searchable well within 200 ms. Each
 batch goes through ingest.ingest_changed: one transaction per document, as for a full ingest,
-so stopping the watch (or killing it) at any moment leaves the index consistent. A changed
+so stopping the watch (or killing it) at any moment leaves the index consistent; a batch that
+fails (the store locked past its timeout) is tried again with the next one. A changed
 ``.gitignore`` re-scans its root, since what it leaves out may have changed anywhere below it.
 """
 
@@ -16,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from tessera.core.errors import TesseraError
 from tessera.core.knowledge import ingest
 from tessera.core.knowledge.file_walk import IgnoreRules
 from tessera.core.knowledge.ingest import IngestSummary, OnChange, OnWarning, Target
@@ -29,7 +31,8 @@ OnBatch = Callable[[IngestSummary, list[str]], None]  # (what the batch did, the
 
 def watch(conn: sqlite3.Connection, targets: list[Target], stop: threading.Event, *,
           on_ready: Callable[[], None] | None = None, on_batch: OnBatch | None = None,
-          on_change: OnChange | None = None, on_warning: OnWarning | None = None) -> None:
+          on_change: OnChange | None = None, on_warning: OnWarning | None = None,
+          on_error: Callable[[TesseraError, list[str]], None] | None = None) -> None:
     """Apply file changes under ``targets`` to the index until ``stop`` is set.
 
     Args:
@@ -37,6 +40,9 @@ def watch(conn: sqlite3.Connection, targets: list[Target], stop: threading.Event
             first full ingest goes here, so that a file saved while it runs is not missed (its
             change is applied after it).
         on_batch: called after each batch of changes that reached the index with its summary.
+        on_error: called when a batch could not be applied (the store stayed locked past its
+            timeout, the disk is full): its paths are tried again with the next batch (at most
+            RUST_TIMEOUT_MS later), so the watch goes on.
     """
     import watchfiles
 
@@ -45,6 +51,7 @@ def watch(conn: sqlite3.Connection, targets: list[Target], stop: threading.Event
     # it would end a watch on the file itself.
     watched = sorted({str((t.root / t.only).parent) if t.only else str(t.root / (t.under or "")) for t in targets})
     ready = False
+    retry: dict[int, set[str]] = {}  # target's index -> paths of a batch that failed, applied with the next
     # yield_on_timeout: the first (possibly empty) batch comes once the watcher runs, which is
     # the moment to call on_ready; later empty ones (every RUST_TIMEOUT_MS) are ignored.
     for batch in watchfiles.watch(*watched, debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=stop,
@@ -54,21 +61,31 @@ def watch(conn: sqlite3.Connection, targets: list[Target], stop: threading.Event
             ready = True
             if on_ready is not None:
                 on_ready()
-        for target in targets:
-            changed = _relevant(target, batch)
-            if changed is None:
+        for number, target in enumerate(targets):
+            changed = sorted(set(_relevant(target, batch) or ()) | retry.pop(number, set()))
+            if not changed:
                 continue
-            root_rules = rules[str(target.root)]
-            if any(rel == ".gitignore" or rel.endswith("/.gitignore") for rel in changed):
-                rules[str(target.root)] = root_rules = IgnoreRules(target.root)
-                summary = ingest.ingest_targets(conn, [target], on_change=on_change, on_warning=on_warning)
-            else:
-                summary = ingest.ingest_changed(conn, target.root, target.root_given, changed, rules=root_rules,
-                                                on_change=on_change, on_warning=on_warning)
+            try:
+                summary = _apply(conn, target, changed, rules, on_change, on_warning)
+            except TesseraError as exc:  # the store locked or full: tried again with the next batch
+                retry[number] = set(changed)
+                if on_error is not None:
+                    on_error(exc, changed)
+                continue
             if on_batch is not None and (summary.changed or summary.skipped):
-                on_batch(summary, sorted(changed))
+                on_batch(summary, changed)
         if stop.is_set():
             break
+
+
+def _apply(conn: sqlite3.Connection, target: Target, changed: list[str], rules: dict[str, IgnoreRules],
+           on_change: OnChange | None, on_warning: OnWarning | None) -> IngestSummary:
+    """One batch's changes under ``target`` into the index (a changed .gitignore re-scans it)."""
+    if any(rel == ".gitignore" or rel.endswith("/.gitignore") for rel in changed):
+        rules[str(target.root)] = IgnoreRules(target.root)
+        return ingest.ingest_targets(conn, [target], on_change=on_change, on_warning=on_warning)
+    return ingest.ingest_changed(conn, target.root, target.root_given, changed, rules=rules[str(target.root)],
+                                 on_change=on_change, on_warning=on_warning)
 
 
 def _relevant(target: Target, batch: set) -> list[str] | None:
