@@ -133,6 +133,14 @@ def test_misplaced_operators_are_one_line_errors_in_every_mode(conn, text):
         assert "\n" not in err.value.one_line()
 
 
+def test_a_text_over_the_limit_is_refused_before_any_work(conn, monkeypatch):
+    from tessera.core.knowledge import search as search_module
+
+    monkeypatch.setattr(search_module, "parse", lambda text: pytest.fail("parsed before the limit was checked"))
+    with pytest.raises(QueryError, match=r"the search text is 4001 characters long; at most 4000 are searched"):
+        search(conn, "w" * 4001)
+
+
 def test_text_without_a_word_is_refused(conn):
     with pytest.raises(QueryError, match="has no word to look for"):
         search(conn, "- / --", mode="bm25")
@@ -281,6 +289,14 @@ def test_semantic_scores_are_cosines_and_hybrid_scores_are_normalised_rrf(conn):
     assert "«" in hybrid[0].snippet
 
 
+def test_what_is_nothing_like_the_query_is_no_hit(conn):
+    # without a floor every search by meaning "finds" the least unlike chunks, and hybrid fills
+    # the list with unrelated documents at up to 0.5
+    assert search(conn, "banana bread recipe", mode="semantic") == []
+    write_notes(conn, {"notes/zanzibar.md": ("Zanzibar", [("", "The zanzibar cluster runs the batch jobs.")])})
+    assert paths(search(conn, "zanzibar", mode="hybrid")) == ["notes/zanzibar.md"]
+
+
 def test_semantic_hits_without_the_words_show_the_chunk_opening(conn):
     hits = search(conn, "my container keeps restarting", mode="semantic")
     assert all("«" not in h.snippet for h in hits)
@@ -298,6 +314,20 @@ def test_the_searcher_reloads_vectors_only_when_the_index_changed(conn):
     assert finder._matrix is not matrix and hits[0].path == "runbooks/oom.md"
     index.remove_document(conn, ROOT, "runbooks/oom.md", at=AT)
     assert "runbooks/oom.md" not in paths(finder.search("container killed out of memory", mode="semantic"))
+
+
+def test_the_kept_searcher_does_not_keep_its_connection_alive(tmp_path):
+    import gc
+    import weakref
+
+    store = connect(tmp_path / "s.db")
+    write_notes(store, embed=False)
+    assert search(store, "kubectl", mode="bm25")
+    alive = weakref.ref(store)
+    store.close()
+    del store
+    gc.collect()
+    assert alive() is None, "freed, though searcher() keeps a Searcher for it"
 
 
 def test_chunk_scores_semantic_and_hybrid(conn):

@@ -57,16 +57,36 @@ def test_number_of_hits_mode_and_chunks(notes):
     assert {r["path"] for r in by_chunk} == {r["path"] for r in by_doc}
 
 
+def test_other_formats_and_no_hits(notes):
+    jsonl = rows(tsr("search", "kubectl", "--mode", "bm25"))
+    as_json = tsr("search", "kubectl", "--mode", "bm25", "-o", "json")
+    assert as_json.returncode == 0 and json.loads(as_json.stdout) == jsonl
+    table = tsr("search", "kubectl", "--mode", "bm25", "-o", "table", "-n", "1")
+    assert table.returncode == 0
+    header = table.stdout.splitlines()[0].split()
+    assert header == ["source", "score", "path", "title", "heading", "snippet"]
+    assert tsr("search", "kubectl", "-n", "0").stdout == ""
+    none = tsr("search", "nosuchwordanywhere", "--mode", "bm25")
+    assert none.returncode == 0 and none.stdout == "" and none.stderr == ""
+
+
+def test_control_characters_in_the_text_are_escaped_in_errors(notes):
+    r = tsr("search", "web\x1b[2J AND")
+    assert r.returncode == 1 and "\x1b" not in r.stderr and "web\\x1b[2J AND" in r.stderr
+    assert r.stderr.count("\n") == 1
+
+
 def test_paraphrase_finds_the_crashloop_note_under_semantic_and_hybrid(notes):
     for mode in ("semantic", "hybrid"):
         found = rows(tsr("search", "pod stuck restarting over and over", "--mode", mode))
         assert found[0]["path"] == "notes/crashloop.txt", (mode, found)
 
 
-def test_lines_on_a_terminal(notes):
+def on_a_terminal(*args: str, env: dict | None = None) -> str:
+    """What ``tessera ARGS`` prints with its stdout on a pty (exit 0 asserted)."""
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([*TSR, "search", "rollout undo", "--mode", "bm25", "-n", "1", "--color", "never"],
-                            stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.PIPE, env=dict(os.environ))
+    proc = subprocess.Popen([*TSR, *args], stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.PIPE,
+                            env={**os.environ, **(env or {})})
     os.close(follower)
     seen = b""
     deadline = time.monotonic() + 60
@@ -80,10 +100,22 @@ def test_lines_on_a_terminal(notes):
         seen += chunk
     proc.wait(timeout=60)
     os.close(leader)
-    assert proc.returncode == 0
-    line = seen.decode().replace("\r\n", "\n").strip()
+    assert proc.returncode == 0, proc.stderr.read()
+    return seen.decode().replace("\r\n", "\n").strip()
+
+
+def test_lines_on_a_terminal(notes):
+    line = on_a_terminal("search", "rollout undo", "--mode", "bm25", "-n", "1", "--color", "never")
     assert line.startswith("[local] (0.") and ") runbooks/web.md — Web frontend runbook › Web frontend > Remediation: " in line
     assert "«" not in line and "rollout undo" in line  # the marks become bold, and without colour nothing
+
+
+def test_matched_words_bold_on_a_terminal_unless_no_color(notes):
+    env = {k: "" for k in ("NO_COLOR",)}
+    coloured = on_a_terminal("search", "rollout undo", "--mode", "bm25", "-n", "1", env=env)
+    assert "\x1b[1mrollout\x1b[0m" in coloured and "«" not in coloured
+    plain = on_a_terminal("search", "rollout undo", "--mode", "bm25", "-n", "1", env={"NO_COLOR": "1"})
+    assert "\x1b[" not in plain and "rollout undo" in plain and "«" not in plain
 
 
 @pytest.mark.parametrize("text, what", [
@@ -257,23 +289,7 @@ def test_peers_on_a_terminal_label_lines_with_the_peer_name(notes, tmp_path):
     theirs.mkdir()
     (theirs / "zanzibar.md").write_text("# Zanzibar\n\nThe zanzibar cluster runbook.\n")
     add_peer("al\x1b[31mice", "c" * 64, knowledge=theirs)
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen([*TSR, "search", "zanzibar", "--peers", "--color", "never"], stdin=subprocess.DEVNULL,
-                            stdout=follower, stderr=subprocess.PIPE, env=dict(os.environ))
-    os.close(follower)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    proc.wait(timeout=60)
-    os.close(leader)
-    line = seen.decode().strip()
-    assert proc.returncode == 0
+    line = on_a_terminal("search", "zanzibar", "--peers", "--color", "never")
     assert line.startswith("[al\\x1b[31mice] (") and ") zanzibar.md — Zanzibar: " in line, line  # the name escaped
 
 

@@ -8,7 +8,7 @@ cosine over the chunks' embeddings, and their reciprocal rank fusion (docs/knowl
   higher is better, 0.5 at ``b = BM25_HALF``; one formula for every store, so scores from
   different stores can be merged (each store's own document frequencies still weigh words).
 - ``semantic``: the cosine of the query's embedding with each chunk's (both unit vectors: a dot
-  product), clamped at 0.
+  product); below SEMANTIC_FLOOR a chunk is no hit.
 - ``hybrid`` (the default): reciprocal rank fusion of the two rankings, ``sum 1 / (RRF_K + rank)``
   with rank 1-based in each ranking, divided by its maximum ``2 / (RRF_K + 1)`` so that 1.0 means
   first in both.
@@ -44,6 +44,12 @@ MARK_START, MARK_END, ELLIPSIS = "«", "»", "…"
 SNIPPET_TOKENS = 24
 FUSION_DEPTH = 100  # how deep into each ranking the fusion looks (a rank past it would add < 1/160)
 MAX_LIMIT = 10_000
+MAX_TEXT = 4_000  # characters: a pasted page would make FTS5 intersect thousands of posting lists
+# A chunk less like the query than this is no semantic hit: over the KEPs, queries about nothing
+# in them ("banana bread recipe", "zanzibar") reach 0.28 at most, the 30 paraphrases' targets
+# 0.33 to 0.73. Without it every search by meaning "finds" something, and hybrid fills the list
+# with unrelated documents at up to 0.5.
+SEMANTIC_FLOOR = 0.3
 RELAX_SHARE, RELAX_MIN_CHUNKS, RELAX_TERMS = 0.05, 100, 6  # plain words falling back on some of them: _relaxed
 
 _BM25 = "bm25(knowledge_fts, " + ", ".join(str(w) for w in BM25_WEIGHTS) + ")"
@@ -115,9 +121,12 @@ def check_syntax(text: str) -> ParsedSearch:
     is the same one-line QueryError with no store, or a store with nothing in it.
 
     Raises:
-        QueryError for bad syntax or a text without a word.
+        QueryError for bad syntax, a text without a word, or one over MAX_TEXT characters.
     """
     global _syntax_conn
+    if len(text) > MAX_TEXT:
+        raise QueryError(f"the search text is {len(text)} characters long; at most {MAX_TEXT} are searched",
+                         hint="search for the few words that matter (a long text is looked for by meaning just as well)")
     parsed = parse(text)
     if not parsed.fts:
         raise QueryError(f"the search text '{printable(text)}' has no word to look for",
@@ -139,8 +148,10 @@ class Searcher:
     Thread-safe (one lock); the connection must allow use from the calling threads.
     """
 
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
+    def __init__(self, conn: sqlite3.Connection, *, weak: bool = False):
+        # weak: searcher() keeps one per connection in a WeakKeyDictionary, whose values must not
+        # hold their keys (the connection would never be freed)
+        self._conn: Any = weakref.ref(conn) if weak else (lambda: conn)
         self._lock = threading.Lock()
         self._version: int | None = None
         self._ids: Any = None       # every chunk's id (int64, ascending)
@@ -148,6 +159,13 @@ class Searcher:
         self._matrix: Any = None    # its embedding, (n, 256) float32 unit vectors; None until needed
         self._term_chunks: dict[str, int] = {}  # a term (FTS5 syntax) -> how many chunks hold it
         self._matches_nothing: set[str] = set()  # FTS5 expressions no chunk matches
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn = self._conn()
+        if conn is None:
+            raise RuntimeError("the connection of this Searcher was closed and freed")
+        return conn
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -176,7 +194,7 @@ class Searcher:
     def chunk_scores(self, text: str, *, mode: str = "bm25") -> dict[int, float]:
         """Every matching chunk's score (chunk id -> 0..1, higher better) for ``text``: the
         query function ``search("TEXT")`` scores chunks with it. ``semantic`` matches every
-        chunk with a positive cosine; ``hybrid`` fuses the two complete rankings."""
+        chunk with a cosine from SEMANTIC_FLOOR; ``hybrid`` fuses the two complete rankings."""
         parsed = _check(text, mode, "chunk", 0)
         if not has_knowledge(self.conn):
             return {}
@@ -276,11 +294,15 @@ class Searcher:
         self._load(vectors=True)
         if not len(self._ids) or not parsed.words.strip():
             return None
-        return self._matrix @ embed([parsed.words])[0]
+        import numpy as np
+
+        # einsum, not @: a matrix-vector product goes to OpenBLAS's threads, whose hand-offs cost
+        # 8 ms on a busy 2-core machine against 2.5 ms for einsum's one thread (32,000 chunks)
+        return np.einsum("ij,j->i", self._matrix, embed([parsed.words])[0])
 
     def _semantic(self, parsed: ParsedSearch, count: int | None, *, per: str) -> list[tuple[int, float]]:
         """The ``count`` closest chunks (or the closest chunk of the ``count`` closest documents),
-        best first, positive cosines only; count None: every chunk."""
+        best first, cosines from SEMANTIC_FLOOR only; count None: every such chunk."""
         import numpy as np
 
         cosines = self._cosines(parsed)
@@ -291,20 +313,13 @@ class Searcher:
         while True:
             top = np.argpartition(-cosines, take - 1)[:take] if take < total else np.arange(total)
             order = top[np.lexsort((self._ids[top], -cosines[top]))]
-            order = order[cosines[order] > 0]
-            if per == "chunk":
+            order = order[cosines[order] >= SEMANTIC_FLOOR]
+            floored = len(order) < take  # the rest are further still: no use looking deeper
+            if per == "document":  # each document's first (closest) chunk, in order
+                _, first = np.unique(self._docs[order], return_index=True)
+                order = order[np.sort(first)]
+            if count is None or len(order) >= count or take >= total or floored:
                 return [(int(self._ids[i]), float(cosines[i])) for i in order[:count]]
-            seen: set[int] = set()
-            out = []
-            for i in order:
-                doc = int(self._docs[i])
-                if doc not in seen:
-                    seen.add(doc)
-                    out.append((int(self._ids[i]), float(cosines[i])))
-                    if count is not None and len(out) >= count:
-                        return out
-            if take >= total:
-                return out
             take = min(total, take * 4)
 
     def _load(self, *, vectors: bool) -> None:
@@ -508,7 +523,7 @@ def searcher(conn: sqlite3.Connection) -> Searcher:
         except TypeError:
             return Searcher(conn)
         if found is None:
-            found = _searchers[conn] = Searcher(conn)
+            found = _searchers[conn] = Searcher(conn, weak=True)
         return found
 
 
