@@ -546,3 +546,16 @@ def test_cli_draws_a_progress_bar_when_stderr_is_a_terminal(tmp_path):
     text = b"".join(chunks).decode("utf-8", "replace")
     assert "ingesting" in text and "/6" in text  # the bar: files done of 6
     assert "tessera: ingested " in text and "5 added" in text
+
+
+def test_loading_the_model_leaves_logging_alone():
+    """wordllama's import calls logging.basicConfig(level=INFO): every library's INFO records
+    (watchfiles' "2 changes detected" in the middle of --watch's JSON lines) went to stderr."""
+    script = ("import logging, sys\n"
+              "from tessera.core.knowledge import embedding\n"
+              "embedding.embed(['x'])\n"
+              "logging.getLogger('watchfiles.main').info('2 changes detected')\n"
+              "print(len(logging.getLogger().handlers), logging.getLogger().level)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "" and proc.stdout == "0 30\n"

@@ -29,7 +29,8 @@ class Watcher:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         for line in self.proc.stderr:
@@ -41,7 +42,7 @@ class Watcher:
             try:
                 line = self.lines.get(timeout=0.5)
             except queue.Empty:
-                assert self.proc.poll() is None, f"the watch exited: {self.seen}"
+                assert self.reader.is_alive(), f"the watch exited and said no more: {self.seen}"
                 continue
             self.seen.append(line)
             if predicate(line):
@@ -119,6 +120,10 @@ def test_saved_renamed_and_deleted_files_reach_the_index_and_sigterm_exits_0(wat
     assert not searchable("zebrawombat")(store())
 
     assert watcher.stop(signal.SIGTERM) == 0
+    watcher.wait_line(lambda line: '"event": "ingest.stopped"' in line)
+    # stderr is not a terminal: after the summary line, every line is JSON (no library's log lines)
+    assert watcher.seen[0].startswith("tessera: ingested ")
+    assert all(isinstance(json.loads(line), dict) for line in watcher.seen[1:])
     conn = store()
     assert consistency_problems(conn) == []
     assert paths(conn) == {"runbooks/fresh.md", "runbooks/web.md", "runbooks/api-renamed.md"}

@@ -7,10 +7,11 @@ L2-normalised float32, stored as 1 KiB blobs; cosine similarity is then a dot pr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from tessera.core.errors import TesseraError
 
@@ -33,7 +34,8 @@ def model() -> Any:
         if _model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             try:
-                import wordllama
+                with _root_logging_kept():
+                    import wordllama
                 from wordllama import WordLlama
 
                 folder = Path(wordllama.__file__).parent
@@ -42,6 +44,24 @@ def model() -> Any:
                 raise EmbeddingUnavailable(f"cannot load the bundled embedding model: {exc}",
                                            hint="reinstall tessera (make setup); semantic search needs wordllama's wheel") from None
         return _model
+
+
+@contextlib.contextmanager
+def _root_logging_kept() -> Iterator[None]:
+    """Undo what importing wordllama does to logging: it calls ``logging.basicConfig(level=INFO)``,
+    which would print every library's INFO records (watchfiles' "2 changes detected") on stderr
+    for the rest of the process, breaking the JSON lines commands write there."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def embed(texts: list[str]) -> Any:
