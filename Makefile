@@ -60,6 +60,12 @@ tour: $(STAMP)
 	$(TSR) notebook export ops - | head -8 && \
 	$(TSR) events tail -o table 'notebook.>' && \
 	$(TSR) events verify; rm -rf $$home
+	@echo "== Knowledge: the demo runbooks ingested, searched, and joined to the cluster in one query"
+	@home=$$(mktemp -d) && export TESSERA_HOME=$$home && \
+	$(TSR) ingest plugins/sources/demo_data/runbooks && \
+	$(TSR) search -o table -n 3 "my container keeps restarting" && \
+	$(TSR) query -s knowledge -s demo -o table "MATCH (c:Chunk)-[:MENTIONS]->(d:Deployment)->(:ReplicaSet)->(p:Pod) WHERE p.status.phase != \"Running\" RETURN DISTINCT c.path AS runbook, c.heading AS section, d.metadata.name AS deployment, p.status.phase AS phase"; \
+	rm -rf $$home
 	@echo "== A parse error shows where and what was expected (exit 1 is expected here)"
 	-$(TSR) query -s demo "MATCH (d:Deployment RETURN d"
 	@echo "== Tour done. Try: $(TSR) query -s demo 'MATCH (x)->(d:Deployment) RETURN x.kind, d.metadata.name'"

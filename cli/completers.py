@@ -221,12 +221,14 @@ def peers(incomplete: str) -> Pairs:
 
 @_quiet
 def share_items(incomplete: str) -> Pairs:
-    """An ITEM to share: ``notebook:NAME`` for each notebook, the items shared already, and
-    ``events:`` to type a subject pattern after."""
+    """An ITEM to share: ``notebook:NAME`` for each notebook, ``knowledge:ROOT`` for each root
+    ingested, the items shared already, and ``events:`` to type a subject pattern after."""
     def query(conn: Any) -> Pairs:
         out = [(f"notebook:{name}", "notebook") for (name,) in conn.execute("SELECT name FROM notebooks ORDER BY name")]
+        out += [(f"knowledge:{root}", "ingested") for (root,) in
+                conn.execute("SELECT DISTINCT root FROM knowledge_documents ORDER BY root")]
         out += [(item, "shared") for (item,) in conn.execute("SELECT DISTINCT item FROM peer_shares ORDER BY item")
-                if item.startswith("events:")]
+                if item.startswith(("events:", "knowledge:"))]
         return out + [("events:", "events:SUBJECT_PATTERN, e.g. events:deploy.>")]
 
     return _read_store(query)

@@ -28,7 +28,8 @@ Sources = Annotated[
     typer.Option(
         "--source", "-s", metavar="SOURCE",
         help="Manifest file, directory (recursive), '-' for stdin, 'demo', replay:FILE / replay:demo (a recording), "
-             "'local' (this node's store), peer:NAME or 'peers' (peers' replicas). Repeatable.",
+             "'local' (this node's store), peer:NAME or 'peers' (peers' replicas), 'knowledge' (what tessera "
+             "ingest stored; beside other sources, joined to each). Repeatable.",
         show_default=False,
     ),
 ]

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from tessera.cli.messages import open_store
+from tessera.cli.messages import open_store, print_message
 
 from tessera.cli import completers
 from tessera.cli.peer import peer_app
@@ -18,7 +18,7 @@ from tessera.core.errors import UsageError, printable
 PeerArg = Annotated[str, typer.Argument(metavar="PEER", show_default=False, autocompletion=completers.peers,
                                         help="A peer's name, full node id, or a unique start of its id (10+ characters).")]
 ItemArg = Annotated[str, typer.Argument(metavar="ITEM", show_default=False, autocompletion=completers.share_items,
-                                        help="notebook:NAME (or just NAME) or events:SUBJECT_PATTERN (e.g. events:deploy.>).")]
+                                        help="notebook:NAME (or just NAME), events:SUBJECT_PATTERN (e.g. events:deploy.>) or knowledge:PATH (what was ingested under it).")]
 WithOpt = Annotated[Optional[list[str]], typer.Option("--with", metavar="PEER", show_default=False,
                                                       autocompletion=completers.peers, help="Only with this peer (repeatable; default: every peer this node publishes to).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -166,10 +166,10 @@ def list_peers(as_json: JsonOpt = False) -> None:
 
 @peer_app.command("share")
 def share(item: ItemArg, with_peers: WithOpt = None) -> None:
-    """Share a notebook or events with every peer this node publishes to, or only --with some.
-    Nothing is shared until this (private by default).
+    """Share a notebook, events, or what was ingested under a path, with every peer this node
+    publishes to, or only --with some. Nothing is shared until this (private by default).
 
-    Example: tessera peer share ops --with bob; tessera peer share 'events:deploy.>'
+    Example: tessera peer share ops --with bob; tessera peer share 'events:deploy.>'; tessera peer share knowledge:~/notes
     """
     from tessera.core.notebook import repository
     from tessera.core.peers import shares
@@ -180,10 +180,30 @@ def share(item: ItemArg, with_peers: WithOpt = None) -> None:
     if shares.kind_of(item) == "notebook" and not repository.exists(conn, shares.target_of(item)):
         raise UsageError(f"there is no notebook '{printable(shares.target_of(item))}' to share",
                          hint="see `tessera notebook list` for the notebooks")
+    documents = _knowledge_documents(conn, item) if shares.kind_of(item) == "knowledge" else None
     with transaction(conn):
         ids = _with_ids(conn, with_peers)
         shares.add(conn, item, ids, added_at=_now())
-    print(f"shared {printable(item)} with {_whom(conn, ids)}")
+    held = "" if documents is None else f" ({documents} document{'' if documents == 1 else 's'} ingested under it now)"
+    print(f"shared {printable(item)} with {_whom(conn, ids)}{held}")
+    if documents == 0:
+        print_message(f"note: nothing is ingested under {shares.target_of(item)} yet; peers get what "
+                      f"`tessera ingest {shares.target_of(item)}` stores there")
+
+
+def _knowledge_documents(conn: Any, item: str) -> int:
+    """How many documents the knowledge share holds now; a path that neither exists nor has any
+    document ingested under it is refused (a typo would otherwise share nothing, silently)."""
+    import os
+
+    from tessera.core.peers import knowledge_share, shares
+
+    path = shares.target_of(item)
+    count = knowledge_share.document_count(conn, path)
+    if count == 0 and not os.path.exists(path):
+        raise UsageError(f"there is no {printable(path)}, and nothing is ingested under it, to share",
+                         hint="give the path of a folder or file you ingested (tessera ingest PATH)")
+    return count
 
 
 def _whom(conn: Any, ids: list[str]) -> str:

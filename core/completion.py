@@ -26,7 +26,7 @@ KEYWORDS: tuple[str, ...] = (
     "MATCH", "WHERE", "RETURN", "AS", "ORDER BY", "LIMIT", "SKIP", "OFFSET", "CREATE", "SET", "DELETE",
     "AND", "OR", "NOT", "IN", "CONTAINS", "STARTS WITH", "ENDS WITH", "IS NULL", "IS NOT NULL", "DISTINCT",
     "ASC", "DESC", "AT", "NULL", "TRUE", "FALSE", "COUNT", "SUM", "AVG", "MIN", "MAX", "COLLECT",
-    "datetime", "duration",
+    "datetime", "duration", "search",
 )
 
 # For a variable whose kind is not written (``(x)``): what every Kubernetes object has.

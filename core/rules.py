@@ -13,6 +13,9 @@
 2. rules Tessera adds (``origin="builtin"``): the references a pod spec makes to ConfigMaps,
    Secrets, ServiceAccounts and PersistentVolumeClaims, from Pods and from the pod templates of
    Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs and CronJobs.
+3. the knowledge rules (``origin="knowledge"``, core/mention_links.py): Chunk and Document
+   -MENTIONS-> the resources their text names, Chunk -PART_OF-> Document. Their second criterion's
+   ``scoped_name`` comparison is theirs alone (not offered to relationships.yaml).
 
 Cyphernetes ORs the criteria of one rule; a Tessera ``Rule`` ANDs them. A Cyphernetes rule with
 several alternative paths is therefore several Tessera rules sharing one ``type``; the engine
@@ -171,8 +174,10 @@ def _pod_reference_rules(existing: list[Rule]) -> list[Rule]:
 
 
 def _builtin_rules() -> list[Rule]:
+    from tessera.core.mention_links import mention_rules
+
     cyph = _cyphernetes_rules()
-    return cyph + _pod_reference_rules(cyph)
+    return cyph + _pod_reference_rules(cyph) + mention_rules()
 
 
 BUILTIN_RULES: list[Rule] = _builtin_rules()

@@ -12,6 +12,7 @@ ENTRY_POINTS: dict[str, dict[str, str]] = {
         "replay": "tessera.plugins.sources.replay:ReplaySource",
         "local": "tessera.plugins.sources.stores:LocalStoreSource",
         "peer": "tessera.plugins.sources.stores:PeerReplicaSource",
+        "knowledge": "tessera.plugins.sources.knowledge_source:KnowledgeSource",
     },
     "tessera.cells": {
         "query": "tessera.plugins.cells.query_cell:QueryCell",

@@ -482,9 +482,15 @@ def test_kep_corpus_sig_folder_splits_real_proposals():
     assert len(readmes) > 20
     motivation = [(d, c) for d in readmes for c in d.chunks if c.heading.endswith(" > Motivation")]
     assert len(motivation) >= len(readmes) // 2
-    doc, chunk = motivation[0]
-    assert chunk.text.startswith("### Motivation") or chunk.text.startswith("## Motivation")
-    assert doc.title.startswith("KEP-") or doc.title  # the first H1 ("KEP-NNNN: ...") unless front matter says
+    # one KEP checked against its file: the first H1 is the title, "## Motivation" its own chunk
+    pvcs = docs["1847-autoremove-statefulset-pvcs/README.md"]
+    lines = (folder / pvcs.path).read_text().split("\n")
+    h1 = next(line[2:].strip() for line in lines if line.startswith("# "))
+    assert pvcs.title == h1 == "KEP-1847: Auto delete PVCs created by StatefulSet"
+    chunk = next(c for c in pvcs.chunks if c.heading == f"{h1} > Motivation")
+    assert lines[chunk.start_line - 1] == "## Motivation" and chunk.text.startswith("## Motivation\n")
+    assert not any("<!--" in c.text for c in pvcs.chunks)  # the template's comments are not text
+    assert [c.heading for c in pvcs.chunks].count(f"{h1} > Motivation") == 1
     assert all(len(c.text) <= MAX_CHUNK_CHARS or "```" in c.text or "\n" not in c.text.strip()
                for d in readmes for c in d.chunks)
     yamls = [d for p, d in docs.items() if p.endswith("/kep.yaml")]

@@ -196,3 +196,4 @@ def test_a_batch_the_locked_store_refused_is_applied_once_the_lock_is_gone(tmp_p
         worker.join(DEADLINE)
         blocker.close()
     assert not worker.is_alive()
+

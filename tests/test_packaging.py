@@ -97,7 +97,9 @@ def test_wheel_contents(wheel):
                      "tessera/core/watch/cache.py", "tessera/core/store/db.py", "tessera/core/events.py",
                      "tessera/core/notebook/model.py", "tessera/plugins/cells/sql_cell.py", "tessera/cli/tui/app.py",
                      "tessera/cli/shell/prompt_ui.py", "tessera/plugins/sources/demo_data/dashboard.md",
-                     "tessera/core/peers/transport.py", "tessera/core/peers/iroh_shim.py"):
+                     "tessera/core/peers/transport.py", "tessera/core/peers/iroh_shim.py",
+                     "tessera/core/knowledge_schema.py", "tessera/core/knowledge/search.py",
+                     "tessera/plugins/sources/demo_data/runbooks/crashloop.md"):
         assert expected in names
     assert not any(n.startswith(("tests/", "cli/", "core/")) for n in names)
 

@@ -45,7 +45,7 @@ def test_parse_item_forms():
     assert shares.parse_item("ops") == "notebook:ops"
     assert shares.parse_item("notebook:ops") == "notebook:ops"
     assert shares.parse_item("events:deploy.>") == "events:deploy.>"
-    for bad in ("events:a..b", "knowledge:x", "no tebook", "events:>.a", "\x1b[2J"):
+    for bad in ("events:a..b", "knowledge:", "wiki:x", "no tebook", "events:>.a", "\x1b[2J"):
         with pytest.raises(UsageError):
             shares.parse_item(bad)
 

@@ -108,11 +108,13 @@ def test_every_builtin_rule_is_well_formed():
     from tessera.core.paths import parse_path
 
     origins = Counter(r.origin for r in BUILTIN_RULES)
-    assert set(origins) == {"cyphernetes", "builtin"}
+    assert set(origins) == {"cyphernetes", "builtin", "knowledge"}
     for r in BUILTIN_RULES:
         assert r.criteria and r.type.isupper()
         for c in r.criteria:
-            assert c.comparison in COMPARISONS
+            # scoped_name (a mention's NS/NAME, core/mention_links.py) is the knowledge rules' own
+            assert c.comparison in COMPARISONS or (r.origin == "knowledge" and c.comparison == "scoped_name"
+                                                   and c is not r.criteria[0])
             parse_path(c.field_a), parse_path(c.field_b)
     # no two rules are the same
     assert len(set(BUILTIN_RULES)) == len(BUILTIN_RULES)

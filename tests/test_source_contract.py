@@ -136,6 +136,7 @@ def bundled_sources(tmp_path, kubeconfig):
     ]
     sources.append(UnionSource(sources[:2]))
     sources += _store_sources()
+    sources.append(source_class("knowledge")())
     yield sources
     for source in sources:
         if isinstance(source, protocol.ClosableSource):
@@ -170,3 +171,21 @@ def test_each_bundled_source_has_exactly_the_capabilities_it_declares(bundled_so
             assert isinstance(source, capability) == (capability in declared), (cls.__name__, capability.__name__)
             # the Secret-redacting wrapper every opened source goes through keeps the same capabilities
             assert isinstance(guard(source), capability) == (capability in declared), (cls.__name__, capability.__name__)
+
+
+def test_the_knowledge_joined_to_a_source_keeps_its_capabilities_and_adds_scoring(bundled_sources):
+    """-s knowledge beside another source (core/sources/joined.py): the other's capabilities,
+    watchable only when both are, and always ScoringSource and ClosableSource."""
+    from tessera.core.secrets import guard
+    from tessera.core.sources.joined import JoinedSource
+
+    knowledge = next(s for s in bundled_sources if type(s).__name__ == "KnowledgeSource")
+    for base in bundled_sources:
+        if base is knowledge:
+            continue
+        joined = guard(JoinedSource(base, knowledge))
+        for capability in CAPABILITIES:
+            always = capability in (protocol.ScoringSource, protocol.ClosableSource, protocol.Source)
+            expected = always or isinstance(base, capability)
+            assert isinstance(joined, capability) == expected, (type(base).__name__, capability.__name__)
+        assert joined.name == base.name

@@ -15,9 +15,9 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
-from tessera.core.errors import TesseraError
+from tessera.core.errors import SourceUnavailable, TesseraError, printable
 from tessera.core.knowledge import ingest
 from tessera.core.knowledge.file_walk import IgnoreRules
 from tessera.core.knowledge.ingest import IngestSummary, OnChange, OnWarning, Target
@@ -54,9 +54,13 @@ def watch(conn: sqlite3.Connection, targets: list[Target], stop: threading.Event
     retry: dict[int, set[str]] = {}  # target's index -> paths of a batch that failed, applied with the next
     # yield_on_timeout: the first (possibly empty) batch comes once the watcher runs, which is
     # the moment to call on_ready; later empty ones (every RUST_TIMEOUT_MS) are ignored.
-    for batch in watchfiles.watch(*watched, debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=stop,
-                                  rust_timeout=RUST_TIMEOUT_MS, yield_on_timeout=True, raise_interrupt=False,
-                                  watch_filter=None, recursive=True, ignore_permission_denied=True):
+    batches = watchfiles.watch(*watched, debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=stop,
+                               rust_timeout=RUST_TIMEOUT_MS, yield_on_timeout=True, raise_interrupt=False,
+                               watch_filter=None, recursive=True, ignore_permission_denied=True)
+    while True:
+        batch = _next_batch(batches, watched)
+        if batch is None:
+            break
         if not ready:
             ready = True
             if on_ready is not None:
@@ -76,6 +80,18 @@ def watch(conn: sqlite3.Connection, targets: list[Target], stop: threading.Event
                 on_batch(summary, changed)
         if stop.is_set():
             break
+
+
+def _next_batch(batches: Iterator[set], watched: list[str]) -> set | None:
+    """The watcher's next batch, None when it stopped; its failures (inotify's watch limit
+    reached, a watched folder gone) as one SourceUnavailable line."""
+    try:
+        return next(batches)
+    except StopIteration:
+        return None
+    except (OSError, RuntimeError) as exc:
+        raise SourceUnavailable(f"cannot watch {printable(', '.join(watched))}: {printable(str(exc))}",
+                                hint="a large tree may need more inotify watches: sysctl fs.inotify.max_user_watches") from None
 
 
 def _apply(conn: sqlite3.Connection, target: Target, changed: list[str], rules: dict[str, IgnoreRules],

@@ -8,6 +8,8 @@ the node key.
 - ``events:PATTERN``: the cursor is the events table's rowid (local arrival order); items are
   this node's own events (its actor) whose subject matches the pattern, as ``Event.as_dict``
   gives them; notebooks' change events only when the pattern names them (shares.event_shared). Rows passed over (another actor's, another subject) still move the cursor on.
+- ``knowledge:PATH``: the cursor is ``knowledge_changes.id``; items are the current state of each
+  document changed under PATH past it, or its delete (core/peers/knowledge_share.py).
 
 A page's ``items`` travel as one msgpack ``bin``: the array of item maps packed once by the
 sender (``pack_items``). The signature covers those bytes as they are, so neither side sorts or
@@ -40,6 +42,10 @@ def build(conn: sqlite3.Connection, item: str, cursor: int, *, limit: int = MAX_
     cursor = max(0, int(cursor))
     if shares.kind_of(item) == "notebook":
         items, cursor_to, more = _notebook_items(conn, shares.target_of(item), cursor, limit)
+    elif shares.kind_of(item) == "knowledge":
+        from tessera.core.peers import knowledge_share
+
+        items, cursor_to, more = knowledge_share.page_items(conn, shares.target_of(item), cursor, limit, PAGE_BYTES)
     else:
         items, cursor_to, more = _event_items(conn, shares.target_of(item), cursor, limit)
     page = {"type": "page", "share": item, "cursor_from": cursor, "cursor_to": cursor_to, "more": more,
@@ -69,7 +75,12 @@ def items_of(page: dict) -> list:
 def latest_cursor(conn: sqlite3.Connection, item: str) -> int:
     """The cursor past which ``item`` has nothing yet (cheap: a subscription polls it). For an
     events share it is the newest event's rowid, whether it matches the pattern or not, so a page
-    built past a smaller cursor may hold no item and only move the cursor."""
+    built past a smaller cursor may hold no item and only move the cursor; so for a knowledge
+    share, the newest change's id."""
+    if shares.kind_of(item) == "knowledge":
+        from tessera.core.peers import knowledge_share
+
+        return knowledge_share.latest_cursor(conn)
     if shares.kind_of(item) == "notebook":
         row = conn.execute("SELECT max(u.id) FROM notebook_updates u JOIN notebooks n ON n.id = u.notebook_id "
                            "WHERE n.name = ?", (shares.target_of(item),)).fetchone()

@@ -16,7 +16,9 @@ this order, and refuses the page (``PageRefused``, exit 1, nothing written) at t
    at seq - 1 where that entry is here; an events share is filtered by subject, so its seqs may
    have gaps); an event already here with the same hash is skipped (two shares may overlap), one
    with another hash is a fork;
-4. each notebook update is a CRDT update the notebook (as stored here) accepts.
+4. each notebook update is a CRDT update the notebook (as stored here) accepts;
+5. each knowledge item is a well-formed document (or delete) within its limits, lying under the
+   share's path (core/peers/knowledge_replica.py); it is written through core/knowledge/index.py.
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ def apply(replica: sqlite3.Connection, sender_node_id: str, page: dict, *, overl
                           "by that peer: it was altered on the way, or sent by another node; nothing of it was stored")
     item = page.get("share")
     try:
-        item = shares.parse_item(item) if isinstance(item, str) and ":" in item else None
+        item = shares.check_received(item) if isinstance(item, str) and ":" in item else None
     except TesseraError:
         item = None
     if item is None or item != page["share"]:
@@ -154,6 +156,11 @@ def apply(replica: sqlite3.Connection, sender_node_id: str, page: dict, *, overl
         try:
             if shares.kind_of(item) == "events":
                 added = _file_events(replica, items)
+            elif shares.kind_of(item) == "knowledge":
+                from tessera.core.peers import knowledge_replica
+
+                added = knowledge_replica.file_items(replica, shares.target_of(item), items,
+                                                     after=stored if overlap else cursor_from, cursor_to=cursor_to)
             else:
                 added = _file_notebook_updates(replica, items, stored if overlap else cursor_from, cursor_to)
         except InputError as exc:

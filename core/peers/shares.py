@@ -1,6 +1,7 @@
 """What this node shares, and with whom: the lookups over the store's ``peer_shares`` table.
 
-A share item is ``notebook:NAME`` or ``events:SUBJECT_PATTERN`` (NATS-style, core/events.py).
+A share item is ``notebook:NAME``, ``events:SUBJECT_PATTERN`` (NATS-style, core/events.py) or
+``knowledge:/CANONICAL/PATH`` (what was ingested under that path: core/peers/knowledge_share.py).
 Each row grants one item to one peer (its node id) or to every peer this node publishes to
 ('*'). Nothing leaves this node that is not granted here ("private by default"); the server
 side (core/peers/requests.py) asks ``granted`` on every request.
@@ -13,42 +14,75 @@ import sqlite3
 from tessera.core.errors import UsageError, printable
 
 EVERY_PEER = "*"
-KINDS = ("notebook", "events")
+KINDS = ("notebook", "events", "knowledge")
 
 
 def parse_item(text: str) -> str:
-    """A share item in its one form: a bare notebook NAME means ``notebook:NAME``.
+    """A share item in its one form, from what a user typed: a bare notebook NAME means
+    ``notebook:NAME``; a knowledge PATH is canonicalised (``~`` expanded, made absolute, symlinks
+    resolved), so ``knowledge:~/notes`` and ``knowledge:/home/me/notes`` are one share.
 
     Raises:
         UsageError naming what is wrong (escaped) and the forms accepted.
     """
+    kind, sep, target = text.partition(":")
+    if sep and kind == "knowledge":
+        from tessera.core.peers import knowledge_share
+
+        return _checked_item(text, f"knowledge:{knowledge_share.canonical_path(target)}")
+    return _checked_item(text, text)
+
+
+def check_received(item: str) -> str:
+    """``item`` as a peer sent it (a share list, a page), checked for its form only: nothing
+    about it is resolved on this machine (a knowledge share's path is the sender's).
+
+    Raises:
+        UsageError naming what is wrong.
+    """
+    if kind_of(item) == "knowledge":
+        from tessera.core.peers import knowledge_share
+
+        knowledge_share.check_path(target_of(item))
+    return _checked_item(item, item)
+
+
+_HINT = ("share a notebook as NAME or notebook:NAME, events as events:SUBJECT_PATTERN (e.g. events:deploy.>), "
+         "what was ingested under a path as knowledge:PATH")
+
+
+def _checked_item(text: str, item: str) -> str:
     from tessera.core import events
     from tessera.core.notebook.repository import NAME_RE
+    from tessera.core.peers.message_types import MAX_SHARE_CHARS
 
-    kind, sep, target = text.partition(":")
+    kind, sep, target = item.partition(":")
     if not sep:
-        kind, target = "notebook", text
-    hint = "share a notebook as NAME or notebook:NAME, events as events:SUBJECT_PATTERN (e.g. events:deploy.>)"
+        kind, target = "notebook", item
     if kind == "notebook":
         if not NAME_RE.match(target):
-            raise UsageError(f"'{printable(text)}' is not a notebook name (letters, digits, _ and -)", hint=hint)
+            raise UsageError(f"'{printable(text)}' is not a notebook name (letters, digits, _ and -)", hint=_HINT)
     elif kind == "events":
         try:
             events.check_subject(target, pattern=True)
         except UsageError as exc:
-            raise UsageError(printable(exc.message), hint=hint) from None
-    else:
-        raise UsageError(f"'{printable(text)}' is not a share: '{printable(kind)}' is not a kind of share", hint=hint)
-    return f"{kind}:{target}"
+            raise UsageError(printable(exc.message), hint=_HINT) from None
+    elif kind != "knowledge":
+        raise UsageError(f"'{printable(text)}' is not a share: '{printable(kind)}' is not a kind of share", hint=_HINT)
+    item = f"{kind}:{target}"
+    if len(item) > MAX_SHARE_CHARS:  # what a pull or a page may name (core/peers/message_types.py)
+        raise UsageError(f"the share '{printable(item[:80])}…' is {len(item)} characters long; a share is at most "
+                         f"{MAX_SHARE_CHARS}", hint="share a shorter path (a parent folder) or pattern")
+    return item
 
 
 def kind_of(item: str) -> str:
-    """``notebook`` or ``events``."""
+    """``notebook``, ``events`` or ``knowledge``."""
     return item.partition(":")[0]
 
 
 def target_of(item: str) -> str:
-    """The notebook name or the subject pattern."""
+    """The notebook name, the subject pattern or the knowledge share's path."""
     return item.partition(":")[2]
 
 
@@ -104,13 +138,17 @@ def is_granted(conn: sqlite3.Connection, node_id: str, item: str) -> bool:
 
 
 def item_count(conn: sqlite3.Connection, item: str) -> int:
-    """How many items the share holds now: a notebook's stored updates, or this node's own events
-    the share carries (``event_shared``)."""
+    """How many items the share holds now: a notebook's stored updates, this node's own events
+    the share carries (``event_shared``), or the documents ingested under a knowledge share's path."""
     from tessera.core import events
 
     if kind_of(item) == "notebook":
         return conn.execute("SELECT count(*) FROM notebook_updates u JOIN notebooks n ON n.id = u.notebook_id "
                             "WHERE n.name = ?", (target_of(item),)).fetchone()[0]
+    if kind_of(item) == "knowledge":
+        from tessera.core.peers import knowledge_share
+
+        return knowledge_share.document_count(conn, target_of(item))
     actor = events.local_actor(conn)
     if actor is None:
         return 0

@@ -105,7 +105,8 @@ async def pull(channel: Channel, conn: sqlite3.Connection, peer: Any, *, full: b
 
 
 def _empty(target: sqlite3.Connection) -> None:
-    for table in ("sync_cursors", "events", "event_chains", "notebook_updates", "notebooks"):
+    for table in ("sync_cursors", "events", "event_chains", "notebook_updates", "notebooks", "knowledge_fts",
+                  "knowledge_chunks", "knowledge_documents", "knowledge_changes"):
         target.execute(f"DELETE FROM {table}")
 
 
@@ -118,7 +119,7 @@ async def _pull_shares(channel: Channel, target: sqlite3.Connection, peer: Any, 
     items = []
     for entry in answer["shares"]:
         item = entry.get("item") if isinstance(entry, dict) else None
-        if not isinstance(item, str) or ":" not in item or shares.parse_item(item) != item:
+        if not isinstance(item, str) or ":" not in item or not _well_formed(item):
             raise ProtocolError("malformed", f"{printable(peer.name)} listed a share that is not one: {printable(repr(item))[:80]}")
         items.append(item)
     for item in dict.fromkeys(items):  # each once, whatever the peer listed
@@ -156,6 +157,13 @@ async def _pull_shares(channel: Channel, target: sqlite3.Connection, peer: Any, 
                 result = on_page(item, added, cursor)
                 if result is not None:
                     await result
+
+
+def _well_formed(item: str) -> bool:
+    try:
+        return shares.check_received(item) == item
+    except TesseraError:
+        return False
 
 
 async def _paced(pace: rate_limit.TokenBucket) -> None:

@@ -21,14 +21,30 @@ from typing import Any, Iterable
 from tessera.core.errors import NotAuthorized, QueryError, TesseraError
 from tessera.core.kinds import KindInfo
 from tessera.core.query import ast
-from tessera.core.query.evaluate import Evaluator
+from tessera.core.query.evaluate import SEARCH, Evaluator
 from tessera.core.query.joins import namespace_of, rule_pairs
 from tessera.core.query.planner import JoinPlanner, hops, start_node
 from tessera.core.relationships import Rule
 from tessera.core.result import GraphEdge, GraphNode, Result
-from tessera.core.sources.protocol import ConcurrentSource, TimeTravelSource, WarningSource
+from tessera.core.sources.protocol import ConcurrentSource, ScoringSource, TimeTravelSource, WarningSource
 
 Binding = dict[str, dict]  # variable -> resource
+
+
+def search_calls(query: ast.Query) -> list[ast.FunctionCall]:
+    """Every ``search(...)`` call in the query's WHERE, RETURN and ORDER BY."""
+    exprs = [query.where, *(i.expr for i in query.returns), *(o.expr for o in query.order_by)]
+    return [node for e in exprs for node in ast.walk(e)
+            if isinstance(node, ast.FunctionCall) and node.name == SEARCH]
+
+
+def _variables_used(expr: Any, search_var: str | None) -> set[str]:
+    """The variables ``expr`` depends on; ``search("TEXT")`` depends on the one it scores."""
+    used = ast.variables(expr)
+    if search_var is not None and any(isinstance(n, ast.FunctionCall) and n.name == SEARCH and len(n.args) == 1
+                                      for n in ast.walk(expr)):
+        used.add(search_var)
+    return used
 
 
 @dataclass
@@ -415,7 +431,8 @@ class Engine:
         self._expand_kindless([(n, r) for _, n, r in sub_paths])
         self._fetch([self.nodes[n] for n in self.nodes], restrict)
 
-        evaluator = Evaluator()
+        evaluator = self._evaluator(query)
+        search_var = evaluator.search_var
         for pred, names, rels in sub_paths:
             ref = next(n for n, node in zip(names, pred.pattern.nodes, strict=True) if node.var is not None)
             matched = {id(b[ref]) for b in self.enumerate_path(names, rels)}
@@ -424,7 +441,7 @@ class Engine:
         # single-variable conjuncts filter candidates before joining
         residual = []
         for conj in conjuncts:
-            used = ast.variables(conj)
+            used = _variables_used(conj, search_var)
             if len(used) == 1 and not ast.has_aggregate(conj):
                 (var,) = used
                 if var not in self.nodes:
@@ -438,7 +455,7 @@ class Engine:
         stop = enough if len(paths) == 1 and not residual else None
         components = self._components(paths, edges, set(restrict or ()), stop)
         for conj in residual:
-            used = ast.variables(conj)
+            used = _variables_used(conj, search_var)
             for comp in components:
                 if used <= comp.vars:
                     comp.rows = [b for b in comp.rows if evaluator.test(conj, b)]
@@ -448,6 +465,46 @@ class Engine:
                 components = [_Component(set().union(*(c.vars for c in components)), [b for b in comp_rows if evaluator.test(conj, b)])]
 
         return components, evaluator, edges
+
+    def _evaluator(self, query: ast.Query) -> Evaluator:
+        """The run's Evaluator; with ``search()`` in the query, its scores (the source's
+        ScoringSource, once per distinct text) and the variable a one-argument call scores.
+
+        Raises:
+            QueryError when the source scores nothing, a call's arguments are wrong, or no (or
+            more than one) Chunk/Document variable is there for ``search("TEXT")`` to score.
+        """
+        calls = search_calls(query)
+        if not calls:
+            return Evaluator()
+        source = self.ctx.source
+        if not isinstance(source, ScoringSource):
+            raise QueryError(f"search() scores ingested knowledge, and '{source.name}' has none",
+                             hint="add -s knowledge to the sources (see docs/knowledge.md)")
+        scored = {tuple(k) for k in source.scored_kinds}
+        spelled = " or ".join(k for _, k in sorted(scored)) or "nothing"
+        scorable = [name for name, plan in self.nodes.items()
+                    if plan.kinds and all((k.group, k.kind) in scored for k in plan.kinds)]
+        search_var = None
+        for call in calls:
+            if len(call.args) == 2:
+                var = call.args[0]
+                if not isinstance(var, ast.Variable) or var.name not in scorable:
+                    raise QueryError(f"search(VAR, TEXT) scores a {spelled} variable of the MATCH",
+                                     hint='write search(c, "TEXT") with c bound to (c:Chunk)')
+            elif len(call.args) == 1:
+                named = [n for n in scorable if not self.nodes[n].anonymous] or scorable
+                if not named:
+                    raise QueryError(f"search(\"TEXT\") scores a {spelled}, and this MATCH has none",
+                                     hint='MATCH (c:Chunk) WHERE search("TEXT") > 0 RETURN c.path')
+                if len(named) > 1:
+                    raise QueryError(f"search(\"TEXT\") could score {' or '.join(named)}",
+                                     hint=f'name the one: search({named[0]}, "TEXT")')
+                search_var = named[0]
+            else:
+                raise QueryError("search() takes the text, or a variable and the text",
+                                 hint='search("crash loop") or search(c, "crash loop")')
+        return Evaluator(text_scores=source.text_scores, search_var=search_var)
 
     def _sub_node(self, pattern: ast.NodePattern) -> str:
         if pattern.var is not None:

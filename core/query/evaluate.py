@@ -24,6 +24,7 @@ from tessera.core.query.functions import call_function
 from tessera.core.query.regex import search
 
 Env = dict[str, dict]  # variable -> resource object
+SEARCH = "search"  # search("TEXT") / search(var, "TEXT"): the engine checks its arguments and scope
 
 _MISSING = object()
 
@@ -105,11 +106,19 @@ class Evaluator:
         pattern_sets: for each PatternPredicate (by id), the ids of resources (``id(obj)``) of
             the referenced variable for which the sub-pattern has a match; filled by the engine.
         columns: during ORDER BY after projection, alias -> value of the current row.
+        text_scores: ``search()``'s scores: text -> {metadata.uid: score} (the source's
+            ScoringSource.text_scores), asked once per distinct text for this evaluator's run;
+            None when the source scores nothing.
+        search_var: the variable ``search("TEXT")`` (one argument) scores (engine.py decides).
     """
 
-    def __init__(self, pattern_sets: dict[int, tuple[str, set[int]]] | None = None):
+    def __init__(self, pattern_sets: dict[int, tuple[str, set[int]]] | None = None, *,
+                 text_scores: Callable[[str], dict[str, float]] | None = None, search_var: str | None = None):
         self.pattern_sets = pattern_sets or {}
         self._compiled: dict[int, Callable[[dict], list]] = {}
+        self.text_scores = text_scores
+        self.search_var = search_var
+        self._scores: dict[str, dict[str, float]] = {}
 
     # -- values --------------------------------------------------------------------------------
 
@@ -159,6 +168,8 @@ class Evaluator:
             return [self.value(i, env, columns) for i in expr.items]
         if isinstance(expr, ast.MapLiteral):
             return {k: self.value(v, env, columns) for k, v in expr.items}
+        if isinstance(expr, ast.FunctionCall) and expr.name == SEARCH:
+            return self._search(expr, env, columns)
         if isinstance(expr, ast.FunctionCall):
             return call_function(expr.name, [self.value(a, env, columns) for a in expr.args])
         if isinstance(expr, ast.Binary):
@@ -167,6 +178,26 @@ class Evaluator:
             raise QueryError("aggregates are only allowed in RETURN")
         # predicates used as values
         return self.test(expr, env, columns)
+
+    def _search(self, expr: ast.FunctionCall, env: Env, columns: dict[str, Any] | None) -> float:
+        """``search("TEXT")`` / ``search(var, "TEXT")``: the bound Chunk's or Document's score for
+        TEXT (0 when it does not match)."""
+        if self.text_scores is None:
+            raise QueryError("search() needs the knowledge source", hint="add -s knowledge to the sources")
+        if len(expr.args) == 2:
+            obj = self.value(expr.args[0], env, columns)
+        else:
+            obj = env.get(self.search_var) if self.search_var is not None else None
+        text = self.value(expr.args[-1], env, columns)
+        if not isinstance(text, str) or not text.strip():
+            raise QueryError("search() takes the text to search for as a string", hint='search("crash loop")')
+        if not isinstance(obj, dict):
+            return 0.0
+        scores = self._scores.get(text)
+        if scores is None:
+            scores = self._scores[text] = self.text_scores(text)
+        uid = (obj.get("metadata") or {}).get("uid")
+        return float(scores.get(uid, 0.0)) if isinstance(uid, str) else 0.0
 
     # -- predicates ------------------------------------------------------------------------------
 

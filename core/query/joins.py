@@ -60,6 +60,11 @@ def criterion_holds(crit: Criterion, a: dict, b: dict) -> bool:
     if crit.comparison == "exact":
         left = set(hashable_values(path_fn(crit.field_a)(a)))
         return any(v in left for v in hashable_values(path_fn(crit.field_b)(b)))
+    if crit.comparison == "scoped_name":  # a mention's NS/NAME or */NAME (core/mention_links.py)
+        from tessera.core.mention_links import scoped_name_holds
+
+        return scoped_name_holds(path_fn(crit.field_a)(a), hashable_values(path_fn(crit.field_b)(b)),
+                                 namespace_of(b))
     labels = next(iter(path_fn(crit.field_a)(a)), None) or {}
     selector = next(iter(path_fn(crit.field_b)(b)), None)
     if not isinstance(labels, dict):

@@ -33,6 +33,9 @@ def open_sources(
             node's store), ``peer:NAME`` (a peer's replica) or ``peers`` (every peer's replica):
             each store its own read-only source, once however often it is named.
             Several manifest specs merge into one source, so relationships cross files.
+            ``knowledge`` (what ``tessera ingest`` stored): alone, its own source; beside other
+            sources, its Document and Chunk kinds join each of them (core/sources/joined.py),
+            so MENTIONS links chunks to that source's resources in one query.
         contexts: kube contexts (``--context``), each a live source; none and no specs means the
             kubeconfig's current context.
         kubeconfig: path to a kubeconfig (else KUBECONFIG, else ~/.kube/config).
@@ -45,6 +48,8 @@ def open_sources(
     from tessera.core.secrets import guard
 
     sources: list[Any] = []
+    knowledge = KNOWLEDGE_SPEC in specs
+    specs = [s for s in specs if s != KNOWLEDGE_SPEC]
     replays = [s for s in specs if s.startswith("replay:")]
     for spec in replays:
         if not spec[len("replay:"):]:
@@ -67,11 +72,28 @@ def open_sources(
         from tessera.core.sources.union import UnionSource
 
         sources.append(parts[0] if len(parts) == 1 else UnionSource(parts))
-    if contexts or not (specs or replays or stores):
+    if contexts or not (specs or replays or stores or knowledge):
         kube = source_plugin("kubernetes")
         for ctx in contexts or [None]:
             sources.append(kube(context=ctx, kubeconfig=kubeconfig))
+    if knowledge:
+        sources = join_knowledge(sources)
     return [guard(s) for s in sources]
+
+
+KNOWLEDGE_SPEC = "knowledge"
+
+
+def join_knowledge(sources: list[Any]) -> list[Any]:
+    """``-s knowledge``: the knowledge source alone when nothing else is named, else each source
+    with the knowledge kinds joined to it (each join its own read-only connection, so each
+    watches on its own)."""
+    knowledge = source_plugin(KNOWLEDGE_SPEC)
+    if not sources:
+        return [knowledge()]
+    from tessera.core.sources.joined import JoinedSource
+
+    return [JoinedSource(source, knowledge()) for source in sources]
 
 
 STORE_SPECS = ("local", "peers")  # and peer:NAME

@@ -209,6 +209,26 @@ class WarningSource(Protocol):
 
 
 @runtime_checkable
+class ScoringSource(Protocol):
+    """A source that ranks its objects against a text (the knowledge source: ``search("TEXT")`` in
+    queries, core/query/evaluate.py, asks it once per distinct text in a run).
+
+    scored_kinds: the (group, Kind) pairs whose objects it scores (``("tessera.dev", "Chunk")``).
+    """
+
+    scored_kinds: tuple[tuple[str, str], ...]
+
+    def text_scores(self, text: str) -> dict[str, float]:
+        """metadata.uid -> score in (0, 1] (higher is better) of every object matching ``text``;
+        objects that do not match are left out (they score 0).
+
+        Raises:
+            QueryError (exit 1) for text the source cannot search (bad full-text syntax).
+        """
+        ...
+
+
+@runtime_checkable
 class ContextCatalog(Protocol):
     """A source class that can name the contexts it could open (``tessera info``); tested on the
     class from the registry, so nothing is opened."""

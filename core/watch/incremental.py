@@ -48,7 +48,15 @@ def eligible(query: ast.Query) -> bool:
         and query.skip is None
         and query.limit is None
         and not ast.pattern_predicates(query.where)
+        and not _searches(query)
     )
+
+
+def _searches(query: ast.Query) -> bool:
+    """search("TEXT") scores change with the knowledge, not with the bound object: run whole."""
+    from tessera.core.query.engine import search_calls
+
+    return bool(search_calls(query))
 
 
 def oid(obj: dict) -> Oid:
