@@ -76,6 +76,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/live.py
 	$(BIN)/python bench/completion.py
 	$(BIN)/python bench/pane.py
+	command -v rg >/dev/null || apt-get install -y ripgrep || echo "ripgrep not installed: bench/ingest.py says so in its JSON"
+	$(BIN)/python bench/ingest.py
 
 # Regenerate completions/ and man/ (tests/test_docs_current.py fails when they are stale), and the
 # demo cluster's JSON snapshot (plugins/sources/demo_objects.json; tests/test_demo.py checks it).
