@@ -12,7 +12,11 @@ Mentions in it: ``deployment/web`` and ``kubectl -n shop get pod web-7d9f8c6b5-x
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 WEB_RUNBOOK = """\
 ---
@@ -194,3 +198,13 @@ def kep_corpus() -> Path:
     if not (corpus / "keps").is_dir():
         pytest.skip(f"KEP corpus absent: {corpus} not found (it lives in ../shared beside the checkout)")
     return corpus
+
+
+@pytest.fixture
+def notes(tmp_path) -> Path:
+    """The notes of write_notes, ingested by a real ``tessera ingest`` into this test's data home."""
+    root = write_notes(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "tessera.cli.main", "ingest", str(root)], capture_output=True,
+                          text=True, timeout=180, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    return root

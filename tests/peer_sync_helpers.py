@@ -133,3 +133,20 @@ def add_peer_with_empty_replica(name: str = "alice", node_id: str = "a1" * 32) -
     conn.close()
     db.connect(replica_files.replica_path(node_id, db.db_path())).close()
     return node_id
+
+
+def refused_pull(sender: Node, puller: Node, item: str) -> tuple[Exception, Wire]:
+    """``puller`` asks ``sender`` for ``item`` past cursor 0 and is refused: the error its first
+    answer raised (a PeerRefused naming the code) and the wire, whose ``sent`` frames the caller
+    checks for bytes that must not leave."""
+    import pytest
+
+    async def ask() -> tuple[Exception, Wire]:
+        wire = Wire(sender, puller.node_id)
+        await wire.send({"type": "pull", "share": item, "cursor": 0, "limit": 1000})
+        with pytest.raises(Exception) as refusal:
+            await wire.recv()
+        await wire.close()
+        return refusal.value, wire
+
+    return asyncio.run(ask())

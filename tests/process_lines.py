@@ -4,7 +4,10 @@ fixed sleep) with a generous deadline."""
 from __future__ import annotations
 
 import json
+import os
+import pty
 import queue
+import subprocess
 import threading
 import time
 
@@ -59,3 +62,25 @@ def wait_stderr(proc, predicate, timeout: float = 60) -> str:
         if predicate(line):
             return line
     raise AssertionError(f"no such line on stderr; saw {seen}")
+
+
+def stdout_on_a_terminal(argv: list[str], env: dict, timeout: float = 60) -> str:
+    """What the process ``argv`` prints with its stdout on a pty, read until it closes its end
+    (exit 0 asserted; the stderr in the assertion's message)."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.PIPE, env=env)
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the process closed its end
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.wait(timeout=timeout)
+    os.close(leader)
+    assert proc.returncode == 0, proc.stderr.read()
+    return seen.decode().replace("\r\n", "\n").strip()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from knowledge_helpers import write_notes
+from knowledge_helpers import notes, write_notes  # noqa: F401  (notes: a fixture)
 
 TSR = [sys.executable, "-m", "tessera.cli.main"]
 ISSUE_QUERY = ('MATCH (c:Chunk)-[:MENTIONS]->(d:Deployment)->(:ReplicaSet)->(p:Pod) WHERE p.status.phase != "Running"'
@@ -52,14 +52,6 @@ def write_files(root: Path, files: dict[str, str]) -> Path:
 @pytest.fixture
 def demo_notes(tmp_path) -> Path:
     root = write_files(tmp_path / "demo-notes", DEMO_NOTES)
-    r = tsr("ingest", str(root))
-    assert r.returncode == 0, r.stderr
-    return root
-
-
-@pytest.fixture
-def notes(tmp_path) -> Path:
-    root = write_notes(tmp_path)
     r = tsr("ingest", str(root))
     assert r.returncode == 0, r.stderr
     return root

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from knowledge_helpers import write_notes
+from knowledge_helpers import notes, write_notes  # noqa: F401  (notes: a fixture)
+from tests.process_lines import stdout_on_a_terminal
 
 TSR = [sys.executable, "-m", "tessera.cli.main"]
 
@@ -22,14 +21,6 @@ TSR = [sys.executable, "-m", "tessera.cli.main"]
 def tsr(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([*TSR, *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
                           env={**os.environ, **(env or {})})
-
-
-@pytest.fixture
-def notes(tmp_path) -> Path:
-    root = write_notes(tmp_path)
-    r = tsr("ingest", str(root))
-    assert r.returncode == 0, r.stderr
-    return root
 
 
 def rows(r: subprocess.CompletedProcess) -> list[dict]:
@@ -84,24 +75,7 @@ def test_paraphrase_finds_the_crashloop_note_under_semantic_and_hybrid(notes):
 
 def on_a_terminal(*args: str, env: dict | None = None) -> str:
     """What ``tessera ARGS`` prints with its stdout on a pty (exit 0 asserted)."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen([*TSR, *args], stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})})
-    os.close(follower)
-    seen = b""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the process closed its end
-            break
-        if not chunk:
-            break
-        seen += chunk
-    proc.wait(timeout=60)
-    os.close(leader)
-    assert proc.returncode == 0, proc.stderr.read()
-    return seen.decode().replace("\r\n", "\n").strip()
+    return stdout_on_a_terminal([*TSR, *args], {**os.environ, **(env or {})})
 
 
 def test_lines_on_a_terminal(notes):

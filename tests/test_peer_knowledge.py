@@ -6,33 +6,23 @@ every bad item refusing its page whole with nothing written."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from pathlib import Path
 
 import pytest
 from knowledge_helpers import write_notes
-from peer_sync_helpers import Wire, befriend, make_node, pull
+from peer_sync_helpers import befriend, make_node, pull, refused_pull
 
 from tessera.core.errors import UsageError
 from tessera.core.knowledge import embedding, index
 from tessera.core.knowledge.ingest import embedding_text, ingest_paths
 from tessera.core.peers import bundle, knowledge_share, page_signing, pages, replica, replica_files, shares
 from tessera.core.store.db import transaction
+from tests.test_peer_sync import alice_bob, share  # noqa: F401  (a fixture and a helper)
 
 PRIVATE = "PRIVATE-RUNBOOK-42: the root password is hunter2"
 
 
-def share(node, item, with_node=None):
-    with transaction(node.conn):
-        shares.add(node.conn, item, [with_node.node_id if with_node else shares.EVERY_PEER], added_at="t")
-
-
-@pytest.fixture()
-def alice_bob(tmp_path):
-    alice, bob = make_node(tmp_path, "alice"), make_node(tmp_path, "bob")
-    befriend(alice, bob)
-    return alice, bob
 
 
 def write(path: Path, text: str) -> Path:
@@ -84,17 +74,9 @@ def test_a_share_of_one_ingested_folder_carries_it_and_no_frame_holds_the_other(
         assert b"PRIVATE-RUNBOOK" not in frame and b"hunter2" not in frame and b"private" not in frame
 
     # asking for the other folder anyway: one not_shared error, none of its bytes
-    async def ask(item):
-        wire = Wire(alice, bob.node_id)
-        await wire.send({"type": "pull", "share": item, "cursor": 0, "limit": 1000})
-        with pytest.raises(Exception) as refusal:
-            await wire.recv()
-        await wire.close()
-        return refusal.value, wire
-
-    refusal, wire = asyncio.run(ask(f"knowledge:{notes / 'private'}"))
+    refusal, wire = refused_pull(alice, bob, f"knowledge:{notes / 'private'}")
     assert refusal.code == "not_shared" and len(wire.sent) == 1 and b"PRIVATE-RUNBOOK" not in wire.sent[0]
-    refusal, wire = asyncio.run(ask(f"knowledge:{notes}"))  # the parent is not granted either
+    refusal, wire = refused_pull(alice, bob, f"knowledge:{notes}")  # the parent is not granted either
     assert refusal.code == "not_shared" and b"PRIVATE-RUNBOOK" not in wire.sent[0]
 
 

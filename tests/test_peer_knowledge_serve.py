@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 from knowledge_helpers import NOTES_DOCUMENTS, write_notes
 
-from tests.process_lines import wait_stderr
+from tests.process_lines import stdout_on_a_terminal, wait_stderr
 from tests.test_peer_serve import DEADLINE, TSR, env_for, homes, node_id, paired, procs, start_serve, tessera, wait_until  # noqa: F401
 
 PRIVATE = "PRIVATE-RUNBOOK-42 the root password is hunter2"
@@ -49,24 +47,7 @@ def replica_paths(home: Path, of: Path) -> set[str]:
 
 def terminal_lines(home: Path, *args: str) -> list[str]:
     """What `tessera ARGS` prints on a terminal (a pty), line by line."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen([*TSR, *args], stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.PIPE,
-                            env=env_for(home))
-    os.close(follower)
-    seen = b""
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the process closed its end
-            break
-        if not chunk:
-            break
-        seen += chunk
-    proc.wait(timeout=DEADLINE)
-    os.close(leader)
-    assert proc.returncode == 0, proc.stderr.read()
-    return seen.decode().replace("\r\n", "\n").strip().splitlines()
+    return stdout_on_a_terminal([*TSR, *args], env_for(home), DEADLINE).splitlines()
 
 
 def test_a_knowledge_share_is_pulled_searched_with_peers_kept_current_live_and_stopped_by_unshare(procs, homes, tmp_path):

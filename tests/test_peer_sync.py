@@ -292,21 +292,12 @@ def test_nothing_unshared_is_in_any_frame_sent(alice_bob, tmp_path):
         assert b"SECRET" not in frame and b"secret" not in frame
 
     # asking for it anyway: one not_shared error, and still none of its bytes
-    from peer_sync_helpers import Wire
-    import asyncio
+    from peer_sync_helpers import refused_pull
 
-    async def ask(item):
-        wire = Wire(alice, bob.node_id)
-        await wire.send({"type": "pull", "share": item, "cursor": 0, "limit": 1000})
-        with pytest.raises(Exception) as refusal:
-            await wire.recv()
-        await wire.close()
-        return refusal.value, wire
-
-    refusal, wire = asyncio.run(ask("notebook:secret"))
+    refusal, wire = refused_pull(alice, bob, "notebook:secret")
     assert refusal.code == "not_shared" and "tessera peer share notebook:secret --with" in refusal.fix
     assert len(wire.sent) == 1 and b"SECRET-CELL" not in wire.sent[0]
-    refusal, wire = asyncio.run(ask("events:secret.>"))
+    refusal, wire = refused_pull(alice, bob, "events:secret.>")
     assert refusal.code == "not_shared" and b"SECRET-EVENT" not in wire.sent[0]
 
     # all of alice's events: notebook change events (which hold titles and cell sources) stay out
