@@ -69,3 +69,25 @@ def test_json_and_yaml_windows_match_the_whole_document(result, view):
     win = window(result, view, height=8, offset=5, cache=cache, color=False)
     assert shown(win) == full[5:13]
     assert not cache.rows_text(result, view, None).done
+
+
+def test_a_long_column_is_cut_before_the_narrow_ones_are():
+    # a search hit's snippet beside its score and path: rich's own fitting took as much from every
+    # column of a table that cannot wrap, and left the score and the path no width at all
+    from tessera.core.result import Result
+
+    hits = Result(columns=["score", "path", "title", "snippet"], rows=[
+        {"score": 1.0, "path": "crashloop.md", "title": "A container keeps restarting (CrashLoopBackOff)",
+         "snippet": "the «container» exits and kubelet «restarts» it " * 10},
+        {"score": 0.49, "path": "frontend-rollout.md", "title": "Rolling out", "snippet": "short"}])
+    console = Console(file=io.StringIO(), width=100, color_system=None, legacy_windows=False)
+    with console.capture() as cap:
+        console.print(window(hits, "table", height=5, color=False).renderable)
+    lines = [line.rstrip() for line in cap.get().rstrip("\n").split("\n")]
+    assert lines[0].split()[:4] == ["score", "path", "title", "snippet"]
+    assert lines[1].startswith("1.0   crashloop.md ") and lines[2].startswith("0.49  frontend-rollout.md ")
+    assert all(len(line) <= 100 for line in lines) and "…" in lines[1]  # the long ones cut, with an ellipsis
+    # tables that fit are drawn at their own widths
+    with console.capture() as cap:
+        console.print(window(Result(columns=["a", "b"], rows=[{"a": 1, "b": 2}]), "table", height=3, color=False).renderable)
+    assert cap.get().split("\n")[:2] == ["a b", "1 2"]

@@ -221,22 +221,73 @@ def window(result: Any, view: str, *, height: int, offset: int = 0, needle: str 
 
 
 def _table(columns: list[str], rows: list[dict], color: bool) -> Any:
-    from rich.table import Table
     from rich.text import Text
 
     if not columns:
         return Text("(no columns)")
-    table = Table(box=None, expand=False, pad_edge=False, show_edge=False, collapse_padding=True,
-                  header_style="bold" if color else "")
-    for col in columns:
-        table.add_column(Text(col), no_wrap=True, overflow="ellipsis")
-    for row in rows:
-        table.add_row(*(Text(cell_text(row.get(c))) for c in columns))
+    cells = [[cell_text(row.get(c)) for c in columns] for row in rows]
+    table = _FittedTable(columns, cells, color)
     if not rows:
         from rich.console import Group
 
         return Group(table, Text("(no rows)", style="dim" if color else ""))
     return table
+
+
+# A column is cut to no fewer characters than this (or its own width, when narrower) before the
+# widest columns are cut further.
+_COLUMN_FLOOR = 8
+
+
+class _FittedTable:
+    """A pane's table whose columns are fitted to the width it is drawn in: when the columns do not
+    fit, the widest are cut first (with an ellipsis), so the narrow ones (a score, a name, a phase)
+    stay whole. rich's own fitting takes the same number of characters from every column of a
+    table that cannot wrap, and a long column (a search hit's snippet) left the short ones none."""
+
+    def __init__(self, columns: list[str], cells: list[list[str]], color: bool):
+        self.columns, self.cells, self.color = columns, cells, color
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.table import Table
+        from rich.text import Text
+
+        natural = [max([len(c)] + [len(row[i]) for row in self.cells]) for i, c in enumerate(self.columns)]
+        widths = fitted_widths(natural, options.max_width - (len(natural) - 1))
+        table = Table(box=None, expand=False, pad_edge=False, show_edge=False, collapse_padding=True,
+                      header_style="bold" if self.color else "")
+        for col, width in zip(self.columns, widths, strict=True):
+            table.add_column(Text(col), no_wrap=True, overflow="ellipsis", width=width)
+        for row in self.cells:
+            table.add_row(*(Text(v) for v in row))
+        yield table
+
+
+def fitted_widths(natural: list[int], room: int) -> list[int | None]:
+    """Column widths within ``room`` characters: each column's own width when they all fit; else
+    every column cut to one cap (the largest that fits), none below _COLUMN_FLOOR (or its own
+    width). When even the floors do not fit, None for each (rich's own fitting)."""
+    if sum(natural) <= room:
+        return list(natural)
+    floors = [min(w, _COLUMN_FLOOR) for w in natural]
+    if sum(floors) > room:
+        return [None] * len(natural)
+    low, high = _COLUMN_FLOOR, max(natural)
+    while low < high:  # the largest cap whose widths fit
+        cap = (low + high + 1) // 2
+        if sum(max(f, min(w, cap)) for w, f in zip(natural, floors, strict=True)) <= room:
+            low = cap
+        else:
+            high = cap - 1
+    widths = [max(f, min(w, low)) for w, f in zip(natural, floors, strict=True)]
+    spare = room - sum(widths)
+    for i in sorted(range(len(widths)), key=lambda i: -natural[i]):  # what the cap left, to the widest
+        if spare <= 0:
+            break
+        more = min(spare, natural[i] - widths[i])
+        widths[i] += more
+        spare -= more
+    return widths
 
 
 class _NoWrap:
