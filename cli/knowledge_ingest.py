@@ -157,21 +157,14 @@ class _Stopper:
 
 
 def _watch(conn: Any, targets: list, stopper: _Stopper, on_change: Any, quiet: bool, first_ingest: Any) -> None:
+    from tessera.core.daemon_log import DaemonLog
     from tessera.core.knowledge.watching import watch
-    from tessera.core.times import now
 
-    as_json = not sys.stderr.isatty()
+    daemon_log = DaemonLog(sys.stderr)
 
     def log(event: str, level: str = "info", **fields: Any) -> None:
-        if quiet and level == "info":
-            return
-        if as_json:
-            line = json.dumps({"time": now(), "level": level, "event": event, **fields}, default=str)
-        else:
-            from tessera.core.errors import printable
-
-            line = printable(f"{now()} {level:<5} {event} " + " ".join(f"{k}={v}" for k, v in fields.items()))
-        print(line, file=sys.stderr, flush=True)
+        if not (quiet and level == "info"):
+            daemon_log(level, event, **fields)
 
     def on_batch(summary: Any, paths: list[str]) -> None:
         figures = summary.as_dict()

@@ -16,13 +16,11 @@ Logs are one JSON object a line on stderr when it is not a terminal (time, level
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import sqlite3
-import sys
 from pathlib import Path
-from typing import TextIO
 
+from tessera.core.daemon_log import DaemonLog
 from tessera.core.errors import TesseraError
 from tessera.core.private_files import open_private
 from tessera.core.peers import identity, locks, node_endpoint, peer_list, transport
@@ -33,22 +31,6 @@ BACKOFF_MOST = 300.0
 DEFAULT_SYNC_INTERVAL = 30 * 60.0
 CLOSE_SECONDS = 5.0  # for the endpoint to close on the way out
 TICKET_FILE = "serve.ticket"  # the running serve's endpoint ticket (an address, not a secret)
-
-
-class DaemonLog:
-    """log(level, event, **fields): JSON lines when ``out`` is not a terminal, else readable."""
-
-    def __init__(self, out: TextIO | None = None):
-        self.out = out or sys.stderr
-        self.as_json = not self.out.isatty()
-
-    def __call__(self, level: str, event: str, **fields) -> None:
-        if self.as_json:
-            line = json.dumps({"time": time_now(), "level": level, "event": event, **fields}, default=str)
-        else:
-            extra = " ".join(f"{key}={value}" for key, value in fields.items())
-            line = f"{time_now()} {level:<7} {event} {extra}".rstrip()
-        print(line, file=self.out, flush=True)
 
 
 def backoff_delays(first: float = BACKOFF_FIRST, most: float = BACKOFF_MOST):
