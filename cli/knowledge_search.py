@@ -91,7 +91,8 @@ def _count(number: int | None, limit: int | None) -> int:
 
 def _find(text: str, *, count: int, mode: str, per: str, peers: bool) -> tuple[list[Any], list[str], list[str]]:
     """The hits, the notes (nothing to search) and the warnings (a store left out)."""
-    from tessera.core.knowledge.search import knowledge_state, search_many
+    from tessera.core.knowledge.index import knowledge_state
+    from tessera.core.knowledge.search import search_many
     from tessera.core.store.db import connect_read_only
 
     notes: list[str] = []

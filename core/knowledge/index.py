@@ -83,6 +83,18 @@ def _delete_rows(conn: sqlite3.Connection, doc_id: int) -> None:
     conn.execute("DELETE FROM knowledge_documents WHERE id = ?", (doc_id,))
 
 
+def knowledge_state(conn: sqlite3.Connection) -> str:
+    """``missing`` (no knowledge tables: a store from before issue 16 opened read-only, or a
+    peer's replica with no knowledge shared), ``empty`` (nothing ingested) or ``present``."""
+    try:
+        found = conn.execute("SELECT 1 FROM knowledge_documents LIMIT 1").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return "missing"
+        raise
+    return "present" if found is not None else "empty"
+
+
 def stored_hashes(conn: sqlite3.Connection, root: str) -> dict[str, str]:
     """Every document stored under ``root``: path -> content hash (dedupe and removals)."""
     return dict(conn.execute("SELECT path, hash FROM knowledge_documents WHERE root = ?", (root,)))

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from tessera.core.errors import QueryError, printable
+from tessera.core.knowledge.index import knowledge_state
 from tessera.core.knowledge.search_text import SYNTAX_HINT, ParsedSearch, parse
 
 if TYPE_CHECKING:
@@ -81,18 +82,6 @@ class Hit:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def knowledge_state(conn: sqlite3.Connection) -> str:
-    """``missing`` (no knowledge tables: a store from before issue 16 opened read-only, or a
-    peer's replica with no knowledge shared), ``empty`` (nothing ingested) or ``present``."""
-    try:
-        found = conn.execute("SELECT 1 FROM knowledge_documents LIMIT 1").fetchone()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return "missing"
-        raise
-    return "present" if found is not None else "empty"
 
 
 def has_knowledge(conn: sqlite3.Connection) -> bool:

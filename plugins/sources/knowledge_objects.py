@@ -50,12 +50,6 @@ def chunk_name(path: str, ordinal: int) -> str:
     return f"{path}#{ordinal}"
 
 
-def has_tables(conn: sqlite3.Connection) -> bool:
-    """True when the store has the knowledge tables (a store from before issue 16 has none)."""
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'knowledge_documents'"
-                        ).fetchone() is not None
-
-
 def documents(conn: sqlite3.Connection, *, name: str | None = None) -> list[dict[str, Any]]:
     """Every stored document (by root, then path) as a Document; only those at path ``name``."""
     docs = _document_rows(conn, name)

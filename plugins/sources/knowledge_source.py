@@ -6,7 +6,7 @@ It reads this node's store read-only, like ``-s local`` (plugins/sources/stores.
 whose watching it shares: ``PRAGMA data_version`` tells when an ingest committed, and only then
 is a kind listed again), so a live query or a dashboard pane over it sees a newly ingested file.
 Named beside other sources, the knowledge kinds join each of them (core/sources/opening.py,
-core/sources/knowledge_join.py), so MENTIONS links chunks to that cluster's resources.
+core/sources/joined.py), so MENTIONS links chunks to that cluster's resources.
 
 It is a ScoringSource: ``search("TEXT")`` in a query scores chunks through
 core/knowledge/search.py (bm25, 0..1), a Document by its best chunk.
@@ -54,6 +54,7 @@ class KnowledgeSource(StoreSource, ScoringSource):
              labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """The stored Documents or Chunks (cluster-scoped: ``namespace`` is ignored; they carry no
         labels, so a label filter matches nothing); ``name`` is a path / ``PATH#ORDINAL``."""
+        from tessera.core.knowledge.index import knowledge_state
         from tessera.plugins.sources import knowledge_objects
 
         if self._conn is None or labels or kind.group != knowledge_objects.GROUP:
@@ -61,18 +62,19 @@ class KnowledgeSource(StoreSource, ScoringSource):
         read = {"Document": knowledge_objects.documents, "Chunk": knowledge_objects.chunks}.get(kind.kind)
         if read is None:
             return []
-        return self._read(lambda conn: read(conn, name=name) if knowledge_objects.has_tables(conn) else [], [])
+        return self._read(lambda conn: read(conn, name=name) if knowledge_state(conn) != "missing" else [], [])
 
     def text_scores(self, text: str) -> dict[str, float]:
         """Every matching Chunk's uid -> its bm25 score (core/knowledge/search.py chunk_scores), and
         each Document's uid -> its best chunk's."""
+        from tessera.core.knowledge.index import knowledge_state
         from tessera.plugins.sources import knowledge_objects
 
         if self._conn is None:
             return {}
 
         def scores(conn: sqlite3.Connection) -> dict[str, float]:
-            if not knowledge_objects.has_tables(conn):
+            if knowledge_state(conn) == "missing":
                 return {}
             from tessera.core.knowledge.search import chunk_scores
 
