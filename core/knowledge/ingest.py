@@ -301,6 +301,18 @@ def embedding_text(doc: DocumentRecord, chunk: ChunkRecord) -> str:
     return "\n".join(part for part in (doc.title, chunk.heading, chunk.text) if part)
 
 
+def embed_documents(docs: list[DocumentRecord]) -> None:
+    """Every chunk's embedding (of ``embedding_text``), the documents' chunks in one model call."""
+    from tessera.core.knowledge import embedding
+
+    pairs = [(doc, chunk) for doc in docs for chunk in doc.chunks]
+    if not pairs:
+        return
+    vectors = embedding.embed([embedding_text(doc, chunk) for doc, chunk in pairs])
+    for (_, chunk), vector in zip(pairs, vectors, strict=True):
+        chunk.embedding = embedding.to_blob(vector)
+
+
 # -- the work of one run -------------------------------------------------------------------------
 
 
@@ -375,15 +387,8 @@ class _Run:
         transaction."""
         if not self.pending:
             return
-        from tessera.core.knowledge import embedding
-
         pending, self.pending, self.pending_chunks = self.pending, [], 0
-        vectors = embedding.embed([embedding_text(doc, chunk) for doc, _ in pending for chunk in doc.chunks])
-        i = 0
-        for doc, _ in pending:
-            for chunk in doc.chunks:
-                chunk.embedding = embedding.to_blob(vectors[i])
-                i += 1
+        embed_documents([doc for doc, _ in pending])
         for doc, existed in pending:
             if not self._write(doc):
                 self.summary.unchanged += 1

@@ -58,16 +58,13 @@ def file_items(replica: sqlite3.Connection, share_path: str, items: list, *, aft
 
 def _prepare(docs: list) -> None:
     """Mentions and embeddings for the received chunks, made here as ingest makes them."""
-    from tessera.core.knowledge import embedding, mentions
-    from tessera.core.knowledge.ingest import embedding_text
+    from tessera.core.knowledge import mentions
+    from tessera.core.knowledge.ingest import embed_documents
 
-    pairs = [(doc, chunk) for doc in docs for chunk in doc.chunks]
-    for _, chunk in pairs:
-        chunk.mentions = mentions.extract(chunk.text)
-    if pairs:
-        vectors = embedding.embed([embedding_text(doc, chunk) for doc, chunk in pairs])
-        for (_, chunk), vector in zip(pairs, vectors, strict=True):
-            chunk.embedding = embedding.to_blob(vector)
+    for doc in docs:
+        for chunk in doc.chunks:
+            chunk.mentions = mentions.extract(chunk.text)
+    embed_documents(docs)
 
 
 def _check_item(item: Any, index: int, share_path: str, after: int, cursor_to: int) -> dict:
