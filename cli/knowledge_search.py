@@ -10,6 +10,7 @@ import typer
 
 from tessera.cli import completers
 from tessera.cli.options import OutputSettings, emit, output_options
+from tessera.core.render import is_terminal
 
 # The formats a list of hits can take (the graph views draw matched subgraphs: hits are not one).
 FORMATS = ("table", "json", "jsonl", "yaml", "csv")
@@ -73,7 +74,7 @@ def search(
             print_message(note)
         for warning in warnings:
             print_warning(warning)
-    if fmt is None and _isatty(sys.stdout):
+    if fmt is None and is_terminal(sys.stdout):
         _print_lines(hits, color=out.use_color())
         return
     from tessera.core.result import Result
@@ -193,13 +194,6 @@ def _own_heading(hit: Any) -> str:
         return ""
     prefix = f"{hit.title} > "
     return hit.heading[len(prefix):] if hit.title and hit.heading.startswith(prefix) else hit.heading
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
 
 
 def register(app: typer.Typer) -> None:

@@ -20,6 +20,7 @@ import typer
 
 from tessera.cli import completers
 from tessera.core.errors import UsageError
+from tessera.core.render import is_terminal
 
 FORMAT_NAMES = ("table", "json", "jsonl", "yaml", "csv", "cyphernetes", "tree", "graph", "dot", "mermaid")
 
@@ -113,7 +114,7 @@ class OutputSettings:
         from tessera.core.render import default_format
 
         stream = stream or sys.stdout
-        return self.output or default_format(_isatty(stream))
+        return self.output or default_format(is_terminal(stream))
 
     def use_color(self, stream: Any = None) -> bool:
         """``always``; ``never``; ``auto`` = stream is a TTY and NO_COLOR is unset or empty."""
@@ -121,14 +122,7 @@ class OutputSettings:
             return True
         if self.color == "never":
             return False
-        return _isatty(stream or sys.stdout) and not os.environ.get("NO_COLOR")
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
+        return is_terminal(stream or sys.stdout) and not os.environ.get("NO_COLOR")
 
 
 def _check_output(value: str | None) -> str | None:

@@ -26,6 +26,7 @@ from tessera.cli.dash import run_once
 from tessera.cli.options import LiveFlags, OutputSettings, live_options, output_options
 from tessera.cli.remote_notebook import RunOption
 from tessera.core.errors import EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_TERMINATED
+from tessera.core.render import is_terminal
 
 AddressArg = Annotated[str, typer.Argument(metavar="NB/N", show_default=False, autocompletion=completers.cells,
                                            help="The cell: NOTEBOOK/N, the N-th cell in reading order.")]
@@ -99,7 +100,7 @@ def pane(
     if view is not None and view not in VIEWS:
         raise UsageError(f"'{view}' is not a view; choose from {', '.join(VIEWS)}")
     options = live.session_options()
-    if out.output is not None or not (_isatty(sys.stdin) and _isatty(sys.stdout)):
+    if out.output is not None or not (is_terminal(sys.stdin) and is_terminal(sys.stdout)):
         run_once(str(addr), live, out, run_at=run_at)
         return
     from tessera.core import config
@@ -130,13 +131,6 @@ def pane(
     code = screen.run()
     if code:
         raise typer.Exit(code)
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
 
 
 class PaneScreen:

@@ -14,6 +14,14 @@ from tessera.core.errors import UsageError
 FORMATS: tuple[str, ...] = ("table", "json", "jsonl", "yaml", "csv", "cyphernetes", "tree", "graph", "dot", "mermaid")
 
 
+def is_terminal(stream: Any) -> bool:
+    """Whether ``stream`` is a terminal (False for a closed stream, or one with no isatty)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 def default_format(is_tty: bool) -> str:
     """``table`` for a terminal, ``jsonl`` for pipes and files."""
     return "table" if is_tty else "jsonl"

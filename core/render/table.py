@@ -11,6 +11,7 @@ import re
 from typing import Any, TextIO
 
 from tessera.core.errors import printable
+from tessera.core.render import is_terminal
 from tessera.core.render.data import cell_text
 
 _CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # as errors.printable, less \n \t
@@ -39,7 +40,7 @@ def write_table(result: Any, out: TextIO, *, color: bool = False, width: int | N
         color_system="auto" if color else None,
         force_terminal=color,
         no_color=not color,
-        width=width or (None if _isatty(out) else 120),
+        width=width or (None if is_terminal(out) else 120),
         highlight=False,
         soft_wrap=False,
     )
@@ -54,8 +55,3 @@ def write_table(result: Any, out: TextIO, *, color: bool = False, width: int | N
     console.print(table)
 
 
-def _isatty(out: TextIO) -> bool:
-    try:
-        return out.isatty()
-    except (AttributeError, ValueError):
-        return False
