@@ -88,12 +88,6 @@ def document_count(conn: sqlite3.Connection, share_path: str) -> int:
                         _under_args(share_path)).fetchone()[0]
 
 
-def exists_under(conn: sqlite3.Connection, share_path: str) -> bool:
-    """Whether anything is ingested under ``share_path`` (or was: a change is logged there)."""
-    return conn.execute(f"SELECT 1 FROM knowledge_changes WHERE {_UNDER} LIMIT 1",
-                        _under_args(share_path)).fetchone() is not None
-
-
 def latest_cursor(conn: sqlite3.Connection) -> int:
     """The newest change's id (whether under the share or not: a page past a smaller cursor may
     hold nothing and only move the cursor, as an events share's)."""
