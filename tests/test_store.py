@@ -71,7 +71,7 @@ def test_upgrade_reaches_the_schema_of_a_new_store(tmp_path, version):
     upgraded, new = db.connect(tmp_path / "old.db"), db.connect(tmp_path / "new.db")
     assert _schema(upgraded) == _schema(new)
     assert db.component_versions(upgraded) == db.component_versions(new) == migrations.latest_versions()
-    assert set(migrations.latest_versions()) == {"store", "events", "notebooks", "peers", "pairing", "blobs", "collab", "knowledge"}
+    assert set(migrations.latest_versions()) == {"store", "events", "notebooks", "peers", "pairing", "blobs", "collab", "knowledge", "jobs", "nats"}
 
 
 def test_a_component_newer_than_this_tessera_is_refused_unknown_ones_left_alone(tmp_path):
@@ -202,11 +202,13 @@ def _one_line(r):
 
 
 @pytest.fixture
-def tiny_disk(tmp_path):
-    """A 512 KiB tmpfs (a real disk that fills up); skipped where mounting is not allowed."""
+def tiny_disk(tmp_path, request):
+    """A 1 MiB tmpfs (a real disk that fills up; ``@pytest.mark.parametrize("tiny_disk", ["256k"],
+    indirect=True)`` for another size); skipped where mounting is not allowed."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True)
+    size = getattr(request, "param", "1m")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True)
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({r.stderr.decode().strip()}); test_full_database covers SQLITE_FULL")
     yield mount
@@ -236,6 +238,19 @@ def test_full_disk_is_one_line_and_loses_nothing(tiny_disk):
     r = _tessera("events", "verify", env=env)
     assert r.returncode == 0 and "ok: 3 events" in r.stdout
     assert _tessera("events", "publish", "disk.test", "4", env=env).returncode == 0
+
+
+@pytest.mark.parametrize("tiny_disk", ["256k"], indirect=True)
+def test_a_store_that_does_not_fit_the_disk_is_not_created(tiny_disk):
+    """The new store's WAL is folded in before it is linked into place: on a disk too small for
+    it, the command says the disk is full and leaves no store (it used to link in a file missing
+    the schema's pages, reported as damaged ever after)."""
+    env = {"TESSERA_HOME": str(tiny_disk / "home")}
+    r = _tessera("events", "publish", "disk.test", "0", env=env)
+    assert r.returncode == 1
+    assert f"the disk holding the data home {tiny_disk / 'home'} is full" in _one_line(r)
+    assert not (tiny_disk / "home" / "tessera.db").exists()
+    assert [p.name for p in (tiny_disk / "home").iterdir()] == []
 
 
 def test_full_database(tmp_path):

@@ -119,8 +119,16 @@ def _create(path: Path, version: int) -> None:
         conn = _open(Path(tmp), 30.0, None)
         try:
             migrate(conn, version)
+            # fold the WAL back into the file now, where a failure is seen: close() would swallow
+            # it (a full disk), and the file linked in below would lack the schema's pages
+            if conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] != 0 or os.path.getsize(tmp + "-wal"):
+                raise sqlite3.OperationalError("the new store's write-ahead log could not be folded into it")
+        except sqlite3.Error as exc:
+            raise store_error(exc, path) or StoreFull(
+                f"cannot create the store {path}: {exc}; nothing was written",
+                hint="free some space and run the command again, or set TESSERA_HOME to a disk with room") from None
         finally:
-            conn.close()  # the last connection folds the WAL back into the file
+            conn.close()
         try:
             os.link(tmp, path)  # never replaces: a store another process made meanwhile wins
         except FileExistsError:

@@ -40,7 +40,7 @@ STORE = Component("store", (
 # Modules defining ``MIGRATIONS: Component``, in the order their migrations run (after STORE).
 COMPONENT_MODULES = ("tessera.core.events_schema", "tessera.core.notebook.schema", "tessera.core.peers_schema",
                      "tessera.core.pairing_schema", "tessera.core.blobs_schema", "tessera.core.collab_schema",
-                     "tessera.core.knowledge_schema")
+                     "tessera.core.knowledge_schema", "tessera.core.jobs_schema", "tessera.core.nats_schema")
 
 # user_version of a store whose versions are kept per component in ``schema_components``
 COMPONENTS_SCHEMA = 4
