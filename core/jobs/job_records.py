@@ -7,12 +7,21 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 ACTIONS = ("query", "cell", "command")
 STATES = ("pending", "queued", "running", "succeeded", "failed", "timed_out", "cancelled")
 FINISHED = ("succeeded", "failed", "timed_out", "cancelled")
 ACTIVE = ("pending", "queued", "running")
+
+# A runner writes its heartbeat (job_runners.heartbeat_at) this often; one silent for
+# RUNNER_STALE_S is dead (the next runner fails or retries its runs, doctor says so).
+RUNNER_HEARTBEAT_S = 5.0
+RUNNER_STALE_S = 30.0
+# A job whose next_run_at is further in the past than this, and not paused, is overdue: no runner
+# is running it (tessera doctor, the status cell).
+OVERDUE_GRACE_S = 120.0
 
 _JOB_COLUMNS = ("name, schedule, timezone, action, spec, timeout_s, retries, backoff_s, alert, notify, paused, "
                 "created_at, next_run_at")
@@ -82,6 +91,21 @@ class Runner:
     host: str
     started_at: str
     heartbeat_at: str
+
+
+def _age(stamp: str, now: datetime) -> float:
+    return (now - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()
+
+
+def runner_alive(runner: "Runner", now: datetime | None = None) -> bool:
+    """Whether the runner's heartbeat is fresh (it may still be dead on another host)."""
+    return _age(runner.heartbeat_at, now or datetime.now(timezone.utc)) < RUNNER_STALE_S
+
+
+def overdue(job: "Job", now: datetime | None = None) -> bool:
+    """Whether the job should have run more than OVERDUE_GRACE_S ago and has not."""
+    return (not job.paused and job.next_run_at is not None
+            and _age(job.next_run_at, now or datetime.now(timezone.utc)) > OVERDUE_GRACE_S)
 
 
 def _job(row: tuple) -> Job:
