@@ -1,0 +1,48 @@
+"""Check 3: every actor's event chain links up and this node's signed head holds
+(core/events.verify, on a read-only connection: doctor signs nothing). A broken chain names its
+actor and seq."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tessera.core.doctor.check_result import FAIL, OK, SKIP, WARN, CheckResult
+from tessera.core.doctor.read_only_store import open_read_only
+from tessera.core.errors import TesseraError
+
+_BROKEN_FIX = ("tessera restore BACKUP_FILE (a backup from before the damage); `tessera events verify` "
+               "repeats the finding")
+
+
+def check_chains(store: Path) -> list[CheckResult]:
+    from tessera.core import events, node_key
+
+    check = "event chains"
+    if not store.exists():
+        return [CheckResult(check, SKIP, f"no store yet at {store}")]
+    try:
+        conn = open_read_only(store)
+    except TesseraError as exc:
+        return [CheckResult(check, FAIL, exc.one_line(), "see store integrity")]
+    try:
+        local = events.local_actor(conn)
+        head = events.heads(conn).get(local) if local else None
+        if head is not None and head.signature is None and not node_key.exists(store):
+            # verify would make a node key to sign this head with: a write doctor must not do
+            return [CheckResult(check, WARN, "this node's chain head is unsigned (a log from before signed heads) "
+                                             "and there is no node key yet: not verified here",
+                                "tessera events verify")]
+        verdict = events.verify(conn)
+    except TesseraError as exc:
+        return [CheckResult(check, FAIL, exc.one_line(), "see store integrity")]
+    finally:
+        conn.close()
+    if not verdict.ok:
+        actor = f"actor {verdict.actor}" if verdict.actor else f"this node's chain ({local})"
+        return [CheckResult(check, FAIL, f"{actor} broken at seq {verdict.seq}: {verdict.problem} "
+                                         f"({verdict.checked} entries before it are intact)", _BROKEN_FIX)]
+    if head is not None and head.signature is None:
+        return [CheckResult(check, WARN, f"{verdict.checked} events in {verdict.chains} chain(s) link up; this node's "
+                                         "head is not signed yet (a log from before signed heads)", "tessera events verify")]
+    chains = f"{verdict.chains} chain{'' if verdict.chains == 1 else 's'}"
+    return [CheckResult(check, OK, f"{verdict.checked} events in {chains}, linked and signed")]

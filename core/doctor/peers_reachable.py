@@ -1,0 +1,58 @@
+"""Check 5: each peer this node subscribes or publishes to answers a hello and a ping over the
+transport (core/peers/reachability.py) within the timeout. No peers: ok."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tessera.core.doctor.check_result import FAIL, OK, SKIP, WARN, CheckResult, quoted
+from tessera.core.doctor.read_only_store import open_read_only
+from tessera.core.errors import TesseraError
+
+
+def _row(result) -> CheckResult:
+    peer = result.peer
+    check = f"peer {peer.name}"
+    if result.reachable:
+        return CheckResult(check, OK, f"answered hello and ping in {result.rtt_ms:.0f} ms")
+    error = result.error
+    fix = getattr(error, "fix", "") or f"on {peer.name}'s machine: tessera serve"
+    return CheckResult(check, FAIL, error.one_line(), fix)
+
+
+def check_peers(store: Path, timeout: float) -> list[CheckResult]:
+    from tessera.core import node_key
+    from tessera.core.peers import peer_list, reachability
+
+    if not store.exists():
+        return [CheckResult("peers", OK, "no peers")]
+    try:
+        conn = open_read_only(store)
+    except TesseraError as exc:
+        return [CheckResult("peers", FAIL, exc.one_line(), "tessera events verify")]
+    try:
+        try:
+            peers = [p for p in peer_list.all_peers(conn) if p.subscribe or p.publish]
+        except TesseraError as exc:
+            return [CheckResult("peers", FAIL, exc.one_line(), "tessera events verify")]
+        if not peers:
+            return [CheckResult("peers", OK, "no peers")]
+        if not node_key.exists(store):
+            # dialing would make a new key: a new identity no peer knows
+            return [CheckResult("peers", FAIL, f"the node key {node_key.key_path(store)} is missing: peers know this node by it",
+                                f"restore {quoted(node_key.key_path(store))} from a backup (tessera restore BACKUP_FILE)")]
+        rows = [CheckResult(f"peer {p.name}", WARN, "no address known yet: it has not connected to this node since pairing",
+                            f"on {p.name}'s machine: tessera peer sync") for p in peers if not p.address]
+        dialled = [p for p in peers if p.address]
+        if dialled:
+            try:
+                results = asyncio.run(reachability.probe_all(conn, dialled, timeout=timeout))
+            except TesseraError as exc:
+                return rows + [CheckResult("peers", FAIL, exc.one_line(), "stop what holds the port, or unset TESSERA_PEER_LOOPBACK")]
+            rows += [_row(r) for r in results]
+        order = {p.node_id: i for i, p in enumerate(peers)}
+        by_name = {f"peer {p.name}": p.node_id for p in peers}
+        return sorted(rows, key=lambda r: order.get(by_name.get(r.check, ""), 0))
+    finally:
+        conn.close()
