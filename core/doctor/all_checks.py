@@ -50,8 +50,11 @@ def _guarded(name: str, check: Callable[[], list[CheckResult]]) -> list[CheckRes
 
 
 def run_checks(settings: DoctorSettings) -> list[CheckResult]:
-    """Every row, in check order."""
-    checks = _checks(settings)
+    """Every row, in check order. The permissions are looked at first, alone: opening the store
+    (even read-only) makes SQLite create its -wal and -shm files, with the store's own mode, and
+    the rows must say what was there before doctor came."""
+    (first_name, first), *checks = _checks(settings)
+    rows = _guarded(first_name, first)
     with ThreadPoolExecutor(max_workers=len(checks), thread_name_prefix="doctor") as pool:
         futures = [pool.submit(_guarded, name, check) for name, check in checks]
-        return [row for future in futures for row in future.result()]
+        return rows + [row for future in futures for row in future.result()]

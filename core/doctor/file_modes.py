@@ -47,12 +47,14 @@ def _scan(paths: list[Path], *, tree: bool = False) -> tuple[list[str], list[Pat
     return problems, chmod, chown, seen
 
 
-def _fix(chmod: list[Path], chown: list[Path], *, recursive: Path | None = None) -> str:
+def _fix(chmod: list[Path], chown: list[Path], *, recursive: Path | None = None, glob: Path | None = None) -> str:
     steps = []
     if chown:
         steps.append(f"sudo chown -R {os.geteuid()} {' '.join(quoted(p) for p in chown)}")
     if recursive is not None and (chmod or chown):
         steps.append(f"chmod -R go-rwx {quoted(recursive)}")
+    elif glob is not None and chmod:
+        steps.append(f"chmod 600 {quoted(glob)}*")
     else:
         dirs = [p for p in chmod if p.is_dir()]
         files = [p for p in chmod if not p.is_dir()]
@@ -63,13 +65,15 @@ def _fix(chmod: list[Path], chown: list[Path], *, recursive: Path | None = None)
     return " && ".join(steps)
 
 
-def _row(check: str, paths: list[Path], what: str, *, tree: bool = False, missing: str = "") -> CheckResult:
+def _row(check: str, paths: list[Path], what: str, *, tree: bool = False, glob: bool = False,
+         missing: str = "") -> CheckResult:
     problems, chmod, chown, seen = _scan(paths, tree=tree)
     if not seen:
         return CheckResult(check, OK, missing or f"no {what} yet")
     if problems:
         recursive = paths[0] if tree else None
-        return CheckResult(check, FAIL, f"not private: {listed(problems)}", _fix(chmod, chown, recursive=recursive))
+        return CheckResult(check, FAIL, f"not private: {listed(problems)}",
+                           _fix(chmod, chown, recursive=recursive, glob=paths[0] if glob else None))
     return CheckResult(check, OK, f"{what}: {seen} path{'' if seen == 1 else 's'}, yours and private")
 
 
@@ -84,12 +88,14 @@ def check_permissions(data_home: Path, store: Path, config_file: Path, kubeconfi
     rows = [
         _row("data home permissions", [data_home], "data home"),
         _row("store permissions", [store, store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm")],
-             "store files", missing=f"no store yet at {store}"),
+             "store files", glob=True, missing=f"no store yet at {store}"),
         _row("node key permissions", [node_key.key_path(store)], "node key",
              missing="no node key yet (made when this node first signs)"),
         _row("blobs permissions", [data_home / BLOBS], "blob files", tree=True, missing="no blobs"),
         _row("replicas permissions", [peers_dir(store)], "peers' replicas", tree=True, missing="no replicas"),
     ]
+    # the store's fix is ``chmod 600 tessera.db*``: SQLite makes -wal and -shm with the store's
+    # mode when it next opens it (doctor's read-only opening too), so they are mended with it
     rows.append(_config_row(config_file))
     rows.append(_kubeconfig_row(kubeconfig))
     return rows

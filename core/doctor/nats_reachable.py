@@ -30,13 +30,23 @@ def shown_url(url: str) -> str:
 
 
 async def _account_info(url: str, timeout: float):
+    """JetStream's account info from ``url``; a failure to connect raises the last connect error."""
     import nats
+    import nats.errors
 
-    async def quiet(_error: Exception) -> None:  # nats-py would log each failure on stderr
-        return None
+    seen: list[Exception] = []
 
-    client = await nats.connect(servers=[url if "://" in url else f"nats://{url}"], connect_timeout=timeout,
-                                allow_reconnect=False, max_reconnect_attempts=0, error_cb=quiet)
+    async def keep(error: Exception) -> None:  # instead of nats-py logging each failure on stderr
+        seen.append(error)
+
+    try:
+        # max_reconnect_attempts=0 would retry for ever (nats-py counts only limits above 0): one
+        # retry at once, then nats-py gives up with NoServersError
+        client = await nats.connect(servers=[url if "://" in url else f"nats://{url}"], connect_timeout=timeout,
+                                    allow_reconnect=False, max_reconnect_attempts=1, reconnect_time_wait=0,
+                                    error_cb=keep)
+    except nats.errors.NoServersError:
+        raise seen[-1] if seen else ConnectionError("no server answered") from None
     try:
         return await client.jetstream(timeout=timeout).account_info()
     finally:
@@ -54,8 +64,10 @@ def _probe(url: str, timeout: float) -> tuple[object | None, str | None]:
         return None, f"no answer within {timeout:g} s"
     except (nats.js.errors.ServiceUnavailableError, nats.errors.NoRespondersError):
         return None, "the server answers but JetStream is not enabled on it"
+    except nats.errors.AuthorizationError:
+        return None, "the server refused the credentials in the URL"
     except (nats.errors.Error, OSError) as exc:
-        return None, f"cannot connect: {str(exc) or type(exc).__name__}"
+        return None, f"cannot connect: {(str(exc) or type(exc).__name__).replace(url, shown_url(url))}"
 
 
 def _servers(store: Path, extra: list[str]) -> tuple[list[str], list, str | None]:
