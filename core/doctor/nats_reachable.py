@@ -99,7 +99,7 @@ def _start_fix(url: str) -> str:
         host, port = parts.hostname or "127.0.0.1", parts.port or 4222
     except ValueError:
         return "check the URL: nats://HOST:PORT"
-    return f"on {host}: nats-server -js -a {quoted(host)} -p {port} -sd DIR"
+    return f"on {host}: nats-server -js -a {quoted(host)} -p {port} -sd ~/nats-jetstream"
 
 
 def _row(url: str, pushes: list, timeout: float) -> CheckResult:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tessera.core.doctor.check_result import FAIL, OK, SKIP, WARN, CheckResult, quoted
+from tessera.core.doctor.check_result import FAIL, OK, WARN, CheckResult, quoted
 from tessera.core.doctor.read_only_store import open_read_only
 from tessera.core.errors import TesseraError
 
