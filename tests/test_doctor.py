@@ -96,6 +96,7 @@ def test_no_data_home_yet_is_no_failure_and_makes_none(isolated_home):
     code, rows, _ = doctor(isolated_home)
     assert code == 0, rows
     assert rows["permissions"]["status"] == "skip"
+    assert rows["kubeconfig permissions"]["status"] == "skip"  # still looked at: it is not in the data home
     assert not (isolated_home / "data").exists()
 
 

@@ -50,7 +50,7 @@ def _scan(paths: list[Path], *, tree: bool = False) -> tuple[list[str], list[Pat
 def _fix(chmod: list[Path], chown: list[Path], *, recursive: Path | None = None, glob: Path | None = None) -> str:
     steps = []
     if chown:
-        steps.append(f"sudo chown -R {os.geteuid()} {' '.join(quoted(p) for p in chown)}")
+        steps.append(f"sudo chown {'-R ' if recursive is not None else ''}{os.geteuid()} {' '.join(quoted(p) for p in chown)}")
     if recursive is not None and (chmod or chown):
         steps.append(f"chmod -R go-rwx {quoted(recursive)}")
     elif glob is not None and chmod:
@@ -84,7 +84,8 @@ def check_permissions(data_home: Path, store: Path, config_file: Path, kubeconfi
     from tessera.core.peers.replica_files import peers_dir
 
     if not data_home.exists():
-        return [CheckResult("permissions", SKIP, f"no data home yet at {data_home}: nothing is stored")]
+        return [CheckResult("permissions", SKIP, f"no data home yet at {data_home}: nothing is stored"),
+                _config_row(config_file), _kubeconfig_row(kubeconfig)]
     rows = [
         _row("data home permissions", [data_home], "data home"),
         _row("store permissions", [store, store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm")],
