@@ -531,3 +531,83 @@ def test_jobs_on_time_with_no_runner_now_pass_as_cron_runs_them(isolated_home):
     conn.close()
     code, rows, _ = doctor(isolated_home)
     assert code == 0 and rows["job runner"]["status"] == "ok" and rows["jobs overdue"]["status"] == "ok"
+
+
+# -- all at once --------------------------------------------------------------------------------
+
+class Blackhole:
+    """A loopback TCP server that accepts and never answers: a kube API or NATS server that hangs.
+    It counts the connections open at once (each stays open until its client gives up)."""
+
+    def __init__(self) -> None:
+        import selectors
+        import threading
+
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.open = 0
+        self.peak = 0
+        self.accepted = 0
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.listener, selectors.EVENT_READ)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import selectors
+
+        while not self.stopping:
+            for key, _ in self.selector.select(timeout=0.1):
+                if key.fileobj is self.listener:
+                    conn, _ = self.listener.accept()
+                    self.selector.register(conn, selectors.EVENT_READ)
+                    self.open += 1
+                    self.accepted += 1
+                    self.peak = max(self.peak, self.open)
+                    continue
+                try:
+                    data = key.fileobj.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:  # the client gave up and closed
+                    self.selector.unregister(key.fileobj)
+                    key.fileobj.close()
+                    self.open -= 1
+
+    def close(self) -> None:
+        self.stopping = True
+        self.thread.join(DEADLINE)
+        for key in list(self.selector.get_map().values()):
+            key.fileobj.close()
+
+
+@pytest.fixture
+def blackhole():
+    hole = Blackhole()
+    yield hole
+    hole.close()
+
+
+def test_network_checks_wait_at_once_not_one_after_another(isolated_home, blackhole, tmp_path, monkeypatch):
+    """Two kube contexts and two NATS servers that never answer: doctor holds all four connections
+    open at the same moment (one after another, there would never be more than one), and each
+    gives up as a timeout."""
+    publish(isolated_home)
+    url = f"http://127.0.0.1:{blackhole.port}"
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", {"hang-a": (url, "default"), "hang-b": (url, "default")},
+                                  current="hang-a")
+    os.chmod(kubeconfig, 0o600)
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    nats = [f"nats://127.0.0.1:{blackhole.port}", f"nats://localhost:{blackhole.port}"]
+    code, rows, _ = doctor(isolated_home, "--timeout", "10s", "--nats", nats[0], "--nats", nats[1])
+    assert code == 1
+    for context in ("hang-a", "hang-b"):
+        assert rows[f"kube context {context}"]["status"] == "fail" and "stopped answering" in rows[f"kube context {context}"]["detail"]
+    for server in nats:
+        assert rows[f"nats {server}"]["status"] == "fail", rows[f"nats {server}"]
+    assert blackhole.accepted >= 4
+    assert blackhole.peak >= 4, (blackhole.peak, blackhole.accepted)
+    wait_until(lambda: blackhole.open == 0, "every connection closed")
