@@ -113,7 +113,7 @@ def json_rows(kept: bytes, truncated: bool) -> list[dict[str, Any]] | None:
         if not isinstance(value, dict):
             return None
         rows.append(value)
-    return rows
+    return rows if rows or not truncated else None
 
 
 def _exited(pid: int) -> bool:
@@ -184,7 +184,8 @@ def run_action(argv: list[str], *, run_id: int, timeout_s: float | None, should_
     state = ending or ("succeeded" if code == 0 else "failed")
     if ending == "timed_out":
         err.kept += f"\n[tessera: timed out after {timeout_s:g} s; the run's process group was killed]\n".encode()
-    rows = json_rows(bytes(out.kept), truncated=out.dropped > 0)
+    # a run that did not succeed has no result: its empty stdout is not "0 rows" to an alert
+    rows = json_rows(bytes(out.kept), truncated=out.dropped > 0) if state == "succeeded" else None
     return Outcome(state, exit_code, duration, out.text(), err.text(), rows, interrupted)
 
 
