@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.job_helpers import SHELL, add_shell_job, job_events, json_of, runs_of, store, tsr
+from tests.job_helpers import SHELL, add_shell_job, job_events, json_of, runs_of, tsr
 from tests.process_lines import stdout_on_a_terminal
 
 PODS = "MATCH (p:Pod) RETURN p.metadata.name AS name ORDER BY name LIMIT 3"
