@@ -86,6 +86,8 @@ def add(
                          hint="give one of --query QUERY, --cell NOTEBOOK/N, or -- tessera ARGS...")
     if (source or namespace or all_namespaces) and query is None:
         raise UsageError("-s, -n and -A go with --query", hint="a cell has its own sources; a command takes its own flags")
+    if notify is not None and alert is None:
+        raise UsageError("--notify goes with --alert", hint="give the alert condition it is run for, e.g. --alert 'rows > 0'")
     if namespace and all_namespaces:
         raise UsageError("-n and -A exclude each other", hint="give -n NS for one namespace or -A for all")
     if query is not None:
@@ -239,6 +241,14 @@ def _printable_lines(text: str) -> str:
     return "\n".join(printable(line) for line in text.split("\n"))
 
 
+def _warnings_only(level: str, event: str, **fields: Any) -> None:
+    """The foreground run's log: what went wrong besides the run (its alert) as one warning line."""
+    if level != "info":
+        from tessera.cli.messages import print_warning
+
+        print_warning(f"{event}: " + ", ".join(f"{key}={value}" for key, value in fields.items()))
+
+
 EXIT_OF_STATE = {"succeeded": 0, "timed_out": 4, "cancelled": 130}
 
 
@@ -268,7 +278,8 @@ def run(
     with Registration(db, "run-due") as me:
         queued = run_states.create(conn, job, trigger="manual")
         running = run_states.claim(conn, me.id, queued.id)
-        ended = execute(conn, running, me.id, echo_out=_TerminalEcho(sys.stdout), echo_err=_TerminalEcho(sys.stderr))
+        ended = execute(conn, running, me.id, echo_out=_TerminalEcho(sys.stdout), echo_err=_TerminalEcho(sys.stderr),
+                        log=_warnings_only)
     outcome = ended.outcome
     if ended.retry is not None:
         print_message(f"run {running.id} {outcome.state}; retry queued as run {ended.retry.id} (not before {ended.retry.not_before})")

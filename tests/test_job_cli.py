@@ -29,6 +29,7 @@ PODS = "MATCH (p:Pod) RETURN p.metadata.name AS name ORDER BY name LIMIT 3"
     (["j", "--cron", "* * * * *", "--query", PODS, "-n", "a", "-A"], "-n and -A exclude each other"),
     (["j", "--cron", "* * * * *", "-s", "demo", "--", "tessera", "events", "verify"], "-s, -n and -A go with --query"),
     (["j", "--cron", "* * * * *", "--", "ls", "-l"], "starting with tessera"),
+    (["j", "--cron", "* * * * *", "--notify", "cat", "--query", PODS], "--notify goes with --alert"),
     (["j", "--cron", "* * * * *", "--", "tessera", "frobnicate"], "frobnicate is not a tessera command"),
 ])
 def test_add_refuses_bad_input_in_one_line_with_exit_2_and_stores_nothing(args, words):

@@ -54,10 +54,18 @@ def run_due(data_home: Path, db: Path, *, workers: int, log: Any = None) -> list
             schedule_pass(conn, data_home, me.id, log)
         finally:
             conn.close()
-        threads = [threading.Thread(target=work_queue, args=(db, me.id), kwargs={"log": log, "done": done},
+        interrupted = threading.Event()
+        threads = [threading.Thread(target=work_queue, args=(db, me.id),
+                                    kwargs={"log": log, "done": done, "stop": interrupted.is_set},
                                     name=f"job-worker-{n}", daemon=True) for n in range(workers)]
         for thread in threads:
             thread.start()
-        for thread in threads:
-            thread.join()
+        try:
+            for thread in threads:
+                thread.join()
+        except KeyboardInterrupt:  # Ctrl-C: the running runs are cancelled (groups killed), then we go
+            interrupted.set()
+            for thread in threads:
+                thread.join()
+            raise
     return done
