@@ -304,8 +304,12 @@ def cancel(run_id: RunArg) -> None:
     from tessera.core.errors import SourceTimeout
     from tessera.core.jobs import job_records, run_states
 
+    from tessera.core.jobs.runner_registry import cancel_orphaned
+
     conn = open_store()
     run = run_states.cancel(conn, run_id)
+    if run.state == "running":
+        run = cancel_orphaned(conn, run) or run
     deadline = time.monotonic() + 30
     while not run.finished and time.monotonic() < deadline:
         time.sleep(0.1)

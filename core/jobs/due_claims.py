@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, Callable
 
 from tessera.core import events
 from tessera.core.errors import EXIT_TIMEOUT, TesseraError
@@ -44,8 +45,11 @@ def claim_lock(data_home: Path, wait: float):
     return lock
 
 
-def claim_due(conn: sqlite3.Connection, data_home: Path, at: datetime, *, wait: float = 30.0) -> list[JobRun]:
-    """The scheduled runs made for every job due at ``at`` (queued, ready for a runner)."""
+def claim_due(conn: sqlite3.Connection, data_home: Path, at: datetime, *, wait: float = 30.0,
+              on_error: Callable[[str, TesseraError], None] | None = None) -> list[JobRun]:
+    """The scheduled runs made for every job due at ``at`` (queued, ready for a runner). A job
+    whose stored schedule or time zone no longer reads (a zone gone from the system's tz
+    database) is passed to ``on_error`` and skipped: it does not keep the others from running."""
     lock = claim_lock(data_home, wait)
     try:
         made = []
@@ -53,7 +57,13 @@ def claim_due(conn: sqlite3.Connection, data_home: Path, at: datetime, *, wait: 
             for job in list_jobs(conn):
                 if job.paused or job.next_run_at is None or parse_utc(job.next_run_at) > at:
                     continue
-                run = _claim_job(conn, job, at)
+                try:
+                    schedule, tz = Schedule.parse(job.schedule), zone(job.timezone)
+                except TesseraError as exc:
+                    if on_error is not None:
+                        on_error(job.name, exc)
+                    continue
+                run = _claim_job(conn, job, schedule, tz, at)
                 if run is not None:
                     made.append(run)
         return made
@@ -61,8 +71,7 @@ def claim_due(conn: sqlite3.Connection, data_home: Path, at: datetime, *, wait: 
         lock.release()
 
 
-def _claim_job(conn: sqlite3.Connection, job, at: datetime) -> JobRun | None:
-    schedule, tz = Schedule.parse(job.schedule), zone(job.timezone)
+def _claim_job(conn: sqlite3.Connection, job, schedule: Schedule, tz: Any, at: datetime) -> JobRun | None:
     first = parse_utc(job.next_run_at)
     latest = max(schedule.latest_due(at, tz) or first, first)
     following = schedule.next_due(at, tz)

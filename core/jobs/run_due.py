@@ -21,7 +21,11 @@ def schedule_pass(conn: sqlite3.Connection, data_home: Path, me: str, log: Any =
     """What every runner does before taking runs: recover, claim the due, queue the ready."""
     recover_stale(conn, me=me, log=log)
     at = jobs_now()
-    for run in claim_due(conn, data_home, at):
+    def unreadable(job: str, exc: Any) -> None:
+        if log:
+            log("error", "job.unreadable", job=job, error=exc.one_line())
+
+    for run in claim_due(conn, data_home, at, on_error=unreadable):
         if log:
             log("info", "run.due", run=run.id, job=run.job, scheduled_for=run.scheduled_for)
     run_states.queue_ready(conn, at)

@@ -125,3 +125,18 @@ def recover_stale(conn: sqlite3.Connection, *, me: str, log: Log | None = None) 
             with transaction(conn):
                 conn.execute("DELETE FROM job_runners WHERE id = ?", (runner.id,))
     return ended
+
+
+def cancel_orphaned(conn: sqlite3.Connection, run: run_states.JobRun) -> run_states.JobRun | None:
+    """`job cancel` of a running run whose runner is dead: nobody would stop it, so kill what is
+    left of its group and record it cancelled now. None when its runner may be alive."""
+    known = {r.id: r for r in runners(conn)}
+    why = dead(known.get(run.runner), socket.gethostname())
+    if why is None:
+        return None
+    if run.pid is not None and leftover_processes(run.pid, run.id):
+        kill_group(run.pid)
+    done, _ = run_states.finish(conn, run, "cancelled", at=jobs_now(), exit_code=None, duration_s=None,
+                                output=run.output, error=run.error + f"\n[tessera: cancelled; {why}]\n", rows=None,
+                                runner_id=run.runner)
+    return done
