@@ -193,3 +193,12 @@ def test_a_failed_run_is_retried_with_doubling_backoff_until_its_attempts_are_us
     assert [(r.state, r.attempt) for r in runs_of("flaky")] == [("failed", 1), ("failed", 2), ("failed", 3)]
     pending = [e for e in job_events("flaky") if e.subject == "job.flaky.pending"]
     assert [e.data.get("retry_of") for e in pending] == [None, 1, 2]
+
+
+def test_a_runs_events_and_the_events_its_command_appends_share_one_correlation_id():
+    assert tsr("job", "add", "pub", "--cron", "0 * * * *", "--", "tessera", "events", "publish", "deploy.web", '{"v": 2}').returncode == 0
+    assert tsr("job", "run", "pub").returncode == 0
+    [run] = runs_of("pub")
+    tail = tsr("events", "tail", "--correlation", f"job-run-{run.id}", "-o", "json")
+    subjects = [e["subject"] for e in json.loads(tail.stdout)]
+    assert subjects == ["job.pub.pending", "job.pub.queued", "job.pub.running", "deploy.web", "job.pub.succeeded"]

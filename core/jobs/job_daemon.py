@@ -93,6 +93,8 @@ class JobDaemon:
                     self._start_queued(conn, me)
                 except TesseraError as exc:  # a locked store: the next tick tries again
                     self.log("warning", "tick.failed", error=exc.one_line())
+                except Exception as exc:  # a bug must not end the daemon with its runs left running
+                    self.log("error", "tick.failed", error=f"{type(exc).__name__}: {exc}")
                 self.wake.wait(TICK_S)
         finally:
             conn.close()

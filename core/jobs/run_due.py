@@ -43,7 +43,12 @@ def work_queue(db: Path, runner_id: str, *, stop: Callable[[], bool] = lambda: F
                 break
             if log:
                 log("info", "run.started", run=run.id, job=run.job, attempt=run.attempt, trigger=run.trigger)
-            done.append(execute(conn, run, runner_id, stop=stop, log=log))
+            try:
+                done.append(execute(conn, run, runner_id, stop=stop, log=log))
+            except Exception as exc:  # a lost store: the run is left to the next runner's recovery
+                if log:
+                    log("error", "run.crashed", run=run.id, job=run.job, error=f"{type(exc).__name__}: {exc}")
+                break
     finally:
         conn.close()
     return done

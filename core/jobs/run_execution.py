@@ -4,6 +4,7 @@ the outcome stored with its event and retry (core/jobs/run_states.py), then the 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from typing import Any, Callable
@@ -42,7 +43,8 @@ def execute(conn: sqlite3.Connection, run: JobRun, runner_id: str, *, stop: Call
         outcome = Outcome("failed", None, 0.0, "", "[tessera: the job was removed before its run started]\n", None)
     else:
         try:
-            outcome = run_action(action_argv(job.action, job.spec), run_id=run.id, timeout_s=job.timeout_s,
+            env = {**os.environ, "TESSERA_CORRELATION": run_states.correlation(run.id)}
+            outcome = run_action(action_argv(job.action, job.spec), run_id=run.id, timeout_s=job.timeout_s, env=env,
                                  should_cancel=should_cancel, on_started=lambda pid: run_states.set_pid(conn, run.id, pid),
                                  echo_out=echo_out, echo_err=echo_err)
         except OSError as exc:

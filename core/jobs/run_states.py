@@ -20,10 +20,16 @@ MAX_RETRY_DELAY_S = 3600.0  # a retry waits at most this long (or the job's back
 RESULT_CAP = 1024 * 1024  # bytes of JSON rows kept for the alert (job_runs.result)
 
 
+def correlation(run_id: int) -> str:
+    """The correlation id of a run's events, and of every event its action appends (the child
+    gets it as TESSERA_CORRELATION): `tessera events tail --correlation job-run-42`."""
+    return f"job-run-{run_id}"
+
+
 def _event(conn: sqlite3.Connection, run: JobRun, state: str, **extra: Any) -> None:
     data = {"run": run.id, "job": run.job, "attempt": run.attempt, "trigger": run.trigger,
             "scheduled_for": run.scheduled_for, **extra}
-    events.append(conn, f"job.{run.job}.{state}", data)
+    events.append(conn, f"job.{run.job}.{state}", data, correlation=correlation(run.id))
 
 
 def create(conn: sqlite3.Connection, job: Job, *, trigger: str, scheduled_for: str | None = None, attempt: int = 1,
