@@ -90,6 +90,8 @@ def add(
         raise UsageError("--notify goes with --alert", hint="give the alert condition it is run for, e.g. --alert 'rows > 0'")
     if namespace and all_namespaces:
         raise UsageError("-n and -A exclude each other", hint="give -n NS for one namespace or -A for all")
+    if "-" in (source or []):
+        raise UsageError("-s -: a job has no stdin to read", hint="save the input to a file and give -s FILE")
     if query is not None:
         action, spec = "query", {"query": query, "sources": list(source or []), "namespace": namespace,
                                  "all_namespaces": all_namespaces}
@@ -103,6 +105,9 @@ def add(
         action, spec = "cell", {"notebook": address.name, "cell": address.cell}
     else:
         action, spec = "command", {"argv": job_definitions.check_command(list(command), COMMAND_MODULES)}
+    import os
+
+    spec["cwd"] = os.getcwd()  # relative paths (-s ./manifests, a command's files) mean what they meant here
     definition = job_definitions.JobDefinition(
         name=name, schedule=cron, timezone=tz if tz is not None else user_timezone(), action=action, spec=spec,
         timeout_s=_duration(timeout, "--timeout"), retries=retries, backoff_s=_duration(backoff, "--backoff") or 0.0,
@@ -243,7 +248,7 @@ def _printable_lines(text: str) -> str:
 
 def _warnings_only(level: str, event: str, **fields: Any) -> None:
     """The foreground run's log: what went wrong besides the run (its alert) as one warning line."""
-    if level != "info":
+    if level != "info" and event != "run.finished":  # how the run ended is the exit code's to say
         from tessera.cli.messages import print_warning
 
         print_warning(f"{event}: " + ", ".join(f"{key}={value}" for key, value in fields.items()))
@@ -281,6 +286,8 @@ def run(
         ended = execute(conn, running, me.id, echo_out=_TerminalEcho(sys.stdout), echo_err=_TerminalEcho(sys.stderr),
                         log=_warnings_only)
     outcome = ended.outcome
+    if outcome.problem is not None:
+        print_message(f"run {running.id} failed: {outcome.problem}")
     if ended.retry is not None:
         print_message(f"run {running.id} {outcome.state}; retry queued as run {ended.retry.id} (not before {ended.retry.not_before})")
     if outcome.interrupted:

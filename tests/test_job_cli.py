@@ -202,3 +202,64 @@ def test_a_runs_events_and_the_events_its_command_appends_share_one_correlation_
     tail = tsr("events", "tail", "--correlation", f"job-run-{run.id}", "-o", "json")
     subjects = [e["subject"] for e in json.loads(tail.stdout)]
     assert subjects == ["job.pub.pending", "job.pub.queued", "job.pub.running", "deploy.web", "job.pub.succeeded"]
+
+
+def _tsr_in(cwd, *args: str):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "tessera.cli.main", *args], cwd=cwd, env=dict(os.environ),
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+POD = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web-1\n  namespace: shop\nstatus:\n  phase: Running\n"
+
+
+def test_relative_paths_mean_what_they_meant_where_the_job_was_added(tmp_path):
+    added_here, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    added_here.mkdir()
+    elsewhere.mkdir()
+    (added_here / "pods.yaml").write_text(POD)
+    added = _tsr_in(added_here, "job", "add", "local", "--cron", "0 * * * *", "--query", PODS, "-s", "./pods.yaml")
+    assert added.returncode == 0, added.stderr
+    ran = _tsr_in(elsewhere, "job", "run", "local")
+    assert ran.returncode == 0, ran.stderr
+    assert [json.loads(line) for line in ran.stdout.splitlines()] == [{"name": "web-1"}]
+    (added_here / "pods.yaml").unlink()
+    added_here.rmdir()
+    gone_dir = _tsr_in(elsewhere, "job", "run", "local")
+    assert gone_dir.returncode == 1 and f"cannot start the job in {added_here}" in gone_dir.stderr
+    assert runs_of("local")[-1].state == "failed"
+
+
+def test_a_job_cannot_read_stdin():
+    refused = tsr("job", "add", "j", "--cron", "0 * * * *", "--query", PODS, "-s", "-")
+    assert refused.returncode == 2 and "a job has no stdin" in refused.stderr
+
+
+def test_ctrl_c_in_a_foreground_run_kills_its_group_records_it_cancelled_and_exits_130(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.job_helpers import gone
+    from tests.test_peer_serve import wait_until
+
+    pids = tmp_path / "pids"
+    add_shell_job("hang", f"echo $$ > {pids}.tmp; sleep 300 & echo $! >> {pids}.tmp; mv {pids}.tmp {pids}; wait")
+    proc = subprocess.Popen([sys.executable, "-m", "tessera.cli.main", "job", "run", "hang"], env={**os.environ, **SHELL},
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: pids.exists(), "the job to write its pids")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    shell, sleeper = (int(p) for p in pids.read_text().split())
+    assert gone(shell) and gone(sleeper)
+    [run] = runs_of("hang")
+    assert run.state == "cancelled" and run.exit_code is not None

@@ -40,6 +40,7 @@ class Outcome:
     error: str
     rows: list[dict[str, Any]] | None
     interrupted: bool = False  # Ctrl-C in the foreground
+    problem: str | None = None  # why the action could not start (also in ``error``)
 
 
 def _tessera() -> list[str]:
@@ -142,6 +143,7 @@ def _stop(proc: subprocess.Popen, grace: float) -> None:
 
 
 def run_action(argv: list[str], *, run_id: int, timeout_s: float | None, should_cancel: Callable[[], bool],
+               cwd: str | None = None,
                on_started: Callable[[int], None], env: dict[str, str] | None = None,
                echo_out: Callable[[bytes], None] | None = None, echo_err: Callable[[bytes], None] | None = None,
                cap: int = OUTPUT_CAP, grace: float = KILL_GRACE_S) -> Outcome:
@@ -153,7 +155,7 @@ def run_action(argv: list[str], *, run_id: int, timeout_s: float | None, should_
     child_env = {**(env if env is not None else os.environ), RUN_ENV: str(run_id)}
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=child_env, start_new_session=True)
+                            env=child_env, cwd=cwd, start_new_session=True)
     out = _Capture(proc.stdout, cap, echo_out)
     err = _Capture(proc.stderr, cap, echo_err)
     ending, interrupted = None, False

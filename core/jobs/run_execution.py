@@ -17,6 +17,10 @@ from tessera.core.jobs.job_records import JobRun, get_job
 CANCEL_POLL_S = 0.5  # how often a running run's cancel_requested is read
 
 
+def _not_started(problem: str) -> Outcome:
+    return Outcome("failed", None, 0.0, "", f"[tessera: {problem}]\n", None, problem=problem)
+
+
 class Executed:
     """A run's end: the stored run (None when another runner ended it first), its retry, and
     the outcome as the process gave it."""
@@ -40,15 +44,17 @@ def execute(conn: sqlite3.Connection, run: JobRun, runner_id: str, *, stop: Call
         return checked[1]
 
     if job is None:  # removed meanwhile (rm refuses while a run is running; a race is still possible)
-        outcome = Outcome("failed", None, 0.0, "", "[tessera: the job was removed before its run started]\n", None)
+        outcome = _not_started("the job was removed before its run started")
     else:
         try:
             env = {**os.environ, "TESSERA_CORRELATION": run_states.correlation(run.id)}
             outcome = run_action(action_argv(job.action, job.spec), run_id=run.id, timeout_s=job.timeout_s, env=env,
+                                 cwd=job.spec.get("cwd"),
                                  should_cancel=should_cancel, on_started=lambda pid: run_states.set_pid(conn, run.id, pid),
                                  echo_out=echo_out, echo_err=echo_err)
         except OSError as exc:
-            outcome = Outcome("failed", None, 0.0, "", f"[tessera: cannot start the job: {exc.strerror or exc}]\n", None)
+            where = f" in {job.spec['cwd']}" if job.spec.get("cwd") and not os.path.isdir(job.spec["cwd"]) else ""
+            outcome = _not_started(f"cannot start the job{where}: {exc.strerror or exc}")
     done, retry = run_states.finish(conn, run, outcome.state, at=jobs_now(), exit_code=outcome.exit_code,
                                     duration_s=round(outcome.duration_s, 3), output=outcome.output,
                                     error=outcome.error, rows=outcome.rows, runner_id=runner_id)
