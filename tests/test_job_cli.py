@@ -60,7 +60,10 @@ def test_list_and_show_give_schedule_zone_next_run_last_state_and_paused():
     assert row == {"name": "nightly", "schedule": "30 2 * * *", "tz": "America/New_York", "action": "query",
                    "next_run": "2026-03-08T07:00:00.000Z", "last_state": None, "paused": False}
     [shown] = json_of(tsr("job", "show", "nightly", "-o", "json"))
-    assert shown["spec"] == {"query": PODS, "sources": ["demo"], "namespace": None, "all_namespaces": False}
+    import os
+
+    assert shown["spec"] == {"query": PODS, "sources": ["demo"], "namespace": None, "all_namespaces": False,
+                             "cwd": os.getcwd()}
     assert shown["next_run_local"] == "2026-03-08T03:00-04:00" and shown["last_run"] is None
     assert tsr("job", "show", "nope").returncode == 2
 
