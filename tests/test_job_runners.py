@@ -176,3 +176,20 @@ def test_a_sigkilled_daemon_leaves_no_run_stuck_running(started, tmp_path):
     from tessera.core.jobs.job_records import runners
 
     assert [r.kind for r in runners(store())] == []
+
+
+def test_run_due_across_the_autumn_change_runs_a_fixed_hour_once_and_an_interval_at_every_real_time():
+    add_shell_job("daily", "true", cron="30 1 * * *", tz="America/New_York", at="2026-10-31T12:00:00Z")
+    add_shell_job("halfhourly", "true", cron="*/30 * * * *", tz="America/New_York", at="2026-11-01T04:45:00Z")
+    # 01:31 EDT, 01:31 EST (the same wall time an hour later), 02:01 EST
+    for at in ("2026-11-01T05:31:00Z", "2026-11-01T06:31:00Z", "2026-11-01T07:01:00Z"):
+        assert tsr("job", "run-due", env={**SHELL, "TESSERA_JOBS_NOW": at}).returncode == 0
+    assert [r.scheduled_for for r in runs_of("daily")] == ["2026-11-01T05:30:00.000Z"]
+    assert [r.scheduled_for for r in runs_of("halfhourly")] == [
+        "2026-11-01T05:30:00.000Z", "2026-11-01T06:30:00.000Z", "2026-11-01T07:00:00.000Z"]
+    # no run-due at 01:00 EDT nor at 01:00 EST: each reported missed by the next one
+    missed = [e.data for e in job_events("halfhourly") if e.subject == "job.halfhourly.missed"]
+    assert [(m["count"], m["first"]) for m in missed] == [(1, "2026-11-01T05:00:00.000Z"), (1, "2026-11-01T06:00:00.000Z")]
+    from tessera.core.jobs.job_records import get_job
+
+    assert get_job(store(), "daily").next_run_at == "2026-11-02T06:30:00.000Z"  # 01:30 EST the next day
