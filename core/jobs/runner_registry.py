@@ -108,10 +108,8 @@ def recover_stale(conn: sqlite3.Connection, *, me: str, log: Log | None = None) 
         why = dead(known.get(run.runner), host)
         if why is None:
             continue
-        if run.pid is not None:
-            for _pid in leftover_processes(run.pid, run.id):
-                kill_group(run.pid)
-                break
+        if run.pid is not None and leftover_processes(run.pid, run.id):
+            kill_group(run.pid)
         note = f"\n[tessera: marked failed: {why}]\n"
         done, retry = run_states.finish(conn, run, "failed", at=jobs_now(), exit_code=None, duration_s=None,
                                         output=run.output, error=run.error + note, rows=None, runner_id=run.runner)
