@@ -31,6 +31,7 @@ PODS = "MATCH (p:Pod) RETURN p.metadata.name AS name ORDER BY name LIMIT 3"
     (["j", "--cron", "* * * * *", "--", "ls", "-l"], "starting with tessera"),
     (["j", "--cron", "* * * * *", "--notify", "cat", "--query", PODS], "--notify goes with --alert"),
     (["j", "--cron", "* * * * *", "--", "tessera", "frobnicate"], "frobnicate is not a tessera command"),
+    (["j", "--cron", "* * * * *", "--", "tessera", "job", "run", "other"], "a job cannot run `tessera job ...`"),
 ])
 def test_add_refuses_bad_input_in_one_line_with_exit_2_and_stores_nothing(args, words):
     result = tsr("job", "add", *args)

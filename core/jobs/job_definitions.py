@@ -66,6 +66,10 @@ def check_command(argv: list[str], commands: Any) -> list[str]:
         shown = words[0] if words else "(none)"
         raise UsageError(f"'-- tessera {' '.join(args)}': {shown} is not a tessera command",
                          hint="run tessera --help for the commands")
+    if words[0] == "job":
+        # its runs would start in sessions of their own, out of reach of this job's timeout and cancel
+        raise UsageError("a job cannot run `tessera job ...`",
+                         hint="give each job its own schedule, or run the other job's action directly")
     return args
 
 
