@@ -267,3 +267,12 @@ def test_ctrl_c_in_a_foreground_run_kills_its_group_records_it_cancelled_and_exi
     assert gone(shell) and gone(sleeper)
     [run] = runs_of("hang")
     assert run.state == "cancelled" and run.exit_code is not None
+
+
+def test_a_foreground_run_escapes_control_characters_on_a_terminal():
+    import os
+    import sys
+
+    add_shell_job("noisy", r"printf 'x\033]0;title\007y\n'")
+    shown = stdout_on_a_terminal([sys.executable, "-m", "tessera.cli.main", "job", "run", "noisy"], {**os.environ, **SHELL})
+    assert shown == "x\\x1b]0;title\\x07y"

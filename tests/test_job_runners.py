@@ -193,3 +193,25 @@ def test_run_due_across_the_autumn_change_runs_a_fixed_hour_once_and_an_interval
     from tessera.core.jobs.job_records import get_job
 
     assert get_job(store(), "daily").next_run_at == "2026-11-02T06:30:00.000Z"  # 01:30 EST the next day
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_daemon_runs_at_most_workers_runs_at_once(started, tmp_path, workers):
+    release = tmp_path / "release"
+    for name in ("first", "second"):
+        add_shell_job(name, f"while [ ! -e {release} ]; do sleep 0.05; done")
+        assert tsr("job", "run", name, "--detach").returncode == 0
+    daemon = _daemon(started, "--workers", str(workers))
+
+    def running() -> list:
+        return [r for name in ("first", "second") for r in runs_of(name) if r.state == "running"]
+
+    wait_until(lambda: len(running()) == workers, f"{workers} runs running")
+    if workers == 1:
+        queued = [r for name in ("first", "second") for r in runs_of(name) if r.state == "queued"]
+        assert len(running()) == 1 and len(queued) == 1  # the second waits for the free worker
+    release.touch()
+    wait_until(lambda: all(r.state == "succeeded" for name in ("first", "second") for r in runs_of(name)),
+               "both runs to succeed")
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(DEADLINE) == 0
