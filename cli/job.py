@@ -329,8 +329,8 @@ def cancel(run_id: RunArg) -> None:
 
 @job_app.command("logs")
 def logs(run_id: RunArg) -> None:
-    """Print a run's stdout (on stdout) and stderr (on stderr), as stored when it ended (each
-    kept up to 1 MiB); on a terminal, control characters are shown escaped.
+    """Print a run's stdout (on stdout) and stderr (on stderr), each kept up to 1 MiB (a running
+    run's so far); on a terminal, control characters are shown escaped.
 
     Example: tessera job logs 42
     """
@@ -342,7 +342,7 @@ def logs(run_id: RunArg) -> None:
     if run is None:
         raise UsageError(f"there is no run {run_id}", hint="tessera job history NAME lists a job's runs")
     if not run.finished:
-        print_message(f"run {run_id} is {run.state}: its output is stored when it ends")
+        print_message(f"run {run_id} is {run.state}: this is its output so far (stored every second while it runs)")
     for text, stream in ((run.output, sys.stdout), (run.error, sys.stderr)):
         stream.write(_printable_lines(text) if is_terminal(stream) else text)
         stream.flush()

@@ -154,12 +154,14 @@ def test_the_daemon_runs_due_jobs_and_a_cancel_kills_a_running_one(started, tmp_
 def test_a_sigkilled_daemon_leaves_no_run_stuck_running(started, tmp_path):
     pids = tmp_path / "pids"
     # the first attempt hangs; the retry (pids already written) succeeds at once
-    add_shell_job("orphan", f"[ -e {pids} ] && exit 0; echo $$ > {pids}.tmp; sleep 300 & echo $! >> {pids}.tmp; "
-                            f"mv {pids}.tmp {pids}; wait", cron="0 0 1 1 *", retries=1, backoff_s=0)
+    add_shell_job("orphan", f"[ -e {pids} ] && exit 0; echo first-attempt; echo $$ > {pids}.tmp; sleep 300 & "
+                            f"echo $! >> {pids}.tmp; mv {pids}.tmp {pids}; wait", cron="0 0 1 1 *", retries=1, backoff_s=0)
     daemon = _daemon(started)
     assert tsr("job", "run", "orphan", "--detach").returncode == 0
     run = _running("orphan")
     wait_until(lambda: _pids(pids), "the job to write its pids")
+    # its output so far is stored while it runs: job logs shows it
+    wait_until(lambda: tsr("job", "logs", str(run.id)).stdout == "first-attempt\n", "the output so far in job logs")
     daemon.kill()
     daemon.wait(DEADLINE)
     assert not any(gone(pid) for pid in _pids(pids))  # its own session: it outlived the daemon
@@ -169,6 +171,7 @@ def test_a_sigkilled_daemon_leaves_no_run_stuck_running(started, tmp_path):
     runs = runs_of("orphan")
     assert runs[0].id == run.id and runs[0].state == "failed"
     assert "marked failed: its runner (pid" in runs[0].error
+    assert runs[0].output == "first-attempt\n"  # what it wrote before its runner died is kept
     assert (runs[1].trigger, runs[1].attempt, runs[1].state) == ("retry", 2, "succeeded")
     assert next_runner.returncode == 0, next_runner.stderr
     recovered = [json.loads(line) for line in next_runner.stderr.splitlines() if line.startswith("{")]

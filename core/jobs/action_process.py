@@ -23,6 +23,7 @@ from tessera.core.config import format_bytes
 OUTPUT_CAP = 1024 * 1024  # bytes of stdout, and of stderr, kept per run
 KILL_GRACE_S = 5.0  # between SIGTERM and SIGKILL of a job's group
 POLL_S = 0.1
+PROGRESS_S = 1.0  # how often the output so far is handed to on_progress (when it grew)
 # What a command job runs for `tessera` (default: this Python with tessera.cli.main): a wrapper
 # that sets up an environment, or a test's stand-in program.
 PROGRAM_ENV = "TESSERA_JOB_PROGRAM"
@@ -146,6 +147,7 @@ def run_action(argv: list[str], *, run_id: int, timeout_s: float | None, should_
                cwd: str | None = None,
                on_started: Callable[[int], None], env: dict[str, str] | None = None,
                echo_out: Callable[[bytes], None] | None = None, echo_err: Callable[[bytes], None] | None = None,
+               on_progress: Callable[[str, str], None] | None = None,
                cap: int = OUTPUT_CAP, grace: float = KILL_GRACE_S) -> Outcome:
     """Run ``argv`` to its end, its timeout or a cancel (``should_cancel()`` turning true).
 
@@ -159,9 +161,16 @@ def run_action(argv: list[str], *, run_id: int, timeout_s: float | None, should_
     out = _Capture(proc.stdout, cap, echo_out)
     err = _Capture(proc.stderr, cap, echo_err)
     ending, interrupted = None, False
+    reported, last_report = (0, 0), time.monotonic()
     try:
         on_started(proc.pid)
         while not _exited(proc.pid):
+            if on_progress is not None and time.monotonic() - last_report >= PROGRESS_S:
+                sizes = (len(out.kept) + out.dropped, len(err.kept) + err.dropped)
+                if sizes != reported:
+                    on_progress(out.text(), err.text())
+                    reported = sizes
+                last_report = time.monotonic()
             if timeout_s is not None and time.monotonic() - started >= timeout_s:
                 ending = "timed_out"
             elif should_cancel():

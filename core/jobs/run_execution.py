@@ -50,6 +50,7 @@ def execute(conn: sqlite3.Connection, run: JobRun, runner_id: str, *, stop: Call
             env = {**os.environ, "TESSERA_CORRELATION": run_states.correlation(run.id)}
             outcome = run_action(action_argv(job.action, job.spec), run_id=run.id, timeout_s=job.timeout_s, env=env,
                                  cwd=job.spec.get("cwd"),
+                                 on_progress=lambda out, err: run_states.store_progress(conn, run.id, out, err),
                                  should_cancel=should_cancel, on_started=lambda pid: run_states.set_pid(conn, run.id, pid),
                                  echo_out=echo_out, echo_err=echo_err)
         except OSError as exc:

@@ -88,6 +88,12 @@ def set_pid(conn: sqlite3.Connection, run_id: int, pid: int) -> None:
         conn.execute("UPDATE job_runs SET pid = ? WHERE id = ?", (pid, run_id))
 
 
+def store_progress(conn: sqlite3.Connection, run_id: int, output: str, error: str) -> None:
+    """A running run's output so far (for `job logs` while it runs, and kept if its runner dies)."""
+    with transaction(conn):
+        conn.execute("UPDATE job_runs SET output = ?, error = ? WHERE id = ? AND state = 'running'", (output, error, run_id))
+
+
 def cancel_requested(conn: sqlite3.Connection, run_id: int) -> bool:
     row = conn.execute("SELECT cancel_requested FROM job_runs WHERE id = ?", (run_id,)).fetchone()
     return bool(row and row[0])
