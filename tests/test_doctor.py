@@ -611,3 +611,28 @@ def test_network_checks_wait_at_once_not_one_after_another(isolated_home, blackh
     assert blackhole.accepted >= 4
     assert blackhole.peak >= 4, (blackhole.peak, blackhole.accepted)
     wait_until(lambda: blackhole.open == 0, "every connection closed")
+
+
+def test_a_real_job_daemon_is_alive_and_once_killed_is_dead(isolated_home, procs):
+    import signal
+
+    added = tessera(isolated_home, "job", "add", "tick", "--cron", "0 3 * * *", "--", "tessera", "events", "verify")
+    assert added.returncode == 0, added.stderr
+    daemon = procs(isolated_home, "job", "daemon")
+
+    def daemon_row():
+        with sqlite3.connect(store_path(isolated_home)) as look:
+            return look.execute("SELECT pid FROM job_runners WHERE kind = 'daemon'").fetchone()
+
+    wait_until(daemon_row, "the daemon's runner row")
+    code, rows, _ = doctor(isolated_home)
+    assert rows["job runner"]["status"] == "ok", rows["job runner"]
+    assert f"daemon pid {daemon.pid}" in rows["job runner"]["detail"]
+    assert rows["jobs overdue"]["status"] == "ok" and code == 0
+    daemon.send_signal(signal.SIGKILL)
+    daemon.wait(DEADLINE)
+    assert daemon_row() is not None  # a killed daemon leaves its row, heartbeat still fresh
+    code, rows, _ = doctor(isolated_home)
+    row = rows["job runner"]
+    assert row["status"] == "warn" and f"dead: daemon pid {daemon.pid}" in row["detail"], row
+    assert "tessera job daemon" in row["fix"]
