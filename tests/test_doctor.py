@@ -365,6 +365,11 @@ def test_a_peer_whose_serve_runs_answers_and_a_stopped_one_fails(procs, tmp_path
     assert rows["peer carol"]["fix"] == "on carol's machine: tessera serve"
     with sqlite3.connect(store_path(bob)) as look:  # the probe records nothing
         assert look.execute("SELECT count(*) FROM peers WHERE last_error IS NOT NULL").fetchone()[0] == 0
+    with sqlite3.connect(store_path(bob)) as edit:  # bob only publishes to carol now: she pulls, need not serve
+        edit.execute("UPDATE peers SET subscribe = 0 WHERE name = 'carol'")
+    code, rows, _ = doctor(bob, "--timeout", "3s")
+    assert rows["peer carol"]["status"] == "warn" and "only publishes to it" in rows["peer carol"]["detail"]
+    assert code == 0
 
 
 # -- 6. NATS ------------------------------------------------------------------------------------

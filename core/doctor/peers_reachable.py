@@ -1,5 +1,7 @@
 """Check 5: each peer this node subscribes or publishes to answers a hello and a ping over the
-transport (core/peers/reachability.py) within the timeout. No peers: ok."""
+transport (core/peers/reachability.py) within the timeout. One subscribed to that does not
+answer fails (its shares cannot be pulled); one only published to is a warning (it dials this
+node to pull, it need not serve). No peers: ok."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ def _row(result) -> CheckResult:
         return CheckResult(check, OK, f"answered hello and ping in {result.rtt_ms:.0f} ms")
     error = result.error
     fix = getattr(error, "fix", "") or f"on {peer.name}'s machine: tessera serve"
+    if not peer.subscribe:  # it pulls from this node: it need not be serving for that
+        return CheckResult(check, WARN, f"{error.one_line()}; this node only publishes to it (it pulls from here)", fix)
     return CheckResult(check, FAIL, error.one_line(), fix)
 
 
