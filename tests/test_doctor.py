@@ -100,6 +100,14 @@ def test_no_data_home_yet_is_no_failure_and_makes_none(isolated_home):
     assert not (isolated_home / "data").exists()
 
 
+def test_a_data_home_that_is_a_file_is_one_failing_row_not_a_crash(isolated_home):
+    (isolated_home / "data").write_text("not a directory")
+    code, rows, done = doctor(isolated_home)
+    assert code == 1 and rows["data home permissions"]["status"] == "fail", done.stderr
+    assert "is not a directory" in rows["data home permissions"]["detail"]
+    assert rows["store integrity"]["status"] == "skip" and done.stderr == ""
+
+
 @pytest.mark.parametrize("args, said", [
     (["--timeout", "soon"], "--timeout: 'soon' is not a duration"),
     (["--timeout", "0"], "--timeout '0' must be more than 0"),

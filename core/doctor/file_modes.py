@@ -35,7 +35,7 @@ def _scan(paths: list[Path], *, tree: bool = False) -> tuple[list[str], list[Pat
         for path in walk:
             try:
                 st = path.lstat() if path is not top else path.stat()
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 continue
             if stat.S_ISLNK(st.st_mode):
                 continue  # a link's own mode means nothing; what it points at is not ours to judge
@@ -86,6 +86,10 @@ def check_permissions(data_home: Path, store: Path, config_file: Path, kubeconfi
     if not data_home.exists():
         return [CheckResult("permissions", SKIP, f"no data home yet at {data_home}: nothing is stored"),
                 _config_row(config_file), _kubeconfig_row(kubeconfig)]
+    if not data_home.is_dir():
+        return [CheckResult("data home permissions", FAIL, f"the data home {data_home} is not a directory",
+                            "export TESSERA_HOME=DIRECTORY (or move the file away)"),
+                _config_row(config_file), _kubeconfig_row(kubeconfig)]
     rows = [
         _row("data home permissions", [data_home], "data home"),
         _row("store permissions", [store, store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm")],
@@ -105,7 +109,7 @@ def check_permissions(data_home: Path, store: Path, config_file: Path, kubeconfi
 def _config_row(path: Path) -> CheckResult:
     try:
         st = path.stat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return CheckResult("config file permissions", OK, f"no config file ({path})")
     problem = _problem(path, st, mask=0o022)
     if problem:
@@ -118,7 +122,7 @@ def _config_row(path: Path) -> CheckResult:
 def _kubeconfig_row(path: Path) -> CheckResult:
     try:
         st = path.stat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return CheckResult("kubeconfig permissions", SKIP, f"no kubeconfig at {path}")
     problem = _problem(path, st)
     if problem:
