@@ -209,6 +209,14 @@ def test_a_store_corrupted_with_bytes_fails_integrity(isolated_home, tmp_path):
     assert doctor(isolated_home)[1]["store integrity"]["status"] == "ok"  # the original is untouched
 
 
+def test_an_empty_store_file_is_damage_not_an_old_schema(isolated_home):
+    publish(isolated_home)
+    store_path(isolated_home).write_bytes(b"")
+    code, rows, _ = doctor(isolated_home)
+    row = rows["store integrity"]
+    assert code == 1 and row["status"] == "fail" and "is empty (0 bytes)" in row["detail"], row
+
+
 def test_a_damaged_replica_is_named_by_its_peer_and_its_schema_is_compared(isolated_home, tmp_path):
     publish(isolated_home, 20)
     conn = connect(isolated_home)

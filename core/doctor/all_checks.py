@@ -5,6 +5,7 @@ order of CHECKS whatever finishes first. Nothing is written to the data home."""
 
 from __future__ import annotations
 
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,9 @@ def _guarded(name: str, check: Callable[[], list[CheckResult]]) -> list[CheckRes
     try:
         return check()
     except TesseraError as exc:  # a check's own reads failing (a setting, a store it cannot read)
-        return [CheckResult(name, FAIL, exc.one_line(), exc.hint or "")]
+        return [CheckResult(name, FAIL, exc.message, exc.hint or "")]
+    except sqlite3.Error as exc:  # a store without the tables it should have (made outside Tessera)
+        return [CheckResult(name, FAIL, f"cannot read the store: {exc}", "tessera events verify")]
 
 
 def run_checks(settings: DoctorSettings) -> list[CheckResult]:

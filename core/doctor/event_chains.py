@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tessera.core.doctor.check_result import FAIL, OK, SKIP, WARN, CheckResult
-from tessera.core.doctor.read_only_store import open_read_only
+from tessera.core.doctor.read_only_store import open_read_only, unreadable
 from tessera.core.errors import TesseraError
 
 _BROKEN_FIX = ("tessera restore BACKUP_FILE (a backup from before the damage); `tessera events verify` "
@@ -23,13 +23,13 @@ def check_chains(store: Path) -> list[CheckResult]:
     try:
         conn = open_read_only(store)
     except TesseraError as exc:
-        return [CheckResult(check, FAIL, exc.one_line(), "tessera events verify")]
+        return [unreadable(check, exc)]
     try:
         local = events.local_actor(conn)
         head = events.heads(conn).get(local) if local else None
         verdict = events.verify(conn, sign=False)
     except TesseraError as exc:  # a damaged store (store integrity says more)
-        return [CheckResult(check, FAIL, exc.one_line(), "tessera events verify")]
+        return [unreadable(check, exc)]
     finally:
         conn.close()
     if not verdict.ok:

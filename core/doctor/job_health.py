@@ -10,7 +10,7 @@ import socket
 from pathlib import Path
 
 from tessera.core.doctor.check_result import FAIL, OK, WARN, CheckResult, listed, quoted
-from tessera.core.doctor.read_only_store import open_read_only
+from tessera.core.doctor.read_only_store import open_read_only, unreadable
 from tessera.core.errors import TesseraError
 
 START_RUNNER = "tessera job daemon (or add `* * * * * tessera job run-due` to crontab -e)"
@@ -46,14 +46,14 @@ def check_jobs(store: Path) -> list[CheckResult]:
     try:
         conn = open_read_only(store)
     except TesseraError as exc:
-        return [CheckResult("jobs", FAIL, exc.one_line(), "tessera events verify")]
+        return [unreadable("jobs", exc)]
     try:
         if not job_records.has_jobs_tables(conn):
             return [CheckResult("jobs", OK, "no jobs (the store predates jobs)")]
         jobs = job_records.list_jobs(conn)
         runners = job_records.runners(conn)
     except TesseraError as exc:
-        return [CheckResult("jobs", FAIL, exc.one_line(), "tessera events verify")]
+        return [unreadable("jobs", exc)]
     finally:
         conn.close()
     if not jobs:

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from tessera.core.doctor.check_result import FAIL, OK, SKIP, WARN, CheckResult, quoted
-from tessera.core.doctor.read_only_store import open_read_only
+from tessera.core.doctor.read_only_store import open_read_only, unreadable
 from tessera.core.errors import TesseraError
 
 
@@ -70,7 +70,7 @@ def _probe(url: str, timeout: float) -> tuple[object | None, str | None]:
         return None, f"cannot connect: {(str(exc) or type(exc).__name__).replace(url, shown_url(url))}"
 
 
-def _servers(store: Path, extra: list[str]) -> tuple[list[str], list, str | None]:
+def _servers(store: Path, extra: list[str]) -> tuple[list[str], list, TesseraError | None]:
     """(servers in order, push cursors, an error reading the cursors)."""
     from tessera.core.nats import cursors
 
@@ -87,7 +87,7 @@ def _servers(store: Path, extra: list[str]) -> tuple[list[str], list, str | None
             finally:
                 conn.close()
         except TesseraError as exc:
-            error = exc.one_line()
+            error = exc
     return list(dict.fromkeys(servers + list(extra))), pushes, error
 
 
@@ -124,7 +124,7 @@ def check_nats(store: Path, extra: list[str], timeout: float) -> list[CheckResul
     from concurrent.futures import ThreadPoolExecutor
 
     servers, pushes, error = _servers(store, extra)
-    rows = [CheckResult("nats", FAIL, error, "tessera events verify")] if error else []
+    rows = [unreadable("nats", error)] if error else []
     if not servers:
         return rows or [CheckResult("nats", SKIP, "no NATS servers (none pushed to or pulled from; --nats URL checks one)")]
     with ThreadPoolExecutor(max_workers=min(8, len(servers)), thread_name_prefix="doctor-nats") as pool:

@@ -9,7 +9,7 @@ import asyncio
 from pathlib import Path
 
 from tessera.core.doctor.check_result import FAIL, OK, WARN, CheckResult, quoted
-from tessera.core.doctor.read_only_store import open_read_only
+from tessera.core.doctor.read_only_store import open_read_only, unreadable
 from tessera.core.errors import TesseraError
 
 
@@ -34,12 +34,12 @@ def check_peers(store: Path, timeout: float) -> list[CheckResult]:
     try:
         conn = open_read_only(store)
     except TesseraError as exc:
-        return [CheckResult("peers", FAIL, exc.one_line(), "tessera events verify")]
+        return [unreadable("peers", exc)]
     try:
         try:
             peers = [p for p in peer_list.all_peers(conn) if p.subscribe or p.publish]
         except TesseraError as exc:
-            return [CheckResult("peers", FAIL, exc.one_line(), "tessera events verify")]
+            return [unreadable("peers", exc)]
         if not peers:
             return [CheckResult("peers", OK, "no peers")]
         if not node_key.exists(store):
