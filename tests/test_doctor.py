@@ -265,6 +265,17 @@ def test_a_store_schema_older_than_this_tessera_is_a_warning_that_does_not_fail(
     assert rows["nats"]["status"] == "skip"  # no cursor tables to read: nothing to check, no crash
 
 
+def test_a_store_from_before_components_is_upgradable_not_broken(isolated_home):
+    from tessera.core.store.db import connect as store_connect
+
+    store_connect(store_path(isolated_home), migrate_to=3).close()  # events 1, notebooks 2, store 1
+    code, rows, done = doctor(isolated_home)
+    assert rows["store integrity"]["status"] == "warn", rows["store integrity"]
+    assert rows["event chains"]["status"] == "warn" and rows["event chains"]["fix"] == "tessera events verify"
+    assert rows["peers"]["detail"] == "no peers" and rows["jobs"]["status"] == "ok" and rows["nats"]["status"] == "skip"
+    assert code == 0, done.stdout
+
+
 # -- 3. event chains ----------------------------------------------------------------------------
 
 def test_a_row_edited_in_the_chain_fails_naming_the_seq(isolated_home):

@@ -28,6 +28,7 @@ def _row(result) -> CheckResult:
 def check_peers(store: Path, timeout: float) -> list[CheckResult]:
     from tessera.core import node_key
     from tessera.core.peers import peer_list, reachability
+    from tessera.core.store.db import component_versions
 
     if not store.exists():
         return [CheckResult("peers", OK, "no peers")]
@@ -37,6 +38,8 @@ def check_peers(store: Path, timeout: float) -> list[CheckResult]:
         return [unreadable("peers", exc)]
     try:
         try:
+            if component_versions(conn).get("peers", 0) == 0:  # a store from before peers
+                return [CheckResult("peers", OK, "no peers")]
             peers = [p for p in peer_list.all_peers(conn) if p.subscribe or p.publish]
         except TesseraError as exc:
             return [unreadable("peers", exc)]
