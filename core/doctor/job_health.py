@@ -1,11 +1,10 @@
 """Check 7: something runs the jobs, and none is overdue (core/jobs/job_records.py). A runner is
-alive when its heartbeat is fresh (runner_alive) and, on this host, its pid still runs; jobs
+alive when its heartbeat is fresh and, on this host, its pid still runs (runner_registry.dead); jobs
 with no live runner are fine while none is overdue (``tessera job run-due`` from cron leaves no
 runner row between its runs). No jobs: ok."""
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
@@ -16,26 +15,12 @@ from tessera.core.errors import TesseraError
 START_RUNNER = "tessera job daemon (or add `* * * * * tessera job run-due` to crontab -e)"
 
 
-def pid_running(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this host (one of another user's counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except (OverflowError, ValueError):
-        return False
-    return True
+def alive(runner) -> bool:
+    """A runner is alive: fresh heartbeat and, on this host, its process still runs (the rule the
+    runners themselves apply to each other: core/jobs/runner_registry.dead)."""
+    from tessera.core.jobs.runner_registry import dead
 
-
-def alive(runner, now=None) -> bool:
-    """A runner is alive: its heartbeat is fresh and, on this host, its process still runs."""
-    from tessera.core.jobs.job_records import runner_alive
-
-    if not runner_alive(runner, now):
-        return False
-    return runner.host != socket.gethostname() or pid_running(runner.pid)
+    return dead(runner, socket.gethostname()) is None
 
 
 def check_jobs(store: Path) -> list[CheckResult]:
