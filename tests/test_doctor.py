@@ -399,6 +399,25 @@ def test_a_peer_whose_serve_runs_answers_and_a_stopped_one_fails(procs, tmp_path
     assert code == 0
 
 
+def test_a_peer_with_no_address_is_a_warning_and_a_lost_node_key_fails_without_making_one(isolated_home):
+    from tessera.core.peers import peer_list
+    from tessera.core.store.db import transaction
+
+    publish(isolated_home)
+    conn = connect(isolated_home)
+    with transaction(conn):  # as pairing leaves an inviter whose joiner never served
+        peer_list.add(conn, "cd" * 32, "dave", publish=True, subscribe=True, added_at="2026-12-01T00:00:00Z")
+    conn.close()
+    code, rows, _ = doctor(isolated_home)
+    assert rows["peer dave"]["status"] == "warn" and "no address known yet" in rows["peer dave"]["detail"]
+    assert code == 0
+    key = store_path(isolated_home).with_name("tessera.db.key")
+    key.unlink()
+    code, rows, _ = doctor(isolated_home)
+    assert code == 1 and rows["peers"]["status"] == "fail" and "is missing" in rows["peers"]["detail"]
+    assert not key.exists()  # dialing would have made a new key: a new identity
+
+
 # -- 6. NATS ------------------------------------------------------------------------------------
 
 @pytest.fixture

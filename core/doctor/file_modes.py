@@ -92,6 +92,8 @@ def check_permissions(data_home: Path, store: Path, config_file: Path, kubeconfi
                 _config_row(config_file), _kubeconfig_row(kubeconfig)]
     rows = [
         _row("data home permissions", [data_home], "data home"),
+        # its fix is ``chmod 600 tessera.db*``: SQLite makes -wal and -shm with the store's mode
+        # when it next opens it (doctor's read-only opening too), so they are mended with it
         _row("store permissions", [store, store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm")],
              "store files", glob=True, missing=f"no store yet at {store}"),
         _row("node key permissions", [node_key.key_path(store)], "node key",
@@ -99,11 +101,7 @@ def check_permissions(data_home: Path, store: Path, config_file: Path, kubeconfi
         _row("blobs permissions", [data_home / BLOBS], "blob files", tree=True, missing="no blobs"),
         _row("replicas permissions", [peers_dir(store)], "peers' replicas", tree=True, missing="no replicas"),
     ]
-    # the store's fix is ``chmod 600 tessera.db*``: SQLite makes -wal and -shm with the store's
-    # mode when it next opens it (doctor's read-only opening too), so they are mended with it
-    rows.append(_config_row(config_file))
-    rows.append(_kubeconfig_row(kubeconfig))
-    return rows
+    return rows + [_config_row(config_file), _kubeconfig_row(kubeconfig)]
 
 
 def _config_row(path: Path) -> CheckResult:

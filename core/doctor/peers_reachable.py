@@ -49,17 +49,15 @@ def check_peers(store: Path, timeout: float) -> list[CheckResult]:
             # dialing would make a new key: a new identity no peer knows
             return [CheckResult("peers", FAIL, f"the node key {node_key.key_path(store)} is missing: peers know this node by it",
                                 f"restore {quoted(node_key.key_path(store))} from a backup (tessera restore BACKUP_FILE)")]
-        rows = [CheckResult(f"peer {p.name}", WARN, "no address known yet: it has not connected to this node since pairing",
-                            f"on {p.name}'s machine: tessera peer sync") for p in peers if not p.address]
         dialled = [p for p in peers if p.address]
-        if dialled:
-            try:
-                results = asyncio.run(reachability.probe_all(conn, dialled, timeout=timeout))
-            except TesseraError as exc:
-                return rows + [CheckResult("peers", FAIL, exc.one_line(), "stop what holds the port, or unset TESSERA_PEER_LOOPBACK")]
-            rows += [_row(r) for r in results]
-        order = {p.node_id: i for i, p in enumerate(peers)}
-        by_name = {f"peer {p.name}": p.node_id for p in peers}
-        return sorted(rows, key=lambda r: order.get(by_name.get(r.check, ""), 0))
+        try:
+            probed = asyncio.run(reachability.probe_all(conn, dialled, timeout=timeout)) if dialled else []
+        except TesseraError as exc:  # no endpoint could be bound
+            return [CheckResult("peers", FAIL, exc.one_line(), exc.hint or "free a UDP port, then run tessera doctor again")]
+        results = {r.peer.node_id: r for r in probed}
+        return [_row(results[p.node_id]) if p.node_id in results else
+                CheckResult(f"peer {p.name}", WARN, "no address known yet: it has not connected to this node since pairing",
+                            f"on {p.name}'s machine: tessera peer sync")
+                for p in peers]
     finally:
         conn.close()
