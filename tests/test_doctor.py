@@ -92,6 +92,18 @@ def test_in_a_pipe_the_table_is_plain_text_with_one_row_per_check(isolated_home)
     assert any(line.split()[:3] == ["event", "chains", "ok"] for line in lines)
 
 
+def test_on_a_terminal_the_table_is_drawn_with_colour_and_without_it_under_no_color(isolated_home):
+    from tests.process_lines import stdout_on_a_terminal
+    from tests.test_peer_serve import TSR
+
+    publish(isolated_home)
+    env = {**env_for(isolated_home), "NO_COLOR": ""}
+    drawn = stdout_on_a_terminal([*TSR, "doctor"], env)
+    assert "\x1b[" in drawn and "event chains" in drawn
+    plain = stdout_on_a_terminal([*TSR, "doctor"], {**env, "NO_COLOR": "1"})
+    assert "\x1b[" not in plain and plain.splitlines()[0].split() == ["check", "status", "detail", "fix"]
+
+
 def test_no_data_home_yet_is_no_failure_and_makes_none(isolated_home):
     code, rows, _ = doctor(isolated_home)
     assert code == 0, rows
