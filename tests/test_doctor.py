@@ -385,6 +385,28 @@ def test_each_kube_context_is_asked_for_its_version(isolated_home, kube_api, tmp
     assert rows["kube contexts"]["status"] == "skip" and code == 0
 
 
+def test_a_hung_credential_plugin_does_not_hang_doctor(isolated_home, kube_api, tmp_path, monkeypatch):
+    import yaml
+
+    publish(isolated_home)
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", {"up": (kube_api.url, "shop"), "sso": (kube_api.url, "shop")},
+                                  current="up")
+    config = yaml.safe_load(kubeconfig.read_text())
+    # a plugin that never answers (as an SSO login waiting for a browser), gone once doctor is
+    waits = "import os, time\nparent = os.getppid()\nwhile os.getppid() == parent: time.sleep(0.2)"
+    config["users"].append({"name": "sso-user", "user": {"exec": {
+        "apiVersion": "client.authentication.k8s.io/v1beta1", "command": sys.executable, "args": ["-c", waits],
+        "interactiveMode": "Never"}}})
+    next(c for c in config["contexts"] if c["name"] == "sso")["context"]["user"] = "sso-user"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    os.chmod(kubeconfig, 0o600)
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    code, rows, _ = doctor(isolated_home, "--timeout", "1s")
+    assert rows["kube context up"]["status"] == "ok"
+    row = rows["kube context sso"]
+    assert code == 1 and row["status"] == "fail" and "credential plugin or the server hung" in row["detail"], row
+
+
 # -- 5. peers -----------------------------------------------------------------------------------
 
 def test_a_peer_whose_serve_runs_answers_and_a_stopped_one_fails(procs, tmp_path):

@@ -5,12 +5,14 @@ the registry (core never names a plugin module). No kubeconfig: skipped."""
 
 from __future__ import annotations
 
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tessera.core.doctor.check_result import FAIL, OK, SKIP, CheckResult, quoted
 from tessera.core.errors import NotAuthorized, SourceTimeout, TesseraError
+
+EXTRA_S = 5.0  # beyond the request's own bounds: reading the kubeconfig, importing the client
 
 
 def _ping(source_class, name: str, kubeconfig: Path, timeout: float) -> CheckResult:
@@ -54,5 +56,26 @@ def check_kube(kubeconfig: Path, timeout: float) -> list[CheckResult]:
         return [CheckResult("kube contexts", FAIL, exc.one_line(), f"kubectl config view --kubeconfig {quoted(kubeconfig)}")]
     if not names:
         return [CheckResult("kube contexts", SKIP, f"{kubeconfig} has no contexts")]
-    with ThreadPoolExecutor(max_workers=min(8, len(names)), thread_name_prefix="doctor-kube") as pool:
-        return list(pool.map(lambda n: _ping(kube, n, kubeconfig, timeout), names))
+    return _bounded([(name, lambda n=name: _ping(kube, n, kubeconfig, timeout)) for name in names], timeout)
+
+
+def _bounded(pings: list, timeout: float) -> list[CheckResult]:
+    """Run each ping on a daemon thread, all at once, and wait for each up to the bound: the
+    request itself keeps to ``timeout`` (connecting, then the answer), but a credential plugin
+    the kubeconfig runs (``exec``: aws, gcloud...) has no limit of its own, and a hung one must
+    not hang doctor (a daemon thread ends with the process)."""
+    bound = 2 * timeout + EXTRA_S
+    results: dict[str, CheckResult] = {}
+    threads = []
+    for name, ping in pings:
+        thread = threading.Thread(target=lambda n=name, p=ping: results.__setitem__(n, p()), daemon=True,
+                                  name=f"doctor-kube-{name}")
+        thread.start()
+        threads.append((name, thread))
+    deadline = time.monotonic() + bound
+    for _name, thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [results.get(name) or CheckResult(f"kube context {name}", FAIL,
+                                             f"no answer within {bound:g} s: its credential plugin or the server hung",
+                                             f"kubectl --context {quoted(name)} version --request-timeout=10s")
+            for name, _ in pings]
