@@ -15,8 +15,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.test_peer_serve import DEADLINE, TSR, env_for, procs, tessera, wait_until  # noqa: F401 - procs: a fixture
 
 PASSPHRASE = "correct horse battery staple"
@@ -51,10 +49,14 @@ def make_home(home: Path, *, events: int = 3) -> None:
 
 
 def contents(home: Path) -> dict[str, str]:
-    """SHA-256 of every file under the data home (the store read through SQLite: its pages may be
-    laid out differently in a copy, its rows may not), hidden and lock files left out."""
+    """``folder_contents`` of the data home."""
+    return folder_contents(data(home))
+
+
+def folder_contents(root: Path) -> dict[str, str]:
+    """SHA-256 of every file under a data home folder (the store read through SQLite: its pages
+    may be laid out differently in a copy, its rows may not), hidden and lock files left out."""
     out = {}
-    root = data(home)
     for path in sorted(root.rglob("*")):
         rel = str(path.relative_to(root))
         if not path.is_file() or path.name.endswith((".lock", "-wal", "-shm")) or any(p.startswith(".") for p in path.relative_to(root).parts):

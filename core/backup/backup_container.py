@@ -141,8 +141,9 @@ def read_header(source: BinaryIO, *, where: str) -> tuple[dict[str, Any], bytes]
     text = source.read(length)
     try:
         header = json.loads(text)
-        known = (isinstance(header, dict) and type(header.get("format")) is int
-                 and header.get("compression") == COMPRESSION and isinstance(header.get("encryption"), (dict, type(None))))
+        known = (isinstance(header, dict) and set(header) == {"format", "compression", "encryption"}
+                 and type(header["format"]) is int and header["compression"] == COMPRESSION
+                 and isinstance(header["encryption"], (dict, type(None))))
     except (ValueError, UnicodeDecodeError):
         known = False
     if not known or len(text) < length:
