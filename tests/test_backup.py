@@ -271,3 +271,50 @@ def test_sigkill_during_a_backup_leaves_no_file_and_the_next_backup_clears_its_l
     (data(home) / "recording.bin").unlink()
     backup_line(tessera(home, "backup", str(file)))
     assert sorted(p.name for p in out.iterdir()) == ["home.tsrbak"]
+
+
+def _on_a_terminal(home: Path, args: list[str], answers: list[str]) -> tuple[int, str]:
+    """Run tessera with stdin, stdout and stderr on a pty, typing each answer after the prompt
+    that ends in ': ' appears; (exit code, everything it wrote)."""
+    import pty
+    import time
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([*TSR, *args], env=env_for(home), stdin=follower, stdout=follower, stderr=follower,
+                            start_new_session=True)
+    os.close(follower)
+    seen, pending = b"", list(answers)
+    deadline = time.monotonic() + DEADLINE
+    try:
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # it closed its end
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if pending and seen.rstrip().endswith(b":"):
+                os.write(leader, pending.pop(0).encode() + b"\n")
+                seen += b"<typed>"
+        proc.wait(DEADLINE)
+    finally:
+        os.close(leader)
+    return proc.returncode, seen.decode(errors="replace")
+
+
+def test_on_a_terminal_the_passphrase_is_asked_twice_never_echoed_and_a_mismatch_writes_nothing(tmp_path):
+    home = tmp_path / "h"
+    make_home(home)
+    file = tmp_path / "sealed.tsrbak"
+    code, shown = _on_a_terminal(home, ["backup", "--encrypt", str(file)], ["tea for two", "tea for three"])
+    assert code == 2 and "the two passphrases differ; nothing was written" in shown and not file.exists()
+    code, shown = _on_a_terminal(home, ["backup", "--encrypt", str(file)], ["tea for two", "tea for two"])
+    assert code == 0, shown
+    assert shown.count("passphrase") >= 2 and "tea for" not in shown
+    assert "backed up 5 files" in shown and "encrypted" in shown
+    other = tmp_path / "other"
+    code, shown = _on_a_terminal(other, ["restore", str(file)], ["tea for two"])
+    assert code == 0, shown
+    assert shown.count("Backup passphrase:") == 1 and "tea for" not in shown and "restored 5 files" in shown
+    assert contents(other) == contents(home)
