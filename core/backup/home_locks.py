@@ -11,11 +11,11 @@ heartbeat, and on this host a live pid), or when a process holds the store's wri
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 from pathlib import Path
 from typing import Iterator
 
+from tessera.core.backup import leftovers
 from tessera.core.errors import EXIT_UNAVAILABLE, TesseraError
 
 ALWAYS_LOCKED = ("serve.lock", "sync.lock")
@@ -32,18 +32,6 @@ def _busy(home: Path, what: str) -> HomeBusy:
                     hint="stop it (and `tessera serve`, `tessera job daemon`), then run restore again")
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _alive_runners(store: Path) -> list[str]:
     from tessera.core.jobs import job_records
     from tessera.core.store.db import connect_read_only
@@ -56,7 +44,7 @@ def _alive_runners(store: Path) -> list[str]:
             return []
         here = socket.gethostname()
         return [f"a job runner ({r.kind}, pid {r.pid} on {r.host})" for r in job_records.runners(conn)
-                if job_records.runner_alive(r) and (r.host != here or _pid_alive(r.pid))]
+                if job_records.runner_alive(r) and (r.host != here or leftovers.pid_alive(r.pid))]
     except Exception:  # noqa: BLE001 - an unreadable store is restore's to replace, not a reason to stop
         return []
     finally:

@@ -64,6 +64,18 @@ def _private_dirs(root: Path, relative: str) -> Path:
     return target
 
 
+def database_versions(conn: sqlite3.Connection) -> tuple[int, dict[str, int]]:
+    """(``PRAGMA user_version``, each component's schema version) of an SQLite file; no
+    components for one that is not a Tessera store (or from a user_version this one never wrote)."""
+    from tessera.core.store.migrations import COMPONENTS_SCHEMA, LEGACY_VERSIONS, stored_versions
+
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version in LEGACY_VERSIONS:
+        return version, stored_versions(conn, version)
+    has_table = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_components'").fetchone()
+    return version, stored_versions(conn, COMPONENTS_SCHEMA) if version >= COMPONENTS_SCHEMA and has_table else {}
+
+
 def copy_database(source: Path, target: Path, *, timeout: float) -> dict[str, int]:
     """Copy the SQLite database ``source`` to the new file ``target`` (0600) with the online
     backup API, and return its component versions.
@@ -72,7 +84,6 @@ def copy_database(source: Path, target: Path, *, timeout: float) -> dict[str, in
         StoreError (locked, damaged, unreadable) naming ``source``.
     """
     from tessera.core.store import db
-    from tessera.core.store.migrations import stored_versions
 
     open_private(target, "wb").close()  # SQLite keeps the mode of a file that exists
     try:
@@ -85,14 +96,7 @@ def copy_database(source: Path, target: Path, *, timeout: float) -> dict[str, in
                 if problems:
                     raise db.StoreDamaged(f"the database {source} is damaged: {problems[0]}",
                                           hint="`tessera events verify` and `tessera doctor` say more; nothing was backed up")
-                version = dst.execute("PRAGMA user_version").fetchone()[0]
-                has_components = dst.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_components'").fetchone()
-                from tessera.core.store.migrations import COMPONENTS_SCHEMA, LEGACY_VERSIONS
-
-                if version >= COMPONENTS_SCHEMA and has_components or version in LEGACY_VERSIONS:
-                    versions = stored_versions(dst, version)
-                else:
-                    versions = {}
+                versions = database_versions(dst)[1]
             finally:
                 dst.close()
         finally:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tessera.core.backup import backup_container, backup_payload, home_snapshot
+from tessera.core.backup import backup_container, backup_payload, home_snapshot, leftovers
 from tessera.core.backup.backup_manifest import Manifest
 from tessera.core.errors import TesseraError, UsageError, printable
 
@@ -47,15 +47,7 @@ def _sweep(target: Path) -> None:
     """Remove what a backup to ``target`` killed on the way left (its pid is gone)."""
     prefix = _leftover_prefix(target)
     for leftover in target.parent.glob(prefix + "*"):
-        pid_text = leftover.name[len(prefix):].split(".", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid_text), 0)
-            continue  # another backup at work
-        except ProcessLookupError:
-            pass
-        except PermissionError:
+        if not leftovers.abandoned(leftover.name, prefix):
             continue
         if leftover.is_dir() and not leftover.is_symlink():
             shutil.rmtree(leftover, ignore_errors=True)
@@ -140,7 +132,7 @@ def backup(home: Path, file: str, *, passphrase: bytes | None, replicas: bool, f
                     raise TesseraError(f"the disk holding {printable(str(target.parent))} is full; no backup was written",
                                        hint="free some space, or write the backup to another disk") from None
             raise
-        _fsync_dir(target.parent)
+        leftovers.fsync_dir(target.parent)
         return BackupReport(str(target), size, len(manifest.files), total, passphrase is not None, replicas, snapshot.skipped)
     finally:
         if fd >= 0:
@@ -158,11 +150,3 @@ def _version() -> str:
     except PackageNotFoundError:
         return "unknown"
 
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tessera.core.backup import backup_container, backup_manifest, backup_payload, home_locks
+from tessera.core.backup import backup_container, backup_manifest, backup_payload, home_locks, home_snapshot, leftovers
 from tessera.core.backup.backup_manifest import STORE_FILE, Manifest
 from tessera.core.errors import TesseraError, printable
+from tessera.core.store.db import SCHEMA_VERSION
 
 STAGING_MARK = ".tessera-restore-staging"
 OnProgress = Callable[[int, int], None]
@@ -69,16 +70,6 @@ def _aside_path(home: Path) -> Path:
     return candidate
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_leftovers(home: Path) -> list[str]:
     """Tidy what killed restores of ``home`` left: a staging folder still marked is removed; an
     unmarked one holds the old home swapped out just before the kill, and is named as a restore
@@ -86,8 +77,7 @@ def clean_leftovers(home: Path) -> list[str]:
     named = []
     prefix = _staging_prefix(home)
     for leftover in sorted(home.parent.glob(prefix + "*")):
-        pid_text = leftover.name[len(prefix):]
-        if not pid_text.isdigit() or _pid_alive(int(pid_text)) or leftover.is_symlink() or not leftover.is_dir():
+        if not leftovers.abandoned(leftover.name, prefix) or leftover.is_symlink() or not leftover.is_dir():
             continue
         if (leftover / STAGING_MARK).exists():
             shutil.rmtree(leftover, ignore_errors=True)
@@ -109,14 +99,11 @@ def _check_databases(staging: Path, manifest: Manifest, where: str) -> None:
             conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
             try:
                 rows = [r[0] for r in conn.execute("PRAGMA integrity_check(20)")]
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                from tessera.core.store.migrations import COMPONENTS_SCHEMA, LEGACY_VERSIONS, stored_versions
-
-                if version > COMPONENTS_SCHEMA or version < 0:
+                version, versions = home_snapshot.database_versions(conn)
+                if not 0 <= version <= SCHEMA_VERSION:
                     raise backup_manifest.NewerSchema(
                         f"the backup's {entry.path} has schema version {version}, newer than this Tessera understands "
-                        f"({COMPONENTS_SCHEMA}); nothing was restored", hint="restore it with a newer Tessera")
-                versions = stored_versions(conn, version) if version >= COMPONENTS_SCHEMA or version in LEGACY_VERSIONS else {}
+                        f"({SCHEMA_VERSION}); nothing was restored", hint="restore it with a newer Tessera")
             finally:
                 conn.close()
         except sqlite3.Error as exc:
@@ -163,15 +150,6 @@ def _exchange(a: Path, b: Path) -> bool:
     if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
         return False
     raise OSError(code, os.strerror(code), str(b))
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def restore(home: Path, file: str, passphrase: Callable[[], bytes], *, replace: bool = False, on_progress: OnProgress | None = None,
@@ -256,7 +234,7 @@ def restore(home: Path, file: str, passphrase: Callable[[], bytes], *, replace: 
             else:
                 os.rename(staging, home)
                 (home / STAGING_MARK).unlink()
-        _fsync_dir(home.parent)
+        leftovers.fsync_dir(home.parent)
         return RestoreReport(str(home), str(previous) if previous else None, len(manifest.files), manifest.total_bytes,
                              manifest.created_at, manifest.tessera_version, cleaned)
     finally:
