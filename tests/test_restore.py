@@ -240,6 +240,27 @@ def test_restore_is_refused_while_a_job_runner_is_alive(tmp_path, two_homes):
     assert result.returncode == 0, result.stderr
 
 
+def test_restore_is_refused_while_the_job_daemon_holds_its_lock(tmp_path, two_homes):
+    """The job daemon holds job-daemon.lock in the data home with filelock for its whole life
+    (docs/jobs.md); a process holding it the same way stands in for it here."""
+    import sys
+
+    old, _ = two_homes
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from filelock import FileLock; "
+                               "lock = FileLock(sys.argv[1]); lock.acquire(); print('held', flush=True); sys.stdin.read()",
+                               str(data(old) / "job-daemon.lock")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = contents(old)
+        result = tessera(old, "restore", "--force", str(tmp_path / "new.tsrbak"))
+        assert result.returncode == 3 and "in use by the job daemon (`tessera job daemon`)" in one_line(result)
+        assert contents(old) == before
+    finally:
+        holder.stdin.close()
+        holder.wait(DEADLINE)
+    assert tessera(old, "restore", "--force", str(tmp_path / "new.tsrbak")).returncode == 0
+
+
 def test_sigkill_during_restore_leaves_the_old_or_the_new_home_and_the_next_restore_tidies_up(tmp_path):
     old, new = tmp_path / "old", tmp_path / "new"
     make_home(old, events=2)

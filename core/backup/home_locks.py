@@ -2,8 +2,8 @@
 whole folder, and a process that keeps it open writes on into the one moved aside.
 
 Busy when another process holds a lock file at the top of the data home (``serve.lock`` of a
-running ``tessera serve``, ``sync.lock`` of a sync, the job daemon's lock: every ``*.lock`` there,
-probed with filelock by taking it), when the store lists a job runner that is alive (a fresh
+running ``tessera serve``, ``sync.lock`` of a sync, ``job-daemon.lock`` of the job daemon: every
+``*.lock`` there, probed with filelock by taking it, waiting MOMENT_S for one held a moment), when the store lists a job runner that is alive (a fresh
 heartbeat, and on this host a live pid), or when a process holds the store's write lock.
 ``holding`` keeps the lock files taken while the home is replaced, so none of them starts then.
 """
@@ -19,6 +19,11 @@ from tessera.core.backup import leftovers
 from tessera.core.errors import EXIT_UNAVAILABLE, TesseraError
 
 ALWAYS_LOCKED = ("serve.lock", "sync.lock")
+# Who holds each lock file the home is known to have (docs/peers.md, docs/jobs.md)
+HOLDERS = {"serve.lock": "a running `tessera serve` (or `tessera peer invite`)", "sync.lock": "a sync (`tessera peer sync`)",
+           "job-daemon.lock": "the job daemon (`tessera job daemon`)", "jobs.lock": "a job runner (`tessera job run-due`)"}
+# A lock held for a moment (jobs.lock, while a runner turns due times into runs) is waited for this long
+MOMENT_S = 2.0
 
 
 class HomeBusy(TesseraError):
@@ -70,11 +75,9 @@ def holding(home: Path) -> Iterator[None]:
         for name in names:
             lock = FileLock(str(home / name), mode=0o600)
             try:
-                lock.acquire(timeout=0)
+                lock.acquire(timeout=MOMENT_S)
             except Timeout:
-                what = {"serve.lock": "a running `tessera serve` (or `tessera peer invite`)",
-                        "sync.lock": "a sync (`tessera peer sync`)"}.get(name, f"the process holding {name}")
-                raise _busy(home, what) from None
+                raise _busy(home, HOLDERS.get(name, f"the process holding {name}")) from None
             held.append(lock)
         store = home / "tessera.db"
         runners = _alive_runners(store)
