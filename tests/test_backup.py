@@ -318,3 +318,21 @@ def test_on_a_terminal_the_passphrase_is_asked_twice_never_echoed_and_a_mismatch
     assert code == 0, shown
     assert shown.count("Backup passphrase:") == 1 and "tea for" not in shown and "restored 5 files" in shown
     assert contents(other) == contents(home)
+
+
+def test_a_backup_written_inside_the_data_home_does_not_take_the_one_it_replaces(tmp_path):
+    from tessera.core.backup import backup_container, backup_manifest
+
+    home = tmp_path / "h"
+    make_home(home)
+    file = data(home) / "home.tsrbak"
+    first = backup_line(tessera(home, "backup", str(file)))
+    assert first["files"] == 5
+    second = backup_line(tessera(home, "backup", "--force", str(file)))
+    assert second["files"] == 5
+    with backup_container.reading(file, lambda: b"") as payload:
+        import tarfile
+
+        with tarfile.open(fileobj=payload, mode="r|") as tar:
+            manifest = backup_manifest.parse(tar.extractfile(next(iter(tar))).read(), where="test")
+    assert "home.tsrbak" not in {f.path for f in manifest.files}

@@ -142,11 +142,12 @@ def _complete_blobs(store_copy: Path) -> set[str]:
         conn.close()
 
 
-def take(home: Path, staging: Path, *, replicas: bool, timeout: float,
+def take(home: Path, staging: Path, *, replicas: bool, timeout: float, leave_out: Path | None = None,
          on_file: Callable[[str], None] | None = None) -> Snapshot:
     """Copy what a backup holds from ``home`` into ``staging`` (an empty 0700 folder) and
     describe each file (size, SHA-256, and for SQLite files their schema versions). The store is
-    copied first, so the blobs taken are those it lists.
+    copied first, so the blobs taken are those it lists. ``leave_out``: the backup file being
+    written, when it is inside the home (an older one it replaces is not taken into the new).
 
     Raises:
         StoreError when the store is missing or cannot be copied; OSError for a file that cannot be read.
@@ -182,7 +183,7 @@ def take(home: Path, staging: Path, *, replicas: bool, timeout: float,
             path = here / name
             parts = path.relative_to(home).parts
             relative = "/".join(parts)
-            if relative == STORE_FILE or _excluded(parts, replicas=replicas):
+            if relative == STORE_FILE or _excluded(parts, replicas=replicas) or (leave_out is not None and path.resolve() == leave_out):
                 continue
             if path.is_symlink() or not path.is_file():
                 skipped.append(relative)

@@ -99,7 +99,8 @@ def backup(home: Path, file: str, *, passphrase: bytes | None, replicas: bool, f
     fd, temporary = tempfile.mkstemp(prefix=prefix, suffix=".partial", dir=target.parent)  # 0600
     try:
         try:
-            snapshot = home_snapshot.take(home, staging, replicas=replicas, timeout=store_lock_timeout(), on_file=on_file)
+            snapshot = home_snapshot.take(home, staging, replicas=replicas, timeout=store_lock_timeout(),
+                                          leave_out=target.resolve(), on_file=on_file)
             manifest = Manifest(_version(), now(), snapshot.components, replicas, tuple(snapshot.files))
             total, done = manifest.total_bytes, 0
 

@@ -177,6 +177,8 @@ def restore(home: Path, file: str, passphrase: Callable[[], bytes], *, replace: 
     if (home / STORE_FILE).exists() and not replace:
         raise UsageError(f"the data home {printable(str(home))} holds a store; nothing was restored",
                          hint="add --force to replace it; the old home is kept beside it as <home>.before-restore-<time>")
+    with home_locks.holding(home):
+        pass  # in use now: refused before the work (and checked again, held, for the swap)
     home.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     cleaned = clean_leftovers(home)
     staging = home.with_name(f"{_staging_prefix(home)}{os.getpid()}")
