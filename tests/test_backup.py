@@ -148,7 +148,9 @@ def test_the_backup_file_is_0600_holds_a_manifest_of_every_file_and_leaves_cache
     (data(home) / "peers" / ("ab" * 32)).mkdir(parents=True)
     (data(home) / "peers" / ("ab" * 32) / "replica.db").write_bytes(b"")
     file = tmp_path / "home.tsrbak"
-    backup_line(tessera(home, "backup", str(file)))
+    result = tessera(home, "backup", str(file))
+    backup_line(result)
+    assert result.stderr == ""  # no progress bar off a terminal
     assert file.stat().st_mode & 0o777 == 0o600
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging or partial left
     with backup_container.reading(file, lambda: b"") as payload:
@@ -312,6 +314,7 @@ def test_on_a_terminal_the_passphrase_is_asked_twice_never_echoed_and_a_mismatch
     code, shown = _on_a_terminal(home, ["backup", "--encrypt", str(file)], ["tea for two", "tea for two"])
     assert code == 0, shown
     assert shown.count("passphrase") >= 2 and "tea for" not in shown
+    assert "backing up" in shown and "bytes" in shown  # the progress bar, on a terminal only
     assert "backed up 5 files" in shown and "encrypted" in shown
     other = tmp_path / "other"
     code, shown = _on_a_terminal(other, ["restore", str(file)], ["tea for two"])
