@@ -156,16 +156,6 @@ def read_header(source: BinaryIO, *, where: str) -> tuple[dict[str, Any], bytes]
     return header, MAGIC + raw + text
 
 
-def is_sealed(path: str | os.PathLike) -> bool:
-    """Whether the backup at ``path`` is sealed with a passphrase (so restore must ask for one).
-
-    Raises:
-        BackupUnreadable as read_header; OSError when it cannot be read.
-    """
-    with open(path, "rb") as source:
-        return read_header(source, where=printable(str(path)))[0]["encryption"] is not None
-
-
 class _Payload:
     """The decompressed payload as a readable binary stream; ``finish`` reads to the end, so
     every byte of the file has been checked."""

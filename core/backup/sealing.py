@@ -134,9 +134,11 @@ class SealedReader:
 
         self._source, self._ad, self._where = source, associated, where
         self._state = crypto_secretstream_xchacha20poly1305_state()
+        from nacl.exceptions import CryptoError
+
         try:
             crypto_secretstream_xchacha20poly1305_init_pull(self._state, stream_header, key)
-        except Exception:  # a header of the wrong size: nacl raises its own ValueError
+        except (CryptoError, ValueError, TypeError):  # a stream header of the wrong size
             raise self._broken("its stream header is damaged") from None
         self._buffer = b""
         self._chunks = 0
