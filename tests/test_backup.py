@@ -172,23 +172,36 @@ def test_the_backup_file_is_0600_holds_a_manifest_of_every_file_and_leaves_cache
     assert manifest.tessera_version and manifest.created_at.endswith("Z") and manifest.replicas is False
 
 
-def test_replicas_are_in_only_with_the_flag_each_copied_through_sqlite(tmp_path):
-    from tessera.core.peers import replica
+def test_replicas_are_in_only_with_the_flag_and_a_pulled_replica_restores(tmp_path):
+    """bob's data home holds alice's replica from a real pull (a share of some of her events:
+    a chain with gaps, as replicas hold)."""
+    from peer_sync_helpers import befriend, make_node, pull
 
-    home = tmp_path / "h"
-    make_home(home)
-    node = "cd" * 32
-    conn = replica.open_for_write(node, data(home) / "tessera.db")
-    conn.close()
+    from tessera.core import events
+    from tessera.core.peers import replica_files, shares
+    from tessera.core.store.db import transaction
+
+    alice, bob = make_node(tmp_path / "alice", "data"), make_node(tmp_path / "bob", "data")
+    befriend(alice, bob)
+    events.append_many(alice.conn, [("deploy.web", {"n": i}) if i % 3 else ("audit.login", {"n": i}) for i in range(30)])
+    with transaction(alice.conn):
+        shares.add(alice.conn, "events:deploy.>", [bob.node_id], added_at="t")
+    assert pull(bob, alice)[0].ok
+    home = tmp_path / "bob"
+    received = event_rows(replica_files.replica_path(alice.node_id, bob.path))
+    assert len(received) == 20
     without, with_ = tmp_path / "without.tsrbak", tmp_path / "with.tsrbak"
-    assert backup_line(tessera(home, "backup", str(without)))["files"] == 5
+    assert backup_line(tessera(home, "backup", str(without)))["files"] == 2  # the store and its key
     line = backup_line(tessera(home, "backup", "--replicas", str(with_)))
-    assert line["files"] == 6 and line["replicas"] is True
+    assert line["files"] == 3 and line["replicas"] is True
     other = tmp_path / "other"
-    assert tessera(other, "restore", str(with_)).returncode == 0
-    copy = data(other) / "peers" / node / "replica.db"
-    assert sqlite3.connect(copy).execute("SELECT value FROM meta WHERE key = 'replica_of'").fetchone() == (node,)
+    restored = tessera(other, "restore", str(with_))
+    assert restored.returncode == 0, restored.stderr
+    copy = data(other) / "peers" / alice.node_id / "replica.db"
+    assert event_rows(copy) == received
     assert copy.stat().st_mode & 0o777 == 0o600 and copy.parent.stat().st_mode & 0o777 == 0o700
+    assert tessera(other, "restore", "--force", str(without)).returncode == 0
+    assert not (data(other) / "peers").exists()
 
 
 def test_an_existing_file_is_refused_without_force_before_any_work(tmp_path):
