@@ -294,3 +294,34 @@ def test_sigkill_during_restore_leaves_the_old_or_the_new_home_and_the_next_rest
     assert [p.name for p in old.iterdir() if p.name.startswith(".")] == []  # staging folders of the killed ones removed
     asides = [p for p in old.iterdir() if p.name.startswith("data.before-restore-")]
     assert any(event_rows(p / "tessera.db") == old_events for p in asides)  # the original home is kept
+
+
+def test_the_next_restore_names_an_old_home_a_killed_swap_left_and_removes_an_unfinished_unpack(tmp_path, two_homes):
+    """What a restore killed in its last step leaves (found by name and mark, made here as a kill
+    leaves them: a kill cannot be aimed between two renames): the old home in an unmarked staging
+    folder, an unpack under way in a marked one, the new home's stray mark."""
+    import shutil
+    import sys
+
+    old, _ = two_homes
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(gone.stdout)
+    swapped_out = old / f".data.restoring-{dead}"
+    shutil.copytree(data(old), swapped_out)
+    unfinished = old / f".data.restoring-{dead + 1000000}"
+    unfinished.mkdir()
+    (unfinished / ".tessera-restore-staging").touch()
+    (unfinished / "tessera.db").write_bytes(b"half")
+    (data(old) / ".tessera-restore-staging").touch()
+    kept = folder_contents(swapped_out)
+    result = tessera(old, "restore", "--force", str(tmp_path / "new.tsrbak"))
+    assert result.returncode == 0, result.stderr
+    named = [line for line in result.stderr.splitlines() if "an earlier restore was stopped" in line]
+    assert len(named) == 1
+    aside = Path(named[0].rsplit(" kept at ", 1)[1])
+    assert folder_contents(aside) == kept and aside.name.startswith("data.before-restore-")
+    assert not swapped_out.exists() and not unfinished.exists()
+    assert [p.name for p in old.iterdir() if p.name.startswith(".")] == []
+    replaced = Path(json.loads(result.stdout)["previous"])  # the home that had the stray mark
+    assert replaced != aside and not (replaced / ".tessera-restore-staging").exists()
+    assert not (data(old) / ".tessera-restore-staging").exists()
