@@ -325,3 +325,16 @@ def test_the_next_restore_names_an_old_home_a_killed_swap_left_and_removes_an_un
     replaced = Path(json.loads(result.stdout)["previous"])  # the home that had the stray mark
     assert replaced != aside and not (replaced / ".tessera-restore-staging").exists()
     assert not (data(old) / ".tessera-restore-staging").exists()
+
+
+def test_where_folders_cannot_be_exchanged_the_old_home_is_renamed_aside_then_the_new_one_in(tmp_path, two_homes,
+                                                                                          monkeypatch):
+    from tessera.core.backup import restore_home
+
+    old, new = two_homes
+    before = contents(old)
+    monkeypatch.setattr(restore_home, "_exchange", lambda a, b: False)  # another system, or a file system without it
+    report = _restore_in_process(data(old), tmp_path / "new.tsrbak")
+    assert contents(old) == contents(new)
+    assert folder_contents(Path(report.previous)) == before
+    assert [p.name for p in old.iterdir() if p.name.startswith(".")] == []
