@@ -176,9 +176,12 @@ def _peers(conn: sqlite3.Connection, now: datetime, status: SystemStatus) -> Non
 
     try:
         peers = peer_list.all_peers(conn)
-        transfers = peer_list.transfers(conn)
-    except sqlite3.OperationalError:  # a store from before the peers tables (or migration 3), read-only
+    except sqlite3.OperationalError:  # a store from before the peers tables, opened read-only
         return
+    try:
+        transfers = peer_list.transfers(conn)
+    except sqlite3.OperationalError:  # one from before peers migration 3: no transfer figures yet
+        transfers = {}
     for peer in peers:
         if peer.last_error is not None:
             state = "unreachable"

@@ -99,7 +99,7 @@ def test_the_status_of_jobs_runners_alerts_peers_and_nats_one_row_each():
     assert rows[("peer", "alice")] == ("reachable", f"synced {clock(-90)} · 1.5 MiB/s")
     assert rows[("peer", "bob")] == ("unreachable", "node b… is not reachable (timed out after 10 s)")
     assert rows[("peer", "carol")] == ("never synced", "tessera peer sync carol")
-    assert rows[("nats", "push TESSERA")] == ("lag 4", f"nats://127.0.0.1:4222 · acked {clock(-5)}")
+    assert rows[("nats", "push TESSERA")] == ("caught up", "nats://127.0.0.1:4222 · under 10 events behind")
     assert rows[("nats", "pull TEAM")] == ("pulling", f"nats://127.0.0.1:4222 · pulled {clock(-5)}")
     assert len(rows) == 13
 
@@ -176,3 +176,35 @@ def test_the_transfer_figures_are_stored_by_the_migration_and_read_back():
     assert peer_list.transfers(conn) == {"e" * 64: (2048, 0.5)}
     assert json.dumps(status_rows(conn, "peers")[("peer", "erin")]) == json.dumps(
         ["reachable", f"synced {clock(-1)} · 4.0 KiB/s"])
+
+
+def test_a_push_lag_reads_in_powers_of_ten():
+    from tessera.plugins.cells.status_cell import lag_step
+
+    assert [lag_step(n) for n in (0, 9, 10, 99, 100, 1234, 10**6)] == [None, None, 10, 10, 100, 1000, 10**6]
+
+
+def test_a_live_status_pane_settles_though_its_own_records_are_events():
+    """Each change of the pane is recorded as an event of this node, which a push cursor counts
+    as lag: with the exact count in its rows, every record changed the rows again (seen in tmux:
+    the lag went up by one a second, one event each)."""
+    from tessera.core import events
+
+    conn = open_store()
+    events.append_many(conn, [("x.y", {"n": n}) for n in range(30)])
+    with transaction(conn):
+        conn.execute("INSERT INTO nats_push_cursors(server, stream, pattern, seq) VALUES ('nats://127.0.0.1:4222', "
+                     "'TESSERA', '>', 0)")
+    make_notebook("loop", [cell_md("status", "nats", row=1, type_="status", refresh="watch", title="System")])
+
+    async def main():
+        async with dashboard("loop", (120, 12), record_every=0.0) as (app, pilot):
+            seen: set = set()
+            def evaluated_again() -> bool:
+                seen.add(app.session.panes["status"].refreshed)
+                return len(seen) >= 4
+            await until(pilot, app, evaluated_again, what="four evaluations of the status cell")
+            recorded = events.read(conn, pattern="query.loop.status.changed")
+            assert len(recorded) == 1, [e.data["changes"] for e in recorded]
+
+    asyncio.run(main())

@@ -1,6 +1,7 @@
 """The ``status`` cell: the system at a glance, one row per item (columns ``what | name | state |
 detail``): jobs (running, last result, next run) and their runners, alerts firing, peers
-(reachable, last sync, transfer rate) and the NATS cursors' lag, gathered by core/system_status.py.
+(reachable, last sync, transfer rate) and the NATS cursors' lag (in powers of ten, see lag_step),
+gathered by core/system_status.py.
 Its source may name the sections to show (``jobs alerts peers nats``, any order); empty: all.
 
 Live: with ``refresh=watch`` a dashboard runs it again every couple of seconds (the session's
@@ -20,6 +21,7 @@ COLUMNS = ["what", "name", "state", "detail"]
 SECTIONS = ("jobs", "alerts", "peers", "nats")
 NONE = "—"
 _DETAIL_CHARS = 160  # of an error shown in a row
+LAG_STEP = 10  # a push lag under this many events reads "caught up"; above, in powers of ten
 
 
 def sections_of(source: str, where: str) -> tuple[str, ...]:
@@ -73,6 +75,18 @@ def rate(bytes_per_second: float) -> str:
         if bytes_per_second >= size:
             return f"{bytes_per_second / size:.1f} {unit}/s"
     return f"{bytes_per_second:.0f} B/s"
+
+
+def lag_step(lag: int) -> int | None:
+    """The power of ten a push cursor's lag has reached (None: under LAG_STEP). The cell's own
+    changes are events of this node too: an exact count would change with every record of the
+    cell, and each record is one more event behind, so a live pane would never settle."""
+    if lag < LAG_STEP:
+        return None
+    step = LAG_STEP
+    while lag >= step * 10:
+        step *= 10
+    return step
 
 
 def _last(job: Any, now: datetime) -> str:
@@ -159,9 +173,12 @@ def _nats_rows(status: Any, now: datetime) -> list[dict[str, Any]]:
         if cursor.last_error:
             rows.append(_row("nats", name, "error", f"{where}: {cursor.last_error[:_DETAIL_CHARS]}"))
         elif cursor.direction == "push":
-            state = "caught up" if not cursor.lag else f"lag {cursor.lag}"
-            acked = f" · acked {clock(cursor.at, now)}" if cursor.at else " · nothing acked yet"
-            rows.append(_row("nats", name, state, where + acked))
+            step = lag_step(cursor.lag or 0)
+            if step is None:
+                rows.append(_row("nats", name, "caught up", f"{where} · under {LAG_STEP} events behind"))
+            else:
+                acked = f" · acked {clock(cursor.at, now)}" if cursor.at else " · nothing acked yet"
+                rows.append(_row("nats", name, f"lag {step:,}+", where + acked))
         else:
             pulled = f" · pulled {clock(cursor.at, now)}" if cursor.at else " · nothing pulled yet"
             rows.append(_row("nats", name, "pulling", where + pulled))
