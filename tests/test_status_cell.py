@@ -208,3 +208,15 @@ def test_a_live_status_pane_settles_though_its_own_records_are_events():
             assert len(recorded) == 1, [e.data["changes"] for e in recorded]
 
     asyncio.run(main())
+
+
+def test_status_is_a_bundled_cell_type_with_its_own_fence():
+    from tessera.core.notebook.cells import cell_type, cell_type_names
+    from tessera.core.notebook.markdown import export_markdown, import_markdown
+
+    assert cell_type_names()[:6] == ["query", "markdown", "sql", "events", "search", "status"]
+    nb = import_markdown("# S\n\n```status {id=st row=1 refresh=watch}\njobs alerts\n```\n", name="s")
+    (cell,) = nb.cells()
+    assert (cell["type"], cell["source"], cell["refresh"]) == ("status", "jobs alerts", "watch")
+    assert type(cell_type("status")).__module__ == "tessera.plugins.cells.status_cell"
+    assert "```status {id=st type=status" in export_markdown(nb)
