@@ -196,7 +196,7 @@ def test_a_condition_that_cannot_be_read_keeps_the_state_and_says_why():
     assert "AVG needs numbers" in detail["error"] and alert_events(conn, "texty") == []
 
 
-def test_a_failing_notify_command_is_recorded_in_the_alert_never_raised():
+def test_a_failing_notify_command_is_recorded_in_the_alert_and_logged_never_raised(capsys):
     conn = open_store()
     job = add_job(conn, "loud", alert="rows > 0", notify="echo 'no webhook here' >&2; exit 7")
     assert run_and_read(conn, job, rows=[{"x": 1}]) == "firing"  # the change stands
@@ -204,6 +204,9 @@ def test_a_failing_notify_command_is_recorded_in_the_alert_never_raised():
     assert detail["notify"]["ok"] is False and detail["notify"]["exit_code"] == 7
     assert detail["notify"]["error"] == "exit code 7: no webhook here"
     assert [e.subject for e in alert_events(conn, "loud")] == ["alert.loud.firing"]
+    (line,) = [json.loads(x) for x in capsys.readouterr().err.splitlines()]  # the runner's log: JSON off a terminal
+    assert (line["level"], line["event"], line["job"], line["state"]) == ("warning", "alert.notify_failed", "loud", "firing")
+    assert line["error"] == "exit code 7: no webhook here"
 
 
 def test_a_notify_command_past_its_timeout_is_killed_with_its_whole_group(tmp_path):

@@ -11,13 +11,10 @@ condition on ``exit_code`` and ``duration`` alone, since its result is missing a
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 from typing import Any
 
 from tessera.core.jobs.job_records import Job, JobRun
-
-log = logging.getLogger(__name__)
 
 NOTIFY_TIMEOUT_S = 30.0  # the notify command is killed (its whole process group) after this long
 NOTIFY_ROWS = 20  # rows the notify command's JSON carries at most (the rest are counted)
@@ -55,7 +52,7 @@ def after_run(conn: sqlite3.Connection, job: Job, run: JobRun, rows: list[dict[s
         reading = read(condition, rows=rows, exit_code=run.exit_code, duration_s=run.duration_s, row_count=run.rows)
     except TesseraError as err:
         # the state stays as it was: a condition that cannot be read says nothing about the result
-        log.warning("alert %s: run %s: %s", job.name, run.id, err.one_line())
+        _log("alert.unreadable", job=job.name, run=run.id, error=err.one_line())
         _update_detail(conn, job.name, {"error": err.one_line(), "last_run": run.id})
         return None
     change = _store(conn, job, run, condition.text, reading)
@@ -65,7 +62,7 @@ def after_run(conn: sqlite3.Connection, job: Job, run: JobRun, rows: list[dict[s
     if job.notify:
         outcome = notify(job.notify, alert)
         if not outcome["ok"]:
-            log.warning("alert %s: the notify command failed: %s", job.name, outcome["error"])
+            _log("alert.notify_failed", job=job.name, run=run.id, state=state, error=outcome["error"])
         _update_detail(conn, job.name, {"notify": outcome})
     return state
 
@@ -107,6 +104,13 @@ def _store(conn: sqlite3.Connection, job: Job, run: JobRun, text: str, reading: 
              "value": reading.value, "exit_code": run.exit_code, "duration_s": run.duration_s,
              "row_count": run.rows, "rows": list(result[:NOTIFY_ROWS]), "rows_left_out": max(0, len(result) - NOTIFY_ROWS)}
     return change, alert
+
+
+def _log(event: str, **fields: Any) -> None:
+    """A warning in the runner's log (stderr: JSON lines off a terminal, as the daemon's own)."""
+    from tessera.core.daemon_log import DaemonLog
+
+    DaemonLog()("warning", event, **fields)
 
 
 def _json(value: Any) -> str:
