@@ -129,6 +129,23 @@ def test_a_bad_condition_is_one_line_with_its_position_and_examples(condition, p
     assert "'rows > 0'" in line and "docs/jobs.md" in line
 
 
+def test_a_condition_longer_than_the_limit_is_refused_before_it_is_parsed():
+    with pytest.raises(UsageError) as caught:
+        alerts.check_condition("rows > 0 AND " * 200 + "rows > 0")
+    assert caught.value.one_line().startswith("the alert condition is 2,608 characters long, over the 2,000")
+
+
+def test_a_figures_condition_notifies_with_the_rows_the_run_returned(tmp_path):
+    conn = open_store()
+    out = tmp_path / "notified.json"
+    job = add_job(conn, "many", alert="rows > 20", notify=f"cat > '{out}'")
+    rows = [{"n": n} for n in range(25)]
+    assert run_and_read(conn, job, rows=rows) == "firing"
+    note = json.loads(out.read_text())
+    assert note["rows"] == rows[:alerts.NOTIFY_ROWS] and note["rows_left_out"] == 5 and note["row_count"] == 25
+    assert note["value"] == 25 and note["state"] == "firing" and note["exit_code"] == 0
+
+
 # --- firing and resolving ----------------------------------------------------------------------
 
 def test_an_alert_fires_once_resolves_once_and_notifies_with_the_alert_on_stdin(tmp_path):

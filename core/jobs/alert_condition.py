@@ -24,6 +24,7 @@ FIGURES = ("rows", "exit_code", "duration")
 ROW = "row"  # row.NAME: the column NAME of the row being read
 FUNCTIONS = ("datetime", "duration")
 _PREDICATES = (ast.Comparison, ast.IsNull, ast.Not, ast.And, ast.Or)
+MAX_CONDITION_CHARS = 2000  # a condition is a line a person writes; checked before it is parsed
 _EXAMPLES = "'rows > 0', 'max(restarts) > 5', 'status = \"Failed\"' or 'exit_code != 0'"
 
 
@@ -68,6 +69,9 @@ def parse(text: str) -> Condition:
 
     stripped = text.strip()
     lead = len(text) - len(text.lstrip())
+    if len(stripped) > MAX_CONDITION_CHARS:
+        raise UsageError(f"the alert condition is {len(stripped):,} characters long, over the {MAX_CONDITION_CHARS:,} "
+                         "an alert condition may have", hint=f"write a shorter condition, such as {_EXAMPLES}")
     try:
         expr = parse_expression(stripped)
     except ParseError as err:

@@ -55,7 +55,7 @@ def after_run(conn: sqlite3.Connection, job: Job, run: JobRun, rows: list[dict[s
         _log("alert.unreadable", job=job.name, run=run.id, error=err.one_line())
         _update_detail(conn, job.name, {"error": err.one_line(), "last_run": run.id})
         return None
-    change = _store(conn, job, run, condition.text, reading)
+    change = _store(conn, job, run, condition.text, reading, rows)
     if change is None:
         return None
     state, alert = change
@@ -67,14 +67,15 @@ def after_run(conn: sqlite3.Connection, job: Job, run: JobRun, rows: list[dict[s
     return state
 
 
-def _store(conn: sqlite3.Connection, job: Job, run: JobRun, text: str, reading: Any) -> tuple[str, dict] | None:
+def _store(conn: sqlite3.Connection, job: Job, run: JobRun, text: str, reading: Any,
+           rows: list[dict[str, Any]] | None) -> tuple[str, dict] | None:
     """The alert's new state stored, with its event when it changed: (state, the alert JSON),
     or None when it did not change (or ``run`` is older than the run last read)."""
     from tessera.core import events
     from tessera.core.store.db import transaction
     from tessera.core.times import now as time_now
 
-    result = reading.matched if reading.matched else (run.result if isinstance(run.result, list) else [])
+    result = reading.matched or list(rows or [])  # what made it true, else what the run returned
     detail = {"condition": text, "value": reading.value, "matched": len(reading.matched), "last_run": run.id}
     with transaction(conn):
         row = conn.execute("SELECT state, since, detail FROM job_alerts WHERE job = ?", (job.name,)).fetchone()
