@@ -764,7 +764,7 @@ def _head_problem(head: Head | None, last_seq: int, last_hash: str, marked: str 
     return None
 
 
-def verify(conn: sqlite3.Connection) -> Verdict:
+def verify(conn: sqlite3.Connection, *, sign: bool = True) -> Verdict:
     """Walk every actor's chain in seq order from its anchor (this node's own chain first); the
     first broken link is named by seq (and actor).
 
@@ -774,7 +774,8 @@ def verify(conn: sqlite3.Connection) -> Verdict:
     holds the head's hash there (a history rewritten with recomputed hashes) and, on this node's
     chain, a head whose signature does not hold under the node's key. Once this node's chain has
     verified, its end is signed as its head (``signed_now`` when the head had no signature yet: a
-    log upgraded from before signed heads).
+    log upgraded from before signed heads), unless ``sign`` is False (a check that must write
+    nothing, such as tessera doctor; it never makes a node key either).
     """
     local = _stored_node_id(conn)
     recorded = heads(conn)
@@ -797,7 +798,7 @@ def verify(conn: sqlite3.Connection) -> Verdict:
             return Verdict(False, checked, problem[0], problem[1], shown, len(order))
         if actor == local and head is not None and (last_seq_ > head.seq or head.signature is None):
             local_end = (head, last_seq_, last_hash)
-    signed_now = local_end is not None and _sign_verified_end(conn, *local_end)
+    signed_now = sign and local_end is not None and _sign_verified_end(conn, *local_end)
     return Verdict(True, checked, chains=len(order), signed_now=signed_now)
 
 

@@ -453,6 +453,21 @@ def test_upgrade_keeps_the_old_chain_verifiable_as_the_local_actors(tmp_path, ve
     assert events.verify(conn).seq == first + 1
 
 
+def test_verify_without_signing_writes_nothing_and_makes_no_key(tmp_path):
+    """tessera doctor verifies with sign=False: an unsigned head stays unsigned, no key file appears."""
+    path = tmp_path / "old.db"
+    old = _store_of_main(path)
+    _old_chain(old, 2, with_meta=True)
+    old.close()
+    conn = db.connect(path)
+    before = conn.execute("SELECT * FROM event_chains").fetchall()
+    verdict = events.verify(conn, sign=False)
+    assert verdict.ok and verdict.checked == 2 and not verdict.signed_now
+    assert conn.execute("SELECT * FROM event_chains").fetchall() == before
+    assert not node_key.exists(path)
+    assert events.verify(conn).signed_now  # the default still signs
+
+
 def test_an_upgraded_log_is_signed_by_its_first_append(tmp_path):
     path = tmp_path / "old.db"
     old = _store_of_main(path)

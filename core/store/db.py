@@ -373,13 +373,16 @@ def _begin(conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
 
 
-def connect_read_only(path: Path | str | None = None, *, timeout: float = 1.0) -> sqlite3.Connection | None:
+def connect_read_only(path: Path | str | None = None, *, timeout: float = 1.0,
+                      store: bool = False) -> sqlite3.Connection | None:
     """Open the store for reading only, creating and migrating nothing (for shell completion,
     which must not make a data home appear or wait long on a writer).
 
     Args:
         path: the database file (default: db_path()).
         timeout: how long to wait on a lock, in seconds.
+        store: return a StoreConnection (its failures are one-line StoreErrors, it has ``path``)
+            rather than a plain connection.
     Returns:
         the connection, or None when there is no store yet or it cannot be opened.
     """
@@ -388,8 +391,10 @@ def connect_read_only(path: Path | str | None = None, *, timeout: float = 1.0) -
         return None
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
-                               check_same_thread=False)
+                               check_same_thread=False, **({"factory": StoreConnection} if store else {}))
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-    except sqlite3.Error:
+    except (sqlite3.Error, StoreError):
         return None
+    if store:
+        conn.path, conn.lock_timeout, conn.on_wait, conn.memo = path, timeout, None, {}
     return conn
