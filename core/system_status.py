@@ -35,6 +35,8 @@ class JobStatus:
     next_run_at: str | None
     active_since: str | None = None  # when the active run was created or started
     active_run: int | None = None
+    active_attempt: int | None = None
+    retry_at: str | None = None  # a pending retry waits until then (its backoff)
     last_state: str | None = None
     last_finished_at: str | None = None
     last_duration_s: float | None = None
@@ -158,7 +160,8 @@ def _jobs(conn: sqlite3.Connection, now: datetime, status: SystemStatus) -> None
         status.jobs.append(JobStatus(
             job.name, state, job.schedule, None if job.paused else job.next_run_at,
             active_since=(run.started_at or run.created_at) if run is not None else None,
-            active_run=run.id if run is not None else None,
+            active_run=run.id if run is not None else None, active_attempt=run.attempt if run is not None else None,
+            retry_at=run.not_before if run is not None and run.state == "pending" else None,
             last_state=last.state if last else None, last_finished_at=last.finished_at if last else None,
             last_duration_s=last.duration_s if last else None, last_rows=last.rows if last else None,
             last_exit_code=last.exit_code if last else None))

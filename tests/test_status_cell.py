@@ -120,6 +120,16 @@ def test_an_overdue_job_with_no_runner_alive_says_how_to_run_it_and_a_stale_sync
     assert rows[("peer", "dana")][0] == "quiet"
 
 
+def test_a_retry_waiting_for_its_backoff_says_when_it_runs():
+    conn = open_store()
+    add_job(conn, "flaky", next_run_at=stamp(600))
+    add_run(conn, "flaky", "failed", rows=None, exit_code=1, finished_at=stamp(-10))
+    with transaction(conn):
+        conn.execute("INSERT INTO job_runs(job, trigger, attempt, state, created_at, not_before) "
+                     "VALUES ('flaky', 'retry', 2, 'pending', ?, ?)", (stamp(-10), stamp(50)))
+    assert status_rows(conn, "jobs")[("job", "flaky")] == ("pending", f"attempt 2 at {clock(50)} (backoff) · next {clock(600)}")
+
+
 def test_an_empty_data_home_gets_a_hint_per_section():
     conn = open_store()
     assert status_rows(conn) == {

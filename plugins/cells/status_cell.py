@@ -108,7 +108,9 @@ def _job_rows(status: Any, now: datetime) -> list[dict[str, Any]]:
     rows = []
     for job in status.jobs:
         nxt = f"next {clock(job.next_run_at, now)}" if job.next_run_at else ""
-        if job.active_run is not None:
+        if job.retry_at is not None:
+            detail = f"attempt {job.active_attempt} at {clock(job.retry_at, now)} (backoff)"
+        elif job.active_run is not None:
             detail = f"run {job.active_run} since {clock(job.active_since, now)}"
         elif job.state == "overdue":
             detail = f"due {clock(job.next_run_at, now)}, no runner — tessera job daemon"
