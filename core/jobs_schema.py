@@ -6,7 +6,8 @@ or the runner. Reads for the other parts (doctor, the status cell) are in core/j
 - ``jobs``: one row per job. ``name`` is one subject token (events ``job.<name>.<state>``);
   ``schedule`` a cron expression read in ``timezone`` (an IANA name); ``action`` what it runs and
   ``spec`` (JSON) how: ``{"query", "sources", "namespace", "all_namespaces"}`` for a query,
-  ``{"notebook", "cell"}`` for a cell, ``{"argv"}`` for a tessera command. ``next_run_at`` (UTC,
+  ``{"notebook", "cell"}`` for a cell, ``{"argv"}`` for a tessera command, each with ``cwd`` (the
+  directory `job add` ran in: relative paths mean what they meant there). ``next_run_at`` (UTC,
   RFC 3339) is the next due time, kept by the scheduler; a paused job keeps it but is not run.
   ``alert`` is the alert condition's text (NULL: none), ``notify`` the command run with the alert
   as JSON on stdin.
