@@ -28,8 +28,9 @@ def stamp(seconds_from_now: float) -> str:
 
 def clock(seconds_from_now: float) -> str:
     from tessera.plugins.cells.status_cell import clock as shown
+    from tessera.plugins.cells.status_cell import user_zone
 
-    return shown(stamp(seconds_from_now), datetime.now(timezone.utc))
+    return shown(stamp(seconds_from_now), datetime.now(user_zone()))
 
 
 def status_rows(conn, source: str = "") -> dict[tuple[str, str], tuple[str, str]]:
@@ -128,6 +129,20 @@ def test_a_retry_waiting_for_its_backoff_says_when_it_runs():
         conn.execute("INSERT INTO job_runs(job, trigger, attempt, state, created_at, not_before) "
                      "VALUES ('flaky', 'retry', 2, 'pending', ?, ?)", (stamp(-10), stamp(50)))
     assert status_rows(conn, "jobs")[("job", "flaky")] == ("pending", f"attempt 2 at {clock(50)} (backoff) · next {clock(600)}")
+
+
+def test_times_are_shown_in_the_users_time_zone(monkeypatch):
+    from zoneinfo import ZoneInfo
+
+    monkeypatch.setenv("TZ", "Asia/Kathmandu")  # +05:45: no whole-hour zone shows the same minutes
+    conn = open_store()
+    due = datetime.now(timezone.utc).replace(second=0, microsecond=0) + timedelta(hours=2)
+    add_job(conn, "tz", next_run_at=format_time(due))
+    there = due.astimezone(ZoneInfo("Asia/Kathmandu"))
+    today = datetime.now(ZoneInfo("Asia/Kathmandu")).date()
+    shown = there.strftime("%H:%M" if there.date() == today else "%b %d %H:%M")
+    assert status_rows(conn, "jobs")[("job", "tz")] == ("never run", f"never run · next {shown}")
+    assert shown[-5:] != due.strftime("%H:%M")
 
 
 def test_an_empty_data_home_gets_a_hint_per_section():

@@ -6,13 +6,13 @@ Its source may name the sections to show (``jobs alerts peers nats``, any order)
 
 Live: with ``refresh=watch`` a dashboard runs it again every couple of seconds (the session's
 WATCH_FALLBACK), so a change in the store (a run finishing, an alert firing, a sync) shows
-within that. Times are shown as local wall-clock times (``23:45``), not ages, so the rows change
+within that. Times are shown as wall-clock times in the user's time zone (``23:45``), not ages, so the rows change
 only when the system does and a live pane records no change every second (docs/jobs.md).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, tzinfo
 from typing import Any
 
 from tessera.core.errors import QueryError, printable
@@ -50,7 +50,7 @@ class StatusCell:
 
         where = f"status cell {context.notebook}/{cell.get('number', '?')}"
         sections = sections_of(cell.get("source") or "", where)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(user_zone())  # times are shown in it
         status = gather(context.conn, now)
         rows: list[dict[str, Any]] = []
         for section in sections:
@@ -63,11 +63,20 @@ def _row(what: str, name: str, state: str, detail: str) -> dict[str, Any]:
 
 
 def clock(stamp: str | None, now: datetime) -> str:
-    """``stamp`` (RFC 3339) as local wall-clock time: ``23:45`` today, ``Dec 02 23:45`` otherwise."""
+    """``stamp`` (RFC 3339) as wall-clock time in ``now``'s time zone (the cell's: the user's):
+    ``23:45`` on the day of ``now``, ``Dec 02 23:45`` on another."""
     if not stamp:
         return "?"
-    when = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone()
-    return when.strftime("%H:%M" if when.date() == now.astimezone().date() else "%b %d %H:%M")
+    when = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(now.tzinfo)
+    return when.strftime("%H:%M" if when.date() == now.date() else "%b %d %H:%M")
+
+
+def user_zone() -> tzinfo:
+    """The user's time zone (config.toml ``timezone``, else $TZ, else the system's), the one
+    jobs read their schedules in."""
+    from tessera.core.jobs.cron_schedule import user_timezone, zone
+
+    return zone(user_timezone())
 
 
 def rate(bytes_per_second: float) -> str:
