@@ -117,7 +117,7 @@ def test_an_overdue_job_with_no_runner_alive_says_how_to_run_it_and_a_stale_sync
     add_peer(conn, "dana", "d" * 64, synced=stamp(-3 * 86400))
     rows = status_rows(conn)
     assert rows[("job", "late")] == ("overdue", f"due {clock(-3600)}, no runner — tessera job daemon")
-    assert rows[("runner", "—")] == ("none", "tessera job daemon, or tessera job run-due from cron")
+    assert rows[("runner", "—")] == ("no runner", "tessera job daemon, or tessera job run-due from cron")
     assert rows[("peer", "dana")][0] == "quiet"
 
 
@@ -148,10 +148,10 @@ def test_times_are_shown_in_the_users_time_zone(monkeypatch):
 def test_an_empty_data_home_gets_a_hint_per_section():
     conn = open_store()
     assert status_rows(conn) == {
-        ("job", "—"): ("none", "no jobs — tessera job add NAME --cron '*/5 * * * *' --query '…'"),
-        ("alert", "—"): ("none", "no alerts — tessera job add … --alert 'rows > 0'"),
-        ("peer", "—"): ("none", "no peers — tessera peer invite"),
-        ("nats", "—"): ("off", "not pushing — tessera nats push --server URL"),
+        ("job", "—"): ("no jobs", "tessera job add NAME --cron '*/5 * * * *' --query '…'"),
+        ("alert", "—"): ("no alerts", "tessera job add … --alert 'rows > 0'"),
+        ("peer", "—"): ("no peers", "tessera peer invite"),
+        ("nats", "—"): ("not pushing", "tessera nats push --server URL"),
     }
 
 

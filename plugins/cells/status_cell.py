@@ -113,7 +113,7 @@ def _last(job: Any, now: datetime) -> str:
 
 def _job_rows(status: Any, now: datetime) -> list[dict[str, Any]]:
     if not status.jobs:
-        return [_row("job", NONE, "none", "no jobs — tessera job add NAME --cron '*/5 * * * *' --query '…'")]
+        return [_row("job", NONE, "no jobs", "tessera job add NAME --cron '*/5 * * * *' --query '…'")]
     rows = []
     for job in status.jobs:
         nxt = f"next {clock(job.next_run_at, now)}" if job.next_run_at else ""
@@ -137,7 +137,7 @@ def _job_rows(status: Any, now: datetime) -> list[dict[str, Any]]:
             rows.append(_row("runner", runner.kind, "dead", f"pid {runner.pid} on {runner.host}: heartbeat stopped; "
                                                             "the next runner fails or retries its runs"))
     if not alive:
-        rows.append(_row("runner", NONE, "none", "tessera job daemon, or tessera job run-due from cron"))
+        rows.append(_row("runner", NONE, "no runner", "tessera job daemon, or tessera job run-due from cron"))
     return rows
 
 
@@ -154,12 +154,12 @@ def _alert_rows(status: Any, now: datetime) -> list[dict[str, Any]]:
         return rows
     if status.alerts_set:
         return [_row("alert", NONE, "ok", f"none firing of {status.alerts_set}")]
-    return [_row("alert", NONE, "none", "no alerts — tessera job add … --alert 'rows > 0'")]
+    return [_row("alert", NONE, "no alerts", "tessera job add … --alert 'rows > 0'")]
 
 
 def _peer_rows(status: Any, now: datetime) -> list[dict[str, Any]]:
     if not status.peers:
-        return [_row("peer", NONE, "none", "no peers — tessera peer invite")]
+        return [_row("peer", NONE, "no peers", "tessera peer invite")]
     rows = []
     for peer in status.peers:
         if peer.state == "unreachable":
@@ -176,7 +176,7 @@ def _peer_rows(status: Any, now: datetime) -> list[dict[str, Any]]:
 
 def _nats_rows(status: Any, now: datetime) -> list[dict[str, Any]]:
     if not status.nats:
-        return [_row("nats", NONE, "off", "not pushing — tessera nats push --server URL")]
+        return [_row("nats", NONE, "not pushing", "tessera nats push --server URL")]
     rows = []
     for cursor in status.nats:
         name = f"{cursor.direction} {cursor.stream}"
