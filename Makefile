@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
 # The dashboard over the bundled demo workspace, in a throwaway data home: the demo notebook
-# (plugins/sources/demo_data/dashboard.md, 7 cells in rows of 1, 2 and 4) over the demo recording,
+# (plugins/sources/demo_data/dashboard.md, 8 cells in rows of 1, 2, 4 and 1) over the demo recording,
 # replayed at 10x and looped so panes change live. Without a terminal `tessera dash` runs the
 # notebook once and prints JSON lines instead.
 DEMO_SPEED ?= 10

@@ -44,6 +44,8 @@ COMMAND_MODULES: dict[str, str] = {
     "ingest": "tessera.cli.knowledge_ingest",
     "search": "tessera.cli.knowledge_search",
     "job": "tessera.cli.job",
+    "backup": "tessera.cli.backup",
+    "restore": "tessera.cli.backup",
     "doctor": "tessera.cli.doctor",
 }
 # Root options that take a value (``--correlation ID``): the word after one is not the command.

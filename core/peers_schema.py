@@ -38,4 +38,11 @@ MIGRATIONS = Component("peers", (
         PRIMARY KEY (item, node_id)
     );
     """,
+    # 3: the transfer figures of our last successful pull from the peer (issue 17, the status
+    # cell's transfer rate): the bytes of the frames it sent us and the seconds from the first
+    # request to the end of the pull (the dial and hello not included).
+    """
+    ALTER TABLE peers ADD COLUMN last_sync_bytes INTEGER CHECK (last_sync_bytes IS NULL OR last_sync_bytes >= 0);
+    ALTER TABLE peers ADD COLUMN last_sync_seconds REAL CHECK (last_sync_seconds IS NULL OR last_sync_seconds >= 0);
+    """,
 ))

@@ -54,7 +54,7 @@ def test_bundled_types_load_without_entry_points(monkeypatch):
 
 
 def test_unknown_type_lists_the_known_ones():
-    with pytest.raises(UsageError, match=r"no cell type 'pie' \(types: query, markdown, sql, events, search\)"):
+    with pytest.raises(UsageError, match=r"no cell type 'pie' \(types: query, markdown, sql, events, search, status\)"):
         cell_type("pie")
 
 
@@ -81,7 +81,7 @@ def test_plugin_cell_type_from_an_entry_point(monkeypatch, tmp_path, conn):
 
     monkeypatch.setattr(metadata, "entry_points", with_upper)
     monkeypatch.setattr(cells_mod, "_loaded", {})
-    assert cell_type_names() == ["query", "markdown", "sql", "events", "search", "upper"]
+    assert cell_type_names() == ["query", "markdown", "sql", "events", "search", "status", "upper"]
     repository.create(conn, "p")
     repository.add_cell(conn, "p", "shout", type="upper")
     (run,) = run_notebook(conn, "p")
@@ -103,6 +103,7 @@ def test_bundled_cells_are_registered_as_entry_points():
         ("query", "tessera.plugins.cells.query_cell:QueryCell"),
         ("search", "tessera.plugins.cells.search_cell:SearchCell"),
         ("sql", "tessera.plugins.cells.sql_cell:SqlCell"),
+        ("status", "tessera.plugins.cells.status_cell:StatusCell"),
     ]
     assert type(cell_type("sql")).__module__ == "tessera.plugins.cells.sql_cell"
 

@@ -187,7 +187,7 @@ def test_cells_come_with_their_titles_in_zsh_and_fish(notebooks):
 def test_other_fixed_values(notebooks):
     assert bash_complete("tsr cell set ops/1 --view ") == ["table", "json", "yaml", "tree", "graph"]
     assert bash_complete("tsr pane ops/1 --view g") == ["graph"]
-    assert bash_complete("tsr cell add ops --type ") == ["query", "markdown", "sql", "events", "search"]
+    assert bash_complete("tsr cell add ops --type ") == ["query", "markdown", "sql", "events", "search", "status"]
     assert bash_complete("tsr search web --mode ") == ["hybrid", "bm25", "semantic"]
     assert bash_complete("tsr cell set ops/1 --refresh ") == ["manual", "watch", "every:60"]
     assert bash_complete("tsr notebook export ops -F ") == ["ipynb", "markdown"]

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_NOTEBOOK = REPO / "plugins" / "sources" / "demo_data" / "dashboard.md"
 TSR = [sys.executable, "-m", "tessera.cli.main"]
 DEMO_TITLES = ["Pods in trouble", "Deployments", "Pods by phase", "Requests per namespace", "Ingress routes",
-               "payments wiring", "demo/7"]  # the markdown cell has no title: its address instead
+               "payments wiring", "demo/7", "System"]  # the markdown cell has no title: its address instead
 
 
 def tsr(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -84,15 +84,15 @@ def expected_sizes(total: int, parts: int) -> list[tuple[int, int]]:
 
 
 def test_tmux_lays_out_the_notebook_rows(server):
-    assert tsr("notebook", "import", str(DEMO_NOTEBOOK), "--name", "demo").returncode == 0  # rows of 1, 2 and 4
+    assert tsr("notebook", "import", str(DEMO_NOTEBOOK), "--name", "demo").returncode == 0  # rows of 1, 2, 4 and 1
     proc = tsr("tmux", "demo", "-L", server.socket, "--speed", "30", env=outside_env())
     assert proc.returncode == 0, proc.stderr
     target = proc.stdout.strip()
     assert target == "tessera-demo:0" and proc.stderr == ""
     width, height = map(int, server("display-message", "-p", "-t", target, "#{window_width} #{window_height}").split())
-    bands = expected_sizes(height, 3)
+    bands = expected_sizes(height, 4)
     expected = []
-    for (top, h), cells in zip(bands, (1, 2, 4), strict=True):
+    for (top, h), cells in zip(bands, (1, 2, 4, 1), strict=True):
         for left, w in expected_sizes(width, cells):
             expected.append([str(top), str(left), str(w), str(h)])
     panes = server.panes(target)
@@ -101,15 +101,15 @@ def test_tmux_lays_out_the_notebook_rows(server):
     assert server("display-message", "-p", "-t", target, "#{window_name}").strip() == "demo"
     # Every pane runs tessera pane with this data home and the flags given.
     commands = server("list-panes", "-t", target, "-F", "#{pane_start_command}")
-    assert commands.count(f"TESSERA_HOME={os.environ['TESSERA_HOME']}") == 7
-    assert commands.count("--speed 30.0") == 7
-    server.wait_for_cells(target, [f"demo/{n}" for n in range(1, 8)])
+    assert commands.count(f"TESSERA_HOME={os.environ['TESSERA_HOME']}") == 8
+    assert commands.count("--speed 30.0") == 8
+    server.wait_for_cells(target, [f"demo/{n}" for n in range(1, 9)])
     deployments = server("capture-pane", "-p", "-t", f"{target}.1")
-    assert "payments-api" in deployments
+    assert "grafana" in deployments  # the first rows: four bands leave each pane a few lines
     # Again: the session exists now, so the window goes into it.
     again = tsr("tmux", "demo", "-L", server.socket, "--window", "second", env=outside_env())
     assert again.returncode == 0 and again.stdout.strip() == "tessera-demo:1"
-    assert len(server.panes("tessera-demo:1")) == 7
+    assert len(server.panes("tessera-demo:1")) == 8
 
 
 def test_tmux_inside_tmux_adds_a_window_to_the_current_session(server):

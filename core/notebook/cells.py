@@ -21,12 +21,12 @@ from tessera.core.errors import UsageError
 
 CELL_GROUP = "tessera.cells"
 # The order types are offered in (errors, completion); entry point metadata keeps none.
-LISTED_FIRST = ("query", "markdown", "sql", "events", "search")
+LISTED_FIRST = ("query", "markdown", "sql", "events", "search", "status")
 _loaded: dict[str, Any] = {}
 
 
 def cell_type_names() -> list[str]:
-    """Every known cell type: the bundled ones (query, markdown, sql, events, search), then installed
+    """Every known cell type: the bundled ones (query, markdown, sql, events, search, status), then installed
     plugins, sorted (all from the ``tessera.cells`` entry points, see core/entry_points.py)."""
     from tessera.core import entry_points
 

@@ -123,6 +123,19 @@ def record_sync(conn: sqlite3.Connection, node_id: str, *, when: str, error: str
         conn.execute("UPDATE peers SET last_error = ? WHERE node_id = ?", (error[:300], node_id))
 
 
+def record_transfer(conn: sqlite3.Connection, node_id: str, *, received_bytes: int, seconds: float) -> None:
+    """The figures of a successful pull from the peer (peers migration 3): what it sent us and
+    how long the pull took."""
+    conn.execute("UPDATE peers SET last_sync_bytes = ?, last_sync_seconds = ? WHERE node_id = ?",
+                 (received_bytes, max(0.0, seconds), node_id))
+
+
+def transfers(conn: sqlite3.Connection) -> dict[str, tuple[int, float]]:
+    """node_id -> (bytes, seconds) of our last successful pull from each peer that had one."""
+    return {r[0]: (r[1], r[2]) for r in conn.execute(
+        "SELECT node_id, last_sync_bytes, last_sync_seconds FROM peers WHERE last_sync_bytes IS NOT NULL")}
+
+
 def stored_name(conn: sqlite3.Connection) -> str | None:
     row = conn.execute("SELECT name FROM node_profile WHERE id = 1").fetchone()
     return row[0] if row else None

@@ -1,11 +1,13 @@
 """Pulling from one peer over the network: dial it at its stored address, exchange hellos, run
 core/peers/sync.pull on the channel, and record how it ended in the peer list (last_sync on
-success, last_error's one line on failure). Used by ``tessera peer sync`` and the daemon's timed
+success, last_error's one line on failure) and, after a success, the bytes the peer sent and the
+seconds the pull took (the status cell's transfer rate). Used by ``tessera peer sync`` and the daemon's timed
 pulls (both under the sync lock, core/peers/locks.py)."""
 
 from __future__ import annotations
 
 import sqlite3
+import time
 
 from tessera.core.errors import TesseraError
 from tessera.core.peers import channel as channels
@@ -36,7 +38,37 @@ async def pull_from(conn: sqlite3.Connection, endpoint: transport.Endpoint, peer
         raise
     from tessera.core.peers import sync
 
+    counted = channel.stream = _CountedStream(channel.stream)
+    started = time.monotonic()
     try:
-        return await sync.pull(channel, conn, peer, full=full, on_page=on_page)
+        report = await sync.pull(channel, conn, peer, full=full, on_page=on_page)
     finally:
         channel.close()
+    if report.ok:
+        from tessera.core.store.db import transaction
+
+        with transaction(conn):  # the transfer rate the status cell shows (peers migration 3)
+            peer_list.record_transfer(conn, peer.node_id, received_bytes=counted.received,
+                                      seconds=time.monotonic() - started)
+    return report
+
+
+class _CountedStream:
+    """A channel's stream counting the bytes read from it: what the peer sent in the pull."""
+
+    def __init__(self, stream: transport.Stream):
+        self._stream = stream
+        self.received = 0
+
+    async def read(self, max_bytes: int) -> bytes:
+        data = await self._stream.read(max_bytes)
+        self.received += len(data)
+        return data
+
+    async def read_exact(self, size: int) -> bytes:
+        data = await self._stream.read_exact(size)
+        self.received += len(data)
+        return data
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)

@@ -52,6 +52,22 @@ def parse(text: str) -> ast.Query:
     return _Parser(text).query()
 
 
+def parse_expression(text: str) -> ast.Expr:
+    """Parse one expression alone, as WHERE takes it (a job's alert condition, docs/jobs.md).
+
+    Raises:
+        ParseError with the offset of the offending token and what was expected there.
+    """
+    parser = _Parser(text)
+    parser.in_where = True
+    if parser.tok.kind == EOF:
+        raise parser.error("a condition")
+    expr = parser.expr()
+    if parser.tok.kind != EOF:
+        raise parser.error("an operator, AND, OR or the end")
+    return expr
+
+
 class _Parser:
     def __init__(self, text: str):
         self.text = text

@@ -1,0 +1,42 @@
+"""What backup and restore need to leave nothing half-done behind: whether the process that
+made a leftover (its pid in the leftover's name) still runs, and the fsync of a folder that makes
+a rename in it durable."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether process ``pid`` runs on this host (one of another user counts as running)."""
+    if not pid or pid < 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def abandoned(name: str, prefix: str) -> bool:
+    """Whether ``name`` (``<prefix><pid>...``) was left by a process that is gone, not this one."""
+    digits = ""
+    for ch in name[len(prefix):]:
+        if not ch.isdigit():
+            break
+        digits += ch
+    return name.startswith(prefix) and bool(digits) and int(digits) != os.getpid() and not pid_alive(int(digits))
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the renames and links in ``path`` durable (best effort: not every system can)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
