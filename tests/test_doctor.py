@@ -606,16 +606,21 @@ def test_a_daemon_whose_pid_is_gone_is_dead_and_a_live_one_is_alive(isolated_hom
     assert code == 0
 
 
-def test_jobs_on_time_with_no_runner_now_pass_as_cron_runs_them(isolated_home):
-    from tessera.core.store.db import transaction
-
-    publish(isolated_home)
-    conn = connect(isolated_home)
-    with transaction(conn):
-        _job(conn, "soon", _stamp(60))
-    conn.close()
+def test_jobs_no_runner_ever_ran_warn_and_pass_once_run_due_has_run_them(isolated_home):
+    added = tessera(isolated_home, "job", "add", "tick", "--cron", "*/5 * * * *", "--", "tessera", "events", "verify")
+    assert added.returncode == 0, added.stderr
+    ran = tessera(isolated_home, "job", "run", "tick")  # by hand: says nothing of a scheduler
+    assert ran.returncode == 0, ran.stderr
     code, rows, _ = doctor(isolated_home)
-    assert code == 0 and rows["job runner"]["status"] == "ok" and rows["jobs overdue"]["status"] == "ok"
+    assert rows["job runner"]["status"] == "warn" and "no runner has run a scheduled run yet" in rows["job runner"]["detail"]
+    assert "tessera job daemon" in rows["job runner"]["fix"] and code == 0
+    with sqlite3.connect(store_path(isolated_home)) as edit:  # its due time came (not yet overdue)
+        edit.execute("UPDATE jobs SET next_run_at = ?", (_stamp(-5),))
+    due = tessera(isolated_home, "job", "run-due")  # as cron runs it
+    assert due.returncode == 0, due.stderr
+    code, rows, _ = doctor(isolated_home)
+    assert rows["job runner"]["status"] == "ok" and "scheduled runs happen" in rows["job runner"]["detail"], rows["job runner"]
+    assert rows["jobs overdue"]["status"] == "ok" and code == 0
 
 
 # -- all at once --------------------------------------------------------------------------------

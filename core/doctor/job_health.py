@@ -12,6 +12,7 @@ from tessera.core.doctor.check_result import FAIL, OK, WARN, CheckResult, listed
 from tessera.core.doctor.read_only_store import open_read_only, unreadable
 from tessera.core.errors import TesseraError
 
+RECENT_RUNS = 20  # each job's last runs looked at for one a schedule started (not `job run NAME`)
 START_RUNNER = "tessera job daemon (or add `* * * * * tessera job run-due` to crontab -e)"
 
 
@@ -37,20 +38,21 @@ def check_jobs(store: Path) -> list[CheckResult]:
             return [CheckResult("jobs", OK, "no jobs (the store predates jobs)")]
         jobs = job_records.list_jobs(conn)
         runners = job_records.runners(conn)
+        scheduled = any(run.trigger != "manual" for job in jobs for run in job_records.runs(conn, job.name, limit=RECENT_RUNS))
     except TesseraError as exc:
         return [unreadable("jobs", exc)]
     finally:
         conn.close()
     if not jobs:
         return [CheckResult("jobs", OK, "no jobs")]
-    return [_runner_row(jobs, runners), _overdue_row(jobs, runners)]
+    return [_runner_row(jobs, runners, scheduled), _overdue_row(jobs, runners)]
 
 
 def _describe(runner) -> str:
     return f"{runner.kind} pid {runner.pid} on {runner.host} (heartbeat {runner.heartbeat_at})"
 
 
-def _runner_row(jobs: list, runners: list) -> CheckResult:
+def _runner_row(jobs: list, runners: list, scheduled: bool) -> CheckResult:
     from tessera.core.jobs.job_records import overdue
 
     live = [r for r in runners if alive(r)]
@@ -69,7 +71,11 @@ def _runner_row(jobs: list, runners: list) -> CheckResult:
     if dead:
         return CheckResult("job runner", WARN, f"no live runner{dead_note}; no job is overdue yet (the next runner clears the dead one's runs)",
                            START_RUNNER)
-    return CheckResult("job runner", OK, "no runner at this moment; no job is overdue (run by `tessera job run-due` from cron)")
+    if not scheduled:
+        return CheckResult("job runner", WARN, "no runner has run a scheduled run yet (only `tessera job run`): "
+                                               "jobs will be overdue unless one runs", START_RUNNER)
+    return CheckResult("job runner", OK, "no runner at this moment, none overdue: scheduled runs happen "
+                                         "(`tessera job run-due` from cron leaves no row between its runs)")
 
 
 def _overdue_row(jobs: list, runners: list) -> CheckResult:
