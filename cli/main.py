@@ -43,6 +43,7 @@ COMMAND_MODULES: dict[str, str] = {
     "blob": "tessera.cli.blob",
     "ingest": "tessera.cli.knowledge_ingest",
     "search": "tessera.cli.knowledge_search",
+    "nats": "tessera.cli.nats",
 }
 # Root options that take a value (``--correlation ID``): the word after one is not the command.
 _ROOT_VALUE_OPTIONS = ("--correlation",)
