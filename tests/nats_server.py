@@ -98,8 +98,9 @@ class NatsServer:
 
 
 def stream_messages(url: str, stream: str) -> list:
-    """Every message of the stream, in stream order, as (subject, headers, data bytes), read
-    through a direct get per sequence (the tests' own reader, independent of `tessera nats pull`)."""
+    """Every message of the stream, in stream order, as (subject, headers, data bytes), read by
+    an ordered consumer of the test's own (independent of `tessera nats pull`); the count is
+    checked against the stream's own message count."""
     import asyncio
 
     import nats
@@ -109,13 +110,21 @@ def stream_messages(url: str, stream: str) -> list:
         try:
             js = nc.jetstream()
             info = await js.stream_info(stream)
-            out = []
-            for seq in range(info.state.first_seq, info.state.last_seq + 1):
-                try:
-                    msg = await js.get_msg(stream, seq)
-                except nats.js.errors.NotFoundError:
-                    continue  # deleted or never stored
+            total = info.state.messages
+            out: list = []
+            if total == 0:
+                return out
+            done = asyncio.Event()
+
+            async def take(msg) -> None:
                 out.append((msg.subject, dict(msg.headers or {}), msg.data))
+                if msg.metadata.num_pending == 0:
+                    done.set()
+
+            sub = await js.subscribe(f"tessera.{stream}.>", stream=stream, cb=take, ordered_consumer=True)
+            await asyncio.wait_for(done.wait(), READY_SECONDS)
+            await sub.unsubscribe()
+            assert len(out) == total, f"read {len(out)} messages of the stream's {total}"
             return out
         finally:
             await nc.close()

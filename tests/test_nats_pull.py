@@ -1,0 +1,109 @@
+"""`tessera nats pull` against a real nats-server: two members (two data homes) push and pull
+each other's chains, which verify complete on both sides; --follow at both ends carries a new
+event across; a forged message in the stream is refused without storing it while the genuine
+chain still arrives whole."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+
+from tests.nats_helpers import append_events, nats_server, own_actor  # noqa: F401
+from tests.test_peer_serve import DEADLINE, procs, store, tessera, wait_until  # noqa: F401
+
+
+def chain(home, actor: str) -> list[str]:
+    conn = store(home)
+    try:
+        return [r[0] for r in conn.execute("SELECT id FROM events WHERE actor = ? ORDER BY seq", (actor,))]
+    finally:
+        conn.close()
+
+
+def test_two_members_push_and_pull_each_others_chains_complete_and_verified(tmp_path, nats_server):
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    alice_ids, bob_ids = append_events(alice, 3000), append_events(bob, 2000)
+    for home in (alice, bob):
+        pushed = tessera(home, "nats", "push", "--server", nats_server.url)
+        assert pushed.returncode == 0, pushed.stderr
+    for home, own, other in ((alice, 3000, 2000), (bob, 2000, 3000)):
+        pulled = tessera(home, "nats", "pull", "--server", nats_server.url)
+        assert pulled.returncode == 0, pulled.stderr
+        assert f"pulled {other} events" in pulled.stderr and f"{own} own skipped" in pulled.stderr
+    assert chain(alice, own_actor(bob)) == bob_ids
+    assert chain(bob, own_actor(alice)) == alice_ids
+    for home in (alice, bob):
+        verified = tessera(home, "events", "verify")
+        assert verified.returncode == 0 and "5000 events, 2 chains intact" in verified.stdout, verified.stdout + verified.stderr
+
+    again = tessera(bob, "nats", "pull", "--server", nats_server.url)
+    assert again.returncode == 0 and "pulled 0 events" in again.stderr, again.stderr
+    from_start = tessera(bob, "nats", "pull", "--server", nats_server.url, "--from-start")
+    assert from_start.returncode == 0 and "pulled 0 events" in from_start.stderr and "3000 held already" in from_start.stderr
+    assert chain(bob, own_actor(alice)) == alice_ids
+
+
+def test_follow_push_and_follow_pull_carry_new_events_across(tmp_path, nats_server, procs):
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    ids = append_events(alice, 100)
+    append_events(bob, 1)
+    push = procs(alice, "nats", "push", "--server", nats_server.url, "--follow")
+    pull = procs(bob, "nats", "pull", "--server", nats_server.url, "--follow")
+    actor = own_actor(alice)
+    wait_until(lambda: chain(bob, actor) == ids, "bob to mirror alice's backlog")
+    ids += append_events(alice, 5, subject="demo.live")
+    wait_until(lambda: chain(bob, actor) == ids, "bob to mirror alice's new events")
+    pull.send_signal(signal.SIGTERM)
+    assert pull.wait(DEADLINE) == 0
+    push.send_signal(signal.SIGINT)
+    assert push.wait(DEADLINE) == 130
+    stopped = [json.loads(line) for line in push.stderr.read().splitlines() if line.startswith("{")]
+    assert stopped[-1]["event"] == "stopped" and stopped[-1]["cursor"] == len(ids)
+    assert tessera(bob, "events", "verify").returncode == 0
+
+
+def _publish_forged(url: str, event: dict) -> None:
+    """A message on alice's subject holding her next event with its data changed (the hash
+    left as it was): what a member who can write to the stream could forge."""
+    import nats
+
+    async def send() -> None:
+        nc = await nats.connect(url, allow_reconnect=False)
+        try:
+            ack = await nc.jetstream().publish(f"tessera.TESSERA.{event['actor']}.{event['subject']}",
+                                               json.dumps(event).encode(), headers={"Nats-Msg-Id": "forged"})
+            assert not ack.duplicate
+        finally:
+            await nc.close()
+
+    asyncio.run(send())
+
+
+def test_a_forged_message_is_refused_unstored_and_the_genuine_chain_still_arrives(tmp_path, nats_server):
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    ids = append_events(alice, 3)
+    assert tessera(alice, "nats", "push", "--server", nats_server.url).returncode == 0
+    ids += append_events(alice, 3, subject="demo.later")
+    conn = store(alice)
+    fourth = conn.execute("SELECT seq, id, time, subject, type, actor, correlation, data, prev_hash, hash "
+                          "FROM events WHERE seq = 4").fetchone()
+    conn.close()
+    forged = dict(zip(("seq", "id", "time", "subject", "type", "actor", "correlation", "data", "prev_hash", "hash"), fourth))
+    forged["data"] = {"i": 0, "pad": "forged"}
+    _publish_forged(nats_server.url, forged)  # in the stream before the genuine seq 4
+    assert tessera(alice, "nats", "push", "--server", nats_server.url).returncode == 0
+
+    pulled = tessera(bob, "nats", "pull", "--server", nats_server.url)
+    assert pulled.returncode == 1, pulled.stderr
+    lines = pulled.stderr.splitlines()
+    assert len(lines) == 2, pulled.stderr
+    assert f"refused 1 events of actor {forged['actor']} from seq 4" in lines[0] and "does not match its hash" in lines[0]
+    assert "pulled 6 events" in lines[1]
+    assert chain(bob, forged["actor"]) == ids  # the forgery stored nowhere, the genuine chain whole
+    conn = store(bob)
+    assert conn.execute("SELECT count(*) FROM events WHERE data LIKE '%forged%'").fetchone()[0] == 0
+    error = conn.execute("SELECT last_error FROM nats_pull_cursors").fetchone()[0]
+    conn.close()
+    assert "seq 4" in error and "does not match its hash" in error
+    assert tessera(bob, "events", "verify").returncode == 0

@@ -1,0 +1,91 @@
+"""`tessera nats push` against a real nats-server with JetStream (tests/nats_server.py): the
+outbox advances only on acks, so a push SIGKILLed mid-push and restarted, or a server SIGKILLed
+and restarted under a --follow push, leaves the stream holding each event exactly once, in
+order. Every wait polls a condition with a generous deadline."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+from tests.nats_helpers import append_events, assert_stream_holds_chain_once, nats_server, own_actor, push_cursor  # noqa: F401
+from tests.process_lines import wait_stderr
+from tests.test_peer_serve import DEADLINE, procs, tessera, wait_until  # noqa: F401
+
+
+def test_push_sigkilled_mid_push_and_restarted_holds_each_event_once(tmp_path, nats_server, procs):
+    home = tmp_path / "a"
+    ids = append_events(home, 30000)
+    push = procs(home, "nats", "push", "--server", nats_server.url)
+    wait_until(lambda: push_cursor(home) > 0 or push.poll() is not None, "the push's first acks")
+    push.send_signal(signal.SIGKILL)
+    push.wait(DEADLINE)
+    assert push.returncode == -signal.SIGKILL
+    killed_at = push_cursor(home)
+    assert 0 < killed_at < len(ids), "the push was not killed mid-push"
+
+    again = tessera(home, "nats", "push", "--server", nats_server.url)
+    assert again.returncode == 0, again.stderr
+    assert f"cursor at seq {len(ids)}" in again.stderr
+    assert push_cursor(home) == len(ids)
+    assert_stream_holds_chain_once(nats_server, own_actor(home), ids)
+
+    nothing = tessera(home, "nats", "push", "--server", nats_server.url)
+    assert nothing.returncode == 0 and "pushed 0 events" in nothing.stderr, nothing.stderr
+
+
+def test_server_sigkilled_and_restarted_under_a_follow_push_loses_and_duplicates_nothing(tmp_path, nats_server, procs):
+    home = tmp_path / "a"
+    ids = append_events(home, 30000)
+    push = procs(home, "nats", "push", "--server", nats_server.url, "--follow")
+    wait_until(lambda: push_cursor(home) > 0, "the push's first acks")
+    nats_server.kill()
+    assert push_cursor(home) < len(ids), "the server was not killed mid-push"
+    failed = wait_stderr(push, lambda line: '"push_failed"' in line)
+    assert json.loads(failed)["level"] == "warning"
+    ids += append_events(home, 2000, subject="demo.while_down")  # the outbox grows while the server is away
+    nats_server.start()  # the same port and store dir
+
+    wait_until(lambda: push_cursor(home) == len(ids), "the follow push to catch up after the restart", timeout=2 * DEADLINE)
+    assert_stream_holds_chain_once(nats_server, own_actor(home), ids)
+
+    ids += append_events(home, 10, subject="demo.after")  # --follow keeps tailing the log
+    wait_until(lambda: push_cursor(home) == len(ids), "the follow push to send new events")
+    push.send_signal(signal.SIGTERM)
+    assert push.wait(DEADLINE) == 0
+    assert_stream_holds_chain_once(nats_server, own_actor(home), ids)
+
+
+def test_push_with_a_pattern_sends_only_matching_own_events_and_moves_past_the_rest(tmp_path, nats_server):
+    home = tmp_path / "a"
+    ids = append_events(home, 10, subject="demo.keep") + append_events(home, 5, subject="other.drop")
+    result = tessera(home, "nats", "push", "--server", nats_server.url, "demo.>")
+    assert result.returncode == 0, result.stderr
+    assert "pushed 10 events" in result.stderr and "5 left out by the pattern" in result.stderr
+    assert push_cursor(home) == len(ids)  # the cursor is past the left-out events too
+    from tests.nats_server import stream_messages
+
+    subjects = [subject for subject, _, _ in stream_messages(nats_server.url, "TESSERA")]
+    assert len(subjects) == 10 and all(".demo.keep." in s for s in subjects)
+
+
+def test_push_and_pull_errors_are_one_line_with_typed_exit_codes(tmp_path, nats_server):
+    home = tmp_path / "a"
+    append_events(home, 3)
+    from tests.nats_server import free_port
+
+    closed = f"nats://127.0.0.1:{free_port()}"
+    for command in ("push", "pull"):
+        down = tessera(home, "nats", command, "--server", closed)
+        assert down.returncode == 3, down.stderr
+        assert down.stderr.count("\n") == 1 and "unreachable: connection refused" in down.stderr
+        for bad, what in ((["--server", "http://127.0.0.1:4222"], "not a NATS URL"),
+                          (["--server", "nats://alice:secret@127.0.0.1:4222"], "credentials in the URL"),
+                          (["--server", nats_server.url, "--stream", "a.b"], "not a stream name")):
+            refused = tessera(home, "nats", command, *bad)
+            assert refused.returncode == 2, refused.stderr
+            assert what in refused.stderr and refused.stderr.count("\n") == 1
+            assert "secret" not in refused.stderr  # a password in a URL is never echoed
+    pattern = tessera(home, "nats", "push", "--server", nats_server.url, "demo..x")
+    assert pattern.returncode == 2 and "bad subject pattern" in pattern.stderr
+    assert push_cursor(home) == 0
