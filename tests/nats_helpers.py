@@ -53,11 +53,11 @@ def push_cursor(home: Path) -> int:
 
 def assert_stream_holds_chain_once(server: NatsServer, actor: str, ids: list[str], stream: str = "TESSERA") -> None:
     """The stream holds each of ``ids`` (the actor's chain, in seq order) exactly once, in order."""
-    mine = [(headers, data) for subject, headers, data in stream_messages(server.url, stream)
+    mine = [(headers, json.loads(data)) for subject, headers, data in stream_messages(server.url, stream)
             if subject.startswith(f"tessera.{stream}.{actor}.")]
-    msg_ids = [headers["Nats-Msg-Id"] for headers, _ in mine]
-    assert len(msg_ids) == len(set(msg_ids)), f"{len(msg_ids) - len(set(msg_ids))} events are in the stream twice"
-    assert msg_ids == ids, (f"the stream holds {len(msg_ids)} of the chain's {len(ids)} events"
-                            if len(msg_ids) != len(ids) else "the stream holds the chain out of order")
-    seqs = [json.loads(data)["seq"] for _, data in mine]
-    assert seqs == list(range(1, len(ids) + 1))
+    held = [event["id"] for _, event in mine]
+    assert len(held) == len(set(held)), f"{len(held) - len(set(held))} events are in the stream twice"
+    assert held == ids, (f"the stream holds {len(held)} of the chain's {len(ids)} events"
+                         if len(held) != len(ids) else "the stream holds the chain out of order")
+    assert [event["seq"] for _, event in mine] == list(range(1, len(ids) + 1))
+    assert all(headers.get("Nats-Msg-Id") == event["id"] for headers, event in mine), "a message's Nats-Msg-Id is not its event id"
