@@ -27,6 +27,7 @@ MAX_IN_FLIGHT = 2000  # publishes awaiting their ack
 READ_BATCH = 2000  # events read from the store at a time
 CURSOR_WRITE_S = 0.05  # the cursor is stored at most this often while acks come in
 ACK_WAIT_S = 15.0  # an ack not back by then: the connection is taken as lost
+YIELD_EVERY = 100  # publishes between turns of the event loop (so they leave in writes of about this many)
 POLL_S = 0.005  # how often --follow looks for new events (PRAGMA data_version: cheap)
 
 _OWN_EVENTS = ("SELECT seq, id, time, subject, type, actor, correlation, data, prev_hash, hash FROM events "
@@ -115,7 +116,7 @@ class Outbox:
                 if until is not None:
                     rows = [r for r in rows if r[0] <= until]
                 if not rows:
-                    await self._settle(in_flight, lost_wait, wait_all=True)
+                    await self._settle(in_flight, lost_wait, wait="all")
                     if self.acked != self.summary.cursor:
                         self.store_cursor(self.acked)
                         written_at = time.monotonic()
@@ -123,32 +124,34 @@ class Outbox:
                         return
                     version = await self._wait_for_new(version, stop, lost)
                     continue
-                for row in rows:
+                for index, row in enumerate(rows, 1):
                     seq, subject = row[0], row[3]
                     if self.match_all or _matches(self.pattern, subject):
+                        if js.publish_async_pending() >= MAX_IN_FLIGHT:  # the window is full: the oldest ack first
+                            await self._settle(in_flight, lost_wait, wait="one")
                         try:
+                            # no wait_stall: with one, nats-py waits through a task for every message,
+                            # and each message then leaves in its own write; the window is bounded above
                             future = await js.publish_async(
                                 broker.message_subject(self.stream, self.actor, subject), payload(row),
-                                wait_stall=ACK_WAIT_S, headers={broker.MSG_ID: row[1], broker.SEQ_HEADER: str(seq)})
+                                headers={broker.MSG_ID: row[1], broker.SEQ_HEADER: str(seq)})
                         except (nats_errors.ConnectionClosedError, nats_errors.OutboundBufferLimitError,
                                 nats_errors.StaleConnectionError) as exc:
                             raise ConnectionLost(f"lost the connection to {self.server} ({type(exc).__name__})") from None
-                        except Exception as exc:  # TooManyStalledMsgsError: acks stopped coming
-                            if type(exc).__name__ == "TooManyStalledMsgsError":
-                                raise ConnectionLost(f"{self.server} stopped acknowledging ({ACK_WAIT_S:g} s without an ack)") from None
-                            raise
                         in_flight.append((seq, future))
                     else:
                         in_flight.append((seq, None))
                         self.summary.skipped += 1
                     read_to = seq
-                    if in_flight[0][1] is None or in_flight[0][1].done():
-                        await self._settle(in_flight, lost_wait, wait_all=False)
-                if time.monotonic() - written_at >= CURSOR_WRITE_S and self.acked != self.summary.cursor:
-                    self.store_cursor(self.acked)
-                    written_at = time.monotonic()
+                    if index % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # the flusher writes what is buffered, acks are read
+                        await self._settle(in_flight, lost_wait, wait="none")
+                        if time.monotonic() - written_at >= CURSOR_WRITE_S and self.acked != self.summary.cursor:
+                            self.store_cursor(self.acked)
+                            written_at = time.monotonic()
+                await self._settle(in_flight, lost_wait, wait="none")
             # stopped: what is in flight gets its acks (or the connection is found lost)
-            await self._settle(in_flight, lost_wait, wait_all=True)
+            await self._settle(in_flight, lost_wait, wait="all")
         finally:
             lost_wait.cancel()
             for _, future in in_flight:
@@ -157,16 +160,21 @@ class Outbox:
             if self.acked != self.summary.cursor:
                 self.store_cursor(self.acked)
 
-    async def _settle(self, in_flight: deque, lost_wait: asyncio.Future, *, wait_all: bool) -> None:
-        """Take acked events off the front of ``in_flight`` (all of them with ``wait_all``,
-        waiting for each), moving ``self.acked`` over them in order."""
+    async def _settle(self, in_flight: deque, lost_wait: asyncio.Future, *, wait: str) -> None:
+        """Take acked events off the front of ``in_flight``, moving ``self.acked`` over them in
+        order: those acked already (``wait`` "none"), waiting for the first unacked one ("one")
+        or for all of them ("all")."""
         from nats.js import errors as js_errors
 
+        waited = False
         while in_flight:
             seq, future = in_flight[0]
             if future is not None and not future.done():
-                if not wait_all:
+                if wait == "none":
                     break
+                if wait == "one" and waited:
+                    break
+                waited = True
                 done, _ = await asyncio.wait({future, lost_wait}, timeout=ACK_WAIT_S, return_when=asyncio.FIRST_COMPLETED)
                 if future not in done:
                     raise ConnectionLost(f"lost the connection to {self.server}" if lost_wait in done
