@@ -230,7 +230,8 @@ async def push(conn: Any, server: str, stream: str, pattern: str, creds: broker.
             try:
                 connected()
                 if follow:
-                    log("info", "pushing", server=server, stream=stream, pattern=pattern, cursor=outbox.stored_cursor())
+                    log("info", "pushing", server=server, stream=stream, pattern=pattern, actor=outbox.actor,
+                        cursor=outbox.stored_cursor())
                 await outbox.session(nc, lost, stop, until=None if follow else outbox.last_seq())
             finally:
                 await broker.close(nc)
