@@ -107,3 +107,39 @@ def test_a_forged_message_is_refused_unstored_and_the_genuine_chain_still_arrive
     conn.close()
     assert "seq 4" in error and "does not match its hash" in error
     assert tessera(bob, "events", "verify").returncode == 0
+
+
+def test_a_follow_pull_reconnects_after_the_server_restarts_and_goes_on_from_its_cursor(tmp_path, nats_server, procs):
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    ids = append_events(alice, 500)
+    assert tessera(alice, "nats", "push", "--server", nats_server.url).returncode == 0
+    pull = procs(bob, "nats", "pull", "--server", nats_server.url, "--follow")
+    actor = own_actor(alice)
+    wait_until(lambda: chain(bob, actor) == ids, "bob to mirror alice's first events")
+    nats_server.kill()
+    from tests.process_lines import wait_stderr
+
+    assert json.loads(wait_stderr(pull, lambda line: '"pull_failed"' in line))["level"] == "warning"
+    nats_server.start()
+    ids += append_events(alice, 500, subject="demo.after_restart")
+    assert tessera(alice, "nats", "push", "--server", nats_server.url).returncode == 0
+    wait_until(lambda: chain(bob, actor) == ids, "bob to mirror the events pushed after the restart", timeout=2 * DEADLINE)
+    pull.send_signal(signal.SIGTERM)
+    assert pull.wait(DEADLINE) == 0
+    assert tessera(bob, "events", "verify").returncode == 0
+
+
+def test_a_chain_pushed_through_a_pattern_has_a_gap_and_pull_stops_it_there(tmp_path, nats_server):
+    """docs/nats.md "Patterns": the events after a gap cannot link, so they are refused and
+    reported; the chain here ends at the last event that linked and still verifies."""
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    ids = append_events(alice, 3, subject="demo.keep")
+    append_events(alice, 1, subject="other.drop")
+    append_events(alice, 2, subject="demo.keep")
+    assert tessera(alice, "nats", "push", "--server", nats_server.url, "demo.>").returncode == 0
+    pulled = tessera(bob, "nats", "pull", "--server", nats_server.url)
+    assert pulled.returncode == 1
+    actor = own_actor(alice)
+    assert f"refused 2 events of actor {actor} from seq 5" in pulled.stderr and "does not link" in pulled.stderr
+    assert chain(bob, actor) == ids
+    assert tessera(bob, "events", "verify").returncode == 0
