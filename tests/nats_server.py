@@ -38,11 +38,12 @@ class NatsServer:
     """One nats-server process; ``url`` stays the same across ``kill`` / ``start``."""
 
     def __init__(self, store_dir: Path, port: int | None = None, monitor_port: int | None = None,
-                 extra_args: tuple[str, ...] = ()):
+                 extra_args: tuple[str, ...] = (), jetstream: bool = True):
         self.store_dir = Path(store_dir)
         self.port = port or free_port()
         self.monitor_port = monitor_port or free_port()
         self.extra_args = extra_args
+        self.jetstream = jetstream
         self.proc: subprocess.Popen | None = None
         self.log_path = self.store_dir.parent / f"nats-server-{self.port}.log"
 
@@ -54,7 +55,7 @@ class NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child holds it
         self.proc = subprocess.Popen(
-            [server_binary(), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.monitor_port),
+            [server_binary(), *(["-js"] if self.jetstream else []), "-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.monitor_port),
              "-sd", str(self.store_dir), *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
@@ -63,8 +64,8 @@ class NatsServer:
 
     def healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.monitor_port}/healthz?js-enabled-only=true",
-                                        timeout=2) as answer:
+            query = "?js-enabled-only=true" if self.jetstream else ""
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.monitor_port}/healthz{query}", timeout=2) as answer:
                 return answer.status == 200
         except OSError:
             return False

@@ -54,6 +54,9 @@ def test_server_sigkilled_and_restarted_under_a_follow_push_loses_and_duplicates
     push.send_signal(signal.SIGTERM)
     assert push.wait(DEADLINE) == 0
     assert_stream_holds_chain_once(nats_server, own_actor(home), ids)
+    logged = []  # every line after push_failed up to stopped: JSON, no traceback of a dead connection's task
+    wait_stderr(push, lambda line: logged.append(json.loads(line)) or logged[-1]["event"] == "stopped")
+    assert logged[-1]["cursor"] == len(ids)
 
 
 def test_push_with_a_pattern_sends_only_matching_own_events_and_moves_past_the_rest(tmp_path, nats_server):
@@ -89,3 +92,34 @@ def test_push_and_pull_errors_are_one_line_with_typed_exit_codes(tmp_path, nats_
     pattern = tessera(home, "nats", "push", "--server", nats_server.url, "demo..x")
     assert pattern.returncode == 2 and "bad subject pattern" in pattern.stderr
     assert push_cursor(home) == 0
+
+
+def test_a_server_without_jetstream_is_one_line_and_exit_3(tmp_path):
+    from tests.nats_server import NatsServer
+
+    server = NatsServer(tmp_path / "plain", jetstream=False).start()
+    try:
+        home = tmp_path / "a"
+        append_events(home, 2)
+        for command in ("push", "pull"):
+            result = tessera(home, "nats", command, "--server", server.url)
+            assert result.returncode == 3, result.stderr
+            assert result.stderr.count("\n") == 1 and "has no JetStream" in result.stderr
+    finally:
+        server.kill()
+
+
+def test_a_once_push_that_loses_its_server_exits_3_with_one_line_and_resumes_later(tmp_path, nats_server, procs):
+    home = tmp_path / "a"
+    ids = append_events(home, 30000)
+    push = procs(home, "nats", "push", "--server", nats_server.url)
+    wait_until(lambda: push_cursor(home) > 0 or push.poll() is not None, "the push's first acks")
+    nats_server.kill()
+    assert push.wait(DEADLINE) == 3
+    stderr = push.stderr.read()
+    assert stderr.count("\n") == 1 and "lost the connection to" in stderr and "Traceback" not in stderr, stderr
+    assert push_cursor(home) < len(ids)
+    nats_server.start()
+    again = tessera(home, "nats", "push", "--server", nats_server.url)
+    assert again.returncode == 0, again.stderr
+    assert_stream_holds_chain_once(nats_server, own_actor(home), ids)

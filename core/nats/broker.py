@@ -172,6 +172,24 @@ async def connect(server: str, creds: Credentials, *, on_closed: Callable[[], No
                                 hint="start it (nats-server -js), or check --server") from None
 
 
+def nats_errors() -> tuple:
+    """nats-py's error classes (``except broker.nats_errors():``), imported only once a
+    connection is made."""
+    from nats import errors
+
+    return (errors.Error,)
+
+
+def lost(server: str, exc: Exception) -> SourceUnavailable:
+    """A nats-py error in the middle of a session as the ConnectionLost it amounts to (exit 3
+    once; --follow reconnects)."""
+    from tessera.core.nats.nats_runner import ConnectionLost
+
+    detail = getattr(exc, "description", None) or str(exc).strip() or type(exc).__name__
+    return ConnectionLost(f"lost the connection to {server}: {type(exc).__name__}: {detail[:200]}",
+                          hint="it goes on from its cursor when run again")
+
+
 def _reason(exc: Exception) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"

@@ -53,12 +53,24 @@ def run(main: Callable[[Stop], Awaitable[T]]) -> tuple[T, int]:
     async def wrapper() -> tuple[T, int]:
         stop = Stop()
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(_background_failure)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set, signum)
         result = await main(stop)
         return result, stop.exit_code
 
     return asyncio.run(wrapper())
+
+
+def _background_failure(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """An exception in a task nobody awaits: nats-py's flusher and reader tasks fail this way
+    when the server goes (ConnectionResetError...), which the session has already seen as the
+    connection closing. asyncio would print each with a traceback on stderr, in the middle of
+    a one-line error or a JSON log; with TESSERA_DEBUG set they are printed as asyncio does."""
+    import os
+
+    if os.environ.get("TESSERA_DEBUG"):
+        loop.default_exception_handler(context)
 
 
 async def reconnecting(session: Callable[[Callable[[], None]], Awaitable[None]], stop: Stop, log: Any,

@@ -233,6 +233,8 @@ async def push(conn: Any, server: str, stream: str, pattern: str, creds: broker.
                     log("info", "pushing", server=server, stream=stream, pattern=pattern, actor=outbox.actor,
                         cursor=outbox.stored_cursor())
                 await outbox.session(nc, lost, stop, until=None if follow else outbox.last_seq())
+            except broker.nats_errors() as exc:  # a request timed out, the connection closed under a request
+                raise broker.lost(server, exc) from None
             finally:
                 await broker.close(nc)
         except SourceUnavailable as exc:  # kept for doctor and the status cell: why the lag grows

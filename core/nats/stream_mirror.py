@@ -280,6 +280,8 @@ async def pull(conn: Any, server: str, stream: str, creds: broker.Credentials, s
                 if follow:
                     log("info", "pulling", server=server, stream=stream, cursor=mirror.stored_cursor())
                 await mirror.session(nc, lost, stop, follow=follow)
+            except broker.nats_errors() as exc:  # a request timed out, the connection closed under a request
+                raise broker.lost(server, exc) from None
             finally:
                 await broker.close(nc)
         except (SourceUnavailable, SourceTimeout) as exc:
