@@ -123,3 +123,33 @@ def test_a_once_push_that_loses_its_server_exits_3_with_one_line_and_resumes_lat
     again = tessera(home, "nats", "push", "--server", nats_server.url)
     assert again.returncode == 0, again.stderr
     assert_stream_holds_chain_once(nats_server, own_actor(home), ids)
+
+
+def test_credentials_come_from_the_environment_and_are_never_printed(tmp_path):
+    import os
+    import subprocess
+
+    from tests.nats_server import NatsServer
+    from tests.test_peer_serve import TSR, env_for
+
+    server = NatsServer(tmp_path / "auth", extra_args=("--user", "alice", "--pass", "s3cret-Pa55")).start()
+    try:
+        home = tmp_path / "a"
+        append_events(home, 3)
+
+        def push(**env) -> subprocess.CompletedProcess:
+            return subprocess.run([*TSR, "nats", "push", "--server", server.url], capture_output=True, text=True,
+                                  env={**env_for(home), **env}, timeout=DEADLINE, stdin=subprocess.DEVNULL)
+
+        wrong = push(TESSERA_NATS_USER="alice", TESSERA_NATS_PASSWORD="wrong-Pa55")
+        assert wrong.returncode == 5, wrong.stderr
+        assert wrong.stderr.count("\n") == 1 and "refused the credentials" in wrong.stderr
+        half = push(TESSERA_NATS_USER="alice")
+        assert half.returncode == 2 and "go together" in half.stderr
+        right = push(TESSERA_NATS_USER="alice", TESSERA_NATS_PASSWORD="s3cret-Pa55")
+        assert right.returncode == 0 and "pushed 3 events" in right.stderr, right.stderr
+        for result in (wrong, half, right):
+            assert "Pa55" not in result.stderr + result.stdout
+        assert os.environ.get("TESSERA_NATS_PASSWORD") is None  # the test's own environment untouched
+    finally:
+        server.kill()
