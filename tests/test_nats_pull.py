@@ -63,21 +63,25 @@ def test_follow_push_and_follow_pull_carry_new_events_across(tmp_path, nats_serv
     assert tessera(bob, "events", "verify").returncode == 0
 
 
-def _publish_forged(url: str, event: dict) -> None:
-    """A message on alice's subject holding her next event with its data changed (the hash
-    left as it was): what a member who can write to the stream could forge."""
+def _publish(url: str, subject: str, body: bytes, msg_id: str) -> None:
+    """One message published straight to the stream (not through tessera)."""
     import nats
 
     async def send() -> None:
         nc = await nats.connect(url, allow_reconnect=False)
         try:
-            ack = await nc.jetstream().publish(f"tessera.TESSERA.{event['actor']}.{event['subject']}",
-                                               json.dumps(event).encode(), headers={"Nats-Msg-Id": "forged"})
+            ack = await nc.jetstream().publish(subject, body, headers={"Nats-Msg-Id": msg_id})
             assert not ack.duplicate
         finally:
             await nc.close()
 
     asyncio.run(send())
+
+
+def _publish_forged(url: str, event: dict) -> None:
+    """A message on alice's subject holding her next event with its data changed (the hash
+    left as it was): what a member who can write to the stream could forge."""
+    _publish(url, f"tessera.TESSERA.{event['actor']}.{event['subject']}", json.dumps(event).encode(), "forged")
 
 
 def test_a_forged_message_is_refused_unstored_and_the_genuine_chain_still_arrives(tmp_path, nats_server):
@@ -142,4 +146,26 @@ def test_a_chain_pushed_through_a_pattern_has_a_gap_and_pull_stops_it_there(tmp_
     actor = own_actor(alice)
     assert f"refused 2 events of actor {actor} from seq 5" in pulled.stderr and "does not link" in pulled.stderr
     assert chain(bob, actor) == ids
+    assert tessera(bob, "events", "verify").returncode == 0
+
+
+def test_messages_that_are_not_events_of_the_actor_their_subject_names_are_refused(tmp_path, nats_server):
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    ids = append_events(alice, 2)
+    assert tessera(alice, "nats", "push", "--server", nats_server.url).returncode == 0
+    conn = store(alice)
+    first = conn.execute("SELECT seq, id, time, subject, type, actor, correlation, data, prev_hash, hash "
+                         "FROM events WHERE seq = 1").fetchone()
+    conn.close()
+    event = dict(zip(("seq", "id", "time", "subject", "type", "actor", "correlation", "data", "prev_hash", "hash"), first))
+    event["data"] = json.loads(event["data"])
+    mallory = "f" * 32
+    _publish(nats_server.url, f"tessera.TESSERA.{mallory}.{event['subject']}", json.dumps(event).encode(), "moved")
+    _publish(nats_server.url, f"tessera.TESSERA.{mallory}.demo.x", b"\x00 not json", "garbage")
+    pulled = tessera(bob, "nats", "pull", "--server", nats_server.url)
+    assert pulled.returncode == 1, pulled.stderr
+    assert f"refused 2 events of actor {mallory}" in pulled.stderr
+    assert "its subject names another actor or subject than its body" in pulled.stderr
+    assert "pulled 2 events" in pulled.stderr
+    assert chain(bob, own_actor(alice)) == ids and chain(bob, mallory) == []
     assert tessera(bob, "events", "verify").returncode == 0
