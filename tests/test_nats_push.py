@@ -10,7 +10,7 @@ import signal
 
 from tests.nats_helpers import append_events, assert_stream_holds_chain_once, nats_server, own_actor, push_cursor  # noqa: F401
 from tests.process_lines import wait_stderr
-from tests.test_peer_serve import DEADLINE, procs, tessera, wait_until  # noqa: F401
+from tests.test_peer_serve import DEADLINE, procs, store, tessera, wait_until  # noqa: F401
 
 
 def test_push_sigkilled_mid_push_and_restarted_holds_each_event_once(tmp_path, nats_server, procs):
@@ -153,3 +153,16 @@ def test_credentials_come_from_the_environment_and_are_never_printed(tmp_path):
         assert os.environ.get("TESSERA_NATS_PASSWORD") is None  # the test's own environment untouched
     finally:
         server.kill()
+
+
+def test_two_spellings_of_one_server_share_one_cursor(tmp_path, nats_server):
+    home = tmp_path / "a"
+    append_events(home, 5)
+    first = tessera(home, "nats", "push", "--server", f"NATS://127.0.0.1:{nats_server.port}/")
+    assert first.returncode == 0 and "pushed 5 events" in first.stderr, first.stderr
+    assert f"on nats://127.0.0.1:{nats_server.port};" in first.stderr
+    second = tessera(home, "nats", "push", "--server", f"nats://127.0.0.1:{nats_server.port}")
+    assert second.returncode == 0 and "pushed 0 events" in second.stderr, second.stderr
+    conn = store(home)
+    assert conn.execute("SELECT server, seq FROM nats_push_cursors").fetchall() == [(f"nats://127.0.0.1:{nats_server.port}", 5)]
+    conn.close()
