@@ -169,3 +169,26 @@ def test_messages_that_are_not_events_of_the_actor_their_subject_names_are_refus
     assert "pulled 2 events" in pulled.stderr
     assert chain(bob, own_actor(alice)) == ids and chain(bob, mallory) == []
     assert tessera(bob, "events", "verify").returncode == 0
+
+
+def test_a_pull_sigkilled_mid_pull_and_restarted_ends_with_the_chain_whole(tmp_path, nats_server, procs):
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    ids = append_events(alice, 30000)
+    assert tessera(alice, "nats", "push", "--server", nats_server.url).returncode == 0
+    actor = own_actor(alice)
+    pull = procs(bob, "nats", "pull", "--server", nats_server.url)
+    wait_until(lambda: pull.poll() is not None or len(chain(bob, actor)) > 0, "bob's first ingested batch")
+    pull.send_signal(signal.SIGKILL)
+    pull.wait(DEADLINE)
+    assert pull.returncode == -signal.SIGKILL
+    held = len(chain(bob, actor))
+    assert 0 < held < len(ids), "the pull was not killed mid-pull"
+    conn = store(bob)
+    cursor = conn.execute("SELECT stream_seq FROM nats_pull_cursors").fetchone()
+    conn.close()
+    assert cursor is not None and cursor[0] == held  # the cursor moved with exactly what was stored
+
+    again = tessera(bob, "nats", "pull", "--server", nats_server.url)
+    assert again.returncode == 0, again.stderr
+    assert chain(bob, actor) == ids
+    assert tessera(bob, "events", "verify").returncode == 0
