@@ -166,3 +166,64 @@ def test_two_spellings_of_one_server_share_one_cursor(tmp_path, nats_server):
     conn = store(home)
     assert conn.execute("SELECT server, seq FROM nats_push_cursors").fetchall() == [(f"nats://127.0.0.1:{nats_server.port}", 5)]
     conn.close()
+
+
+def _tls_files(folder) -> tuple:
+    """A CA and a server certificate for 127.0.0.1 it signed, as PEM files (ca, cert, key)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(text):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("test CA")).issuer_name(name("test CA"))
+          .public_key(ca_key.public_key()).serial_number(1).not_valid_before(now - datetime.timedelta(hours=1))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    import ipaddress
+
+    cert = (x509.CertificateBuilder().subject_name(name("127.0.0.1")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(2).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return tuple(str(p) for p in paths)
+
+
+def test_tls_with_the_ca_given_by_ca_and_refused_without_it(tmp_path):
+    from tests.nats_server import NatsServer
+
+    ca, cert, key = _tls_files(tmp_path / "tls")
+    server = NatsServer(tmp_path / "tls-store", extra_args=("--tls", "--tlscert", cert, "--tlskey", key)).start()
+    try:
+        home = tmp_path / "a"
+        append_events(home, 4)
+        url = f"tls://127.0.0.1:{server.port}"
+        untrusted = tessera(home, "nats", "push", "--server", url)  # the system's CAs do not know the test CA
+        assert untrusted.returncode == 3 and untrusted.stderr.count("\n") == 1, untrusted.stderr
+        assert "certificate is not trusted" in untrusted.stderr and "--ca FILE" in untrusted.stderr
+        upgraded = tessera(home, "nats", "push", "--server", f"nats://127.0.0.1:{server.port}", "--ca", ca)
+        assert upgraded.returncode == 0 and "pushed 4 events" in upgraded.stderr, upgraded.stderr  # --ca kept on nats://
+        assert upgraded.stderr.count("\n") == 1, upgraded.stderr
+        trusted = tessera(home, "nats", "push", "--server", url, "--ca", ca)
+        # tls:// is another cursor than nats:// (the scheme says how to dial): all 4 are sent again and dropped
+        assert trusted.returncode == 0 and trusted.stderr.count("\n") == 1, trusted.stderr
+        assert "pushed 4 events" in trusted.stderr and "(4 the stream had already)" in trusted.stderr
+        pulled = tessera(tmp_path / "b", "nats", "pull", "--server", url, "--ca", ca)
+        assert pulled.returncode == 0 and "pulled 4 events" in pulled.stderr and pulled.stderr.count("\n") == 1, pulled.stderr
+        missing = tessera(home, "nats", "push", "--server", url, "--ca", str(tmp_path / "nope.pem"))
+        assert missing.returncode == 2 and "--ca" in missing.stderr
+    finally:
+        server.kill()

@@ -112,12 +112,13 @@ def credentials(ca_file: str | None = None) -> Credentials:
 
 
 def _tls_context(server: str, creds: Credentials) -> Any:
-    if not server.startswith("tls://"):
+    """The TLS context for a tls:// server, or for any server when --ca is given (a nats://
+    server that requires TLS is upgraded to it, and must be checked against that CA too)."""
+    if not server.startswith("tls://") and creds.ca_file is None:
         return None
     import ssl
 
-    context = ssl.create_default_context(cafile=creds.ca_file)
-    return context
+    return ssl.create_default_context(cafile=creds.ca_file)
 
 
 async def connect(server: str, creds: Credentials, *, on_closed: Callable[[], None] | None = None,
@@ -159,12 +160,16 @@ async def connect(server: str, creds: Credentials, *, on_closed: Callable[[], No
         if failures and isinstance(failures[-1], nats_errors.AuthorizationError):
             raise NotAuthorized(f"NATS server {server} refused the credentials",
                                 hint=f"check {ENV_USER}/{ENV_PASSWORD} or {ENV_TOKEN}") from None
+        if failures and _untrusted(failures[-1]):
+            raise _untrusted_error(server, failures[-1]) from None
         raise SourceUnavailable(f"NATS server {server} is unreachable: {why}",
                                 hint="start it (nats-server -js), or check --server") from None
     except (nats_errors.AuthorizationError,) as exc:
         raise NotAuthorized(f"NATS server {server} refused the credentials ({type(exc).__name__})",
                             hint=f"check {ENV_USER}/{ENV_PASSWORD} or {ENV_TOKEN}") from None
     except (OSError, nats_errors.Error) as exc:
+        if _untrusted(exc):
+            raise _untrusted_error(server, exc) from None
         if "authorization" in str(exc).lower():
             raise NotAuthorized(f"NATS server {server} refused the credentials",
                                 hint=f"check {ENV_USER}/{ENV_PASSWORD} or {ENV_TOKEN}") from None
@@ -188,6 +193,18 @@ def lost(server: str, exc: Exception) -> SourceUnavailable:
     detail = getattr(exc, "description", None) or str(exc).strip() or type(exc).__name__
     return ConnectionLost(f"lost the connection to {server}: {type(exc).__name__}: {detail[:200]}",
                           hint="it goes on from its cursor when run again")
+
+
+def _untrusted(exc: Exception) -> bool:
+    import ssl
+
+    return isinstance(exc, ssl.SSLCertVerificationError)
+
+
+def _untrusted_error(server: str, exc: Exception) -> SourceUnavailable:
+    why = getattr(exc, "verify_message", None) or _reason(exc)
+    return SourceUnavailable(f"NATS server {server}'s TLS certificate is not trusted: {why}",
+                             hint="give the PEM file of the CA that signed it with --ca FILE")
 
 
 def _reason(exc: Exception) -> str:

@@ -50,6 +50,15 @@ def run(main: Callable[[Stop], Awaitable[T]]) -> tuple[T, int]:
     """Run ``main(stop)`` in a new event loop with SIGTERM and SIGINT setting ``stop``: its
     result and the exit code the signal calls for (0 without one)."""
 
+    import logging
+    import os
+
+    if not os.environ.get("TESSERA_DEBUG"):
+        # asyncio logs a warning when a TLS connection is closed ("returning true from
+        # eof_received() has no effect when using ssl"), which Python's last-resort handler
+        # prints on stderr beside the command's one line
+        logging.getLogger("asyncio").setLevel(logging.ERROR)
+
     async def wrapper() -> tuple[T, int]:
         stop = Stop()
         loop = asyncio.get_running_loop()
