@@ -66,6 +66,15 @@ tour: $(STAMP)
 	$(TSR) search -o table -n 3 "my container keeps restarting" && \
 	$(TSR) query -s knowledge -s demo -o table "MATCH (c:Chunk)-[:MENTIONS]->(d:Deployment)->(:ReplicaSet)->(p:Pod) WHERE p.status.phase != \"Running\" RETURN DISTINCT c.path AS runbook, c.heading AS section, d.metadata.name AS deployment, p.status.phase AS phase"; \
 	rm -rf $$home
+	@echo "== A job with an alert, run now: the alert fires once, its notify command gets it as JSON; then doctor and a backup"
+	@home=$$(mktemp -d) && export TESSERA_HOME=$$home && \
+	$(TSR) job add pending --cron "*/5 * * * *" -s demo --query "MATCH (p:Pod) WHERE p.status.phase = \"Pending\" RETURN p.metadata.name AS pod" \
+	  --alert "rows > 0" --notify "cat > $$home/alert.json" && \
+	$(TSR) job run pending && $(TSR) job run pending && \
+	$(TSR) job history -o table pending && \
+	$(TSR) events tail -o table 'alert.>' && head -c 300 $$home/alert.json && echo && \
+	$(TSR) backup $$home/home.tsb && \
+	$(TSR) doctor -o table; rm -rf $$home
 	@echo "== A parse error shows where and what was expected (exit 1 is expected here)"
 	-$(TSR) query -s demo "MATCH (d:Deployment RETURN d"
 	@echo "== Tour done. Try: $(TSR) query -s demo 'MATCH (x)->(d:Deployment) RETURN x.kind, d.metadata.name'"

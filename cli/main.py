@@ -46,6 +46,7 @@ COMMAND_MODULES: dict[str, str] = {
     "job": "tessera.cli.job",
     "backup": "tessera.cli.backup",
     "restore": "tessera.cli.backup",
+    "nats": "tessera.cli.nats",
     "doctor": "tessera.cli.doctor",
 }
 # Root options that take a value (``--correlation ID``): the word after one is not the command.
