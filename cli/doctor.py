@@ -26,6 +26,18 @@ def _timeout(text: str) -> float:
     return seconds
 
 
+def _nats_url(url: str) -> str:
+    """A --nats URL in the form the cursors store it (scheme://host:port), checked as push and
+    pull check --server (credentials in a URL refused: set TESSERA_NATS_USER/PASSWORD)."""
+    from tessera.core.errors import UsageError
+    from tessera.core.nats.broker import check_server
+
+    try:
+        return check_server(url)
+    except UsageError as exc:
+        raise UsageError(exc.message.replace("--server", "--nats", 1), hint=exc.hint and exc.hint.replace("--server", "--nats")) from None
+
+
 def doctor(
     output: Annotated[str, typer.Option("--output", "-o", metavar="FORMAT", help="table or json.")] = "table",
     nats: Annotated[Optional[list[str]], typer.Option("--nats", metavar="URL", show_default=False,
@@ -47,7 +59,8 @@ def doctor(
 
     if output not in _FORMATS:
         raise UsageError(f"'{output}' is not a format of doctor", hint="choose table or json")
-    settings = DoctorSettings(timeout=_timeout(timeout), nats_servers=list(nats or []), kubeconfig=kubeconfig)
+    settings = DoctorSettings(timeout=_timeout(timeout), nats_servers=[_nats_url(url) for url in nats or []],
+                              kubeconfig=kubeconfig)
     rows = run_checks(settings)
     _render(rows, output)
     return 0 if all_passed(rows) else 1

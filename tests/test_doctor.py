@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.kube_emulator import write_kubeconfig
+from tests.nats_server import NatsServer
 from tests.test_peer_serve import DEADLINE, env_for, node_id, paired, procs, start_serve, tessera, wait_until  # noqa: F401
 
 NOWHERE = "/nonexistent/kubeconfig"
@@ -456,32 +457,14 @@ def test_a_peer_with_no_address_is_a_warning_and_a_lost_node_key_fails_without_m
 
 @pytest.fixture
 def nats_server(tmp_path):
-    """A real nats-server with JetStream on a free loopback port: (url, stop)."""
-    port = _closed_port()
-    binary = Path(sys.executable).with_name("nats-server")
-    proc = subprocess.Popen([str(binary), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp_path / "js")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def accepting() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            return False
-
-    wait_until(accepting, "nats-server to listen")
-
-    def stop() -> None:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(DEADLINE)
-
-    yield f"nats://127.0.0.1:{port}", stop
-    stop()
+    """A real nats-server with JetStream on a free loopback port (tests/nats_server.py)."""
+    server = NatsServer(tmp_path / "js").start()
+    yield server
+    server.stop()
 
 
 def test_a_pushed_to_nats_server_is_checked_with_its_lag_until_it_is_killed(isolated_home, nats_server):
-    url, stop = nats_server
+    url = nats_server.url
     publish(isolated_home, 4)
     conn = connect(isolated_home)
     from tessera.core.store.db import transaction
@@ -495,46 +478,48 @@ def test_a_pushed_to_nats_server_is_checked_with_its_lag_until_it_is_killed(isol
     assert row["status"] == "warn" and "TESSERA 3 behind" in row["detail"] and "JetStream" in row["detail"], row
     assert row["fix"] == f"tessera nats push --server {url} --stream TESSERA '>'"
     assert code == 0
-    stop()
+    nats_server.kill()
     code, rows, _ = doctor(isolated_home, "--timeout", "2s")
     row = rows[f"nats {url}"]
-    assert code == 1 and row["status"] == "fail" and "cannot connect" in row["detail"]
+    assert code == 1 and row["status"] == "fail" and "unreachable" in row["detail"], row
+    assert row["fix"].startswith("on 127.0.0.1: nats-server -js")
 
 
-def test_a_nats_url_given_is_checked_and_its_password_never_shown(isolated_home, nats_server):
-    url, _stop = nats_server
+def test_a_nats_url_given_is_checked_and_one_with_a_password_is_refused_unshown(isolated_home, nats_server):
     publish(isolated_home)
-    code, rows, done = doctor(isolated_home, "--nats", url)
-    assert rows[f"nats {url}"]["status"] == "ok" and code == 0
-    secret_url = url.replace("nats://", "nats://ops:hunter2@")
-    code, rows, done = doctor(isolated_home, "--nats", secret_url, "--timeout", "3s")
-    assert "hunter2" not in done.stdout + done.stderr
-    shown = url.replace("nats://", "nats://***@")
-    assert f"nats {shown}" in rows, rows.keys()
+    code, rows, _ = doctor(isolated_home, "--nats", nats_server.url)
+    assert rows[f"nats {nats_server.url}"]["status"] == "ok" and code == 0
+    secret_url = nats_server.url.replace("nats://", "nats://ops:hunter2@")
+    done = tessera(isolated_home, "doctor", "--nats", secret_url)
+    assert done.returncode == 2 and "hunter2" not in done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and "--nats" in done.stderr and "TESSERA_NATS_USER" in done.stderr, done.stderr
+
+
+def test_nats_credentials_come_from_the_environment_as_for_push(isolated_home, tmp_path, monkeypatch):
+    publish(isolated_home)
+    server = NatsServer(tmp_path / "auth", extra_args=("--user", "alice", "--pass", "s3cret-Pa55")).start()
+    try:
+        code, rows, done = doctor(isolated_home, "--nats", server.url, "--timeout", "5s")
+        assert code == 1 and "refused the credentials" in rows[f"nats {server.url}"]["detail"], rows
+        assert "TESSERA_NATS_USER" in rows[f"nats {server.url}"]["fix"]
+        monkeypatch.setenv("TESSERA_NATS_USER", "alice")
+        monkeypatch.setenv("TESSERA_NATS_PASSWORD", "s3cret-Pa55")
+        code, rows, done = doctor(isolated_home, "--nats", server.url, "--timeout", "5s")
+        assert code == 0 and rows[f"nats {server.url}"]["status"] == "ok", rows
+        assert "s3cret" not in done.stdout + done.stderr
+    finally:
+        server.stop()
 
 
 def test_a_server_without_jetstream_fails(isolated_home, tmp_path):
     publish(isolated_home)
-    port = _closed_port()
-    binary = Path(sys.executable).with_name("nats-server")
-    proc = subprocess.Popen([str(binary), "-a", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = NatsServer(tmp_path / "plain", jetstream=False).start()
     try:
-        wait_until(lambda: _listening(port), "nats-server to listen")
-        code, rows, _ = doctor(isolated_home, "--nats", f"nats://127.0.0.1:{port}", "--timeout", "5s")
+        code, rows, _ = doctor(isolated_home, "--nats", server.url, "--timeout", "5s")
     finally:
-        proc.kill()
-        proc.wait(DEADLINE)
-    row = rows[f"nats nats://127.0.0.1:{port}"]
+        server.stop()
+    row = rows[f"nats {server.url}"]
     assert code == 1 and row["status"] == "fail" and "JetStream is not enabled" in row["detail"], row
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 # -- 7. jobs ------------------------------------------------------------------------------------
