@@ -47,6 +47,7 @@ COMMAND_MODULES: dict[str, str] = {
     "backup": "tessera.cli.backup",
     "restore": "tessera.cli.backup",
     "nats": "tessera.cli.nats",
+    "doctor": "tessera.cli.doctor",
 }
 # Root options that take a value (``--correlation ID``): the word after one is not the command.
 _ROOT_VALUE_OPTIONS = ("--correlation",)
