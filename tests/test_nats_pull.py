@@ -93,7 +93,7 @@ def test_a_forged_message_is_refused_unstored_and_the_genuine_chain_still_arrive
     fourth = conn.execute("SELECT seq, id, time, subject, type, actor, correlation, data, prev_hash, hash "
                           "FROM events WHERE seq = 4").fetchone()
     conn.close()
-    forged = dict(zip(("seq", "id", "time", "subject", "type", "actor", "correlation", "data", "prev_hash", "hash"), fourth))
+    forged = dict(zip(("seq", "id", "time", "subject", "type", "actor", "correlation", "data", "prev_hash", "hash"), fourth, strict=True))
     forged["data"] = {"i": 0, "pad": "forged"}
     _publish_forged(nats_server.url, forged)  # in the stream before the genuine seq 4
     assert tessera(alice, "nats", "push", "--server", nats_server.url).returncode == 0
@@ -157,7 +157,7 @@ def test_messages_that_are_not_events_of_the_actor_their_subject_names_are_refus
     first = conn.execute("SELECT seq, id, time, subject, type, actor, correlation, data, prev_hash, hash "
                          "FROM events WHERE seq = 1").fetchone()
     conn.close()
-    event = dict(zip(("seq", "id", "time", "subject", "type", "actor", "correlation", "data", "prev_hash", "hash"), first))
+    event = dict(zip(("seq", "id", "time", "subject", "type", "actor", "correlation", "data", "prev_hash", "hash"), first, strict=True))
     event["data"] = json.loads(event["data"])
     mallory = "f" * 32
     _publish(nats_server.url, f"tessera.TESSERA.{mallory}.{event['subject']}", json.dumps(event).encode(), "moved")

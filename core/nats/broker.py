@@ -164,7 +164,7 @@ async def connect(server: str, creds: Credentials, *, on_closed: Callable[[], No
             raise _untrusted_error(server, failures[-1]) from None
         raise SourceUnavailable(f"NATS server {server} is unreachable: {why}",
                                 hint="start it (nats-server -js), or check --server") from None
-    except (nats_errors.AuthorizationError,) as exc:
+    except nats_errors.AuthorizationError as exc:
         raise NotAuthorized(f"NATS server {server} refused the credentials ({type(exc).__name__})",
                             hint=f"check {ENV_USER}/{ENV_PASSWORD} or {ENV_TOKEN}") from None
     except (OSError, nats_errors.Error) as exc:
