@@ -18,11 +18,11 @@ What the states mean:
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+
+from tessera.core.jobs.job_records import seconds_since
 
 PEER_RECENT_S = 3 * 30 * 60.0  # three of `tessera serve --sync`'s default intervals
 
@@ -100,25 +100,6 @@ class SystemStatus:
     nats: list[NatsStatus] = field(default_factory=list)
 
 
-def _age(stamp: str, now: datetime) -> float:
-    return (now - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: it exists
-    return True
-
-
-def _this_host(host: str) -> bool:
-    name = socket.gethostname()
-    return host in (name, name.split(".")[0])
-
-
 def gather(conn: sqlite3.Connection, now: datetime | None = None) -> SystemStatus:
     """The status now (``now``: for tests). A store without the jobs or nats tables (an old
     one opened read-only) has none of those."""
@@ -136,7 +117,7 @@ def _jobs(conn: sqlite3.Connection, now: datetime, status: SystemStatus) -> None
     if not jr.has_jobs_tables(conn):
         return
     for runner in jr.runners(conn):
-        alive = jr.runner_alive(runner, now) and (not _this_host(runner.host) or _process_exists(runner.pid))
+        alive = jr.runner_dead(runner, now=now) is None
         status.runners.append(RunnerStatus(runner.id, runner.kind, runner.pid, runner.host, alive))
     any_runner = any(r.alive for r in status.runners)
     active: dict[str, jr.JobRun] = {}
@@ -190,7 +171,7 @@ def _peers(conn: sqlite3.Connection, now: datetime, status: SystemStatus) -> Non
             state = "unreachable"
         elif peer.last_sync is None:
             state = "never synced"
-        elif _age(peer.last_sync, now) <= PEER_RECENT_S:
+        elif seconds_since(peer.last_sync, now) <= PEER_RECENT_S:
             state = "reachable"
         else:
             state = "quiet"

@@ -15,7 +15,6 @@ import socket
 from pathlib import Path
 from typing import Iterator
 
-from tessera.core.backup import leftovers
 from tessera.core.errors import EXIT_UNAVAILABLE, TesseraError
 
 ALWAYS_LOCKED = ("serve.lock", "sync.lock")
@@ -49,7 +48,7 @@ def _alive_runners(store: Path) -> list[str]:
             return []
         here = socket.gethostname()
         return [f"a job runner ({r.kind}, pid {r.pid} on {r.host})" for r in job_records.runners(conn)
-                if job_records.runner_alive(r) and (r.host != here or leftovers.pid_alive(r.pid))]
+                if job_records.runner_dead(r, here) is None]
     except Exception:  # noqa: BLE001 - an unreadable store is restore's to replace, not a reason to stop
         return []
     finally:

@@ -8,18 +8,7 @@ import contextlib
 import os
 from pathlib import Path
 
-
-def pid_alive(pid: int | None) -> bool:
-    """Whether process ``pid`` runs on this host (one of another user counts as running)."""
-    if not pid or pid < 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+from tessera.core.pids import pid_alive
 
 
 def abandoned(name: str, prefix: str) -> bool:

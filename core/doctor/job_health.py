@@ -1,11 +1,10 @@
 """Check 7: something runs the jobs, and none is overdue (core/jobs/job_records.py). A runner is
-alive when its heartbeat is fresh and, on this host, its pid still runs (runner_registry.dead); jobs
+alive when its heartbeat is fresh and, on this host, its pid still runs (job_records.runner_dead); jobs
 with no live runner are fine while none is overdue (``tessera job run-due`` from cron leaves no
 runner row between its runs). No jobs: ok."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from tessera.core.doctor.check_result import FAIL, OK, WARN, CheckResult, listed, quoted
@@ -18,10 +17,10 @@ START_RUNNER = "tessera job daemon (or add `* * * * * tessera job run-due` to cr
 
 def alive(runner) -> bool:
     """A runner is alive: fresh heartbeat and, on this host, its process still runs (the rule the
-    runners themselves apply to each other: core/jobs/runner_registry.dead)."""
-    from tessera.core.jobs.runner_registry import dead
+    runners themselves apply to each other: core/jobs/job_records.runner_dead)."""
+    from tessera.core.jobs.job_records import runner_dead
 
-    return dead(runner, socket.gethostname()) is None
+    return runner_dead(runner) is None
 
 
 def check_jobs(store: Path) -> list[CheckResult]:

@@ -5,6 +5,7 @@ Writes belong to the modules that own each change (definitions, runs, alerts, ru
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -93,19 +94,35 @@ class Runner:
     heartbeat_at: str
 
 
-def _age(stamp: str, now: datetime) -> float:
+def seconds_since(stamp: str, now: datetime) -> float:
+    """Seconds from a stored time (RFC 3339, as core/times.py writes it) to ``now``."""
     return (now - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()
 
 
 def runner_alive(runner: "Runner", now: datetime | None = None) -> bool:
     """Whether the runner's heartbeat is fresh (it may still be dead on another host)."""
-    return _age(runner.heartbeat_at, now or datetime.now(timezone.utc)) < RUNNER_STALE_S
+    return seconds_since(runner.heartbeat_at, now or datetime.now(timezone.utc)) < RUNNER_STALE_S
+
+
+def runner_dead(runner: "Runner | None", host: str | None = None, now: datetime | None = None) -> str | None:
+    """Why ``runner`` is dead (None: it may be alive): the one rule runners apply to each other,
+    and doctor, the status cell and restore apply to them. ``host``: this host's name (default
+    socket.gethostname(), what runners register with)."""
+    from tessera.core.pids import pid_alive
+
+    if runner is None:
+        return "its runner is gone from job_runners"
+    if runner.host == (host or socket.gethostname()) and not pid_alive(runner.pid):
+        return f"its runner (pid {runner.pid}) is no longer running"
+    if not runner_alive(runner, now):
+        return f"its runner's heartbeat stopped at {runner.heartbeat_at}"
+    return None
 
 
 def overdue(job: "Job", now: datetime | None = None) -> bool:
     """Whether the job should have run more than OVERDUE_GRACE_S ago and has not."""
     return (not job.paused and job.next_run_at is not None
-            and _age(job.next_run_at, now or datetime.now(timezone.utc)) > OVERDUE_GRACE_S)
+            and seconds_since(job.next_run_at, now or datetime.now(timezone.utc)) > OVERDUE_GRACE_S)
 
 
 def _job(row: tuple) -> Job:

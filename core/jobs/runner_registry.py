@@ -16,21 +16,11 @@ from typing import Callable
 from tessera.core.jobs import run_states
 from tessera.core.jobs.action_process import kill_group, leftover_processes
 from tessera.core.jobs.job_clock import jobs_now
-from tessera.core.jobs.job_records import RUNNER_HEARTBEAT_S, Runner, runner_alive, runners, runs
+from tessera.core.jobs.job_records import RUNNER_HEARTBEAT_S, runner_dead, runners, runs
 from tessera.core.store.db import connect, transaction
 from tessera.core.times import now
 
 Log = Callable[..., None]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Registration:
@@ -85,17 +75,6 @@ class Registration:
             conn.close()
 
 
-def dead(runner: Runner | None, host: str) -> str | None:
-    """Why ``runner`` is dead (None: it may be alive)."""
-    if runner is None:
-        return "its runner is gone from job_runners"
-    if runner.host == host and not _pid_alive(runner.pid):
-        return f"its runner (pid {runner.pid}) is no longer running"
-    if not runner_alive(runner):
-        return f"its runner's heartbeat stopped at {runner.heartbeat_at}"
-    return None
-
-
 def recover_stale(conn: sqlite3.Connection, *, me: str, log: Log | None = None) -> list[run_states.JobRun]:
     """End the runs left "running" by dead runners: kill what is left of each one's process
     group, then mark it failed (its retry queued when attempts remain); remove the dead runners."""
@@ -105,7 +84,7 @@ def recover_stale(conn: sqlite3.Connection, *, me: str, log: Log | None = None) 
     for run in runs(conn, states=("running",), newest_first=False):
         if run.runner == me:
             continue
-        why = dead(known.get(run.runner), host)
+        why = runner_dead(known.get(run.runner), host)
         if why is None:
             continue
         if run.pid is not None and leftover_processes(run.pid, run.id):
@@ -119,7 +98,7 @@ def recover_stale(conn: sqlite3.Connection, *, me: str, log: Log | None = None) 
                 log("warning", "run.recovered", run=run.id, job=run.job, reason=why,
                     retry=retry.id if retry else None)
     for runner in known.values():
-        if runner.id != me and dead(runner, host) is not None:
+        if runner.id != me and runner_dead(runner, host) is not None:
             with transaction(conn):
                 conn.execute("DELETE FROM job_runners WHERE id = ?", (runner.id,))
     return ended
@@ -129,7 +108,7 @@ def cancel_orphaned(conn: sqlite3.Connection, run: run_states.JobRun) -> run_sta
     """`job cancel` of a running run whose runner is dead: nobody would stop it, so kill what is
     left of its group and record it cancelled now. None when its runner may be alive."""
     known = {r.id: r for r in runners(conn)}
-    why = dead(known.get(run.runner), socket.gethostname())
+    why = runner_dead(known.get(run.runner), socket.gethostname())
     if why is None:
         return None
     if run.pid is not None and leftover_processes(run.pid, run.id):
