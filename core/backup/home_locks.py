@@ -63,7 +63,9 @@ def holding(home: Path) -> Iterator[None]:
     Raises:
         HomeBusy naming what uses it.
     """
-    from filelock import FileLock, Timeout
+    from filelock import Timeout
+
+    from tessera.core.data_home_locks import lock_file
 
     if not home.is_dir():
         yield
@@ -72,7 +74,7 @@ def holding(home: Path) -> Iterator[None]:
     held = []
     try:
         for name in names:
-            lock = FileLock(str(home / name), mode=0o600)
+            lock = lock_file(home, name)
             try:
                 lock.acquire(timeout=MOMENT_S)
             except Timeout:

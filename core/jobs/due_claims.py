@@ -33,10 +33,11 @@ class ClaimBusy(TesseraError):
 
 def claim_lock(data_home: Path, wait: float):
     """The held ``jobs.lock`` (released when the process ends, whatever the way)."""
-    from filelock import FileLock, Timeout
+    from filelock import Timeout
 
-    data_home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    lock = FileLock(str(data_home / CLAIM_LOCK), mode=0o600)
+    from tessera.core.data_home_locks import lock_file
+
+    lock = lock_file(data_home, CLAIM_LOCK)
     try:
         lock.acquire(timeout=wait)
     except Timeout:

@@ -30,10 +30,11 @@ class DaemonRunning(TesseraError):
 
 def daemon_lock(data_home: Path, db: Path):
     """The held daemon lock; DaemonRunning (exit 3) naming the other daemon when it is taken."""
-    from filelock import FileLock, Timeout
+    from filelock import Timeout
 
-    data_home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    lock = FileLock(str(data_home / DAEMON_LOCK), mode=0o600)
+    from tessera.core.data_home_locks import lock_file
+
+    lock = lock_file(data_home, DAEMON_LOCK)
     try:
         lock.acquire(timeout=0)
     except Timeout:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from tessera.core.data_home_locks import lock_file
 from tessera.core.errors import EXIT_TIMEOUT, EXIT_UNAVAILABLE, TesseraError
 
 SERVE_LOCK = "serve.lock"
@@ -26,13 +27,6 @@ class SyncBusy(TesseraError):
     exit_code = EXIT_TIMEOUT
 
 
-def _lock(data_home: Path, name: str):
-    from filelock import FileLock
-
-    data_home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return FileLock(str(data_home / name), mode=0o600)
-
-
 def serve_lock(data_home: Path):
     """The held serve lock.
 
@@ -41,7 +35,7 @@ def serve_lock(data_home: Path):
     """
     from filelock import Timeout
 
-    lock = _lock(data_home, SERVE_LOCK)
+    lock = lock_file(data_home, SERVE_LOCK)
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -55,7 +49,7 @@ def serve_running(data_home: Path) -> bool:
     """Whether a process holds the serve lock now (probed by taking it and letting go)."""
     from filelock import Timeout
 
-    lock = _lock(data_home, SERVE_LOCK)
+    lock = lock_file(data_home, SERVE_LOCK)
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -78,7 +72,7 @@ def sync_lock(data_home: Path, *, wait: float | None = None, on_wait: Callable[[
         from tessera.core.config import store_lock_timeout
 
         wait = store_lock_timeout()
-    lock = _lock(data_home, SYNC_LOCK)
+    lock = lock_file(data_home, SYNC_LOCK)
     try:
         lock.acquire(timeout=0)
         return lock
