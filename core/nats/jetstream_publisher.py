@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from tessera.core.errors import TesseraError
 from tessera.core.nats import broker
 from tessera.core.nats.nats_runner import ConnectionLost
 
@@ -47,12 +48,13 @@ class JetStreamPublisher:
         self.nc, self.server, self.stream, self.actor = nc, server, stream, actor
         self.arrived = asyncio.Event()  # set whenever an ack comes in
         self._replies: dict[int, Any] = {}  # event seq -> its reply message, until taken
-        self._prefix = ""
+        self._prefix, self._reply_prefix = "", b""
         self._subjects: dict[str, bytes] = {}
 
     async def start(self) -> None:
         """Subscribe to this session's reply inbox (one wildcard subscription for every ack)."""
         self._prefix = self.nc.new_inbox() + "."
+        self._reply_prefix = self._prefix.encode()
         await self.nc.subscribe(self._prefix + "*", cb=self._on_reply)
 
     async def _on_reply(self, msg: Any) -> None:
@@ -67,27 +69,28 @@ class JetStreamPublisher:
         ``payload(row)`` gives a message body.
 
         Raises:
-            ConnectionLost when the connection is closed or not connected; nats-py's
+            ConnectionLost when the connection is closed or not connected; TesseraError for an
+            event whose id or subject would break the protocol line (a damaged log); nats-py's
             MaxPayloadError for an event larger than the server takes (what ``publish`` raises).
         """
         nc = self.nc
         if nc.is_closed or not nc.is_connected:
             raise ConnectionLost(f"lost the connection to {self.server}")
         max_payload = nc.max_payload
-        reply_prefix = self._prefix
+        reply_prefix = self._reply_prefix
         parts: list[bytes] = []
         for row in rows:
             seq, event_id = row[0], row[1]
-            if _UNSAFE.search(event_id):
-                raise ConnectionLost(f"event seq {seq} has an id unfit for a NATS header: {event_id!r}",
-                                     hint="the store is damaged: tessera doctor")
+            if not (event_id.isascii() and event_id.isalnum()):  # hex as core/events.py makes them
+                raise TesseraError(f"event seq {seq} has an id unfit for a NATS header: {event_id!r}",
+                                   hint="the event log is damaged: check it with tessera events verify")
             body = payload(row)
             headers = f"NATS/1.0\r\n{broker.MSG_ID}: {event_id}\r\n{broker.SEQ_HEADER}: {seq}\r\n\r\n".encode()
             if len(body) + len(headers) > max_payload:
                 from nats import errors as nats_errors
 
                 raise nats_errors.MaxPayloadError
-            parts.append(b"HPUB %s %s%d %d %d\r\n" % (self._subject(row[3]), reply_prefix.encode(), seq, len(headers),
+            parts.append(b"HPUB %s %s%d %d %d\r\n" % (self._subject(row[3]), reply_prefix, seq, len(headers),
                                                       len(headers) + len(body)))
             parts.append(headers)
             parts.append(body)
@@ -102,8 +105,8 @@ class JetStreamPublisher:
         encoded = self._subjects.get(subject)
         if encoded is None:
             if not subject or _UNSAFE.search(subject):
-                raise ConnectionLost(f"event subject {subject!r} is unfit for a NATS subject",
-                                     hint="the store is damaged: tessera doctor")
+                raise TesseraError(f"event subject {subject!r} is unfit for a NATS subject",
+                                   hint="the event log is damaged: check it with tessera events verify")
             if len(self._subjects) >= _SUBJECTS_KEPT:
                 self._subjects.clear()
             encoded = self._subjects[subject] = broker.message_subject(self.stream, self.actor, subject).encode()
