@@ -27,7 +27,7 @@ MAX_IN_FLIGHT = 2000  # publishes awaiting their ack
 READ_BATCH = 2000  # events read from the store at a time
 CURSOR_WRITE_S = 0.05  # the cursor is stored at most this often while acks come in
 ACK_WAIT_S = 15.0  # an ack not back by then: the connection is taken as lost
-SEND_BATCH = 100  # events handed to the connection as one write, the event loop turned between writes
+SEND_BATCH = 500  # events handed to the connection as one write, the event loop turned between writes
 # --follow looks for new events (PRAGMA data_version) soon after the last ones, then less and
 # less often while the log is idle: a 5 ms poll for ever cost an idle push 4% of a core
 POLL_FIRST_S, POLL_MOST_S = 0.002, 0.025
