@@ -227,3 +227,53 @@ def test_tls_with_the_ca_given_by_ca_and_refused_without_it(tmp_path):
         assert missing.returncode == 2 and "--ca" in missing.stderr
     finally:
         server.kill()
+
+
+def test_an_event_the_stream_refuses_stops_the_push_at_once_with_exit_1_and_the_cursor_before_it(tmp_path, nats_server):
+    """A stream an operator capped (max_msgs, discard new) answers the event over the cap with
+    an error PubAck: the push stops there with one line and exit 1 (not a wait for an ack that
+    never comes and exit 3), the cursor just before the refused event, the reason stored."""
+    import asyncio
+
+    import nats
+    from nats.js import api
+
+    async def capped_stream() -> None:
+        nc = await nats.connect(nats_server.url, allow_reconnect=False, connect_timeout=10)
+        try:
+            await nc.jetstream().add_stream(api.StreamConfig(name="CAPPED", subjects=["tessera.CAPPED.>"], max_msgs=5,
+                                                             discard=api.DiscardPolicy.NEW))
+        finally:
+            await nc.close()
+
+    asyncio.run(capped_stream())
+    home = tmp_path / "a"
+    ids = append_events(home, 12)
+    result = tessera(home, "nats", "push", "--server", nats_server.url, "--stream", "CAPPED")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1 and "refused event seq 6 for stream CAPPED" in result.stderr, result.stderr
+    assert "maximum messages exceeded" in result.stderr.lower(), result.stderr
+    assert push_cursor(home) == 5
+    conn = store(home)
+    (last_error,) = conn.execute("SELECT last_error FROM nats_push_cursors WHERE stream = 'CAPPED'").fetchone()
+    assert last_error.startswith("seq 6: ")
+    assert_stream_holds_chain_once(nats_server, own_actor(home), ids[:5], stream="CAPPED")
+
+
+def test_an_own_event_whose_subject_would_break_the_protocol_line_is_exit_1_and_nothing_past_it_is_sent(tmp_path, nats_server):
+    """The push writes HPUB lines itself: a damaged log whose event subject holds whitespace is
+    refused before anything of that write reaches the server (one line, exit 1, the cursor
+    before the batch), not sent as a broken protocol line."""
+    home = tmp_path / "a"
+    append_events(home, 5)
+    conn = store(home)
+    with conn:
+        conn.execute("UPDATE events SET subject = 'demo.bad subject' WHERE seq = 3")
+    conn.close()
+    result = tessera(home, "nats", "push", "--server", nats_server.url)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1 and "'demo.bad subject' is unfit for a NATS subject" in result.stderr, result.stderr
+    assert push_cursor(home) == 0
+    from tests.nats_server import stream_messages
+
+    assert stream_messages(nats_server.url, "TESSERA") == []

@@ -2,8 +2,8 @@
 
 The outbox is every event of this node's chain past the push cursor (``nats_push_cursors.seq``
 for this server, stream and pattern) whose subject matches the pattern. Events are published in
-seq order, up to MAX_IN_FLIGHT at a time without waiting (nats-py's ``publish_async``), each with
-``Nats-Msg-Id`` = the event id; the cursor advances, in order, only over events whose PubAck came
+seq order, up to MAX_IN_FLIGHT at a time without waiting, in writes of SEND_BATCH
+(core/nats/jetstream_publisher.py), each with ``Nats-Msg-Id`` = the event id; the cursor advances, in order, only over events whose PubAck came
 back (never past the first one still unacked), and is written every CURSOR_WRITE_S or on the way
 out. A push killed (or a server lost) after the server stored an event but before its cursor
 moved sends that event again on the next run; within the stream's duplicate window the server
@@ -27,7 +27,7 @@ MAX_IN_FLIGHT = 2000  # publishes awaiting their ack
 READ_BATCH = 2000  # events read from the store at a time
 CURSOR_WRITE_S = 0.05  # the cursor is stored at most this often while acks come in
 ACK_WAIT_S = 15.0  # an ack not back by then: the connection is taken as lost
-YIELD_EVERY = 100  # publishes between turns of the event loop (so they leave in writes of about this many)
+SEND_BATCH = 500  # events handed to the connection as one write, the event loop turned between writes
 # --follow looks for new events (PRAGMA data_version) soon after the last ones, then less and
 # less often while the log is idle: a 5 ms poll for ever cost an idle push 4% of a core
 POLL_FIRST_S, POLL_MOST_S = 0.002, 0.025
@@ -101,12 +101,14 @@ class Outbox:
             ConnectionLost when the connection goes or an ack does not come; PushRefused when
             the server refuses an event.
         """
-        from nats import errors as nats_errors
+        from tessera.core.nats.jetstream_publisher import JetStreamPublisher
 
-        js = nc.jetstream(publish_async_max_pending=MAX_IN_FLIGHT)
-        await broker.ensure_stream(js, self.server, self.stream)
+        await broker.ensure_stream(nc.jetstream(), self.server, self.stream)
+        publisher = JetStreamPublisher(nc, self.server, self.stream, self.actor)
+        await publisher.start()
         self.acked = self.stored_cursor()  # what a previous session left unacked is sent again
-        in_flight: deque = deque()  # (seq, future or None for an event the pattern leaves out)
+        in_flight: deque = deque()  # (seq, published: False for an event the pattern leaves out)
+        self.unacked = 0  # published events in in_flight
         read_to, written_at = self.acked, time.monotonic()
         version = None
         lost_wait = asyncio.ensure_future(lost.wait())
@@ -115,10 +117,10 @@ class Outbox:
                 if lost.is_set():
                     raise ConnectionLost(f"lost the connection to {self.server}")
                 rows = self.conn.execute(_OWN_EVENTS, (self.actor, read_to, READ_BATCH)).fetchall()
-                if until is not None:
+                if until is not None and rows and rows[-1][0] > until:
                     rows = [r for r in rows if r[0] <= until]
                 if not rows:
-                    await self._settle(in_flight, lost_wait, wait="all")
+                    await self._settle(publisher, in_flight, lost_wait, wait="all")
                     if self.acked != self.summary.cursor:
                         self.store_cursor(self.acked)
                         written_at = time.monotonic()
@@ -126,76 +128,87 @@ class Outbox:
                         return
                     version = await self._wait_for_new(version, stop, lost)
                     continue
-                for index, row in enumerate(rows, 1):
-                    seq, subject = row[0], row[3]
-                    if self.match_all or _matches(self.pattern, subject):
-                        if js.publish_async_pending() >= MAX_IN_FLIGHT:  # the window is full: the oldest ack first
-                            await self._settle(in_flight, lost_wait, wait="one")
-                        try:
-                            # no wait_stall: with one, nats-py waits through a task for every message,
-                            # and each message then leaves in its own write; the window is bounded above
-                            future = await js.publish_async(
-                                broker.message_subject(self.stream, self.actor, subject), payload(row),
-                                headers={broker.MSG_ID: row[1], broker.SEQ_HEADER: str(seq)})
-                        except (nats_errors.ConnectionClosedError, nats_errors.OutboundBufferLimitError,
-                                nats_errors.StaleConnectionError) as exc:
-                            raise ConnectionLost(f"lost the connection to {self.server} ({type(exc).__name__})") from None
-                        in_flight.append((seq, future))
+                for first in range(0, len(rows), SEND_BATCH):
+                    batch = rows[first:first + SEND_BATCH]
+                    if self.match_all:
+                        wanted = batch
                     else:
-                        in_flight.append((seq, None))
-                        self.summary.skipped += 1
-                    read_to = seq
-                    if index % YIELD_EVERY == 0:
-                        await asyncio.sleep(0)  # the flusher writes what is buffered, acks are read
-                        await self._settle(in_flight, lost_wait, wait="none")
-                        if time.monotonic() - written_at >= CURSOR_WRITE_S and self.acked != self.summary.cursor:
-                            self.store_cursor(self.acked)
-                            written_at = time.monotonic()
-                await self._settle(in_flight, lost_wait, wait="none")
+                        wanted = [row for row in batch if _matches(self.pattern, row[3])]
+                        self.summary.skipped += len(batch) - len(wanted)
+                    while self.unacked and self.unacked + len(wanted) > MAX_IN_FLIGHT:  # the window is full: the oldest ack first
+                        await self._settle(publisher, in_flight, lost_wait, wait="one")
+                    await publisher.send(wanted, payload)
+                    self.unacked += len(wanted)
+                    if len(wanted) == len(batch):
+                        in_flight.extend((row[0], True) for row in batch)
+                    else:
+                        sent = {row[0] for row in wanted}
+                        in_flight.extend((row[0], row[0] in sent) for row in batch)
+                    read_to = batch[-1][0]
+                    await asyncio.sleep(0)  # the flusher writes the batch, acks are read
+                    await self._settle(publisher, in_flight, lost_wait, wait="none")
+                    if time.monotonic() - written_at >= CURSOR_WRITE_S and self.acked != self.summary.cursor:
+                        self.store_cursor(self.acked)
+                        written_at = time.monotonic()
             # stopped: what is in flight gets its acks (or the connection is found lost)
-            await self._settle(in_flight, lost_wait, wait="all")
+            await self._settle(publisher, in_flight, lost_wait, wait="all")
         finally:
             lost_wait.cancel()
-            for _, future in in_flight:
-                if future is not None and future.done() and not future.cancelled():
-                    future.exception()  # retrieved: no "exception never retrieved" on the way out
             if self.acked != self.summary.cursor:
                 self.store_cursor(self.acked)
 
-    async def _settle(self, in_flight: deque, lost_wait: asyncio.Future, *, wait: str) -> None:
+    async def _settle(self, publisher: Any, in_flight: deque, lost_wait: asyncio.Future, *, wait: str) -> None:
         """Take acked events off the front of ``in_flight``, moving ``self.acked`` over them in
         order: those acked already (``wait`` "none"), waiting for the first unacked one ("one")
         or for all of them ("all")."""
-        from nats.js import errors as js_errors
-
         waited = False
         while in_flight:
-            seq, future = in_flight[0]
-            if future is not None and not future.done():
-                if wait == "none":
-                    break
-                if wait == "one" and waited:
-                    break
-                waited = True
-                done, _ = await asyncio.wait({future, lost_wait}, timeout=ACK_WAIT_S, return_when=asyncio.FIRST_COMPLETED)
-                if future not in done:
-                    raise ConnectionLost(f"lost the connection to {self.server}" if lost_wait in done
-                                         else f"{self.server} sent no ack within {ACK_WAIT_S:g} s")
-            if future is not None:
-                exc = future.exception()
-                if isinstance(exc, js_errors.APIError):
-                    reason = exc.description or type(exc).__name__
-                    self.store_cursor(self.acked, error=f"seq {seq}: {reason}")
-                    raise PushRefused(f"{self.server} refused event seq {seq} for stream {self.stream}: {reason}",
+            seq, published = in_flight[0]
+            if published:
+                ack = publisher.take(seq)
+                if ack is None:
+                    if wait == "none" or (wait == "one" and waited):
+                        break
+                    waited = True
+                    ack = await self._wait_for_ack(publisher, seq, lost_wait)
+                if ack.refused is not None:
+                    self.store_cursor(self.acked, error=f"seq {seq}: {ack.refused}")
+                    raise PushRefused(f"{self.server} refused event seq {seq} for stream {self.stream}: {ack.refused}",
                                       hint="see the stream's limits (nats stream info), or push to another --stream")
-                if exc is not None:
-                    raise ConnectionLost(f"lost the connection to {self.server} ({type(exc).__name__})")
-                ack = future.result()
+                if ack.lost is not None:
+                    raise ConnectionLost(f"lost the connection to {self.server} ({ack.lost})")
                 self.summary.published += 1
+                self.unacked -= 1
                 if ack.duplicate:
                     self.summary.duplicates += 1
             in_flight.popleft()
             self.acked = seq
+
+    async def _wait_for_ack(self, publisher: Any, seq: int, lost_wait: asyncio.Future) -> Any:
+        """The ack for ``seq``, waited for up to ACK_WAIT_S.
+
+        Raises:
+            ConnectionLost when the connection goes first or the ack does not come in time.
+        """
+        deadline = time.monotonic() + ACK_WAIT_S
+        while True:
+            publisher.arrived.clear()
+            ack = publisher.take(seq)
+            if ack is not None:
+                return ack
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ConnectionLost(f"{self.server} sent no ack within {ACK_WAIT_S:g} s")
+            arrived = asyncio.ensure_future(publisher.arrived.wait())
+            try:
+                done, _ = await asyncio.wait({arrived, lost_wait}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                arrived.cancel()
+            if lost_wait in done:
+                ack = publisher.take(seq)
+                if ack is None:
+                    raise ConnectionLost(f"lost the connection to {self.server}")
+                return ack
 
     async def _wait_for_new(self, version: int | None, stop: Stop, lost: asyncio.Event) -> int:
         """Wait until another connection commits to the store (PRAGMA data_version moves), or
