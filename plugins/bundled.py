@@ -20,5 +20,6 @@ ENTRY_POINTS: dict[str, dict[str, str]] = {
         "sql": "tessera.plugins.cells.sql_cell:SqlCell",
         "events": "tessera.plugins.cells.events_cell:EventsCell",
         "search": "tessera.plugins.cells.search_cell:SearchCell",
+        "status": "tessera.plugins.cells.status_cell:StatusCell",
     },
 }
