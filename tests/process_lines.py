@@ -41,8 +41,11 @@ def stderr_lines(proc) -> queue.Queue:
         lines = proc._err_lines = queue.Queue()
 
         def pump():
-            for line in proc.stderr:
-                lines.put(line.rstrip("\n"))
+            try:
+                for line in proc.stderr:
+                    lines.put(line.rstrip("\n"))
+            except (ValueError, OSError):  # the test closed the pipe (its teardown) while a line was awaited
+                pass
 
         threading.Thread(target=pump, daemon=True).start()
     return lines
