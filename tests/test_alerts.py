@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from tessera.core.jobs import alert_condition, alerts
 from tessera.core.jobs.job_records import get_job, get_run
 from tessera.core.store import db
 from tessera.core.times import now as time_now
+from test_peer_serve import wait_until
 
 DEADLINE = 30.0
 
@@ -58,14 +58,6 @@ def run_and_read(conn, job, state: str = "succeeded", rows: list | None = None, 
 
 def alert_events(conn, name: str) -> list:
     return events.read(conn, pattern=f"alert.{name}.>")
-
-
-def wait_until(predicate, what: str):
-    deadline = time.monotonic() + DEADLINE
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 # --- the condition language ------------------------------------------------------------------
