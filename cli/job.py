@@ -121,9 +121,9 @@ def _local(stamp: str | None, tz: str) -> str:
     if stamp is None:
         return "-"
     from tessera.core.jobs.cron_schedule import zone
-    from tessera.core.jobs.job_clock import parse_utc
+    from tessera.core.times import parse_time
 
-    return parse_utc(stamp).astimezone(zone(tz)).isoformat(timespec="minutes")
+    return parse_time(stamp).astimezone(zone(tz)).isoformat(timespec="minutes")
 
 
 def _job_row(conn: Any, job: Any) -> dict:

@@ -38,7 +38,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from tessera.core import node_key
 from tessera.core.errors import InputError, TesseraError, UsageError
-from tessera.core.times import format_time, now
+from tessera.core.times import format_time, now, parse_time
 
 GENESIS = "0" * 64
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-:@$%+=~]+$")
@@ -195,14 +195,12 @@ def parse_when(text: str, *, flag: str) -> str:
             raise UsageError(f"{flag} '{text}' reaches back past year 1", hint="e.g. 15m, 2h, 7d, or 2026-11-23T10:00:00Z") from None
     else:
         try:
-            when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+            when = parse_time(text)
         except ValueError:
             raise UsageError(
                 f"{flag} '{text}' is neither a duration nor an RFC 3339 time",
                 hint="e.g. 15m, 2h, 7d, or 2026-11-23T10:00:00Z",
             ) from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
     return format_time(when)
 
 

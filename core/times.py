@@ -15,6 +15,18 @@ def format_time(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 time (``Z`` or an offset; a naive one is taken as UTC) as an aware UTC datetime.
+
+    Raises:
+        ValueError when it is not one.
+    """
+    when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc)
+
+
 _second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
 
 

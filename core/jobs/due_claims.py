@@ -18,10 +18,9 @@ from tessera.core import events
 from tessera.core.errors import EXIT_TIMEOUT, TesseraError
 from tessera.core.jobs import run_states
 from tessera.core.jobs.cron_schedule import Schedule, zone
-from tessera.core.jobs.job_clock import parse_utc
 from tessera.core.jobs.job_records import ACTIVE, JobRun, list_jobs, runs
 from tessera.core.store.db import transaction
-from tessera.core.times import format_time
+from tessera.core.times import format_time, parse_time
 
 CLAIM_LOCK = "jobs.lock"
 MISSED_LISTED = 1000  # due times counted in one missed event (more: "more": true)
@@ -56,7 +55,7 @@ def claim_due(conn: sqlite3.Connection, data_home: Path, at: datetime, *, wait: 
         made = []
         with transaction(conn):
             for job in list_jobs(conn):
-                if job.paused or job.next_run_at is None or parse_utc(job.next_run_at) > at:
+                if job.paused or job.next_run_at is None or parse_time(job.next_run_at) > at:
                     continue
                 try:
                     schedule, tz = Schedule.parse(job.schedule), zone(job.timezone)
@@ -73,7 +72,7 @@ def claim_due(conn: sqlite3.Connection, data_home: Path, at: datetime, *, wait: 
 
 
 def _claim_job(conn: sqlite3.Connection, job, schedule: Schedule, tz: Any, at: datetime) -> JobRun | None:
-    first = parse_utc(job.next_run_at)
+    first = parse_time(job.next_run_at)
     latest = max(schedule.latest_due(at, tz) or first, first)
     following = schedule.next_due(at, tz)
     conn.execute("UPDATE jobs SET next_run_at = ? WHERE name = ?", (format_time(following) if following else None, job.name))

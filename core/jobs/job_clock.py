@@ -8,16 +8,9 @@ import os
 from datetime import datetime, timezone
 
 from tessera.core.errors import UsageError
+from tessera.core.times import parse_time
 
 NOW_ENV = "TESSERA_JOBS_NOW"
-
-
-def parse_utc(text: str) -> datetime:
-    """An RFC 3339 time as an aware UTC datetime (``Z`` or an offset; naive is taken as UTC)."""
-    when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc)
 
 
 def jobs_now() -> datetime:
@@ -30,7 +23,7 @@ def jobs_now() -> datetime:
     if not fixed:
         return datetime.now(timezone.utc)
     try:
-        return parse_utc(fixed)
+        return parse_time(fixed)
     except ValueError:
         raise UsageError(f"{NOW_ENV}={fixed!r} is not an RFC 3339 time",
                          hint="e.g. 2026-03-08T07:00:00Z, or unset it to use the real clock") from None

@@ -96,7 +96,9 @@ class Runner:
 
 def seconds_since(stamp: str, now: datetime) -> float:
     """Seconds from a stored time (RFC 3339, as core/times.py writes it) to ``now``."""
-    return (now - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()
+    from tessera.core.times import parse_time
+
+    return (now - parse_time(stamp)).total_seconds()
 
 
 def runner_alive(runner: "Runner", now: datetime | None = None) -> bool:

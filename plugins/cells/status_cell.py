@@ -16,6 +16,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from tessera.core.errors import QueryError, printable
+from tessera.core.times import parse_time
 
 COLUMNS = ["what", "name", "state", "detail"]
 SECTIONS = ("jobs", "alerts", "peers", "nats")
@@ -67,7 +68,7 @@ def clock(stamp: str | None, now: datetime) -> str:
     ``23:45`` on the day of ``now``, ``Dec 02 23:45`` on another."""
     if not stamp:
         return "?"
-    when = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(now.tzinfo)
+    when = parse_time(stamp).astimezone(now.tzinfo)
     return when.strftime("%H:%M" if when.date() == now.date() else "%b %d %H:%M")
 
 
