@@ -257,6 +257,29 @@ def _warnings_only(level: str, event: str, **fields: Any) -> None:
 EXIT_OF_STATE = {"succeeded": 0, "timed_out": 4, "cancelled": 130}
 
 
+class _CtrlC:
+    """Ctrl-C during a foreground run as a flag the run polls, so it cancels the run the same way
+    wherever it lands: a KeyboardInterrupt raised inside the child's start (after the fork, before
+    its pid is known) left the job's group running and the run "running" (seen in CI)."""
+
+    def __init__(self):
+        self.pressed = False
+
+    def __enter__(self) -> "_CtrlC":
+        import signal
+
+        self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def _on_sigint(self, signum, frame) -> None:
+        self.pressed = True
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        signal.signal(signal.SIGINT, self._previous)
+
+
 @job_app.command("run")
 def run(
     name: NameArg,
@@ -280,17 +303,17 @@ def run(
         print_message(f"queued run {queued.id} of job {name}; a runner (tessera job daemon or job run-due) will run it")
         return
     _, db = _data_paths()
-    with Registration(db, "run-due") as me:
+    with _CtrlC() as ctrl_c, Registration(db, "run-due") as me:
         queued = run_states.create(conn, job, trigger="manual")
         running = run_states.claim(conn, me.id, queued.id)
         ended = execute(conn, running, me.id, echo_out=_TerminalEcho(sys.stdout), echo_err=_TerminalEcho(sys.stderr),
-                        log=_warnings_only)
+                        log=_warnings_only, stop=lambda: ctrl_c.pressed)
     outcome = ended.outcome
     if outcome.problem is not None:
         print_message(f"run {running.id} failed: {outcome.problem}")
     if ended.retry is not None:
         print_message(f"run {running.id} {outcome.state}; retry queued as run {ended.retry.id} (not before {ended.retry.not_before})")
-    if outcome.interrupted:
+    if ctrl_c.pressed or outcome.interrupted:
         raise typer.Exit(130)
     if outcome.state == "failed":
         raise typer.Exit(outcome.exit_code if outcome.exit_code else 1)

@@ -269,6 +269,56 @@ def test_ctrl_c_in_a_foreground_run_kills_its_group_records_it_cancelled_and_exi
     assert run.state == "cancelled" and run.exit_code is not None
 
 
+def _processes_of_run(run_id: int) -> list[int]:
+    import os
+
+    marker = f"TESSERA_JOB_RUN={run_id}".encode()
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if marker in fh.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def test_ctrl_c_landing_inside_the_start_of_the_jobs_process_still_cancels_the_run(monkeypatch):
+    """In CI a Ctrl-C once landed after the fork, before Popen returned: the KeyboardInterrupt
+    left the job's group running and the run "running". Here the signal is sent from inside Popen."""
+    import os
+    import signal
+    import subprocess
+
+    import typer
+
+    from tessera.cli import job as job_cli
+    from tessera.core.jobs import action_process
+    from tests.job_helpers import gone
+
+    monkeypatch.setenv("TESSERA_JOB_PROGRAM", SHELL["TESSERA_JOB_PROGRAM"])
+    add_shell_job("hang", "sleep 300 & wait")
+    real_popen = subprocess.Popen
+
+    def popen_then_ctrl_c(*args, **kwargs):
+        started = real_popen(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        return started
+
+    monkeypatch.setattr(action_process.subprocess, "Popen", popen_then_ctrl_c)
+    try:
+        with pytest.raises(typer.Exit) as ended:
+            job_cli.run("hang", detach=False)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped the foreground run as a KeyboardInterrupt")
+    assert ended.value.exit_code == 130
+    [run] = runs_of("hang")
+    assert run.state == "cancelled"
+    assert all(gone(pid) for pid in _processes_of_run(run.id))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_a_foreground_run_escapes_control_characters_on_a_terminal():
     import os
     import sys

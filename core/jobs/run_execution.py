@@ -45,6 +45,8 @@ def execute(conn: sqlite3.Connection, run: JobRun, runner_id: str, *, stop: Call
 
     if job is None:  # removed meanwhile (rm refuses while a run is running; a race is still possible)
         outcome = _not_started("the job was removed before its run started")
+    elif stop():  # cancelled (Ctrl-C, shutdown) before its process started: none is
+        outcome = Outcome("cancelled", None, 0.0, "", "[tessera: cancelled before it started]\n", None)
     else:
         try:
             env = {**os.environ, "TESSERA_CORRELATION": run_states.correlation(run.id)}
