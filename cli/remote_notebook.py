@@ -8,6 +8,7 @@ kubeconfig needed here) or here with this node's own kubeconfig and flags (``--r
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Annotated, Any, Callable, Optional
 
@@ -143,19 +144,23 @@ def watch(addr: Any, run: str, options: Any, *, on_changes: Callable[[dict, list
 def fetch_notebook(addr: Any, timeout: float = 10.0) -> Any:
     """A peer's notebook as its owner's node has it now (for ``notebook show alice:ops`` without a
     replica), read over a collab connection that runs nothing; None when the owner's node does
-    not give it (not shared, not reachable) within ``timeout``. ``.owner`` is the peer as named."""
+    not give it (not shared, not reachable: its first connection attempt failed) within
+    ``timeout``. ``.owner`` is the peer as named."""
     from tessera.core import config
     from tessera.core.collab.client import CollabClient
     from tessera.core.errors import TesseraError
     from tessera.core.notebook.model import Notebook
 
-    client = CollabClient(str(config.database_path()), addr.peer, addr.name, run="none")
+    settled = threading.Event()  # synced ("live"), or the first connection attempt failed ("offline")
+    client = CollabClient(str(config.database_path()), addr.peer, addr.name, run="none",
+                          on_status=lambda status, reason: settled.set() if status in ("live", "offline") else None)
     try:
         client.start()
     except TesseraError:
         return None
     try:
-        if not client.wait_synced(timeout):
+        settled.wait(timeout)
+        if not client.wait_synced(0):
             if (client.reason or "").startswith("the peer refused"):  # not shared: say so, not "no replica"
                 from types import SimpleNamespace
 
