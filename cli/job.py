@@ -257,29 +257,6 @@ def _warnings_only(level: str, event: str, **fields: Any) -> None:
 EXIT_OF_STATE = {"succeeded": 0, "timed_out": 4, "cancelled": 130}
 
 
-class _CtrlC:
-    """Ctrl-C during a foreground run as a flag the run polls, so it cancels the run the same way
-    wherever it lands: a KeyboardInterrupt raised inside the child's start (after the fork, before
-    its pid is known) left the job's group running and the run "running" (seen in CI)."""
-
-    def __init__(self):
-        self.pressed = False
-
-    def __enter__(self) -> "_CtrlC":
-        import signal
-
-        self._previous = signal.signal(signal.SIGINT, self._on_sigint)
-        return self
-
-    def _on_sigint(self, signum, frame) -> None:
-        self.pressed = True
-
-    def __exit__(self, *exc) -> None:
-        import signal
-
-        signal.signal(signal.SIGINT, self._previous)
-
-
 @job_app.command("run")
 def run(
     name: NameArg,
@@ -287,13 +264,15 @@ def run(
 ) -> None:
     """Run a job now, in the foreground: its output is printed as it comes and the exit code
     says how it ended (0 succeeded, the job's own code when it failed, 4 timed out, 130
-    cancelled or interrupted). --detach queues it for a runner instead and prints the run id.
+    cancelled or Ctrl-C; SIGTERM and SIGHUP cancel it too, exit 143 and 129). --detach queues
+    it for a runner instead and prints the run id.
 
     Example: tessera job run crashloops
     """
     from tessera.core.jobs import job_definitions, run_states
     from tessera.core.jobs.run_execution import execute
     from tessera.core.jobs.runner_registry import Registration
+    from tessera.core.jobs.stop_signals import StopSignals
 
     conn = open_store()
     job = job_definitions.existing(conn, name)
@@ -303,17 +282,19 @@ def run(
         print_message(f"queued run {queued.id} of job {name}; a runner (tessera job daemon or job run-due) will run it")
         return
     _, db = _data_paths()
-    with _CtrlC() as ctrl_c, Registration(db, "run-due") as me:
+    with StopSignals() as stop, Registration(db, "run-due") as me:
         queued = run_states.create(conn, job, trigger="manual")
         running = run_states.claim(conn, me.id, queued.id)
         ended = execute(conn, running, me.id, echo_out=_TerminalEcho(sys.stdout), echo_err=_TerminalEcho(sys.stderr),
-                        log=_warnings_only, stop=lambda: ctrl_c.pressed)
+                        log=_warnings_only, stop=stop.is_set)
     outcome = ended.outcome
     if outcome.problem is not None:
         print_message(f"run {running.id} failed: {outcome.problem}")
     if ended.retry is not None:
         print_message(f"run {running.id} {outcome.state}; retry queued as run {ended.retry.id} (not before {ended.retry.not_before})")
-    if ctrl_c.pressed or outcome.interrupted:
+    if stop.is_set():
+        raise typer.Exit(stop.exit_code)
+    if outcome.interrupted:
         raise typer.Exit(130)
     if outcome.state == "failed":
         raise typer.Exit(outcome.exit_code if outcome.exit_code else 1)
@@ -398,12 +379,14 @@ def run_due(
 ) -> None:
     """Run every job due now, and the queued runs and retries whose time has come, then exit:
     for the system cron (`* * * * * tessera job run-due`). A due run happens once however many
-    run-due (or daemons) start at the same moment. Exit 0 when every run succeeded, else 1.
+    run-due (or daemons) start at the same moment. Exit 0 when every run succeeded, else 1;
+    Ctrl-C, SIGTERM or SIGHUP cancels the running runs, then exits 130, 143 or 129.
 
     Example: tessera job run-due --workers 2
     """
     from tessera.core.daemon_log import DaemonLog
     from tessera.core.jobs.run_due import run_due as run_everything_due
+    from tessera.core.jobs.stop_signals import StopSignals
 
     data_home, db = _data_paths()
     log = DaemonLog()
@@ -412,7 +395,10 @@ def run_due(
         if verbose or level != "info":
             log(level, event, **fields)
 
-    done = run_everything_due(data_home, db, workers=workers, log=quiet_log)
+    with StopSignals() as stop:
+        done = run_everything_due(data_home, db, workers=workers, log=quiet_log, stop=stop.is_set)
+    if stop.is_set():
+        raise typer.Exit(stop.exit_code)
     if any(d.outcome.state != "succeeded" for d in done):
         raise typer.Exit(1)
 

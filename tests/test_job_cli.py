@@ -242,7 +242,9 @@ def test_a_job_cannot_read_stdin():
     assert refused.returncode == 2 and "a job has no stdin" in refused.stderr
 
 
-def test_ctrl_c_in_a_foreground_run_kills_its_group_records_it_cancelled_and_exits_130(tmp_path):
+@pytest.mark.parametrize("signame, code", [("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 129)])
+def test_ctrl_c_kill_or_hangup_in_a_foreground_run_kills_its_group_records_it_cancelled_and_exits_128_n(
+        tmp_path, signame, code):
     import os
     import signal
     import subprocess
@@ -257,8 +259,8 @@ def test_ctrl_c_in_a_foreground_run_kills_its_group_records_it_cancelled_and_exi
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_until(lambda: pids.exists(), "the job to write its pids")
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(60) == 130
+        proc.send_signal(getattr(signal, signame))
+        assert proc.wait(60) == code
     finally:
         if proc.poll() is None:
             proc.kill()

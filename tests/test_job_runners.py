@@ -137,6 +137,24 @@ def test_ctrl_c_stops_the_daemon_with_130_and_a_second_daemon_is_refused(started
     assert daemon.wait(DEADLINE) == 130
 
 
+@pytest.mark.parametrize("signame, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_to_run_due_cancels_its_running_runs_kills_their_groups_and_exits_128_n(started, tmp_path,
+                                                                                        signame, code):
+    pids = tmp_path / "pids"
+    add_shell_job("stubborn", f"echo $$ > {pids}.tmp; sleep 300 & echo $! >> {pids}.tmp; mv {pids}.tmp {pids}; wait")
+    assert tsr("job", "run", "stubborn", "--detach").returncode == 0
+    runner = started("job", "run-due")
+    wait_until(lambda: _pids(pids), "the job to write its pids")
+    runner.send_signal(getattr(signal, signame))
+    assert runner.wait(DEADLINE) == code
+    [run] = runs_of("stubborn")
+    assert run.state == "cancelled"
+    assert all(gone(pid) for pid in _pids(pids))
+    from tessera.core.jobs.job_records import runners
+
+    assert runners(store()) == []  # its row removed: nothing is left for a recovery
+
+
 def test_the_daemon_runs_due_jobs_and_a_cancel_kills_a_running_one(started, tmp_path):
     pids = tmp_path / "pids"
     add_shell_job("hang", f"echo $$ > {pids}.tmp; sleep 300 & echo $! >> {pids}.tmp; mv {pids}.tmp {pids}; wait",

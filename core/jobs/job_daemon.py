@@ -18,6 +18,7 @@ from tessera.core.jobs.job_records import runner_alive, runners
 from tessera.core.jobs.run_due import schedule_pass
 from tessera.core.jobs.run_execution import execute
 from tessera.core.jobs.runner_registry import Registration
+from tessera.core.jobs.stop_signals import StopSignals
 from tessera.core.store.db import connect
 
 DAEMON_LOCK = "job-daemon.lock"
@@ -57,32 +58,25 @@ class JobDaemon:
         self.stopping = threading.Event()
         self.cancel_all = threading.Event()
         self.wake = threading.Event()
-        self.signal_name: str | None = None
+        self.signals = StopSignals((signal.SIGTERM, signal.SIGINT), on_signal=self._on_signal)
         self.busy: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
 
-    def _on_signal(self, signum: int, _frame: Any) -> None:
-        if self.signal_name is None:
-            self.signal_name = signal.Signals(signum).name
+    def _on_signal(self, signum: int) -> None:
         self.stopping.set()
         self.wake.set()
 
     def run(self) -> int:
         lock = daemon_lock(self.data_home, self.db)
         try:
-            previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-            try:
-                with Registration(self.db, "daemon", self.log) as me:
-                    self.log("info", "started", runner=me.id, workers=self.workers, grace_s=self.grace)
-                    self._loop(me.id)
-                    self._shut_down()
-            finally:
-                for signum, handler in previous.items():
-                    signal.signal(signum, handler)
+            with self.signals, Registration(self.db, "daemon", self.log) as me:
+                self.log("info", "started", runner=me.id, workers=self.workers, grace_s=self.grace)
+                self._loop(me.id)
+                self._shut_down()
         finally:
             lock.release()
-        self.log("info", "stopped", signal=self.signal_name)
-        return EXIT_INTERRUPTED if self.signal_name == "SIGINT" else EXIT_OK
+        self.log("info", "stopped", signal=self.signals.name)
+        return EXIT_INTERRUPTED if self.signals.received == signal.SIGINT else EXIT_OK
 
     def _loop(self, me: str) -> None:
         conn = connect(self.db)
@@ -127,7 +121,7 @@ class JobDaemon:
     def _shut_down(self) -> None:
         with self._lock:
             running = [t for t in self.busy.values() if t.is_alive()]
-        self.log("info", "stopping", signal=self.signal_name, running=len(running), grace_s=self.grace)
+        self.log("info", "stopping", signal=self.signals.name, running=len(running), grace_s=self.grace)
         deadline = time.monotonic() + self.grace
         for thread in running:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))

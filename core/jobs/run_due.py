@@ -54,8 +54,11 @@ def work_queue(db: Path, runner_id: str, *, stop: Callable[[], bool] = lambda: F
     return done
 
 
-def run_due(data_home: Path, db: Path, *, workers: int, log: Any = None) -> list[Executed]:
-    """Run everything due now with ``workers`` threads; the ended runs, in the order they ended."""
+def run_due(data_home: Path, db: Path, *, workers: int, log: Any = None,
+            stop: Callable[[], bool] = lambda: False) -> list[Executed]:
+    """Run everything due now with ``workers`` threads; the ended runs, in the order they ended.
+    ``stop()`` turning true (a signal: core/jobs/stop_signals.py) starts no new run and cancels
+    the running ones (their groups killed, their ends stored)."""
     done: list[Executed] = []
     with Registration(db, "run-due", log) as me:
         conn = connect(db)
@@ -63,16 +66,16 @@ def run_due(data_home: Path, db: Path, *, workers: int, log: Any = None) -> list
             schedule_pass(conn, data_home, me.id, log)
         finally:
             conn.close()
-        interrupted = threading.Event()
+        interrupted = threading.Event()  # a KeyboardInterrupt, for a caller that does not pass ``stop``
         threads = [threading.Thread(target=work_queue, args=(db, me.id),
-                                    kwargs={"log": log, "done": done, "stop": interrupted.is_set},
+                                    kwargs={"log": log, "done": done, "stop": lambda: interrupted.is_set() or stop()},
                                     name=f"job-worker-{n}", daemon=True) for n in range(workers)]
         for thread in threads:
             thread.start()
         try:
             for thread in threads:
                 thread.join()
-        except KeyboardInterrupt:  # Ctrl-C: the running runs are cancelled (groups killed), then we go
+        except KeyboardInterrupt:
             interrupted.set()
             for thread in threads:
                 thread.join()
