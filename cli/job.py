@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from tessera.cli.messages import open_store, print_message
+from tessera.cli.messages import open_store, print_message, print_warning
 from tessera.cli.options import AllNamespaces, Namespace, OutputSettings, Sources, emit, output_options
 
 job_app = typer.Typer(name="job", help="Jobs: queries, cells and tessera commands on a cron schedule, and their runs.",
@@ -249,8 +249,6 @@ def _printable_lines(text: str) -> str:
 def _warnings_only(level: str, event: str, **fields: Any) -> None:
     """The foreground run's log: what went wrong besides the run (its alert) as one warning line."""
     if level != "info" and event != "run.finished":  # how the run ended is the exit code's to say
-        from tessera.cli.messages import print_warning
-
         print_warning(f"{event}: " + ", ".join(f"{key}={value}" for key, value in fields.items()))
 
 
@@ -332,24 +330,49 @@ def cancel(run_id: RunArg) -> None:
 
 
 @job_app.command("logs")
-def logs(run_id: RunArg) -> None:
+def logs(
+    run_id: RunArg,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing what the run writes until it has ended (Ctrl-C stops following, not the run).")] = False,
+) -> None:
     """Print a run's stdout (on stdout) and stderr (on stderr), each kept up to 1 MiB (a running
-    run's so far); on a terminal, control characters are shown escaped.
+    run's so far); on a terminal, control characters are shown escaped. -f follows a run that
+    is still going on (or waits for one that is queued) until it has ended.
 
-    Example: tessera job logs 42
+    Example: tessera job logs 42 -f
     """
     from tessera.core.errors import UsageError
     from tessera.core.jobs import job_records
     from tessera.core.render import is_terminal
 
-    run = job_records.get_run(open_store(), run_id)
+    conn = open_store()
+    run = job_records.get_run(conn, run_id)
     if run is None:
         raise UsageError(f"there is no run {run_id}", hint="tessera job history NAME lists a job's runs")
-    if not run.finished:
-        print_message(f"run {run_id} is {run.state}: this is its output so far (stored every second while it runs)")
-    for text, stream in ((run.output, sys.stdout), (run.error, sys.stderr)):
-        stream.write(_printable_lines(text) if is_terminal(stream) else text)
-        stream.flush()
+
+    def write(text: str, stream: Any) -> None:
+        if text:
+            stream.write(_printable_lines(text) if is_terminal(stream) else text)
+            stream.flush()
+
+    if not follow:
+        if not run.finished:
+            print_message(f"run {run_id} is {run.state}: this is its output so far (stored every second while it runs; -f follows it)")
+        write(run.output, sys.stdout)
+        write(run.error, sys.stderr)
+        return
+    from tessera.core.jobs.run_logs import follow as follow_run
+
+    # Ctrl-C stops only this reader (exit 130): the run is not ours to cancel
+    def orphaned(why: str) -> None:
+        print_warning(f"run {run_id}: {why}; still following: the next runner (job daemon or job run-due) ends it")
+
+    for out, err in follow_run(conn, run_id, on_orphaned=orphaned,
+                               on_waiting=lambda r: print_message(f"run {run_id} is {r.state}: waiting for a runner to start it")):
+        write(out, sys.stdout)
+        write(err, sys.stderr)
+    ended = job_records.get_run(conn, run_id)
+    if ended is not None and is_terminal(sys.stderr):
+        print_message(f"run {run_id} {ended.state.replace('_', ' ')}")
 
 
 @job_app.command("history")

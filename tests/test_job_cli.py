@@ -136,6 +136,81 @@ def test_logs_escape_control_characters_on_a_terminal_and_not_in_a_pipe(tmp_path
     assert shown == "before\\x1b[2Jafter"
 
 
+def _follower(run_id: int):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "tessera.cli.main", "job", "logs", str(run_id), "-f"],
+                            env=dict(os.environ), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_logs_follow_waits_for_a_queued_run_prints_its_lines_as_they_come_and_ends_with_it(tmp_path):
+    import os
+    import queue
+    import subprocess
+    import sys
+    import threading
+
+    from tests.process_lines import wait_stderr
+    from tests.test_peer_serve import wait_until
+
+    release = tmp_path / "release"
+    add_shell_job("slow", f"echo one; echo warned >&2; while [ ! -e {release} ]; do sleep 0.05; done; echo two")
+    run_id = int(tsr("job", "run", "slow", "--detach").stdout)
+    follower = _follower(run_id)
+    runner = None
+    try:
+        wait_stderr(follower, lambda line: f"run {run_id} is queued: waiting for a runner" in line)
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in follower.stdout], daemon=True).start()
+        runner = subprocess.Popen([sys.executable, "-m", "tessera.cli.main", "job", "run-due"], env={**os.environ, **SHELL},
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert lines.get(timeout=60) == "one\n"  # while the run is still going on
+        wait_stderr(follower, lambda line: line == "warned")
+        assert follower.poll() is None and runs_of("slow")[0].state == "running"
+        release.touch()
+        assert follower.wait(60) == 0
+        wait_until(lambda: not lines.empty(), "the last line")
+        assert lines.get_nowait() == "two\n" and lines.empty()
+        assert runner.wait(60) == 0
+    finally:
+        for proc in (follower, runner):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_logs_follow_of_a_cut_stream_prints_the_stored_text_once_with_one_note(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_peer_serve import wait_until
+
+    release = tmp_path / "release"
+    add_shell_job("flood", f"head -c 3000000 /dev/zero | tr '\\0' a; while [ ! -e {release} ]; do sleep 0.05; done; "
+                           "head -c 1000 /dev/zero | tr '\\0' b")
+    runner = subprocess.Popen([sys.executable, "-m", "tessera.cli.main", "job", "run", "flood"], env={**os.environ, **SHELL},
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: runs_of("flood") and "more bytes not kept" in (runs_of("flood")[0].output or ""),
+                   "the cut output stored as progress")
+        follower = _follower(runs_of("flood")[0].id)
+        release.touch()
+        out, err = follower.communicate(timeout=60)
+        assert follower.returncode == 0, err
+        assert runner.wait(60) == 0
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    [run] = runs_of("flood")
+    assert out == run.output and out.count("more bytes not kept") == 1
+    assert out.startswith("a" * (1024 * 1024) + f"\n[tessera: {3000000 + 1000 - 1024 * 1024} more bytes not kept")
+
+
 def test_output_over_the_cap_is_cut_and_marked():
     add_shell_job("big", "head -c 3000000 /dev/zero | tr '\\0' a; echo done >&2")
     assert tsr("job", "run", "big", env=SHELL).returncode == 0

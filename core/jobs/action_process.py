@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -97,6 +98,16 @@ class _Capture:
         if self.dropped:
             text += f"\n[tessera: {self.dropped} more bytes not kept; a run keeps {format_bytes(self._cap)} of each stream]\n"
         return text
+
+
+_CUT_NOTE = re.compile(r"\n\[tessera: \d+ more bytes not kept; a run keeps [^\]\n]+ of each stream\]\n\Z")
+
+
+def without_cut_note(text: str) -> tuple[str, str]:
+    """A stored stream split into what was kept and the note that ends it once it was cut ("" when
+    it was not): the kept part only grows while a run goes on, the note's count changes."""
+    found = _CUT_NOTE.search(text)
+    return (text, "") if found is None else (text[:found.start()], text[found.start():])
 
 
 def json_rows(kept: bytes, truncated: bool) -> list[dict[str, Any]] | None:
