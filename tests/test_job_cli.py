@@ -211,6 +211,43 @@ def test_logs_follow_of_a_cut_stream_prints_the_stored_text_once_with_one_note(t
     assert out.startswith("a" * (1024 * 1024) + f"\n[tessera: {3000000 + 1000 - 1024 * 1024} more bytes not kept")
 
 
+def test_a_run_whose_end_meets_a_locked_store_is_stored_once_the_lock_is_released(tmp_path):
+    """The store held past the lock timeout when the run ends: the runner says so and tries again,
+    so the run does not stay "running" under a live runner."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+
+    from tessera.core.store.db import db_path
+    from tests.process_lines import wait_stderr
+    from tests.test_peer_serve import wait_until
+
+    release = tmp_path / "release"
+    add_shell_job("late", f"while [ ! -e {release} ]; do sleep 0.05; done; echo done")
+    runner = subprocess.Popen([sys.executable, "-m", "tessera.cli.main", "job", "run", "late"],
+                              env={**os.environ, **SHELL, "TESSERA_LOCK_TIMEOUT": "1"}, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    holder = sqlite3.connect(db_path(), isolation_level=None)
+    try:
+        wait_until(lambda: runs_of("late") and runs_of("late")[0].pid, "the run to start")
+        holder.execute("BEGIN IMMEDIATE")
+        release.touch()
+        warned = wait_stderr(runner, lambda line: "run.end_not_stored" in line)
+        assert "locked" in warned and runner.poll() is None
+        holder.execute("ROLLBACK")
+        assert runner.wait(60) == 0
+    finally:
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")
+        holder.close()
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    [run] = runs_of("late")
+    assert run.state == "succeeded" and run.output == "done\n"
+
+
 def test_output_over_the_cap_is_cut_and_marked():
     add_shell_job("big", "head -c 3000000 /dev/zero | tr '\\0' a; echo done >&2")
     assert tsr("job", "run", "big", env=SHELL).returncode == 0
