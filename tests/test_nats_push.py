@@ -277,3 +277,24 @@ def test_an_own_event_whose_subject_would_break_the_protocol_line_is_exit_1_and_
     from tests.nats_server import stream_messages
 
     assert stream_messages(nats_server.url, "TESSERA") == []
+
+
+def test_a_connection_closed_without_nats_py_calling_back_is_still_seen_lost(nats_server):
+    """nats-py 2.16 can close a connection whose last flush fails without running its disconnect
+    callbacks (it marks the connection closed first): push and pull still see it lost."""
+    import asyncio
+
+    from tessera.core.nats import broker
+
+    async def scenario() -> bool:
+        lost = asyncio.Event()
+        nc = await broker.connect(nats_server.url, broker.Credentials(), on_closed=lost.set)
+        nc._status = nc.CLOSED  # what nats-py's _close does before the flush that can fail
+        try:
+            await asyncio.wait_for(lost.wait(), DEADLINE)
+            return lost.is_set()
+        finally:
+            nc._status = nc.CONNECTED
+            await nc.close()
+
+    assert asyncio.run(scenario())

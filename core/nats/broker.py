@@ -152,9 +152,12 @@ async def connect(server: str, creds: Credentials, *, on_closed: Callable[[], No
     if tls is not None:
         options["tls"] = tls
     try:
-        return await nats.connect(server, name=name, allow_reconnect=False, max_reconnect_attempts=1,
-                                  reconnect_time_wait=0.2, connect_timeout=CONNECT_TIMEOUT_S, error_cb=quiet,
-                                  disconnected_cb=closed, closed_cb=closed, **options)
+        nc = await nats.connect(server, name=name, allow_reconnect=False, max_reconnect_attempts=1,
+                                reconnect_time_wait=0.2, connect_timeout=CONNECT_TIMEOUT_S, error_cb=quiet,
+                                disconnected_cb=closed, closed_cb=closed, **options)
+        if on_closed is not None:
+            _watch_closed(nc, on_closed)
+        return nc
     except nats_errors.NoServersError:
         why = _reason(failures[-1]) if failures else f"nothing answered within {CONNECT_TIMEOUT_S} s"
         if failures and isinstance(failures[-1], nats_errors.AuthorizationError):
@@ -175,6 +178,29 @@ async def connect(server: str, creds: Credentials, *, on_closed: Callable[[], No
                                 hint=f"check {ENV_USER}/{ENV_PASSWORD} or {ENV_TOKEN}") from None
         raise SourceUnavailable(f"NATS server {server} is unreachable: {type(exc).__name__}: {str(exc)[:200]}",
                                 hint="start it (nats-server -js), or check --server") from None
+
+
+CLOSED_POLL_S = 0.25
+
+
+def _watch_closed(nc: Any, on_closed: Callable[[], None]) -> None:
+    """Call ``on_closed`` once the connection is closed, whether or not nats-py's callbacks run:
+    nats-py 2.16 marks the connection closed, then flushes what is still pending, and when that
+    write fails on the dead socket its read loop swallows the error before the callbacks (seen as a
+    push that reported "sent no ack within 15 s" instead of the server being gone)."""
+    import asyncio
+
+    async def watch() -> None:
+        while not nc.is_closed:
+            await asyncio.sleep(CLOSED_POLL_S)
+        on_closed()
+
+    task = asyncio.get_running_loop().create_task(watch())
+    _WATCHERS.add(task)  # the loop keeps only a weak reference to a task
+    task.add_done_callback(_WATCHERS.discard)
+
+
+_WATCHERS: set = set()
 
 
 def _import_nats() -> Any:
