@@ -16,6 +16,8 @@ from tessera.core.jobs.run_execution import Executed, execute
 from tessera.core.jobs.runner_registry import Registration, recover_stale
 from tessera.core.store.db import connect
 
+JOIN_POLL_S = 0.2
+
 
 def schedule_pass(conn: sqlite3.Connection, data_home: Path, me: str, log: Any = None) -> None:
     """What every runner does before taking runs: recover, claim the due, queue the ready."""
@@ -74,7 +76,10 @@ def run_due(data_home: Path, db: Path, *, workers: int, log: Any = None,
             thread.start()
         try:
             for thread in threads:
-                thread.join()
+                while thread.is_alive():
+                    # Timed: a signal that the kernel hands to a worker thread only runs its Python
+                    # handler (the stop flag) once this, the main thread, is back in Python.
+                    thread.join(JOIN_POLL_S)
         except KeyboardInterrupt:
             interrupted.set()
             for thread in threads:
