@@ -87,3 +87,14 @@ def stdout_on_a_terminal(argv: list[str], env: dict, timeout: float = 60) -> str
     os.close(leader)
     assert proc.returncode == 0, proc.stderr.read()
     return seen.decode().replace("\r\n", "\n").strip()
+
+
+def signal_a_worker_thread(pid: int, signum: int) -> None:
+    """``signum`` delivered to one of the process's threads other than its main one (tgkill), as
+    the kernel may deliver a process's signal: Python runs the handler only in the main thread,
+    so a main thread in an untimed wait never runs it."""
+    import ctypes
+
+    workers = [int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid]
+    assert workers, f"process {pid} has no thread but its main one"
+    assert ctypes.CDLL(None, use_errno=True).tgkill(pid, workers[0], signum) == 0

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.job_helpers import DEADLINE, SHELL, TSR, add_shell_job, gone, job_events, runs_of, store, tsr
-from tests.process_lines import wait_stderr
+from tests.process_lines import signal_a_worker_thread, wait_stderr
 from tests.test_peer_serve import wait_until
 
 
@@ -137,16 +137,6 @@ def test_ctrl_c_stops_the_daemon_with_130_and_a_second_daemon_is_refused(started
     assert daemon.wait(DEADLINE) == 130
 
 
-def _to_a_worker_thread(pid: int, signum: int) -> None:
-    """``signum`` delivered to one of the process's threads other than its main one (tgkill), as
-    the kernel may deliver a process's signal: Python runs the handler only in the main thread."""
-    import ctypes
-
-    workers = [int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid]
-    assert workers, "run-due has no worker thread"
-    assert ctypes.CDLL(None, use_errno=True).tgkill(pid, workers[0], signum) == 0
-
-
 @pytest.mark.parametrize("signame, code, target", [("SIGINT", 130, "process"), ("SIGTERM", 143, "process"),
                                                    ("SIGTERM", 143, "worker thread")])
 def test_a_signal_to_run_due_cancels_its_running_runs_kills_their_groups_and_exits_128_n(started, tmp_path,
@@ -159,7 +149,7 @@ def test_a_signal_to_run_due_cancels_its_running_runs_kills_their_groups_and_exi
     if target == "process":
         runner.send_signal(getattr(signal, signame))
     else:  # once seen under load: the main thread, in an untimed join, never ran the handler
-        _to_a_worker_thread(runner.pid, getattr(signal, signame))
+        signal_a_worker_thread(runner.pid, getattr(signal, signame))
     assert runner.wait(DEADLINE) == code
     [run] = runs_of("stubborn")
     assert run.state == "cancelled"

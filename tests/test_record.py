@@ -71,6 +71,24 @@ def test_record_then_replay_and_query_at(kubeconfig, kube_api, tmp_path):
         {"pod": "web-5d8f-9", "phase": "Running"}]
 
 
+def test_record_stops_on_a_sigterm_that_a_watch_thread_receives(kubeconfig, kube_api, tmp_path):
+    from tests.process_lines import signal_a_worker_thread
+
+    out = tmp_path / "rec.jsonl"
+    proc = subprocess.Popen([*TSR, "record", "--kubeconfig", str(kubeconfig), "pods", "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for_file_lines(out, 5), proc.stderr.read() if proc.poll() is not None else "no initial list"
+        signal_a_worker_thread(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "recorded 4 events of 1 kind" in err
+
+
 def test_record_skips_forbidden_kinds_with_a_warning(kubeconfig, kube_api, tmp_path):
     kube_api.forbid("secrets")
     out = tmp_path / "rec.jsonl.gz"

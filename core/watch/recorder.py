@@ -14,6 +14,8 @@ from typing import Any, Callable
 from tessera.core.errors import TesseraError, UsageError, printable
 from tessera.core.sources.protocol import ClosableSource, WatchableSource
 
+STOP_POLL_S = 0.2  # how often the main thread looks at ``stop`` (and so runs a pending signal handler)
+
 # Recorded by default: every watchable kind except Secrets, whose data a recording file would
 # leak (name Secret explicitly to record them anyway).
 _SKIPPED_BY_DEFAULT = {("", "Secret")}
@@ -87,7 +89,8 @@ def record(source: Any, kinds: list[Any], writer: Any, stop: threading.Event, *,
                 warn(f"not recording {cache.kind.kind}: {exc.one_line()}")
         if counts["kinds"] == 0 and errors:
             raise errors[0]
-        stop.wait()
+        while not stop.wait(STOP_POLL_S):  # timed: a signal taken by a watch thread runs its handler here
+            pass
     finally:
         for cache in caches:
             cache.stop()
