@@ -292,8 +292,6 @@ def run(
         print_message(f"run {running.id} {outcome.state}; retry queued as run {ended.retry.id} (not before {ended.retry.not_before})")
     if stop.is_set():
         raise typer.Exit(stop.exit_code)
-    if outcome.interrupted:
-        raise typer.Exit(130)
     if outcome.state == "failed":
         raise typer.Exit(outcome.exit_code if outcome.exit_code else 1)
     if outcome.state != "succeeded":

@@ -41,7 +41,6 @@ class Outcome:
     output: str
     error: str
     rows: list[dict[str, Any]] | None
-    interrupted: bool = False  # Ctrl-C in the foreground
     problem: str | None = None  # why the action could not start (also in ``error``)
 
 
@@ -171,7 +170,7 @@ def run_action(argv: list[str], *, run_id: int, timeout_s: float | None, should_
                             env=child_env, cwd=cwd, start_new_session=True)
     out = _Capture(proc.stdout, cap, echo_out)
     err = _Capture(proc.stderr, cap, echo_err)
-    ending, interrupted = None, False
+    ending = None
     reported, last_report = (0, 0), time.monotonic()
     try:
         on_started(proc.pid)
@@ -191,7 +190,7 @@ def run_action(argv: list[str], *, run_id: int, timeout_s: float | None, should_
                 break
             time.sleep(POLL_S)
     except KeyboardInterrupt:
-        ending, interrupted = "cancelled", True
+        ending = "cancelled"  # a caller that lets Ctrl-C raise (the CLI's runners poll a flag instead)
         _stop(proc, grace)
     except BaseException:
         _stop(proc, 0)
@@ -208,7 +207,7 @@ def run_action(argv: list[str], *, run_id: int, timeout_s: float | None, should_
         err.kept += f"\n[tessera: timed out after {timeout_s:g} s; the run's process group was killed]\n".encode()
     # a run that did not succeed has no result: its empty stdout is not "0 rows" to an alert
     rows = json_rows(bytes(out.kept), truncated=out.dropped > 0) if state == "succeeded" else None
-    return Outcome(state, exit_code, duration, out.text(), err.text(), rows, interrupted)
+    return Outcome(state, exit_code, duration, out.text(), err.text(), rows)
 
 
 def leftover_processes(pgid: int, run_id: int) -> list[int]:
