@@ -384,14 +384,16 @@ def test_ctrl_c_kill_or_hangup_in_a_foreground_run_kills_its_group_records_it_ca
 
 
 def _processes_of_run(run_id: int) -> list[int]:
+    """The processes of run ``run_id`` of this test's data home (run ids restart in each home, so
+    a test beside it on another worker has a run 1 too)."""
     import os
 
-    marker = f"TESSERA_JOB_RUN={run_id}".encode()
+    markers = {f"TESSERA_JOB_RUN={run_id}".encode(), f"TESSERA_HOME={os.environ['TESSERA_HOME']}".encode()}
     found = []
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{entry}/environ", "rb") as fh:
-                if marker in fh.read().split(b"\0"):
+                if markers <= set(fh.read().split(b"\0")):
                     found.append(int(entry))
         except OSError:
             continue
