@@ -189,6 +189,8 @@ class DashApp(App):
 
     def _sync(self) -> None:
         """Re-layout when the notebook's layout changed; hand each pane its newest state."""
+        if not self._has_screens():
+            return
         if self.session.failure is not None:
             self._banner(f"stopped: {_one_line(self.session.failure)}", error=True)
             return
@@ -289,7 +291,14 @@ class DashApp(App):
                 pane.focus()
                 return
 
+    def _has_screens(self) -> bool:
+        """False once the app shuts down: it drops its screens before its timers stop, so a
+        timer's tick can still land then."""
+        return self.is_running and bool(self.screen_stack)
+
     def _banner(self, text: str | None = None, *, error: bool = False) -> None:
+        if not self._has_screens():
+            return
         banner = self.query_one("#banner", Static)
         if text is None and self._notice is not None:
             import time
