@@ -270,7 +270,7 @@ def run(
     from tessera.core.jobs import job_definitions, run_states
     from tessera.core.jobs.run_execution import execute
     from tessera.core.jobs.runner_registry import Registration
-    from tessera.core.jobs.stop_signals import StopSignals
+    from tessera.core.stop_signals import StopSignals
 
     conn = open_store()
     job = job_definitions.existing(conn, name)
@@ -407,7 +407,7 @@ def run_due(
     """
     from tessera.core.daemon_log import DaemonLog
     from tessera.core.jobs.run_due import run_due as run_everything_due
-    from tessera.core.jobs.stop_signals import StopSignals
+    from tessera.core.stop_signals import StopSignals
 
     data_home, db = _data_paths()
     log = DaemonLog()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 from typing import Annotated, Optional
 
@@ -35,19 +34,18 @@ def record(
     """
     from tessera.core import api
     from tessera.core.recording_file import RecordingWriter
+    from tessera.core.stop_signals import StopSignals
     from tessera.core.watch.recorder import pick_kinds, record as run_record
 
     (source,) = api.open_sources([], contexts=[context] if context else [], kubeconfig=src.kubeconfig)
     chosen = pick_kinds(source, kinds or [])
     scope = None if src.all_namespaces or src.namespace is None else src.namespace
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stop.set())
     if duration is not None:
         timer = threading.Timer(duration, stop.set)
         timer.daemon = True
         timer.start()
-    with RecordingWriter(output, context=source.name) as writer:
+    with StopSignals(on_signal=lambda _signum: stop.set()), RecordingWriter(output, context=source.name) as writer:
         counts = run_record(source, chosen, writer, stop, namespace=scope)
     from tessera.cli.messages import print_message
 

@@ -18,7 +18,7 @@ from tessera.core.jobs.job_records import runner_alive, runners
 from tessera.core.jobs.run_due import schedule_pass
 from tessera.core.jobs.run_execution import execute
 from tessera.core.jobs.runner_registry import Registration
-from tessera.core.jobs.stop_signals import StopSignals
+from tessera.core.stop_signals import StopSignals
 from tessera.core.store.db import connect
 
 DAEMON_LOCK = "job-daemon.lock"

@@ -59,7 +59,7 @@ def work_queue(db: Path, runner_id: str, *, stop: Callable[[], bool] = lambda: F
 def run_due(data_home: Path, db: Path, *, workers: int, log: Any = None,
             stop: Callable[[], bool] = lambda: False) -> list[Executed]:
     """Run everything due now with ``workers`` threads; the ended runs, in the order they ended.
-    ``stop()`` turning true (a signal: core/jobs/stop_signals.py) starts no new run and cancels
+    ``stop()`` turning true (a signal: core/stop_signals.py) starts no new run and cancels
     the running ones (their groups killed, their ends stored)."""
     done: list[Executed] = []
     with Registration(db, "run-due", log) as me:
