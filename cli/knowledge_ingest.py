@@ -70,9 +70,12 @@ def ingest(paths: PathArgs, watch: Watch = False, emit: Emit = False, output: Ou
     if not watch:
         first_ingest()
         return
+    from tessera.core.stop_signals import StopSignals
+
     stopper = _Stopper()
-    _watch(conn, targets, stopper, on_change, quiet, first_ingest)
-    raise typer.Exit(stopper.exit_code())
+    with StopSignals(on_signal=stopper.on_signal) as signals:
+        _watch(conn, targets, stopper, on_change, quiet, first_ingest)
+    raise typer.Exit(stopper.exit_code(signals.received))
 
 
 def _stdin_lines(limit: int):
@@ -134,26 +137,23 @@ class _Stopper:
     def __init__(self) -> None:
         self.stop = threading.Event()
         self.watching = False
-        self.signals: list[int] = []
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, self._on_signal)
 
-    def _on_signal(self, signum: int, _frame: Any) -> None:
+    def on_signal(self, signum: int) -> None:
         from tessera.core.errors import EXIT_HANGUP, EXIT_TERMINATED
 
-        self.signals.append(signum)
         self.stop.set()
         if not self.watching:
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt
             raise SystemExit(EXIT_TERMINATED if signum == signal.SIGTERM else EXIT_HANGUP)
 
-    def exit_code(self) -> int:
+    @staticmethod
+    def exit_code(first_signal: int | None) -> int:
         from tessera.core.errors import EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_OK
 
-        if not self.signals:
+        if first_signal is None:
             return EXIT_OK
-        return {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_OK}.get(self.signals[0], EXIT_HANGUP)
+        return {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_OK}.get(first_signal, EXIT_HANGUP)
 
 
 def _watch(conn: Any, targets: list, stopper: _Stopper, on_change: Any, quiet: bool, first_ingest: Any) -> None:

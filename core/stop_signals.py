@@ -1,8 +1,8 @@
-"""SIGINT, SIGTERM and SIGHUP as a flag a long command polls (job runners, ``tessera record``), so
-a signal stops its work cleanly (process groups killed, ends stored, files closed) wherever it
-lands. Python's own KeyboardInterrupt, or the default death on SIGTERM, could land between
-starting a job's process and knowing its pid, or inside a store write, and leave the group
-running and the run "running" (docs/jobs.md)."""
+"""SIGINT, SIGTERM and SIGHUP as a flag a long command polls (job runners, ``record``, ``ingest
+--watch``), so a signal stops its work cleanly (process groups killed, ends stored, files closed)
+wherever it lands. Python's own KeyboardInterrupt, or the default death on SIGTERM, could land
+between starting a job's process and knowing its pid, or inside a store write, and leave the
+group running and the run "running" (docs/jobs.md)."""
 
 from __future__ import annotations
 

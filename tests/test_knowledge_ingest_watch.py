@@ -137,6 +137,14 @@ def test_ctrl_c_exits_130_with_the_index_consistent(watched):
     assert consistency_problems(store()) == []
 
 
+def test_a_hang_up_exits_129_with_the_index_consistent(watched):
+    root, watcher = watched
+    (root / "runbooks" / "hung.md").write_text("# Hung\n\nthe word hangupword\n")
+    poll(searchable("hangupword"), "the file saved before the hang-up searchable")
+    assert watcher.stop(signal.SIGHUP) == 129
+    assert consistency_problems(store()) == []
+
+
 def test_a_file_saved_during_the_first_ingest_is_not_missed(tmp_path):
     """watch() calls on_ready (where the CLI runs its first full ingest) only once the watcher
     runs: a save then is applied right after, not lost until the next save."""
