@@ -181,6 +181,7 @@ async def connect(server: str, creds: Credentials, *, on_closed: Callable[[], No
 
 
 CLOSED_POLL_S = 0.25
+_WATCHERS: set = set()  # the watch tasks running: the loop keeps only a weak reference to a task
 
 
 def _watch_closed(nc: Any, on_closed: Callable[[], None]) -> None:
@@ -196,11 +197,8 @@ def _watch_closed(nc: Any, on_closed: Callable[[], None]) -> None:
         on_closed()
 
     task = asyncio.get_running_loop().create_task(watch())
-    _WATCHERS.add(task)  # the loop keeps only a weak reference to a task
+    _WATCHERS.add(task)
     task.add_done_callback(_WATCHERS.discard)
-
-
-_WATCHERS: set = set()
 
 
 def _import_nats() -> Any:
